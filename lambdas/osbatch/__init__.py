@@ -1,0 +1,1 @@
+"""osbatch: everything that runs in Lambda. Domain code here never reads the environment."""
