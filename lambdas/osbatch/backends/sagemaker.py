@@ -1,0 +1,135 @@
+"""SageMaker Batch Transform.
+
+API: CreateTransformJob, DescribeTransformJob, StopTransformJob
+(https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html).
+Input lines are the source records (plus osbatch's `_osbatch` bookkeeping); with JoinSource=Input each
+output line is that record with `SageMakerOutput` added, so the output carries everything ingest needs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from osbatch.backends.base import (
+    BackendStatus,
+    BackendThrottled,
+    BackendUnavailable,
+    InputLimits,
+    OutputObject,
+)
+from osbatch.config import SageMakerJobConfig
+from osbatch.models import JobStateName, RemoteJob
+from osbatch.s3uri import split_s3_uri
+
+# DescribeTransformJob's TransformJobStatus values.
+STATUS_MAP = {
+    "InProgress": JobStateName.RUNNING,
+    "Completed": JobStateName.COMPLETED,
+    "Failed": JobStateName.FAILED,
+    "Stopping": JobStateName.CANCELLING,
+    "Stopped": JobStateName.CANCELLED,
+}
+THROTTLING_CODES = frozenset({"ThrottlingException", "ResourceLimitExceeded", "ServiceUnavailable"})
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+JOB_NAME_PREFIX = "osb-"  # IAM policies scope transform-job/osb-* to osbatch's own jobs
+
+
+def transform_job_name(job_id: str) -> str:
+    """Valid (<= 63 chars, SageMaker's pattern) and derived from the job id, so re-submits find the job."""
+    cleaned = re.sub(r"[^a-zA-Z0-9-]", "-", job_id).strip("-")
+    name = f"{JOB_NAME_PREFIX}{cleaned}"
+    if len(name) > 63:
+        # Keep the hash tail of the job id: it is what makes the name unique.
+        name = f"{JOB_NAME_PREFIX}{cleaned[-(63 - len(JOB_NAME_PREFIX)):]}".replace("--", "-")
+    if not JOB_NAME_PATTERN.match(name):
+        raise ValueError(f"cannot derive a valid SageMaker job name from job id '{job_id}'")
+    return name
+
+
+class SageMakerBackend:
+    limits = InputLimits(max_records_per_file=100_000, max_bytes_per_file=512 * 1024 * 1024)
+
+    def __init__(self, settings: SageMakerJobConfig, sagemaker: Any, s3: Any, tags: dict[str, str]) -> None:
+        self._settings = settings
+        self._sagemaker = sagemaker
+        self._s3 = s3
+        self._tags = tags
+
+    def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
+        # JoinSource=Input returns the whole input line, so the line number travels through the job.
+        return {**record, "_osbatch": {"line": line}}
+
+    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
+        name = transform_job_name(job_id)
+        settings = self._settings
+        transform_input = {
+            **settings.TransformInput,
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": input_uri}},
+        }
+        request: dict[str, Any] = {
+            "TransformJobName": name,
+            "ModelName": settings.ModelName,
+            "DataProcessing": settings.DataProcessing,
+            "TransformInput": transform_input,
+            "TransformOutput": {**settings.TransformOutput, "S3OutputPath": output_uri},
+            "TransformResources": settings.TransformResources,
+            "MaxConcurrentTransforms": settings.MaxConcurrentTransforms,
+            "MaxPayloadInMB": settings.MaxPayloadInMB,
+            "BatchStrategy": settings.BatchStrategy,
+            "Tags": [{"Key": key, "Value": value} for key, value in sorted(self._tags.items())],
+        }
+        try:
+            response = self._sagemaker.create_transform_job(**request)
+            arn = response["TransformJobArn"]
+        except ClientError as error:
+            code, message = _error(error)
+            if code in THROTTLING_CODES:
+                raise BackendThrottled(f"SageMaker {code}: {message}") from error
+            if code in {"ValidationException", "ResourceInUse"} and (
+                "already exists" in message or "must be unique" in message
+            ):
+                # A re-run of StartJob: the job we created last time is the job.
+                arn = self._sagemaker.describe_transform_job(TransformJobName=name)["TransformJobArn"]
+            else:
+                raise
+        return RemoteJob(id=name, arn=arn, output_uri=output_uri)
+
+    def status(self, remote: RemoteJob) -> BackendStatus:
+        try:
+            job = self._sagemaker.describe_transform_job(TransformJobName=remote.id)
+        except ClientError as error:
+            code, message = _error(error)
+            raise BackendUnavailable(f"DescribeTransformJob {code}: {message}") from error
+        raw = job["TransformJobStatus"]
+        state = STATUS_MAP.get(raw, JobStateName.RUNNING)
+        progress: dict[str, Any] = {"remote_status": raw}
+        if "TransformStartTime" in job:
+            progress["started_at"] = str(job["TransformStartTime"])
+        return BackendStatus(state=state, reason=job.get("FailureReason"), progress=progress)
+
+    def cancel(self, remote: RemoteJob) -> None:
+        try:
+            self._sagemaker.stop_transform_job(TransformJobName=remote.id)
+        except ClientError as error:
+            code, message = _error(error)
+            # Stopping a job that already finished is what a late cancel looks like; nothing to do.
+            if code == "ValidationException" and "status" in message.lower():
+                return
+            raise
+
+    def outputs(self, remote: RemoteJob) -> list[OutputObject]:
+        bucket, prefix = split_s3_uri(remote.output_uri)
+        objects = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                if item["Key"].endswith(".out"):
+                    objects.append(OutputObject(bucket, item["Key"], int(item["Size"])))
+        return sorted(objects, key=lambda output: output.key)
+
+
+def _error(error: ClientError) -> tuple[str, str]:
+    details = error.response.get("Error", {})
+    return str(details.get("Code", "")), str(details.get("Message", ""))

@@ -1,0 +1,157 @@
+"""The job table: one item per job (`item = "job"`) and one per ingest chunk (`item = "chunk#NNNNN"`).
+
+This is osbatch's Task API: `osbatch jobs` and `osbatch status` read it, and every workflow step writes
+the transitions it makes. Chunk counts are separate items written with a plain put, so a retried chunk
+replaces its own numbers instead of adding to them; totals are summed when the job finalizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import ClientError
+
+from osbatch.models import JobStateName, SourceObject
+
+JOB_ITEM = "job"
+CHUNK_PREFIX = "chunk#"
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class ChunkCounts:
+    lines: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+
+    def __add__(self, other: ChunkCounts) -> ChunkCounts:
+        return ChunkCounts(
+            self.lines + other.lines, self.indexed + other.indexed, self.dead_lettered + other.dead_lettered
+        )
+
+
+class JobTable:
+    def __init__(self, table: Any, clock: Callable[[], str] = utc_now) -> None:
+        """`table` is a boto3 DynamoDB Table resource (injected so tests and the local runtime choose it)."""
+        self._table = table
+        self._clock = clock
+
+    def create(self, job_id: str, pipeline: str, source: SourceObject) -> bool:
+        """Record a new job; False if it already exists (a duplicate event), which is not an error."""
+        now = self._clock()
+        item = {
+            "job_id": job_id,
+            "item": JOB_ITEM,
+            "pipeline": pipeline,
+            "state": JobStateName.CREATED.value,
+            "source": source.uri,
+            "etag": source.etag,
+            "size": source.size,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            self._table.put_item(Item=item, ConditionExpression="attribute_not_exists(job_id)")
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def update(self, job_id: str, state: JobStateName | None = None, **fields: Any) -> None:
+        """Set the state and any other attributes; `None` values are skipped."""
+        values = {name: value for name, value in fields.items() if value is not None}
+        if state is not None:
+            values["state"] = state.value
+        values["updated_at"] = self._clock()
+        names = {f"#{name}": name for name in values}
+        self._table.update_item(
+            Key={"job_id": job_id, "item": JOB_ITEM},
+            UpdateExpression="SET " + ", ".join(f"#{name} = :{name}" for name in values),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
+        )
+
+    def get(self, job_id: str) -> dict[str, Any] | None:
+        response = self._table.get_item(Key={"job_id": job_id, "item": JOB_ITEM}, ConsistentRead=True)
+        item: dict[str, Any] | None = response.get("Item")
+        return _plain(item) if item else None
+
+    def put_chunk(self, job_id: str, chunk: int, counts: ChunkCounts) -> None:
+        self._table.put_item(
+            Item={
+                "job_id": job_id,
+                "item": f"{CHUNK_PREFIX}{chunk:05d}",
+                "lines": counts.lines,
+                "indexed": counts.indexed,
+                "dead_lettered": counts.dead_lettered,
+                "updated_at": self._clock(),
+            }
+        )
+
+    def chunk_totals(self, job_id: str) -> tuple[ChunkCounts, int]:
+        """Summed counts over every chunk item, and how many chunks reported."""
+        total, reported = ChunkCounts(), 0
+        for item in self._query(
+            KeyConditionExpression=Key("job_id").eq(job_id) & Key("item").begins_with(CHUNK_PREFIX),
+            ConsistentRead=True,
+        ):
+            total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
+            reported += 1
+        return total, reported
+
+    def list_jobs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
+        """Newest first. With a pipeline this is one GSI query; without, a filtered scan (small tables)."""
+        if pipeline:
+            items = self._query(
+                IndexName="by-pipeline",
+                KeyConditionExpression=Key("pipeline").eq(pipeline),
+                ScanIndexForward=False,
+            )
+            jobs = [_plain(item) for _, item in zip(range(limit), items, strict=False)]
+        else:
+            jobs = [_plain(item) for item in self._scan(FilterExpression=Attr("item").eq(JOB_ITEM))]
+            jobs.sort(key=lambda job: job.get("created_at", ""), reverse=True)
+            jobs = jobs[:limit]
+        return jobs
+
+    def count_in_flight(self, pipeline: str) -> int:
+        """Jobs of a pipeline that hold a remote job slot (submitted and not finished)."""
+        busy = {JobStateName.RUNNING.value, JobStateName.CANCELLING.value}
+        return sum(
+            1
+            for item in self._query(
+                IndexName="by-pipeline",
+                KeyConditionExpression=Key("pipeline").eq(pipeline),
+                FilterExpression=Attr("state").is_in(sorted(busy)),
+            )
+        )
+
+    def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._table.query(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
+        while True:
+            page = self._table.scan(**kwargs)
+            yield from page.get("Items", [])
+            if "LastEvaluatedKey" not in page:
+                return
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    """DynamoDB returns Decimals; callers want ints (all our numbers are counts)."""
+    return {key: int(value) if isinstance(value, Decimal) else value for key, value in item.items()}

@@ -1,0 +1,121 @@
+"""The job document that flows through the workflow (docs/architecture.md, "JobState").
+
+Every workflow step is a function JobState -> JobState, so these models are the whole contract
+between the state machine and the Lambda handlers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class JobStateName(StrEnum):
+    # ML Commons' task vocabulary, plus PARTIALLY_COMPLETED (which ML Commons folds into COMPLETED)
+    # and INGESTING (which ML Commons does not have because it does not ingest).
+    CREATED = "CREATED"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    PARTIALLY_COMPLETED = "PARTIALLY_COMPLETED"
+    FAILED = "FAILED"
+    CANCELLING = "CANCELLING"
+    CANCELLED = "CANCELLED"
+    EXPIRED = "EXPIRED"
+    UNREACHABLE = "UNREACHABLE"
+    INGESTING = "INGESTING"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL_STATES
+
+    @property
+    def remote_done(self) -> bool:
+        """The inference job produced output that can be ingested."""
+        return self in (JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED)
+
+
+TERMINAL_STATES = frozenset(
+    {
+        JobStateName.COMPLETED,
+        JobStateName.PARTIALLY_COMPLETED,
+        JobStateName.FAILED,
+        JobStateName.CANCELLED,
+        JobStateName.EXPIRED,
+        JobStateName.UNREACHABLE,
+    }
+)
+
+
+class Model(BaseModel):
+    # The state machine may carry keys a newer version added; ignore rather than fail a running job.
+    model_config = ConfigDict(extra="ignore")
+
+
+class SourceObject(Model):
+    bucket: str
+    key: str
+    etag: str = ""
+    size: int = 0
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+class Prepared(Model):
+    input_uri: str
+    parts: int
+    records_in: int
+    valid: int
+    dead_lettered: int
+    blank_lines: int = 0
+
+
+class RemoteJob(Model):
+    id: str
+    arn: str = ""
+    output_uri: str
+
+
+class JobStatus(Model):
+    state: JobStateName
+    reason: str | None = None
+    progress: dict[str, Any] = {}
+
+
+class PollState(Model):
+    attempt: int = 0
+    failures: int = 0
+    wait_seconds: int
+    deadline: int
+
+
+class IngestPlan(Model):
+    bucket: str
+    key: str
+    chunks: int
+    objects: int
+
+
+class JobState(Model):
+    job_id: str
+    pipeline: str
+    source: SourceObject
+    prepared: Prepared | None = None
+    remote: RemoteJob | None = None
+    status: JobStatus | None = None
+    poll: PollState | None = None
+    plan: IngestPlan | None = None
+    error: dict[str, Any] | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def job_id_for(pipeline: str, bucket: str, key: str, etag: str) -> str:
+    """Same object version -> same job id, so a duplicate event or a re-run starts nothing new."""
+    digest = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:16]
+    return f"{pipeline}-{digest}"

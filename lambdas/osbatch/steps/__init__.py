@@ -1,0 +1,1 @@
+"""The workflow's steps: each is JobState -> JobState with every dependency injected."""

@@ -1,0 +1,152 @@
+"""Prepare: validate the uploaded records and write the backend's input files.
+
+Bad lines never reach the model (one malformed line would fail a whole SageMaker job): they go to the
+dead-letter store with the reason, and the counts say how many. Valid records are cut into parts that
+fit the backend's limits. The input is streamed; nothing holds the whole file in memory.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Iterator
+from typing import IO, Any, Protocol
+
+from osbatch.backends.base import BatchBackend, InputLimits
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.jsonpaths import compile_path, first_match
+from osbatch.models import JobState, JobStateName, Prepared
+from osbatch.records import RecordError, json_type, parse_json_line, raw_record
+from osbatch.s3uri import s3_uri
+
+SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lambda memory
+
+
+class DeadLetters(Protocol):
+    def add(self, *, line: int, stage: str, reason: str, record: Any) -> None: ...
+
+    def close(self) -> int: ...
+
+
+def job_prefix(job_id: str) -> str:
+    return f"jobs/{job_id}/"
+
+
+class PartWriter:
+    """Writes JSONL parts of at most `limits` records/bytes to `s3://bucket/prefix/part-NNNNN.jsonl`."""
+
+    def __init__(self, s3: Any, bucket: str, prefix: str, limits: InputLimits) -> None:
+        self._s3, self._bucket, self._prefix, self._limits = s3, bucket, prefix, limits
+        self.parts = 0
+        self._file: IO[bytes] | None = None
+        self._records = 0
+        self._bytes = 0
+
+    def write(self, line: dict[str, Any]) -> None:
+        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        if self._file is not None and (
+            self._records >= self._limits.max_records_per_file
+            or self._bytes + len(data) > self._limits.max_bytes_per_file
+        ):
+            self._upload()
+        if self._file is None:
+            self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+        self._file.write(data)
+        self._records += 1
+        self._bytes += len(data)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._upload()
+
+    def _upload(self) -> None:
+        assert self._file is not None
+        self._file.seek(0)
+        key = f"{self._prefix}part-{self.parts:05d}.jsonl"
+        self._s3.upload_fileobj(self._file, self._bucket, key)  # multipart for large parts
+        self._file.close()
+        self._file, self._records, self._bytes = None, 0, 0
+        self.parts += 1
+
+
+def stream_lines(body: Any) -> Iterator[bytes]:
+    """Lines of an S3 StreamingBody, split on b"\\n" only (JSON text never contains a raw newline)."""
+    pending = b""
+    for chunk in body.iter_chunks(1024 * 1024):
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+    if pending:
+        yield pending
+
+
+def prepare_job(
+    state: JobState,
+    *,
+    config: PipelineConfig,
+    s3: Any,
+    backend: BatchBackend,
+    jobs: JobTable,
+    output_bucket: str,
+    dead_letters: DeadLetters,
+) -> JobState:
+    id_path = compile_path(config.source.id_path)
+    text_path = compile_path(config.source.text_path)
+    prefix = f"{job_prefix(state.job_id)}input/"
+    parts = PartWriter(s3, output_bucket, prefix, backend.limits)
+    records_in = valid = blank = 0
+
+    body = s3.get_object(Bucket=state.source.bucket, Key=state.source.key)["Body"]
+    for number, raw in enumerate(stream_lines(body), start=1):
+        if not raw.strip():
+            blank += 1  # a blank line is not a record (trailing newlines, spacing)
+            continue
+        records_in += 1
+        try:
+            record = parse_json_line(raw)
+            _require_id(record, id_path, config.source.id_path)
+            text = _require_text(record, text_path, config.source.text_path)
+        except RecordError as error:
+            dead_letters.add(line=number, stage="parse", reason=str(error), record=raw_record(raw))
+            continue
+        parts.write(backend.input_line(record, number, text))
+        valid += 1
+    parts.close()
+    dead_lettered = dead_letters.close()
+
+    prepared = Prepared(
+        input_uri=s3_uri(output_bucket, prefix),
+        parts=parts.parts,
+        records_in=records_in,
+        valid=valid,
+        dead_lettered=dead_lettered,
+        blank_lines=blank,
+    )
+    jobs.update(
+        state.job_id,
+        JobStateName.CREATED,
+        records_in=records_in,
+        valid=valid,
+        dead_lettered=dead_lettered,
+    )
+    return state.model_copy(update={"prepared": prepared})
+
+
+def _require_id(record: dict[str, Any], path: Any, expression: str) -> None:
+    try:
+        value = first_match(path, record)
+    except KeyError:
+        raise RecordError(f"missing id at {expression}") from None
+    if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+        raise RecordError(f"id at {expression} is {json_type(value)}, expected a non-empty string or number")
+
+
+def _require_text(record: dict[str, Any], path: Any, expression: str) -> str:
+    try:
+        value = first_match(path, record)
+    except KeyError:
+        raise RecordError(f"missing text at {expression}") from None
+    if not isinstance(value, str):
+        raise RecordError(f"text at {expression} is {json_type(value)}, expected a string")
+    return value

@@ -1,0 +1,96 @@
+"""StartJob and PollJob: submit the inference job, then follow it to a terminal state.
+
+Polling follows ML Commons' rules where they fit (a task whose status calls fail 10 times in a row is
+UNREACHABLE) and adds what it lacks: backoff between polls and an overall deadline.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBackend
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable, utc_now
+from osbatch.models import JobState, JobStateName, JobStatus, PollState
+from osbatch.s3uri import s3_uri
+from osbatch.steps.prepare import job_prefix
+
+Clock = Callable[[], float]
+
+
+class JobSlotsFull(BackendThrottled):
+    """max_jobs_in_flight reached; retried like throttling (the Retry rule matches BackendThrottled)."""
+
+
+def start_job(
+    state: JobState,
+    *,
+    config: PipelineConfig,
+    backend: BatchBackend,
+    jobs: JobTable,
+    output_bucket: str,
+    now: Clock,
+) -> JobState:
+    assert state.prepared is not None, "StartJob runs after Prepare"
+    current = jobs.get(state.job_id) or {}
+    already_running = current.get("state") == JobStateName.RUNNING.value
+    limit = config.inference.max_jobs_in_flight
+    if not already_running and jobs.count_in_flight(config.name) >= limit:
+        raise JobSlotsFull(f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)")
+
+    output_uri = s3_uri(output_bucket, f"{job_prefix(state.job_id)}output/")
+    remote = backend.submit(state.job_id, state.prepared.input_uri, output_uri)
+    jobs.update(
+        state.job_id, JobStateName.RUNNING, remote_id=remote.id, remote_arn=remote.arn, submitted_at=utc_now()
+    )
+    polling = config.inference.polling
+    poll = PollState(
+        wait_seconds=polling.interval_seconds,
+        deadline=int(now() + polling.timeout_hours * 3600),
+    )
+    status = JobStatus(state=JobStateName.RUNNING)
+    return state.model_copy(update={"remote": remote, "poll": poll, "status": status})
+
+
+def poll_job(
+    state: JobState,
+    *,
+    config: PipelineConfig,
+    backend: BatchBackend,
+    jobs: JobTable,
+    now: Clock,
+) -> JobState:
+    assert state.remote is not None and state.poll is not None, "PollJob runs after StartJob"
+    polling = config.inference.polling
+    poll = state.poll.model_copy(update={"attempt": state.poll.attempt + 1})
+    try:
+        remote_status = backend.status(state.remote)
+        status = JobStatus(state=remote_status.state, reason=remote_status.reason, progress=remote_status.progress)
+        poll = poll.model_copy(update={"failures": 0})
+    except BackendUnavailable as error:
+        failures = poll.failures + 1
+        poll = poll.model_copy(update={"failures": failures})
+        if failures >= polling.max_failed_polls:
+            status = JobStatus(
+                state=JobStateName.UNREACHABLE, reason=f"{failures} status calls failed in a row; last: {error}"
+            )
+        else:
+            status = state.status or JobStatus(state=JobStateName.RUNNING)
+
+    if not status.state.terminal and now() >= poll.deadline:
+        backend.cancel(state.remote)  # stop paying for a job nobody will wait for
+        status = JobStatus(
+            state=JobStateName.EXPIRED,
+            reason=f"not finished after {polling.timeout_hours:g} h (inference.polling.timeout_hours); stopped",
+        )
+
+    grown = math.ceil(poll.wait_seconds * polling.backoff_rate)
+    poll = poll.model_copy(update={"wait_seconds": min(polling.max_interval_seconds, grown)})
+    jobs.update(
+        state.job_id,
+        None if status.state.terminal else status.state,
+        remote_status=status.progress.get("remote_status"),
+        polls=poll.attempt,
+    )
+    return state.model_copy(update={"status": status, "poll": poll})

@@ -1,0 +1,85 @@
+from __future__ import annotations
+
+import pytest
+
+from osbatch.config import ConfigError, load_pipeline, parse_duration, parse_pipeline, pipelines_from_json, pipelines_to_json
+from tests.unit.conftest import example_pipeline_files, pipeline_dict
+
+
+def test_a_valid_config_parses_with_defaults() -> None:
+    # Given a minimal SageMaker pipeline
+    data = pipeline_dict()
+    # When it is parsed
+    config = parse_pipeline(data)
+    # Then defaults fill in the job settings from reference 000
+    assert config.inference.sagemaker is not None
+    assert config.inference.sagemaker.DataProcessing["JoinSource"] == "Input"
+    assert config.inference.retry_time_window_seconds == 7200
+    assert config.source.id_path == "$._id"
+
+
+def test_an_unknown_field_is_named_in_the_error() -> None:
+    # Given a typo in the source section
+    data = pipeline_dict(source={"prefix": "in/", "sufix": ".jsonl"})
+    # When it is parsed
+    with pytest.raises(ConfigError) as error:
+        parse_pipeline(data, "pipelines/x.yaml")
+    # Then the one error names the file, the field and what is wrong
+    assert str(error.value) == "pipelines/x.yaml: source.sufix: unknown field (check the spelling)"
+
+
+def test_an_invalid_jsonpath_in_field_map_is_rejected() -> None:
+    # Given a field_map path that is not JSONPath
+    data = pipeline_dict()
+    data["sink"]["field_map"] = {"vector": "SageMakerOutput"}
+    # When / Then
+    with pytest.raises(ConfigError, match=r"sink\.field_map: .*field_map\.vector: 'SageMakerOutput' is not a JSONPath"):
+        parse_pipeline(data)
+
+
+def test_sagemaker_backend_requires_its_section() -> None:
+    # Given a sagemaker backend with no sagemaker settings
+    data = pipeline_dict()
+    del data["inference"]["sagemaker"]
+    # When / Then
+    with pytest.raises(ConfigError, match="needs an 'inference.sagemaker' section"):
+        parse_pipeline(data)
+
+
+def test_line_framing_is_enforced() -> None:
+    # Given a transform that would not split by line
+    data = pipeline_dict()
+    data["inference"]["sagemaker"]["TransformInput"] = {"SplitType": "None"}
+    # When / Then
+    with pytest.raises(ConfigError, match="SplitType must be 'Line'"):
+        parse_pipeline(data)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("PT9M", 540), ("2h", 7200), ("1h30m", 5400), ("90", 90), ("15s", 15)])
+def test_durations_accept_iso8601_and_short_forms(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+def test_a_bad_duration_is_explained() -> None:
+    with pytest.raises(ConfigError, match="'soon' is not a duration"):
+        parse_pipeline(pipeline_dict(inference={**pipeline_dict()["inference"], "retry_time_window": "soon"}))
+
+
+def test_configs_round_trip_through_the_lambda_environment_format() -> None:
+    # Given a parsed config
+    config = parse_pipeline(pipeline_dict())
+    # When it is serialized for Lambda and read back
+    restored = pipelines_from_json(pipelines_to_json([config]))
+    # Then nothing changed
+    assert restored == {"msmarco": config}
+
+
+@pytest.mark.parametrize("path", example_pipeline_files(), ids=lambda path: path.name)
+def test_every_example_pipeline_is_valid(path) -> None:  # type: ignore[no-untyped-def]
+    # Given an example shipped in pipelines/ / When it is loaded / Then it validates
+    assert load_pipeline(path).name
+
+
+def test_a_missing_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(ConfigError, match="no such pipeline config"):
+        load_pipeline(tmp_path / "nope.yaml")

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+from osbatch.jobs import ChunkCounts, JobTable
+from osbatch.models import JobStateName, SourceObject
+
+SOURCE = SourceObject(bucket="in", key="input/msmarco/a.jsonl", etag="e1", size=10)
+
+
+def test_creating_a_job_twice_is_not_an_error(jobs: JobTable) -> None:
+    # Given a job that was recorded
+    assert jobs.create("msmarco-1", "msmarco", SOURCE)
+    # When the same job is recorded again (a duplicate event)
+    again = jobs.create("msmarco-1", "msmarco", SOURCE)
+    # Then it reports that nothing was created and the job is unchanged
+    assert again is False
+    assert jobs.get("msmarco-1")["state"] == "CREATED"  # type: ignore[index]
+
+
+def test_retried_chunks_overwrite_their_counts(jobs: JobTable) -> None:
+    # Given a job with two ingested chunks
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    jobs.put_chunk("msmarco-1", 0, ChunkCounts(10, 9, 1))
+    jobs.put_chunk("msmarco-1", 1, ChunkCounts(5, 5, 0))
+    # When chunk 0 is retried and reports again
+    jobs.put_chunk("msmarco-1", 0, ChunkCounts(10, 10, 0))
+    # Then the totals count it once
+    totals, reported = jobs.chunk_totals("msmarco-1")
+    assert (totals, reported) == (ChunkCounts(15, 15, 0), 2)
+
+
+def test_jobs_are_listed_newest_first_and_counted_in_flight(jobs: JobTable) -> None:
+    # Given three jobs at different times, two of them running
+    clock = iter(["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"] + ["2026-01-02T00:00:00Z"] * 10)
+    table = JobTable(jobs._table, clock=lambda: next(clock))
+    for name in ("a", "b", "c"):
+        table.create(f"msmarco-{name}", "msmarco", SOURCE)
+    table.update("msmarco-a", JobStateName.RUNNING)
+    table.update("msmarco-c", JobStateName.RUNNING)
+    # When they are listed and counted
+    listed = [job["job_id"] for job in table.list_jobs("msmarco")]
+    listed_all = [job["job_id"] for job in table.list_jobs()]
+    # Then the newest comes first, and two hold slots
+    assert listed == ["msmarco-c", "msmarco-b", "msmarco-a"]
+    assert listed_all == listed
+    assert table.count_in_flight("msmarco") == 2
+
+
+def test_update_sets_state_and_fields_and_skips_none(jobs: JobTable) -> None:
+    # Given a job
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    # When it is updated with counts and an absent reason
+    jobs.update("msmarco-1", JobStateName.COMPLETED, indexed=7, reason=None)
+    # Then the state and the count are stored, as ints
+    job = jobs.get("msmarco-1")
+    assert job is not None
+    assert (job["state"], job["indexed"], "reason" in job) == ("COMPLETED", 7, False)

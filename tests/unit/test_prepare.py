@@ -1,0 +1,102 @@
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from osbatch.backends.base import InputLimits
+from osbatch.backends.sagemaker import SageMakerBackend
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.models import JobState, SourceObject
+from osbatch.steps.prepare import prepare_job
+
+
+class ListDeadLetters:
+    """Collects dead letters in memory; the S3 writer is tested on its own."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(self, *, line: int, stage: str, reason: str, record: Any) -> None:
+        self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
+
+    def close(self) -> int:
+        return len(self.items)
+
+
+def run_prepare(config: PipelineConfig, s3: Any, jobs: JobTable, body: bytes, limits: InputLimits | None = None):  # type: ignore[no-untyped-def]
+    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
+    state = JobState(job_id="msmarco-1", pipeline="msmarco", source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"))
+    jobs.create("msmarco-1", "msmarco", state.source)
+    assert config.inference.sagemaker is not None
+    backend = SageMakerBackend(config.inference.sagemaker, None, s3, {})
+    if limits:
+        backend.limits = limits
+    dead = ListDeadLetters()
+    result = prepare_job(state, config=config, s3=s3, backend=backend, jobs=jobs, output_bucket="osb-out", dead_letters=dead)
+    return result, dead
+
+
+def read_parts(s3: Any) -> list[list[dict[str, Any]]]:
+    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/")["Contents"])
+    return [[json.loads(line) for line in s3.get_object(Bucket="osb-out", Key=key)["Body"].read().splitlines()] for key in keys]
+
+
+def test_bad_lines_are_dead_lettered_with_their_reason(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
+    # Given a file mixing good records with every kind of bad line
+    body = b"\n".join(
+        [
+            b'{"_id": "1", "text": "good one"}',
+            b'{"_id": "2", "text": broken',
+            b'{"_id": "3", "text": "caf\xe9"}',
+            b'{"text": "no id"}',
+            b'{"_id": "5"}',
+            b'{"_id": "6", "text": 42}',
+            b"[1, 2]",
+            b"",
+            b'{"_id": 7, "text": "numeric ids are fine"}',
+        ]
+    )
+    # When it is prepared
+    result, dead = run_prepare(config, s3, jobs, body + b"\n")
+    # Then good records go to the model input and each bad line is dead-lettered with why
+    assert result.prepared.model_dump(exclude={"input_uri"}) == {
+        "parts": 1, "records_in": 8, "valid": 2, "dead_lettered": 6, "blank_lines": 1,
+    }
+    reasons = {item["line"]: item["reason"] for item in dead.items}
+    assert reasons == {
+        2: "malformed JSON: Expecting value at column 22",
+        3: "not UTF-8: invalid continuation byte at byte 25",
+        4: "missing id at $._id",
+        5: "missing text at $.text",
+        6: "text at $.text is a number, expected a string",
+        7: "expected a JSON object, got an array",
+    }
+    assert all(item["stage"] == "parse" for item in dead.items)
+    # And the model input keeps each record with its source line number
+    assert read_parts(s3) == [[
+        {"_id": "1", "text": "good one", "_osbatch": {"line": 1}},
+        {"_id": 7, "text": "numeric ids are fine", "_osbatch": {"line": 9}},
+    ]]
+
+
+def test_large_inputs_are_split_into_parts(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
+    # Given 25 records and a backend that takes 10 per file
+    body = b"".join(b'{"_id": "%d", "text": "t%d"}\n' % (n, n) for n in range(25))
+    # When prepared
+    result, _ = run_prepare(config, s3, jobs, body, InputLimits(max_records_per_file=10, max_bytes_per_file=10**6))
+    # Then there are three parts of 10, 10 and 5 records, in order
+    parts = read_parts(s3)
+    assert [len(part) for part in parts] == [10, 10, 5]
+    assert result.prepared.parts == 3
+    assert [record["_id"] for part in parts for record in part] == [str(n) for n in range(25)]
+
+
+def test_an_empty_file_prepares_no_parts(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
+    # Given an empty upload
+    # When prepared
+    result, dead = run_prepare(config, s3, jobs, b"")
+    # Then nothing is sent to the model and nothing is lost
+    assert (result.prepared.records_in, result.prepared.valid, result.prepared.parts) == (0, 0, 0)
+    assert dead.items == []
+    assert jobs.get("msmarco-1")["records_in"] == 0  # type: ignore[index]

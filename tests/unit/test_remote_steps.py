@@ -1,0 +1,130 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from osbatch.backends.base import BackendStatus, BackendUnavailable, InputLimits, OutputObject
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.models import JobState, JobStateName, Prepared, RemoteJob, SourceObject
+from osbatch.steps.remote import JobSlotsFull, poll_job, start_job
+
+SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
+
+
+@dataclass
+class ScriptedBackend:
+    """A backend whose status answers are scripted: the real SageMaker adapter is tested separately."""
+
+    statuses: list[Any] = field(default_factory=list)
+    submitted: list[str] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    limits: InputLimits = InputLimits(10, 10)
+
+    def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
+        return record
+
+    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
+        self.submitted.append(job_id)
+        return RemoteJob(id=f"osb-{job_id}", arn="arn:job", output_uri=output_uri)
+
+    def status(self, remote: RemoteJob) -> BackendStatus:
+        answer = self.statuses.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def cancel(self, remote: RemoteJob) -> None:
+        self.cancelled.append(remote.id)
+
+    def outputs(self, remote: RemoteJob) -> list[OutputObject]:
+        return []
+
+
+def prepared_state(job_id: str = "msmarco-1") -> JobState:
+    prepared = Prepared(input_uri="s3://osb-out/jobs/x/input/", parts=1, records_in=3, valid=3, dead_lettered=0)
+    return JobState(job_id=job_id, pipeline="msmarco", source=SOURCE, prepared=prepared)
+
+
+def started(config: PipelineConfig, jobs: JobTable, backend: ScriptedBackend) -> JobState:
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    return start_job(prepared_state(), config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 1000.0)
+
+
+def test_start_submits_and_sets_up_polling(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given a prepared job
+    backend = ScriptedBackend()
+    # When it starts
+    state = started(config, jobs, backend)
+    # Then the remote job is recorded and polling begins at the configured interval
+    assert backend.submitted == ["msmarco-1"]
+    assert state.remote is not None and state.remote.output_uri == "s3://osb-out/jobs/msmarco-1/output/"
+    assert state.poll is not None and (state.poll.wait_seconds, state.poll.deadline) == (60, 1000 + 72 * 3600)
+    assert jobs.get("msmarco-1")["state"] == "RUNNING"  # type: ignore[index]
+
+
+def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given the pipeline already runs its maximum of 2 jobs
+    for name in ("a", "b"):
+        jobs.create(f"msmarco-{name}", "msmarco", SOURCE)
+        jobs.update(f"msmarco-{name}", JobStateName.RUNNING)
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    # When a third starts / Then it is throttled (and retried by the workflow), not submitted
+    backend = ScriptedBackend()
+    with pytest.raises(JobSlotsFull, match="already has 2 jobs in flight"):
+        start_job(prepared_state(), config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 0.0)
+    assert backend.submitted == []
+
+
+def test_polling_backs_off_up_to_the_maximum(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given a running job
+    backend = ScriptedBackend([BackendStatus(JobStateName.RUNNING)] * 6)
+    state = started(config, jobs, backend)
+    # When it is polled six times
+    waits = []
+    for _ in range(6):
+        state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+        waits.append(state.poll.wait_seconds)  # type: ignore[union-attr]
+    # Then the wait grows by 1.5x and stops at max_interval_seconds
+    assert waits == [90, 135, 203, 300, 300, 300]
+
+
+def test_repeated_status_failures_make_the_job_unreachable(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given status calls that keep failing (max_failed_polls is 3)
+    backend = ScriptedBackend([BackendUnavailable("ThrottlingException")] * 3)
+    state = started(config, jobs, backend)
+    # When polled three times
+    states = []
+    for _ in range(3):
+        state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+        states.append(state.status.state)  # type: ignore[union-attr]
+    # Then the first two keep it running and the third gives up with the reason
+    assert states == [JobStateName.RUNNING, JobStateName.RUNNING, JobStateName.UNREACHABLE]
+    assert "3 status calls failed in a row" in state.status.reason  # type: ignore[union-attr,operator]
+
+
+def test_a_success_resets_the_failure_count(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given two failures then a good answer then a failure
+    backend = ScriptedBackend(
+        [BackendUnavailable("x"), BackendUnavailable("x"), BackendStatus(JobStateName.RUNNING), BackendUnavailable("x")]
+    )
+    state = started(config, jobs, backend)
+    for _ in range(4):
+        state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+    # Then only the last failure counts
+    assert state.poll.failures == 1  # type: ignore[union-attr]
+    assert state.status.state is JobStateName.RUNNING  # type: ignore[union-attr]
+
+
+def test_a_job_past_its_deadline_is_stopped_and_expired(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given a job still running after its 72 h timeout
+    backend = ScriptedBackend([BackendStatus(JobStateName.RUNNING)])
+    state = started(config, jobs, backend)
+    # When polled after the deadline
+    state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 1000.0 + 73 * 3600)
+    # Then the remote job is stopped and the job expires with the reason
+    assert backend.cancelled == ["osb-msmarco-1"]
+    assert state.status.state is JobStateName.EXPIRED  # type: ignore[union-attr]
+    assert "timeout_hours" in state.status.reason  # type: ignore[union-attr,operator]
