@@ -168,24 +168,6 @@ class SinkConfig(Strict):
     ingest_fields: list[str] = Field(default_factory=list)
     bulk: BulkConfig = BulkConfig()
 
-    @field_validator("field_map")
-    @classmethod
-    def _paths_compile(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
-        for field, paths in value.items():
-            for path in [paths] if isinstance(paths, str) else paths:
-                try:
-                    compile_path(path)
-                except ValueError as error:
-                    raise ValueError(f"field_map.{field}: {error}") from None
-        return value
-
-    @field_validator("ingest_fields")
-    @classmethod
-    def _ingest_paths_compile(cls, value: list[str]) -> list[str]:
-        for path in value:
-            compile_path(path)
-        return value
-
 
 class PipelineConfig(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="short id; used in resource and job names")
@@ -195,6 +177,17 @@ class PipelineConfig(Strict):
     sink: SinkConfig
     search_pipelines: list[dict[str, Any]] = Field(default_factory=list)
 
+    @model_validator(mode="after")
+    def _field_map_builds(self) -> PipelineConfig:
+        # Build the very mapper ingest uses, so every mapping mistake surfaces at synth time, not mid-job.
+        from osbatch.ingest.field_map import FieldMapper
+
+        try:
+            FieldMapper(self.sink.field_map, self.sink.ingest_fields, self.source.id_path)
+        except ValueError as error:
+            raise ValueError(f"sink.{error}") from None
+        return self
+
     def to_json(self) -> str:
         return self.model_dump_json(exclude_defaults=False)
 
@@ -202,11 +195,12 @@ class PipelineConfig(Strict):
 def _describe(error: ValidationError, origin: str) -> str:
     lines = []
     for issue in error.errors():
-        where = ".".join(str(part) for part in issue["loc"]) or "(top level)"
+        where = ".".join(str(part) for part in issue["loc"])
         message = issue["msg"].removeprefix("Value error, ")
         if issue["type"] == "extra_forbidden":
             message = "unknown field (check the spelling)"
-        lines.append(f"{origin}: {where}: {message}")
+        # Whole-config checks name their own field in the message.
+        lines.append(f"{origin}: {where}: {message}" if where else f"{origin}: {message}")
     return "\n".join(lines)
 
 

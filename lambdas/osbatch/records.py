@@ -1,42 +1,51 @@
-"""Parsing one JSONL line into a record, with the reasons a person needs when it fails."""
+"""Parsing one JSONL line into a record, with the reasons a person needs when it fails.
+
+Prepare (user input) and ingest (model output) both parse lines here, so a line is judged the same way
+at both ends of the pipeline.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
+_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object"}
+
 
 class RecordError(ValueError):
     """A line that cannot become a record. The message is the dead-letter reason."""
 
+    def __init__(self, reason: str, parsed: Any = None) -> None:
+        super().__init__(reason)
+        self.parsed = parsed  # the value, when the line was JSON but not an object
 
-def parse_json_line(raw: bytes) -> dict[str, Any]:
+
+def _reject_constant(name: str) -> Any:
+    # Python's json accepts NaN and Infinity; OpenSearch does not, and would reject the whole bulk line later.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_record(raw: bytes, *, at_object_start: bool = False) -> dict[str, Any]:
     try:
-        text = raw.decode("utf-8")
+        # Only an object's first line can carry a byte-order mark.
+        text = raw.decode("utf-8-sig" if at_object_start else "utf-8")
     except UnicodeDecodeError as error:
         raise RecordError(f"not UTF-8: {error.reason} at byte {error.start}") from None
     try:
-        value = json.loads(text)
+        value = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as error:
         raise RecordError(f"malformed JSON: {error.msg} at column {error.colno}") from None
+    except ValueError as error:
+        raise RecordError(f"malformed JSON: {error}") from None
     if not isinstance(value, dict):
-        raise RecordError(f"expected a JSON object, got {_json_type(value)}")
+        raise RecordError(f"expected a JSON object, got {json_type(value)}", parsed=value)
     return value
 
 
-def raw_record(raw: bytes) -> Any:
-    """What a dead letter keeps of a line: the parsed value when possible, else the text."""
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw.decode("utf-8", errors="replace")
-
-
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
-        type(value), "a number"
-    )
+def original(raw: bytes, error: RecordError) -> Any:
+    """What a dead letter keeps of a bad line: the parsed value when there is one, else the raw bytes."""
+    return raw if error.parsed is None else error.parsed
 
 
 def json_type(value: Any) -> str:
-    return "an object" if isinstance(value, dict) else _json_type(value)
+    return _JSON_KINDS.get(type(value), "null")

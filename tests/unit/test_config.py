@@ -33,7 +33,7 @@ def test_an_invalid_jsonpath_in_field_map_is_rejected() -> None:
     data = pipeline_dict()
     data["sink"]["field_map"] = {"vector": "SageMakerOutput"}
     # When / Then
-    with pytest.raises(ConfigError, match=r"sink\.field_map: .*field_map\.vector: 'SageMakerOutput' is not a JSONPath"):
+    with pytest.raises(ConfigError, match=r"^pipeline config: sink\.field_map\.vector: 'SageMakerOutput' is not a JSONPath"):
         parse_pipeline(data)
 
 

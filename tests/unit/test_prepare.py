@@ -17,7 +17,7 @@ class ListDeadLetters:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def add(self, *, line: int, stage: str, reason: str, record: Any) -> None:
+    def add(self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None) -> None:
         self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
 
     def close(self) -> int:

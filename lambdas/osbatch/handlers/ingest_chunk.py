@@ -37,8 +37,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         s3=s3,
         opensearch=env.opensearch(config),
         dead_letters=dead_letters,
-        job_id=chunk.job_id,
-        source_uri=source,
     )
     env.jobs.put_chunk(chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered))
     metrics.add_dimension(name="pipeline", value=chunk.pipeline)

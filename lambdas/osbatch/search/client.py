@@ -25,6 +25,8 @@ def opensearch_client(endpoint: str, region: str, timeout: int = 120) -> OpenSea
         "connection_class": RequestsHttpConnection,
         "http_compress": True,  # bulk bodies of float vectors compress several-fold
         "pool_maxsize": 8,
+        # BulkWriter owns retries (bounded, with jittered backoff); client retries would multiply them.
+        "max_retries": 0,
     }
     if secure:
         credentials = boto3.session.Session().get_credentials()

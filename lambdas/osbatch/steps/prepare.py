@@ -17,14 +17,14 @@ from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.jsonpaths import compile_path, first_match
 from osbatch.models import JobState, JobStateName, Prepared
-from osbatch.records import RecordError, json_type, parse_json_line, raw_record
+from osbatch.records import RecordError, json_type, original, parse_record
 from osbatch.s3uri import s3_uri
 
 SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lambda memory
 
 
 class DeadLetters(Protocol):
-    def add(self, *, line: int, stage: str, reason: str, record: Any) -> None: ...
+    def add(self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None) -> None: ...
 
     def close(self) -> int: ...
 
@@ -104,11 +104,11 @@ def prepare_job(
             continue
         records_in += 1
         try:
-            record = parse_json_line(raw)
+            record = parse_record(raw, at_object_start=number == 1)
             _require_id(record, id_path, config.source.id_path)
             text = _require_text(record, text_path, config.source.text_path)
         except RecordError as error:
-            dead_letters.add(line=number, stage="parse", reason=str(error), record=raw_record(raw))
+            dead_letters.add(line=number, stage="parse", reason=str(error), record=original(raw, error))
             continue
         parts.write(backend.input_line(record, number, text))
         valid += 1

@@ -1,0 +1,74 @@
+"""Records that could not be indexed, written as one JSONL object per chunk.
+
+The key is deterministic, so a retried chunk replaces its own dead letters rather than adding to them; when
+the retry has none, the stale object is deleted so dead letters always match the chunk's recorded counts.
+"""
+
+from __future__ import annotations
+
+import json
+from tempfile import SpooledTemporaryFile
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Stage = Literal["parse", "map", "index", "inference"]
+# Past this, the spool moves to /tmp: a chunk whose every record fails must not exhaust memory.
+SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+
+
+def dead_letter_key(job_id: str, stage: str, part: int) -> str:
+    """`dead-letter/<job_id>/<stage>/<part>.jsonl` (docs/architecture.md); for ingest, part is the chunk."""
+    return f"dead-letter/{job_id}/{stage}/{part:05d}.jsonl"
+
+
+class DeadLetterWriter:
+    """One writer per job step or chunk: job_id and source are the same for every record it holds."""
+
+    def __init__(self, s3: S3Client, bucket: str, key: str, *, job_id: str, source: str) -> None:
+        self._s3 = s3
+        self.bucket = bucket
+        self.key = key
+        self.job_id = job_id
+        self.source = source
+        # Open for the writer's lifetime, closed by close(): no single block to scope a `with` to.
+        self._spool: SpooledTemporaryFile[bytes] = SpooledTemporaryFile(max_size=SPOOL_MEMORY_BYTES)  # noqa: SIM115
+        self.count = 0
+        self._closed = False
+
+    def add(
+        self, *, stage: Stage, reason: str, record: Any, line: int | None = None, offset: int | None = None
+    ) -> None:
+        """record: the parsed original when there is one; raw bytes are decoded lossily so any line fits."""
+        if self._closed:
+            raise ValueError(f"s3://{self.bucket}/{self.key}: dead letters added after close() would be lost")
+        if isinstance(record, bytes):
+            record = record.decode("utf-8", errors="replace")
+        entry = {
+            "job_id": self.job_id,
+            "source": self.source,
+            "line": line,
+            # The byte offset in the object being read locates a line that never parsed (no line number).
+            "offset": offset,
+            "stage": stage,
+            "reason": reason,
+            "record": record,
+        }
+        self._spool.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self.count += 1
+
+    def close(self) -> int:
+        """Upload (or clear) the dead letters; how many there are. Safe to call twice."""
+        if self._closed:
+            return self.count
+        if self.count:
+            self._spool.seek(0)
+            self._s3.upload_fileobj(
+                self._spool, self.bucket, self.key, ExtraArgs={"ContentType": "application/x-ndjson"}
+            )
+        else:
+            self._s3.delete_object(Bucket=self.bucket, Key=self.key)
+        self._spool.close()
+        self._closed = True
+        return self.count

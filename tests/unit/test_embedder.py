@@ -1,0 +1,116 @@
+"""The local MiniLM must give the vectors sentence-transformers gives, batch by batch and text by text."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from local.model import Embedder, OnnxSentenceEmbedder, load_embedder
+from local.model import packaged
+
+REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
+
+
+@pytest.fixture(scope="session")
+def minilm() -> Embedder:
+    return load_embedder()
+
+
+def reference_rows() -> list[dict]:
+    return [json.loads(line) for line in REFERENCE.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def test_every_reference_vector_matches_sentence_transformers(minilm: Embedder) -> None:
+    # Given the 20 texts embedded by sentence-transformers in fp32 (empty, Unicode, one over 256 tokens)
+    rows = reference_rows()
+    expected = np.array([row["embedding"] for row in rows], dtype=np.float32)
+    assert len(rows) == 20
+
+    # When the local model embeds them in one call
+    actual = minilm.embed([row["text"] for row in rows])
+
+    # Then each vector points the same way: cosine >= 0.99 per vector, not just on average
+    cosines = (actual * expected).sum(axis=1) / np.linalg.norm(expected, axis=1)
+    worst = {rows[i]["text"][:40]: round(float(cosines[i]), 4) for i in np.argsort(cosines)[:3]}
+    assert cosines.min() >= 0.99, f"lowest cosines: {worst}"
+
+
+def test_vectors_are_float32_unit_length_and_384_wide(minilm: Embedder) -> None:
+    # Given a few texts
+    texts = ["hello world", "", "Ünïcödé 東京 🚀"]
+
+    # When they are embedded
+    vectors = minilm.embed(texts)
+
+    # Then the shape, type and norm are what the Embedder protocol promises
+    assert minilm.dimension == 384
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (3, 384)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_length_sorted_batches_keep_the_callers_order(minilm: Embedder) -> None:
+    # Given texts of very different lengths, in an order that length sorting would change
+    texts = ["a much longer text about the history of the river and the town " * 3, "short", "mid length text"]
+
+    # When they are embedded together and one by one
+    together = minilm.embed(texts)
+    alone = np.vstack([minilm.embed([text]) for text in texts])
+
+    # Then row i is text i either way: padding and sorting change nothing
+    np.testing.assert_allclose(together, alone, atol=1e-5)
+
+
+def test_text_past_256_tokens_is_truncated_like_sentence_transformers(minilm: Embedder) -> None:
+    # Given a text well past 256 tokens, and the same text with more words after the cut
+    long_text = " ".join(["river"] * 300)
+
+    # When both are embedded
+    first, second = minilm.embed([long_text, long_text + " mountain valley forest"])
+
+    # Then the words after token 256 are ignored
+    np.testing.assert_allclose(first, second, atol=1e-6)
+
+
+def test_no_texts_give_an_empty_matrix(minilm: Embedder) -> None:
+    # Given / When nothing is embedded
+    vectors = minilm.embed([])
+
+    # Then the result still has the model's width
+    assert vectors.shape == (0, 384)
+
+
+def test_non_string_input_is_refused(minilm: Embedder) -> None:
+    # Given / When / Then a number where a text should be is a caller error, named by position
+    with pytest.raises(TypeError, match="text 1"):
+        minilm.embed(["fine", 42])  # type: ignore[list-item]
+
+
+def test_any_onnx_sentence_embedding_folder_loads(tmp_path: Path, minilm: Embedder) -> None:
+    # Given a folder laid out like an ONNX export: onnx/model.onnx, tokenizer.json, sentence_bert_config.json
+    reference = packaged.sentence_transformers_folder()
+    (tmp_path / "onnx").mkdir()
+    (tmp_path / "onnx" / "model.onnx").symlink_to(packaged.onnx_model_path())
+    (tmp_path / "tokenizer.json").symlink_to(reference / "tokenizer.json")
+    (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
+
+    # When it is loaded from the folder
+    embedder = OnnxSentenceEmbedder.from_folder(tmp_path, threads=1)
+
+    # Then it embeds like the packaged model, and honours the folder's max_seq_length
+    text = "what is amber"
+    np.testing.assert_allclose(embedder.embed([text]), minilm.embed([text]), atol=1e-5)
+    long_text = " ".join(["river"] * 200)
+    assert not np.allclose(embedder.embed([long_text]), minilm.embed([long_text]), atol=1e-4)
+
+
+def test_folder_without_a_graph_is_a_clear_error(tmp_path: Path) -> None:
+    # Given a folder with a tokenizer but no model.onnx
+    (tmp_path / "tokenizer.json").symlink_to(packaged.sentence_transformers_folder() / "tokenizer.json")
+
+    # When / Then loading it names what is missing
+    with pytest.raises(FileNotFoundError, match=r"model\.onnx"):
+        OnnxSentenceEmbedder.from_folder(tmp_path)

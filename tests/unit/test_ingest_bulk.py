@@ -1,0 +1,292 @@
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportError
+from osbatch.ingest.bulk import BulkWriter, OpenSearchAccessError
+from osbatch.ingest.models import MappedDoc, RecordRef
+
+MAPPER_REASON = (
+    "mapper_parsing_exception: failed to parse field [chunk_embedding] of type [knn_vector] in document with "
+    "id '2' (caused by illegal_argument_exception: Vector dimension mismatch. Expected: 3, Actual: 2)"
+)
+REJECTED_REASON = "rejected_execution_exception: rejected execution of coordinating operation"
+MAPPER_ERROR = {
+    "type": "mapper_parsing_exception",
+    "reason": "failed to parse field [chunk_embedding] of type [knn_vector] in document with id '2'",
+    "caused_by": {
+        "type": "illegal_argument_exception",
+        "reason": "Vector dimension mismatch. Expected: 3, Actual: 2",
+    },
+}
+REJECTED = {"type": "rejected_execution_exception", "reason": "rejected execution of coordinating operation"}
+
+
+class ScriptedOpenSearch:
+    """Answers bulk requests from a script (a response, or an exception to raise); keeps each request."""
+
+    def __init__(self, *script: Any) -> None:
+        self.script = list(script)
+        self.requests: list[list[dict[str, Any]]] = []
+        self.request_bytes: list[int] = []
+        self.indexes: list[str] = []
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        self.request_bytes.append(len(body))
+        self.requests.append([json.loads(line) for line in body.decode().splitlines()])
+        self.indexes.append(str(index))
+        answer = self.script.pop(0) if self.script else "ok"
+        if isinstance(answer, Exception):
+            raise answer
+        if answer == "ok":
+            return items(*([201] * (len(self.requests[-1]) // 2)))
+        return answer
+
+    def ids(self, request: int) -> list[str | None]:
+        return [line["index"].get("_id") for line in self.requests[request][0::2]]
+
+
+def items(*outcomes: int | tuple[int, dict[str, Any]]) -> dict[str, Any]:
+    """A bulk response: an int is a status, a (status, error) pair a failed item."""
+    result = []
+    for outcome in outcomes:
+        status, error = outcome if isinstance(outcome, tuple) else (outcome, None)
+        result.append({"index": {"status": status, **({"error": error} if error else {})}})
+    return {"took": 1, "errors": any(isinstance(o, tuple) for o in outcomes), "items": result}
+
+
+def doc(n: int, text: str = "a passage") -> tuple[MappedDoc, RecordRef]:
+    body = {"chunk": text, "chunk_embedding": [0.1, 0.2, 0.3]}
+    return MappedDoc(str(n), body), RecordRef(
+        offset=n * 100, line=n, raw=json.dumps({"_id": str(n)}).encode()
+    )
+
+
+def writer(client: ScriptedOpenSearch, **overrides: Any) -> tuple[BulkWriter, list[float]]:
+    """A writer on the client, and the list its sleeps are recorded in."""
+    sleeps: list[float] = []
+    settings: dict[str, Any] = {
+        "max_bytes": 1024 * 1024,
+        "max_retries": 3,
+        "initial_backoff": 0.5,
+        "max_backoff": 30.0,
+        "sleep": sleeps.append,
+        "rng": lambda: 1.0,  # the top of the jitter range, so sleeps show the backoff ceiling itself
+    }
+    settings.update(overrides)
+    return BulkWriter(client, "msmarco", **settings), sleeps
+
+
+def test_documents_go_as_index_actions_with_their_ids() -> None:
+    # Given a cluster that accepts everything
+    client = ScriptedOpenSearch()
+    bulk, sleeps = writer(client)
+
+    # When two documents, one without an id, are added and the writer closed
+    bulk.add(*doc(1))
+    bulk.add(MappedDoc(None, {"chunk": "no id"}), RecordRef(0, None, b"{}"))
+    failures = bulk.close()
+
+    # Then one request carries index actions (idempotent by _id) and the bodies, to the pipeline's index
+    assert client.requests == [
+        [
+            {"index": {"_id": "1"}},
+            {"chunk": "a passage", "chunk_embedding": [0.1, 0.2, 0.3]},
+            {"index": {}},
+            {"chunk": "no id"},
+        ]
+    ]
+    assert client.indexes == ["msmarco"]
+    assert (bulk.indexed, failures, sleeps) == (2, [], [])
+
+
+def test_a_throttled_request_is_retried_whole_after_a_backoff() -> None:
+    # Given a cluster that answers 429 once
+    client = ScriptedOpenSearch(TransportError(429, "too_many_requests", {}))
+    bulk, sleeps = writer(client)
+
+    # When three documents are written
+    for n in range(3):
+        bulk.add(*doc(n))
+    failures = bulk.close()
+
+    # Then the same request is sent again after the first backoff, and all are indexed
+    assert client.ids(0) == client.ids(1) == ["0", "1", "2"]
+    assert (bulk.indexed, failures, sleeps) == (3, [], [0.5])
+
+
+def test_connection_errors_are_retried() -> None:
+    # Given a request that times out once
+    client = ScriptedOpenSearch(ConnectionTimeout("TIMEOUT", "read timed out", None))
+    bulk, sleeps = writer(client)
+
+    # When a document is written
+    bulk.add(*doc(1))
+    failures = bulk.close()
+
+    # Then it is sent again after a backoff and indexed
+    assert (len(client.requests), bulk.indexed, failures, sleeps) == (2, 1, [], [0.5])
+
+
+def test_only_items_rejected_with_429_are_retried() -> None:
+    # Given a cluster that rejects the middle item once
+    client = ScriptedOpenSearch(items(201, (429, REJECTED), 201))
+    bulk, sleeps = writer(client)
+
+    # When three documents are written
+    for n in range(3):
+        bulk.add(*doc(n))
+    failures = bulk.close()
+
+    # Then the retry carries only the rejected document, and none is indexed twice
+    assert client.ids(1) == ["1"]
+    assert (bulk.indexed, failures, sleeps) == (3, [], [0.5])
+
+
+def test_a_mapping_error_becomes_a_failure_with_opensearchs_reason() -> None:
+    # Given a document the index mapping rejects
+    client = ScriptedOpenSearch(items(201, (400, MAPPER_ERROR)))
+    bulk, sleeps = writer(client)
+
+    # When it is written with a good one
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    failures = bulk.close()
+
+    # Then it fails at once (retrying cannot help), with the error type, reason and cause, and keeps its ref
+    assert (len(client.requests), sleeps) == (1, [])
+    assert [(f.ref.line, f.reason) for f in failures] == [(2, MAPPER_REASON)]
+    assert bulk.indexed == 1
+
+
+def test_exhausted_5xx_retries_fail_every_document_with_the_last_error() -> None:
+    # Given a cluster that is down for every attempt
+    unavailable = TransportError(
+        503,
+        "cluster_block_exception",
+        {"error": {"type": "cluster_block_exception", "reason": "blocked by: [SERVICE_UNAVAILABLE]"}},
+    )
+    client = ScriptedOpenSearch(*[unavailable] * 5)
+    bulk, sleeps = writer(client, max_retries=4, max_backoff=1.5)
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    failures = bulk.close()
+
+    # Then it tried 1 + max_retries times, backing off exponentially up to the cap, and nothing is lost:
+    # both documents come back as failures naming the error
+    assert len(client.requests) == 5
+    assert sleeps == [0.5, 1.0, 1.5, 1.5]
+    assert [f.ref.line for f in failures] == [1, 2]
+    assert {f.reason for f in failures} == {
+        "HTTP 503 cluster_block_exception: blocked by: [SERVICE_UNAVAILABLE] (gave up after 4 retries)"
+    }
+
+
+def test_item_rejections_that_never_clear_become_failures() -> None:
+    # Given a cluster that rejects one item on every attempt
+    client = ScriptedOpenSearch(*[items(201, (429, REJECTED))] + [items((429, REJECTED))] * 2)
+    bulk, sleeps = writer(client, max_retries=2)
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    failures = bulk.close()
+
+    # Then the rejected one fails with the rejection's reason once the retries are spent
+    assert sleeps == [0.5, 1.0]
+    assert [(f.ref.line, f.reason) for f in failures] == [(2, f"{REJECTED_REASON} (gave up after 2 retries)")]
+    assert bulk.indexed == 1
+
+
+def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
+    # Given a writer whose random source returns a quarter
+    bulk, _ = writer(ScriptedOpenSearch(), rng=lambda: 0.25, initial_backoff=1.0, max_backoff=8.0)
+
+    # When the backoff of successive retries is asked for
+    delays = [bulk.backoff(retry) for retry in range(6)]
+
+    # Then it is the random fraction of min(cap, initial * 2^retry)
+    assert delays == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0]
+
+
+def test_a_client_error_fails_the_batch_without_retrying() -> None:
+    # Given a request the cluster refuses as malformed
+    error = RequestError(
+        400, "illegal_argument_exception", {"error": {"type": "illegal_argument_exception", "reason": "bad"}}
+    )
+    client = ScriptedOpenSearch(error)
+    bulk, sleeps = writer(client)
+
+    # When a document is written
+    bulk.add(*doc(1))
+    failures = bulk.close()
+
+    # Then there is no retry and the document fails with the reason
+    assert (len(client.requests), sleeps) == (1, [])
+    assert [f.reason for f in failures] == ["HTTP 400 illegal_argument_exception: bad"]
+
+
+def test_an_authorization_error_fails_the_chunk_instead_of_dead_lettering_everything() -> None:
+    # Given credentials the cluster refuses
+    client = ScriptedOpenSearch(TransportError(403, "security_exception", {}))
+    bulk, _ = writer(client)
+
+    # When a document is written
+    bulk.add(*doc(1))
+
+    # Then the writer raises, so the chunk can be re-run once permissions are fixed
+    with pytest.raises(OpenSearchAccessError, match="HTTP 403"):
+        bulk.close()
+
+
+def test_requests_are_split_to_stay_under_max_bytes() -> None:
+    # Given documents of ~120 bytes each and a 300-byte request limit
+    client = ScriptedOpenSearch()
+    bulk, _ = writer(client, max_bytes=300)
+
+    # When five are written
+    for n in range(5):
+        bulk.add(*doc(n, text="x" * 40))
+    failures = bulk.close()
+
+    # Then they go two by two, no request exceeds the limit, and all are indexed
+    assert [client.ids(r) for r in range(len(client.requests))] == [["0", "1"], ["2", "3"], ["4"]]
+    assert max(client.request_bytes) <= 300
+    assert (bulk.indexed, failures) == (5, [])
+
+
+def test_a_document_bigger_than_max_bytes_goes_alone() -> None:
+    # Given a limit smaller than one document
+    client = ScriptedOpenSearch()
+    bulk, _ = writer(client, max_bytes=50)
+
+    # When two documents are written
+    bulk.add(*doc(1, text="y" * 200))
+    bulk.add(*doc(2))
+    bulk.close()
+
+    # Then each is its own request rather than being dropped
+    assert [client.ids(0), client.ids(1)] == [["1"], ["2"]]
+    assert bulk.indexed == 2
+
+
+def test_retries_never_log_document_content(caplog: pytest.LogCaptureFixture) -> None:
+    # Given a document with recognizable text, and a cluster that throttles then rejects items
+    client = ScriptedOpenSearch(TransportError(429, "too_many_requests", {}), items((429, REJECTED)))
+    bulk, _ = writer(client)
+
+    # When it is written, with logging captured
+    with caplog.at_level(logging.DEBUG, logger="osbatch.ingest.bulk"):
+        bulk.add(*doc(1, text="SECRET-PASSAGE"))
+        bulk.close()
+
+    # Then the retries were logged, without the document
+    assert len(caplog.records) == 2
+    assert all(
+        "SECRET-PASSAGE" not in record.getMessage() + str(record.__dict__) for record in caplog.records
+    )
