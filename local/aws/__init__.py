@@ -1,0 +1,46 @@
+"""Local AWS for osbatch: a moto server (127.0.0.1:4599 by default) that runs our Lambda handlers
+in-process, really executes Step Functions, and a loader that deploys `cdk synth` output into it.
+
+    python -m local.aws.server --port 4599 --time-scale 0.01      # see local/aws/server.py
+    emulator_process(port, time_scale).start(timeout=60)            # the same, as a ManagedProcess
+    deploy_assembly(Path("cdk.out"), "osbatch", endpoint_url=endpoint_url(port))  # local.aws.cfn_loader
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+
+from local.paths import REPO_ROOT
+from local.process import ManagedProcess
+
+DEFAULT_PORT = 4599
+HEALTH_PATH = "/_osbatch/health"
+
+
+def endpoint_url(port: int = DEFAULT_PORT) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def is_ready(url: str) -> bool:
+    """True when an osbatch emulator (not just any server) answers at `url`."""
+    try:
+        with urllib.request.urlopen(f"{url}{HEALTH_PATH}", timeout=2) as response:
+            return bool(json.loads(response.read()).get("status") == "ok")
+    except (OSError, ValueError):
+        return False
+
+
+def emulator_process(
+    port: int = DEFAULT_PORT, time_scale: float = 1.0, *, name: str = "aws", env: dict[str, str] | None = None
+) -> ManagedProcess:
+    url = endpoint_url(port)
+    return ManagedProcess(
+        name,
+        [sys.executable, "-m", "local.aws.server", "--port", str(port), "--time-scale", str(time_scale)],
+        env=env,
+        cwd=REPO_ROOT,
+        ready=lambda: is_ready(url),
+        describe_ready=f"at {url} (time scale {time_scale})",
+    )

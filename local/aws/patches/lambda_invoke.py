@@ -1,0 +1,88 @@
+"""Every Lambda invocation in moto runs the real handler in this process.
+
+The choke point is `LambdaFunction.invoke`: the Invoke API, EventBridge and S3 notifications, SNS and
+Step Functions Task states (which call Invoke over HTTP) all end there. moto's own `_invoke_lambda`
+would start a Docker container; we never call it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+from moto.awslambda.models import LambdaBackend, LambdaFunction
+from moto.s3 import notifications as s3_notifications
+
+from local.aws import background, lambda_runtime
+
+
+def spec_for(function: LambdaFunction) -> lambda_runtime.FunctionSpec:
+    code_zip = getattr(function, "code_bytes", b"")
+    if not code_zip:
+        raise ValueError(f"{function.function_name}: only zip-packaged functions can run locally")
+    return lambda_runtime.FunctionSpec(
+        name=function.function_name,
+        arn=function.function_arn,
+        handler=str(function.handler),
+        region=function.region,
+        code_zip=code_zip,
+        code_digest=str(function.code_sha_256),
+        environment=dict(function.environment_vars or {}),
+        memory_mb=int(function.memory_size or 128),
+        timeout_s=int(function.timeout or 3),
+        runtime=str(function.run_time or "python3.11"),
+    )
+
+
+def run(function: LambdaFunction, event: Any) -> lambda_runtime.InvocationResult:
+    return lambda_runtime.invoke(spec_for(function), event)
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    if not headers:
+        return None
+    # werkzeug's request headers are case-insensitive; moto's internal callers pass plain dicts.
+    return headers.get(name) or headers.get(name.lower()) or headers.get(name.title())
+
+
+def _invoke(
+    self: LambdaFunction, body: Any, request_headers: Any, response_headers: MutableMapping[str, str]
+) -> bytes:
+    event = json.loads(body) if body else {}
+    invocation_type = _header(request_headers, "X-Amz-Invocation-Type") or "RequestResponse"
+    response_headers["x-amz-executed-version"] = str(self.version)
+    if invocation_type == "DryRun":
+        return b""
+    if invocation_type == "Event":
+        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html (no retries emulated)
+        background.submit(lambda: run(self, event), f"async invoke of {self.function_name}")
+        return b""
+    result = run(self, event)
+    if result.function_error:
+        response_headers["x-amz-function-error"] = result.function_error
+    return result.payload
+
+
+def _invoke_from_s3(account_id: str, event_body: Any, fn_arn: str, region_name: str) -> None:
+    # S3 invokes Lambda asynchronously: PutObject must not wait for (or deadlock on) the handler.
+    # https://docs.aws.amazon.com/AmazonS3/latest/userguide/EventNotifications.html
+    background.submit(
+        lambda: _original_s3_invoke(account_id, event_body, fn_arn, region_name),
+        f"S3 notification to {fn_arn}",
+    )
+
+
+def _send_sns_message_async(self: LambdaBackend, *args: Any, **kwargs: Any) -> None:
+    # SNS also invokes subscribed functions asynchronously.
+    background.submit(lambda: _original_send_sns(self, *args, **kwargs), "SNS delivery to Lambda")
+
+
+_original_s3_invoke = s3_notifications._invoke_awslambda
+_original_send_sns = LambdaBackend.send_sns_message
+
+
+def install() -> None:
+    LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
+    s3_notifications._invoke_awslambda = _invoke_from_s3
+    LambdaBackend.send_sns_message = _send_sns_message_async  # type: ignore[method-assign]

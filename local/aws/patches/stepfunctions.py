@@ -1,0 +1,46 @@
+"""Step Functions time scaling: Wait states and Retry intervals run `time_scale` times as long.
+
+The state machine definition is never rewritten; the engine's two sleeping points are patched instead:
+- `WaitFunction._wait_interval`, shared by Seconds, SecondsPath, Timestamp and TimestampPath. moto's
+  version also rounds elapsed time down to whole seconds and re-waits the difference, which never
+  converges for sub-second waits, so the replacement waits on a monotonic deadline;
+- the `time.sleep` of `RetrierDecl._eval_body` (interval x backoff, capped by MaxDelaySeconds).
+Task timeouts and heartbeats are not scaled: handlers run at real speed.
+"""
+
+from __future__ import annotations
+
+import time
+from types import SimpleNamespace
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
+
+_POLL_S = 0.05
+
+
+class TimeScale:
+    factor = 1.0
+
+
+def scaled(seconds: float) -> float:
+    return max(0.0, float(seconds)) * TimeScale.factor
+
+
+def _wait_interval(self: WaitFunction, env: Any, wait_seconds: float) -> None:
+    deadline = time.monotonic() + scaled(wait_seconds)
+    while env.is_running():
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        # The event is set when the execution stops; a short nap guards against a set-but-running state.
+        if env.program_state_event.wait(remaining):
+            time.sleep(min(remaining, _POLL_S))
+
+
+def install(time_scale: float) -> None:
+    TimeScale.factor = time_scale
+    WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
+    # `retrier_decl` only uses `time.sleep`; give it a module whose sleep is scaled.
+    retrier_decl.time = SimpleNamespace(sleep=lambda seconds: time.sleep(scaled(seconds)))  # type: ignore[assignment]

@@ -1,0 +1,128 @@
+"""The local AWS emulator: one moto server on 127.0.0.1, port 4599 by default.
+
+    python -m local.aws.server --port 4599 [--time-scale 0.01]
+
+boto3 and `aws --endpoint-url http://127.0.0.1:4599` work against it (any credentials). On top of moto:
+- Step Functions really executes state machines (moto's `execute_state_machine` config);
+- every Lambda invocation runs the function's real handler in this process (local.aws.lambda_runtime);
+- SQS event source mappings are polled like Lambda does, honouring partial batch responses;
+- S3 sends real-shaped `Object Created` events to the default EventBridge bus, and rules deliver to
+  SQS, Lambda, Step Functions and SNS targets;
+- Wait states and Retry intervals take `--time-scale` times as long (the definitions are untouched).
+See local/aws/patches/ for exactly what is patched and why. GET /_osbatch/health answers when ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from local.aws import DEFAULT_PORT, HEALTH_PATH
+
+LOG = logging.getLogger("local.aws.server")
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m local.aws.server", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="factor for Wait states and Retry intervals, e.g. 0.01"
+    )
+    parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    args = parser.parse_args(argv)
+    if args.time_scale <= 0:
+        parser.error("--time-scale must be positive")
+    return args
+
+
+def configure(port: int, time_scale: float) -> str:
+    """Prepare moto and this process; returns the endpoint URL handlers and emulators must use."""
+    endpoint_url = f"http://127.0.0.1:{port}"
+    # Step Functions' engine calls Lambda and S3 through boto3 at localhost:MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
+    # Lambda runs in UTC, and moto's Wait-until-Timestamp compares against naive local time.
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+
+    from moto.core.config import default_user_config
+
+    # The same switch as `mock_aws(config={"stepfunctions": {"execute_state_machine": True}})` and
+    # POST /moto-api/config: StartExecution then runs the definition instead of faking an execution.
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+
+    from local.aws import lambda_runtime, patches
+
+    lambda_runtime.configure(endpoint_url)
+    patches.install(time_scale=time_scale)
+    return endpoint_url
+
+
+def install_emulators(endpoint_url: str) -> None:
+    try:
+        emulators = importlib.import_module("local.emulators")
+    except ImportError as error:
+        if error.name not in ("local.emulators", "local"):
+            raise
+        LOG.info("note: local.emulators is not available; serving plain AWS emulation")
+        return
+    install = getattr(emulators, "install", None)
+    if install is None:
+        LOG.warning("local.emulators has no install(); serving plain AWS emulation")
+        return
+    install(s3_endpoint_url=endpoint_url)
+    LOG.info("installed local.emulators")
+
+
+def with_health(app: WsgiApp, info: dict[str, Any]) -> WsgiApp:
+    body = json.dumps({"status": "ok", **info}).encode()
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            start_response(
+                "200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+            )
+            return [body]
+        return app(environ, start_response)
+
+    return wrapped
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    logging.getLogger("botocore").setLevel(logging.WARNING)  # handlers' clients would log every endpoint
+    endpoint_url = configure(args.port, args.time_scale)
+    install_emulators(endpoint_url)
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import run_simple
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    app = with_health(
+        DomainDispatcherApplication(create_backend_app),
+        {"port": args.port, "time_scale": args.time_scale, "pid": os.getpid()},
+    )
+    LOG.info("AWS emulator on %s (time scale %s)", endpoint_url, args.time_scale)
+    run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
+
+
+if __name__ == "__main__":
+    main()
