@@ -1,0 +1,55 @@
+"""CDK entry point: load the pipeline configs, build the stack, and let cdk-nag gate the synth.
+
+Context: `pipelines` (a glob, default pipelines/*.yaml) and `stack_name` (default osbatch).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+# The config model lives in the Lambda asset so synth and the functions validate configs the same way.
+sys.path.insert(0, str(ROOT / "lambdas"))
+sys.path.insert(0, str(ROOT))
+
+CONFIG_ERROR_EXIT = 2
+
+
+def main() -> int:
+    import aws_cdk as cdk
+    from cdk_nag import AwsSolutionsChecks
+
+    from infra.functions import EnvironmentTooLarge
+    from infra.pipelines import DEFAULT_PATTERN, load_pipelines
+    from infra.stack import OsbatchStack
+    from osbatch.config import ConfigError
+
+    # cdk.json's feature flags as defaults, so running app.py without the CLI (the local runtime, tests)
+    # builds the same template; context from the CLI or CDK_CONTEXT_JSON still wins.
+    flags = json.loads((ROOT / "cdk.json").read_text(encoding="utf-8"))["context"]
+    app = cdk.App(context=flags)
+    pattern = app.node.try_get_context("pipelines") or DEFAULT_PATTERN
+    stack_name = app.node.try_get_context("stack_name") or "osbatch"
+    try:
+        OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT))
+    except (ConfigError, EnvironmentTooLarge) as error:
+        # A config mistake is the user's to fix: say what and where, without a traceback.
+        print(f"osbatch: cannot synthesize:\n{error}", file=sys.stderr)
+        return CONFIG_ERROR_EXIT
+    # cdk-nag 3 runs as a policy-validation plugin: any unacknowledged finding fails the synth.
+    cdk.Validations.of(app).add_plugins(AwsSolutionsChecks(app, verbose=True))
+    try:
+        app.synth()
+    except RuntimeError as error:
+        if "ValidationFailed" not in str(error):
+            raise
+        # CDK has already printed the report; the traceback would only bury it.
+        print(f"osbatch: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""Each function's data-plane permissions, one block per row of docs/architecture.md's function table.
+
+The actions are the calls the handlers make (lambdas/osbatch/steps, jobs.py, ingest/), held to the key
+prefixes docs/architecture.md gives. SageMaker and OpenSearch grants live with those concerns
+(inference.py, search.py); the SQS event source grants submit its queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import Stack
+
+from infra.functions import Functions
+from infra.nag import allow
+from infra.storage import DEAD_LETTER_PREFIX, JOBS_PREFIX, REPORTS_PREFIX, Storage
+from osbatch.config import PipelineConfig
+
+# JobTable: create() is a conditional put, update() an update, put_chunk() a plain put (a retried chunk
+# overwrites its counts), chunk_totals() a query on the job's partition, count_in_flight() a GSI query.
+GET, PUT, UPDATE, QUERY = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"
+# upload_fileobj goes multipart for large bodies and aborts the upload if it fails.
+WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
+# A dead-letter file is rewritten (or deleted when a retry has none) so it always matches the recorded counts.
+REWRITE = [*WRITE, "s3:DeleteObject"]
+RUNTIME_IDS = "Keys contain the job id, which is generated at run time; the grant is held to one key prefix."
+INPUT_KEYS = "Objects under each pipeline's source prefix; their keys are chosen by whoever uploads them."
+
+
+def grant_function_access(
+    functions: Functions, storage: Storage, pipelines: Sequence[PipelineConfig], state_machine_arn: str
+) -> None:
+    out, dead = storage.output_bucket, storage.dead_letter_bucket
+    table = [storage.job_table.table_arn]
+    by_pipeline = [f"{storage.job_table.table_arn}/index/by-pipeline"]
+    prefixes = list(dict.fromkeys(p.source.prefix for p in pipelines))
+    inputs = [storage.input_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
+    job_inputs = [out.arn_for_objects(f"{JOBS_PREFIX}*/input/*")]
+    job_outputs = [out.arn_for_objects(f"{JOBS_PREFIX}*/output/*")]
+    plans = [out.arn_for_objects(f"{JOBS_PREFIX}*/chunks.json")]
+    reports = [out.arn_for_objects(f"{REPORTS_PREFIX}*")]
+    dead_letters = [dead.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
+    bus = [Stack.of(storage).format_arn(service="events", resource="event-bus", resource_name="default")]
+
+    def grant(name: str, actions: list[str], resources: list[str], reason: str = RUNTIME_IDS) -> None:
+        allow(functions.role(name), actions, resources, reason=reason)
+
+    def list_under(name: str, bucket_arn: str, key_prefixes: list[str]) -> None:
+        allow(
+            functions.role(name),
+            ["s3:ListBucket"],
+            [bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{prefix}*" for prefix in key_prefixes]}},
+        )
+
+    # HeadObject on a missing key answers 404 (which submit ignores) only with ListBucket; else 403.
+    grant("submit", ["s3:GetObject"], inputs, INPUT_KEYS)
+    list_under("submit", storage.input_bucket.bucket_arn, prefixes)
+    grant("submit", [GET, PUT, UPDATE], table)
+    grant("submit", ["states:StartExecution"], [state_machine_arn])
+
+    grant("prepare", ["s3:GetObject"], inputs, INPUT_KEYS)
+    grant("prepare", WRITE, job_inputs)
+    grant("prepare", REWRITE, dead_letters)
+    grant("prepare", [UPDATE], table)
+
+    grant("start-job", [GET, UPDATE], table)
+    grant("start-job", [QUERY], by_pipeline)  # counts the pipeline's jobs in flight
+
+    grant("poll-job", [UPDATE], table)
+
+    list_under("plan-ingest", out.bucket_arn, [JOBS_PREFIX])
+    grant("plan-ingest", ["s3:PutObject"], plans)
+    grant("plan-ingest", [UPDATE], table)
+
+    grant("ingest-chunk", ["s3:GetObject"], job_outputs)
+    grant("ingest-chunk", REWRITE, dead_letters)
+    grant("ingest-chunk", [GET, PUT], table)
+
+    grant("finalize", ["s3:PutObject"], reports)
+    grant("finalize", [QUERY, UPDATE], table)
+    grant("finalize", ["events:PutEvents"], bus)
+
+    grant("fail-job", ["s3:PutObject"], reports)
+    grant("fail-job", [UPDATE], table)
+    grant("fail-job", ["events:PutEvents"], bus)

@@ -1,0 +1,172 @@
+"""The Lambda functions: one factory, so every function gets the same runtime, logging, tracing and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from aws_cdk import Duration, Token
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.layer import dependencies_layer
+from infra.nag import acknowledge, allow
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV_LIMIT_BYTES = 4096  # Lambda's limit on the total size of a function's environment variables
+# A deploy-time value (bucket or table name, ARN, endpoint) is unknown at synth; none is longer than this.
+TOKEN_SIZE_ESTIMATE = 128
+LOG_RETENTION = logs.RetentionDays.ONE_MONTH
+METRICS_NAMESPACE = "osbatch"
+
+
+class EnvironmentTooLarge(ValueError):
+    """The functions' environment would not fit Lambda's 4 KB limit."""
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    handler: str
+    timeout_seconds: int
+    memory_mb: int
+    description: str
+    reserved_concurrency: int | None = None
+
+
+# Handler strings are the contract in docs/architecture.md. Timeouts: SQS and Step Functions retry,
+# so a function only needs time for one unit of work; prepare and ingest-chunk stream whole files or chunks.
+FUNCTIONS: dict[str, FunctionSpec] = {
+    "submit": FunctionSpec(
+        "osbatch.handlers.submit.handler", 30, 256, "S3 events -> job workflow executions"
+    ),
+    "prepare": FunctionSpec("osbatch.handlers.prepare.handler", 900, 1024, "Convert and split a job's input"),
+    "start-job": FunctionSpec("osbatch.handlers.start_job.handler", 60, 256, "Start the batch inference job"),
+    "poll-job": FunctionSpec("osbatch.handlers.poll_job.handler", 60, 256, "Read the batch job's state"),
+    "plan-ingest": FunctionSpec("osbatch.handlers.plan_ingest.handler", 300, 512, "Cut outputs into chunks"),
+    "ingest-chunk": FunctionSpec("osbatch.handlers.ingest_chunk.handler", 900, 1024, "Bulk-index one chunk"),
+    "finalize": FunctionSpec(
+        "osbatch.handlers.finalize.handler", 300, 512, "Count, report and announce a job"
+    ),
+    "fail-job": FunctionSpec("osbatch.handlers.fail_job.handler", 60, 256, "Record why a job failed"),
+}
+
+
+def environment_size(environment: Mapping[str, str]) -> int:
+    return sum(
+        len(key.encode()) + (TOKEN_SIZE_ESTIMATE if Token.is_unresolved(value) else len(value.encode()))
+        for key, value in environment.items()
+    )
+
+
+class FunctionFactory(Construct):
+    """Makes functions that share one code asset, one dependency layer and one base environment."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, environment: Mapping[str, str]) -> None:
+        super().__init__(scope, construct_id)
+        self._environment = dict(environment)
+        self._code = lambda_.Code.from_asset(
+            str(ROOT / "lambdas"),
+            exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache", "*.egg-info"],
+        )
+        self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.txt")
+
+    def create(
+        self, name: str, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None
+    ) -> lambda_.Function:
+        environment = {**self._environment, **(extra_env or {})}
+        size = environment_size(environment)
+        if size > ENV_LIMIT_BYTES:
+            pipelines = len(environment.get("OSBATCH_PIPELINES", "").encode())
+            raise EnvironmentTooLarge(
+                f"function '{name}': its environment would be about {size} bytes, over Lambda's "
+                f"{ENV_LIMIT_BYTES}-byte limit (OSBATCH_PIPELINES alone is {pipelines} bytes). Shorten the "
+                "pipelines' mapping or search_pipelines, or deploy fewer pipelines per stack."
+            )
+
+        scope = Construct(self, name)
+        log_group = logs.LogGroup(scope, "Logs", retention=LOG_RETENTION)
+        # An explicit role with no managed policy: AWSLambdaBasicExecutionRole would allow every log group.
+        role = iam.Role(scope, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        allow(role, ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn])
+        function = lambda_.Function(
+            scope,
+            "Function",
+            description=f"osbatch {name}: {spec.description}",
+            runtime=lambda_.Runtime.PYTHON_3_12,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=spec.handler,
+            code=self._code,
+            layers=[self._layer],
+            role=role,
+            timeout=Duration.seconds(spec.timeout_seconds),
+            memory_size=spec.memory_mb,
+            reserved_concurrent_executions=spec.reserved_concurrency,
+            environment=environment,
+            logging_format=lambda_.LoggingFormat.JSON,
+            application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
+            system_log_level_v2=lambda_.SystemLogLevel.WARN,
+            log_group=log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+        )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray PutTraceSegments and PutTelemetryRecords support no resource-level permissions.",
+        )
+        acknowledge(
+            function,
+            "AwsSolutions-L1",
+            "Pinned to python3.12 because the dependency layer holds cp312 wheels; upgrade both together.",
+        )
+        return function
+
+
+class Functions(Construct):
+    """All functions from docs/architecture.md, with the environment each one reads."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        base_environment: Mapping[str, str],
+        state_machine_arn: str,
+        sagemaker_role_arn: str,
+        opensearch_endpoint: str | None,
+        event_bus_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        environment = {
+            **base_environment,
+            "POWERTOOLS_SERVICE_NAME": "osbatch",
+            "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
+            "LOG_LEVEL": "INFO",
+        }
+        search = {"OPENSEARCH_ENDPOINT": opensearch_endpoint} if opensearch_endpoint else {}
+        bus = {"EVENT_BUS_NAME": event_bus_name}
+        extra: dict[str, dict[str, str]] = {
+            "submit": {"STATE_MACHINE_ARN": state_machine_arn},
+            "start-job": {"SAGEMAKER_ROLE_ARN": sagemaker_role_arn},
+            "plan-ingest": search,
+            "ingest-chunk": search,
+            "finalize": {**search, **bus},
+            "fail-job": bus,
+        }
+        factory = FunctionFactory(self, "Factory", environment=environment)
+        self.by_name: dict[str, lambda_.Function] = {
+            name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
+        }
+
+    def __getitem__(self, name: str) -> lambda_.Function:
+        return self.by_name[name]
+
+    def role(self, name: str) -> iam.IRole:
+        role = self.by_name[name].role
+        assert role is not None, "the factory always sets a role"
+        return role
+
+    def roles(self, *names: str) -> list[iam.IRole]:
+        return [self.role(name) for name in names]

@@ -1,0 +1,99 @@
+"""SageMaker access: the role SageMaker assumes, and what start-job and poll-job may do with it."""
+
+from __future__ import annotations
+
+from aws_cdk import ArnFormat, Stack
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from infra.nag import allow
+from infra.storage import JOBS_PREFIX
+
+# Remote job names are `osb-<job id>` (docs/architecture.md), so every grant can be held to that prefix.
+TRANSFORM_JOB_PREFIX = "osb-"
+SAGEMAKER = "sagemaker.amazonaws.com"
+NO_RESOURCE_LEVEL = (
+    "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level permissions; "
+    "metrics are held to SageMaker's namespaces by condition."
+)
+
+
+class InferenceAccess(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, output_bucket: s3.IBucket) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self.role = iam.Role(
+            self,
+            "SageMakerRole",
+            description="SageMaker runs osbatch's transform jobs with it (use it as the model's role)",
+            # Confused-deputy guard: only SageMaker acting for this account may assume it.
+            assumed_by=iam.ServicePrincipal(
+                SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
+            ),
+        )
+        jobs = f"{JOBS_PREFIX}*"
+        allow(
+            self.role,
+            ["s3:ListBucket"],
+            [output_bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [jobs]}},
+        )
+        allow(
+            self.role,
+            ["s3:GetObject"],
+            [output_bucket.arn_for_objects(f"{jobs}/input/*")],
+            reason="Reads the prepared input of any job; job ids are generated at run time.",
+        )
+        allow(
+            self.role,
+            ["s3:PutObject", "s3:AbortMultipartUpload"],
+            [output_bucket.arn_for_objects(f"{jobs}/output/*")],
+            reason="Writes the output of any job; job ids are generated at run time.",
+        )
+        log_group = stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name="/aws/sagemaker/TransformJobs",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+        allow(
+            self.role,
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"],
+            [log_group, f"{log_group}:log-stream:*"],
+            reason="SageMaker writes one log stream per transform instance in /aws/sagemaker/TransformJobs.",
+        )
+        allow(
+            self.role,
+            ["cloudwatch:PutMetricData"],
+            ["*"],
+            conditions={"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}},
+            reason=NO_RESOURCE_LEVEL,
+        )
+        allow(self.role, ["ecr:GetAuthorizationToken"], ["*"], reason=NO_RESOURCE_LEVEL)
+        allow(
+            self.role,
+            ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
+            [stack.format_arn(service="ecr", account="*", resource="repository", resource_name="*")],
+            reason="The model's container image is named at CreateModel, outside this stack, and AWS serving "
+            "images live in AWS-owned accounts; pulls stay in this region.",
+        )
+
+    def grant_transform_jobs(self, grantee: iam.IGrantable, *actions: str, pass_role: bool = False) -> None:
+        """SageMaker actions on osbatch's transform jobs only; optionally passing this role (and no other)."""
+        jobs = Stack.of(self).format_arn(
+            service="sagemaker", resource="transform-job", resource_name=f"{TRANSFORM_JOB_PREFIX}*"
+        )
+        allow(
+            grantee,
+            [f"sagemaker:{action}" for action in actions],
+            [jobs],
+            reason="Transform job names are generated per job; the grant is held to the 'osb-' prefix.",
+        )
+        if pass_role:
+            allow(
+                grantee,
+                ["iam:PassRole"],
+                [self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
+            )

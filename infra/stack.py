@@ -1,0 +1,109 @@
+"""The osbatch stack: composes one construct per concern and exports what the CLI needs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from aws_cdk import CfnOutput, Duration, Stack
+from constructs import Construct
+
+from infra.access import grant_function_access
+from infra.functions import Functions
+from infra.inference import InferenceAccess
+from infra.monitoring import Monitoring
+from infra.search import SearchAccess
+from infra.storage import Storage
+from infra.trigger import Trigger
+from infra.workflow import JobWorkflow, state_machine_arn
+from osbatch.config import PipelineConfig, pipelines_to_json
+
+# Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
+INGEST_ALLOWANCE_HOURS = 24
+
+
+class OsbatchStack(Stack):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, pipelines: Sequence[PipelineConfig], **kwargs: Any
+    ):
+        super().__init__(scope, construct_id, **kwargs)
+        if not pipelines:
+            raise ValueError("a stack needs at least one pipeline")
+        workflow_name = f"{self.stack_name}-jobs"
+        machine_arn = state_machine_arn(self, workflow_name)
+
+        storage = Storage(self, "Storage")
+        inference = InferenceAccess(self, "Inference", output_bucket=storage.output_bucket)
+        search = SearchAccess(self, "Search", pipelines=pipelines)
+        functions = Functions(
+            self,
+            "Functions",
+            base_environment={
+                "OSBATCH_PIPELINES": pipelines_to_json(list(pipelines)),
+                "JOB_TABLE": storage.job_table.table_name,
+                "INPUT_BUCKET": storage.input_bucket.bucket_name,
+                "OUTPUT_BUCKET": storage.output_bucket.bucket_name,
+                "DEAD_LETTER_BUCKET": storage.dead_letter_bucket.bucket_name,
+            },
+            state_machine_arn=machine_arn,
+            sagemaker_role_arn=inference.role.role_arn,
+            opensearch_endpoint=search.endpoint,
+            event_bus_name="default",
+        )
+        grant_function_access(functions, storage, pipelines, machine_arn)
+        # CreateTransformJob with Tags also needs AddTags; a re-run StartJob describes the job it created.
+        inference.grant_transform_jobs(
+            functions["start-job"], "CreateTransformJob", "AddTags", "DescribeTransformJob", pass_role=True
+        )
+        inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
+        # A job whose workflow failed is stopped rather than left running unobserved.
+        inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
+        search.grant_http(functions.roles("plan-ingest", "ingest-chunk", "finalize"))
+
+        trigger = Trigger(
+            self,
+            "Trigger",
+            pipelines=pipelines,
+            input_bucket=storage.input_bucket,
+            submit=functions["submit"],
+        )
+        workflow = JobWorkflow(
+            self,
+            "Workflow",
+            name=workflow_name,
+            functions=functions.by_name,
+            output_bucket=storage.output_bucket,
+            retry_window_seconds=max(p.inference.retry_time_window_seconds for p in pipelines),
+            timeout=Duration.seconds(
+                round(
+                    (max(p.inference.polling.timeout_hours for p in pipelines) + INGEST_ALLOWANCE_HOURS)
+                    * 3600
+                )
+            ),
+        )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            dashboard_name=self.stack_name,
+            functions=functions.by_name,
+            queue=trigger.queue,
+            dead_letter_queue=trigger.dead_letter_queue,
+            state_machine=workflow.state_machine,
+        )
+
+        outputs = {
+            "InputBucketName": storage.input_bucket.bucket_name,
+            "OutputBucketName": storage.output_bucket.bucket_name,
+            "DeadLetterBucketName": storage.dead_letter_bucket.bucket_name,
+            "JobTableName": storage.job_table.table_name,
+            "StateMachineArn": workflow.state_machine.state_machine_arn,
+            "SubmitQueueUrl": trigger.queue.queue_url,
+            "SubmitDlqUrl": trigger.dead_letter_queue.queue_url,
+            "AlarmTopicArn": monitoring.topic.topic_arn,
+            "SageMakerRoleArn": inference.role.role_arn,
+            "DashboardName": monitoring.dashboard.dashboard_name,
+        }
+        if search.endpoint:
+            outputs["OpenSearchEndpoint"] = search.endpoint
+        for output_id, value in outputs.items():
+            CfnOutput(self, output_id, value=value)

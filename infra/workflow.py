@@ -1,0 +1,204 @@
+"""The job workflow, exactly as docs/architecture.md draws it (Step Functions Standard, JSONPath)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import aws_stepfunctions_tasks as tasks
+from constructs import Construct
+
+from infra.functions import LOG_RETENTION
+from infra.nag import acknowledge, allow, flatten
+from infra.storage import JOBS_PREFIX
+
+LAMBDA_TRANSIENT_ERRORS = [
+    "Lambda.ServiceException",
+    "Lambda.AWSLambdaException",
+    "Lambda.SdkClientException",
+    "Lambda.TooManyRequestsException",
+]
+# Lambda reports an exception's own class name as the error, so BackendThrottled's subclass JobSlotsFull
+# (max_jobs_in_flight reached, lambdas/osbatch/steps/remote.py) must be named too to be retried.
+THROTTLED_ERRORS = ["BackendThrottled", "JobSlotsFull"]
+THROTTLE_INTERVAL_SECONDS = 30
+THROTTLE_BACKOFF = 2.0
+THROTTLE_MAX_DELAY_SECONDS = 600
+MAP_MAX_CONCURRENCY = 8  # bounds the bulk load one job puts on the cluster
+WAITING = ("CREATED", "RUNNING", "CANCELLING")
+DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
+FAILED = ("FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE")
+# The fields of an IngestChunk that come from each item of chunks.json (the job's fields come from the state).
+CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end")
+
+
+def throttle_attempts(window_seconds: int) -> int:
+    """Fewest retries whose backoff delays (30s, 60s, ... capped at 10 min) add up to the retry window."""
+    attempts, waited, delay = 0, 0.0, float(THROTTLE_INTERVAL_SECONDS)
+    while waited < window_seconds:
+        attempts += 1
+        waited += min(delay, THROTTLE_MAX_DELAY_SECONDS)
+        delay *= THROTTLE_BACKOFF
+    return max(attempts, 1)
+
+
+def state_machine_arn(scope: Construct, name: str) -> str:
+    """The ARN from the name alone, so the submit function can know it without depending on the resource."""
+    return Stack.of(scope).format_arn(
+        service="states",
+        resource="stateMachine",
+        resource_name=name,
+        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+class JobWorkflow(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        name: str,
+        functions: Mapping[str, lambda_.IFunction],
+        output_bucket: s3.IBucket,
+        retry_window_seconds: int,
+        timeout: Duration,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self._functions = functions
+
+        fail_job = self._task("FailJob", "fail-job", catch=None)
+        fail_job.next(sfn.Fail(self, "JobFailed", error="JobFailed", cause="The job failed; see its report."))
+
+        finalize = self._task("Finalize", "finalize", catch=fail_job)
+        start_job = self._task("StartJob", "start-job", catch=fail_job)
+        start_job.add_retry(
+            errors=THROTTLED_ERRORS,
+            interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
+            backoff_rate=THROTTLE_BACKOFF,
+            max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
+            max_attempts=throttle_attempts(retry_window_seconds),
+        )
+        wait = sfn.Wait(self, "WaitForJob", time=sfn.WaitTime.seconds_path("$.poll.wait_seconds"))
+        poll_job = self._task("PollJob", "poll-job", catch=fail_job)
+        plan_ingest = self._task("PlanIngest", "plan-ingest", catch=fail_job)
+        ingest_chunks = self._ingest_chunks()
+        ingest_chunks.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
+
+        state = "$.status.state"
+        job_done = (
+            sfn.Choice(self, "JobDone?")
+            .when(_state_is(state, WAITING), wait)
+            .when(_state_is(state, DONE), plan_ingest.next(ingest_chunks).next(finalize))
+            .when(_state_is(state, FAILED), fail_job)
+            # A state the contract does not know must not loop forever.
+            .otherwise(fail_job)
+        )
+        has_records = (
+            sfn.Choice(self, "HasRecords?")
+            .when(
+                sfn.Condition.number_greater_than("$.prepared.valid", 0),
+                start_job.next(wait).next(poll_job).next(job_done),
+            )
+            .otherwise(finalize)
+        )
+        prepare = self._task("Prepare", "prepare", catch=fail_job)
+
+        log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            state_machine_name=name,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            query_language=sfn.QueryLanguage.JSON_PATH,
+            definition_body=sfn.DefinitionBody.from_chainable(prepare.next(has_records)),
+            timeout=timeout,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=log_group, level=sfn.LogLevel.ERROR, include_execution_data=False
+            ),
+        )
+        # The Map reads the plan with the state machine's role; CDK grants nothing when the bucket is a path.
+        allow(
+            self.state_machine,
+            ["s3:GetObject"],
+            [output_bucket.arn_for_objects(f"{JOBS_PREFIX}*/chunks.json")],
+            reason="The ingest plan's key contains the job id, which is only known at run time.",
+            ack_scope=self,
+        )
+        self._acknowledge_generated_grants()
+
+    def _task(self, state_id: str, function: str, *, catch: sfn.IChainable | None) -> tasks.LambdaInvoke:
+        task = tasks.LambdaInvoke(
+            self,
+            state_id,
+            lambda_function=self._functions[function],
+            payload=sfn.TaskInput.from_json_path_at("$"),
+            output_path="$.Payload",  # every step is JobState -> JobState
+            retry_on_service_exceptions=False,  # replaced by the documented retry below
+        )
+        task.add_retry(errors=LAMBDA_TRANSIENT_ERRORS, max_attempts=3, backoff_rate=2)
+        if catch is not None:
+            task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
+        return task
+
+    def _ingest_chunks(self) -> sfn.DistributedMap:
+        item = {field: sfn.JsonPath.string_at(f"$$.Map.Item.Value.{field}") for field in CHUNK_FIELDS}
+        ingest_chunks = sfn.DistributedMap(
+            self,
+            "IngestChunks",
+            item_reader=sfn.S3JsonItemReader(
+                bucket_name_path=sfn.JsonPath.string_at("$.plan.bucket"),
+                key=sfn.JsonPath.string_at("$.plan.key"),
+            ),
+            item_selector={
+                "job_id": sfn.JsonPath.string_at("$.job_id"),
+                "pipeline": sfn.JsonPath.string_at("$.pipeline"),
+                **item,
+            },
+            max_concurrency=MAP_MAX_CONCURRENCY,
+            # Counts live in the job table, so the Map's output never grows with the job.
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        ingest_chunks.item_processor(self._task("IngestChunk", "ingest-chunk", catch=None))
+        return ingest_chunks
+
+    def _acknowledge_generated_grants(self) -> None:
+        stack = Stack.of(self)
+        acknowledge(
+            self,
+            "AwsSolutions-SF1",
+            "Logs ERROR only: ALL would log every state of every Distributed Map child for large jobs. "
+            "Execution history, X-Ray and the functions' own logs cover the rest.",
+        )
+        acknowledge(
+            self,
+            "AwsSolutions-IAM5[Resource::*]",
+            "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, resource policies) and X-Ray "
+            "actions that Step Functions needs support no resource-level permissions.",
+        )
+        for function in self._functions.values():
+            arn = flatten(stack.resolve(function.function_arn))
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Resource::{arn}:*]",
+                "CDK's LambdaInvoke also grants this function's versions and aliases (ARN:*), nothing else.",
+            )
+        # The Distributed Map's own grants on its child executions, rendered as CDK renders them.
+        arn = self.state_machine.state_machine_arn
+        machine = flatten(stack.resolve(stack.split_arn(arn, ArnFormat.COLON_RESOURCE_NAME).resource_name))
+        prefix = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:execution:"
+        for suffix in (":*", "/*:*"):
+            acknowledge(
+                self,
+                f"AwsSolutions-IAM5[Resource::{prefix}{machine}{suffix}]",
+                "Distributed Map child executions have generated names; access stays within this machine.",
+            )
+
+
+def _state_is(path: str, states: tuple[str, ...]) -> sfn.Condition:
+    return sfn.Condition.or_(*(sfn.Condition.string_equals(path, state) for state in states))

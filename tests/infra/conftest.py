@@ -1,0 +1,49 @@
+"""One synthesized app shared by the infra suite: synth is the slow part, so it happens once per run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+import pytest
+from aws_cdk.assertions import Template
+
+from infra.stack import OsbatchStack
+from tests.infra.helpers import CREATED, SECOND, Synthesized, new_app, pipeline
+
+
+@dataclass
+class Synth:
+    app: cdk.App
+    main: Synthesized
+    created: Synthesized
+
+
+@pytest.fixture(scope="session")
+def synth() -> Iterator[Synth]:
+    # Given the example pipeline plus a second one (existing domains), and a pipeline that creates its domain
+    app = new_app()
+    main = OsbatchStack(app, "osbatch", pipelines=[pipeline(), pipeline(**SECOND)])
+    created = OsbatchStack(app, "osbatch-created", pipelines=[pipeline(**CREATED)])
+    # When both stacks are synthesized once (this also runs CloudFormation's template validation)
+    yield Synth(
+        app,
+        Synthesized(main, Template.from_stack(main)),
+        Synthesized(created, Template.from_stack(created)),
+    )
+
+
+@pytest.fixture(scope="session")
+def main(synth: Synth) -> Synthesized:
+    return synth.main
+
+
+@pytest.fixture(scope="session")
+def created(synth: Synth) -> Synthesized:
+    return synth.created
+
+
+@pytest.fixture(scope="session")
+def synth_all(synth: Synth) -> list[Synthesized]:
+    return [synth.main, synth.created]

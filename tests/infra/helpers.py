@@ -1,0 +1,151 @@
+"""Building and reading the infra suite's synthesized templates."""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import yaml
+from aws_cdk.assertions import Template
+
+from infra.functions import FUNCTIONS
+from infra.stack import OsbatchStack
+from osbatch.config import PipelineConfig, parse_pipeline
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "pipelines" / "msmarco-sagemaker.yaml"
+# The CLI passes cdk.json's feature flags; a bare App() would not. Bundling is skipped: tests stay offline.
+CONTEXT = {**json.loads((ROOT / "cdk.json").read_text())["context"], "aws:cdk:bundling-stacks": []}
+
+
+def example_data() -> dict[str, Any]:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+def pipeline(**overrides: Any) -> PipelineConfig:
+    """The example pipeline with top-level sections replaced or deep-merged."""
+    data = example_data()
+    for key, value in overrides.items():
+        data[key] = _merge(data.get(key), value)
+    return parse_pipeline(data, "test pipeline")
+
+
+def _merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = _merge(merged.get(key), value)
+        return merged
+    return override
+
+
+# A second pipeline on another domain, with a longer retry window and timeout than the example's,
+# so the stack must take the maximum over pipelines.
+SECOND = {
+    "name": "docs",
+    "source": {"prefix": "input/docs/", "suffix": ".json"},
+    "inference": {"retry_time_window": "PT6H", "polling": {"timeout_hours": 96}},
+    "sink": {
+        "opensearch": {"endpoint": "https://search-other-domain-xyz789.eu-west-1.es.amazonaws.com"},
+        "index": "docs",
+        "mapping": {},
+    },
+}
+CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True, "instance_count": 2}}}
+
+
+def new_app() -> cdk.App:
+    return cdk.App(context=CONTEXT)
+
+
+@dataclass
+class Synthesized:
+    stack: OsbatchStack
+    template: Template
+
+    def __post_init__(self) -> None:
+        # Crossing jsii for the whole template is slow; read it once.
+        self.resources: dict[str, dict[str, Any]] = self.template.to_json()["Resources"]
+        self.outputs: dict[str, dict[str, Any]] = self.template.to_json().get("Outputs", {})
+
+    def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
+        return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def render(value: Any) -> str:
+    """A CloudFormation value as one string, intrinsics shown as <...>, for substring assertions."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict) and "Fn::Join" in value:
+        delimiter, parts = value["Fn::Join"]
+        return delimiter.join(render(part) for part in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return f"<{value['Ref']}>"
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{'.'.join(value['Fn::GetAtt'])}>"
+    return json.dumps(value, sort_keys=True)
+
+
+def function_ids(synth: Synthesized) -> dict[str, str]:
+    """Function name (docs/architecture.md) -> logical id, matched by handler string."""
+    by_handler = {spec.handler: name for name, spec in FUNCTIONS.items()}
+    return {
+        by_handler[props["Properties"]["Handler"]]: logical_id
+        for logical_id, props in synth.of_type("AWS::Lambda::Function").items()
+    }
+
+
+def role_id(synth: Synthesized, function: str) -> str:
+    props = synth.resources[function_ids(synth)[function]]["Properties"]
+    return str(props["Role"]["Fn::GetAtt"][0])
+
+
+def statements_of_role(synth: Synthesized, role_logical_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        roles = [r.get("Ref") for r in policy["Properties"].get("Roles", [])]
+        if role_logical_id in roles:
+            found.extend(policy["Properties"]["PolicyDocument"]["Statement"])
+    return found
+
+
+def statements(synth: Synthesized, function: str) -> list[dict[str, Any]]:
+    return statements_of_role(synth, role_id(synth, function))
+
+
+def actions(synth: Synthesized, function: str) -> set[str]:
+    return {action for s in statements(synth, function) for action in as_list(s["Action"])}
+
+
+def resources_for(synth: Synthesized, function: str, action: str) -> list[str]:
+    return [
+        render(resource)
+        for s in statements(synth, function)
+        if action in as_list(s["Action"])
+        for resource in as_list(s["Resource"])
+    ]
+
+
+def all_allow_statements(synth: Synthesized) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in synth.of_type("AWS::IAM::Policy").values():
+        found.extend(s for s in policy["Properties"]["PolicyDocument"]["Statement"] if s["Effect"] == "Allow")
+    for role in synth.of_type("AWS::IAM::Role").values():
+        for inline in role["Properties"].get("Policies", []):
+            found.extend(s for s in inline["PolicyDocument"]["Statement"] if s["Effect"] == "Allow")
+    return found
+
+
+def definition(synth: Synthesized) -> dict[str, Any]:
+    (machine,) = synth.of_type("AWS::StepFunctions::StateMachine").values()
+    text = machine["Properties"]["DefinitionString"]
+    parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
+    return json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))

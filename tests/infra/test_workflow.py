@@ -1,0 +1,160 @@
+"""The job workflow is the one docs/architecture.md draws: states, transitions, retries, catches, the Map."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.workflow import LAMBDA_TRANSIENT_ERRORS, throttle_attempts
+from tests.infra.helpers import Synthesized, definition
+
+TASKS = ["Prepare", "StartJob", "PollJob", "PlanIngest", "Finalize"]
+
+
+@pytest.fixture(scope="module")
+def states(main: Synthesized) -> dict[str, Any]:
+    return definition(main)["States"]
+
+
+def test_states_and_transitions_follow_the_contract(main: Synthesized, states: dict[str, Any]) -> None:
+    # Given the state machine definition
+    machine = definition(main)
+
+    # Then it starts at Prepare and has exactly the documented states, in JSONPath
+    assert machine["StartAt"] == "Prepare"
+    assert machine["QueryLanguage"] == "JSONPath"
+    assert set(states) == {
+        "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
+        "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
+    }  # fmt: skip
+    assert states["Prepare"]["Next"] == "HasRecords?"
+    assert states["StartJob"]["Next"] == "WaitForJob"
+    assert states["WaitForJob"] == {"Type": "Wait", "SecondsPath": "$.poll.wait_seconds", "Next": "PollJob"}
+    assert states["PollJob"]["Next"] == "JobDone?"
+    assert states["PlanIngest"]["Next"] == "IngestChunks"
+    assert states["IngestChunks"]["Next"] == "Finalize"
+    assert states["Finalize"]["End"] is True
+    assert states["FailJob"]["Next"] == "JobFailed"
+    assert states["JobFailed"]["Type"] == "Fail"
+
+
+def test_has_records_skips_inference_when_nothing_is_valid(states: dict[str, Any]) -> None:
+    # Given the HasRecords? choice
+    choice = states["HasRecords?"]
+
+    # Then valid records go to StartJob and none go straight to Finalize
+    assert choice["Choices"] == [
+        {"Variable": "$.prepared.valid", "NumericGreaterThan": 0, "Next": "StartJob"}
+    ]
+    assert choice["Default"] == "Finalize"
+
+
+def test_job_done_routes_each_state(states: dict[str, Any]) -> None:
+    # Given the JobDone? choice
+    routes = {
+        rule["Next"]: {branch["StringEquals"] for branch in rule["Or"]}
+        for rule in states["JobDone?"]["Choices"]
+    }
+
+    # Then waiting states loop, done states ingest, failed states fail, and anything unknown fails too
+    assert all(
+        rule_or["Variable"] == "$.status.state" for r in states["JobDone?"]["Choices"] for rule_or in r["Or"]
+    )
+    assert routes == {
+        "WaitForJob": {"CREATED", "RUNNING", "CANCELLING"},
+        "PlanIngest": {"COMPLETED", "PARTIALLY_COMPLETED"},
+        "FailJob": {"FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE"},
+    }
+    assert states["JobDone?"]["Default"] == "FailJob"
+
+
+def test_every_task_passes_the_job_state_and_returns_the_payload(states: dict[str, Any]) -> None:
+    for name in [*TASKS, "FailJob"]:
+        # Given a Lambda task
+        task = states[name]
+        # Then it sends the whole state and keeps only the function's result
+        assert task["Resource"].endswith(":states:::lambda:invoke"), name
+        assert task["Parameters"]["Payload.$"] == "$", name
+        assert task["OutputPath"] == "$.Payload", name
+        # And retries Lambda's transient errors three times with backoff 2
+        assert task["Retry"][0] == {
+            "ErrorEquals": LAMBDA_TRANSIENT_ERRORS,
+            "MaxAttempts": 3,
+            "BackoffRate": 2,
+        }
+
+
+def test_every_task_and_the_map_catch_into_fail_job(states: dict[str, Any]) -> None:
+    for name in [*TASKS, "IngestChunks"]:
+        # Given a task (or the Map)
+        # Then any error keeps the state, adds it under $.error and goes to FailJob
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailJob"}
+        ]
+    assert "Catch" not in states["FailJob"]
+
+
+def test_start_job_retries_throttling_for_the_longest_retry_window(states: dict[str, Any]) -> None:
+    # Given StartJob's retriers; the pipelines' windows are PT2H and PT6H
+    (throttled,) = [r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"]]
+
+    # Then BackendThrottled (and its subclass JobSlotsFull, which Lambda reports by its own name) backs off
+    # from 30 s, doubling, capped at 10 minutes, for six hours
+    assert throttled == {
+        "ErrorEquals": ["BackendThrottled", "JobSlotsFull"],
+        "IntervalSeconds": 30,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 600,
+        "MaxAttempts": throttle_attempts(6 * 3600),
+    }
+
+
+def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[str, Any]) -> None:
+    # Given the IngestChunks Map
+    ingest = states["IngestChunks"]
+
+    # Then it reads the JSON plan the job state points at
+    assert ingest["ItemReader"]["Resource"].endswith(":states:::s3:getObject")
+    assert ingest["ItemReader"]["ReaderConfig"] == {"InputType": "JSON"}
+    assert ingest["ItemReader"]["Parameters"] == {"Bucket.$": "$.plan.bucket", "Key.$": "$.plan.key"}
+    # And runs distributed, eight chunks at a time, discarding results (counts live in the table)
+    assert ingest["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    assert ingest["MaxConcurrency"] == 8
+    assert ingest["ResultPath"] is None
+    # And each item becomes an IngestChunk: the job's id and pipeline plus the plan item
+    assert ingest["ItemSelector"] == {
+        "job_id.$": "$.job_id",
+        "pipeline.$": "$.pipeline",
+        **{
+            f"{field}.$": f"$$.Map.Item.Value.{field}" for field in ("chunk", "bucket", "key", "start", "end")
+        },
+    }
+    inner = ingest["ItemProcessor"]["States"]["IngestChunk"]
+    assert inner["Parameters"]["Payload.$"] == "$" and inner["End"] is True
+
+
+def test_state_machine_is_standard_traced_logged_and_bounded(main: Synthesized) -> None:
+    # Given the state machine resource
+    (machine,) = main.of_type("AWS::StepFunctions::StateMachine").values()
+    props = machine["Properties"]
+
+    # Then it is a Standard workflow with a known name, X-Ray tracing and ERROR logs without data
+    assert props["StateMachineType"] == "STANDARD"
+    assert props["StateMachineName"] == "osbatch-jobs"
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ERROR"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
+    # And it times out 24 h after the longest polling timeout (96 h)
+    assert definition(main)["TimeoutSeconds"] == (96 + 24) * 3600
+
+
+@pytest.mark.parametrize(
+    ("window", "attempts"),
+    [(1, 1), (30, 1), (31, 2), (930, 5), (931, 6), (7200, 16)],
+)
+def test_throttle_attempts_cover_the_window(window: int, attempts: int) -> None:
+    # Given a retry window in seconds
+    # When the attempts are computed (delays 30, 60, 120, 240, 480, then 600 each)
+    # Then they are the fewest whose delays add up to the window
+    assert throttle_attempts(window) == attempts
