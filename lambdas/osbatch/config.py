@@ -101,11 +101,15 @@ class SageMakerJobConfig(Strict):
     def _line_framing(self) -> SageMakerJobConfig:
         # osbatch joins outputs to inputs line by line; any other framing would lose that join.
         if self.TransformInput.get("SplitType", "Line") != "Line":
-            raise ValueError("TransformInput.SplitType must be 'Line' (osbatch joins output lines to input lines)")
+            raise ValueError(
+                "TransformInput.SplitType must be 'Line' (osbatch joins output lines to input lines)"
+            )
         if self.TransformOutput.get("AssembleWith", "Line") != "Line":
             raise ValueError("TransformOutput.AssembleWith must be 'Line'")
         if self.DataProcessing.get("JoinSource", "Input") != "Input":
-            raise ValueError("DataProcessing.JoinSource must be 'Input' so each output line carries its record")
+            raise ValueError(
+                "DataProcessing.JoinSource must be 'Input' so each output line carries its record"
+            )
         count = self.TransformResources.get("InstanceCount", 1)
         if not isinstance(count, int) or count < 1:
             raise ValueError("TransformResources.InstanceCount must be a whole number of at least 1")
@@ -133,12 +137,16 @@ class InferenceConfig(Strict):
     @model_validator(mode="after")
     def _backend_settings_present(self) -> InferenceConfig:
         if self.backend is Backend.SAGEMAKER and self.sagemaker is None:
-            raise ValueError("backend 'sagemaker' needs an 'inference.sagemaker' section with at least ModelName")
+            raise ValueError(
+                "backend 'sagemaker' needs an 'inference.sagemaker' section with at least ModelName"
+            )
         return self
 
 
 class OpenSearchTarget(Strict):
-    endpoint: str | None = Field(None, description="https endpoint of an existing domain; SigV4 is granted to it")
+    endpoint: str | None = Field(
+        None, description="https endpoint of an existing domain; SigV4 is granted to it"
+    )
     create_domain: bool = False
     engine_version: str = "OpenSearch_2.19"
     instance_type: str = "r7g.large.search"
@@ -149,7 +157,9 @@ class OpenSearchTarget(Strict):
         if bool(self.endpoint) == self.create_domain:
             raise ValueError("set exactly one of 'endpoint' (an existing domain) or 'create_domain: true'")
         if self.endpoint and not self.endpoint.startswith(("https://", "http://")):
-            raise ValueError("endpoint must start with https:// (http:// is accepted for the local node only)")
+            raise ValueError(
+                "endpoint must start with https:// (http:// is accepted for the local node only)"
+            )
         return self
 
 
@@ -163,14 +173,18 @@ class BulkConfig(Strict):
 class SinkConfig(Strict):
     opensearch: OpenSearchTarget
     index: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$", max_length=255)
-    mapping: dict[str, Any] = Field(default_factory=dict, description="index settings and mappings, as in PUT /<index>")
+    mapping: dict[str, Any] = Field(
+        default_factory=dict, description="index settings and mappings, as in PUT /<index>"
+    )
     field_map: dict[str, str | list[str]] = Field(min_length=1)
     ingest_fields: list[str] = Field(default_factory=list)
     bulk: BulkConfig = BulkConfig()
 
 
 class PipelineConfig(Strict):
-    name: str = Field(pattern=r"^[a-z][a-z0-9-]{0,30}$", description="short id; used in resource and job names")
+    name: str = Field(
+        pattern=r"^[a-z][a-z0-9-]{0,30}$", description="short id; used in resource and job names"
+    )
     description: str = ""
     source: SourceConfig
     inference: InferenceConfig
@@ -189,7 +203,8 @@ class PipelineConfig(Strict):
         return self
 
     def to_json(self) -> str:
-        return self.model_dump_json(exclude_defaults=False)
+        # Defaults are left out: functions re-validate and restore them, and Lambda environments are small.
+        return self.model_dump_json(exclude_defaults=True)
 
 
 def _describe(error: ValidationError, origin: str) -> str:

@@ -9,7 +9,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
-_JSON_KINDS = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean", dict: "an object"}
+_JSON_KINDS = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    dict: "an object",
+}
 
 
 class RecordError(ValueError):

@@ -2,7 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from osbatch.config import ConfigError, load_pipeline, parse_duration, parse_pipeline, pipelines_from_json, pipelines_to_json
+from osbatch.config import (
+    ConfigError,
+    load_pipeline,
+    parse_duration,
+    parse_pipeline,
+    pipelines_from_json,
+    pipelines_to_json,
+)
 from tests.unit.conftest import example_pipeline_files, pipeline_dict
 
 
@@ -33,7 +40,9 @@ def test_an_invalid_jsonpath_in_field_map_is_rejected() -> None:
     data = pipeline_dict()
     data["sink"]["field_map"] = {"vector": "SageMakerOutput"}
     # When / Then
-    with pytest.raises(ConfigError, match=r"^pipeline config: sink\.field_map\.vector: 'SageMakerOutput' is not a JSONPath"):
+    with pytest.raises(
+        ConfigError, match=r"^pipeline config: sink\.field_map\.vector: 'SageMakerOutput' is not a JSONPath"
+    ):
         parse_pipeline(data)
 
 
@@ -42,7 +51,7 @@ def test_sagemaker_backend_requires_its_section() -> None:
     data = pipeline_dict()
     del data["inference"]["sagemaker"]
     # When / Then
-    with pytest.raises(ConfigError, match="needs an 'inference.sagemaker' section"):
+    with pytest.raises(ConfigError, match=r"needs an 'inference\.sagemaker' section"):
         parse_pipeline(data)
 
 
@@ -55,7 +64,9 @@ def test_line_framing_is_enforced() -> None:
         parse_pipeline(data)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("PT9M", 540), ("2h", 7200), ("1h30m", 5400), ("90", 90), ("15s", 15)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("PT9M", 540), ("2h", 7200), ("1h30m", 5400), ("90", 90), ("15s", 15)]
+)
 def test_durations_accept_iso8601_and_short_forms(text: str, seconds: int) -> None:
     assert parse_duration(text) == seconds
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from osbatch.ingest.field_map import FieldMapper, MappingError
 from osbatch.ingest.models import MappedDoc
 

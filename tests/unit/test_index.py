@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from opensearchpy.exceptions import RequestError
+
 from osbatch.search.index import ensure_index
 
 MAPPING = {

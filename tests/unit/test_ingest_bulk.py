@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportError
+
 from osbatch.ingest.bulk import BulkWriter, OpenSearchAccessError
 from osbatch.ingest.models import MappedDoc, RecordRef
 

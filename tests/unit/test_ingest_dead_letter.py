@@ -4,6 +4,7 @@ import json
 from typing import Any
 
 import pytest
+
 from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
 
 BUCKET = "osb-dlq"

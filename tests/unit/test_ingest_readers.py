@@ -5,6 +5,7 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+
 from osbatch.ingest.readers import LineTooLongError, iter_chunk_lines, plan_chunks
 
 BUCKET = "osb-out"

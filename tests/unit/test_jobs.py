@@ -30,7 +30,10 @@ def test_retried_chunks_overwrite_their_counts(jobs: JobTable) -> None:
 
 def test_jobs_are_listed_newest_first_and_counted_in_flight(jobs: JobTable) -> None:
     # Given three jobs at different times, two of them running
-    clock = iter(["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"] + ["2026-01-02T00:00:00Z"] * 10)
+    clock = iter(
+        ["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:03Z"]
+        + ["2026-01-02T00:00:00Z"] * 10
+    )
     table = JobTable(jobs._table, clock=lambda: next(clock))
     for name in ("a", "b", "c"):
         table.create(f"msmarco-{name}", "msmarco", SOURCE)

@@ -17,32 +17,50 @@ class ListDeadLetters:
     def __init__(self) -> None:
         self.items: list[dict[str, Any]] = []
 
-    def add(self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None) -> None:
+    def add(
+        self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None
+    ) -> None:
         self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
 
     def close(self) -> int:
         return len(self.items)
 
 
-def run_prepare(config: PipelineConfig, s3: Any, jobs: JobTable, body: bytes, limits: InputLimits | None = None):  # type: ignore[no-untyped-def]
+def run_prepare(
+    config: PipelineConfig, s3: Any, jobs: JobTable, body: bytes, limits: InputLimits | None = None
+):  # type: ignore[no-untyped-def]
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
-    state = JobState(job_id="msmarco-1", pipeline="msmarco", source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"))
+    state = JobState(
+        job_id="msmarco-1",
+        pipeline="msmarco",
+        source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
+    )
     jobs.create("msmarco-1", "msmarco", state.source)
     assert config.inference.sagemaker is not None
     backend = SageMakerBackend(config.inference.sagemaker, None, s3, {})
     if limits:
         backend.limits = limits
     dead = ListDeadLetters()
-    result = prepare_job(state, config=config, s3=s3, backend=backend, jobs=jobs, output_bucket="osb-out", dead_letters=dead)
+    result = prepare_job(
+        state, config=config, s3=s3, backend=backend, jobs=jobs, output_bucket="osb-out", dead_letters=dead
+    )
     return result, dead
 
 
 def read_parts(s3: Any) -> list[list[dict[str, Any]]]:
-    keys = sorted(item["Key"] for item in s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/")["Contents"])
-    return [[json.loads(line) for line in s3.get_object(Bucket="osb-out", Key=key)["Body"].read().splitlines()] for key in keys]
+    keys = sorted(
+        item["Key"]
+        for item in s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/")["Contents"]
+    )
+    return [
+        [json.loads(line) for line in s3.get_object(Bucket="osb-out", Key=key)["Body"].read().splitlines()]
+        for key in keys
+    ]
 
 
-def test_bad_lines_are_dead_lettered_with_their_reason(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
+def test_bad_lines_are_dead_lettered_with_their_reason(
+    config: PipelineConfig, s3: Any, jobs: JobTable
+) -> None:
     # Given a file mixing good records with every kind of bad line
     body = b"\n".join(
         [
@@ -61,7 +79,11 @@ def test_bad_lines_are_dead_lettered_with_their_reason(config: PipelineConfig, s
     result, dead = run_prepare(config, s3, jobs, body + b"\n")
     # Then good records go to the model input and each bad line is dead-lettered with why
     assert result.prepared.model_dump(exclude={"input_uri"}) == {
-        "parts": 1, "records_in": 8, "valid": 2, "dead_lettered": 6, "blank_lines": 1,
+        "parts": 1,
+        "records_in": 8,
+        "valid": 2,
+        "dead_lettered": 6,
+        "blank_lines": 1,
     }
     reasons = {item["line"]: item["reason"] for item in dead.items}
     assert reasons == {
@@ -74,17 +96,21 @@ def test_bad_lines_are_dead_lettered_with_their_reason(config: PipelineConfig, s
     }
     assert all(item["stage"] == "parse" for item in dead.items)
     # And the model input keeps each record with its source line number
-    assert read_parts(s3) == [[
-        {"_id": "1", "text": "good one", "_osbatch": {"line": 1}},
-        {"_id": 7, "text": "numeric ids are fine", "_osbatch": {"line": 9}},
-    ]]
+    assert read_parts(s3) == [
+        [
+            {"_id": "1", "text": "good one", "_osbatch": {"line": 1}},
+            {"_id": 7, "text": "numeric ids are fine", "_osbatch": {"line": 9}},
+        ]
+    ]
 
 
 def test_large_inputs_are_split_into_parts(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
     # Given 25 records and a backend that takes 10 per file
     body = b"".join(b'{"_id": "%d", "text": "t%d"}\n' % (n, n) for n in range(25))
     # When prepared
-    result, _ = run_prepare(config, s3, jobs, body, InputLimits(max_records_per_file=10, max_bytes_per_file=10**6))
+    result, _ = run_prepare(
+        config, s3, jobs, body, InputLimits(max_records_per_file=10, max_bytes_per_file=10**6)
+    )
     # Then there are three parts of 10, 10 and 5 records, in order
     parts = read_parts(s3)
     assert [len(part) for part in parts] == [10, 10, 5]

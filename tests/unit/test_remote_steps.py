@@ -21,7 +21,7 @@ class ScriptedBackend:
     statuses: list[Any] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
-    limits: InputLimits = InputLimits(10, 10)
+    limits: InputLimits = field(default_factory=lambda: InputLimits(10, 10))
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return record
@@ -44,13 +44,22 @@ class ScriptedBackend:
 
 
 def prepared_state(job_id: str = "msmarco-1") -> JobState:
-    prepared = Prepared(input_uri="s3://osb-out/jobs/x/input/", parts=1, records_in=3, valid=3, dead_lettered=0)
+    prepared = Prepared(
+        input_uri="s3://osb-out/jobs/x/input/", parts=1, records_in=3, valid=3, dead_lettered=0
+    )
     return JobState(job_id=job_id, pipeline="msmarco", source=SOURCE, prepared=prepared)
 
 
 def started(config: PipelineConfig, jobs: JobTable, backend: ScriptedBackend) -> JobState:
     jobs.create("msmarco-1", "msmarco", SOURCE)
-    return start_job(prepared_state(), config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 1000.0)
+    return start_job(
+        prepared_state(),
+        config=config,
+        backend=backend,
+        jobs=jobs,
+        output_bucket="osb-out",
+        now=lambda: 1000.0,
+    )
 
 
 def test_start_submits_and_sets_up_polling(config: PipelineConfig, jobs: JobTable) -> None:
@@ -74,7 +83,14 @@ def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> 
     # When a third starts / Then it is throttled (and retried by the workflow), not submitted
     backend = ScriptedBackend()
     with pytest.raises(JobSlotsFull, match="already has 2 jobs in flight"):
-        start_job(prepared_state(), config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 0.0)
+        start_job(
+            prepared_state(),
+            config=config,
+            backend=backend,
+            jobs=jobs,
+            output_bucket="osb-out",
+            now=lambda: 0.0,
+        )
     assert backend.submitted == []
 
 
@@ -108,7 +124,12 @@ def test_repeated_status_failures_make_the_job_unreachable(config: PipelineConfi
 def test_a_success_resets_the_failure_count(config: PipelineConfig, jobs: JobTable) -> None:
     # Given two failures then a good answer then a failure
     backend = ScriptedBackend(
-        [BackendUnavailable("x"), BackendUnavailable("x"), BackendStatus(JobStateName.RUNNING), BackendUnavailable("x")]
+        [
+            BackendUnavailable("x"),
+            BackendUnavailable("x"),
+            BackendStatus(JobStateName.RUNNING),
+            BackendUnavailable("x"),
+        ]
     )
     state = started(config, jobs, backend)
     for _ in range(4):

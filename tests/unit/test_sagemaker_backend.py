@@ -50,7 +50,9 @@ def test_submit_builds_the_transform_job_from_config(config: PipelineConfig, sag
                 "TransformInput": {
                     "ContentType": "application/json",
                     "SplitType": "Line",
-                    "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://out/jobs/j/input/"}},
+                    "DataSource": {
+                        "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://out/jobs/j/input/"}
+                    },
                 },
                 "TransformOutput": {
                     "AssembleWith": "Line",
@@ -78,7 +80,8 @@ def test_resubmitting_finds_the_job_created_before(config: PipelineConfig, sagem
         stub.add_client_error(
             "create_transform_job",
             "ResourceInUse",
-            "Job name must be unique within an AWS account and region, and a job with this name already exists",
+            "Job name must be unique within an AWS account and region, "
+            "and a job with this name already exists",
         )
         stub.add_response(
             "describe_transform_job",
@@ -86,7 +89,9 @@ def test_resubmitting_finds_the_job_created_before(config: PipelineConfig, sagem
             {"TransformJobName": "osb-msmarco-0123456789abcdef"},
         )
         # When it is submitted again
-        remote = backend(config, sagemaker).submit("msmarco-0123456789abcdef", "s3://out/i/", "s3://osb-out/jobs/j/output/")
+        remote = backend(config, sagemaker).submit(
+            "msmarco-0123456789abcdef", "s3://out/i/", "s3://osb-out/jobs/j/output/"
+        )
     # Then the existing job is returned instead of an error
     assert remote.arn == ARN
 
@@ -94,7 +99,9 @@ def test_resubmitting_finds_the_job_created_before(config: PipelineConfig, sagem
 def test_throttling_is_raised_as_backend_throttled(config: PipelineConfig, sagemaker: Any) -> None:
     # Given SageMaker is at its instance quota
     with Stubber(sagemaker) as stub:
-        stub.add_client_error("create_transform_job", "ResourceLimitExceeded", "quota of ml.m5.xlarge reached")
+        stub.add_client_error(
+            "create_transform_job", "ResourceLimitExceeded", "quota of ml.m5.xlarge reached"
+        )
         # When / Then the error is the one the workflow retries for retry_time_window
         with pytest.raises(BackendThrottled, match="ResourceLimitExceeded: quota"):
             backend(config, sagemaker).submit("msmarco-0123456789abcdef", "s3://out/i/", "s3://out/o/")
@@ -110,7 +117,9 @@ def test_throttling_is_raised_as_backend_throttled(config: PipelineConfig, sagem
         ("Stopped", JobStateName.CANCELLED),
     ],
 )
-def test_status_maps_every_transform_state(config: PipelineConfig, sagemaker: Any, raw: str, state: JobStateName) -> None:
+def test_status_maps_every_transform_state(
+    config: PipelineConfig, sagemaker: Any, raw: str, state: JobStateName
+) -> None:
     # Given a job in a SageMaker state
     with Stubber(sagemaker) as stub:
         stub.add_response("describe_transform_job", _description(raw), {"TransformJobName": REMOTE.id})
@@ -156,9 +165,15 @@ def test_cancel_stops_the_job_and_tolerates_a_finished_one(config: PipelineConfi
         stub.assert_no_pending_responses()
 
 
-def test_outputs_are_the_out_objects_under_the_output_prefix(config: PipelineConfig, s3: Any, sagemaker: Any) -> None:
+def test_outputs_are_the_out_objects_under_the_output_prefix(
+    config: PipelineConfig, s3: Any, sagemaker: Any
+) -> None:
     # Given two outputs and an unrelated object
-    for key in ("jobs/j/output/part-00001.jsonl.out", "jobs/j/output/part-00000.jsonl.out", "jobs/j/output/x.txt"):
+    for key in (
+        "jobs/j/output/part-00001.jsonl.out",
+        "jobs/j/output/part-00000.jsonl.out",
+        "jobs/j/output/x.txt",
+    ):
         s3.put_object(Bucket="osb-out", Key=key, Body=b"{}\n")
     # When outputs are listed
     outputs = backend(config, sagemaker, s3).outputs(REMOTE)
@@ -175,10 +190,10 @@ def _description(status: str, **extra: Any) -> dict[str, Any]:
         "TransformJobArn": ARN,
         "TransformJobStatus": status,
         "ModelName": "minilm-embedder",
-        "TransformInput": {"DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://out/i/"}}},
+        "TransformInput": {
+            "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": "s3://out/i/"}}
+        },
         "TransformResources": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1},
         "CreationTime": datetime(2026, 1, 1, tzinfo=UTC),
         **extra,
     }
-
-

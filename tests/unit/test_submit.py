@@ -43,7 +43,9 @@ def submit(key: str, s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: Pipe
     )
 
 
-def test_an_upload_starts_one_execution_named_after_the_job(s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig) -> None:
+def test_an_upload_starts_one_execution_named_after_the_job(
+    s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig
+) -> None:
     # Given an uploaded input file
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=b"{}\n")
     # When its event is submitted
@@ -55,7 +57,9 @@ def test_an_upload_starts_one_execution_named_after_the_job(s3: Any, jobs: JobTa
     assert job is not None and job["state"] == "CREATED" and job["etag"] != "stale"
 
 
-def test_a_duplicate_event_starts_nothing(s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig) -> None:
+def test_a_duplicate_event_starts_nothing(
+    s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig
+) -> None:
     # Given an object whose event was already submitted
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=b"{}\n")
     first = submit("input/msmarco/a.jsonl", s3, jobs, sfn, config)
@@ -66,7 +70,9 @@ def test_a_duplicate_event_starts_nothing(s3: Any, jobs: JobTable, sfn: tuple[An
     assert len(sfn[0].list_executions(stateMachineArn=sfn[1])["executions"]) == 1
 
 
-def test_new_bytes_under_the_same_key_are_a_new_job(s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig) -> None:
+def test_new_bytes_under_the_same_key_are_a_new_job(
+    s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig
+) -> None:
     # Given a file that was processed, then overwritten with new content
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=b"{}\n")
     first = submit("input/msmarco/a.jsonl", s3, jobs, sfn, config)
@@ -77,7 +83,9 @@ def test_new_bytes_under_the_same_key_are_a_new_job(s3: Any, jobs: JobTable, sfn
     assert second.started and second.job_id != first.job_id
 
 
-def test_url_encoded_keys_are_resolved(s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig) -> None:
+def test_url_encoded_keys_are_resolved(
+    s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig
+) -> None:
     # Given a key with a space, announced URL-encoded as S3 notifications do
     s3.put_object(Bucket="osb-in", Key="input/msmarco/my file.jsonl", Body=b"{}\n")
     # When submitted
@@ -96,7 +104,9 @@ def test_url_encoded_keys_are_resolved(s3: Any, jobs: JobTable, sfn: tuple[Any, 
         ("input/msmarco/gone.jsonl", "no longer exists"),
     ],
 )
-def test_objects_that_are_not_input_are_ignored_with_a_reason(key: str, why: str, s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig) -> None:
+def test_objects_that_are_not_input_are_ignored_with_a_reason(
+    key: str, why: str, s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig
+) -> None:
     # Given an event for an object that is not pipeline input / When submitted
     outcome = submit(key, s3, jobs, sfn, config)
     # Then nothing starts and the outcome says why

@@ -11,12 +11,12 @@ from typing import Any, Protocol
 from osbatch.models import JobStateName, RemoteJob
 
 
-class BackendThrottled(Exception):  # noqa: N818 - the class name is the Step Functions error name
+class BackendThrottled(Exception):
     """The service refused for now (throttling, quota, no free job slot). The workflow retries it
     with backoff for the pipeline's retry_time_window; the class name is matched by the Retry rule."""
 
 
-class BackendUnavailable(Exception):  # noqa: N818
+class BackendUnavailable(Exception):
     """A status call failed. Counted by the poller; too many in a row make the job UNREACHABLE."""
 
 

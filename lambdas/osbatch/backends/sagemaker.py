@@ -43,7 +43,7 @@ def transform_job_name(job_id: str) -> str:
     name = f"{JOB_NAME_PREFIX}{cleaned}"
     if len(name) > 63:
         # Keep the hash tail of the job id: it is what makes the name unique.
-        name = f"{JOB_NAME_PREFIX}{cleaned[-(63 - len(JOB_NAME_PREFIX)):]}".replace("--", "-")
+        name = f"{JOB_NAME_PREFIX}{cleaned[-(63 - len(JOB_NAME_PREFIX)) :]}".replace("--", "-")
     if not JOB_NAME_PATTERN.match(name):
         raise ValueError(f"cannot derive a valid SageMaker job name from job id '{job_id}'")
     return name

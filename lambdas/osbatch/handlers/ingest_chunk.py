@@ -38,7 +38,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         opensearch=env.opensearch(config),
         dead_letters=dead_letters,
     )
-    env.jobs.put_chunk(chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered))
+    env.jobs.put_chunk(
+        chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered)
+    )
     metrics.add_dimension(name="pipeline", value=chunk.pipeline)
     metrics.add_metric(name="RecordsIndexed", unit=MetricUnit.Count, value=result.indexed)
     metrics.add_metric(name="DeadLetteredRecords", unit=MetricUnit.Count, value=result.dead_lettered)

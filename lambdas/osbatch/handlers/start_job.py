@@ -29,5 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
     metrics.add_dimension(name="pipeline", value=state.pipeline)
     metrics.add_metric(name="InferenceJobsSubmitted", unit=MetricUnit.Count, value=1)
-    logger.info("inference job submitted", extra={"job_id": state.job_id, "remote": result.dump().get("remote")})
+    logger.info(
+        "inference job submitted", extra={"job_id": state.job_id, "remote": result.dump().get("remote")}
+    )
     return result.dump()

@@ -6,7 +6,6 @@ records_in = indexed + dead_lettered holds chunk by chunk. Blank lines are not r
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -22,6 +21,7 @@ from osbatch.records import RecordError, original, parse_record
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
 
 def input_line(record: dict[str, Any]) -> int | None:
     """The record's line in the user's input file, stamped by Prepare and carried through inference."""

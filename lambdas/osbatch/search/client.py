@@ -14,7 +14,9 @@ from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 
 def opensearch_client(endpoint: str, region: str, timeout: int = 120) -> OpenSearch:
     if not endpoint:
-        raise ValueError("no OpenSearch endpoint: set sink.opensearch.endpoint or create_domain in the pipeline")
+        raise ValueError(
+            "no OpenSearch endpoint: set sink.opensearch.endpoint or create_domain in the pipeline"
+        )
     url = urlparse(endpoint)
     secure = url.scheme == "https"
     options: dict[str, Any] = {

@@ -104,6 +104,7 @@ def fail_job(
     publish: Callable[[dict[str, Any]], None],
 ) -> tuple[JobState, JobReport]:
     status = state.status
+    reason: str | None
     if state.error is not None:
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
         reason = f"{state.error.get('Error', 'Error')}: {_cause(state.error.get('Cause'))}"

@@ -14,6 +14,7 @@ from typing import IO, Any, Protocol
 
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
+from osbatch.ingest.dead_letter import Stage
 from osbatch.jobs import JobTable
 from osbatch.jsonpaths import compile_path, first_match
 from osbatch.models import JobState, JobStateName, Prepared
@@ -24,7 +25,9 @@ SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lamb
 
 
 class DeadLetters(Protocol):
-    def add(self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None) -> None: ...
+    def add(
+        self, *, stage: Stage, reason: str, record: Any, line: int | None = None, offset: int | None = None
+    ) -> None: ...
 
     def close(self) -> int: ...
 
@@ -51,7 +54,8 @@ class PartWriter:
         ):
             self._upload()
         if self._file is None:
-            self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)
+            # Held open across writes and closed by _upload, so a context manager does not fit.
+            self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         self._file.write(data)
         self._records += 1
         self._bytes += len(data)

@@ -37,7 +37,9 @@ def start_job(
     already_running = current.get("state") == JobStateName.RUNNING.value
     limit = config.inference.max_jobs_in_flight
     if not already_running and jobs.count_in_flight(config.name) >= limit:
-        raise JobSlotsFull(f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)")
+        raise JobSlotsFull(
+            f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
+        )
 
     output_uri = s3_uri(output_bucket, f"{job_prefix(state.job_id)}output/")
     remote = backend.submit(state.job_id, state.prepared.input_uri, output_uri)
@@ -66,14 +68,17 @@ def poll_job(
     poll = state.poll.model_copy(update={"attempt": state.poll.attempt + 1})
     try:
         remote_status = backend.status(state.remote)
-        status = JobStatus(state=remote_status.state, reason=remote_status.reason, progress=remote_status.progress)
+        status = JobStatus(
+            state=remote_status.state, reason=remote_status.reason, progress=remote_status.progress
+        )
         poll = poll.model_copy(update={"failures": 0})
     except BackendUnavailable as error:
         failures = poll.failures + 1
         poll = poll.model_copy(update={"failures": failures})
         if failures >= polling.max_failed_polls:
             status = JobStatus(
-                state=JobStateName.UNREACHABLE, reason=f"{failures} status calls failed in a row; last: {error}"
+                state=JobStateName.UNREACHABLE,
+                reason=f"{failures} status calls failed in a row; last: {error}",
             )
         else:
             status = state.status or JobStatus(state=JobStateName.RUNNING)
@@ -82,7 +87,8 @@ def poll_job(
         backend.cancel(state.remote)  # stop paying for a job nobody will wait for
         status = JobStatus(
             state=JobStateName.EXPIRED,
-            reason=f"not finished after {polling.timeout_hours:g} h (inference.polling.timeout_hours); stopped",
+            reason=f"not finished after {polling.timeout_hours:g} h "
+            "(inference.polling.timeout_hours); stopped",
         )
 
     grown = math.ceil(poll.wait_seconds * polling.backoff_rate)

@@ -85,7 +85,9 @@ def submit_object(
         return SubmitOutcome(None, False, f"ignored {source.uri}: not an input object")
     config = pipeline_for(source.key, pipelines)
     if config is None:
-        return SubmitOutcome(None, False, f"ignored {source.uri}: no pipeline has a matching prefix and suffix")
+        return SubmitOutcome(
+            None, False, f"ignored {source.uri}: no pipeline has a matching prefix and suffix"
+        )
 
     current = resolve_object(s3, source)
     if current is None:
@@ -100,7 +102,9 @@ def submit_object(
     try:
         # StartExecution with the same name and input as a running execution succeeds without starting
         # another; a closed one raises ExecutionAlreadyExists. Either way one execution per job.
-        started = sfn.start_execution(stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(state.dump()))
+        started = sfn.start_execution(
+            stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(state.dump())
+        )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ExecutionAlreadyExists":
             return SubmitOutcome(job_id, False, f"job {job_id} already ran for {source.uri}")

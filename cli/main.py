@@ -1,0 +1,67 @@
+"""`osbatch`: the command line for the local runtime, jobs, and search.
+
+Every command works against the local runtime when it is up and the stack is deployed there,
+and against AWS otherwise (the stack's CloudFormation outputs say where everything is).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from cli import commands
+from local.process import StartupError
+from osbatch.config import ConfigError
+
+Command = Callable[[argparse.Namespace], int]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="osbatch", description="Offline batch ML inference for OpenSearch.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        command.set_defaults(run=run)
+        return command
+
+    add("up", commands.up, "start the local runtime (OpenSearch node and AWS emulator)")
+    add("down", commands.down, "stop the local runtime")
+    status = add("status", commands.status, "what runs where; with a job id, that job in detail")
+    status.add_argument("job_id", nargs="?")
+    deploy = add("deploy", commands.deploy, "deploy the stack into the local runtime (on AWS: cdk deploy)")
+    deploy.add_argument("--local", action="store_true", required=True, help="deploy into the local runtime")
+    deploy.add_argument("--pipelines", default="pipelines/*.yaml", help="pipeline configs (a glob)")
+    demo = add("demo", commands.demo, "the whole pipeline on sample data, locally")
+    demo.add_argument("--keep", action="store_true", help="leave the runtime up afterwards (the default)")
+    submit = add("submit", commands.submit, "upload JSONL files as input for a pipeline")
+    submit.add_argument("files", nargs="+", type=Path)
+    submit.add_argument("--pipeline", required=True)
+    jobs = add("jobs", commands.jobs, "list jobs, newest first")
+    jobs.add_argument("--pipeline")
+    jobs.add_argument("--limit", type=int, default=50)
+    cancel = add("cancel", commands.cancel, "stop a job's inference; the workflow records it as CANCELLED")
+    cancel.add_argument("job_id")
+    search = add("search", commands.search, "semantic search in a pipeline's index")
+    search.add_argument("query")
+    search.add_argument("--pipeline", required=True)
+    search.add_argument("-k", type=int, default=5)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ConfigError, commands.CommandError, StartupError) as error:
+        print(f"osbatch: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("osbatch: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

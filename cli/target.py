@@ -1,0 +1,76 @@
+"""Where the CLI acts: the local runtime when it is up with the stack deployed, otherwise AWS.
+
+On AWS the stack's CloudFormation outputs name every resource; locally the emulator's deploy record
+holds the same outputs, so every command below is written once for both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+import boto3
+
+from local.paths import state_dir
+from osbatch.jobs import JobTable
+
+STACK_NAME = os.environ.get("OSBATCH_STACK", "osbatch")
+
+
+class TargetError(RuntimeError):
+    """Nothing to talk to: no local stack and no deployed AWS stack."""
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    endpoint_url: str | None
+    outputs: dict[str, str]
+    opensearch_url: str | None = None
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+
+    def output(self, key: str) -> str:
+        try:
+            return self.outputs[key]
+        except KeyError:
+            raise TargetError(f"the {self.name} stack has no output {key}; redeploy it") from None
+
+    @cached_property
+    def jobs(self) -> JobTable:
+        resource = boto3.resource("dynamodb", endpoint_url=self.endpoint_url)
+        return JobTable(resource.Table(self.output("JobTableName")))
+
+
+def local_target() -> Target | None:
+    from local.runtime import AWS_URL, local_runtime
+
+    record = state_dir() / "stacks" / f"{STACK_NAME}.json"
+    if not record.exists():
+        return None
+    runtime = local_runtime()
+    if not runtime.aws.status().running:
+        return None
+    deployed = json.loads(record.read_text())
+    return Target("local", AWS_URL, dict(deployed.get("outputs", {})), runtime.opensearch.url)
+
+
+def aws_target() -> Target:
+    cloudformation = boto3.client("cloudformation")
+    try:
+        stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
+    except Exception as error:
+        raise TargetError(
+            f"no local runtime is up and the AWS stack {STACK_NAME} could not be read ({error}). "
+            "Run `osbatch up && osbatch deploy --local`, or `cdk deploy`."
+        ) from None
+    outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
+    return Target("aws", None, outputs, outputs.get("OpenSearchEndpoint"))
+
+
+def resolve_target() -> Target:
+    return local_target() or aws_target()

@@ -1,0 +1,62 @@
+"""Plain-text tables and summaries for the terminal."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+JOB_COLUMNS = (
+    ("JOB", "job_id"),
+    ("STATE", "state"),
+    ("IN", "records_in"),
+    ("INDEXED", "indexed"),
+    ("DEAD", "dead_lettered"),
+    ("CREATED", "created_at"),
+    ("SOURCE", "source"),
+)
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    cells = [[str(header) for header in headers]] + [
+        ["" if value is None else str(value) for value in row] for row in rows
+    ]
+    widths = [max(len(row[column]) for row in cells) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip()
+        for row in cells
+    )
+
+
+def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
+    if not jobs:
+        return "no jobs yet"
+    return table(
+        [[job.get(key) for _, key in JOB_COLUMNS] for job in jobs], [title for title, _ in JOB_COLUMNS]
+    )
+
+
+def job_detail(job: dict[str, Any]) -> str:
+    order = [
+        "job_id",
+        "pipeline",
+        "state",
+        "reason",
+        "source",
+        "records_in",
+        "valid",
+        "indexed",
+        "dead_lettered",
+        "unaccounted",
+        "remote_id",
+        "remote_status",
+        "polls",
+        "chunks",
+        "created_at",
+        "submitted_at",
+        "finished_at",
+        "report",
+        "execution_arn",
+    ]
+    keys = [key for key in order if key in job] + sorted(set(job) - set(order) - {"item"})
+    width = max(len(key) for key in keys)
+    return "\n".join(f"{key.ljust(width)}  {job[key]}" for key in keys)

@@ -1,0 +1,141 @@
+"""`make demo`: the whole pipeline on sample data, on this machine, with no AWS account.
+
+Start the runtime, deploy the synthesized stack into it, upload the sample, follow the jobs while they
+run and ingest, print the accounting, and search the result. Re-running it is safe: the same files are
+the same jobs, so a second run starts nothing and shows the same numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cli.search import print_hits, semantic_search
+from cli.target import Target
+from cli.views import table
+from local.deploy import deploy_local, load_pipelines
+from local.paths import REPO_ROOT
+from local.runtime import AWS_URL, local_runtime
+from osbatch.jobs import JobTable
+from osbatch.models import JobStateName, job_id_for
+from osbatch.search.client import opensearch_client
+
+PIPELINE = "msmarco"
+SAMPLE_DIR = REPO_ROOT / "samples" / "python-docs"
+EXPECTED_DEAD_LETTERS = 5  # the sample's deliberately bad lines (samples/README.md)
+QUERIES = (
+    "read and write gzip compressed files",
+    "parse command line options and arguments",
+    "run a function in a background thread",
+)
+TIMEOUT_SECONDS = 900
+
+
+@dataclass
+class Upload:
+    name: str
+    job_id: str
+
+
+def run_demo(progress: Callable[[str], None] = print) -> int:
+    started = time.monotonic()
+    runtime = local_runtime()
+    runtime.up(progress)
+    stack = deploy_local(opensearch_url=runtime.opensearch.url, progress=progress)
+    target = Target(
+        "local", AWS_URL, {key: str(value) for key, value in stack.outputs.items()}, runtime.opensearch.url
+    )
+    config = {config.name: config for config in load_pipelines()}[PIPELINE]
+
+    uploads = upload_sample(target, config.source.prefix, progress)
+    jobs = target.jobs
+    finished = follow(jobs, uploads, started, progress)
+    ok = summarize(finished, uploads, time.monotonic() - started)
+
+    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client.indices.refresh(index=config.sink.index)
+    for query in QUERIES:
+        print(f'\nsearch: "{query}"')
+        print_hits(semantic_search(client, config, query, k=3))
+    print(
+        "\nthe runtime is still up: `osbatch jobs`, "
+        f"`osbatch search QUERY --pipeline {PIPELINE}`, `make down`"
+    )
+    return 0 if ok else 1
+
+
+def upload_sample(target: Target, prefix: str, progress: Callable[[str], None]) -> list[Upload]:
+    s3 = target.client("s3")
+    bucket = target.output("InputBucketName")
+    uploads = []
+    for path in sorted(SAMPLE_DIR.glob("*.jsonl")):
+        key = f"{prefix}{path.name}"
+        etag = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())["ETag"].strip('"')
+        uploads.append(Upload(path.name, job_id_for(PIPELINE, bucket, key, etag)))
+        progress(f"uploaded {path.relative_to(REPO_ROOT)} -> s3://{bucket}/{key}")
+    return uploads
+
+
+def follow(
+    jobs: JobTable, uploads: list[Upload], started: float, progress: Callable[[str], None]
+) -> dict[str, dict[str, Any]]:
+    """Print each job's state changes (and ingest progress) until every job has ended."""
+    seen: dict[str, str] = {}
+    latest: dict[str, dict[str, Any]] = {}
+    deadline = time.monotonic() + TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        for upload in uploads:
+            job = jobs.get(upload.job_id)
+            if job is None:
+                continue
+            latest[upload.job_id] = job
+            line = describe(jobs, job)
+            if seen.get(upload.job_id) != line:
+                seen[upload.job_id] = line
+                progress(f"[{time.monotonic() - started:6.1f}s] {upload.name:14} {line}")
+        if len(latest) == len(uploads) and all(
+            JobStateName(job["state"]).terminal for job in latest.values()
+        ):
+            return latest
+        time.sleep(0.5)
+    raise TimeoutError(f"jobs did not finish within {TIMEOUT_SECONDS}s; `osbatch jobs` shows where they are")
+
+
+def describe(jobs: JobTable, job: dict[str, Any]) -> str:
+    state = job["state"]
+    if state == JobStateName.RUNNING.value:
+        return (
+            f"RUNNING  inference job {job.get('remote_id', '')} is {job.get('remote_status') or 'submitted'}"
+        )
+    if state == JobStateName.INGESTING.value:
+        _, reported = jobs.chunk_totals(job["job_id"])
+        return f"INGESTING  {reported}/{job.get('chunks', '?')} chunks indexed"
+    if state == JobStateName.CREATED.value and "records_in" in job:
+        return f"PREPARED  {job['records_in']} records, {job.get('dead_lettered', 0)} bad lines set aside"
+    if JobStateName(state).terminal:
+        counts = (job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered"))
+        return "{}  in={} indexed={} dead-lettered={}".format(state, *counts)
+    return state
+
+
+def summarize(jobs: dict[str, dict[str, Any]], uploads: list[Upload], wall: float) -> bool:
+    rows, totals = [], [0, 0, 0]
+    for upload in uploads:
+        job = jobs[upload.job_id]
+        counts = [int(job.get(key, 0)) for key in ("records_in", "indexed", "dead_lettered")]
+        totals = [total + count for total, count in zip(totals, counts, strict=True)]
+        rows.append([upload.name, job["state"], *counts])
+    rows.append(["total", "", *totals])
+    print("\n" + table(rows, ["FILE", "STATE", "RECORDS IN", "INDEXED", "DEAD-LETTERED"]))
+    records_in, indexed, dead = totals
+    conserved = records_in == indexed + dead
+    print(
+        f"\nindexed = records_in - dead_lettered: {indexed} = {records_in} - {dead} "
+        f"{'holds' if conserved else 'DOES NOT HOLD'}; "
+        f"dead-lettered {dead} of the sample's {EXPECTED_DEAD_LETTERS} deliberately bad lines; "
+        f"wall time {wall:.1f}s"
+    )
+    all_completed = all(job["state"] == JobStateName.COMPLETED.value for job in jobs.values())
+    return conserved and dead == EXPECTED_DEAD_LETTERS and all_completed

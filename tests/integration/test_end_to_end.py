@@ -1,0 +1,168 @@
+"""The skeleton's user story on the real local runtime: S3 upload -> transform job -> k-NN index."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import boto3
+import pytest
+
+from cli.search import semantic_search
+from local.deploy import deploy_local, load_pipelines
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.models import JobStateName, job_id_for
+from osbatch.search.client import opensearch_client
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def stack(runtime: LocalRuntime) -> Any:
+    return deploy_local(opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def config() -> PipelineConfig:
+    return {config.name: config for config in load_pipelines()}["msmarco"]
+
+
+@pytest.fixture(scope="module")
+def jobs(stack: Any) -> JobTable:
+    table = boto3.resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
+    return JobTable(table)
+
+
+def upload(stack: Any, config: PipelineConfig, name: str, body: bytes) -> str:
+    s3 = boto3.client("s3", endpoint_url=AWS_URL)
+    bucket = stack.outputs["InputBucketName"]
+    key = f"{config.source.prefix}{name}"
+    etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
+    return job_id_for(config.name, bucket, key, etag)
+
+
+def wait_for_end(jobs: JobTable, job_id: str, timeout: float = 300) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = jobs.get(job_id)
+        if job and JobStateName(job["state"]).terminal:
+            return job
+        time.sleep(0.5)
+    raise AssertionError(f"job {job_id} did not end within {timeout}s: {jobs.get(job_id)}")
+
+
+def dead_letters(stack: Any, job_id: str) -> list[dict[str, Any]]:
+    s3 = boto3.client("s3", endpoint_url=AWS_URL)
+    bucket = stack.outputs["DeadLetterBucketName"]
+    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"dead-letter/{job_id}/").get("Contents", [])
+    lines = []
+    for item in listing:
+        lines += s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def test_an_upload_ends_in_the_index_with_every_record_accounted_for(
+    stack: Any, config: PipelineConfig, jobs: JobTable, runtime: LocalRuntime
+) -> None:
+    # Given a file of real records with two bad lines among them
+    records = [
+        {
+            "_id": "e2e-gzip",
+            "text": "Open a gzip-compressed file in binary or text mode, returning a file object.",
+        },
+        {
+            "_id": "e2e-thread",
+            "text": "A class that represents a thread of control running in the background.",
+        },
+        {"_id": "e2e-date", "text": "Return the current local date and time as a datetime object."},
+    ]
+    body = (
+        b"\n".join(
+            [
+                json.dumps(records[0]).encode(),
+                b'{"_id": "bad", "text": ',
+                json.dumps(records[1]).encode(),
+                b'{"text": "no id here"}',
+                json.dumps(records[2]).encode(),
+            ]
+        )
+        + b"\n"
+    )
+    # When it is uploaded to the pipeline's prefix
+    job_id = upload(stack, config, f"e2e-{time.time_ns()}.jsonl", body)
+    job = wait_for_end(jobs, job_id)
+    # Then the job completed and records_in = indexed + dead_lettered
+    assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == ("COMPLETED", 5, 3, 2)
+    # And the dead letters say which lines and why
+    letters = sorted(dead_letters(stack, job_id), key=lambda letter: letter["line"])
+    assert [(letter["line"], letter["stage"]) for letter in letters] == [(2, "parse"), (4, "parse")]
+    assert letters[1]["reason"] == "missing id at $._id"
+    # And a k-NN query with the same model finds the right document first
+    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client.indices.refresh(index=config.sink.index)
+    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    assert hits[0].doc_id == "e2e-gzip"
+
+
+def test_the_same_upload_twice_is_one_job(stack: Any, config: PipelineConfig, jobs: JobTable) -> None:
+    # Given a file that has been processed
+    body = json.dumps({"_id": "e2e-once", "text": "Idempotent uploads start one job."}).encode() + b"\n"
+    name = f"e2e-once-{time.time_ns()}.jsonl"
+    first = upload(stack, config, name, body)
+    wait_for_end(jobs, first)
+    # When exactly the same bytes are uploaded again under the same key
+    second = upload(stack, config, name, body)
+    time.sleep(3)
+    # Then it is the same job, and it ran once
+    assert second == first
+    assert len([job for job in jobs.list_jobs(config.name, 500) if job["job_id"] == first]) == 1
+
+
+def test_an_empty_file_completes_with_zero_counts(stack: Any, config: PipelineConfig, jobs: JobTable) -> None:
+    # Given an empty upload / When it is processed
+    job = wait_for_end(jobs, upload(stack, config, f"e2e-empty-{time.time_ns()}.jsonl", b""))
+    # Then the job completes without running inference, and nothing is lost
+    assert (job["state"], job["records_in"], job.get("indexed", 0), job.get("dead_lettered", 0)) == (
+        "COMPLETED",
+        0,
+        0,
+        0,
+    )
+    assert "remote_id" not in job
+
+
+def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(stack: Any, jobs: JobTable) -> None:
+    # Given the pipeline's SageMaker model points at a model folder that does not exist, so the
+    # transform job is accepted and then fails while running, as a broken container would
+    config = load_pipelines()[0]
+    assert config.inference.sagemaker is not None
+    model = config.inference.sagemaker.ModelName
+    sagemaker = boto3.client("sagemaker", endpoint_url=AWS_URL)
+    healthy = sagemaker.describe_model(ModelName=model)
+    sagemaker.delete_model(ModelName=model)
+    sagemaker.create_model(
+        ModelName=model,
+        PrimaryContainer={
+            "Image": "broken",
+            "Environment": {"OSBATCH_LOCAL_MODEL_DIR": "/nonexistent/model"},
+        },
+        ExecutionRoleArn=healthy["ExecutionRoleArn"],
+    )
+    try:
+        # When a file is uploaded
+        job_id = upload(stack, config, f"e2e-fail-{time.time_ns()}.jsonl", b'{"_id": "x", "text": "y"}\n')
+        job = wait_for_end(jobs, job_id)
+    finally:
+        sagemaker.delete_model(ModelName=model)
+        sagemaker.create_model(
+            ModelName=model,
+            PrimaryContainer=healthy["PrimaryContainer"],
+            ExecutionRoleArn=healthy["ExecutionRoleArn"],
+        )
+    # Then the job is FAILED with the reason SageMaker gave, and its record is not silently dropped
+    assert job["state"] == "FAILED"
+    assert "/nonexistent/model" in job["reason"]
+    assert job["records_in"] == 1
