@@ -16,7 +16,18 @@ import sys
 import warnings
 from pathlib import Path
 
-SKIP = {"antigravity", "this", "idlelib", "tkinter", "turtle", "turtledemo", "lib2to3", "__main__", "test", "ensurepip"}
+SKIP = {
+    "antigravity",
+    "this",
+    "idlelib",
+    "tkinter",
+    "turtle",
+    "turtledemo",
+    "lib2to3",
+    "__main__",
+    "test",
+    "ensurepip",
+}
 OUT = Path(__file__).resolve().parent.parent / "samples" / "python-docs"
 
 
@@ -44,7 +55,11 @@ def docstrings() -> dict[str, str]:
 
 
 def add(found: dict[str, str], qualified: str, value: object) -> None:
-    doc = inspect.getdoc(value) if callable(value) or inspect.isclass(value) or inspect.ismodule(value) else None
+    doc = (
+        inspect.getdoc(value)
+        if callable(value) or inspect.isclass(value) or inspect.ismodule(value)
+        else None
+    )
     if not doc:
         return
     paragraph = re.sub(r"\s+", " ", doc.split("\n\n")[0]).strip()
@@ -60,8 +75,20 @@ def main() -> None:
     random.Random(7).shuffle(unique)
     half = len(unique) // 2
     OUT.mkdir(parents=True, exist_ok=True)
-    write(OUT / "part-1.jsonl", unique[:half], bad=[b'{"_id": "bad-json", "text": "an unterminated string}', b'{"text": "a record without an id"}', b'{"_id": "bad-text", "text": null}'])
-    write(OUT / "part-2.jsonl", unique[half:], bad=[b'{"_id": "latin-1", "text": "caf\xe9 au lait"}', b"not json at all"])
+    write(
+        OUT / "part-1.jsonl",
+        unique[:half],
+        bad=[
+            b'{"_id": "bad-json", "text": "an unterminated string}',
+            b'{"text": "a record without an id"}',
+            b'{"_id": "bad-text", "text": null}',
+        ],
+    )
+    write(
+        OUT / "part-2.jsonl",
+        unique[half:],
+        bad=[b'{"_id": "latin-1", "text": "caf\xe9 au lait"}', b"not json at all"],
+    )
     (OUT / "empty.jsonl").write_bytes(b"")
     print(f"{len(unique)} records, 5 deliberately bad lines, written to {OUT}")
 

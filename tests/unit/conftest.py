@@ -50,7 +50,10 @@ def create_job_table(name: str = "jobs") -> Any:
     dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
     return dynamodb.create_table(
         TableName=name,
-        KeySchema=[{"AttributeName": "job_id", "KeyType": "HASH"}, {"AttributeName": "item", "KeyType": "RANGE"}],
+        KeySchema=[
+            {"AttributeName": "job_id", "KeyType": "HASH"},
+            {"AttributeName": "item", "KeyType": "RANGE"},
+        ],
         AttributeDefinitions=[
             {"AttributeName": "job_id", "AttributeType": "S"},
             {"AttributeName": "item", "AttributeType": "S"},
