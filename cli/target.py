@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -30,9 +30,10 @@ class Target:
     endpoint_url: str | None
     outputs: dict[str, str]
     opensearch_url: str | None = None
+    session: boto3.session.Session = field(default_factory=boto3.session.Session)
 
     def client(self, service: str) -> Any:
-        return boto3.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
+        return self.session.client(service, endpoint_url=self.endpoint_url)  # type: ignore[call-overload]
 
     def output(self, key: str) -> str:
         try:
@@ -42,11 +43,12 @@ class Target:
 
     @cached_property
     def jobs(self) -> JobTable:
-        resource = boto3.resource("dynamodb", endpoint_url=self.endpoint_url)
+        resource = self.session.resource("dynamodb", endpoint_url=self.endpoint_url)
         return JobTable(resource.Table(self.output("JobTableName")))
 
 
 def local_target() -> Target | None:
+    from local.aws import session
     from local.runtime import AWS_URL, local_runtime
 
     record = state_dir() / "stacks" / f"{STACK_NAME}.json"
@@ -56,7 +58,7 @@ def local_target() -> Target | None:
     if not runtime.aws.status().running:
         return None
     deployed = json.loads(record.read_text())
-    return Target("local", AWS_URL, dict(deployed.get("outputs", {})), runtime.opensearch.url)
+    return Target("local", AWS_URL, dict(deployed.get("outputs", {})), runtime.opensearch.url, session())
 
 
 def aws_target() -> Target:

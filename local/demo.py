@@ -15,6 +15,7 @@ from typing import Any
 from cli.search import print_hits, semantic_search
 from cli.target import Target
 from cli.views import table
+from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
 from local.runtime import AWS_URL, local_runtime
@@ -44,9 +45,8 @@ def run_demo(progress: Callable[[str], None] = print) -> int:
     runtime = local_runtime()
     runtime.up(progress)
     stack = deploy_local(opensearch_url=runtime.opensearch.url, progress=progress)
-    target = Target(
-        "local", AWS_URL, {key: str(value) for key, value in stack.outputs.items()}, runtime.opensearch.url
-    )
+    outputs = {key: str(value) for key, value in stack.outputs.items()}
+    target = Target("local", AWS_URL, outputs, runtime.opensearch.url, session())
     config = {config.name: config for config in load_pipelines()}[PIPELINE]
 
     uploads = upload_sample(target, config.source.prefix, progress)

@@ -16,9 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import boto3
 from botocore.exceptions import ClientError
 
+from local.aws import session
 from local.aws.cfn_loader import DeployedStack, deploy_assembly
 from local.opensearch.mapping import localize_mapping
 from local.paths import REPO_ROOT, state_dir
@@ -84,7 +84,7 @@ def deploy_local(
 
 def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack, progress: Progress) -> None:
     """On AWS the user creates the SageMaker model; locally it stands for the packaged MiniLM."""
-    sagemaker = boto3.client("sagemaker", endpoint_url=AWS_URL, region_name=_region())
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
     role = _output(stack, "SageMakerRoleArn")
     for config in configs:
         if config.inference.backend is not Backend.SAGEMAKER or config.inference.sagemaker is None:
@@ -108,7 +108,3 @@ def _output(stack: DeployedStack, name: str) -> str:
     if name not in outputs:
         raise KeyError(f"stack output {name} is missing; outputs are {sorted(outputs)}")
     return str(outputs[name])
-
-
-def _region() -> str:
-    return os.environ.get("AWS_DEFAULT_REGION", "us-east-1")

@@ -12,6 +12,8 @@ import json
 import sys
 import urllib.request
 
+import boto3
+
 from local.paths import REPO_ROOT
 from local.process import ManagedProcess
 
@@ -21,6 +23,16 @@ HEALTH_PATH = "/_osbatch/health"
 
 def endpoint_url(port: int = DEFAULT_PORT) -> str:
     return f"http://127.0.0.1:{port}"
+
+
+REGION = "us-east-1"
+
+
+def session(region: str = REGION) -> boto3.session.Session:
+    """A session for the emulator: it accepts any credentials, and these can never reach a real account."""
+    return boto3.session.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name=region
+    )
 
 
 def is_ready(url: str) -> bool:

@@ -6,10 +6,10 @@ import json
 import time
 from typing import Any
 
-import boto3
 import pytest
 
 from cli.search import semantic_search
+from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
@@ -32,12 +32,12 @@ def config() -> PipelineConfig:
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = boto3.resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
+    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
     return JobTable(table)
 
 
 def upload(stack: Any, config: PipelineConfig, name: str, body: bytes) -> str:
-    s3 = boto3.client("s3", endpoint_url=AWS_URL)
+    s3 = session().client("s3", endpoint_url=AWS_URL)
     bucket = stack.outputs["InputBucketName"]
     key = f"{config.source.prefix}{name}"
     etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
@@ -55,7 +55,7 @@ def wait_for_end(jobs: JobTable, job_id: str, timeout: float = 300) -> dict[str,
 
 
 def dead_letters(stack: Any, job_id: str) -> list[dict[str, Any]]:
-    s3 = boto3.client("s3", endpoint_url=AWS_URL)
+    s3 = session().client("s3", endpoint_url=AWS_URL)
     bucket = stack.outputs["DeadLetterBucketName"]
     listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"dead-letter/{job_id}/").get("Contents", [])
     lines = []
@@ -140,7 +140,7 @@ def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(stack: Any,
     config = load_pipelines()[0]
     assert config.inference.sagemaker is not None
     model = config.inference.sagemaker.ModelName
-    sagemaker = boto3.client("sagemaker", endpoint_url=AWS_URL)
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
     healthy = sagemaker.describe_model(ModelName=model)
     sagemaker.delete_model(ModelName=model)
     sagemaker.create_model(

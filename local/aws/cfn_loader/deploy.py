@@ -14,8 +14,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-import boto3
-
+from local.aws import session as emulator_session
 from local.aws.cfn_loader.assembly import StackArtifact, read_stack
 from local.aws.cfn_loader.graph import creation_order
 from local.aws.cfn_loader.intrinsics import Resolver, TemplateError, pseudo_parameters
@@ -88,13 +87,7 @@ def deploy_assembly(
     artifact = read_stack(Path(cdk_out), stack_name)
     region = region or artifact.region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
     region = region or "us-east-1"
-    sts = boto3.client(
-        "sts",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-    )
+    sts = emulator_session(region).client("sts", endpoint_url=endpoint_url)
     account_id = str(sts.get_caller_identity()["Account"])
     previous = load_stack(artifact.stack_name)
     ctx = DeployContext(
