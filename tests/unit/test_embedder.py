@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from local.model import Embedder, OnnxSentenceEmbedder, load_embedder
-from local.model import packaged
+from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
 
@@ -52,9 +51,19 @@ def test_vectors_are_float32_unit_length_and_384_wide(minilm: Embedder) -> None:
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
-def test_length_sorted_batches_keep_the_callers_order(minilm: Embedder) -> None:
-    # Given texts of very different lengths, in an order that length sorting would change
-    texts = ["a much longer text about the history of the river and the town " * 3, "short", "mid length text"]
+def test_length_sorted_batches_keep_the_callers_order(
+    minilm: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given texts of very different lengths, in an order that length sorting would change,
+    # and batches small enough that they span several
+    texts = [
+        "a much longer text about the history of the river and the town " * 3,
+        "short",
+        "mid length text",
+        "",
+        "another text of a middling sort of length",
+    ]
+    monkeypatch.setattr(minilm, "batch_tokens", 16)
 
     # When they are embedded together and one by one
     together = minilm.embed(texts)
@@ -114,3 +123,19 @@ def test_folder_without_a_graph_is_a_clear_error(tmp_path: Path) -> None:
     # When / Then loading it names what is missing
     with pytest.raises(FileNotFoundError, match=r"model\.onnx"):
         OnnxSentenceEmbedder.from_folder(tmp_path)
+
+
+def test_loaded_embedders_are_shared_per_folder(tmp_path: Path) -> None:
+    # Given an ONNX folder (links to the packaged files)
+    (tmp_path / "model.onnx").symlink_to(packaged.onnx_model_path())
+    (tmp_path / "tokenizer.json").symlink_to(packaged.sentence_transformers_folder() / "tokenizer.json")
+
+    # When it is asked for twice (once by another spelling of the path), and the default once
+    first = load_embedder(tmp_path)
+    again = load_embedder(str(tmp_path / "."))
+    default = load_embedder()
+
+    # Then the folder is loaded once and is not confused with the packaged model
+    assert first is again
+    assert first is not default
+    assert default is load_embedder(None)
