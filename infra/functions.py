@@ -152,7 +152,7 @@ class Functions(Construct):
             "start-job": {"SAGEMAKER_ROLE_ARN": sagemaker_role_arn},
             "plan-ingest": search,
             "ingest-chunk": search,
-            "finalize": {**search, **bus},
+            "finalize": bus,
             "fail-job": bus,
         }
         factory = FunctionFactory(self, "Factory", environment=environment)

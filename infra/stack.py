@@ -58,7 +58,7 @@ class OsbatchStack(Stack):
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
-        search.grant_http(functions.roles("plan-ingest", "ingest-chunk", "finalize"))
+        search.grant_http(functions.roles("plan-ingest", "ingest-chunk"))
 
         trigger = Trigger(
             self,

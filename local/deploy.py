@@ -18,12 +18,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from infra import pipelines as infra_pipelines
 from local.aws import session
 from local.aws.cfn_loader import DeployedStack, deploy_assembly
 from local.opensearch.mapping import localize_mapping
 from local.paths import REPO_ROOT, state_dir
 from local.runtime import AWS_URL, Progress
-from osbatch.config import Backend, PipelineConfig, load_pipeline, pipelines_to_json
+from osbatch.config import Backend, PipelineConfig, pipelines_to_json
 
 STACK_NAME = "osbatch"
 DEFAULT_PIPELINES = "pipelines/*.yaml"
@@ -31,14 +32,8 @@ LOCAL_MODEL_IMAGE = "osbatch/local-onnx-embedder:latest"  # the emulator runs th
 
 
 def load_pipelines(pattern: str = DEFAULT_PIPELINES) -> list[PipelineConfig]:
-    paths = (
-        sorted(REPO_ROOT.glob(pattern))
-        if not Path(pattern).is_absolute()
-        else sorted(Path("/").glob(pattern[1:]))
-    )
-    if not paths:
-        raise FileNotFoundError(f"no pipeline configs match {pattern}")
-    return [load_pipeline(path) for path in paths]
+    """The configs app.py would synthesize, read the same way (relative to the repository)."""
+    return infra_pipelines.load_pipelines(pattern, REPO_ROOT)
 
 
 def synth(pattern: str, outdir: Path, progress: Progress = print) -> Path:

@@ -45,7 +45,7 @@ EXPECTED = {
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
     "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *SEARCH},
     "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", *SEARCH},
-    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *SEARCH},
+    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
     "fail-job": {"s3:PutObject", "dynamodb:UpdateItem", "events:PutEvents", "sagemaker:StopTransformJob"},
 }  # fmt: skip
 # Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
@@ -158,7 +158,7 @@ def test_the_pipeline_index_is_queried_only_by_start_job(main: Synthesized) -> N
 
 def test_search_functions_reach_only_the_configured_domains(main: Synthesized) -> None:
     # Given the ESHttp grants of the search functions
-    for name in ("plan-ingest", "ingest-chunk", "finalize"):
+    for name in ("plan-ingest", "ingest-chunk"):
         resources = resources_for(main, name, "es:ESHttpPost")
         # Then they name the two domains derived from the endpoints, in their regions
         assert sorted(resources) == [

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from cli.main import main
 from cli.search import semantic_search
 from local.aws import session
 from local.deploy import deploy_local, load_pipelines
@@ -18,6 +20,7 @@ from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 
 pytestmark = pytest.mark.integration
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +169,23 @@ def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(stack: Any,
     assert job["state"] == "FAILED"
     assert "/nonexistent/model" in job["reason"]
     assert job["records_in"] == 1
+
+
+def test_cancel_stops_the_inference_job_and_the_job_ends_cancelled(
+    stack: Any, config: PipelineConfig, jobs: JobTable, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job whose transform is running on enough records to take a while
+    sample = (REPO / "samples" / "python-docs" / "part-1.jsonl").read_bytes()
+    job_id = upload(stack, config, f"e2e-cancel-{time.time_ns()}.jsonl", sample)
+    deadline = time.monotonic() + 120
+    while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # When the user cancels it
+    assert main(["cancel", job_id]) == 0
+    job = wait_for_end(jobs, job_id)
+    # Then the job ends CANCELLED with nothing indexed, and says so
+    assert "cancelling" in capsys.readouterr().out
+    assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
+    # And cancelling again is refused with the reason
+    assert main(["cancel", job_id]) == 2
+    assert "already ended (CANCELLED)" in capsys.readouterr().err

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from osbatch.handlers.observability import logger, metrics, tracer
+from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import runtime
 from osbatch.models import JobState
 from osbatch.steps.finish import plan_ingest
@@ -28,5 +28,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         jobs=env.jobs,
         output_bucket=env.settings.output_bucket,
     )
+    assert result.plan is not None
+    metrics.add_dimension(name="pipeline", value=state.pipeline)
+    metrics.add_metric(name="IngestChunksPlanned", unit=MetricUnit.Count, value=result.plan.chunks)
     logger.info("ingest planned", extra={"job_id": state.job_id, "plan": result.dump().get("plan")})
     return result.dump()
