@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
 
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
-from osbatch.handlers.wiring import runtime
+from osbatch.handlers.observability import MetricUnit, logger, metrics
+from osbatch.handlers.step import job_step
+from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
 from osbatch.steps.finish import fail_job
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state = JobState.model_validate(event)
-    env = runtime()
+def fail(state: JobState, env: Runtime) -> JobState:
     config = env.pipelines.get(state.pipeline)
     result, report = fail_job(
         state,
@@ -29,8 +22,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         dead_letter_bucket=env.settings.dead_letter_bucket,
         publish=env.events.publish,
     )
-    metrics.add_dimension(name="pipeline", value=state.pipeline)
     # JobsFailed is what the failed-job alarm watches.
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)
     logger.error("job failed", extra=asdict(report))
-    return result.dump()
+    return result
+
+
+handler = job_step(fail)

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
-from osbatch.handlers.wiring import runtime
+from osbatch.handlers.observability import MetricUnit, logger, metrics
+from osbatch.handlers.step import job_step
+from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
 from osbatch.steps.finish import plan_ingest
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state = JobState.model_validate(event)
-    env = runtime()
+def plan(state: JobState, env: Runtime) -> JobState:
     config = env.pipeline(state.pipeline)
     result = plan_ingest(
         state,
@@ -29,7 +21,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         output_bucket=env.settings.output_bucket,
     )
     assert result.plan is not None
-    metrics.add_dimension(name="pipeline", value=state.pipeline)
     metrics.add_metric(name="IngestChunksPlanned", unit=MetricUnit.Count, value=result.plan.chunks)
-    logger.info("ingest planned", extra={"job_id": state.job_id, "plan": result.dump().get("plan")})
-    return result.dump()
+    logger.info("ingest planned", extra={"plan": result.dump().get("plan")})
+    return result
+
+
+handler = job_step(plan)

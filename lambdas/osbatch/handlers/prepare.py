@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from aws_lambda_powertools.utilities.typing import LambdaContext
-
-from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
-from osbatch.handlers.wiring import runtime
+from osbatch.handlers.observability import MetricUnit, logger, metrics
+from osbatch.handlers.step import job_step
+from osbatch.handlers.wiring import Runtime
 from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
 from osbatch.models import JobState
 from osbatch.steps.prepare import prepare_job
 
 
-@logger.inject_lambda_context
-@metrics.log_metrics
-@tracer.capture_lambda_handler
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    state = JobState.model_validate(event)
-    env = runtime()
+def prepare(state: JobState, env: Runtime) -> JobState:
     s3 = env.client("s3")
     config = env.pipeline(state.pipeline)
     dead_letters = DeadLetterWriter(
@@ -38,8 +30,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         dead_letters=dead_letters,
     )
     assert result.prepared is not None
-    metrics.add_dimension(name="pipeline", value=state.pipeline)
     metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=result.prepared.records_in)
     metrics.add_metric(name="DeadLetteredRecords", unit=MetricUnit.Count, value=result.prepared.dead_lettered)
-    logger.info("prepared", extra={"job_id": state.job_id, **result.prepared.model_dump()})
-    return result.dump()
+    logger.info("prepared", extra=result.prepared.model_dump())
+    return result
+
+
+handler = job_step(prepare)
