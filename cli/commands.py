@@ -70,7 +70,7 @@ def demo(args: argparse.Namespace) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     target = _target()
-    config = _pipeline(args.pipeline)
+    config = _pipeline(args.pipelines, args.pipeline)
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
     for path in args.files:
@@ -96,7 +96,7 @@ def cancel(args: argparse.Namespace) -> int:
         raise CommandError(f"job {args.job_id} already ended ({job['state']})")
     if not job.get("remote_id"):
         raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
-    backend = backend_for(_pipeline(job["pipeline"]), target.client)
+    backend = backend_for(_pipeline(args.pipelines, job["pipeline"]), target.client)
     backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=""))
     target.jobs.update(args.job_id, JobStateName.CANCELLING)
     print(f"cancelling {args.job_id}; the workflow records CANCELLED once the inference job has stopped")
@@ -107,7 +107,7 @@ def search(args: argparse.Namespace) -> int:
     from cli.search import print_hits, semantic_search
 
     target = _target()
-    config = _pipeline(args.pipeline)
+    config = _pipeline(args.pipelines, args.pipeline)
     print_hits(semantic_search(_opensearch(target, config), config, args.query, args.k))
     return 0
 
@@ -119,14 +119,13 @@ def _target() -> Target:
         raise CommandError(str(error)) from None
 
 
-def _pipeline(name: str) -> PipelineConfig:
+def _pipeline(pattern: str, name: str) -> PipelineConfig:
     from local.deploy import load_pipelines
 
-    configs = {config.name: config for config in load_pipelines()}
+    configs = {config.name: config for config in load_pipelines(pattern)}
     if name not in configs:
-        raise CommandError(
-            f"no pipeline '{name}' in pipelines/; known: {', '.join(sorted(configs)) or 'none'}"
-        )
+        known = ", ".join(sorted(configs)) or "none"
+        raise CommandError(f"no pipeline '{name}' in {pattern}; known: {known}")
     return configs[name]
 
 

@@ -7,6 +7,7 @@ and against AWS otherwise (the stack's CloudFormation outputs say where everythi
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,6 +21,11 @@ Command = Callable[[argparse.Namespace], int]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="osbatch", description="Offline batch ML inference for OpenSearch.")
+    parser.add_argument(
+        "--pipelines",
+        default=os.environ.get("OSBATCH_PIPELINES_GLOB", "pipelines/*.yaml"),
+        help="pipeline configs, a glob relative to the repository (default: pipelines/*.yaml)",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
@@ -33,7 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", nargs="?")
     deploy = add("deploy", commands.deploy, "deploy the stack into the local runtime (on AWS: cdk deploy)")
     deploy.add_argument("--local", action="store_true", required=True, help="deploy into the local runtime")
-    deploy.add_argument("--pipelines", default="pipelines/*.yaml", help="pipeline configs (a glob)")
     demo = add("demo", commands.demo, "the whole pipeline on sample data, locally")
     demo.add_argument("--keep", action="store_true", help="leave the runtime up afterwards (the default)")
     submit = add("submit", commands.submit, "upload JSONL files as input for a pipeline")

@@ -119,7 +119,9 @@ class SageMakerJobConfig(Strict):
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
-    max_records_per_job: int = Field(1_000_000, ge=1)
+    max_records_per_part: int = Field(
+        100_000, ge=1, description="records per prepared input file; SageMaker spreads files over instances"
+    )
     retry_time_window: str = "PT2H"
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None

@@ -21,16 +21,21 @@ from osbatch.search.client import opensearch_client
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime) -> Any:
-    return deploy_local(opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+# Its own prefix and index: these tests must never touch the demo's msmarco index.
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    return {config.name: config for config in load_pipelines()}["msmarco"]
+    (config,) = load_pipelines(PIPELINES)
+    return config
+
+
+@pytest.fixture(scope="module")
+def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
+    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client.indices.delete(index=config.sink.index, ignore_unavailable=True)  # each run starts empty
+    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
 
 
 @pytest.fixture(scope="module")
@@ -137,10 +142,11 @@ def test_an_empty_file_completes_with_zero_counts(stack: Any, config: PipelineCo
     assert "remote_id" not in job
 
 
-def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(stack: Any, jobs: JobTable) -> None:
+def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(
+    stack: Any, config: PipelineConfig, jobs: JobTable
+) -> None:
     # Given the pipeline's SageMaker model points at a model folder that does not exist, so the
     # transform job is accepted and then fails while running, as a broken container would
-    config = load_pipelines()[0]
     assert config.inference.sagemaker is not None
     model = config.inference.sagemaker.ModelName
     sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
@@ -181,11 +187,11 @@ def test_cancel_stops_the_inference_job_and_the_job_ends_cancelled(
     while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
         time.sleep(0.2)
     # When the user cancels it
-    assert main(["cancel", job_id]) == 0
+    assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
     job = wait_for_end(jobs, job_id)
     # Then the job ends CANCELLED with nothing indexed, and says so
     assert "cancelling" in capsys.readouterr().out
     assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
     # And cancelling again is refused with the reason
-    assert main(["cancel", job_id]) == 2
+    assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 2
     assert "already ended (CANCELLED)" in capsys.readouterr().err

@@ -5,10 +5,11 @@ from typing import Any
 
 from osbatch.backends.base import InputLimits
 from osbatch.backends.sagemaker import SageMakerBackend
-from osbatch.config import PipelineConfig
+from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, SourceObject
 from osbatch.steps.prepare import prepare_job
+from tests.unit.conftest import pipeline_dict
 
 
 class ListDeadLetters:
@@ -126,3 +127,15 @@ def test_an_empty_file_prepares_no_parts(config: PipelineConfig, s3: Any, jobs: 
     assert (result.prepared.records_in, result.prepared.valid, result.prepared.parts) == (0, 0, 0)
     assert dead.items == []
     assert jobs.get("msmarco-1")["records_in"] == 0  # type: ignore[index]
+
+
+def test_max_records_per_part_caps_each_input_file(s3: Any, jobs: JobTable) -> None:
+    # Given a pipeline that wants at most 4 records per input file
+    data = pipeline_dict()
+    data["inference"]["max_records_per_part"] = 4
+    body = b"".join(b'{"_id": "%d", "text": "t%d"}\n' % (n, n) for n in range(10))
+    # When 10 records are prepared
+    result, _ = run_prepare(parse_pipeline(data), s3, jobs, body)
+    # Then they are split 4 + 4 + 2
+    assert [len(part) for part in read_parts(s3)] == [4, 4, 2]
+    assert result.prepared.parts == 3

@@ -98,7 +98,11 @@ def prepare_job(
     id_path = compile_path(config.source.id_path)
     text_path = compile_path(config.source.text_path)
     prefix = f"{job_prefix(state.job_id)}input/"
-    parts = PartWriter(s3, output_bucket, prefix, backend.limits)
+    limits = InputLimits(
+        min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
+        backend.limits.max_bytes_per_file,
+    )
+    parts = PartWriter(s3, output_bucket, prefix, limits)
     records_in = valid = blank = 0
 
     body = s3.get_object(Bucket=state.source.bucket, Key=state.source.key)["Body"]
