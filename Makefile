@@ -65,6 +65,7 @@ test: install lint
 
 bench: install
 	$(PY) bench/embed.py
+	$(PY) bench/ingest.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

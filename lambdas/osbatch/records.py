@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from osbatch import jsonlines
+
 _JSON_KINDS = {
     list: "an array",
     str: "a string",
@@ -27,11 +29,6 @@ class RecordError(ValueError):
         self.parsed = parsed  # the value, when the line was JSON but not an object
 
 
-def _reject_constant(name: str) -> Any:
-    # Python's json accepts NaN and Infinity; OpenSearch does not, and would reject the whole bulk line later.
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def parse_record(raw: bytes, *, at_object_start: bool = False) -> dict[str, Any]:
     try:
         # Only an object's first line can carry a byte-order mark.
@@ -39,11 +36,9 @@ def parse_record(raw: bytes, *, at_object_start: bool = False) -> dict[str, Any]
     except UnicodeDecodeError as error:
         raise RecordError(f"not UTF-8: {error.reason} at byte {error.start}") from None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
+        value = jsonlines.loads(text)
     except json.JSONDecodeError as error:
         raise RecordError(f"malformed JSON: {error.msg} at column {error.colno}") from None
-    except ValueError as error:
-        raise RecordError(f"malformed JSON: {error}") from None
     if not isinstance(value, dict):
         raise RecordError(f"expected a JSON object, got {json_type(value)}", parsed=value)
     return value

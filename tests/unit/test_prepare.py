@@ -88,7 +88,7 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
     }
     reasons = {item["line"]: item["reason"] for item in dead.items}
     assert reasons == {
-        2: "malformed JSON: Expecting value at column 22",
+        2: "malformed JSON: unexpected character, expected a JSON value at column 22",
         3: "not UTF-8: invalid continuation byte at byte 25",
         4: "missing id at $._id",
         5: "missing text at $.text",

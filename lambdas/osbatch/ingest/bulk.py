@@ -8,7 +8,6 @@ parallel against one cluster spread their retries out instead of returning toget
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -19,6 +18,7 @@ from typing import Any, Protocol
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
+from osbatch import jsonlines
 from osbatch.ingest.models import Failure, MappedDoc, RecordRef
 
 logger = logging.getLogger(__name__)
@@ -101,12 +101,7 @@ class BulkWriter:
 
     def add(self, doc: MappedDoc, ref: RecordRef) -> None:
         action = {"index": {"_id": doc.doc_id}} if doc.doc_id is not None else {"index": {}}
-        payload = (
-            json.dumps(action, separators=(",", ":"))
-            + "\n"
-            + json.dumps(doc.body, separators=(",", ":"), ensure_ascii=False)
-            + "\n"
-        ).encode()
+        payload = jsonlines.dump_line(action) + jsonlines.dump_line(doc.body)
         # A document bigger than max_bytes still goes, alone: OpenSearch's own limit decides its fate.
         if self._buffer and self._buffered_bytes + len(payload) > self._max_bytes:
             self.flush()

@@ -6,9 +6,10 @@ the retry has none, the stale object is deleted so dead letters always match the
 
 from __future__ import annotations
 
-import json
 from tempfile import SpooledTemporaryFile
 from typing import TYPE_CHECKING, Any, Literal
+
+from osbatch import jsonlines
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -55,7 +56,7 @@ class DeadLetterWriter:
             "reason": reason,
             "record": record,
         }
-        self._spool.write(json.dumps(entry, ensure_ascii=False, separators=(",", ":")).encode() + b"\n")
+        self._spool.write(jsonlines.dump_line(entry))
         self.count += 1
 
     def close(self) -> int:

@@ -7,11 +7,11 @@ fit the backend's limits. The input is streamed; nothing holds the whole file in
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
+from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
 from osbatch.ingest.dead_letter import Stage
@@ -47,7 +47,7 @@ class PartWriter:
         self._bytes = 0
 
     def write(self, line: dict[str, Any]) -> None:
-        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        data = jsonlines.dump_line(line)
         if self._file is not None and (
             self._records >= self._limits.max_records_per_file
             or self._bytes + len(data) > self._limits.max_bytes_per_file

@@ -1,0 +1,152 @@
+"""Ingest path throughput: model-output lines per second one ingest Lambda turns into bulk requests.
+
+What it measures: `ingest_chunk` itself — ranged S3 reads (moto, in process), parsing, field mapping,
+NDJSON encoding and bulk batching — over SageMaker-shaped output lines with 384-dim vectors. What it does
+not measure: OpenSearch. The bulk client is an in-process sink that checks each request's lines and
+answers success, so the figure is the Lambda's own CPU ceiling, not cluster indexing speed.
+
+Baseline, in the same run: the same path with the standard library's json in place of orjson (the
+shipped codec). Prints lines/s for both, and the ratio, each a median of several repeats.
+
+    .venv/bin/python bench/ingest.py [--lines 4000] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
+for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+    os.environ.setdefault(name, value)
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from osbatch import jsonlines  # noqa: E402
+from osbatch.config import parse_pipeline  # noqa: E402
+from osbatch.ingest.chunk import ingest_chunk  # noqa: E402
+from osbatch.ingest.dead_letter import DeadLetterWriter  # noqa: E402
+from osbatch.ingest.models import IngestChunk  # noqa: E402
+
+CONFIG = parse_pipeline(
+    {
+        "name": "bench",
+        "source": {"prefix": "in/"},
+        "inference": {"backend": "sagemaker", "sagemaker": {"ModelName": "m"}},
+        "sink": {
+            "opensearch": {"endpoint": "http://127.0.0.1:9200"},
+            "index": "bench",
+            "field_map": {"_id": "$._id", "chunk": "$.text", "chunk_embedding": "$.SageMakerOutput"},
+        },
+    }
+)
+
+
+class CountingSink:
+    """Stands in for OpenSearch: counts the documents in each bulk body and reports them all indexed."""
+
+    def __init__(self) -> None:
+        self.documents = 0
+
+    def bulk(self, body: bytes, **_: Any) -> dict[str, Any]:
+        documents = body.count(b"\n") // 2
+        self.documents += documents
+        return {"errors": False, "items": [{"index": {"status": 201}}] * documents}
+
+
+def output_lines(count: int) -> bytes:
+    rng = random.Random(42)
+    words = [
+        "index",
+        "vector",
+        "search",
+        "batch",
+        "model",
+        "embedding",
+        "passage",
+        "query",
+        "shard",
+        "replica",
+    ]
+    lines = []
+    for number in range(count):
+        text = " ".join(rng.choice(words) for _ in range(60))
+        vector = [rng.uniform(-0.2, 0.2) for _ in range(384)]
+        record = {
+            "_id": f"doc-{number}",
+            "text": text,
+            "SageMakerOutput": vector,
+            "_osbatch": {"line": number + 1},
+        }
+        lines.append(json.dumps(record))
+    return ("\n".join(lines) + "\n").encode()
+
+
+@contextmanager
+def stdlib_json() -> Iterator[None]:
+    """The baseline codec: the standard library, as ingest used before orjson."""
+    saved = (jsonlines.loads, jsonlines.dumps, jsonlines.dump_line)
+    jsonlines.loads = json.loads  # type: ignore[assignment]
+    jsonlines.dumps = lambda value: json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    jsonlines.dump_line = lambda value: jsonlines.dumps(value) + b"\n"
+    try:
+        yield
+    finally:
+        jsonlines.loads, jsonlines.dumps, jsonlines.dump_line = saved
+
+
+def run_once(s3: Any, size: int, lines: int) -> tuple[float, float]:
+    sink = CountingSink()
+    chunk = IngestChunk(
+        job_id="bench", pipeline="bench", chunk=0, bucket="bench", key="out.jsonl.out", start=0, end=size
+    )
+    dead = DeadLetterWriter(s3, "bench", "dead/0.jsonl", job_id="bench", source="s3://bench/in.jsonl")
+    wall, cpu = time.perf_counter(), time.process_time()
+    result = ingest_chunk(chunk, config=CONFIG, s3=s3, opensearch=sink, dead_letters=dead)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    assert result.indexed == lines == sink.documents, (result, sink.documents)
+    return lines / wall, lines / cpu
+
+
+def measure(s3: Any, size: int, lines: int, repeats: int, codec: Callable[[], Any]) -> tuple[float, float]:
+    with codec():
+        runs = [run_once(s3, size, lines) for _ in range(repeats)]
+    return statistics.median(run[0] for run in runs), statistics.median(run[1] for run in runs)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=4000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    body = output_lines(args.lines)
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="bench")
+        s3.put_object(Bucket="bench", Key="out.jsonl.out", Body=body)
+        run_once(s3, len(body), args.lines)  # warm-up: imports, moto, allocator
+        shipped = measure(s3, len(body), args.lines, args.repeats, nullcontext)
+        baseline = measure(s3, len(body), args.lines, args.repeats, stdlib_json)
+    per_line = len(body) / args.lines
+    print(f"ingest_chunk over {args.lines} lines of {per_line / 1024:.1f} KiB (384-dim vectors),")
+    print(f"S3 in moto, OpenSearch replaced by an in-process counting sink; medians of {args.repeats} runs")
+    for label, (wall, cpu) in (("orjson (shipped)", shipped), ("stdlib json baseline", baseline)):
+        print(f"  {label:22} {wall:7.0f} lines/s ({wall * per_line / 1e6:5.1f} MB/s), {cpu:7.0f} per CPU-s")
+    print(
+        f"  ratio shipped/baseline: {shipped[0] / baseline[0]:.2f}x wall, {shipped[1] / baseline[1]:.2f}x CPU"
+    )
+
+
+if __name__ == "__main__":
+    main()
