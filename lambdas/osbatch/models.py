@@ -31,11 +31,6 @@ class JobStateName(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL_STATES
 
-    @property
-    def remote_done(self) -> bool:
-        """The inference job produced output that can be ingested."""
-        return self in (JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED)
-
 
 TERMINAL_STATES = frozenset(
     {
