@@ -69,8 +69,8 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def submit(args: argparse.Namespace) -> int:
+    config = _pipeline(args.pipelines, args.pipeline)  # a bad config is reported before anything is sent
     target = _target()
-    config = _pipeline(args.pipelines, args.pipeline)
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
     for path in args.files:

@@ -1,0 +1,36 @@
+"""The CLI's error handling: one clear line, a non-zero exit, no traceback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+
+
+def test_an_invalid_pipeline_config_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a pipeline config with a misspelled field
+    config = tmp_path / "bad.yaml"
+    config.write_text(
+        "name: bad\nsource: {prefix: in/, sufix: .jsonl}\n"
+        "inference: {backend: sagemaker, sagemaker: {ModelName: m}}\n"
+        "sink: {opensearch: {endpoint: 'http://127.0.0.1:9200'}, index: bad, field_map: {v: $.x}}\n"
+    )
+    (tmp_path / "data.jsonl").write_text("{}\n")
+    # When the CLI is asked to submit input for it
+    code = main(["--pipelines", str(config), "submit", str(tmp_path / "data.jsonl"), "--pipeline", "bad"])
+    # Then it exits 2 with one line naming the file and the field
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err == f"osbatch: error: {config}: source.sufix: unknown field (check the spelling)\n"
+
+
+def test_an_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Given the example pipelines / When a pipeline that does not exist is named
+    code = main(["submit", str(tmp_path / "x.jsonl"), "--pipeline", "nope"])
+    # Then the error says which ones exist
+    assert code == 2
+    assert "no pipeline 'nope' in pipelines/*.yaml; known: msmarco" in capsys.readouterr().err
