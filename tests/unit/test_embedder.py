@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
-from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged
+from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged, quantize
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
+    # What local mode uses: OnnxSentenceEmbedder.default(), i.e. the int8 rewrite of the packaged graph.
     return load_embedder()
 
 
@@ -23,7 +26,8 @@ def reference_rows() -> list[dict]:
 
 
 def test_every_reference_vector_matches_sentence_transformers(minilm: Embedder) -> None:
-    # Given the 20 texts embedded by sentence-transformers in fp32 (empty, Unicode, one over 256 tokens)
+    # Given the 20 texts embedded by sentence-transformers in fp32 (empty, Unicode, one over 256 tokens),
+    # and the embedder default() builds, which runs the int8 graph
     rows = reference_rows()
     expected = np.array([row["embedding"] for row in rows], dtype=np.float32)
     assert len(rows) == 20
@@ -106,8 +110,8 @@ def test_any_onnx_sentence_embedding_folder_loads(tmp_path: Path, minilm: Embedd
     (tmp_path / "tokenizer.json").symlink_to(reference / "tokenizer.json")
     (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
 
-    # When it is loaded from the folder
-    embedder = OnnxSentenceEmbedder.from_folder(tmp_path, threads=1)
+    # When it is loaded from the folder, through the same int8 rewrite as the default model
+    embedder = OnnxSentenceEmbedder.from_folder(tmp_path, threads=1, int8=True)
 
     # Then it embeds like the packaged model, and honours the folder's max_seq_length
     text = "what is amber"
@@ -139,3 +143,67 @@ def test_loaded_embedders_are_shared_per_folder(tmp_path: Path) -> None:
     assert first is again
     assert first is not default
     assert default is load_embedder(None)
+
+
+def test_the_int8_graph_is_derived_once_then_read_from_the_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an empty cache, and a count of the rewrites actually run
+    derivations: list[int] = []
+    derive = quantize.derive
+
+    def counting_derive(model: onnx.ModelProto) -> onnx.ModelProto:
+        derivations.append(1)
+        return derive(model)
+
+    monkeypatch.setattr(quantize, "derive", counting_derive)
+    source = packaged.onnx_model_path()
+
+    # When the derived graph is asked for twice
+    first = quantize.derived_graph(source, tmp_path)
+    written = first.stat().st_mtime_ns
+    second = quantize.derived_graph(source, tmp_path)
+
+    # Then the rewrite ran once, the second call reused the file untouched, and no temporary file is left
+    assert derivations == [1]
+    assert second == first
+    assert second.stat().st_mtime_ns == written
+    assert [path.name for path in tmp_path.iterdir()] == [first.name]
+    # and the file is keyed by the source graph's content and the rewrite's version
+    assert first.name.startswith(hashlib.sha256(source.read_bytes()).hexdigest())
+    assert quantize.REWRITE_VERSION in first.name
+
+    # When the rewrite's version changes
+    monkeypatch.setattr(quantize, "REWRITE_VERSION", "next-version")
+    third = quantize.derived_graph(source, tmp_path)
+
+    # Then the graph is derived again, beside the old one
+    assert derivations == [1, 1]
+    assert third != first
+    assert third.is_file()
+
+
+def test_default_runs_the_cached_int8_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a cache folder of our own
+    monkeypatch.setenv("OSBATCH_CACHE", str(tmp_path))
+
+    # When the default model is loaded twice
+    first = OnnxSentenceEmbedder.default(threads=1)
+    cached = sorted((tmp_path / "model").iterdir())
+    second = OnnxSentenceEmbedder.default(threads=1)
+
+    # Then both run the one derived graph from the cache
+    assert len(cached) == 1
+    assert sorted((tmp_path / "model").iterdir()) == cached
+    # whose weight products are int8: per layer Q, K and V as one GEMM, the attention output, FFN in and
+    # FFN out (6 x 4), plus the second pass over each sequence's first row where a LayerNorm or the GELU
+    # feeds the product (6 x 3), and in which no fp32 MatMul by a weight is left
+    graph = onnx.load(str(cached[0])).graph
+    assert sum(node.op_type == "MatMulIntegerToFloat" for node in graph.node) == 6 * 4 + 6 * 3
+    constants = {tensor.name for tensor in graph.initializer}
+    for node in graph.node:  # a tensor computed from constants only (Cast * scale) is a weight too
+        if node.op_type in ("Cast", "Mul") and all(name in constants for name in node.input):
+            constants.update(node.output)
+    assert not [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in constants]
+    text = ["what is amber"]
+    np.testing.assert_array_equal(first.embed(text), second.embed(text))
