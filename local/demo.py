@@ -13,12 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.search import print_hits, semantic_search
-from cli.target import Target
+from cli.target import Target, local_target
 from cli.views import table
-from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
-from local.runtime import AWS_URL, local_runtime
+from local.runtime import local_runtime
 from osbatch.jobs import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
@@ -45,8 +44,8 @@ def run_demo(progress: Callable[[str], None] = print) -> int:
     runtime = local_runtime()
     runtime.up(progress)
     stack = deploy_local(opensearch_url=runtime.opensearch.url, progress=progress)
-    outputs = {key: str(value) for key, value in stack.outputs.items()}
-    target = Target("local", AWS_URL, outputs, runtime.opensearch.url, session())
+    target = local_target()
+    assert target is not None, f"stack {stack.stack_name} was just deployed, so the local target exists"
     config = {config.name: config for config in load_pipelines()}[PIPELINE]
 
     uploads = upload_sample(target, config.source.prefix, progress)

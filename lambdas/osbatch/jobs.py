@@ -136,20 +136,20 @@ class JobTable:
         )
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._table.query(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return _pages(self._table.query, kwargs)
 
     def _scan(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
-        while True:
-            page = self._table.scan(**kwargs)
-            yield from page.get("Items", [])
-            if "LastEvaluatedKey" not in page:
-                return
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return _pages(self._table.scan, kwargs)
+
+
+def _pages(operation: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item of a paginated Query or Scan."""
+    while True:
+        page = operation(**kwargs)
+        yield from page.get("Items", [])
+        if "LastEvaluatedKey" not in page:
+            return
+        kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any
 
 from jsonpath_ng import JSONPath
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
@@ -18,16 +17,3 @@ def compile_path(expression: str) -> JSONPath:
         return parse(expression)
     except (JsonPathLexerError, JsonPathParserError, Exception) as error:
         raise ValueError(f"'{expression}' is not a valid JSONPath: {error}") from None
-
-
-_MISSING = object()
-
-
-def first_match(path: JSONPath, record: Any, default: Any = _MISSING) -> Any:
-    """The first value at path, or default; raises KeyError when missing and no default is given."""
-    matches = path.find(record)
-    if matches:
-        return matches[0].value
-    if default is _MISSING:
-        raise KeyError(str(path))
-    return default

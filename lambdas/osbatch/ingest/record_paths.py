@@ -64,6 +64,11 @@ class RecordPath:
         # Only `$` itself and indefinite paths (`$.*`, `$..line`) can reach the key without naming it.
         self.may_expose_bookkeeping = not self.reads_bookkeeping and not self._steps
 
+    @property
+    def definite(self) -> bool:
+        """A single-valued path (`$.a.b[0]`), as opposed to one that can match many (`$..a`, `$.*`)."""
+        return self._steps is not None
+
     def lookup(self, record: dict[str, Any]) -> Any:
         """The value at this path, a list of values for an indefinite path, or MISSING."""
         if self._steps is not None:

@@ -8,15 +8,15 @@ fit the backend's limits. The input is streamed; nothing holds the whole file in
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Iterator
 from typing import IO, Any, Protocol
 
 from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
 from osbatch.ingest.dead_letter import Stage
+from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
+from osbatch.ingest.record_paths import MISSING, RecordPath
 from osbatch.jobs import JobTable
-from osbatch.jsonpaths import compile_path, first_match
 from osbatch.models import JobState, JobStateName, Prepared
 from osbatch.records import RecordError, json_type, original, parse_record
 from osbatch.s3uri import s3_uri
@@ -74,17 +74,6 @@ class PartWriter:
         self.parts += 1
 
 
-def stream_lines(body: Any) -> Iterator[bytes]:
-    """Lines of an S3 StreamingBody, split on b"\\n" only (JSON text never contains a raw newline)."""
-    pending = b""
-    for chunk in body.iter_chunks(1024 * 1024):
-        pending += chunk
-        *lines, pending = pending.split(b"\n")
-        yield from lines
-    if pending:
-        yield pending
-
-
 def prepare_job(
     state: JobState,
     *,
@@ -95,8 +84,8 @@ def prepare_job(
     output_bucket: str,
     dead_letters: DeadLetters,
 ) -> JobState:
-    id_path = compile_path(config.source.id_path)
-    text_path = compile_path(config.source.text_path)
+    id_path = RecordPath(config.source.id_path)
+    text_path = RecordPath(config.source.text_path)
     prefix = f"{job_prefix(state.job_id)}input/"
     limits = InputLimits(
         min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
@@ -106,7 +95,8 @@ def prepare_job(
     records_in = valid = blank = 0
 
     body = s3.get_object(Bucket=state.source.bucket, Key=state.source.key)["Body"]
-    for number, raw in enumerate(stream_lines(body), start=1):
+    lines = split_lines(body.iter_chunks(1024 * 1024), 0, max_line_bytes=MAX_LINE_BYTES, key=state.source.key)
+    for number, (_, raw) in enumerate(lines, start=1):
         if not raw.strip():
             blank += 1  # a blank line is not a record (trailing newlines, spacing)
             continue
@@ -141,20 +131,26 @@ def prepare_job(
     return state.model_copy(update={"prepared": prepared})
 
 
-def _require_id(record: dict[str, Any], path: Any, expression: str) -> None:
-    try:
-        value = first_match(path, record)
-    except KeyError:
-        raise RecordError(f"missing id at {expression}") from None
+def _first(path: RecordPath, record: dict[str, Any]) -> Any:
+    """The value at path; for an indefinite path (`$..text`), its first match."""
+    value = path.lookup(record)
+    if not path.definite and value is not MISSING:
+        return value[0]
+    return value
+
+
+def _require_id(record: dict[str, Any], path: RecordPath, expression: str) -> None:
+    value = _first(path, record)
+    if value is MISSING:
+        raise RecordError(f"missing id at {expression}")
     if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
         raise RecordError(f"id at {expression} is {json_type(value)}, expected a non-empty string or number")
 
 
-def _require_text(record: dict[str, Any], path: Any, expression: str) -> str:
-    try:
-        value = first_match(path, record)
-    except KeyError:
-        raise RecordError(f"missing text at {expression}") from None
+def _require_text(record: dict[str, Any], path: RecordPath, expression: str) -> str:
+    value = _first(path, record)
+    if value is MISSING:
+        raise RecordError(f"missing text at {expression}")
     if not isinstance(value, str):
         raise RecordError(f"text at {expression} is {json_type(value)}, expected a string")
     return value
