@@ -38,6 +38,7 @@ from osbatch.config import parse_pipeline  # noqa: E402
 from osbatch.ingest.chunk import ingest_chunk  # noqa: E402
 from osbatch.ingest.dead_letter import DeadLetterWriter  # noqa: E402
 from osbatch.ingest.models import IngestChunk  # noqa: E402
+from osbatch.models import SourceObject  # noqa: E402
 
 CONFIG = parse_pipeline(
     {
@@ -109,7 +110,14 @@ def stdlib_json() -> Iterator[None]:
 def run_once(s3: Any, size: int, lines: int) -> tuple[float, float]:
     sink = CountingSink()
     chunk = IngestChunk(
-        job_id="bench", pipeline="bench", chunk=0, bucket="bench", key="out.jsonl.out", start=0, end=size
+        job_id="bench",
+        pipeline="bench",
+        source=SourceObject(bucket="bench", key="in.jsonl"),
+        chunk=0,
+        bucket="bench",
+        key="out.jsonl.out",
+        start=0,
+        end=size,
     )
     dead = DeadLetterWriter(s3, "bench", "dead/0.jsonl", job_id="bench", source="s3://bench/in.jsonl")
     wall, cpu = time.perf_counter(), time.process_time()

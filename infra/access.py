@@ -13,11 +13,21 @@ from aws_cdk import Stack
 
 from infra.functions import Functions
 from infra.nag import allow
-from infra.storage import DEAD_LETTER_PREFIX, JOBS_PREFIX, REPORTS_PREFIX, Storage
+from infra.storage import Storage
 from osbatch.config import PipelineConfig
+from osbatch.contracts import (
+    DEAD_LETTER_PREFIX,
+    JOBS_BY_PIPELINE_INDEX,
+    JOBS_PREFIX,
+    job_input_prefix,
+    job_output_prefix,
+    plan_key,
+    report_key,
+)
 
 # JobTable: create() is a conditional put, update() an update, put_chunk() a plain put (a retried chunk
-# overwrites its counts), chunk_totals() a query on the job's partition, count_in_flight() a GSI query.
+# overwrites its counts), chunk_totals() a query on the job's partition (finalize, fail-job),
+# count_in_flight() a GSI query.
 GET, PUT, UPDATE, QUERY = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"
 # upload_fileobj goes multipart for large bodies and aborts the upload if it fails.
 WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -32,13 +42,13 @@ def grant_function_access(
 ) -> None:
     out, dead = storage.output_bucket, storage.dead_letter_bucket
     table = [storage.job_table.table_arn]
-    by_pipeline = [f"{storage.job_table.table_arn}/index/by-pipeline"]
+    by_pipeline = [f"{storage.job_table.table_arn}/index/{JOBS_BY_PIPELINE_INDEX}"]
     prefixes = list(dict.fromkeys(p.source.prefix for p in pipelines))
     inputs = [storage.input_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
-    job_inputs = [out.arn_for_objects(f"{JOBS_PREFIX}*/input/*")]
-    job_outputs = [out.arn_for_objects(f"{JOBS_PREFIX}*/output/*")]
-    plans = [out.arn_for_objects(f"{JOBS_PREFIX}*/chunks.json")]
-    reports = [out.arn_for_objects(f"{REPORTS_PREFIX}*")]
+    job_inputs = [out.arn_for_objects(f"{job_input_prefix('*')}*")]
+    job_outputs = [out.arn_for_objects(f"{job_output_prefix('*')}*")]
+    plans = [out.arn_for_objects(plan_key("*"))]
+    reports = [out.arn_for_objects(report_key("*"))]
     dead_letters = [dead.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
     bus = [Stack.of(storage).format_arn(service="events", resource="event-bus", resource_name="default")]
 
@@ -75,12 +85,12 @@ def grant_function_access(
 
     grant("ingest-chunk", ["s3:GetObject"], job_outputs)
     grant("ingest-chunk", REWRITE, dead_letters)
-    grant("ingest-chunk", [GET, PUT], table)
+    grant("ingest-chunk", [PUT], table)
 
     grant("finalize", ["s3:PutObject"], reports)
     grant("finalize", [QUERY, UPDATE], table)
     grant("finalize", ["events:PutEvents"], bus)
 
     grant("fail-job", ["s3:PutObject"], reports)
-    grant("fail-job", [UPDATE], table)
+    grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
     grant("fail-job", ["events:PutEvents"], bus)

@@ -54,6 +54,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 }
 
 
+# The functions that talk to the cluster: prepare creates or checks the index before any inference is paid
+# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access.
+OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk")
+
+
 def environment_size(environment: Mapping[str, str]) -> int:
     return sum(
         len(key.encode()) + (TOKEN_SIZE_ESTIMATE if Token.is_unresolved(value) else len(value.encode()))
@@ -150,8 +155,7 @@ class Functions(Construct):
         extra: dict[str, dict[str, str]] = {
             "submit": {"STATE_MACHINE_ARN": state_machine_arn},
             "start-job": {"SAGEMAKER_ROLE_ARN": sagemaker_role_arn},
-            "plan-ingest": search,
-            "ingest-chunk": search,
+            **{name: search for name in OPENSEARCH_CLIENTS},
             "finalize": bus,
             "fail-job": bus,
         }

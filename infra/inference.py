@@ -8,10 +8,8 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import allow
-from infra.storage import JOBS_PREFIX
+from osbatch.contracts import JOBS_PREFIX, REMOTE_JOB_PREFIX, job_input_prefix, job_output_prefix
 
-# Remote job names are `osb-<job id>` (docs/architecture.md), so every grant can be held to that prefix.
-TRANSFORM_JOB_PREFIX = "osb-"
 SAGEMAKER = "sagemaker.amazonaws.com"
 NO_RESOURCE_LEVEL = (
     "cloudwatch:PutMetricData and ecr:GetAuthorizationToken support no resource-level permissions; "
@@ -32,23 +30,22 @@ class InferenceAccess(Construct):
                 SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
         )
-        jobs = f"{JOBS_PREFIX}*"
         allow(
             self.role,
             ["s3:ListBucket"],
             [output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [jobs]}},
+            conditions={"StringLike": {"s3:prefix": [f"{JOBS_PREFIX}*"]}},
         )
         allow(
             self.role,
             ["s3:GetObject"],
-            [output_bucket.arn_for_objects(f"{jobs}/input/*")],
+            [output_bucket.arn_for_objects(f"{job_input_prefix('*')}*")],
             reason="Reads the prepared input of any job; job ids are generated at run time.",
         )
         allow(
             self.role,
             ["s3:PutObject", "s3:AbortMultipartUpload"],
-            [output_bucket.arn_for_objects(f"{jobs}/output/*")],
+            [output_bucket.arn_for_objects(f"{job_output_prefix('*')}*")],
             reason="Writes the output of any job; job ids are generated at run time.",
         )
         log_group = stack.format_arn(
@@ -82,13 +79,14 @@ class InferenceAccess(Construct):
     def grant_transform_jobs(self, grantee: iam.IGrantable, *actions: str, pass_role: bool = False) -> None:
         """SageMaker actions on osbatch's transform jobs only; optionally passing this role (and no other)."""
         jobs = Stack.of(self).format_arn(
-            service="sagemaker", resource="transform-job", resource_name=f"{TRANSFORM_JOB_PREFIX}*"
+            service="sagemaker", resource="transform-job", resource_name=f"{REMOTE_JOB_PREFIX}*"
         )
         allow(
             grantee,
             [f"sagemaker:{action}" for action in actions],
             [jobs],
-            reason="Transform job names are generated per job; the grant is held to the 'osb-' prefix.",
+            reason="Transform job names are generated per job; the grant is held to the "
+            f"'{REMOTE_JOB_PREFIX}' prefix.",
         )
         if pass_role:
             allow(

@@ -9,7 +9,7 @@ from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra.access import grant_function_access
-from infra.functions import Functions
+from infra.functions import OPENSEARCH_CLIENTS, Functions
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
 from infra.search import SearchAccess
@@ -58,7 +58,7 @@ class OsbatchStack(Stack):
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
-        search.grant_http(functions.roles("plan-ingest", "ingest-chunk"))
+        search.grant_http(functions.roles(*OPENSEARCH_CLIENTS))
 
         trigger = Trigger(
             self,

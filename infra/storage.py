@@ -11,10 +11,8 @@ from constructs import Construct
 
 from infra.nag import acknowledge
 
-# Key layout from docs/architecture.md; the lifecycle rules and IAM grants use the same prefixes.
-JOBS_PREFIX = "jobs/"
-REPORTS_PREFIX = "reports/"
-DEAD_LETTER_PREFIX = "dead-letter/"
+# Key layout from docs/architecture.md: the lifecycle rules and IAM grants use the prefixes the code writes.
+from osbatch.contracts import DEAD_LETTER_PREFIX, JOBS_BY_PIPELINE_INDEX, JOBS_PREFIX
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,7 @@ class Storage(Construct):
         )
         # Sparse: only `item = "job"` rows carry `pipeline`, so chunk rows never enter the index.
         self.job_table.add_global_secondary_index(
-            index_name="by-pipeline",
+            index_name=JOBS_BY_PIPELINE_INDEX,
             partition_key=dynamodb.Attribute(name="pipeline", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.STRING),
             projection_type=dynamodb.ProjectionType.ALL,

@@ -14,7 +14,8 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge, allow, flatten
-from infra.storage import JOBS_PREFIX
+from osbatch.contracts import plan_key
+from osbatch.steps.remote import THROTTLED_ERRORS
 
 LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.ServiceException",
@@ -22,9 +23,6 @@ LAMBDA_TRANSIENT_ERRORS = [
     "Lambda.SdkClientException",
     "Lambda.TooManyRequestsException",
 ]
-# Lambda reports an exception's own class name as the error, so BackendThrottled's subclass JobSlotsFull
-# (max_jobs_in_flight reached, lambdas/osbatch/steps/remote.py) must be named too to be retried.
-THROTTLED_ERRORS = ["BackendThrottled", "JobSlotsFull"]
 THROTTLE_INTERVAL_SECONDS = 30
 THROTTLE_BACKOFF = 2.0
 THROTTLE_MAX_DELAY_SECONDS = 600
@@ -77,7 +75,7 @@ class JobWorkflow(Construct):
         finalize = self._task("Finalize", "finalize", catch=fail_job)
         start_job = self._task("StartJob", "start-job", catch=fail_job)
         start_job.add_retry(
-            errors=THROTTLED_ERRORS,
+            errors=list(THROTTLED_ERRORS),
             interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
             backoff_rate=THROTTLE_BACKOFF,
             max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
@@ -126,7 +124,7 @@ class JobWorkflow(Construct):
         allow(
             self.state_machine,
             ["s3:GetObject"],
-            [output_bucket.arn_for_objects(f"{JOBS_PREFIX}*/chunks.json")],
+            [output_bucket.arn_for_objects(plan_key("*"))],
             reason="The ingest plan's key contains the job id, which is only known at run time.",
             ack_scope=self,
         )
@@ -158,6 +156,8 @@ class JobWorkflow(Construct):
             item_selector={
                 "job_id": sfn.JsonPath.string_at("$.job_id"),
                 "pipeline": sfn.JsonPath.string_at("$.pipeline"),
+                # Dead letters cite the upload; passed here so no chunk has to read the job table for it.
+                "source": sfn.JsonPath.object_at("$.source"),
                 **item,
             },
             max_concurrency=MAP_MAX_CONCURRENCY,

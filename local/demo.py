@@ -109,7 +109,7 @@ def describe(jobs: JobTable, job: dict[str, Any]) -> str:
             f"RUNNING  inference job {job.get('remote_id', '')} is {job.get('remote_status') or 'submitted'}"
         )
     if state == JobStateName.INGESTING.value:
-        _, reported = jobs.chunk_totals(job["job_id"])
+        reported = len(jobs.chunk_totals(job["job_id"]).reported)
         return f"INGESTING  {reported}/{job.get('chunks', '?')} chunks indexed"
     if state == JobStateName.CREATED.value and "records_in" in job:
         return f"PREPARED  {job['records_in']} records, {job.get('dead_lettered', 0)} bad lines set aside"

@@ -16,6 +16,7 @@ from typing import Any
 from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
+from osbatch.contracts import JOBS_BY_PIPELINE_INDEX
 from osbatch.models import JobStateName, SourceObject
 
 JOB_ITEM = "job"
@@ -36,6 +37,17 @@ class ChunkCounts:
         return ChunkCounts(
             self.lines + other.lines, self.indexed + other.indexed, self.dead_lettered + other.dead_lettered
         )
+
+
+@dataclass(frozen=True)
+class ChunkTally:
+    """What the chunks of one ingest plan reported: summed counts, and which chunks did."""
+
+    counts: ChunkCounts
+    reported: frozenset[int]
+
+    def missing(self, planned: int) -> list[int]:
+        return [chunk for chunk in range(planned) if chunk not in self.reported]
 
 
 class JobTable:
@@ -97,22 +109,29 @@ class JobTable:
             }
         )
 
-    def chunk_totals(self, job_id: str) -> tuple[ChunkCounts, int]:
-        """Summed counts over every chunk item, and how many chunks reported."""
-        total, reported = ChunkCounts(), 0
+    def chunk_totals(self, job_id: str, planned: int | None = None) -> ChunkTally:
+        """Summed counts over the chunk items, and which chunks reported.
+
+        With `planned`, only chunks 0..planned-1 count: items left by an earlier plan of the same job that
+        had more chunks are not part of this one.
+        """
+        total, reported = ChunkCounts(), set()
         for item in self._query(
             KeyConditionExpression=Key("job_id").eq(job_id) & Key("item").begins_with(CHUNK_PREFIX),
             ConsistentRead=True,
         ):
+            chunk = int(str(item["item"]).removeprefix(CHUNK_PREFIX))
+            if planned is not None and chunk >= planned:
+                continue
             total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
-            reported += 1
-        return total, reported
+            reported.add(chunk)
+        return ChunkTally(total, frozenset(reported))
 
     def list_jobs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first. With a pipeline this is one GSI query; without, a filtered scan (small tables)."""
         if pipeline:
             items = self._query(
-                IndexName="by-pipeline",
+                IndexName=JOBS_BY_PIPELINE_INDEX,
                 KeyConditionExpression=Key("pipeline").eq(pipeline),
                 ScanIndexForward=False,
             )
@@ -129,7 +148,7 @@ class JobTable:
         return sum(
             1
             for item in self._query(
-                IndexName="by-pipeline",
+                IndexName=JOBS_BY_PIPELINE_INDEX,
                 KeyConditionExpression=Key("pipeline").eq(pipeline),
                 FilterExpression=Attr("state").is_in(sorted(busy)),
             )

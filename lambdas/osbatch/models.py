@@ -67,6 +67,7 @@ class Prepared(Model):
     valid: int
     dead_lettered: int
     blank_lines: int = 0
+    duplicate_ids: int = 0  # valid records whose id an earlier line of the file already used
 
 
 class RemoteJob(Model):

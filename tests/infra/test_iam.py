@@ -37,16 +37,19 @@ EXPECTED = {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "states:StartExecution", *SQS_CONSUME,
     },
-    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem"},
+    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *SEARCH},
     "start-job": {
         "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "iam:PassRole",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
     "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *SEARCH},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", *SEARCH},
+    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *SEARCH},
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
-    "fail-job": {"s3:PutObject", "dynamodb:UpdateItem", "events:PutEvents", "sagemaker:StopTransformJob"},
+    "fail-job": {
+        "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
+        "sagemaker:StopTransformJob",
+    },
 }  # fmt: skip
 # Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
 STAR_ONLY = {
@@ -150,15 +153,16 @@ def test_the_pipeline_index_is_queried_only_by_start_job(main: Synthesized) -> N
     # Given the DynamoDB Query grants
     queries = {name: resources_for(main, name, "dynamodb:Query") for name in FUNCTIONS}
 
-    # Then start-job queries the by-pipeline index (jobs in flight) and finalize the job's own rows
+    # Then start-job queries the by-pipeline index (jobs in flight); finalize and fail-job the job's own rows
     assert [r.endswith(".Arn>/index/by-pipeline") for r in queries["start-job"]] == [True]
     assert [r.endswith(".Arn>") for r in queries["finalize"]] == [True]
-    assert {name for name, found in queries.items() if found} == {"start-job", "finalize"}
+    assert [r.endswith(".Arn>") for r in queries["fail-job"]] == [True]
+    assert {name for name, found in queries.items() if found} == {"start-job", "finalize", "fail-job"}
 
 
 def test_search_functions_reach_only_the_configured_domains(main: Synthesized) -> None:
     # Given the ESHttp grants of the search functions
-    for name in ("plan-ingest", "ingest-chunk"):
+    for name in ("prepare", "plan-ingest", "ingest-chunk"):
         resources = resources_for(main, name, "es:ESHttpPost")
         # Then they name the two domains derived from the endpoints, in their regions
         assert sorted(resources) == [

@@ -14,6 +14,7 @@ from osbatch.config import parse_pipeline, pipelines_to_json
 from osbatch.handlers import prepare, submit, wiring
 from osbatch.models import JobState
 from tests.unit.conftest import create_job_table, pipeline_dict
+from tests.unit.fake_opensearch import FakeClient
 
 
 @dataclass
@@ -48,7 +49,9 @@ def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
         monkeypatch.setenv(name, value)
     wiring._runtime.cache_clear()  # each test's moto is new; so are its clients
     wiring._client.cache_clear()
-    yield {"s3": s3, "sfn": sfn, "state_machine_arn": arn}
+    cluster = FakeClient()
+    monkeypatch.setattr(wiring, "_opensearch", lambda endpoint, region: cluster)
+    yield {"s3": s3, "sfn": sfn, "state_machine_arn": arn, "cluster": cluster}
     wiring._runtime.cache_clear()
     wiring._client.cache_clear()
 
@@ -99,7 +102,9 @@ def test_prepare_handler_turns_a_job_state_into_the_next_one(deployed: dict[str,
     }
     # When the prepare handler runs
     result = JobState.model_validate(prepare.handler(state, FakeContext()))  # type: ignore[arg-type]
-    # Then the next state carries the counts, and the bad line is in the dead-letter bucket
+    # Then the index was created before anything else, the next state carries the counts,
+    # and the bad line is in the dead-letter bucket
+    assert [index for index, _ in deployed["cluster"].indices.created] == ["msmarco"]
     assert result.prepared is not None
     assert (result.prepared.records_in, result.prepared.valid, result.prepared.dead_lettered) == (2, 1, 1)
     letter = json.loads(

@@ -5,39 +5,13 @@ from typing import Any
 import pytest
 from opensearchpy.exceptions import RequestError
 
-from osbatch.search.index import ensure_index
+from osbatch.search.index import IndexMappingConflict, ensure_compatible_index, ensure_index
+from tests.unit.fake_opensearch import FakeClient, FakeIndices
 
 MAPPING = {
     "settings": {"index.knn": True},
     "mappings": {"properties": {"chunk_embedding": {"type": "knn_vector", "dimension": 384}}},
 }
-
-
-class FakeIndices:
-    """indices.create as OpenSearch answers it: 400 resource_already_exists_exception if the index exists."""
-
-    def __init__(self, existing: set[str] | None = None, refuse: RequestError | None = None) -> None:
-        self.existing = existing or set()
-        self.refuse = refuse
-        self.created: list[tuple[str, Any]] = []
-
-    def create(self, *, index: str, body: Any = None) -> dict[str, Any]:
-        if self.refuse is not None:
-            raise self.refuse
-        if index in self.existing:
-            raise RequestError(
-                400,
-                "resource_already_exists_exception",
-                {"error": {"type": "resource_already_exists_exception"}},
-            )
-        self.existing.add(index)
-        self.created.append((index, body))
-        return {"acknowledged": True, "index": index}
-
-
-class FakeClient:
-    def __init__(self, indices: FakeIndices) -> None:
-        self.indices = indices
 
 
 def test_a_missing_index_is_created_from_the_config_mapping() -> None:
@@ -54,7 +28,7 @@ def test_a_missing_index_is_created_from_the_config_mapping() -> None:
 
 def test_an_existing_index_is_left_alone() -> None:
     # Given a cluster where the index exists (or a concurrent run just created it)
-    client = FakeClient(FakeIndices(existing={"msmarco"}))
+    client = FakeClient(FakeIndices(existing={"msmarco": {}}))
 
     # When it is ensured
     created = ensure_index(client, "msmarco", MAPPING)
@@ -85,3 +59,64 @@ def test_an_invalid_mapping_is_an_error() -> None:
     with pytest.raises(RequestError) as raised:
         ensure_index(client, "msmarco", MAPPING)
     assert raised.value.error == "mapper_parsing_exception"
+
+
+def test_an_existing_index_with_the_configured_fields_passes_the_check() -> None:
+    # Given an index made earlier from the same mapping, with one more field of its own
+    mappings = {"properties": {**MAPPING["mappings"]["properties"], "title": {"type": "text"}}}
+    client = FakeClient(FakeIndices(existing={"msmarco": mappings}))
+
+    # When it is ensured and checked
+    created = ensure_compatible_index(client, "msmarco", MAPPING)
+
+    # Then nothing is created and nothing is refused
+    assert created is False and client.indices.created == []
+
+
+def test_an_existing_index_with_another_dimension_or_type_is_refused() -> None:
+    # Given an index whose vector field has 768 dimensions, and a nested field of another type
+    wanted = {
+        "mappings": {
+            "properties": {
+                "chunk_embedding": {"type": "knn_vector", "dimension": 384},
+                "meta": {"properties": {"lang": {"type": "keyword"}}},
+            }
+        }
+    }
+    existing = {
+        "properties": {
+            "chunk_embedding": {"type": "knn_vector", "dimension": 768},
+            "meta": {"properties": {"lang": {"type": "text"}}},
+        }
+    }
+    client = FakeClient(FakeIndices(existing={"msmarco": existing}))
+
+    # When it is checked
+    # Then the error names both fields and what they should be, before any inference is paid for
+    with pytest.raises(IndexMappingConflict) as raised:
+        ensure_compatible_index(client, "msmarco", wanted)
+    message = str(raised.value)
+    assert "chunk_embedding.dimension is 768, the pipeline needs 384" in message
+    assert "meta.lang.type is 'text', the pipeline needs 'keyword'" in message
+
+
+def test_an_existing_index_without_the_vector_field_is_refused() -> None:
+    # Given an index that exists without the pipeline's vector field (it would be mapped as floats)
+    client = FakeClient(FakeIndices(existing={"msmarco": {"properties": {"text": {"type": "text"}}}}))
+
+    # When it is checked / Then the missing field is named
+    with pytest.raises(IndexMappingConflict, match="chunk_embedding is not mapped"):
+        ensure_compatible_index(client, "msmarco", MAPPING)
+
+
+def test_another_space_type_is_refused() -> None:
+    # Given an index whose vectors are compared by l2, and a pipeline that needs cosine similarity
+    def vector(space: str) -> dict[str, Any]:
+        return {"type": "knn_vector", "dimension": 384, "method": {"name": "hnsw", "space_type": space}}
+
+    wanted = {"mappings": {"properties": {"v": vector("cosinesimil")}}}
+    client = FakeClient(FakeIndices(existing={"msmarco": {"properties": {"v": vector("l2")}}}))
+
+    # When it is checked / Then the scores would not mean what the pipeline expects, so it is refused
+    with pytest.raises(IndexMappingConflict, match=r"v\.method\.space_type is 'l2'"):
+        ensure_compatible_index(client, "msmarco", wanted)

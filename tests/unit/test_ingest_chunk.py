@@ -5,14 +5,17 @@ import random
 from typing import Any
 
 from osbatch.config import PipelineConfig
+from osbatch.contracts import dead_letter_key
 from osbatch.ingest.chunk import ingest_chunk
-from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import ChunkResult, IngestChunk
 from osbatch.ingest.readers import plan_chunks
+from osbatch.models import SourceObject
 
 OUT, DLQ = "osb-out", "osb-dlq"
 KEY = "jobs/msmarco-1/output/part-1.jsonl.out"
-SOURCE = "s3://osb-in/input/msmarco/part-1.jsonl"
+UPLOAD = SourceObject(bucket="osb-in", key="input/msmarco/part-1.jsonl")
+SOURCE = UPLOAD.uri
 
 
 class KnnCluster:
@@ -61,10 +64,17 @@ def run(
     s3: Any, config: PipelineConfig, cluster: KnnCluster, start: int, end: int, chunk: int = 0
 ) -> tuple[ChunkResult, list[dict[str, Any]]]:
     job = IngestChunk(
-        job_id="msmarco-1", pipeline="msmarco", chunk=chunk, bucket=OUT, key=KEY, start=start, end=end
+        job_id="msmarco-1",
+        pipeline="msmarco",
+        source=UPLOAD,
+        chunk=chunk,
+        bucket=OUT,
+        key=KEY,
+        start=start,
+        end=end,
     )
     key = dead_letter_key(job.job_id, "ingest", chunk)
-    dead_letters = DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=SOURCE)
+    dead_letters = DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
     sleeps: list[float] = []
     result = ingest_chunk(
         job, config=config, s3=s3, opensearch=cluster, dead_letters=dead_letters, sleep=sleeps.append

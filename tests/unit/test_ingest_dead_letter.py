@@ -5,7 +5,8 @@ from typing import Any
 
 import pytest
 
-from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
+from osbatch.contracts import dead_letter_key
+from osbatch.ingest.dead_letter import DeadLetterWriter
 
 BUCKET = "osb-dlq"
 SOURCE = "s3://osb-in/input/msmarco/part-1.jsonl"

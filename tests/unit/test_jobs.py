@@ -24,8 +24,22 @@ def test_retried_chunks_overwrite_their_counts(jobs: JobTable) -> None:
     # When chunk 0 is retried and reports again
     jobs.put_chunk("msmarco-1", 0, ChunkCounts(10, 10, 0))
     # Then the totals count it once
-    totals, reported = jobs.chunk_totals("msmarco-1")
-    assert (totals, reported) == (ChunkCounts(15, 15, 0), 2)
+    tally = jobs.chunk_totals("msmarco-1")
+    assert (tally.counts, tally.reported) == (ChunkCounts(15, 15, 0), {0, 1})
+
+
+def test_chunks_outside_the_plan_are_not_counted(jobs: JobTable) -> None:
+    # Given chunk items 0-2 from an earlier plan, and a new plan of two chunks of which only chunk 0 reported
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    for chunk in range(3):
+        jobs.put_chunk("msmarco-1", chunk, ChunkCounts(4, 4, 0))
+    jobs.put_chunk("msmarco-1", 0, ChunkCounts(6, 5, 1))
+    jobs._table.delete_item(Key={"job_id": "msmarco-1", "item": "chunk#00001"})
+    # When the totals are read for the two planned chunks
+    tally = jobs.chunk_totals("msmarco-1", planned=2)
+    # Then chunk 2 is ignored and chunk 1 is missing
+    assert tally.counts == ChunkCounts(6, 5, 1)
+    assert tally.missing(2) == [1]
 
 
 def test_jobs_are_listed_newest_first_and_counted_in_flight(jobs: JobTable) -> None:

@@ -3,13 +3,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from osbatch.backends.base import InputLimits
 from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, SourceObject
+from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
 from tests.unit.conftest import pipeline_dict
+from tests.unit.fake_opensearch import FakeClient, FakeIndices
 
 
 class ListDeadLetters:
@@ -28,7 +32,12 @@ class ListDeadLetters:
 
 
 def run_prepare(
-    config: PipelineConfig, s3: Any, jobs: JobTable, body: bytes, limits: InputLimits | None = None
+    config: PipelineConfig,
+    s3: Any,
+    jobs: JobTable,
+    body: bytes,
+    limits: InputLimits | None = None,
+    cluster: FakeClient | None = None,
 ):  # type: ignore[no-untyped-def]
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
     state = JobState(
@@ -43,7 +52,14 @@ def run_prepare(
         backend.limits = limits
     dead = ListDeadLetters()
     result = prepare_job(
-        state, config=config, s3=s3, backend=backend, jobs=jobs, output_bucket="osb-out", dead_letters=dead
+        state,
+        config=config,
+        s3=s3,
+        opensearch=cluster or FakeClient(),
+        backend=backend,
+        jobs=jobs,
+        output_bucket="osb-out",
+        dead_letters=dead,
     )
     return result, dead
 
@@ -85,6 +101,7 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
         "valid": 2,
         "dead_lettered": 6,
         "blank_lines": 1,
+        "duplicate_ids": 0,
     }
     reasons = {item["line"]: item["reason"] for item in dead.items}
     assert reasons == {
@@ -139,3 +156,32 @@ def test_max_records_per_part_caps_each_input_file(s3: Any, jobs: JobTable) -> N
     # Then they are split 4 + 4 + 2
     assert [len(part) for part in read_parts(s3)] == [4, 4, 2]
     assert result.prepared.parts == 3
+
+
+def test_ids_used_twice_in_a_file_are_counted(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
+    # Given a file where id "a" appears three times and 7 both as a number and as a string
+    ids = ['"a"', '"b"', '"a"', "7", '"7"', '"a"', '"c"']
+    body = b"".join(b'{"_id": %s, "text": "t"}\n' % value.encode() for value in ids)
+    # When it is prepared
+    result, _ = run_prepare(config, s3, jobs, body)
+    # Then every record still goes to the model (the later line wins at indexing, as bulk by _id does),
+    # and the three lines that reuse an earlier id are counted, in the state and the job table
+    assert (result.prepared.valid, result.prepared.duplicate_ids) == (7, 3)
+    assert jobs.get("msmarco-1")["duplicate_ids"] == 3  # type: ignore[index]
+
+
+def test_a_conflicting_index_fails_before_the_input_is_read(
+    config: PipelineConfig, s3: Any, jobs: JobTable
+) -> None:
+    # Given an index that exists with 768-dimensional vectors where the pipeline writes 384
+    data = pipeline_dict()
+    data["sink"]["mapping"] = {
+        "mappings": {"properties": {"chunk_embedding": {"type": "knn_vector", "dimension": 384}}}
+    }
+    existing = {"properties": {"chunk_embedding": {"type": "knn_vector", "dimension": 768}}}
+    cluster = FakeClient(FakeIndices(existing={"msmarco": existing}))
+    # When the job is prepared
+    # Then it fails with the conflict, and no model input was written
+    with pytest.raises(IndexMappingConflict, match="dimension is 768, the pipeline needs 384"):
+        run_prepare(parse_pipeline(data), s3, jobs, b'{"_id": "1", "text": "t"}\n', cluster=cluster)
+    assert "Contents" not in s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/")

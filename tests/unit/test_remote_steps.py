@@ -1,46 +1,15 @@
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
-
 import pytest
 
-from osbatch.backends.base import BackendStatus, BackendUnavailable, InputLimits, OutputObject
+from osbatch.backends.base import BackendStatus, BackendUnavailable
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
-from osbatch.models import JobState, JobStateName, Prepared, RemoteJob, SourceObject
+from osbatch.models import JobState, JobStateName, Prepared, SourceObject
 from osbatch.steps.remote import JobSlotsFull, poll_job, start_job
+from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
-
-
-@dataclass
-class ScriptedBackend:
-    """A backend whose status answers are scripted: the real SageMaker adapter is tested separately."""
-
-    statuses: list[Any] = field(default_factory=list)
-    submitted: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    limits: InputLimits = field(default_factory=lambda: InputLimits(10, 10))
-
-    def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
-        return record
-
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
-        self.submitted.append(job_id)
-        return RemoteJob(id=f"osb-{job_id}", arn="arn:job", output_uri=output_uri)
-
-    def status(self, remote: RemoteJob) -> BackendStatus:
-        answer = self.statuses.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    def cancel(self, remote: RemoteJob) -> None:
-        self.cancelled.append(remote.id)
-
-    def outputs(self, remote: RemoteJob) -> list[OutputObject]:
-        return []
 
 
 def prepared_state(job_id: str = "msmarco-1") -> JobState:

@@ -21,6 +21,7 @@ from osbatch.backends.base import (
     OutputObject,
 )
 from osbatch.config import SageMakerJobConfig
+from osbatch.contracts import REMOTE_JOB_PREFIX
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
 
@@ -34,16 +35,15 @@ STATUS_MAP = {
 }
 THROTTLING_CODES = frozenset({"ThrottlingException", "ResourceLimitExceeded", "ServiceUnavailable"})
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-JOB_NAME_PREFIX = "osb-"  # IAM policies scope transform-job/osb-* to osbatch's own jobs
 
 
 def transform_job_name(job_id: str) -> str:
     """Valid (<= 63 chars, SageMaker's pattern) and derived from the job id, so re-submits find the job."""
     cleaned = re.sub(r"[^a-zA-Z0-9-]", "-", job_id).strip("-")
-    name = f"{JOB_NAME_PREFIX}{cleaned}"
+    name = f"{REMOTE_JOB_PREFIX}{cleaned}"
     if len(name) > 63:
         # Keep the hash tail of the job id: it is what makes the name unique.
-        name = f"{JOB_NAME_PREFIX}{cleaned[-(63 - len(JOB_NAME_PREFIX)) :]}".replace("--", "-")
+        name = f"{REMOTE_JOB_PREFIX}{cleaned[-(63 - len(REMOTE_JOB_PREFIX)) :]}".replace("--", "-")
     if not JOB_NAME_PATTERN.match(name):
         raise ValueError(f"cannot derive a valid SageMaker job name from job id '{job_id}'")
     return name

@@ -6,10 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from osbatch.contracts import dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import runtime
 from osbatch.ingest.chunk import ingest_chunk
-from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
 from osbatch.jobs import ChunkCounts
 
@@ -22,14 +23,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     env = runtime()
     s3 = env.client("s3")
     config = env.pipeline(chunk.pipeline)
-    job = env.jobs.get(chunk.job_id) or {}
-    source = str(job.get("source", ""))
     dead_letters = DeadLetterWriter(
         s3,
         env.settings.dead_letter_bucket,
         dead_letter_key(chunk.job_id, "ingest", chunk.chunk),
         job_id=chunk.job_id,
-        source=source,
+        source=chunk.source.uri,
     )
     result = ingest_chunk(
         chunk,

@@ -1,11 +1,12 @@
-"""JobState -> JobState with `prepared`: validated records written as the backend's input."""
+"""JobState -> JobState with `prepared`: index checked, valid records written as the backend's input."""
 
 from __future__ import annotations
 
+from osbatch.contracts import dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
-from osbatch.ingest.dead_letter import DeadLetterWriter, dead_letter_key
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobState
 from osbatch.steps.prepare import prepare_job
 
@@ -24,6 +25,7 @@ def prepare(state: JobState, env: Runtime) -> JobState:
         state,
         config=config,
         s3=s3,
+        opensearch=env.opensearch(config),
         backend=env.backend(config),
         jobs=env.jobs,
         output_bucket=env.settings.output_bucket,

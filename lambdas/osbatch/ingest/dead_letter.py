@@ -19,11 +19,6 @@ Stage = Literal["parse", "map", "index", "inference"]
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 
 
-def dead_letter_key(job_id: str, stage: str, part: int) -> str:
-    """`dead-letter/<job_id>/<stage>/<part>.jsonl` (docs/architecture.md); for ingest, part is the chunk."""
-    return f"dead-letter/{job_id}/{stage}/{part:05d}.jsonl"
-
-
 class DeadLetterWriter:
     """One writer per job step or chunk: job_id and source are the same for every record it holds."""
 

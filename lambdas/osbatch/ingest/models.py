@@ -11,6 +11,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from osbatch.models import SourceObject
+
 
 class IngestChunk(BaseModel):
     """One Distributed Map item: the lines that start in [start, end) of one output object."""
@@ -19,6 +21,7 @@ class IngestChunk(BaseModel):
 
     job_id: str = Field(min_length=1)
     pipeline: str = Field(min_length=1)
+    source: SourceObject  # the user's upload, which dead letters cite
     chunk: int = Field(ge=0)
     bucket: str = Field(min_length=1)
     key: str = Field(min_length=1)

@@ -1,8 +1,9 @@
 """PlanIngest, Finalize and FailJob: from finished inference to an accounted-for index.
 
-Conservation is checked here: records_in = indexed + dead_lettered. Records that the backend silently
-dropped (sent to the model, absent from its output) break that equation; the job then ends
-PARTIALLY_COMPLETED and the report names how many are unaccounted for, rather than claiming success.
+Conservation is checked here: records_in = indexed + dead_lettered. Whatever breaks it is reported as
+`unaccounted`, never hidden: records the backend silently dropped (sent to the model, absent from its
+output), chunks of the ingest plan that never reported, and the valid records of a job that failed
+before they were indexed. A finished job with any of these ends PARTIALLY_COMPLETED, not COMPLETED.
 """
 
 from __future__ import annotations
@@ -10,17 +11,22 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from osbatch.backends.base import BatchBackend
 from osbatch.config import PipelineConfig
+from osbatch.contracts import dead_letter_prefix, plan_key, report_key
 from osbatch.ingest.readers import plan_chunks
-from osbatch.jobs import JobTable, utc_now
+from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
-from osbatch.search.index import ensure_index
-from osbatch.steps.prepare import job_prefix
+from osbatch.search.index import ensure_compatible_index
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from opensearchpy import OpenSearch
 
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024  # one ingest Lambda streams and bulks this in well under a minute
+MISSING_CHUNKS_SHOWN = 10  # a reason names this many missing chunks, then says how many more
 
 
 @dataclass(frozen=True)
@@ -33,10 +39,16 @@ class JobReport:
     indexed: int
     dead_lettered: int
     unaccounted: int
+    duplicate_ids: int
+    chunks_planned: int
+    chunks_reported: int
     reason: str | None
     remote_job: str | None
     dead_letter_uri: str
     finished_at: str
+
+
+Publish = Callable[[dict[str, Any]], None]
 
 
 def plan_ingest(
@@ -44,18 +56,20 @@ def plan_ingest(
     *,
     config: PipelineConfig,
     backend: BatchBackend,
-    s3: Any,
-    opensearch: Any,
+    s3: S3Client,
+    opensearch: OpenSearch,
     jobs: JobTable,
     output_bucket: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
 ) -> JobState:
     assert state.remote is not None, "PlanIngest runs after the job completed"
-    ensure_index(opensearch, config.sink.index, config.sink.mapping)
+    # Prepare created or checked the index before the job was paid for; a job can run for days, so check
+    # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
+    ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     outputs = backend.outputs(state.remote)
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
-    key = f"{job_prefix(state.job_id)}chunks.json"
+    key = plan_key(state.job_id)
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
     jobs.update(state.job_id, JobStateName.INGESTING, output_objects=len(outputs), chunks=len(items))
@@ -67,28 +81,21 @@ def finalize_job(
     state: JobState,
     *,
     jobs: JobTable,
-    s3: Any,
+    s3: S3Client,
     output_bucket: str,
     dead_letter_bucket: str,
-    publish: Callable[[dict[str, Any]], None],
+    publish: Publish,
 ) -> tuple[JobState, JobReport]:
-    prepared = state.prepared
-    assert prepared is not None, "Finalize runs after Prepare"
-    totals, _ = jobs.chunk_totals(state.job_id)
-    indexed = totals.indexed
-    dead_lettered = prepared.dead_lettered + totals.dead_lettered
-    unaccounted = prepared.records_in - indexed - dead_lettered
-    remote_partial = state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED
-    if unaccounted or remote_partial:
-        final = JobStateName.PARTIALLY_COMPLETED
-        reason = (
-            f"{unaccounted} records sent to the model are missing from its output"
-            if unaccounted
-            else (state.status.reason if state.status else None)
-        )
-    else:
-        final, reason = JobStateName.COMPLETED, None
-    report = _report(state, final, reason, indexed, dead_lettered, unaccounted, dead_letter_bucket)
+    assert state.prepared is not None, "Finalize runs after Prepare"
+    planned = state.plan.chunks if state.plan else 0
+    tally = jobs.chunk_totals(state.job_id, planned)
+    unaccounted = _unaccounted(state, tally)
+    reasons = _shortfalls(tally.missing(planned), planned, unaccounted)
+    if state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED:
+        reasons.insert(0, state.status.reason or "the inference job completed partially")
+    final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
+    reason = "; ".join(reasons) or None
+    report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
 
@@ -98,10 +105,10 @@ def fail_job(
     *,
     backend: BatchBackend | None,
     jobs: JobTable,
-    s3: Any,
+    s3: S3Client,
     output_bucket: str,
     dead_letter_bucket: str,
-    publish: Callable[[dict[str, Any]], None],
+    publish: Publish,
 ) -> tuple[JobState, JobReport]:
     status = state.status
     reason: str | None
@@ -115,12 +122,35 @@ def fail_job(
         final, reason = status.state, status.reason
     else:
         final, reason = JobStateName.FAILED, "the workflow ended without a terminal job state"
-    prepared = state.prepared
-    dead = prepared.dead_lettered if prepared else 0
-    records_in = prepared.records_in if prepared else 0
-    report = _report(state, final, reason, 0, dead, records_in - dead, dead_letter_bucket)
+    # The Map may have failed after some chunks indexed their documents: those are in the index, and the
+    # report says so. Without a plan no chunk ran, and any chunk items are not this run's.
+    tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
+    report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+
+
+def _unaccounted(state: JobState, tally: ChunkTally) -> int:
+    prepared = state.prepared
+    if prepared is None:
+        return 0
+    return prepared.records_in - tally.counts.indexed - prepared.dead_lettered - tally.counts.dead_lettered
+
+
+def _shortfalls(missing: list[int], planned: int, unaccounted: int) -> list[str]:
+    """Why a finished job's counts do not add up, in words a person can act on."""
+    reasons = []
+    if missing:
+        shown = ", ".join(str(chunk) for chunk in missing[:MISSING_CHUNKS_SHOWN])
+        hidden = len(missing) - MISSING_CHUNKS_SHOWN
+        more = f" and {hidden} more" if hidden > 0 else ""
+        reasons.append(f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more})")
+    if unaccounted > 0:
+        where = "in chunks that never reported or " if missing else ""
+        reasons.append(f"{unaccounted} records are unaccounted for ({where}missing from the model output)")
+    elif unaccounted < 0:
+        reasons.append(f"the model output has {-unaccounted} more records than were sent to the model")
+    return reasons
 
 
 def _cause(cause: Any) -> str:
@@ -139,32 +169,33 @@ def _report(
     state: JobState,
     final: JobStateName,
     reason: str | None,
-    indexed: int,
-    dead_lettered: int,
+    tally: ChunkTally,
     unaccounted: int,
     dead_letter_bucket: str,
 ) -> JobReport:
+    prepared = state.prepared
     return JobReport(
         job_id=state.job_id,
         pipeline=state.pipeline,
         state=final.value,
         source=state.source.uri,
-        records_in=state.prepared.records_in if state.prepared else 0,
-        indexed=indexed,
-        dead_lettered=dead_lettered,
+        records_in=prepared.records_in if prepared else 0,
+        indexed=tally.counts.indexed,
+        dead_lettered=(prepared.dead_lettered if prepared else 0) + tally.counts.dead_lettered,
         unaccounted=unaccounted,
+        duplicate_ids=prepared.duplicate_ids if prepared else 0,
+        chunks_planned=state.plan.chunks if state.plan else 0,
+        chunks_reported=len(tally.reported),
         reason=reason,
         remote_job=state.remote.arn if state.remote else None,
-        dead_letter_uri=f"s3://{dead_letter_bucket}/dead-letter/{state.job_id}/",
+        dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
     )
 
 
-def _store(
-    report: JobReport, jobs: JobTable, s3: Any, output_bucket: str, publish: Callable[[dict[str, Any]], None]
-) -> None:
+def _store(report: JobReport, jobs: JobTable, s3: S3Client, output_bucket: str, publish: Publish) -> None:
     body = asdict(report)
-    key = f"reports/{report.job_id}.json"
+    key = report_key(report.job_id)
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(body, indent=2).encode())
     jobs.update(
         report.job_id,
@@ -173,6 +204,7 @@ def _store(
         indexed=report.indexed,
         dead_lettered=report.dead_lettered,
         unaccounted=report.unaccounted,
+        duplicate_ids=report.duplicate_ids,
         reason=report.reason,
         finished_at=report.finished_at,
         report=f"s3://{output_bucket}/{key}",

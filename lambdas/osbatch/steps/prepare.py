@@ -1,18 +1,21 @@
-"""Prepare: validate the uploaded records and write the backend's input files.
+"""Prepare: check the index, validate the uploaded records and write the backend's input files.
 
-Bad lines never reach the model (one malformed line would fail a whole SageMaker job): they go to the
-dead-letter store with the reason, and the counts say how many. Valid records are cut into parts that
-fit the backend's limits. The input is streamed; nothing holds the whole file in memory.
+The index is created (or its mapping checked) first, so an unreachable cluster or a bad mapping fails the
+job before any inference is paid for. Bad lines never reach the model (one malformed line would fail a
+whole SageMaker job): they go to the dead-letter store with the reason, and the counts say how many.
+Valid records are cut into parts that fit the backend's limits. The input is streamed; nothing holds the
+whole file in memory (the ids seen so far take 16 bytes each, see seen_ids.py).
 """
 
 from __future__ import annotations
 
 import tempfile
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
+from osbatch.contracts import job_input_prefix
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
 from osbatch.ingest.record_paths import MISSING, RecordPath
@@ -20,6 +23,12 @@ from osbatch.jobs import JobTable
 from osbatch.models import JobState, JobStateName, Prepared
 from osbatch.records import RecordError, json_type, original, parse_record
 from osbatch.s3uri import s3_uri
+from osbatch.search.index import ensure_compatible_index
+from osbatch.seen_ids import SeenIds
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from opensearchpy import OpenSearch
 
 SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lambda memory
 
@@ -32,14 +41,10 @@ class DeadLetters(Protocol):
     def close(self) -> int: ...
 
 
-def job_prefix(job_id: str) -> str:
-    return f"jobs/{job_id}/"
-
-
 class PartWriter:
     """Writes JSONL parts of at most `limits` records/bytes to `s3://bucket/prefix/part-NNNNN.jsonl`."""
 
-    def __init__(self, s3: Any, bucket: str, prefix: str, limits: InputLimits) -> None:
+    def __init__(self, s3: S3Client, bucket: str, prefix: str, limits: InputLimits) -> None:
         self._s3, self._bucket, self._prefix, self._limits = s3, bucket, prefix, limits
         self.parts = 0
         self._file: IO[bytes] | None = None
@@ -78,21 +83,24 @@ def prepare_job(
     state: JobState,
     *,
     config: PipelineConfig,
-    s3: Any,
+    s3: S3Client,
+    opensearch: OpenSearch,
     backend: BatchBackend,
     jobs: JobTable,
     output_bucket: str,
     dead_letters: DeadLetters,
 ) -> JobState:
+    ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     id_path = RecordPath(config.source.id_path)
     text_path = RecordPath(config.source.text_path)
-    prefix = f"{job_prefix(state.job_id)}input/"
+    prefix = job_input_prefix(state.job_id)
     limits = InputLimits(
         min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
         backend.limits.max_bytes_per_file,
     )
     parts = PartWriter(s3, output_bucket, prefix, limits)
-    records_in = valid = blank = 0
+    records_in = valid = blank = duplicates = 0
+    seen = SeenIds()
 
     body = s3.get_object(Bucket=state.source.bucket, Key=state.source.key)["Body"]
     lines = split_lines(body.iter_chunks(1024 * 1024), 0, max_line_bytes=MAX_LINE_BYTES, key=state.source.key)
@@ -103,13 +111,14 @@ def prepare_job(
         records_in += 1
         try:
             record = parse_record(raw, at_object_start=number == 1)
-            _require_id(record, id_path, config.source.id_path)
+            doc_id = _require_id(record, id_path, config.source.id_path)
             text = _require_text(record, text_path, config.source.text_path)
         except RecordError as error:
             dead_letters.add(line=number, stage="parse", reason=str(error), record=original(raw, error))
             continue
         parts.write(backend.input_line(record, number, text))
         valid += 1
+        duplicates += not seen.add(doc_id)
     parts.close()
     dead_lettered = dead_letters.close()
 
@@ -120,6 +129,7 @@ def prepare_job(
         valid=valid,
         dead_lettered=dead_lettered,
         blank_lines=blank,
+        duplicate_ids=duplicates,
     )
     jobs.update(
         state.job_id,
@@ -127,6 +137,7 @@ def prepare_job(
         records_in=records_in,
         valid=valid,
         dead_lettered=dead_lettered,
+        duplicate_ids=duplicates,
     )
     return state.model_copy(update={"prepared": prepared})
 
@@ -139,12 +150,14 @@ def _first(path: RecordPath, record: dict[str, Any]) -> Any:
     return value
 
 
-def _require_id(record: dict[str, Any], path: RecordPath, expression: str) -> None:
+def _require_id(record: dict[str, Any], path: RecordPath, expression: str) -> str:
+    """The record's id as OpenSearch will store it (`_id` is a string: 7 and "7" are one document)."""
     value = _first(path, record)
     if value is MISSING:
         raise RecordError(f"missing id at {expression}")
     if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
         raise RecordError(f"id at {expression} is {json_type(value)}, expected a non-empty string or number")
+    return str(value)
 
 
 def _require_text(record: dict[str, Any], path: RecordPath, expression: str) -> str:

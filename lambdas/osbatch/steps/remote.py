@@ -11,16 +11,21 @@ from collections.abc import Callable
 
 from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBackend
 from osbatch.config import PipelineConfig
+from osbatch.contracts import job_output_prefix
 from osbatch.jobs import JobTable, utc_now
 from osbatch.models import JobState, JobStateName, JobStatus, PollState
 from osbatch.s3uri import s3_uri
-from osbatch.steps.prepare import job_prefix
 
 Clock = Callable[[], float]
 
 
 class JobSlotsFull(BackendThrottled):
-    """max_jobs_in_flight reached; retried like throttling (the Retry rule matches BackendThrottled)."""
+    """max_jobs_in_flight reached; retried like throttling."""
+
+
+# StartJob's Retry rule (infra/workflow.py). Lambda reports an exception's own class name as the error,
+# so every subclass that is retried must be named, not only the base class.
+THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
 
 
 def start_job(
@@ -41,7 +46,7 @@ def start_job(
             f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
         )
 
-    output_uri = s3_uri(output_bucket, f"{job_prefix(state.job_id)}output/")
+    output_uri = s3_uri(output_bucket, job_output_prefix(state.job_id))
     remote = backend.submit(state.job_id, state.prepared.input_uri, output_uri)
     jobs.update(
         state.job_id, JobStateName.RUNNING, remote_id=remote.id, remote_arn=remote.arn, submitted_at=utc_now()

@@ -1,0 +1,48 @@
+"""Names shared by the Lambda code and the CDK app (docs/architecture.md), each defined once.
+
+infra/ imports these to write lifecycle rules, IAM grants and retry rules, so a key the functions write
+and the grant that allows it can never drift apart.
+"""
+
+from __future__ import annotations
+
+# Output bucket: per-job working data and job reports. Dead-letter bucket: records set aside.
+JOBS_PREFIX = "jobs/"
+REPORTS_PREFIX = "reports/"
+DEAD_LETTER_PREFIX = "dead-letter/"
+# Remote job names start with this, so IAM can hold the backend grants to osbatch's own jobs.
+REMOTE_JOB_PREFIX = "osb-"
+# The job table's sparse GSI on (pipeline, created_at): only job items carry `pipeline`.
+JOBS_BY_PIPELINE_INDEX = "by-pipeline"
+
+
+def job_prefix(job_id: str) -> str:
+    """`jobs/<job_id>/`: prepared input, model output and the ingest plan of one job."""
+    return f"{JOBS_PREFIX}{job_id}/"
+
+
+def job_input_prefix(job_id: str) -> str:
+    """Prepared model input (`part-NNNNN.jsonl`)."""
+    return f"{job_prefix(job_id)}input/"
+
+
+def job_output_prefix(job_id: str) -> str:
+    """Where the backend writes the model output."""
+    return f"{job_prefix(job_id)}output/"
+
+
+def plan_key(job_id: str) -> str:
+    return f"{job_prefix(job_id)}chunks.json"
+
+
+def report_key(job_id: str) -> str:
+    return f"{REPORTS_PREFIX}{job_id}.json"
+
+
+def dead_letter_prefix(job_id: str) -> str:
+    return f"{DEAD_LETTER_PREFIX}{job_id}/"
+
+
+def dead_letter_key(job_id: str, stage: str, part: int) -> str:
+    """`dead-letter/<job_id>/<stage>/<part>.jsonl`; for ingest, part is the chunk."""
+    return f"{dead_letter_prefix(job_id)}{stage}/{part:05d}.jsonl"

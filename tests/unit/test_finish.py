@@ -1,0 +1,219 @@
+"""PlanIngest, Finalize and FailJob: the steps that keep records_in = indexed + dead_lettered honest."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from osbatch.backends.base import OutputObject
+from osbatch.config import PipelineConfig
+from osbatch.jobs import ChunkCounts, JobTable
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
+from osbatch.steps.finish import JobReport, fail_job, finalize_job, plan_ingest
+from tests.unit.fake_backend import ScriptedBackend
+from tests.unit.fake_opensearch import FakeClient
+
+JOB = "msmarco-1"
+SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
+REMOTE = RemoteJob(id="osb-msmarco-1", arn="arn:job", output_uri="s3://osb-out/jobs/msmarco-1/output/")
+
+
+def ingesting(records_in: int = 10, parse_dead: int = 1, chunks: int = 3, **status: Any) -> JobState:
+    """A job whose inference completed and whose output was planned into `chunks` chunks."""
+    prepared = Prepared(
+        input_uri="s3://osb-out/jobs/msmarco-1/input/",
+        parts=1,
+        records_in=records_in,
+        valid=records_in - parse_dead,
+        dead_lettered=parse_dead,
+        duplicate_ids=2,
+    )
+    return JobState(
+        job_id=JOB,
+        pipeline="msmarco",
+        source=SOURCE,
+        prepared=prepared,
+        remote=REMOTE,
+        status=JobStatus(state=status.get("state", JobStateName.COMPLETED), reason=status.get("reason")),
+        plan=IngestPlan(bucket="osb-out", key="jobs/msmarco-1/chunks.json", chunks=chunks, objects=1),
+    )
+
+
+def finalize(jobs: JobTable, s3: Any, state: JobState) -> tuple[JobState, JobReport, list[dict[str, Any]]]:
+    published: list[dict[str, Any]] = []
+    result, report = finalize_job(
+        state,
+        jobs=jobs,
+        s3=s3,
+        output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
+        publish=published.append,
+    )
+    return result, report, published
+
+
+def fail(
+    jobs: JobTable, s3: Any, state: JobState, backend: ScriptedBackend | None = None
+) -> tuple[JobState, JobReport]:
+    return fail_job(
+        state,
+        backend=backend,
+        jobs=jobs,
+        s3=s3,
+        output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
+        publish=lambda event: None,
+    )
+
+
+@pytest.fixture
+def job(jobs: JobTable) -> JobTable:
+    jobs.create(JOB, "msmarco", SOURCE)
+    return jobs
+
+
+def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a completed job with two output objects of 100 and 30 bytes, and 64-byte chunks
+    backend = ScriptedBackend(
+        output_objects=[
+            OutputObject("osb-out", "jobs/msmarco-1/output/part-00000.jsonl.out", 100),
+            OutputObject("osb-out", "jobs/msmarco-1/output/part-00001.jsonl.out", 30),
+        ]
+    )
+    cluster = FakeClient()
+    state = ingesting().model_copy(update={"plan": None})
+    # When the ingest is planned
+    result = plan_ingest(
+        state,
+        config=config,
+        backend=backend,
+        s3=s3,
+        opensearch=cluster,
+        jobs=job,
+        output_bucket="osb-out",
+        chunk_bytes=64,
+    )
+    # Then the index exists, the plan lists three byte ranges the Map reads, and the job is INGESTING
+    assert [index for index, _ in cluster.indices.created] == ["msmarco"]
+    items = json.loads(s3.get_object(Bucket="osb-out", Key="jobs/msmarco-1/chunks.json")["Body"].read())
+    assert [(item["chunk"], item["key"].rsplit("/", 1)[1], item["start"], item["end"]) for item in items] == [
+        (0, "part-00000.jsonl.out", 0, 64),
+        (1, "part-00000.jsonl.out", 64, 100),
+        (2, "part-00001.jsonl.out", 0, 30),
+    ]
+    assert result.plan == IngestPlan(bucket="osb-out", key="jobs/msmarco-1/chunks.json", chunks=3, objects=2)
+    assert job.get(JOB)["state"] == "INGESTING"  # type: ignore[index]
+
+
+def test_a_job_whose_every_record_is_accounted_for_completes(job: JobTable, s3: Any) -> None:
+    # Given 10 records, 1 bad line set aside by Prepare, and 3 chunks that indexed 8 and dead-lettered 1
+    for chunk, counts in enumerate([ChunkCounts(4, 4, 0), ChunkCounts(4, 3, 1), ChunkCounts(1, 1, 0)]):
+        job.put_chunk(JOB, chunk, counts)
+    # When the job is finalized
+    result, report, published = finalize(job, s3, ingesting())
+    # Then it is COMPLETED with 10 = 8 + 2, and the report, the table and the event all say so
+    assert result.status == JobStatus(state=JobStateName.COMPLETED)
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 8, 2, 0)
+    assert (report.chunks_planned, report.chunks_reported, report.duplicate_ids) == (3, 3, 2)
+    stored = json.loads(s3.get_object(Bucket="osb-out", Key="reports/msmarco-1.json")["Body"].read())
+    assert stored == published[0] and stored["state"] == "COMPLETED"
+    assert stored["dead_letter_uri"] == "s3://osb-dlq/dead-letter/msmarco-1/"
+    row = job.get(JOB)
+    assert row is not None
+    assert (row["state"], row["indexed"], row["dead_lettered"], row["unaccounted"]) == ("COMPLETED", 8, 2, 0)
+    assert row["report"] == "s3://osb-out/reports/msmarco-1.json"
+
+
+def test_records_missing_from_the_model_output_make_the_job_partial(job: JobTable, s3: Any) -> None:
+    # Given 9 valid records of which the chunks saw only 6 (the model dropped 3)
+    for chunk in range(3):
+        job.put_chunk(JOB, chunk, ChunkCounts(2, 2, 0))
+    # When the job is finalized
+    result, report, _ = finalize(job, s3, ingesting())
+    # Then it does not claim success: PARTIALLY_COMPLETED with 3 unaccounted and the reason
+    assert result.status is not None and result.status.state is JobStateName.PARTIALLY_COMPLETED
+    assert report.unaccounted == 3
+    assert report.reason == "3 records are unaccounted for (missing from the model output)"
+
+
+def test_a_chunk_that_never_reported_keeps_the_job_from_looking_complete(job: JobTable, s3: Any) -> None:
+    # Given a plan of 3 chunks where chunk 1 never wrote its counts
+    job.put_chunk(JOB, 0, ChunkCounts(5, 5, 0))
+    job.put_chunk(JOB, 2, ChunkCounts(1, 1, 0))
+    # When the job is finalized
+    result, report, _ = finalize(job, s3, ingesting())
+    # Then it is PARTIALLY_COMPLETED, names the chunk, and counts its records as unaccounted
+    assert result.status is not None and result.status.state is JobStateName.PARTIALLY_COMPLETED
+    assert (report.chunks_planned, report.chunks_reported, report.unaccounted) == (3, 2, 3)
+    assert report.reason is not None
+    assert report.reason.startswith("1 of 3 ingest chunks never reported (chunk 1)")
+
+
+def test_a_partial_remote_job_stays_partial_even_when_the_counts_add_up(job: JobTable, s3: Any) -> None:
+    # Given a backend that reported partial completion, and chunks that account for every record
+    job.put_chunk(JOB, 0, ChunkCounts(9, 9, 0))
+    state = ingesting(chunks=1, state=JobStateName.PARTIALLY_COMPLETED, reason="2 of 9 requests failed")
+    # When the job is finalized
+    result, report, _ = finalize(job, s3, state)
+    # Then the backend's word is kept (ML Commons would report COMPLETED here)
+    assert result.status == JobStatus(state=JobStateName.PARTIALLY_COMPLETED, reason="2 of 9 requests failed")
+    assert report.unaccounted == 0
+
+
+def test_a_file_with_no_valid_record_completes_with_what_prepare_counted(job: JobTable, s3: Any) -> None:
+    # Given a job whose 3 lines were all bad, so no inference ran and there is no plan
+    state = ingesting(records_in=3, parse_dead=3).model_copy(update={"plan": None, "remote": None})
+    # When it is finalized
+    _, report, _ = finalize(job, s3, state)
+    # Then 3 = 0 + 3, and it is COMPLETED
+    assert (report.state, report.indexed, report.dead_lettered, report.unaccounted) == ("COMPLETED", 0, 3, 0)
+
+
+def test_a_failed_map_reports_what_its_chunks_had_already_indexed(job: JobTable, s3: Any) -> None:
+    # Given a Map that failed after two of its three chunks indexed 6 documents and dead-lettered 1
+    job.put_chunk(JOB, 0, ChunkCounts(4, 4, 0))
+    job.put_chunk(JOB, 1, ChunkCounts(3, 2, 1))
+    cause = json.dumps({"errorMessage": "ConnectionError: the cluster went away", "errorType": "X"})
+    state = ingesting().model_copy(
+        update={"error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": cause}}
+    )
+    backend = ScriptedBackend()
+    # When the job is failed
+    result, report = fail(job, s3, state, backend)
+    # Then it is FAILED with the readable cause, the 6 indexed documents are reported, and the rest
+    # (the last chunk's 2 records) is unaccounted rather than hidden; the finished remote job is left alone
+    assert result.status is not None and result.status.state is JobStateName.FAILED
+    assert report.reason == "States.ExceedToleratedFailureThreshold: ConnectionError: the cluster went away"
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 6, 2, 2)
+    assert backend.cancelled == []
+    assert job.get(JOB)["indexed"] == 6  # type: ignore[index]
+
+
+def test_a_step_failure_stops_a_remote_job_that_is_still_running(job: JobTable, s3: Any) -> None:
+    # Given PollJob failed for good while the remote job runs
+    state = ingesting(state=JobStateName.RUNNING).model_copy(
+        update={"plan": None, "error": {"Error": "Lambda.Unknown", "Cause": "boom"}}
+    )
+    backend = ScriptedBackend()
+    # When the job is failed
+    _, report = fail(job, s3, state, backend)
+    # Then the remote job is stopped, and the valid records are unaccounted (none was indexed)
+    assert backend.cancelled == ["osb-msmarco-1"]
+    assert (report.indexed, report.dead_lettered, report.unaccounted) == (0, 1, 9)
+
+
+def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3: Any) -> None:
+    # Given a remote job that failed on its own, and chunk items left by an earlier run of this job
+    job.put_chunk(JOB, 0, ChunkCounts(9, 9, 0))
+    state = ingesting(state=JobStateName.FAILED, reason="ClientError: model not found").model_copy(
+        update={"plan": None}
+    )
+    # When the job is failed
+    _, report = fail(job, s3, state)
+    # Then the backend's reason and state are kept, and the stale chunk items are not counted as indexed
+    assert (report.state, report.reason) == ("FAILED", "ClientError: model not found")
+    assert (report.indexed, report.unaccounted) == (0, 9)
