@@ -135,4 +135,5 @@ def _opensearch(target: Target, config: PipelineConfig) -> Any:
     endpoint = target.opensearch_url or config.sink.opensearch.endpoint
     if not endpoint:
         raise CommandError(f"pipeline {config.name} has no OpenSearch endpoint")
-    return opensearch_client(endpoint, "us-east-1")
+    # An AWS domain's endpoint names its region; anything else is signed for the configured one.
+    return opensearch_client(endpoint, target.session.region_name)

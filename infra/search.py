@@ -16,20 +16,17 @@ from constructs import Construct
 
 from infra.nag import acknowledge, allow
 from osbatch.config import ConfigError, OpenSearchTarget, PipelineConfig
+from osbatch.search.client import DOMAIN_HOST
 
 # Reads, index creation and bulk writes. Not DELETE or PATCH: osbatch never removes indices or documents.
 HTTP_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"]
-# `search-<domain>-<id>.<region>.es.amazonaws.com` (public) or `vpc-…` (VPC); the id never contains '-'.
-_DOMAIN_HOST = re.compile(
-    r"^(?:search|vpc)-(?P<name>[a-z][a-z0-9-]*)-[a-z0-9]+\.(?P<region>[a-z0-9-]+)\.es\.amazonaws\.com$"
-)
 DOMAIN_NAME_MAX = 28
 
 
 def domain_of(endpoint: str, origin: str) -> tuple[str, str]:
     """(domain name, region) of a managed-domain endpoint; anything else cannot be granted by ARN."""
     host = urlparse(endpoint).hostname or ""
-    match = _DOMAIN_HOST.match(host)
+    match = DOMAIN_HOST.match(host)
     if not match:
         raise ConfigError(
             f"{origin}: sink.opensearch.endpoint: cannot derive an OpenSearch Service domain from "

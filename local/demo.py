@@ -53,7 +53,7 @@ def run_demo(progress: Callable[[str], None] = print) -> int:
     finished = follow(jobs, uploads, started, progress)
     ok = summarize(finished, uploads, time.monotonic() - started)
 
-    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
     for query in QUERIES:
         print(f'\nsearch: "{query}"')

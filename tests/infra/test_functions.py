@@ -98,9 +98,9 @@ def test_created_domain_endpoint_reaches_the_search_functions(created: Synthesiz
         for name, logical_id in function_ids(created).items()
     }
 
-    # Then plan-ingest and ingest-chunk get the domain's https endpoint, and no other function does
+    # Then prepare, plan-ingest and ingest-chunk get the domain's https endpoint, and no other function does
     with_endpoint = {n for n, v in env.items() if "OPENSEARCH_ENDPOINT" in v}
-    assert with_endpoint == {"plan-ingest", "ingest-chunk"}
+    assert with_endpoint == {"prepare", "plan-ingest", "ingest-chunk"}
     assert render(env["ingest-chunk"]["OPENSEARCH_ENDPOINT"]) == f"https://<{domain}.DomainEndpoint>"
 
 

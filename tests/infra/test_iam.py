@@ -137,8 +137,8 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/chunks.json"]
     assert _keys(main, "ingest-chunk", "s3:GetObject") == ["/jobs/*/output/*"]
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
-    assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*"]
-    assert _keys(main, "fail-job", "s3:PutObject") == ["/reports/*"]
+    assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
+    assert _keys(main, "fail-job", "s3:PutObject") == ["/reports/*.json"]
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:

@@ -122,10 +122,11 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
     assert ingest["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert ingest["MaxConcurrency"] == 8
     assert ingest["ResultPath"] is None
-    # And each item becomes an IngestChunk: the job's id and pipeline plus the plan item
+    # And each item becomes an IngestChunk: the job's id, pipeline and source plus the plan item
     assert ingest["ItemSelector"] == {
         "job_id.$": "$.job_id",
         "pipeline.$": "$.pipeline",
+        "source.$": "$.source",
         **{
             f"{field}.$": f"$$.Map.Item.Value.{field}" for field in ("chunk", "bucket", "key", "start", "end")
         },

@@ -33,7 +33,7 @@ def config() -> PipelineConfig:
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client = opensearch_client(runtime.opensearch.url)
     client.indices.delete(index=config.sink.index, ignore_unavailable=True)  # each run starts empty
     return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
 
@@ -109,7 +109,7 @@ def test_an_upload_ends_in_the_index_with_every_record_accounted_for(
     assert [(letter["line"], letter["stage"]) for letter in letters] == [(2, "parse"), (4, "parse")]
     assert letters[1]["reason"] == "missing id at $._id"
     # And a k-NN query with the same model finds the right document first
-    client = opensearch_client(runtime.opensearch.url, "us-east-1")
+    client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
     hits = semantic_search(client, config, "decompress a .gz file", k=3)
     assert hits[0].doc_id == "e2e-gzip"

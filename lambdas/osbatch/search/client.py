@@ -1,18 +1,36 @@
 """OpenSearch clients: SigV4 for AWS domains, plain HTTP for the local node.
 
 Credentials come from the standard AWS chain at request time, never from config or environment values.
+Requests to a managed domain or collection are signed for the region its endpoint names, which may not be
+the caller's: a pipeline in us-east-1 can write to a domain in eu-west-1.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from urllib.parse import urlparse
 
 import boto3
 from opensearchpy import AWSV4SignerAuth, OpenSearch, RequestsHttpConnection
 
+# `search-<domain>-<id>.<region>.es.amazonaws.com` (public) or `vpc-…` (VPC); the id never contains '-'.
+DOMAIN_HOST = re.compile(
+    r"^(?:search|vpc)-(?P<name>[a-z][a-z0-9-]*)-[a-z0-9]+\.(?P<region>[a-z0-9-]+)\.es\.amazonaws\.com$"
+)
+# OpenSearch Serverless: `<collection id>.<region>.aoss.amazonaws.com`.
+COLLECTION_HOST = re.compile(r"^[a-z0-9]+\.(?P<region>[a-z0-9-]+)\.aoss\.amazonaws\.com$")
 
-def opensearch_client(endpoint: str, region: str, timeout: int = 120) -> OpenSearch:
+
+def endpoint_region(endpoint: str) -> str | None:
+    """The region an AWS domain or collection endpoint names; None for any other host."""
+    host = urlparse(endpoint).hostname or ""
+    match = DOMAIN_HOST.match(host) or COLLECTION_HOST.match(host)
+    return match["region"] if match else None
+
+
+def opensearch_client(endpoint: str, region: str | None = None, timeout: int = 120) -> OpenSearch:
+    """A client for endpoint. `region` signs requests to HTTPS hosts whose name gives no region."""
     if not endpoint:
         raise ValueError(
             "no OpenSearch endpoint: set sink.opensearch.endpoint or create_domain in the pipeline"
@@ -31,7 +49,10 @@ def opensearch_client(endpoint: str, region: str, timeout: int = 120) -> OpenSea
         "max_retries": 0,
     }
     if secure:
+        signing_region = endpoint_region(endpoint) or region
+        if not signing_region:
+            raise ValueError(f"cannot tell which region signs requests to {endpoint}; set AWS_REGION")
         credentials = boto3.session.Session().get_credentials()
-        service = "aoss" if url.hostname and url.hostname.endswith(".aoss.amazonaws.com") else "es"
-        options["http_auth"] = AWSV4SignerAuth(credentials, region, service)
+        service = "aoss" if COLLECTION_HOST.match(url.hostname or "") else "es"
+        options["http_auth"] = AWSV4SignerAuth(credentials, signing_region, service)
     return OpenSearch(**options)
