@@ -6,6 +6,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+# The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
+export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 .PHONY: install demo up down status test test-unit test-infra test-integration lint bench synth clean help
 

@@ -18,6 +18,9 @@ CONFIG_ERROR_EXIT = 2
 
 
 def main() -> int:
+    from infra.jsii_node import use_pinned_node
+
+    use_pinned_node()  # before aws_cdk starts the jsii kernel
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 

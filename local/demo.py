@@ -22,7 +22,7 @@ from osbatch.jobs import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 
-PIPELINE = "msmarco"
+PIPELINE = "python-docs"
 SAMPLE_DIR = REPO_ROOT / "samples" / "python-docs"
 EXPECTED_DEAD_LETTERS = 5  # the sample's deliberately bad lines (samples/README.md)
 QUERIES = (

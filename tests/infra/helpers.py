@@ -17,7 +17,7 @@ from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLE = ROOT / "pipelines" / "msmarco-sagemaker.yaml"
+EXAMPLE = ROOT / "pipelines" / "python-docs.yaml"
 # The CLI passes cdk.json's feature flags; a bare App() would not. Bundling is skipped: tests stay offline.
 CONTEXT = {**json.loads((ROOT / "cdk.json").read_text())["context"], "aws:cdk:bundling-stacks": []}
 

@@ -51,9 +51,9 @@ def test_the_example_pipeline_loads_with_the_default_glob() -> None:
     # When the default glob is loaded
     (config,) = load_pipelines(root=ROOT)
 
-    # Then it is the msmarco example with the documented settings
-    assert config.name == "msmarco"
-    assert config.source.prefix == "input/msmarco/"
+    # Then it is the python-docs example with the documented settings
+    assert config.name == "python-docs"
+    assert config.source.prefix == "input/python-docs/"
     assert (
         config.inference.sagemaker is not None and config.inference.sagemaker.ModelName == "minilm-embedder"
     )
@@ -83,5 +83,5 @@ def test_duplicate_pipeline_names_are_an_error(tmp_path: Path) -> None:
 
     # When they are loaded together
     # Then the repeated name is reported
-    with pytest.raises(ConfigError, match="repeated: msmarco"):
+    with pytest.raises(ConfigError, match="repeated: python-docs"):
         load_pipelines("*.yaml", tmp_path)

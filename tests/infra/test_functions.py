@@ -111,7 +111,7 @@ def test_pipelines_are_serialized_into_the_environment(main: Synthesized) -> Non
     # Then it is the JSON list the functions parse, with both pipelines
     from osbatch.config import pipelines_from_json
 
-    assert set(pipelines_from_json(variables["OSBATCH_PIPELINES"])) == {"msmarco", "docs"}
+    assert set(pipelines_from_json(variables["OSBATCH_PIPELINES"])) == {"python-docs", "docs"}
 
 
 def test_too_large_environment_fails_synth_with_a_clear_error() -> None:

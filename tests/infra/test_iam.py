@@ -130,8 +130,8 @@ def _keys(main: Synthesized, function: str, action: str) -> list[str]:
 def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None:
     # Given the S3 object grants
     # Then inputs are read only under the pipelines' prefixes
-    assert _keys(main, "submit", "s3:GetObject") == ["/input/docs/*", "/input/msmarco/*"]
-    assert _keys(main, "prepare", "s3:GetObject") == ["/input/docs/*", "/input/msmarco/*"]
+    assert _keys(main, "submit", "s3:GetObject") == ["/input/docs/*", "/input/python-docs/*"]
+    assert _keys(main, "prepare", "s3:GetObject") == ["/input/docs/*", "/input/python-docs/*"]
     # And each writer reaches only its own part of the layout
     assert _keys(main, "prepare", "s3:PutObject") == ["/dead-letter/*", "/jobs/*/input/*"]
     assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/chunks.json"]
@@ -142,7 +142,10 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:
-    for function, prefixes in (("submit", ["input/msmarco/*", "input/docs/*"]), ("plan-ingest", ["jobs/*"])):
+    for function, prefixes in (
+        ("submit", ["input/python-docs/*", "input/docs/*"]),
+        ("plan-ingest", ["jobs/*"]),
+    ):
         # Given a function's ListBucket grant
         (statement,) = [s for s in statements(main, function) if "s3:ListBucket" in as_list(s["Action"])]
         # Then it lists only under the prefixes it reads

@@ -94,7 +94,7 @@ def test_a_created_domain_cannot_share_a_stack_with_existing_ones() -> None:
     # Then the error says why (the endpoint override would redirect the other pipeline) and names both
     assert (
         "create_domain" in str(error.value)
-        and "'msmarco'" in str(error.value)
+        and "'python-docs'" in str(error.value)
         and "'other'" in str(error.value)
     )
 

@@ -72,7 +72,7 @@ def test_one_rule_per_pipeline_matches_its_prefix_and_suffix(main: Synthesized) 
         (target,) = props["Targets"]
         assert target["Arn"] == {"Fn::GetAtt": [queue, "Arn"]}
         assert target["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [dlq, "Arn"]}}
-    assert set(keys) == {"input/msmarco/*.jsonl", "input/docs/*.json"}
+    assert set(keys) == {"input/python-docs/*.jsonl", "input/docs/*.json"}
 
 
 def test_submit_consumes_batches_of_ten_with_partial_failures(main: Synthesized) -> None:

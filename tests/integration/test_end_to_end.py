@@ -21,7 +21,7 @@ from osbatch.search.client import opensearch_client
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
-# Its own prefix and index: these tests must never touch the demo's msmarco index.
+# Its own prefix and index: these tests must never touch the demo's python-docs index.
 PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 

@@ -33,4 +33,4 @@ def test_an_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFixture[
     code = main(["submit", str(tmp_path / "x.jsonl"), "--pipeline", "nope"])
     # Then the error says which ones exist
     assert code == 2
-    assert "no pipeline 'nope' in pipelines/*.yaml; known: msmarco" in capsys.readouterr().err
+    assert "no pipeline 'nope' in pipelines/*.yaml; known: python-docs" in capsys.readouterr().err
