@@ -14,6 +14,6 @@ os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "osbatch")
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "osbatch-tests")
 
 # CDK synthesizes in-process in the infra suite: its jsii kernel runs on the pinned Node, as app.py's does.
-from infra.jsii_node import use_pinned_node  # noqa: E402
+from infra.jsii_node import use_pinned_node
 
 use_pinned_node()
