@@ -115,18 +115,46 @@ def test_an_upload_ends_in_the_index_with_every_record_accounted_for(
     assert hits[0].doc_id == "e2e-gzip"
 
 
-def test_the_same_upload_twice_is_one_job(stack: Any, config: PipelineConfig, jobs: JobTable) -> None:
-    # Given a file that has been processed
-    body = json.dumps({"_id": "e2e-once", "text": "Idempotent uploads start one job."}).encode() + b"\n"
+def drain_submit_queue(stack: Any, timeout: float = 120) -> None:
+    """Until every event sent so far has been received and deleted (none visible, none in flight)."""
+    sqs = session().client("sqs", endpoint_url=AWS_URL)
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        counts = sqs.get_queue_attributes(QueueUrl=stack.outputs["SubmitQueueUrl"], AttributeNames=names)
+        if all(int(counts["Attributes"][name]) == 0 for name in names):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the submit queue still holds messages after {timeout}s: {counts['Attributes']}")
+
+
+def test_the_same_upload_twice_is_one_job(
+    stack: Any, config: PipelineConfig, jobs: JobTable, runtime: LocalRuntime
+) -> None:
+    # Given a file that has been processed into one execution, one transform job and one document
+    marker = f"idempotent{time.time_ns()}"
+    body = json.dumps({"_id": f"e2e-{marker}", "text": f"{marker} uploads start one job."}).encode() + b"\n"
     name = f"e2e-once-{time.time_ns()}.jsonl"
     first = upload(stack, config, name, body)
     wait_for_end(jobs, first)
-    # When exactly the same bytes are uploaded again under the same key
+    # When exactly the same bytes are uploaded again under the same key, and then another file is,
+    # and every event has been consumed (the other file's job starting proves its event came through)
     second = upload(stack, config, name, body)
-    time.sleep(3)
-    # Then it is the same job, and it ran once
+    later = upload(stack, config, f"e2e-later-{time.time_ns()}.jsonl", b'{"_id": "e2e-later", "text": "x"}\n')
+    wait_for_end(jobs, later)
+    drain_submit_queue(stack)
+    # Then the duplicate is the same job, which ran once: one execution, one transform job, one document
     assert second == first
-    assert len([job for job in jobs.list_jobs(config.name, 500) if job["job_id"] == first]) == 1
+    sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
+    executions = sfn.list_executions(stateMachineArn=stack.outputs["StateMachineArn"])["executions"]
+    assert [execution["name"] for execution in executions].count(first) == 1
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
+    transforms = sagemaker.list_transform_jobs(NameContains=first.rsplit("-", 1)[1])["TransformJobSummaries"]
+    assert len(transforms) == 1
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.refresh(index=config.sink.index)
+    found = client.count(index=config.sink.index, body={"query": {"match": {"chunk": marker}}})
+    assert found["count"] == 1
 
 
 def test_an_empty_file_completes_with_zero_counts(stack: Any, config: PipelineConfig, jobs: JobTable) -> None:
