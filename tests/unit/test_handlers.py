@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -13,7 +14,7 @@ import pytest
 from osbatch.config import parse_pipeline, pipelines_to_json
 from osbatch.handlers import prepare, submit, wiring
 from osbatch.models import JobState
-from tests.unit.conftest import create_job_table, pipeline_dict
+from tests.unit.conftest import create_job_table, object_created, pipeline_dict
 
 
 @dataclass
@@ -53,14 +54,20 @@ def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
     wiring._client.cache_clear()
 
 
-def sqs_event(*bodies: dict[str, Any]) -> dict[str, Any]:
+def sqs_event(*bodies: dict[str, Any] | str) -> dict[str, Any]:
+    """An SQS batch as Lambda's event source mapping delivers it; a str body is sent as is."""
     return {
         "Records": [
             {
                 "messageId": f"m{number}",
                 "receiptHandle": "r",
-                "body": json.dumps(body),
-                "attributes": {},
+                "body": body if isinstance(body, str) else json.dumps(body),
+                "attributes": {
+                    "ApproximateReceiveCount": "1",
+                    "SentTimestamp": "1732788000000",
+                    "SenderId": "AIDAIENQZJOLO23YVJ4VO",
+                    "ApproximateFirstReceiveTimestamp": "1732788000001",
+                },
                 "messageAttributes": {},
                 "md5OfBody": "",
                 "eventSource": "aws:sqs",
@@ -72,19 +79,74 @@ def sqs_event(*bodies: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def test_submit_reports_only_the_bad_message_as_failed(deployed: dict[str, Any]) -> None:
-    # Given a batch with one upload event and one message that is not an S3 event
+def without_key(event: dict[str, Any]) -> dict[str, Any]:
+    broken = copy.deepcopy(event)
+    del broken["detail"]["object"]["key"]
+    return broken
+
+
+def with_detail_type(event: dict[str, Any], detail_type: str) -> dict[str, Any]:
+    return {**event, "detail-type": detail_type}
+
+
+def exceptions_logged(caplog: pytest.LogCaptureFixture) -> list[BaseException]:
+    return [
+        r.exc_info[1] for r in caplog.records if r.levelname == "WARNING" and r.exc_info and r.exc_info[1]
+    ]
+
+
+def test_an_upload_event_starts_a_job(deployed: dict[str, Any]) -> None:
+    # Given an uploaded input file and its Object Created event on the queue
     deployed["s3"].put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=b"{}\n")
-    event = sqs_event(
-        {"detail": {"bucket": {"name": "osb-in"}, "object": {"key": "input/msmarco/a.jsonl", "size": 3}}},
-        {"hello": "world"},
-    )
     # When the submit handler runs
-    response = submit.handler(event, FakeContext())  # type: ignore[arg-type]
-    # Then the good message started a job and only the bad one goes back to the queue (and to its DLQ)
-    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    response = submit.handler(sqs_event(object_created("input/msmarco/a.jsonl")), FakeContext())  # type: ignore[arg-type]
+    # Then no message failed and one execution started
+    assert response == {"batchItemFailures": []}
     executions = deployed["sfn"].list_executions(stateMachineArn=deployed["state_machine_arn"])["executions"]
     assert len(executions) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "what_is_wrong"),
+    [
+        (without_key(object_created("input/msmarco/b.jsonl")), "body.detail.object.key\n  Field required"),
+        (
+            with_detail_type(object_created("input/msmarco/b.jsonl"), "Object Deleted"),
+            "body.detail-type\n  Input should be 'Object Created'",
+        ),
+        ("input/msmarco/b.jsonl was uploaded", "body\n  Invalid JSON"),
+    ],
+    ids=["missing-key", "wrong-detail-type", "not-json"],
+)
+def test_a_malformed_message_fails_alone_and_says_what_is_wrong(
+    body: dict[str, Any] | str,
+    what_is_wrong: str,
+    deployed: dict[str, Any],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Given a batch with a malformed message between two upload events
+    for name in ("a", "c"):
+        deployed["s3"].put_object(Bucket="osb-in", Key=f"input/msmarco/{name}.jsonl", Body=b"{}\n")
+    event = sqs_event(object_created("input/msmarco/a.jsonl"), body, object_created("input/msmarco/c.jsonl"))
+    # When the submit handler runs
+    response = submit.handler(event, FakeContext())  # type: ignore[arg-type]
+    # Then only the malformed message goes back to the queue (and, after maxReceiveCount, to its DLQ)
+    assert response == {"batchItemFailures": [{"itemIdentifier": "m1"}]}
+    # And both good messages started their jobs
+    executions = deployed["sfn"].list_executions(stateMachineArn=deployed["state_machine_arn"])["executions"]
+    assert len(executions) == 2
+    # And the log names what is wrong with the rejected message
+    (error,) = exceptions_logged(caplog)
+    assert type(error).__name__ == "ValidationError"
+    assert what_is_wrong in str(error)
+
+
+def test_a_batch_of_only_malformed_messages_fails_the_invocation(deployed: dict[str, Any]) -> None:
+    # Given a batch whose every message is malformed
+    event = sqs_event("not json", {"hello": "world"})
+    # When the submit handler runs / Then the invocation fails, so the whole batch is retried
+    with pytest.raises(Exception, match="All records failed processing"):
+        submit.handler(event, FakeContext())  # type: ignore[arg-type]
 
 
 def test_prepare_handler_turns_a_job_state_into_the_next_one(deployed: dict[str, Any]) -> None:
