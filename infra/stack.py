@@ -16,7 +16,7 @@ from infra.search import SearchAccess
 from infra.storage import Storage
 from infra.trigger import Trigger
 from infra.workflow import JobWorkflow, state_machine_arn
-from osbatch.config import PipelineConfig, pipelines_to_json
+from osbatch.config import PipelineConfig
 
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
 INGEST_ALLOWANCE_HOURS = 24
@@ -38,8 +38,8 @@ class OsbatchStack(Stack):
         functions = Functions(
             self,
             "Functions",
+            pipelines=pipelines,
             base_environment={
-                "OSBATCH_PIPELINES": pipelines_to_json(list(pipelines)),
                 "JOB_TABLE": storage.job_table.table_name,
                 "INPUT_BUCKET": storage.input_bucket.bucket_name,
                 "OUTPUT_BUCKET": storage.output_bucket.bucket_name,

@@ -6,12 +6,14 @@ import copy
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 
-from osbatch.config import parse_pipeline, pipelines_to_json
+import osbatch
+from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
 from osbatch.handlers import prepare, submit, wiring
 from osbatch.models import JobState
 from tests.unit.conftest import create_job_table, object_created, pipeline_dict
@@ -29,8 +31,11 @@ class FakeContext:
 
 
 @pytest.fixture
-def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
-    """The environment the function factory sets, pointing at moto resources."""
+def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """The environment the function factory sets and the pipelines file synth writes, on moto resources."""
+    pipelines_file = tmp_path / DEPLOYED_PIPELINES_FILE
+    pipelines_file.write_text(pipelines_to_json([parse_pipeline(pipeline_dict())]))
+    monkeypatch.setattr(wiring, "PIPELINES_PATH", pipelines_file)
     create_job_table("osbatch-jobs")
     sfn = boto3.client("stepfunctions", region_name="us-east-1")
     definition = {"StartAt": "Done", "States": {"Done": {"Type": "Succeed"}}}
@@ -38,7 +43,6 @@ def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
         name="jobs", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
     )["stateMachineArn"]
     env = {
-        "OSBATCH_PIPELINES": pipelines_to_json([parse_pipeline(pipeline_dict())]),
         "JOB_TABLE": "osbatch-jobs",
         "INPUT_BUCKET": "osb-in",
         "OUTPUT_BUCKET": "osb-out",
@@ -49,7 +53,7 @@ def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any
         monkeypatch.setenv(name, value)
     wiring._runtime.cache_clear()  # each test's moto is new; so are its clients
     wiring._client.cache_clear()
-    yield {"s3": s3, "sfn": sfn, "state_machine_arn": arn}
+    yield {"s3": s3, "sfn": sfn, "state_machine_arn": arn, "pipelines_file": pipelines_file}
     wiring._runtime.cache_clear()
     wiring._client.cache_clear()
 
@@ -179,7 +183,63 @@ def test_a_missing_setting_names_the_variable(
     # Given a function deployed without its job table setting
     monkeypatch.delenv("JOB_TABLE")
     # When it runs / Then the error says which variable and what to do
-    with pytest.raises(wiring.SettingsError, match="JOB_TABLE is not set; redeploy the stack"):
+    with pytest.raises(wiring.SettingsError, match="variable JOB_TABLE is not set; redeploy the stack"):
+        prepare.handler(
+            {"job_id": "j", "pipeline": "msmarco", "source": {"bucket": "b", "key": "k"}}, FakeContext()
+        )  # type: ignore[arg-type]
+
+
+def test_every_missing_or_empty_setting_is_named_at_once(
+    deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a submit function whose output bucket is missing and whose job table is empty
+    monkeypatch.delenv("OUTPUT_BUCKET")
+    monkeypatch.setenv("JOB_TABLE", "")
+    # When a batch arrives / Then the invocation fails before any record, naming both variables
+    with pytest.raises(
+        wiring.SettingsError, match="variables JOB_TABLE, OUTPUT_BUCKET are not set; redeploy the stack"
+    ):
+        submit.handler(sqs_event(object_created("input/msmarco/a.jsonl")), FakeContext())  # type: ignore[arg-type]
+
+
+def test_settings_come_from_the_documented_variables() -> None:
+    # Given the environment the function factory sets, plus the runtime's own variables
+    env = {
+        "JOB_TABLE": "t",
+        "INPUT_BUCKET": "i",
+        "OUTPUT_BUCKET": "o",
+        "DEAD_LETTER_BUCKET": "d",
+        "STATE_MACHINE_ARN": "arn:sm",
+        "EVENT_BUS_NAME": "bus",
+        "AWS_REGION": "eu-west-1",
+        "AWS_LAMBDA_FUNCTION_NAME": "osbatch-submit",
+    }
+    # When settings are read
+    settings = wiring.Settings.from_env(env)
+    # Then each field holds its variable, optional ones default, and equal environments give equal settings
+    assert (settings.job_table, settings.output_bucket, settings.dead_letter_bucket) == ("t", "o", "d")
+    assert (settings.state_machine_arn, settings.event_bus_name, settings.region) == (
+        "arn:sm",
+        "bus",
+        "eu-west-1",
+    )
+    assert settings.opensearch_endpoint == ""
+    assert wiring.Settings.from_env(dict(env)) == settings
+    assert hash(wiring.Settings.from_env(dict(env))) == hash(settings)  # what the runtime cache keys on
+
+
+def test_the_deployed_pipelines_are_read_from_the_package() -> None:
+    # Given the path the handlers read / Then it is the file synth writes into the osbatch package
+    assert Path(str(wiring.PIPELINES_PATH)) == Path(osbatch.__file__).parent / DEPLOYED_PIPELINES_FILE
+
+
+def test_a_missing_pipelines_file_is_a_clear_deployment_error(
+    deployed: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given code that was not built by the stack's synth: no pipelines file
+    deployed["pipelines_file"].unlink()
+    # When a function runs / Then the error names the file and what to do
+    with pytest.raises(wiring.SettingsError, match=r"pipelines\.json is missing: .* redeploy the stack"):
         prepare.handler(
             {"job_id": "j", "pipeline": "msmarco", "source": {"bucket": "b", "key": "k"}}, FakeContext()
         )  # type: ignore[arg-type]
