@@ -119,7 +119,6 @@ class Functions(Construct):
         pipelines: Sequence[PipelineConfig],
         base_environment: Mapping[str, str],
         state_machine_arn: str,
-        sagemaker_role_arn: str,
         opensearch_endpoint: str | None,
         event_bus_name: str,
     ) -> None:
@@ -134,7 +133,6 @@ class Functions(Construct):
         bus = {"EVENT_BUS_NAME": event_bus_name}
         extra: dict[str, dict[str, str]] = {
             "submit": {"STATE_MACHINE_ARN": state_machine_arn},
-            "start-job": {"SAGEMAKER_ROLE_ARN": sagemaker_role_arn},
             "plan-ingest": search,
             "ingest-chunk": search,
             "finalize": bus,

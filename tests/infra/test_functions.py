@@ -25,7 +25,6 @@ DOCUMENTED_HANDLERS = {
 }
 COMMON_ENV = {
     "JOB_TABLE",
-    "INPUT_BUCKET",
     "OUTPUT_BUCKET",
     "DEAD_LETTER_BUCKET",
     "POWERTOOLS_SERVICE_NAME",
@@ -86,10 +85,10 @@ def test_environment_follows_the_contract(main: Synthesized) -> None:
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "osbatch"
     # And only the documented functions get the extra ones
     assert {n for n, v in env.items() if "STATE_MACHINE_ARN" in v} == {"submit"}
-    assert {n for n, v in env.items() if "SAGEMAKER_ROLE_ARN" in v} == {"start-job"}
     assert {n for n, v in env.items() if "EVENT_BUS_NAME" in v} == {"finalize", "fail-job"}
-    # And no function carries the configs: they ship in the code asset
-    assert not any("OSBATCH_PIPELINES" in v for v in env.values())
+    # And no function gets a variable no handler reads, nor the configs (they ship in the code asset)
+    for name, variables in env.items():
+        assert not {"OSBATCH_PIPELINES", "INPUT_BUCKET", "SAGEMAKER_ROLE_ARN"} & set(variables), name
     # And the state machine ARN is built from its name, so submit does not depend on the state machine
     assert render(env["submit"]["STATE_MACHINE_ARN"]).endswith(":stateMachine:osbatch-jobs")
     # And existing domains need no endpoint override

@@ -44,7 +44,6 @@ def deployed(s3: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterat
     )["stateMachineArn"]
     env = {
         "JOB_TABLE": "osbatch-jobs",
-        "INPUT_BUCKET": "osb-in",
         "OUTPUT_BUCKET": "osb-out",
         "DEAD_LETTER_BUCKET": "osb-dlq",
         "STATE_MACHINE_ARN": arn,
@@ -206,7 +205,6 @@ def test_settings_come_from_the_documented_variables() -> None:
     # Given the environment the function factory sets, plus the runtime's own variables
     env = {
         "JOB_TABLE": "t",
-        "INPUT_BUCKET": "i",
         "OUTPUT_BUCKET": "o",
         "DEAD_LETTER_BUCKET": "d",
         "STATE_MACHINE_ARN": "arn:sm",

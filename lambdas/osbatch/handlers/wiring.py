@@ -44,7 +44,6 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     job_table: str = Field(alias="JOB_TABLE", min_length=1)
-    input_bucket: str = Field(alias="INPUT_BUCKET", min_length=1)
     output_bucket: str = Field(alias="OUTPUT_BUCKET", min_length=1)
     dead_letter_bucket: str = Field(alias="DEAD_LETTER_BUCKET", min_length=1)
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
