@@ -24,7 +24,6 @@ def main() -> int:
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
-    from infra.functions import EnvironmentTooLarge
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
     from infra.stack import OsbatchStack
     from osbatch.config import ConfigError
@@ -37,7 +36,7 @@ def main() -> int:
     stack_name = app.node.try_get_context("stack_name") or "osbatch"
     try:
         OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT))
-    except (ConfigError, EnvironmentTooLarge) as error:
+    except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.
         print(f"osbatch: cannot synthesize:\n{error}", file=sys.stderr)
         return CONFIG_ERROR_EXIT

@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, Token
+from aws_cdk import Duration
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from infra.code import code_asset
 from infra.layer import dependencies_layer
 from infra.nag import acknowledge, allow
+from osbatch.config import PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV_LIMIT_BYTES = 4096  # Lambda's limit on the total size of a function's environment variables
-# A deploy-time value (bucket or table name, ARN, endpoint) is unknown at synth; none is longer than this.
-TOKEN_SIZE_ESTIMATE = 128
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
 METRICS_NAMESPACE = "osbatch"
-
-
-class EnvironmentTooLarge(ValueError):
-    """The functions' environment would not fit Lambda's 4 KB limit."""
 
 
 @dataclass(frozen=True)
@@ -59,38 +54,27 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk")
 
 
-def environment_size(environment: Mapping[str, str]) -> int:
-    return sum(
-        len(key.encode()) + (TOKEN_SIZE_ESTIMATE if Token.is_unresolved(value) else len(value.encode()))
-        for key, value in environment.items()
-    )
-
-
 class FunctionFactory(Construct):
-    """Makes functions that share one code asset, one dependency layer and one base environment."""
+    """Makes functions that share one code asset (with the pipeline configs), one dependency layer and
+    one base environment."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, environment: Mapping[str, str]) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Sequence[PipelineConfig],
+        environment: Mapping[str, str],
+    ) -> None:
         super().__init__(scope, construct_id)
         self._environment = dict(environment)
-        self._code = lambda_.Code.from_asset(
-            str(ROOT / "lambdas"),
-            exclude=["__pycache__", "*.pyc", "tests", ".pytest_cache", ".mypy_cache", "*.egg-info"],
-        )
+        self._code = code_asset(self, pipelines)
         self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.txt")
 
     def create(
         self, name: str, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None
     ) -> lambda_.Function:
         environment = {**self._environment, **(extra_env or {})}
-        size = environment_size(environment)
-        if size > ENV_LIMIT_BYTES:
-            pipelines = len(environment.get("OSBATCH_PIPELINES", "").encode())
-            raise EnvironmentTooLarge(
-                f"function '{name}': its environment would be about {size} bytes, over Lambda's "
-                f"{ENV_LIMIT_BYTES}-byte limit (OSBATCH_PIPELINES alone is {pipelines} bytes). Shorten the "
-                "pipelines' mapping or search_pipelines, or deploy fewer pipelines per stack."
-            )
-
         scope = Construct(self, name)
         log_group = logs.LogGroup(scope, "Logs", retention=LOG_RETENTION)
         # An explicit role with no managed policy: AWSLambdaBasicExecutionRole would allow every log group.
@@ -137,9 +121,9 @@ class Functions(Construct):
         scope: Construct,
         construct_id: str,
         *,
+        pipelines: Sequence[PipelineConfig],
         base_environment: Mapping[str, str],
         state_machine_arn: str,
-        sagemaker_role_arn: str,
         opensearch_endpoint: str | None,
         event_bus_name: str,
     ) -> None:
@@ -154,12 +138,11 @@ class Functions(Construct):
         bus = {"EVENT_BUS_NAME": event_bus_name}
         extra: dict[str, dict[str, str]] = {
             "submit": {"STATE_MACHINE_ARN": state_machine_arn},
-            "start-job": {"SAGEMAKER_ROLE_ARN": sagemaker_role_arn},
             **{name: search for name in OPENSEARCH_CLIENTS},
             "finalize": bus,
             "fail-job": bus,
         }
-        factory = FunctionFactory(self, "Factory", environment=environment)
+        factory = FunctionFactory(self, "Factory", pipelines=pipelines, environment=environment)
         self.by_name: dict[str, lambda_.Function] = {
             name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
         }

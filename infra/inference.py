@@ -76,8 +76,8 @@ class InferenceAccess(Construct):
             "images live in AWS-owned accounts; pulls stay in this region.",
         )
 
-    def grant_transform_jobs(self, grantee: iam.IGrantable, *actions: str, pass_role: bool = False) -> None:
-        """SageMaker actions on osbatch's transform jobs only; optionally passing this role (and no other)."""
+    def grant_transform_jobs(self, grantee: iam.IGrantable, *actions: str) -> None:
+        """SageMaker actions on osbatch's transform jobs only."""
         jobs = Stack.of(self).format_arn(
             service="sagemaker", resource="transform-job", resource_name=f"{REMOTE_JOB_PREFIX}*"
         )
@@ -88,10 +88,3 @@ class InferenceAccess(Construct):
             reason="Transform job names are generated per job; the grant is held to the "
             f"'{REMOTE_JOB_PREFIX}' prefix.",
         )
-        if pass_role:
-            allow(
-                grantee,
-                ["iam:PassRole"],
-                [self.role.role_arn],
-                conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER}},
-            )

@@ -16,7 +16,7 @@ from infra.search import SearchAccess
 from infra.storage import Storage
 from infra.trigger import Trigger
 from infra.workflow import JobWorkflow, state_machine_arn
-from osbatch.config import PipelineConfig, pipelines_to_json
+from osbatch.config import PipelineConfig
 
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
 INGEST_ALLOWANCE_HOURS = 24
@@ -38,22 +38,21 @@ class OsbatchStack(Stack):
         functions = Functions(
             self,
             "Functions",
+            pipelines=pipelines,
             base_environment={
-                "OSBATCH_PIPELINES": pipelines_to_json(list(pipelines)),
                 "JOB_TABLE": storage.job_table.table_name,
-                "INPUT_BUCKET": storage.input_bucket.bucket_name,
                 "OUTPUT_BUCKET": storage.output_bucket.bucket_name,
                 "DEAD_LETTER_BUCKET": storage.dead_letter_bucket.bucket_name,
             },
             state_machine_arn=machine_arn,
-            sagemaker_role_arn=inference.role.role_arn,
             opensearch_endpoint=search.endpoint,
             event_bus_name="default",
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
         # CreateTransformJob with Tags also needs AddTags; a re-run StartJob describes the job it created.
+        # No iam:PassRole: CreateTransformJob takes no role (the model, created by the user, names it).
         inference.grant_transform_jobs(
-            functions["start-job"], "CreateTransformJob", "AddTags", "DescribeTransformJob", pass_role=True
+            functions["start-job"], "CreateTransformJob", "AddTags", "DescribeTransformJob"
         )
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.

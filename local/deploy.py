@@ -3,7 +3,8 @@
 The local run uses the very template `cdk deploy` would deploy: the same state machine definition, the
 same wiring, the same function code asset. Only three things differ, all made here and printed:
 - functions reach the local OpenSearch node instead of a domain (OPENSEARCH_ENDPOINT);
-- k-NN mappings that ask for faiss use lucene, because the local node has no native k-NN libraries;
+- k-NN mappings that ask for faiss use lucene, because the local node has no native k-NN libraries: the
+  stack is synthesized from localized copies of the configs, so the code asset carries those;
 - the dependency layer is not bundled: the emulator runs handlers on this machine's virtualenv.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import yaml
 from botocore.exceptions import ClientError
 
 from infra import pipelines as infra_pipelines
@@ -24,7 +27,7 @@ from local.aws.cfn_loader import DeployedStack, deploy_assembly
 from local.opensearch.mapping import localize_mapping
 from local.paths import REPO_ROOT, state_dir
 from local.runtime import AWS_URL, Progress
-from osbatch.config import Backend, PipelineConfig, pipelines_to_json
+from osbatch.config import Backend, PipelineConfig
 
 STACK_NAME = "osbatch"
 DEFAULT_PIPELINES = "pipelines/*.yaml"
@@ -60,14 +63,25 @@ def localized(configs: list[PipelineConfig], progress: Progress) -> list[Pipelin
     return out
 
 
+def write_configs(configs: list[PipelineConfig], directory: Path) -> str:
+    """The configs as files app.py can synthesize from; returns their (absolute) glob."""
+    if directory.exists():
+        shutil.rmtree(directory)  # a pipeline dropped since the last run must not be deployed
+    directory.mkdir(parents=True)
+    for config in configs:
+        text = yaml.safe_dump(json.loads(config.to_json()), sort_keys=False)
+        (directory / f"{config.name}.yaml").write_text(text, encoding="utf-8")
+    return str(directory / "*.yaml")
+
+
 def deploy_local(
     pattern: str = DEFAULT_PIPELINES, *, opensearch_url: str, progress: Progress = print
 ) -> DeployedStack:
     configs = load_pipelines(pattern)
-    outdir = synth(pattern, state_dir() / "cdk.out", progress)
+    local_pattern = write_configs(localized(configs, progress), state_dir() / "pipelines")
+    outdir = synth(local_pattern, state_dir() / "cdk.out", progress)
     overrides = {
         "OPENSEARCH_ENDPOINT": opensearch_url,
-        "OSBATCH_PIPELINES": pipelines_to_json(localized(configs, progress)),
         "POWERTOOLS_TRACE_DISABLED": "true",  # no X-Ray daemon locally
     }
     stack = deploy_assembly(

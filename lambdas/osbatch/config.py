@@ -17,6 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from osbatch.jsonpaths import compile_path
 
+# The deployed configs, as pipelines_to_json writes them, inside the `osbatch` package of the functions' code
+# asset: synth writes the file (infra/code.py) and the handlers read it (handlers/wiring.py).
+DEPLOYED_PIPELINES_FILE = "pipelines.json"
+
 
 class ConfigError(ValueError):
     """A pipeline config is invalid. The message names the file and the field."""
@@ -205,7 +209,7 @@ class PipelineConfig(Strict):
         return self
 
     def to_json(self) -> str:
-        # Defaults are left out: functions re-validate and restore them, and Lambda environments are small.
+        # Defaults are left out: functions re-validate and restore them, and the deployed file stays short.
         return self.model_dump_json(exclude_defaults=True)
 
 

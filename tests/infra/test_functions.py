@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import json
+from pathlib import Path
 
-from infra.functions import ENV_LIMIT_BYTES, FUNCTIONS, EnvironmentTooLarge, environment_size
+from aws_cdk import Stage
+from aws_cdk.assertions import Template
+
+from infra.functions import FUNCTIONS
 from infra.stack import OsbatchStack
-from tests.infra.helpers import Synthesized, function_ids, new_app, pipeline, render
+from osbatch.config import DEPLOYED_PIPELINES_FILE, pipelines_from_json
+from tests.infra.helpers import ROOT, Synthesized, function_ids, new_app, pipeline, render
 
 DOCUMENTED_HANDLERS = {
     "submit": "osbatch.handlers.submit.handler",
@@ -19,9 +24,7 @@ DOCUMENTED_HANDLERS = {
     "fail-job": "osbatch.handlers.fail_job.handler",
 }
 COMMON_ENV = {
-    "OSBATCH_PIPELINES",
     "JOB_TABLE",
-    "INPUT_BUCKET",
     "OUTPUT_BUCKET",
     "DEAD_LETTER_BUCKET",
     "POWERTOOLS_SERVICE_NAME",
@@ -82,8 +85,10 @@ def test_environment_follows_the_contract(main: Synthesized) -> None:
         assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "osbatch"
     # And only the documented functions get the extra ones
     assert {n for n, v in env.items() if "STATE_MACHINE_ARN" in v} == {"submit"}
-    assert {n for n, v in env.items() if "SAGEMAKER_ROLE_ARN" in v} == {"start-job"}
     assert {n for n, v in env.items() if "EVENT_BUS_NAME" in v} == {"finalize", "fail-job"}
+    # And no function gets a variable no handler reads, nor the configs (they ship in the code asset)
+    for name, variables in env.items():
+        assert not {"OSBATCH_PIPELINES", "INPUT_BUCKET", "SAGEMAKER_ROLE_ARN"} & set(variables), name
     # And the state machine ARN is built from its name, so submit does not depend on the state machine
     assert render(env["submit"]["STATE_MACHINE_ARN"]).endswith(":stateMachine:osbatch-jobs")
     # And existing domains need no endpoint override
@@ -104,43 +109,68 @@ def test_created_domain_endpoint_reaches_the_search_functions(created: Synthesiz
     assert render(env["ingest-chunk"]["OPENSEARCH_ENDPOINT"]) == f"https://<{domain}.DomainEndpoint>"
 
 
-def test_pipelines_are_serialized_into_the_environment(main: Synthesized) -> None:
-    # Given the submit function's OSBATCH_PIPELINES
-    variables = main.resources[function_ids(main)["submit"]]["Properties"]["Environment"]["Variables"]
-
-    # Then it is the JSON list the functions parse, with both pipelines
-    from osbatch.config import pipelines_from_json
-
-    assert set(pipelines_from_json(variables["OSBATCH_PIPELINES"])) == {"python-docs", "docs"}
+def code_dir(synth: Synthesized, function: str) -> Path:
+    """The staged code asset a function deploys: cdk.out/asset.<hash>, the hash being its S3 key."""
+    code = synth.resources[function_ids(synth)[function]]["Properties"]["Code"]
+    stage = Stage.of(synth.stack)
+    assert stage is not None
+    return Path(stage.outdir) / f"asset.{code['S3Key'].removesuffix('.zip')}"
 
 
-def test_too_large_environment_fails_synth_with_a_clear_error() -> None:
-    # Given three pipelines with large mappings, whose JSON cannot fit Lambda's 4 KB environment
+def code_keys(synth: Synthesized) -> set[str]:
+    return {p["Properties"]["Code"]["S3Key"] for p in synth.of_type("AWS::Lambda::Function").values()}
+
+
+def test_the_code_asset_carries_the_pipeline_configs(main: Synthesized) -> None:
+    # Given the code every function deploys
+    (key,) = code_keys(main)
+    code = code_dir(main, "submit")
+
+    # Then it holds the osbatch package with the stack's configs, as the functions parse them
+    deployed = pipelines_from_json((code / "osbatch" / DEPLOYED_PIPELINES_FILE).read_text())
+    assert set(deployed) == {"python-docs", "docs"}
+    assert deployed["docs"].source.prefix == "input/docs/"
+    # And every module of the source, and no bytecode or tests
+    source = {p.relative_to(ROOT / "lambdas") for p in (ROOT / "lambdas").rglob("*.py")}
+    assert source <= {p.relative_to(code) for p in code.rglob("*.py")}
+    assert not list(code.rglob("*.pyc")) and not list(code.rglob("__pycache__"))
+    assert key.endswith(".zip")
+
+
+def test_the_code_asset_changes_with_a_config_and_only_then() -> None:
+    # Given two stacks with the same pipelines and one whose index differs
+    app = new_app()
+    stacks = {
+        "same-a": [pipeline()],
+        "same-b": [pipeline()],
+        "changed": [pipeline(sink={"index": "python-docs-v2"})],
+    }
+    built = {name: OsbatchStack(app, name, pipelines=configs) for name, configs in stacks.items()}
+    keys = {name: code_keys(Synthesized(stack, Template.from_stack(stack))) for name, stack in built.items()}
+
+    # Then equal configs give the same asset (no needless code update) and a changed one a new asset
+    assert keys["same-a"] == keys["same-b"]
+    assert keys["changed"].isdisjoint(keys["same-a"])
+
+
+def test_forty_pipelines_synthesize() -> None:
+    # Given forty pipelines, each with a sizeable mapping (their JSON is far over Lambda's 4 KB environment)
     big = {
         "settings": {"index.knn": True},
         "mappings": {"properties": {f"field_{i}": {"type": "text"} for i in range(40)}},
     }
     pipelines = [
-        pipeline(name=f"p{i}", source={"prefix": f"input/p{i}/"}, sink={"mapping": big}) for i in range(3)
+        pipeline(name=f"p{i}", source={"prefix": f"input/p{i}/"}, sink={"mapping": big}) for i in range(40)
     ]
 
-    # When the stack is built
-    with pytest.raises(EnvironmentTooLarge) as error:
-        OsbatchStack(new_app(), "too-big", pipelines=pipelines)
+    # When the stack is synthesized
+    stack = OsbatchStack(new_app(), "forty", pipelines=pipelines)
+    synthesized = Synthesized(stack, Template.from_stack(stack))
 
-    # Then the error names the limit and the variable to shrink
-    assert f"{ENV_LIMIT_BYTES}-byte limit" in str(error.value)
-    assert "OSBATCH_PIPELINES" in str(error.value)
-
-
-def test_environment_size_counts_unresolved_tokens_conservatively() -> None:
-    # Given a literal and a deploy-time value
-    from aws_cdk import Token
-
-    # When sizes are estimated
-    literal = environment_size({"KEY": "value"})
-    token = environment_size({"KEY": Token.as_string({"Ref": "Bucket"})})
-
-    # Then literals count their bytes and a token counts as a long name or ARN
-    assert literal == len("KEY") + len("value")
-    assert token == len("KEY") + 128
+    # Then every pipeline has its rule and every config is in the code asset, none in an environment
+    assert len(synthesized.of_type("AWS::Events::Rule")) == 40
+    text = (code_dir(synthesized, "submit") / "osbatch" / DEPLOYED_PIPELINES_FILE).read_text()
+    assert len(text.encode()) > 4096
+    assert set(pipelines_from_json(text)) == {f"p{i}" for i in range(40)}
+    for props in synthesized.of_type("AWS::Lambda::Function").values():
+        assert len(json.dumps(props["Properties"]["Environment"])) < 4096

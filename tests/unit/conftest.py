@@ -35,6 +35,32 @@ def pipeline_dict(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+def object_created(key: str, bucket: str = "osb-in", etag: str = "stale") -> dict[str, Any]:
+    """An S3 `Object Created` event as EventBridge delivers it to the submit queue.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
+    """
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2024-11-28T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 3, "etag": etag, "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject",
+        },
+    }
+
+
 @pytest.fixture
 def config() -> PipelineConfig:
     return parse_pipeline(pipeline_dict())

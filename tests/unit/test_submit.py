@@ -8,8 +8,8 @@ import pytest
 
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.jobs import JobTable
-from osbatch.steps.submit import NotAnObjectEvent, pipeline_for, source_from_event, submit_object
-from tests.unit.conftest import pipeline_dict
+from osbatch.steps.submit import ObjectCreatedEvent, pipeline_for, source_from_event, submit_object
+from tests.unit.conftest import object_created, pipeline_dict
 
 
 @pytest.fixture
@@ -22,19 +22,10 @@ def sfn(aws: None) -> tuple[Any, str]:
     return client, arn
 
 
-def object_created(key: str, bucket: str = "osb-in") -> dict[str, Any]:
-    # The EventBridge shape: https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
-    return {
-        "source": "aws.s3",
-        "detail-type": "Object Created",
-        "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 3, "etag": "stale"}},
-    }
-
-
 def submit(key: str, s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: PipelineConfig):  # type: ignore[no-untyped-def]
     client, arn = sfn
     return submit_object(
-        source_from_event(object_created(key)),
+        source_from_event(ObjectCreatedEvent.model_validate(object_created(key))),
         pipelines={config.name: config},
         jobs=jobs,
         s3=s3,
@@ -113,9 +104,17 @@ def test_objects_that_are_not_input_are_ignored_with_a_reason(
     assert not outcome.started and why in outcome.detail
 
 
-def test_a_message_that_is_not_an_s3_event_is_rejected() -> None:
-    with pytest.raises(NotAnObjectEvent, match="missing 'detail'"):
-        source_from_event({"hello": "world"})
+def test_an_event_names_the_object_as_it_was_announced() -> None:
+    # Given an Object Created event for a key with a space, URL-encoded as S3 sends it
+    event = ObjectCreatedEvent.model_validate(object_created("input/msmarco/my+file.jsonl", etag="abc"))
+    # When its object is read / Then bucket, key, etag and size are the event's, the key left as sent
+    source = source_from_event(event)
+    assert (source.bucket, source.key, source.etag, source.size) == (
+        "osb-in",
+        "input/msmarco/my+file.jsonl",
+        "abc",
+        3,
+    )
 
 
 def test_the_most_specific_prefix_wins() -> None:

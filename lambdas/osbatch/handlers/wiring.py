@@ -1,8 +1,10 @@
 """The composition root: the only Lambda code that reads the environment or builds clients.
 
-Clients are cached per Settings value rather than at import time. In Lambda that is the usual
-warm-start reuse; in the local runtime, where several functions share one process with different
-environments, it keeps each function on its own configuration.
+Settings are validated from the environment at every invocation (cheap), and the Runtime with its
+clients and the deployed pipeline configs is cached per Settings value rather than at import time. In
+Lambda that is the usual warm-start reuse, and a deployment mistake fails the first invocation; in the
+local runtime, where several functions share one process with different environments, it keeps each
+function on its own configuration.
 """
 
 from __future__ import annotations
@@ -10,72 +12,81 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from importlib import resources
+from importlib.resources.abc import Traversable
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from osbatch.backends import backend_for
 from osbatch.backends.base import BatchBackend
-from osbatch.config import PipelineConfig, pipelines_from_json
+from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_from_json
 from osbatch.events import JobEvents
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
 
 # Standard retry mode: bounded retries with backoff for every AWS call the functions make.
 AWS_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"})
+# Synth writes the deployed configs into the code asset, next to this package's modules (infra/code.py).
+PIPELINES_PATH: Traversable = resources.files("osbatch").joinpath(DEPLOYED_PIPELINES_FILE)
 
 
 class SettingsError(RuntimeError):
-    """A required environment variable is missing: a deployment problem, named precisely."""
+    """A required environment variable or the pipelines file is missing: a deployment problem, named."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    pipelines_json: str
-    job_table: str
-    input_bucket: str
-    output_bucket: str
-    dead_letter_bucket: str
-    state_machine_arn: str = ""
-    opensearch_endpoint: str = ""
-    event_bus_name: str = "default"
-    region: str = ""
+class Settings(BaseModel):
+    """The environment the function factory sets (docs/architecture.md); other variables are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    job_table: str = Field(alias="JOB_TABLE", min_length=1)
+    output_bucket: str = Field(alias="OUTPUT_BUCKET", min_length=1)
+    dead_letter_bucket: str = Field(alias="DEAD_LETTER_BUCKET", min_length=1)
+    state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
+    opensearch_endpoint: str = Field("", alias="OPENSEARCH_ENDPOINT")
+    event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
+    region: str = Field("", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
-        def required(name: str) -> str:
-            value = env.get(name)
-            if not value:
-                raise SettingsError(f"environment variable {name} is not set; redeploy the stack")
-            return value
+        try:
+            return cls.model_validate(dict(env))
+        except ValidationError as error:
+            raise SettingsError(_describe(error)) from None
 
-        return cls(
-            pipelines_json=required("OSBATCH_PIPELINES"),
-            job_table=required("JOB_TABLE"),
-            input_bucket=required("INPUT_BUCKET"),
-            output_bucket=required("OUTPUT_BUCKET"),
-            dead_letter_bucket=required("DEAD_LETTER_BUCKET"),
-            state_machine_arn=env.get("STATE_MACHINE_ARN", ""),
-            opensearch_endpoint=env.get("OPENSEARCH_ENDPOINT", ""),
-            event_bus_name=env.get("EVENT_BUS_NAME", "default"),
-            region=env.get("AWS_REGION", env.get("AWS_DEFAULT_REGION", "")),
-        )
+
+def _describe(error: ValidationError) -> str:
+    # An empty value is as unusable as a missing one (a half-rendered template), so both read "not set".
+    names = sorted({str(issue["loc"][0]) for issue in error.errors() if issue["loc"]})
+    if len(names) == 1:
+        return f"environment variable {names[0]} is not set; redeploy the stack"
+    return f"environment variables {', '.join(names)} are not set; redeploy the stack"
+
+
+def deployed_pipelines(path: Traversable) -> dict[str, PipelineConfig]:
+    """The pipelines this code asset was synthesized with."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SettingsError(
+            f"{path} is missing: the function's code was not built by the osbatch stack (synth writes "
+            "the pipeline configs into its code asset); redeploy the stack"
+        ) from None
+    return pipelines_from_json(text)
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, pipelines: Mapping[str, PipelineConfig]) -> None:
         self.settings = settings
+        self.pipelines = dict(pipelines)
         self._session = boto3.session.Session(region_name=settings.region or None)
 
     def client(self, name: str) -> Any:
         return _client(self._session, name)
-
-    @cached_property
-    def pipelines(self) -> dict[str, PipelineConfig]:
-        return pipelines_from_json(self.settings.pipelines_json)
 
     def pipeline(self, name: str) -> PipelineConfig:
         try:
@@ -115,7 +126,8 @@ def _opensearch(endpoint: str, region: str) -> Any:
 
 @lru_cache(maxsize=8)
 def _runtime(settings: Settings) -> Runtime:
-    return Runtime(settings)
+    # Read once per settings value, at the first invocation: a missing or invalid file fails it at once.
+    return Runtime(settings, deployed_pipelines(PIPELINES_PATH))
 
 
 def runtime() -> Runtime:

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import unquote_plus
 
+from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, SqsRecordModel
 from botocore.exceptions import ClientError
+from pydantic import Field, Json
 
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
@@ -21,8 +23,18 @@ from osbatch.models import JobState, SourceObject, job_id_for
 IGNORED_SUFFIXES = (".manifest", ".out")
 
 
-class NotAnObjectEvent(ValueError):
-    """The message is not an S3 Object Created event (a misrouted or hand-sent message)."""
+class ObjectCreatedEvent(S3EventNotificationEventBridgeModel):
+    """What the trigger's rules deliver: S3 `Object Created` on EventBridge. Anything else is misrouted."""
+
+    source: Literal["aws.s3"]
+    detail_type: Literal["Object Created"] = Field(alias="detail-type")
+
+
+class ObjectCreatedRecord(SqsRecordModel):
+    """One submit queue message. A body that fails validation fails only its own record, which SQS
+    redelivers and after `maxReceiveCount` moves to the dead-letter queue."""
+
+    body: Json[ObjectCreatedEvent]
 
 
 @dataclass(frozen=True)
@@ -32,16 +44,15 @@ class SubmitOutcome:
     detail: str
 
 
-def source_from_event(event: dict[str, Any]) -> SourceObject:
-    """The object of an EventBridge S3 `Object Created` event."""
-    try:
-        detail = event["detail"]
-        bucket, obj = detail["bucket"]["name"], detail["object"]
-        return SourceObject(
-            bucket=bucket, key=obj["key"], etag=obj.get("etag", ""), size=int(obj.get("size", 0))
-        )
-    except (KeyError, TypeError) as error:
-        raise NotAnObjectEvent(f"not an S3 Object Created event (missing {error})") from None
+def source_from_event(event: ObjectCreatedEvent) -> SourceObject:
+    """The object an event announces, as the event saw it (resolve_object reads what it is now)."""
+    announced = event.detail.object
+    return SourceObject(
+        bucket=event.detail.bucket.name,
+        key=announced.key,
+        etag=announced.etag,
+        size=int(announced.size or 0),
+    )
 
 
 def resolve_object(s3: Any, source: SourceObject) -> SourceObject | None:
