@@ -9,7 +9,7 @@ output line is that record with `SageMakerOutput` added, so the output carries e
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
@@ -24,6 +24,10 @@ from osbatch.config import SageMakerJobConfig
 from osbatch.contracts import REMOTE_JOB_PREFIX
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sagemaker import SageMakerClient
 
 # DescribeTransformJob's TransformJobStatus values.
 STATUS_MAP = {
@@ -52,7 +56,9 @@ def transform_job_name(job_id: str) -> str:
 class SageMakerBackend:
     limits = InputLimits(max_records_per_file=100_000, max_bytes_per_file=512 * 1024 * 1024)
 
-    def __init__(self, settings: SageMakerJobConfig, sagemaker: Any, s3: Any, tags: dict[str, str]) -> None:
+    def __init__(
+        self, settings: SageMakerJobConfig, sagemaker: SageMakerClient, s3: S3Client, tags: dict[str, str]
+    ) -> None:
         self._settings = settings
         self._sagemaker = sagemaker
         self._s3 = s3

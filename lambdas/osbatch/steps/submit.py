@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import unquote_plus
 
 from aws_lambda_powertools.utilities.parser.models import S3EventNotificationEventBridgeModel, SqsRecordModel
@@ -18,6 +18,10 @@ from pydantic import Field, Json
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, SourceObject, job_id_for
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_stepfunctions import SFNClient
 
 # Objects that share an input prefix but are not input: SageMaker manifests and transform outputs.
 IGNORED_SUFFIXES = (".manifest", ".out")
@@ -55,7 +59,7 @@ def source_from_event(event: ObjectCreatedEvent) -> SourceObject:
     )
 
 
-def resolve_object(s3: Any, source: SourceObject) -> SourceObject | None:
+def resolve_object(s3: S3Client, source: SourceObject) -> SourceObject | None:
     """The object as it is now, or None if it is gone (deleted before we got to it).
 
     S3 URL-encodes keys in notification events (a space arrives as '+'); whether an event did is not
@@ -88,8 +92,8 @@ def submit_object(
     *,
     pipelines: dict[str, PipelineConfig],
     jobs: JobTable,
-    s3: Any,
-    sfn: Any,
+    s3: S3Client,
+    sfn: SFNClient,
     state_machine_arn: str,
 ) -> SubmitOutcome:
     if source.key.endswith(IGNORED_SUFFIXES):
