@@ -1,6 +1,9 @@
 """CDK entry point: load the pipeline configs, build the stack, and let cdk-nag gate the synth.
 
-Context: `pipelines` (a glob, default pipelines/*.yaml) and `stack_name` (default osbatch).
+Context: `pipelines` (a glob, default pipelines/*.yaml) and `stack_name` (default osbatch). The local
+runtime (`osbatch deploy --local`) adds what must differ there, and nothing else differs:
+`local_opensearch_endpoint` (the functions' OPENSEARCH_ENDPOINT: the local node) and `local_knn_engine`
+(`lucene`: the local node's k-NN plugin has no native engines, see local/opensearch/mapping.py).
 """
 
 from __future__ import annotations
@@ -8,6 +11,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 # The config model lives in the Lambda asset so synth and the functions validate configs the same way.
@@ -35,7 +39,15 @@ def main() -> int:
     pattern = app.node.try_get_context("pipelines") or DEFAULT_PATTERN
     stack_name = app.node.try_get_context("stack_name") or "osbatch"
     try:
-        OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT))
+        pipelines = load_pipelines(pattern, ROOT)
+        if app.node.try_get_context("local_knn_engine"):
+            pipelines = with_local_knn_engine(pipelines, app.node.try_get_context("local_knn_engine"))
+        OsbatchStack(
+            app,
+            stack_name,
+            pipelines=pipelines,
+            opensearch_endpoint=app.node.try_get_context("local_opensearch_endpoint"),
+        )
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.
         print(f"osbatch: cannot synthesize:\n{error}", file=sys.stderr)
@@ -51,6 +63,23 @@ def main() -> int:
         print(f"osbatch: {error}", file=sys.stderr)
         return 1
     return 0
+
+
+def with_local_knn_engine(pipelines: list[Any], engine: str) -> list[Any]:
+    """The pipelines with every k-NN mapping on `engine`, each change printed (it is a local-only change)."""
+    from local.opensearch.mapping import LOCAL_ENGINE, localize_mapping
+
+    if engine != LOCAL_ENGINE:
+        raise ValueError(f"context local_knn_engine: only {LOCAL_ENGINE!r} is supported, not {engine!r}")
+    localized = []
+    for config in pipelines:
+        mapping, notes = localize_mapping(config.sink.mapping, index=config.sink.index)
+        for note in notes:
+            print(f"note: pipeline {config.name}: {note}", file=sys.stderr)
+        localized.append(
+            config.model_copy(update={"sink": config.sink.model_copy(update={"mapping": mapping})})
+        )
+    return localized
 
 
 if __name__ == "__main__":

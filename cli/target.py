@@ -1,12 +1,11 @@
 """Where the CLI acts: the local runtime when it is up with the stack deployed, otherwise AWS.
 
-On AWS the stack's CloudFormation outputs name every resource; locally the emulator's deploy record
-holds the same outputs, so every command below is written once for both.
+The stack's CloudFormation outputs (DescribeStacks) name every resource, on AWS and in the emulator's
+CloudFormation alike, so every command is written once for both.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -14,7 +13,6 @@ from typing import Any
 
 import boto3
 
-from local.paths import state_dir
 from osbatch.jobs import JobTable
 
 STACK_NAME = os.environ.get("OSBATCH_STACK", "osbatch")
@@ -51,27 +49,32 @@ def local_target() -> Target | None:
     from local.aws import session
     from local.runtime import AWS_URL, local_runtime
 
-    record = state_dir() / "stacks" / f"{STACK_NAME}.json"
-    if not record.exists():
-        return None
     runtime = local_runtime()
     if not runtime.aws.status().running:
         return None
-    deployed = json.loads(record.read_text())
-    return Target("local", AWS_URL, dict(deployed.get("outputs", {})), runtime.opensearch.url, session())
+    outputs = stack_outputs(session().client("cloudformation", endpoint_url=AWS_URL))
+    if outputs is None:
+        return None
+    return Target("local", AWS_URL, outputs, runtime.opensearch.url, session())
 
 
 def aws_target() -> Target:
-    cloudformation = boto3.client("cloudformation")
+    outputs = stack_outputs(boto3.client("cloudformation"), raise_errors=True)
+    assert outputs is not None
+    return Target("aws", None, outputs, outputs.get("OpenSearchEndpoint"))
+
+
+def stack_outputs(cloudformation: Any, *, raise_errors: bool = False) -> dict[str, str] | None:
     try:
         stack = cloudformation.describe_stacks(StackName=STACK_NAME)["Stacks"][0]
     except Exception as error:
+        if not raise_errors:
+            return None
         raise TargetError(
             f"no local runtime is up and the AWS stack {STACK_NAME} could not be read ({error}). "
             "Run `osbatch up && osbatch deploy --local`, or `cdk deploy`."
         ) from None
-    outputs = {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
-    return Target("aws", None, outputs, outputs.get("OpenSearchEndpoint"))
+    return {item["OutputKey"]: item["OutputValue"] for item in stack.get("Outputs", [])}
 
 
 def resolve_target() -> Target:

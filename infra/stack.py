@@ -24,8 +24,15 @@ INGEST_ALLOWANCE_HOURS = 24
 
 class OsbatchStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipelines: Sequence[PipelineConfig], **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Sequence[PipelineConfig],
+        opensearch_endpoint: str | None = None,
+        **kwargs: Any,
     ):
+        """opensearch_endpoint: what the functions use instead of the pipelines' own (the local node)."""
         super().__init__(scope, construct_id, **kwargs)
         if not pipelines:
             raise ValueError("a stack needs at least one pipeline")
@@ -45,7 +52,7 @@ class OsbatchStack(Stack):
                 "DEAD_LETTER_BUCKET": storage.dead_letter_bucket.bucket_name,
             },
             state_machine_arn=machine_arn,
-            opensearch_endpoint=search.endpoint,
+            opensearch_endpoint=opensearch_endpoint or search.endpoint,
             event_bus_name="default",
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
@@ -102,7 +109,8 @@ class OsbatchStack(Stack):
             "SageMakerRoleArn": inference.role.role_arn,
             "DashboardName": monitoring.dashboard.dashboard_name,
         }
-        if search.endpoint:
-            outputs["OpenSearchEndpoint"] = search.endpoint
+        endpoint = opensearch_endpoint or search.endpoint
+        if endpoint:
+            outputs["OpenSearchEndpoint"] = endpoint
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)

@@ -1,9 +1,9 @@
-"""Local AWS for osbatch: a moto server (127.0.0.1:4599 by default) that runs our Lambda handlers
-in-process, really executes Step Functions, and a loader that deploys `cdk synth` output into it.
+"""Local AWS for osbatch: a moto server (127.0.0.1:4599 by default) that runs Lambda invocations in sandbox
+processes, really executes Step Functions, and deploys `cdk synth` output through its CloudFormation.
 
     python -m local.aws.server --port 4599 --time-scale 0.01      # see local/aws/server.py
     emulator_process(port, time_scale).start(timeout=60)            # the same, as a ManagedProcess
-    deploy_assembly(Path("cdk.out"), "osbatch", endpoint_url=endpoint_url(port))  # local.aws.cfn_loader
+    deploy_assembly(Path("cdk.out"), "osbatch", endpoint_url=endpoint_url(port))  # local.aws.cdk_deploy
 """
 
 from __future__ import annotations

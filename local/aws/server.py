@@ -4,7 +4,9 @@
 
 boto3 and `aws --endpoint-url http://127.0.0.1:4599` work against it (any credentials). On top of moto:
 - Step Functions really executes state machines (moto's `execute_state_machine` config);
-- every Lambda invocation runs the function's real handler in this process (local.aws.lambda_runtime);
+- CloudFormation deploys `cdk synth` templates (moto's own, with the gaps in patches/cloudformation.py);
+- every Lambda invocation runs the function's real handler in a sandbox process (local.aws.sandbox),
+  with the function's environment, timeout, memory limit and concurrency, logging to CloudWatch Logs;
 - SQS event source mappings are polled like Lambda does, honouring partial batch responses;
 - S3 sends real-shaped `Object Created` events to the default EventBridge bus, and rules deliver to
   SQS, Lambda, Step Functions and SNS targets;
@@ -15,6 +17,7 @@ See local/aws/patches/ for exactly what is patched and why. GET /_osbatch/health
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import json
 import logging
@@ -63,10 +66,9 @@ def configure(port: int, time_scale: float) -> str:
     # POST /moto-api/config: StartExecution then runs the definition instead of faking an execution.
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
 
-    from local.aws import lambda_runtime, patches
+    from local.aws import patches
 
-    lambda_runtime.configure(endpoint_url)
-    patches.install(time_scale=time_scale)
+    patches.install(endpoint_url=endpoint_url, time_scale=time_scale)
     return endpoint_url
 
 
@@ -100,6 +102,13 @@ def with_health(app: WsgiApp, info: dict[str, Any]) -> WsgiApp:
     return wrapped
 
 
+def stop_sandboxes() -> None:
+    from local.aws.patches.lambda_invoke import Sandboxes
+
+    if Sandboxes.pools is not None:
+        Sandboxes.pools.shutdown()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -116,6 +125,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import run_simple
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    atexit.register(stop_sandboxes)
     app = with_health(
         DomainDispatcherApplication(create_backend_app),
         {"port": args.port, "time_scale": args.time_scale, "pid": os.getpid()},

@@ -74,6 +74,11 @@ class JobContext:
         if self._record.stop_requested.is_set():
             raise JobStopped(self._record.job_id)
 
+    def wait_for_stop(self) -> None:
+        """Block until a stop is requested, then end the work Stopped (a job held on purpose)."""
+        self._record.stop_requested.wait()
+        raise JobStopped(self._record.job_id)
+
     def add_progress(self, done: int = 0, failed: int = 0) -> None:
         self._record.records_done += done
         self._record.records_failed += failed

@@ -19,6 +19,9 @@ from local.emulators.jsonpath_filter import JsonPathError, JsonPathFilter
 from local.emulators.s3_io import S3Location
 
 MODEL_DIR_VARIABLE = "OSBATCH_LOCAL_MODEL_DIR"
+# A model whose environment sets this to "true" holds its jobs InProgress until StopTransformJob: tests that
+# must act on a running job (cancel) then never race the model.
+HOLD_VARIABLE = "OSBATCH_LOCAL_HOLD_UNTIL_STOPPED"
 DEFAULT_MAX_PAYLOAD_MB = 6
 JSON_CONTENT_TYPES = frozenset({"application/json", "application/jsonlines", "application/x-jsonlines"})
 
@@ -41,6 +44,7 @@ class TransformSpec:
     record_separator: bytes
     model_dir: str | None
     role_arn: str
+    hold_until_stopped: bool = False
 
     @classmethod
     def from_request(
@@ -91,6 +95,7 @@ class TransformSpec:
             record_separator=b"\n" if output.get("AssembleWith", "None") == "Line" else b"",
             model_dir=environment.get(MODEL_DIR_VARIABLE) or None,
             role_arn=role_arn,
+            hold_until_stopped=environment.get(HOLD_VARIABLE, "").lower() == "true",
         )
 
 

@@ -84,6 +84,8 @@ class TransformWork:
 
     def __call__(self, context: JobContext) -> None:
         embedder = self._embedder()
+        if self._spec.hold_until_stopped:
+            context.wait_for_stop()
         written: list[S3Location] = []
         try:
             for source, name in self._input_objects():

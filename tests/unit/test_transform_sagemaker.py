@@ -311,6 +311,27 @@ def test_stop_ends_the_job_stopped_and_stores_no_output(moto_sagemaker: Any, min
     assert output_keys(s3) == []
 
 
+def test_a_held_model_keeps_its_job_in_progress_until_stopped(moto_sagemaker: Any) -> None:
+    # Given a model whose environment holds its jobs, and a job on it
+    s3, sagemaker = moto_sagemaker
+    put_lines(s3, "in/a.jsonl", [{"text": "what is amber"}])
+    env = {"OSBATCH_LOCAL_HOLD_UNTIL_STOPPED": "true"}
+    sagemaker.create_model(
+        ModelName="held", ExecutionRoleArn=ROLE, PrimaryContainer={"Image": "x", "Environment": env}
+    )
+    start_job(sagemaker, ModelName="held")
+    running = sagemaker.describe_transform_job(TransformJobName="job-1")["TransformJobStatus"]
+
+    # When it is stopped
+    sagemaker.stop_transform_job(TransformJobName="job-1")
+    job = wait_for_end(sagemaker)
+
+    # Then it was in progress until then, and ends Stopped with no output
+    assert running == "InProgress"
+    assert job["TransformJobStatus"] == "Stopped"
+    assert output_keys(s3) == []
+
+
 def test_the_model_folder_comes_from_the_model_environment(moto_sagemaker: Any, minilm: Embedder) -> None:
     # Given a model whose container environment names a local ONNX folder
     s3, sagemaker = moto_sagemaker

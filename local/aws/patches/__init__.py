@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from local.aws.patches import eventbridge, lambda_invoke, s3_policy, sqs_poller, stepfunctions
+from local.aws.patches import cloudformation, eventbridge, lambda_invoke, sqs_poller, stepfunctions
 
 _installed = False
 
 
-def install(*, time_scale: float) -> None:
+def install(*, endpoint_url: str, time_scale: float) -> None:
     global _installed
     if _installed:
         return
-    lambda_invoke.install()
+    lambda_invoke.install(endpoint_url)
+    cloudformation.install()
     eventbridge.install()
-    s3_policy.install()
     stepfunctions.install(time_scale)
     sqs_poller.install(time_scale)
     _installed = True

@@ -1,4 +1,4 @@
-"""Every Lambda invocation in moto runs the real handler in this process.
+"""Every Lambda invocation in moto runs in a sandbox process of its function (local.aws.sandbox).
 
 The choke point is `LambdaFunction.invoke`: the Invoke API, EventBridge and S3 notifications, SNS and
 Step Functions Task states (which call Invoke over HTTP) all end there. moto's own `_invoke_lambda`
@@ -8,35 +8,67 @@ would start a Docker container; we never call it.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
+from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.s3 import notifications as s3_notifications
 
-from local.aws import background, lambda_runtime
+from local.aws import background
+from local.aws.sandbox import FunctionSpec, InvocationResult, SandboxPools, Throttled
+
+LOG = logging.getLogger(__name__)
 
 
-def spec_for(function: LambdaFunction) -> lambda_runtime.FunctionSpec:
+class TooManyRequestsException(LambdaClientError):
+    """Invoke's throttling error. https://docs.aws.amazon.com/lambda/latest/api/API_Invoke.html#API_Invoke_Errors"""
+
+    code = 429
+
+    def __init__(self, throttled: Throttled) -> None:
+        super().__init__("TooManyRequestsException", str(throttled))
+
+
+class Sandboxes:
+    pools: SandboxPools | None = None
+
+
+def spec_for(function: LambdaFunction) -> FunctionSpec:
     code_zip = getattr(function, "code_bytes", b"")
     if not code_zip:
         raise ValueError(f"{function.function_name}: only zip-packaged functions can run locally")
-    return lambda_runtime.FunctionSpec(
+    logging_config = getattr(function, "logging_config", None) or {}
+    reserved = function.reserved_concurrency
+    return FunctionSpec(
         name=function.function_name,
         arn=function.function_arn,
-        handler=str(function.handler),
+        account_id=function.account_id,
         region=function.region,
+        handler=str(function.handler),
+        runtime=str(function.run_time or "python3.12"),
         code_zip=code_zip,
-        code_digest=str(function.code_sha_256),
-        environment=dict(function.environment_vars or {}),
+        environment={k: str(v) for k, v in (function.environment_vars or {}).items()},
         memory_mb=int(function.memory_size or 128),
         timeout_s=int(function.timeout or 3),
-        runtime=str(function.run_time or "python3.11"),
+        reserved_concurrency=None if reserved is None else int(reserved),
+        log_group=str(logging_config.get("LogGroup") or f"/aws/lambda/{function.function_name}"),
     )
 
 
-def run(function: LambdaFunction, event: Any) -> lambda_runtime.InvocationResult:
-    return lambda_runtime.invoke(spec_for(function), event)
+def run(function: LambdaFunction, event: Any) -> InvocationResult:
+    """One invocation; raises Throttled when the function's or the account's concurrency is used up."""
+    assert Sandboxes.pools is not None, "install() first"
+    return Sandboxes.pools.invoke(spec_for(function), event)
+
+
+def _run_async(function: LambdaFunction, event: Any) -> None:
+    try:
+        run(function, event)
+    except Throttled as throttled:
+        # Lambda would retry a throttled asynchronous event for up to six hours; here it is dropped, loudly.
+        LOG.error("asynchronous invocation of %s dropped: %s", function.function_name, throttled)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -56,9 +88,12 @@ def _invoke(
         return b""
     if invocation_type == "Event":
         # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html (no retries emulated)
-        background.submit(lambda: run(self, event), f"async invoke of {self.function_name}")
+        background.submit(lambda: _run_async(self, event), f"async invoke of {self.function_name}")
         return b""
-    result = run(self, event)
+    try:
+        result = run(self, event)
+    except Throttled as throttled:
+        raise TooManyRequestsException(throttled) from None
     if result.function_error:
         response_headers["x-amz-function-error"] = result.function_error
     return result.payload
@@ -82,7 +117,9 @@ _original_s3_invoke = s3_notifications._invoke_awslambda
 _original_send_sns = LambdaBackend.send_sns_message
 
 
-def install() -> None:
+def install(endpoint_url: str) -> SandboxPools:
+    Sandboxes.pools = SandboxPools(endpoint_url)
     LambdaFunction.invoke = _invoke  # type: ignore[method-assign]
     s3_notifications._invoke_awslambda = _invoke_from_s3
     LambdaBackend.send_sns_message = _send_sns_message_async  # type: ignore[method-assign]
+    return Sandboxes.pools

@@ -10,7 +10,10 @@ ignored and failed messages are lost. We detach moto's mappings from the queues 
   `batchItemFailures` are deleted; a function error keeps the whole batch
   (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-errorhandling.html);
 - messages that stay become visible again after VisibilityTimeout x time-scale (at least 1 s, moto keeps
-  whole seconds), are received again, and moto's receive moves them to the DLQ after maxReceiveCount.
+  whole seconds), are received again, and moto's receive moves them to the DLQ after maxReceiveCount;
+- batches run concurrently: up to five at a time per mapping, as Lambda starts, or the mapping's
+  ScalingConfig.MaximumConcurrency (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html).
+  A throttled batch stays in the queue like a failed one.
 """
 
 from __future__ import annotations
@@ -20,22 +23,29 @@ import logging
 import math
 import threading
 import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from moto.awslambda.models import EventSourceMapping, LambdaBackend, lambda_backends
 from moto.sqs.models import Message, sqs_backends
 
-from local.aws.lambda_runtime import InvocationResult
 from local.aws.patches import lambda_invoke
+from local.aws.sandbox import InvocationResult, Throttled
 
 LOG = logging.getLogger(__name__)
 
 _IDLE_SLEEP_S = 0.1
+DEFAULT_CONCURRENT_BATCHES = 5
+_MAX_POLLER_THREADS = 64
 
 
 class SqsPoller:
     def __init__(self, time_scale: float) -> None:
         self.time_scale = time_scale
+        self._in_flight: Counter[str] = Counter()  # mapping UUID -> batches being processed
+        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(_MAX_POLLER_THREADS, thread_name_prefix="sqs-batch")
         self._thread = threading.Thread(target=self._loop, name="sqs-lambda-poller", daemon=True)
 
     def start(self) -> None:
@@ -70,22 +80,50 @@ class SqsPoller:
             function = backend.get_function(mapping.function_arn)
         except Exception:  # deleted behind the mapping's back: leave the messages alone
             return False
-        visibility = int(getattr(queue, "visibility_timeout", 30) or 30)
-        messages = sqs.receive_message(queue_name, int(mapping.batch_size or 10), 0, visibility, ["All"])
-        if not messages:
-            return False
-        records = [_record(m, mapping.event_source_arn, region, bool(queue.fifo_queue)) for m in messages]
-        result = lambda_invoke.run(function, {"Records": records})
-        failed = failed_message_ids(result, mapping.function_response_types, [m.id for m in messages])
-        retry_after = max(1, math.ceil(visibility * self.time_scale))
-        for message in messages:
-            if message.id in failed:
-                sqs.change_message_visibility(queue_name, str(message.receipt_handle), retry_after)
-            else:
-                sqs.delete_message(queue_name, str(message.receipt_handle))
-        if failed:
-            LOG.info("%d of %d messages from %s stay in the queue", len(failed), len(messages), queue_name)
-        return True
+        limit = int((mapping.scaling_config or {}).get("MaximumConcurrency") or DEFAULT_CONCURRENT_BATCHES)
+        started = False
+        while True:
+            with self._lock:
+                if self._in_flight[mapping.uuid] >= limit:
+                    return started
+            visibility = int(getattr(queue, "visibility_timeout", 30) or 30)
+            messages = sqs.receive_message(queue_name, int(mapping.batch_size or 10), 0, visibility, ["All"])
+            if not messages:
+                return started
+            with self._lock:
+                self._in_flight[mapping.uuid] += 1
+            self._executor.submit(self._process, function, mapping, queue, messages)
+            started = True
+
+    def _process(
+        self, function: Any, mapping: EventSourceMapping, queue: Any, messages: list[Message]
+    ) -> None:
+        _, _, _, region, account_id, queue_name = mapping.event_source_arn.split(":", 5)
+        sqs = sqs_backends[account_id][region]
+        try:
+            records = [_record(m, mapping.event_source_arn, region, bool(queue.fifo_queue)) for m in messages]
+            try:
+                result = lambda_invoke.run(function, {"Records": records})
+            except Throttled as throttled:
+                LOG.info("batch from %s throttled: %s", queue_name, throttled)
+                result = InvocationResult.error("TooManyRequestsException", str(throttled))
+            failed = failed_message_ids(result, mapping.function_response_types, [m.id for m in messages])
+            visibility = int(getattr(queue, "visibility_timeout", 30) or 30)
+            retry_after = max(1, math.ceil(visibility * self.time_scale))
+            for message in messages:
+                if message.id in failed:
+                    sqs.change_message_visibility(queue_name, str(message.receipt_handle), retry_after)
+                else:
+                    sqs.delete_message(queue_name, str(message.receipt_handle))
+            if failed:
+                LOG.info(
+                    "%d of %d messages from %s stay in the queue", len(failed), len(messages), queue_name
+                )
+        except Exception:
+            LOG.exception("SQS batch from %s failed", queue_name)
+        finally:
+            with self._lock:
+                self._in_flight[mapping.uuid] -= 1
 
 
 def failed_message_ids(

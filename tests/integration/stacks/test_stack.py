@@ -1,9 +1,12 @@
 """A small CDK app with everything the emulator must handle, synthesized by the integration test.
 
-Bucket (EventBridge on, SSL-only policy) -> rule (Object Created, key wildcard in/*.jsonl) -> queue
+Bucket (EventBridge on; its SSL-only policy is skipped by moto's CloudFormation) -> rule (Object Created,
+key wildcard in/*.jsonl) -> queue
 (+ KMS-encrypted DLQ, alarm to SNS) -> echo Lambda (partial batch responses) -> state machine:
 Wait -> Lambda -> Choice -> Distributed Map over an S3 JSON array -> Succeed, or -> a task that raises
-BackendThrottled, retried and then caught. Plus a table with a GSI and a skipped OpenSearch domain.
+BackendThrottled, retried and then caught. Plus a table with a GSI, and functions that overrun their
+timeout or memory, a reserved-concurrency function, and a fan-out of 8 that records when each item ran.
+The search endpoint comes from context, as the osbatch stack's local endpoint does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,6 @@ from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -28,18 +30,22 @@ from constructs import Construct
 
 HANDLERS = Path(__file__).parent / "handlers"
 STACK_NAME = "EmulatorTestStack"
+SEARCH_ENDPOINT = "http://127.0.0.1:9200"
+FAN_OUT_ITEMS = 8
 
 
 class EmulatorTestStack(cdk.Stack):
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
         # enforce_ssl adds the aws:SecureTransport Deny that the emulator must not apply to its requests.
-        bucket = s3.Bucket(
-            self,
-            "Inbox",
-            event_bridge_enabled=True,
-            enforce_ssl=True,
-            encryption=s3.BucketEncryption.S3_MANAGED,
+        bucket = s3.Bucket(self, "Inbox", enforce_ssl=True, encryption=s3.BucketEncryption.S3_MANAGED)
+        # As infra/storage.py does: the native property, not the custom resource `event_bridge_enabled` makes.
+        cfn_bucket = bucket.node.default_child
+        assert isinstance(cfn_bucket, s3.CfnBucket)
+        cfn_bucket.notification_configuration = s3.CfnBucket.NotificationConfigurationProperty(
+            event_bridge_configuration=s3.CfnBucket.EventBridgeConfigurationProperty(
+                event_bridge_enabled=True
+            )
         )
         table = dynamodb.Table(
             self,
@@ -53,19 +59,28 @@ class EmulatorTestStack(cdk.Stack):
             partition_key=dynamodb.Attribute(name="pipeline", type=dynamodb.AttributeType.STRING),
             sort_key=dynamodb.Attribute(name="created_at", type=dynamodb.AttributeType.NUMBER),
         )
-        # Not emulated: must be skipped, and its endpoint must resolve to a placeholder.
-        search = opensearch.CfnDomain(self, "Search", engine_version="OpenSearch_2.11")
+        search_endpoint = self.node.try_get_context("search_endpoint") or "https://search.invalid"
         code = lambda_.Code.from_asset(str(HANDLERS))
 
-        def function(name: str, handler: str, **environment: str) -> lambda_.Function:
+        def function(
+            name: str,
+            handler: str,
+            *,
+            timeout: int = 30,
+            memory: int = 128,
+            reserved: int | None = None,
+            **env: str,
+        ) -> lambda_.Function:
             return lambda_.Function(
                 self,
                 name,
                 runtime=lambda_.Runtime.PYTHON_3_11,
                 handler=handler,
                 code=code,
-                timeout=cdk.Duration.seconds(30),
-                environment={"BUCKET": bucket.bucket_name, **environment},
+                timeout=cdk.Duration.seconds(timeout),
+                memory_size=memory,
+                reserved_concurrent_executions=reserved,
+                environment={"BUCKET": bucket.bucket_name, **env},
             )
 
         step = function("Step", "workflow.step")
@@ -74,6 +89,29 @@ class EmulatorTestStack(cdk.Stack):
         definition = self._definition(bucket, step, chunk, throttled)
         machine = sfn.StateMachine(
             self, "Workflow", definition_body=sfn.DefinitionBody.from_chainable(definition)
+        )
+
+        limits = {
+            "SleepyFunctionName": function("Sleepy", "limits.sleepy", timeout=2),
+            "HungryFunctionName": function("Hungry", "limits.hungry", memory=128),
+            "CrashFunctionName": function("Crash", "limits.crash"),
+            "GateFunctionName": function("Gate", "limits.gate", reserved=1),
+        }
+        overlap = function("Overlap", "limits.overlap")
+        for granted in (limits["GateFunctionName"], overlap):
+            bucket.grant_read_write(granted)
+        fan_out = sfn.DistributedMap(
+            self,
+            "FanOutAll",
+            items_path="$.items",
+            max_concurrency=FAN_OUT_ITEMS,
+            result_path=sfn.JsonPath.DISCARD,
+        )
+        fan_out.item_processor(
+            tasks.LambdaInvoke(self, "RecordOverlap", lambda_function=overlap, payload_response_only=True)
+        )
+        overlap_machine = sfn.StateMachine(
+            self, "OverlapWorkflow", definition_body=sfn.DefinitionBody.from_chainable(fan_out)
         )
 
         dead_letters = sqs.Queue(
@@ -111,7 +149,7 @@ class EmulatorTestStack(cdk.Stack):
             "echo.handler",
             STATE_MACHINE_ARN=machine.state_machine_arn,
             GREETING="from the template",
-            SEARCH_ENDPOINT=search.attr_domain_endpoint,
+            SEARCH_ENDPOINT=search_endpoint,
         )
         echo.add_event_source(sources.SqsEventSource(queue, batch_size=5, report_batch_item_failures=True))
         bucket.grant_read_write(echo)
@@ -125,8 +163,9 @@ class EmulatorTestStack(cdk.Stack):
             "DlqUrl": dead_letters.queue_url,
             "StateMachineArn": machine.state_machine_arn,
             "EchoFunctionName": echo.function_name,
-            "SearchEndpoint": search.attr_domain_endpoint,
             "TableName": table.table_name,
+            "OverlapStateMachineArn": overlap_machine.state_machine_arn,
+            **{output: limited.function_name for output, limited in limits.items()},
             "AlarmName": alarm.alarm_name,
         }.items():
             cdk.CfnOutput(self, name, value=value)
@@ -170,9 +209,9 @@ class EmulatorTestStack(cdk.Stack):
         )
 
 
-def synthesize(outdir: Path) -> Path:
+def synthesize(outdir: Path, **context: str) -> Path:
     """Synthesize the app into `outdir` (a cloud assembly) without Docker bundling; returns `outdir`."""
-    app = cdk.App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": []})
+    app = cdk.App(outdir=str(outdir), context={"aws:cdk:bundling-stacks": [], **context})
     EmulatorTestStack(app, STACK_NAME)
     app.synth()
     return outdir

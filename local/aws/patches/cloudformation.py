@@ -1,0 +1,87 @@
+"""What moto 5.2.5's CloudFormation drops from our template, and the local run needs. Each one is a gap:
+
+- `AWS::Lambda::Function` on update: a layer's `Ref` reaches `_get_layers_data` as the `LayerVersion`
+  object rather than its ARN (moto resolves Ref to `physical_resource_id`, which LayerVersion lacks), so
+  `update_stack` fails. Objects are mapped to their `.arn`.
+- `AWS::Lambda::Function` `LoggingConfig` is ignored, so logs would land in /aws/lambda/<name> instead of
+  the log group the stack made for the function. It is recorded as `logging_config`.
+- `AWS::S3::Bucket` `NotificationConfiguration.EventBridgeConfiguration` is ignored, so the input bucket
+  would never send Object Created events to EventBridge. It is applied on create and update.
+- `AWS::StepFunctions::StateMachine` is created in moto's plain Step Functions backend, while with
+  `execute_state_machine` on, the API (StartExecution, DescribeStateMachine) serves the executing
+  backend, which would not know the machine. The only users of the plain backend's name in
+  moto.stepfunctions.models are those CloudFormation methods, so the name is pointed at the executing one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from moto.awslambda.models import LambdaFunction, LayerVersion
+from moto.s3.models import FakeBucket
+from moto.stepfunctions import models as stepfunctions_models
+from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+LOG = logging.getLogger(__name__)
+
+
+def _layer_arns(self: LambdaFunction, layers: list[Any]) -> Any:
+    arns = [layer.arn if isinstance(layer, LayerVersion) else layer for layer in layers]
+    return _original_layers_data(self, arns)
+
+
+def _record_logging_config(function: LambdaFunction, cloudformation_json: dict[str, Any]) -> LambdaFunction:
+    function.logging_config = cloudformation_json.get("Properties", {}).get("LoggingConfig")  # type: ignore[attr-defined]
+    return function
+
+
+def _create_function(
+    cls: type[LambdaFunction], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+) -> Any:
+    created = _original_create_function.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)  # type: ignore[attr-defined]
+    return _record_logging_config(created, cloudformation_json)
+
+
+def _update_function(cls: type[LambdaFunction], **kwargs: Any) -> Any:
+    # moto's parser passes every argument by keyword here (parsing.parse_and_update_resource).
+    updated = _original_update_function.__func__(cls, **kwargs)  # type: ignore[attr-defined]
+    return _record_logging_config(updated, kwargs["cloudformation_json"])
+
+
+def _apply_event_bridge(bucket: FakeBucket, cloudformation_json: dict[str, Any]) -> FakeBucket:
+    notifications = cloudformation_json.get("Properties", {}).get("NotificationConfiguration") or {}
+    unsupported = sorted(set(notifications) - {"EventBridgeConfiguration"})
+    if unsupported:
+        LOG.warning("bucket %s: NotificationConfiguration %s not applied locally", bucket.name, unsupported)
+    if notifications.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+        bucket.set_notification_configuration({"EventBridgeConfiguration": {}})
+    return bucket
+
+
+def _create_bucket(
+    cls: type[FakeBucket], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+) -> Any:
+    created = _original_create_bucket.__func__(cls, resource_name, cloudformation_json, *args, **kwargs)  # type: ignore[attr-defined]
+    return _apply_event_bridge(created, cloudformation_json)
+
+
+def _update_bucket(cls: type[FakeBucket], **kwargs: Any) -> Any:
+    updated = _original_update_bucket.__func__(cls, **kwargs)  # type: ignore[attr-defined]
+    return _apply_event_bridge(updated, kwargs["cloudformation_json"])
+
+
+_original_layers_data = LambdaFunction._get_layers_data
+_original_create_function = LambdaFunction.create_from_cloudformation_json
+_original_update_function = LambdaFunction.update_from_cloudformation_json
+_original_create_bucket = FakeBucket.create_from_cloudformation_json
+_original_update_bucket = FakeBucket.update_from_cloudformation_json
+
+
+def install() -> None:
+    stepfunctions_models.stepfunctions_backends = stepfunctions_parser_backends  # type: ignore[assignment]
+    LambdaFunction._get_layers_data = _layer_arns  # type: ignore[method-assign,assignment]
+    LambdaFunction.create_from_cloudformation_json = classmethod(_create_function)  # type: ignore[method-assign,assignment]
+    LambdaFunction.update_from_cloudformation_json = classmethod(_update_function)  # type: ignore[method-assign,assignment]
+    FakeBucket.create_from_cloudformation_json = classmethod(_create_bucket)  # type: ignore[method-assign,assignment]
+    FakeBucket.update_from_cloudformation_json = classmethod(_update_bucket)  # type: ignore[method-assign,assignment]
