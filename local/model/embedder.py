@@ -20,6 +20,7 @@ import onnxruntime as ort
 from tokenizers import Tokenizer
 
 from local.model import packaged, quantize
+from local.model.variant import GraphVariant, for_this_machine
 
 DEFAULT_MAX_SEQ_LENGTH = 256
 # Texts are sorted by length, then cut into batches of at most this many padded tokens. What makes a batch
@@ -30,6 +31,16 @@ DEFAULT_BATCH_TOKENS = 512
 # queries ~10% faster than 512 (and 1024-4096 slower still), passages the same.
 INT8_BATCH_TOKENS = 256
 DEFAULT_BATCH_SIZE = 64  # and at most this many texts
+
+
+class Session(Protocol):
+    """What the embedder needs of an onnxruntime.InferenceSession (tests also run graphs emulated)."""
+
+    def get_inputs(self) -> Sequence[Any]: ...
+
+    def get_outputs(self) -> Sequence[Any]: ...
+
+    def run(self, output_names: list[str] | None, feeds: dict[str, Any]) -> Sequence[Any]: ...
 
 
 class Embedder(Protocol):
@@ -73,7 +84,8 @@ def _session(model_path: Path, threads: int) -> ort.InferenceSession:
     )
 
 
-def _configured_tokenizer(tokenizer_path: Path, max_seq_length: int) -> tuple[Tokenizer, int]:
+def configured_tokenizer(tokenizer_path: Path, max_seq_length: int) -> tuple[Tokenizer, int]:
+    """The tokenizer, truncating at max_seq_length and not padding, and its pad token id."""
     tokenizer = Tokenizer.from_file(str(tokenizer_path))
     padding: dict[str, Any] | None = tokenizer.padding
     pad_id = int(padding["pad_id"]) if padding else (tokenizer.token_to_id("[PAD]") or 0)
@@ -92,6 +104,16 @@ def _max_seq_length(folder: Path) -> int:
     return DEFAULT_MAX_SEQ_LENGTH
 
 
+def _graph(source: Path, variant: GraphVariant) -> Path:
+    if variant is GraphVariant.SHIPPED:
+        return source
+    return quantize.derived_graph(source, unsigned_weights=variant.unsigned_weights)
+
+
+def _batch_tokens(variant: GraphVariant) -> int:
+    return DEFAULT_BATCH_TOKENS if variant is GraphVariant.SHIPPED else INT8_BATCH_TOKENS
+
+
 def _find_onnx(folder: Path) -> Path:
     # Hugging Face repos exported with optimum keep the graph in onnx/; plain exports put it at the top.
     for candidate in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
@@ -108,15 +130,17 @@ class OnnxSentenceEmbedder:
 
     def __init__(
         self,
-        session: ort.InferenceSession,
+        session: Session,
         tokenizer: Tokenizer,
         *,
         pad_id: int = 0,
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         threads: int = 1,
+        variant: GraphVariant | None = None,
     ) -> None:
         self._session = session
+        self.variant = variant  # which graph default() / from_folder() chose; None for a graph given as is
         self._tokenizer = tokenizer
         self._pad_id = pad_id
         self.batch_size = batch_size
@@ -138,9 +162,10 @@ class OnnxSentenceEmbedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         threads: int | None = None,
+        variant: GraphVariant | None = None,
     ) -> OnnxSentenceEmbedder:
         threads = threads or default_threads()
-        tokenizer, pad_id = _configured_tokenizer(tokenizer_path, max_seq_length)
+        tokenizer, pad_id = configured_tokenizer(tokenizer_path, max_seq_length)
         return cls(
             _session(model_path, threads),
             tokenizer,
@@ -148,6 +173,7 @@ class OnnxSentenceEmbedder:
             batch_size=batch_size,
             batch_tokens=batch_tokens,
             threads=threads,
+            variant=variant,
         )
 
     @classmethod
@@ -163,42 +189,51 @@ class OnnxSentenceEmbedder:
         """Any sentence-transformers model exported to ONNX: model.onnx (or onnx/model.onnx) + tokenizer.json.
 
         max_seq_length defaults to the folder's sentence_bert_config.json, else 256. int8=True runs the
-        graph through local.model.quantize first (cached); check its vectors against your model's own
-        before relying on it: the rewrite was validated on all-MiniLM-L6-v2 only.
+        graph through local.model.quantize first (cached), in the form exact on this CPU
+        (local.model.variant); check its vectors against your model's own before relying on it: the
+        rewrite was validated on all-MiniLM-L6-v2 only.
         """
         folder = Path(folder)
         tokenizer_path = folder / "tokenizer.json"
         if not tokenizer_path.is_file():
             raise FileNotFoundError(f"no tokenizer.json in {folder}")
         model_path = _find_onnx(folder)
+        variant = for_this_machine() if int8 else GraphVariant.SHIPPED
         return cls.from_files(
-            quantize.derived_graph(model_path) if int8 else model_path,
+            _graph(model_path, variant),
             tokenizer_path,
             max_seq_length=max_seq_length or _max_seq_length(folder),
             batch_size=batch_size,
-            batch_tokens=INT8_BATCH_TOKENS if int8 else DEFAULT_BATCH_TOKENS,
+            batch_tokens=_batch_tokens(variant),
             threads=threads,
+            variant=variant,
         )
 
     @classmethod
     def default(
-        cls, *, batch_size: int = DEFAULT_BATCH_SIZE, threads: int | None = None, int8: bool = True
+        cls,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        threads: int | None = None,
+        variant: GraphVariant | None = None,
     ) -> OnnxSentenceEmbedder:
         """The packaged all-MiniLM-L6-v2 (384 dimensions).
 
-        By default on the int8 rewrite of the packaged graph (local.model.quantize: about 1.9x the docs per
-        CPU-second, every reference vector still within a cosine of 0.996); int8=False runs the graph as
-        shipped, which computes its products in fp32.
+        By default on the int8 rewrite of the packaged graph (local.model.quantize) in the form whose
+        products are exact on this CPU (local.model.variant): every reference vector within a cosine of
+        0.996 of sentence-transformers' on any x86-64 CPU. variant= forces one; GraphVariant.SHIPPED runs
+        the graph as shipped, which computes its products in fp32.
         """
+        variant = variant or for_this_machine()
         reference = packaged.sentence_transformers_folder()
-        shipped = packaged.onnx_model_path()
         return cls.from_files(
-            quantize.derived_graph(shipped) if int8 else shipped,
+            _graph(packaged.onnx_model_path(), variant),
             reference / "tokenizer.json",
             max_seq_length=_max_seq_length(reference),
             batch_size=batch_size,
-            batch_tokens=INT8_BATCH_TOKENS if int8 else DEFAULT_BATCH_TOKENS,
+            batch_tokens=_batch_tokens(variant),
             threads=threads,
+            variant=variant,
         )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

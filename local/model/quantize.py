@@ -25,9 +25,15 @@ would only lose accuracy. Two fusions onnxruntime does not find in the torch exp
 Q, K and V read the same input, so they run as one GEMM (one quantization) then a Split, and bias + erf GELU
 become com.microsoft BiasGelu. Everything else in the graph is left as it is.
 
-The result is cached under cache_dir()/model/, keyed by the source graph's sha256 and REWRITE_VERSION
-(change the rewrite, bump the version), and written to a temporary file then renamed, so a second process
-never reads half a graph.
+Two forms of the same products, because onnxruntime's int8 GEMM is not exact on every CPU
+(local.model.cpu has the kernel table): with int8 weights (U8S8) the kernels of AVX2 and of AVX-512 without
+VNNI saturate pairs of products to int16 (0.975 on a 400-word text); with the same weights stored as uint8
+(+128, zero point 128: U8U8) every x86 kernel widens to int16 first or sums in int32, so it computes exactly
+what U8S8 computes on a VNNI CPU. local.model.variant picks one for the machine.
+
+The result is cached under cache_dir()/model/, keyed by the source graph's sha256, REWRITE_VERSION
+(change the rewrite, bump the version) and the weights' form, and written to a temporary file then renamed,
+so a second process never reads half a graph.
 """
 
 from __future__ import annotations
@@ -46,7 +52,7 @@ from onnx import helper, numpy_helper
 
 from local import paths
 
-REWRITE_VERSION = "rowint8-v3"
+REWRITE_VERSION = "rowint8-v4"
 MS_DOMAIN = "com.microsoft"
 GELU_MIN = 0.17  # GELU(x) >= -0.16997, so GELU(x) + GELU_MIN >= 0
 MIN_OPSET = 16  # ScatterND with reduction="add"
@@ -56,15 +62,19 @@ class UnsupportedGraph(ValueError):
     """Not a graph this rewrite knows: no input_ids, no MatMul by a constant weight, or an old opset."""
 
 
-def derived_graph(source: Path, cache_root: Path | None = None) -> Path:
-    """The int8 rewrite of the ONNX graph at source: derived on first use, then read from the cache."""
+def derived_graph(source: Path, cache_root: Path | None = None, *, unsigned_weights: bool = False) -> Path:
+    """The int8 rewrite of the ONNX graph at source: derived on first use, then read from the cache.
+
+    unsigned_weights=True stores the weights as uint8 (U8U8 products, exact on every x86 CPU), else int8.
+    """
     source = Path(source)
     cache_root = Path(cache_root) if cache_root is not None else paths.cache_dir() / "model"
     digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    target = cache_root / f"{digest}-{REWRITE_VERSION}.onnx"
+    form = "u8u8" if unsigned_weights else "u8s8"
+    target = cache_root / f"{digest}-{REWRITE_VERSION}-{form}.onnx"
     if target.is_file():
         return target
-    data = derive(onnx.load(str(source))).SerializeToString()
+    data = derive(onnx.load(str(source)), unsigned_weights=unsigned_weights).SerializeToString()
     cache_root.mkdir(parents=True, exist_ok=True)
     fd, temporary = tempfile.mkstemp(dir=cache_root, prefix=f".{target.name}.", suffix=".tmp")
     try:
@@ -88,14 +98,18 @@ class _Linear:
     bias_name: str | None
 
 
-def derive(model: onnx.ModelProto) -> onnx.ModelProto:
-    """Rewrite every MatMul by a constant [K, N] weight (int8 + Cast*scale, or fp32) into per-row int8."""
-    return _Rewriter(model).run()
+def derive(model: onnx.ModelProto, *, unsigned_weights: bool = False) -> onnx.ModelProto:
+    """Rewrite every MatMul by a constant [K, N] weight (int8 + Cast*scale, or fp32) into per-row int8.
+
+    unsigned_weights=True feeds the products the same weights as uint8 + 128 with zero point 128.
+    """
+    return _Rewriter(model, unsigned_weights).run()
 
 
 class _Rewriter:
-    def __init__(self, model: onnx.ModelProto) -> None:
+    def __init__(self, model: onnx.ModelProto, unsigned_weights: bool = False) -> None:
         self.model = model
+        self.unsigned_weights = unsigned_weights
         self.graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
         if self.opset < MIN_OPSET:
@@ -298,14 +312,18 @@ class _Rewriter:
         if scale not in self.columns:
             self.columns[scale] = self.column(scale)
         scales = self.const(f"{weight_name}/rowint8_scale", weight_scale)
+        u128 = self.const("rowint8/u128", np.array(128, np.uint8))
+        b, b_zero = weight_name, []
+        if self.unsigned_weights:  # the same values, (w + 128) - 128: U8U8 kernels never saturate
+            b = self.const(f"{weight_name}/rowint8_u8", (weight.astype(np.int16) + 128).astype(np.uint8))
+            b_zero = [u128]
         product = self.node(
-            "MatMulIntegerToFloat", [q, weight_name, self.columns[scale], scales, a_zero], MS_DOMAIN
+            "MatMulIntegerToFloat", [q, b, self.columns[scale], scales, a_zero, *b_zero], MS_DOMAIN
         )
         if shift or self.is_layer_norm_output(x):  # where the first row's outliers are
             residual_q, residual_scale = self.first_row_residual(x, depth, shift)
-            u128 = self.const("rowint8/u128", np.array(128, np.uint8))
             correction = self.node(
-                "MatMulIntegerToFloat", [residual_q, weight_name, residual_scale, scales, u128], MS_DOMAIN
+                "MatMulIntegerToFloat", [residual_q, b, residual_scale, scales, u128, *b_zero], MS_DOMAIN
             )
             _, rows = self.first_rows()
             product = self.node("ScatterND", [product, rows, correction], reduction="add")

@@ -10,14 +10,15 @@ import numpy as np
 import onnx
 import pytest
 
-from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged, quantize
+from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged, quantize, variant
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
-    # What local mode uses: OnnxSentenceEmbedder.default(), i.e. the int8 rewrite of the packaged graph.
+    # What local mode uses: OnnxSentenceEmbedder.default(), i.e. the int8 rewrite of the packaged graph in
+    # the form local.model.variant chose for this CPU (tests/unit/test_int8_emulation.py covers the others).
     return load_embedder()
 
 
@@ -27,7 +28,7 @@ def reference_rows() -> list[dict]:
 
 def test_every_reference_vector_matches_sentence_transformers(minilm: Embedder) -> None:
     # Given the 20 texts embedded by sentence-transformers in fp32 (empty, Unicode, one over 256 tokens),
-    # and the embedder default() builds, which runs the int8 graph
+    # and the embedder default() builds, which runs the int8 graph whose products are exact on this CPU
     rows = reference_rows()
     expected = np.array([row["embedding"] for row in rows], dtype=np.float32)
     assert len(rows) == 20
@@ -152,9 +153,9 @@ def test_the_int8_graph_is_derived_once_then_read_from_the_cache(
     derivations: list[int] = []
     derive = quantize.derive
 
-    def counting_derive(model: onnx.ModelProto) -> onnx.ModelProto:
+    def counting_derive(model: onnx.ModelProto, *, unsigned_weights: bool = False) -> onnx.ModelProto:
         derivations.append(1)
-        return derive(model)
+        return derive(model, unsigned_weights=unsigned_weights)
 
     monkeypatch.setattr(quantize, "derive", counting_derive)
     source = packaged.onnx_model_path()
@@ -182,6 +183,20 @@ def test_the_int8_graph_is_derived_once_then_read_from_the_cache(
     assert third != first
     assert third.is_file()
 
+    # When the uint8-weight form is asked for
+    unsigned = quantize.derived_graph(source, tmp_path, unsigned_weights=True)
+
+    # Then it is a graph of its own, whose products read uint8 weights with zero point 128
+    assert derivations == [1, 1, 1]
+    assert unsigned not in (first, third)
+    graph = onnx.load(str(unsigned)).graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    products = [node for node in graph.node if node.op_type == "MatMulIntegerToFloat"]
+    assert products
+    for node in products:
+        assert initializers[node.input[1]].data_type == onnx.TensorProto.UINT8
+        assert onnx.numpy_helper.to_array(initializers[node.input[5]]) == 128
+
 
 def test_default_runs_the_cached_int8_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a cache folder of our own
@@ -192,8 +207,11 @@ def test_default_runs_the_cached_int8_graph(tmp_path: Path, monkeypatch: pytest.
     cached = sorted((tmp_path / "model").iterdir())
     second = OnnxSentenceEmbedder.default(threads=1)
 
-    # Then both run the one derived graph from the cache
+    # Then both run the one derived graph from the cache, in the form chosen for this machine
+    assert first.variant is second.variant is variant.for_this_machine()
+    assert first.variant is not variant.GraphVariant.SHIPPED  # U8U8 is exact on every x86-64 CPU
     assert len(cached) == 1
+    assert cached[0].name.endswith(f"-{first.variant}.onnx")
     assert sorted((tmp_path / "model").iterdir()) == cached
     # whose weight products are int8: per layer Q, K and V as one GEMM, the attention output, FFN in and
     # FFN out (6 x 4), plus the second pass over each sequence's first row where a LayerNorm or the GELU
