@@ -17,6 +17,8 @@ from local.process import ManagedProcess, ProcessStatus
 
 AWS_PORT = int(os.environ.get("OSBATCH_AWS_PORT", str(DEFAULT_PORT)))
 AWS_URL = endpoint_url(AWS_PORT)
+# Several runtimes can share a machine (one per worktree): each needs its own ports and OSBATCH_HOME.
+OPENSEARCH_PORT = int(os.environ.get("OSBATCH_OPENSEARCH_PORT", "9200"))
 # Wait states and retry delays run at this fraction of their real length, so a 60 s poll interval takes
 # 0.6 s locally. The state machine definition itself is never rewritten.
 TIME_SCALE = float(os.environ.get("OSBATCH_TIME_SCALE", "0.01"))
@@ -54,4 +56,4 @@ class LocalRuntime:
 
 
 def local_runtime() -> LocalRuntime:
-    return LocalRuntime(OpenSearchNode(), aws_emulator())
+    return LocalRuntime(OpenSearchNode(OPENSEARCH_PORT), aws_emulator())
