@@ -22,8 +22,8 @@ Kernels: x86_64/QgemmU8X8KernelAvx2.S (MultiplyAccumulateRowU8S8Avx2: vpmaddubsw
 x86_64/QgemmU8X8KernelAvx512Core.S (MultiplyAccumulateCellU8S8Avx512Core / ...Avx512Vnni / ...U8U8...),
 qgemm_kernel_amx.cpp, qgemm_kernel_sse.cpp. VPMADDUBSW adds two uint8 x int8 products into an int16 with
 saturation: 255 * 127 * 2 = 64770 > 32767, so those two U8S8 kernels are wrong wherever an activation pair
-and a weight pair are both large (local.model.mlas_emulation replays it). Every other kernel sums into int32:
-exact. So U8U8 is exact on every x86-64 CPU, and U8S8 only with VNNI (or AMX) or without AVX2.
+and a weight pair are both large (tests/unit/mlas_emulation.py replays it). Every other kernel sums into
+int32: exact. So U8U8 is exact on every x86-64 CPU, and U8S8 only with VNNI (or AMX) or without AVX2.
 
 Features come from /proc/cpuinfo, the kernel's view of CPUID with what the OS does not enable removed. It is
 not always what a process's CPUID says (qemu-user passes the host's file through), so local.model.variant

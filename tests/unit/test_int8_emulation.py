@@ -1,6 +1,6 @@
 """The int8 graphs' arithmetic on CPUs this machine is not: onnx's reference evaluator, MLAS emulated.
 
-local.model.mlas_emulation computes MatMulIntegerToFloat either exactly (VNNI, AMX, every U8U8 kernel) or as
+tests.unit.mlas_emulation computes MatMulIntegerToFloat either exactly (VNNI, AMX, every U8U8 kernel) or as
 AVX2 / AVX-512-without-VNNI U8S8 kernels do (pairs of products saturated to int16). Nothing here depends on
 the CPU the tests run on.
 """
@@ -14,8 +14,9 @@ import numpy as np
 import onnx
 import pytest
 
-from local.model import mlas_emulation, packaged, quantize, variant
+from local.model import packaged, quantize, variant
 from local.model.embedder import OnnxSentenceEmbedder, configured_tokenizer
+from tests.unit import mlas_emulation
 from tests.unit.cpu_classes import HASWELL, SKYLAKE_SP, x86
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
