@@ -104,12 +104,70 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from cli.search import print_hits, semantic_search
+    from cli.search import SearchSetupError, print_response, run_search
+    from osbatch.search.queries import Mode
 
-    target = _target()
     config = _pipeline(args.pipelines, args.pipeline)
-    print_hits(semantic_search(_opensearch(target, config), config, args.query, args.k))
+    client = _search_client(config)
+    try:
+        response = run_search(
+            client, config, args.query, k=args.k, mode=Mode(args.mode), search_pipeline=args.search_pipeline
+        )
+    except SearchSetupError as error:
+        raise CommandError(str(error)) from None
+    print_response(response, config, as_json=args.json)
     return 0
+
+
+def setup(args: argparse.Namespace) -> int:
+    from osbatch.search.connectors import ConnectorTarget
+    from osbatch.search.provision import provision_search
+
+    config = _pipeline(
+        args.pipelines, args.pipeline
+    )  # every search-side rule is checked here, before sending
+    local = _local_node()
+    if local is not None:
+        from local.model.ml_commons_zip import packaged_minilm_zip
+        from local.opensearch.mapping import localize_mapping
+        from local.paths import state_dir
+        from local.runtime import MODEL_URL, local_runtime
+
+        if not local_runtime().models.status().running:
+            raise CommandError("the local model server is not running; run `osbatch up` first")
+        mapping, notes = localize_mapping(config.sink.mapping, index=config.sink.index)
+        for note in notes:
+            print(f"note: {note}")
+        result = provision_search(
+            local,
+            config,
+            target=ConnectorTarget(model_server_url=MODEL_URL),
+            mapping=mapping,
+            onnx=lambda _model: packaged_minilm_zip(state_dir() / "ml-models"),
+        )
+    else:
+        if not args.connector_role_arn:
+            raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
+        target = _target()
+        connectors = ConnectorTarget(role_arn=args.connector_role_arn, region=target.session.region_name)
+        result = provision_search(_opensearch(target, config), config, target=connectors)
+    for change in result.changes:
+        print(change.describe())
+    print("nothing changed" if not result.changed else f"pipeline {config.name}: search side provisioned")
+    return 0
+
+
+def _local_node() -> Any:
+    """A client for the local node when it is up: search and setup need only the node (and model server)."""
+    from local.runtime import local_runtime
+    from osbatch.search.client import opensearch_client
+
+    node = local_runtime().opensearch
+    return opensearch_client(node.url) if node.ready() else None
+
+
+def _search_client(config: PipelineConfig) -> Any:
+    return _local_node() or _opensearch(_target(), config)
 
 
 def _target() -> Target:
