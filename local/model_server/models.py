@@ -27,7 +27,7 @@ EXTRACTIVE_LABEL = (
 )
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 _CONTEXT_MARKER = re.compile(r"\bcontext\s*:", re.IGNORECASE)
-_ASSISTANT_TURN = re.compile(r"\n\s*(?:assistant|answer)\s*:.*$", re.IGNORECASE | re.DOTALL)
+_ASSISTANT_TURN = re.compile(r"(?:^|\s)assistant\s*:.*$", re.IGNORECASE | re.DOTALL)
 
 
 class BadInput(ValueError):
@@ -81,19 +81,21 @@ def split_prompt(prompt: str) -> tuple[str, list[str]]:
     if not markers:
         return prompt.strip(), []
     instructions, context = prompt[: markers[-1].start()], prompt[markers[-1].end() :]
-    context = _ASSISTANT_TURN.sub("", context).strip().rstrip(".").strip()
+    context = _ASSISTANT_TURN.sub("", context).strip()
     questions = [s for s in _sentences(instructions) if s.endswith("?")]
     question = questions[-1] if questions else instructions.strip()
     return question, _passages(context)
 
 
 def _passages(context: str) -> list[str]:
-    try:
-        parsed = json.loads(context)
-    except ValueError:
-        parsed = None
-    if isinstance(parsed, list):
-        return [str(item).strip() for item in _flatten(parsed) if str(item).strip()]
+    # Prompts often end the context with a period: "Context: ${parameters.context.toString()}."
+    for candidate in (context, context.rstrip(".").strip()):
+        try:
+            parsed = json.loads(candidate)
+        except ValueError:
+            continue
+        if isinstance(parsed, list):
+            return [str(item).strip() for item in _flatten(parsed) if str(item).strip()]
     return _sentences(context)
 
 
