@@ -120,41 +120,41 @@ def search(args: argparse.Namespace) -> int:
 
 
 def setup(args: argparse.Namespace) -> int:
-    from osbatch.search.connectors import ConnectorTarget
-    from osbatch.search.provision import provision_search
+    from opensearchpy.exceptions import TransportError
 
-    config = _pipeline(
-        args.pipelines, args.pipeline
-    )  # every search-side rule is checked here, before sending
-    local = _local_node()
-    if local is not None:
-        from local.model.ml_commons_zip import packaged_minilm_zip
-        from local.opensearch.mapping import localize_mapping
-        from local.paths import state_dir
-        from local.runtime import MODEL_URL, local_runtime
+    from osbatch.search.ml import MlCommonsError
+    from osbatch.search.provision import ProvisionError
 
-        if not local_runtime().models.status().running:
-            raise CommandError("the local model server is not running; run `osbatch up` first")
-        mapping, notes = localize_mapping(config.sink.mapping, index=config.sink.index)
-        for note in notes:
-            print(f"note: {note}")
-        result = provision_search(
-            local,
-            config,
-            target=ConnectorTarget(model_server_url=MODEL_URL),
-            mapping=mapping,
-            onnx=lambda _model: packaged_minilm_zip(state_dir() / "ml-models"),
-        )
-    else:
-        if not args.connector_role_arn:
-            raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
-        target = _target()
-        connectors = ConnectorTarget(role_arn=args.connector_role_arn, region=target.session.region_name)
-        result = provision_search(_opensearch(target, config), config, target=connectors)
+    config = _pipeline(args.pipelines, args.pipeline)  # every search-side rule is checked before sending
+    try:
+        result = _provision(config, args.connector_role_arn)
+    except (ProvisionError, MlCommonsError) as error:
+        raise CommandError(str(error)) from None
+    except TransportError as error:
+        raise CommandError(f"OpenSearch refused a setup request: {error.info or error}") from None
     for change in result.changes:
         print(change.describe())
     print("nothing changed" if not result.changed else f"pipeline {config.name}: search side provisioned")
     return 0
+
+
+def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
+    from osbatch.search.connectors import ConnectorTarget
+    from osbatch.search.provision import provision_search
+
+    local = _local_node()
+    if local is not None:
+        from local.runtime import local_runtime
+        from local.search_setup import provision_local
+
+        if not local_runtime().models.status().running:
+            raise CommandError("the local model server is not running; run `osbatch up` first")
+        return provision_local(local, config)
+    if not role_arn:
+        raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
+    target = _target()
+    connectors = ConnectorTarget(role_arn=role_arn, region=target.session.region_name)
+    return provision_search(_opensearch(target, config), config, target=connectors)
 
 
 def _local_node() -> Any:

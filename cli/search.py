@@ -10,7 +10,7 @@ from typing import Any
 from osbatch.config import PipelineConfig
 from osbatch.search.ml import MlCommons
 from osbatch.search.provision import hybrid_pipeline_name
-from osbatch.search.queries import Mode, search_body, vector_field
+from osbatch.search.queries import QUERY_TEXT_EXT, Mode, search_body, vector_field
 
 TEXT_FIELDS = ("chunk", "text", "passage_text", "review", "diary")
 
@@ -60,6 +60,9 @@ def run_search(
         model_id = _query_model_id(client, config)
     vector = embed_query(query) if model_id is None else None
     body = search_body(config, mode, query, k=k, vector=vector, model_id=model_id)
+    if search_pipeline:
+        ext, namespace, key = QUERY_TEXT_EXT
+        body[ext] = {namespace: {key: query}}
     pipeline = hybrid_pipeline_name(config) if mode is Mode.HYBRID else search_pipeline
     params = {"search_pipeline": pipeline} if pipeline else None
     response: dict[str, Any] = client.search(index=config.sink.index, body=body, params=params)

@@ -18,6 +18,7 @@ from opensearchpy.exceptions import TransportError
 from cli.main import main
 from local.model.embedder import OnnxSentenceEmbedder
 from local.model_server.models import EXTRACTIVE_LABEL
+from local.paths import REPO_ROOT
 from local.runtime import LocalRuntime
 from osbatch.search.client import opensearch_client
 
@@ -224,3 +225,37 @@ def test_search_modes_find_the_known_answers_and_hnsw_matches_exact_search(
     assert scores[Mode.HYBRID] >= scores[Mode.KNN] - 0.05
     # And the HNSW graph returns nearly the exact top 10
     assert hnsw_recall(client, config, queries) >= 0.9
+
+
+def test_an_invalid_processor_is_refused_before_anything_is_sent(
+    client: OpenSearch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a config whose new pipeline writes to the response ext one_to_one (reference 004 forbids it)
+    import yaml
+
+    data = yaml.safe_load((REPO_ROOT / CONFIG).read_text())
+    data["search_pipelines"].append(
+        {
+            "name": "never-created",
+            "response_processors": [
+                {
+                    "ml_inference": {
+                        "model": "answerer",
+                        "one_to_one": True,
+                        "input_map": [{"context": "review"}],
+                        "output_map": [{"ext.ml_inference.llm_response": "response"}],
+                    }
+                }
+            ],
+        }
+    )
+    path = tmp_path / "invalid.yaml"
+    path.write_text(yaml.safe_dump(data))
+    # When setup runs on it
+    code = main(["--pipelines", str(path), "setup", "--pipeline", PIPELINE])
+    # Then it fails with the rule in the message, and the node never got the pipeline
+    assert code == 2
+    assert "one_to_one does not allow" in capsys.readouterr().err
+    with pytest.raises(TransportError) as missing:
+        client.transport.perform_request("GET", "/_search/pipeline/never-created")
+    assert missing.value.status_code == 404

@@ -14,6 +14,11 @@ from typing import Any
 
 from osbatch.config import PipelineConfig
 
+# `osbatch search --search-pipeline` puts the query text here, where a processor's input_map can read it
+# as `$._request.ext.ml_inference.query_text` whatever the query type: neural-search rewrites a neural
+# query into a knn query of vectors before response processors see the request.
+QUERY_TEXT_EXT = ("ext", "ml_inference", "query_text")
+
 
 class Mode(StrEnum):
     KNN = "knn"
