@@ -104,12 +104,70 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def search(args: argparse.Namespace) -> int:
-    from cli.search import print_hits, semantic_search
+    from cli.search import SearchSetupError, print_response, run_search
+    from osbatch.search.queries import Mode
 
-    target = _target()
     config = _pipeline(args.pipelines, args.pipeline)
-    print_hits(semantic_search(_opensearch(target, config), config, args.query, args.k))
+    client = _search_client(config)
+    try:
+        response = run_search(
+            client, config, args.query, k=args.k, mode=Mode(args.mode), search_pipeline=args.search_pipeline
+        )
+    except SearchSetupError as error:
+        raise CommandError(str(error)) from None
+    print_response(response, config, as_json=args.json)
     return 0
+
+
+def setup(args: argparse.Namespace) -> int:
+    from opensearchpy.exceptions import TransportError
+
+    from osbatch.search.ml import MlCommonsError
+    from osbatch.search.provision import ProvisionError
+
+    config = _pipeline(args.pipelines, args.pipeline)  # every search-side rule is checked before sending
+    try:
+        result = _provision(config, args.connector_role_arn)
+    except (ProvisionError, MlCommonsError) as error:
+        raise CommandError(str(error)) from None
+    except TransportError as error:
+        raise CommandError(f"OpenSearch refused a setup request: {error.info or error}") from None
+    for change in result.changes:
+        print(change.describe())
+    print("nothing changed" if not result.changed else f"pipeline {config.name}: search side provisioned")
+    return 0
+
+
+def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
+    from osbatch.search.connectors import ConnectorTarget
+    from osbatch.search.provision import provision_search
+
+    local = _local_node()
+    if local is not None:
+        from local.runtime import local_runtime
+        from local.search_setup import provision_local
+
+        if not local_runtime().models.status().running:
+            raise CommandError("the local model server is not running; run `osbatch up` first")
+        return provision_local(local, config)
+    if not role_arn:
+        raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
+    target = _target()
+    connectors = ConnectorTarget(role_arn=role_arn, region=target.session.region_name)
+    return provision_search(_opensearch(target, config), config, target=connectors)
+
+
+def _local_node() -> Any:
+    """A client for the local node when it is up: search and setup need only the node (and model server)."""
+    from local.runtime import local_runtime
+    from osbatch.search.client import opensearch_client
+
+    node = local_runtime().opensearch
+    return opensearch_client(node.url) if node.ready() else None
+
+
+def _search_client(config: PipelineConfig) -> Any:
+    return _local_node() or _opensearch(_target(), config)
 
 
 def _target() -> Target:

@@ -48,10 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--limit", type=int, default=50)
     cancel = add("cancel", commands.cancel, "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
-    search = add("search", commands.search, "semantic search in a pipeline's index")
+    search = add("search", commands.search, "k-NN, neural or hybrid search in a pipeline's index")
     search.add_argument("query")
     search.add_argument("--pipeline", required=True)
-    search.add_argument("-k", type=int, default=5)
+    search.add_argument("-k", "--k", type=int, default=10, help="hits to return (default 10)")
+    search.add_argument(
+        "--mode",
+        choices=["knn", "neural", "hybrid"],
+        default="knn",
+        help="knn: embed the query here; neural: the node embeds it; hybrid: BM25 and vector, normalized",
+    )
+    search.add_argument("--search-pipeline", help="run the hits through this search pipeline")
+    search.add_argument("--json", action="store_true", help="print the raw response")
+    setup = add("setup", commands.setup, "create or update a pipeline's index, models and search pipelines")
+    setup.add_argument("--pipeline", required=True)
+    setup.add_argument("--connector-role-arn", help="on AWS: the role ML Commons connectors sign as")
     return parser
 
 

@@ -1,12 +1,22 @@
-"""Semantic search over a pipeline's index, embedding the query with the same model as the documents."""
+"""`osbatch search` and `osbatch setup`: thin wrappers over osbatch.search, for the local node or AWS."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from osbatch.config import PipelineConfig
+from osbatch.search.ml import MlCommons
+from osbatch.search.provision import hybrid_pipeline_name
+from osbatch.search.queries import QUERY_TEXT_EXT, Mode, search_body, vector_field
+
+TEXT_FIELDS = ("chunk", "text", "passage_text", "review", "diary")
+
+
+class SearchSetupError(RuntimeError):
+    """The search cannot run as asked; the message says what to set up first."""
 
 
 @dataclass(frozen=True)
@@ -15,14 +25,7 @@ class Hit:
     score: float
     title: str
     text: str
-
-
-def vector_field(config: PipelineConfig) -> str:
-    properties = config.sink.mapping.get("mappings", {}).get("properties", {})
-    for name, spec in properties.items():
-        if isinstance(spec, dict) and spec.get("type") == "knn_vector":
-            return str(name)
-    raise ValueError(f"pipeline {config.name}: the index mapping has no knn_vector field to search")
+    extra: dict[str, Any]
 
 
 @lru_cache(maxsize=1)
@@ -32,24 +35,69 @@ def _embedder() -> Any:
     return OnnxSentenceEmbedder.default()
 
 
-def semantic_search(client: Any, config: PipelineConfig, query: str, k: int = 5) -> list[Hit]:
-    vector = _embedder().embed([query])[0].tolist()
-    field = vector_field(config)
-    body = {
-        "size": k,
-        "query": {"knn": {field: {"vector": vector, "k": k}}},
-        "_source": {"excludes": [field]},
-    }
-    response = client.search(index=config.sink.index, body=body)
-    return [
-        Hit(
-            doc_id=hit["_id"],
-            score=float(hit["_score"]),
-            title=str(hit["_source"].get("title", hit["_id"])),
-            text=str(hit["_source"].get("chunk", hit["_source"].get("text", ""))),
+def embed_query(text: str) -> list[float]:
+    """The query vector from the pipeline's model: the same MiniLM that embedded the documents."""
+    return [float(x) for x in _embedder().embed([text])[0]]
+
+
+def run_search(
+    client: Any,
+    config: PipelineConfig,
+    query: str,
+    *,
+    k: int = 10,
+    mode: Mode = Mode.KNN,
+    search_pipeline: str | None = None,
+) -> dict[str, Any]:
+    """The raw search response of one query in `mode`, through `search_pipeline` if given."""
+    if mode is Mode.HYBRID and search_pipeline is not None:
+        raise SearchSetupError(
+            "hybrid search runs through the pipeline's own hybrid search pipeline; "
+            "a request takes one search pipeline, so drop --search-pipeline"
         )
-        for hit in response["hits"]["hits"]
-    ]
+    model_id = None
+    if mode is Mode.NEURAL or (mode is Mode.HYBRID and config.search.query_model):
+        model_id = _query_model_id(client, config)
+    vector = embed_query(query) if model_id is None else None
+    body = search_body(config, mode, query, k=k, vector=vector, model_id=model_id)
+    if search_pipeline:
+        ext, namespace, key = QUERY_TEXT_EXT
+        body[ext] = {namespace: {key: query}}
+    pipeline = hybrid_pipeline_name(config) if mode is Mode.HYBRID else search_pipeline
+    params = {"search_pipeline": pipeline} if pipeline else None
+    response: dict[str, Any] = client.search(index=config.sink.index, body=body, params=params)
+    return response
+
+
+def _query_model_id(client: Any, config: PipelineConfig) -> str:
+    name = config.search.query_model
+    if name is None:
+        raise SearchSetupError(
+            f"pipeline {config.name}: neural search needs search.query_model in its config"
+        )
+    found = MlCommons(client).find_model(name)
+    if found is None:
+        raise SearchSetupError(
+            f"model {name} is not registered; run `osbatch setup --pipeline {config.name}`"
+        )
+    return str(found["model_id"])
+
+
+def semantic_search(client: Any, config: PipelineConfig, query: str, k: int = 5) -> list[Hit]:
+    return hits_of(run_search(client, config, query, k=k), config)
+
+
+def hits_of(response: dict[str, Any], config: PipelineConfig) -> list[Hit]:
+    hidden = {vector_field(config)}
+    hits = []
+    for hit in response["hits"]["hits"]:
+        source = dict(hit.get("_source", {}))
+        text_key = next((key for key in (config.search.text_field, *TEXT_FIELDS) if key in source), None)
+        text = str(source.pop(text_key, "")) if text_key else ""
+        title = str(source.pop("title", hit["_id"]))
+        extra = {key: value for key, value in source.items() if key not in hidden}
+        hits.append(Hit(str(hit["_id"]), float(hit.get("_score") or 0.0), title, text, extra))
+    return hits
 
 
 def print_hits(hits: list[Hit], width: int = 100) -> None:
@@ -58,3 +106,19 @@ def print_hits(hits: list[Hit], width: int = 100) -> None:
     for rank, hit in enumerate(hits, start=1):
         text = hit.text if len(hit.text) <= width else hit.text[: width - 1] + "…"
         print(f"  {rank}. [{hit.score:.3f}] {hit.title}\n     {text}")
+        for key, value in hit.extra.items():
+            print(f"     {key}: {_short(value, width)}")
+
+
+def print_response(response: dict[str, Any], config: PipelineConfig, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(response, indent=2))
+        return
+    print_hits(hits_of(response, config))
+    for key, value in (response.get("ext", {}).get("ml_inference") or {}).items():
+        print(f"  ext.ml_inference.{key}: {_short(value, 400)}")
+
+
+def _short(value: Any, width: int) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= width else text[: width - 1] + "…"

@@ -12,15 +12,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cli.search import print_hits, semantic_search
+from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
 from local.runtime import local_runtime
+from local.search_setup import provision_local
 from osbatch.jobs import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
+from osbatch.search.queries import Mode
 
 PIPELINE = "python-docs"
 SAMPLE_DIR = REPO_ROOT / "samples" / "python-docs"
@@ -30,6 +32,10 @@ QUERIES = (
     "parse command line options and arguments",
     "run a function in a background thread",
 )
+# The search pipeline of pipelines/python-docs.yaml the demo searches through, and a query where exact terms
+# (a function name) and meaning both count.
+RERANK_PIPELINE = "python-docs-rerank"
+HYBRID_QUERY = "zlib decompress bytes"
 TIMEOUT_SECONDS = 900
 
 
@@ -58,11 +64,25 @@ def run_demo(progress: Callable[[str], None] = print) -> int:
     for query in QUERIES:
         print(f'\nsearch: "{query}"')
         print_hits(semantic_search(client, config, query, k=3))
+    search_side(client, config, progress)
     print(
         "\nthe runtime is still up: `osbatch jobs`, "
         f"`osbatch search QUERY --pipeline {PIPELINE}`, `make down`"
     )
     return 0 if ok else 1
+
+
+def search_side(client: Any, config: Any, progress: Callable[[str], None]) -> None:
+    """`osbatch setup`, then one search through a search pipeline and one hybrid search."""
+    progress(f"\nsetting up the search side of {config.name} (osbatch setup)")
+    for change in provision_local(client, config, progress).changes:
+        progress(f"  {change.describe()}")
+    query = QUERIES[0]
+    print(f'\nneural search through the search pipeline {RERANK_PIPELINE}: "{query}"')
+    response = run_search(client, config, query, k=3, mode=Mode.NEURAL, search_pipeline=RERANK_PIPELINE)
+    print_response(response, config, as_json=False)
+    print(f'\nhybrid search (BM25 + k-NN, min-max normalized): "{HYBRID_QUERY}"')
+    print_response(run_search(client, config, HYBRID_QUERY, k=3, mode=Mode.HYBRID), config, as_json=False)
 
 
 def upload_sample(target: Target, prefix: str, progress: Callable[[str], None]) -> list[Upload]:

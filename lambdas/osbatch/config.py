@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from osbatch.jsonpaths import compile_path
+from osbatch.search.spec import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
+from osbatch.strict import Strict
 
 # The deployed configs, as pipelines_to_json writes them, inside the `osbatch` package of the functions' code
 # asset: synth writes the file (infra/code.py) and the handlers read it (handlers/wiring.py).
@@ -24,11 +26,6 @@ DEPLOYED_PIPELINES_FILE = "pipelines.json"
 
 class ConfigError(ValueError):
     """A pipeline config is invalid. The message names the file and the field."""
-
-
-class Strict(BaseModel):
-    # Unknown keys are errors: a typo in a config must not be silently ignored.
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class Backend(StrEnum):
@@ -195,7 +192,11 @@ class PipelineConfig(Strict):
     source: SourceConfig
     inference: InferenceConfig
     sink: SinkConfig
-    search_pipelines: list[dict[str, Any]] = Field(default_factory=list)
+    models: list[ModelSpec] = Field(
+        default_factory=list, description="ML Commons models `osbatch setup` registers"
+    )
+    search: SearchSpec = SearchSpec()
+    search_pipelines: list[SearchPipelineSpec] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _field_map_builds(self) -> PipelineConfig:
@@ -208,9 +209,49 @@ class PipelineConfig(Strict):
             raise ValueError(f"sink.{error}") from None
         return self
 
+    @model_validator(mode="after")
+    def _search_references(self) -> PipelineConfig:
+        models = {model.name: model for model in self.models}
+        for names, what in (
+            ([m.name for m in self.models], "models"),
+            ([p.name for p in self.search_pipelines], "search_pipelines"),
+        ):
+            duplicates = sorted({name for name in names if names.count(name) > 1})
+            if duplicates:
+                raise ValueError(f"{what}: {', '.join(duplicates)} defined more than once")
+        for pipeline in self.search_pipelines:
+            for step in pipeline.response_processors:
+                if isinstance(step, MlInferenceStep) and step.ml_inference.model is not None:
+                    _check_model_use(pipeline.name, step, models)
+        if self.search.query_model is not None:
+            query_model = models.get(self.search.query_model)
+            if query_model is None or query_model.task is not Task.TEXT_EMBEDDING:
+                raise ValueError(
+                    f"search.query_model: '{self.search.query_model}' is not a text_embedding model in "
+                    "models:"
+                )
+        return self
+
     def to_json(self) -> str:
         # Defaults are left out: functions re-validate and restore them, and the deployed file stays short.
-        return self.model_dump_json(exclude_defaults=True)
+        # The search side is left out too: no job function reads it, and `osbatch setup` (or the
+        # provisioning resource) gets it from the config itself.
+        return self.model_dump_json(exclude_defaults=True, exclude={"models", "search", "search_pipelines"})
+
+
+def _check_model_use(pipeline: str, step: MlInferenceStep, models: dict[str, ModelSpec]) -> None:
+    processor = step.ml_inference
+    model = models.get(processor.model or "")
+    if model is None:
+        known = ", ".join(sorted(models)) or "none"
+        raise ValueError(
+            f"search_pipelines.{pipeline}: model '{processor.model}' is not in models: (known: {known})"
+        )
+    if processor.function_name != model.function_name:
+        raise ValueError(
+            f"search_pipelines.{pipeline}: model '{model.name}' is a {model.function_name} model, "
+            f"but the processor says function_name {processor.function_name}"
+        )
 
 
 def _describe(error: ValidationError, origin: str) -> str:

@@ -20,14 +20,17 @@ class Artifact:
     artifact: str
     version: str
     packaging: str = "zip"
+    classifier: str = ""
 
     @property
     def coordinates(self) -> str:
-        return f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
+        base = f"{self.group}:{self.artifact}:{self.version}:{self.packaging}"
+        return f"{base}:{self.classifier}" if self.classifier else base
 
     @property
     def filename(self) -> str:
-        return f"{self.artifact}-{self.version}.{self.packaging}"
+        suffix = f"-{self.classifier}" if self.classifier else ""
+        return f"{self.artifact}-{self.version}{suffix}.{self.packaging}"
 
 
 @dataclass(frozen=True)

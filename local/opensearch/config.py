@@ -29,6 +29,8 @@ def node_settings(port: int, data_dir: Path, logs_dir: Path) -> dict[str, object
         "plugins.ml_commons.only_run_on_ml_node": False,  # the one node is a data node, not an ML node
         "plugins.ml_commons.trusted_connector_endpoints_regex": TRUSTED_CONNECTOR_ENDPOINTS,
         "plugins.ml_commons.connector.private_ip_enabled": True,  # 127.0.0.1 counts as a private address
+        # Local ONNX models are registered from a file:// zip (no model hub offline); its hash is checked.
+        "plugins.ml_commons.allow_registering_model_via_url": True,
         # ML Commons' circuit breakers refuse work above these; a 1-2 GB heap on a small machine trips them.
         "plugins.ml_commons.native_memory_threshold": 100,
         "plugins.ml_commons.jvm_heap_memory_threshold": 100,

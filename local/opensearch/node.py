@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from local.opensearch import djl
 from local.opensearch.artifacts import OPENSEARCH_VERSION, PLUGINS
 from local.opensearch.config import HEAP, node_settings, render_jvm_options, render_opensearch_yml
 from local.opensearch.errors import SetupError
@@ -51,12 +52,15 @@ class OpenSearchNode:
         if ours and self.ready():
             return False
         home = self.install(progress)
+        pytorch = djl.ensure_pytorch_natives(cache_dir(), shutil.which("mvn"), progress)
         java = find_java()
         if not ours:  # a node of ours still starting holds the port itself; ManagedProcess restarts it
             self._check_port_free()
         conf = self._write_config(home, java)
         progress(f"starting OpenSearch {OPENSEARCH_VERSION} on {self.url} (Java {java.version}: {java.home})")
         env = {**os.environ, "OPENSEARCH_JAVA_HOME": str(java.home), "OPENSEARCH_PATH_CONF": str(conf)}
+        if pytorch is not None:
+            env[djl.ENV_VAR] = str(pytorch)
         started = time.monotonic()
         self._process(self._argv(home), env).start(timeout)
         progress(f"OpenSearch ready in {time.monotonic() - started:.0f}s")
