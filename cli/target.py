@@ -12,6 +12,7 @@ from functools import cached_property
 from typing import Any
 
 import boto3
+from botocore.exceptions import NoRegionError
 
 from osbatch.jobs import JobTable
 
@@ -59,7 +60,14 @@ def local_target() -> Target | None:
 
 
 def aws_target() -> Target:
-    outputs = stack_outputs(boto3.client("cloudformation"), raise_errors=True)
+    try:
+        cloudformation = boto3.client("cloudformation")
+    except NoRegionError:
+        raise TargetError(
+            "no local runtime is up and no AWS region is configured. Run `osbatch up && osbatch deploy "
+            "--local`, or set AWS_REGION (or a profile's region) to act on the AWS stack."
+        ) from None
+    outputs = stack_outputs(cloudformation, raise_errors=True)
     assert outputs is not None
     return Target("aws", None, outputs, outputs.get("OpenSearchEndpoint"))
 

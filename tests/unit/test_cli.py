@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
+from cli.target import TargetError, aws_target
 
 
 def test_an_invalid_pipeline_config_is_one_clear_error(
@@ -34,3 +35,16 @@ def test_an_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFixture[
     # Then the error says which ones exist
     assert code == 2
     assert "no pipeline 'nope' in pipelines/*.yaml; known: python-docs" in capsys.readouterr().err
+
+
+def test_without_a_local_stack_or_an_aws_region_the_target_error_says_what_to_do(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given no AWS region anywhere (no environment variable, no config file)
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", "/nonexistent")
+    # When the CLI looks for the AWS stack
+    # Then it is a TargetError naming both ways forward, not botocore's NoRegionError
+    with pytest.raises(TargetError, match=r"osbatch up && osbatch deploy --local.*set AWS_REGION"):
+        aws_target()

@@ -6,16 +6,21 @@ with an injected sleep so tests run instantly.
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 from typing import Any
 
-from opensearchpy.exceptions import NotFoundError
+from opensearchpy.exceptions import NotFoundError, TransportError
 
 ML = "/_plugins/_ml"
 TASK_DONE = {"COMPLETED"}
 TASK_FAILED = {"FAILED", "COMPLETED_WITH_ERROR"}
 DEPLOYED = "DEPLOYED"
+# A node (or domain) that has just started answers 503 while ML Commons' system indices recover
+# (no_shard_available_action_exception on .plugins-ml-config): retried, bounded, with jittered backoff.
+UNAVAILABLE_RETRIES = 8
+UNAVAILABLE_MAX_DELAY_SECONDS = 30.0
 
 
 class MlCommonsError(RuntimeError):
@@ -37,7 +42,15 @@ class MlCommons:
         self._timeout = task_timeout_seconds
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        return self._client.transport.perform_request(method, path, body=body)
+        for attempt in range(UNAVAILABLE_RETRIES + 1):
+            try:
+                return self._client.transport.perform_request(method, path, body=body)
+            except TransportError as error:
+                if error.status_code != 503 or attempt == UNAVAILABLE_RETRIES:
+                    raise
+                delay = min(UNAVAILABLE_MAX_DELAY_SECONDS, 0.5 * 2**attempt)
+                self._sleep(random.uniform(delay / 2, delay))
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def find_model(self, name: str) -> dict[str, Any] | None:
         """The newest model registered under `name` (its chunks, for local models, are not models)."""
