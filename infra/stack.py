@@ -10,12 +10,13 @@ from constructs import Construct
 
 from infra.access import grant_function_access
 from infra.functions import OPENSEARCH_CLIENTS, Functions
+from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
 from infra.search import SearchAccess
 from infra.storage import Storage
 from infra.trigger import Trigger
-from infra.workflow import JobWorkflow, state_machine_arn
+from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import PipelineConfig
 
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
@@ -80,6 +81,8 @@ class OsbatchStack(Stack):
                 )
             ),
         )
+        # Before anything is deployed: a job must not be able to outgrow its execution history.
+        check_polling_fits(pipelines, workflow.definition(), POLL_LOOP)
         monitoring = Monitoring(
             self,
             "Monitoring",

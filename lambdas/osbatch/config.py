@@ -185,6 +185,13 @@ class SinkConfig(Strict):
     field_map: dict[str, str | list[str]] = Field(min_length=1)
     ingest_fields: list[str] = Field(default_factory=list)
     bulk: BulkConfig = BulkConfig()
+    tolerated_chunk_failure_percentage: float = Field(
+        0,
+        ge=0,
+        le=100,
+        description="ingest chunks that may fail (after their retries) without failing the job; their "
+        "records are reported unaccounted and the job PARTIALLY_COMPLETED. 0: any failed chunk fails the job",
+    )
 
 
 class PipelineConfig(Strict):
