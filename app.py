@@ -1,6 +1,7 @@
 """CDK entry point: load the pipeline configs, build the stack, and let cdk-nag gate the synth.
 
-Context: `pipelines` (a glob, default pipelines/*.yaml) and `stack_name` (default osbatch).
+Context: `pipelines` (a glob, default pipelines/*.yaml), `stack_name` (default osbatch), and who the alarms
+reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ def main() -> int:
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
+    from infra.notify import EMAILS_CONTEXT, TOPICS_CONTEXT, AlarmTargets
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
     from infra.stack import OsbatchStack
     from osbatch.config import ConfigError
@@ -35,7 +37,10 @@ def main() -> int:
     pattern = app.node.try_get_context("pipelines") or DEFAULT_PATTERN
     stack_name = app.node.try_get_context("stack_name") or "osbatch"
     try:
-        OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT))
+        targets = AlarmTargets.from_context(
+            app.node.try_get_context(EMAILS_CONTEXT), app.node.try_get_context(TOPICS_CONTEXT)
+        )
+        OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT), alarm_targets=targets)
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.
         print(f"osbatch: cannot synthesize:\n{error}", file=sys.stderr)

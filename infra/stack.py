@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra.access import grant_function_access
@@ -13,6 +13,7 @@ from infra.functions import OPENSEARCH_CLIENTS, Functions
 from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
+from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.search import SearchAccess
 from infra.storage import Storage
 from infra.trigger import Trigger
@@ -25,11 +26,20 @@ INGEST_ALLOWANCE_HOURS = 24
 
 class OsbatchStack(Stack):
     def __init__(
-        self, scope: Construct, construct_id: str, *, pipelines: Sequence[PipelineConfig], **kwargs: Any
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        pipelines: Sequence[PipelineConfig],
+        alarm_targets: AlarmTargets | None = None,
+        **kwargs: Any,
     ):
         super().__init__(scope, construct_id, **kwargs)
         if not pipelines:
             raise ValueError("a stack needs at least one pipeline")
+        targets = alarm_targets or AlarmTargets()
+        if targets.empty:
+            Annotations.of(self).add_warning_v2("osbatch:no-alarm-target", NO_TARGET_WARNING)
         workflow_name = f"{self.stack_name}-jobs"
         machine_arn = state_machine_arn(self, workflow_name)
 
@@ -91,6 +101,8 @@ class OsbatchStack(Stack):
             queue=trigger.queue,
             dead_letter_queue=trigger.dead_letter_queue,
             state_machine=workflow.state_machine,
+            targets=targets,
+            domain=search.domain,
         )
 
         outputs = {

@@ -13,6 +13,7 @@ import yaml
 from aws_cdk.assertions import Template
 
 from infra.functions import FUNCTIONS
+from infra.notify import AlarmTargets
 from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
 
@@ -56,6 +57,12 @@ SECOND = {
     },
 }
 CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True, "instance_count": 2}}}
+
+
+ALARM_TARGETS = AlarmTargets(
+    emails=("ops@example.com", "oncall@example.com"),
+    topic_arns=("arn:aws:sns:us-east-1:111122223333:paging",),
+)
 
 
 def new_app() -> cdk.App:

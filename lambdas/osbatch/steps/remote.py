@@ -66,6 +66,13 @@ def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
     return min(polling.max_interval_seconds, math.ceil(wait_seconds * polling.backoff_rate))
 
 
+def timeout_used_percent(poll: PollState, polling: PollingConfig, now: float) -> float:
+    """How much of timeout_hours a job has used: StartJob set the deadline that far ahead. The job-age
+    alarm watches it (infra/monitoring.py), so a slow job is noticed before PollJob expires it at 100."""
+    timeout = polling.timeout_hours * 3600
+    return round(max(0.0, 100 * (1 - (poll.deadline - now) / timeout)), 1)
+
+
 def poll_job(
     state: JobState,
     *,
