@@ -50,8 +50,11 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 
 
 # The functions that talk to the cluster: prepare creates or checks the index before any inference is paid
-# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access.
-OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk")
+# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access to its
+# pipelines' indices (infra/search.py).
+INDEX_CHECKERS = ("prepare", "plan-ingest")
+BULK_WRITERS = ("ingest-chunk",)
+OPENSEARCH_CLIENTS = (*INDEX_CHECKERS, *BULK_WRITERS)
 
 
 class FunctionFactory(Construct):

@@ -9,7 +9,7 @@ from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra.access import grant_function_access
-from infra.functions import OPENSEARCH_CLIENTS, Functions
+from infra.functions import BULK_WRITERS, INDEX_CHECKERS, Functions
 from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
@@ -68,7 +68,7 @@ class OsbatchStack(Stack):
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
-        search.grant_http(functions.roles(*OPENSEARCH_CLIENTS))
+        search.grant_index_access(functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS))
 
         trigger = Trigger(
             self,

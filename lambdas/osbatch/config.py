@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -77,6 +78,15 @@ class PollingConfig(Strict):
     backoff_rate: float = Field(1.5, ge=1.0, le=4.0)
     max_failed_polls: int = Field(10, ge=1, description="ML Commons marks a task UNREACHABLE after 10")
     timeout_hours: float = Field(72, gt=0, le=24 * 14)
+
+    @model_validator(mode="after")
+    def _grows_to_the_maximum(self) -> PollingConfig:
+        if self.interval_seconds > self.max_interval_seconds:
+            raise ValueError(
+                f"interval_seconds ({self.interval_seconds}) is above max_interval_seconds "
+                f"({self.max_interval_seconds}); the wait grows from the first to the second"
+            )
+        return self
 
 
 class SageMakerJobConfig(Strict):
@@ -149,6 +159,12 @@ class InferenceConfig(Strict):
         return self
 
 
+# Hosts of AWS-managed domains and collections: they are reached with SigV4 over HTTPS only.
+AWS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn")
+DEDICATED_MASTER_COUNTS = (3, 5)  # a quorum that survives losing a zone (or two, with five)
+ZONES = 3  # a production domain spreads data nodes and masters over three zones
+
+
 class OpenSearchTarget(Strict):
     endpoint: str | None = Field(
         None, description="https endpoint of an existing domain; SigV4 is granted to it"
@@ -156,7 +172,14 @@ class OpenSearchTarget(Strict):
     create_domain: bool = False
     engine_version: str = "OpenSearch_2.19"
     instance_type: str = "r7g.large.search"
-    instance_count: int = Field(2, ge=1)
+    instance_count: int = Field(3, ge=1, description="data nodes of a created domain")
+    dedicated_master_count: int = Field(3, ge=0)
+    dedicated_master_type: str = "m7g.large.search"
+    development: bool = Field(
+        False,
+        description="allow a created domain without dedicated masters or three zones (1 or 2 data nodes): "
+        "cheap, and it loses quorum or data with one node",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> OpenSearchTarget:
@@ -166,7 +189,25 @@ class OpenSearchTarget(Strict):
             raise ValueError(
                 "endpoint must start with https:// (http:// is accepted for the local node only)"
             )
+        host = (urlparse(self.endpoint).hostname or "") if self.endpoint else ""
+        if self.endpoint and host.endswith(AWS_HOST_SUFFIXES) and not self.endpoint.startswith("https://"):
+            # Plain http would go to port 80 unsigned: every request denied, or worse, sent in the clear.
+            raise ValueError(f"endpoint: an AWS domain is reached over https only, not '{self.endpoint}'")
+        if self.create_domain and not self.development:
+            self._production_shape()
         return self
+
+    def _production_shape(self) -> None:
+        if self.dedicated_master_count not in DEDICATED_MASTER_COUNTS:
+            raise ValueError(
+                f"dedicated_master_count: a created domain needs 3 or 5 dedicated masters, not "
+                f"{self.dedicated_master_count} (set development: true for a smaller, non-production domain)"
+            )
+        if self.instance_count % ZONES:
+            raise ValueError(
+                f"instance_count: {self.instance_count} data nodes cannot spread evenly over {ZONES} zones; "
+                "use a multiple of 3 (or development: true for 1 or 2 nodes)"
+            )
 
 
 class BulkConfig(Strict):

@@ -56,7 +56,7 @@ SECOND = {
         "mapping": {},
     },
 }
-CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True, "instance_count": 2}}}
+CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True}}}  # the production shape
 
 
 ALARM_TARGETS = AlarmTargets(

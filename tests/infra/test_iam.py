@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from infra.functions import FUNCTIONS
 from tests.infra.helpers import (
     Synthesized,
@@ -21,7 +23,8 @@ EVERY_FUNCTION = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
 }
-SEARCH = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
+INDEX_CHECKS = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"}
+BULK = {"es:ESHttpPost"}
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
@@ -37,14 +40,14 @@ EXPECTED = {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "states:StartExecution", *SQS_CONSUME,
     },
-    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *SEARCH},
+    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS},
     "start-job": {
         "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
-    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *SEARCH},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *SEARCH},
+    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *INDEX_CHECKS},
+    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *BULK},
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
     "fail-job": {
         "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
@@ -159,17 +162,51 @@ def test_the_pipeline_index_is_queried_only_by_start_job(main: Synthesized) -> N
     assert {name for name, found in queries.items() if found} == {"start-job", "finalize", "fail-job"}
 
 
-def test_search_functions_reach_only_the_configured_domains(main: Synthesized) -> None:
-    # Given the ESHttp grants of the search functions
-    for name in ("prepare", "plan-ingest", "ingest-chunk"):
-        resources = resources_for(main, name, "es:ESHttpPost")
-        # Then they name the two domains derived from the endpoints, in their regions
-        assert sorted(resources) == [
-            "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain",
-            "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain/*",
-            "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain",
-            "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain/*",
+US = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
+EU = "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain"
+
+
+def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_region(main: Synthesized) -> None:
+    # Given python-docs on my-domain in us-east-1 and docs on other-domain in eu-west-1
+    for name in ("prepare", "plan-ingest"):
+        # Then creating and checking an index is granted on exactly each pipeline's index, in its region
+        for action in ("es:ESHttpPut", "es:ESHttpHead"):
+            assert sorted(resources_for(main, name, action)) == [f"{EU}/docs", f"{US}/python-docs"], name
+        assert sorted(resources_for(main, name, "es:ESHttpGet")) == [
+            f"{EU}/docs/_mapping",
+            f"{US}/python-docs/_mapping",
         ], name
+        assert "es:ESHttpPost" not in actions(main, name), name
+
+
+def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized) -> None:
+    # Given ingest-chunk's grants on the domains
+    # Then it may POST /<index>/_bulk on each pipeline's index, and nothing else on any domain
+    assert sorted(resources_for(main, "ingest-chunk", "es:ESHttpPost")) == [
+        f"{EU}/docs/_bulk",
+        f"{US}/python-docs/_bulk",
+    ]
+    assert {a for a in actions(main, "ingest-chunk") if a.startswith("es:")} == {"es:ESHttpPost"}
+
+
+def test_no_grant_reaches_a_whole_domain(synth_all: list[Synthesized]) -> None:
+    for synthesized in synth_all:
+        # Given every OpenSearch grant of the stack (identity policies and a created domain's policy)
+        es = [
+            s
+            for s in all_allow_statements(synthesized)
+            if any(a.startswith("es:") for a in as_list(s["Action"]))
+        ]
+        for domain in synthesized.of_type("AWS::OpenSearchService::Domain").values():
+            es.extend(domain["Properties"]["AccessPolicies"]["Statement"])
+        assert es
+        # Then each names a path under a pipeline's index, never the domain, a wildcard, or another path:
+        # cluster settings, snapshots and other indices stay out of reach
+        for statement in es:
+            for resource in as_list(statement["Resource"]):
+                path = resource["Fn::Join"][1][-1] if isinstance(resource, dict) else resource
+                assert re.search(r"/(python-docs|docs)(/_mapping|/_bulk)?$", path), render(resource)
+                assert "*" not in render(resource), render(resource)
 
 
 def test_sagemaker_role_is_for_sagemaker_and_job_data_only(main: Synthesized) -> None:
