@@ -44,7 +44,9 @@ class OsbatchStack(Stack):
         machine_arn = state_machine_arn(self, workflow_name)
 
         storage = Storage(self, "Storage")
-        inference = InferenceAccess(self, "Inference", output_bucket=storage.output_bucket)
+        inference = InferenceAccess(
+            self, "Inference", output_bucket=storage.output_bucket, pipelines=pipelines
+        )
         search = SearchAccess(self, "Search", pipelines=pipelines)
         functions = Functions(
             self,

@@ -130,6 +130,49 @@ class SageMakerJobConfig(Strict):
         return self
 
 
+S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class SageMakerModelAccess(Strict):
+    """What SageMaker's execution role (stack output SageMakerRoleArn) may read to run the model you create
+    with it: its artifacts and its container image. Nothing else is granted, so CreateModel fails fast on
+    anything this does not name."""
+
+    model_data_url: str | None = Field(
+        None, description="the model's ModelDataUrl: s3://bucket/key.tar.gz, or s3://bucket/prefix/ for many"
+    )
+    kms_key_arn: str | None = Field(None, description="the KMS key the model artifacts are encrypted with")
+    image_accounts: list[str] = Field(
+        default_factory=list,
+        description="accounts whose ECR repositories hold the model's image, besides the stack's own "
+        "(e.g. the AWS account of a Deep Learning Container in your region)",
+    )
+
+    @field_validator("model_data_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is not None and not S3_URL.match(value):
+            raise ValueError(f"'{value}' is not an S3 URL like s3://bucket/model.tar.gz")
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _key_arn(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN.match(value):
+            raise ValueError(f"'{value}' is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+        return value
+
+    @field_validator("image_accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        wrong = [account for account in value if not ACCOUNT_ID.match(account)]
+        if wrong:
+            raise ValueError(f"{wrong} are not 12-digit AWS account ids")
+        return value
+
+
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
@@ -139,6 +182,7 @@ class InferenceConfig(Strict):
     retry_time_window: str = "PT2H"
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None
+    sagemaker_model: SageMakerModelAccess = SageMakerModelAccess()
 
     @field_validator("retry_time_window")
     @classmethod

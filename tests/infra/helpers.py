@@ -49,7 +49,16 @@ def _merge(base: Any, override: Any) -> Any:
 SECOND = {
     "name": "docs",
     "source": {"prefix": "input/docs/", "suffix": ".json"},
-    "inference": {"retry_time_window": "PT6H", "polling": {"timeout_hours": 96}},
+    "inference": {
+        "retry_time_window": "PT6H",
+        "polling": {"timeout_hours": 96},
+        # A model whose artifacts are KMS-encrypted in S3 and whose image is in an AWS-owned account
+        "sagemaker_model": {
+            "model_data_url": "s3://models-bucket/minilm/model.tar.gz",
+            "kms_key_arn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "image_accounts": ["763104351884"],
+        },
+    },
     "sink": {
         "opensearch": {"endpoint": "https://search-other-domain-xyz789.eu-west-1.es.amazonaws.com"},
         "index": "docs",

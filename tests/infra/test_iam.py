@@ -218,14 +218,48 @@ def test_sagemaker_role_is_for_sagemaker_and_job_data_only(main: Synthesized) ->
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     # And it reads job inputs and writes job outputs, nothing else in the bucket
-    s3 = {
-        action: [render(r) for r in as_list(s["Resource"])]
-        for s in statements_of_role(main, _sagemaker_role(main))
-        for action in as_list(s["Action"])
-        if action.startswith("s3:")
-    }
-    assert [r.split(".Arn>")[1] for r in s3["s3:GetObject"]] == ["/jobs/*/input/*"]
+    s3 = _sagemaker_grants(main, "s3:")
+    assert [r.split(".Arn>")[1] for r in s3["s3:GetObject"] if ".Arn>" in r] == ["/jobs/*/input/*"]
     assert [r.split(".Arn>")[1] for r in s3["s3:PutObject"]] == ["/jobs/*/output/*"]
+
+
+def _sagemaker_grants(synth: Synthesized, prefix: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for s in statements_of_role(synth, _sagemaker_role(synth)):
+        for action in as_list(s["Action"]):
+            if action.startswith(prefix):
+                found.setdefault(action, []).extend(render(r) for r in as_list(s["Resource"]))
+    return found
+
+
+def test_sagemaker_reads_exactly_the_configured_model_artifacts_and_their_key(main: Synthesized) -> None:
+    # Given the docs pipeline's model: model.tar.gz in models-bucket, encrypted with a KMS key
+    statements = statements_of_role(main, _sagemaker_role(main))
+
+    # Then the role reads that one object outside the stack's buckets
+    outside = [r for r in _sagemaker_grants(main, "s3:")["s3:GetObject"] if ".Arn>" not in r]
+    assert outside == ["arn:<AWS::Partition>:s3:::models-bucket/minilm/model.tar.gz"]
+    # And may decrypt with that key only through S3, to read it
+    (kms,) = [s for s in statements if "kms:Decrypt" in as_list(s["Action"])]
+    assert kms["Action"] == "kms:Decrypt"
+    assert kms["Resource"] == "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert render(kms["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.<AWS::Region>.amazonaws.com"
+
+
+def test_image_pulls_are_held_to_this_account_and_the_configured_ones(synth_all: list[Synthesized]) -> None:
+    main, created = synth_all
+    # Given the ECR grants of a stack whose pipeline names an image account, and of one that names none
+    pulls = "ecr:BatchGetImage"
+    # Then pulls reach the repositories of this account and of 763104351884 only, in this region
+    repo = "arn:<AWS::Partition>:ecr:<AWS::Region>:{}:repository/*"
+    assert _sagemaker_grants(main, "ecr:")[pulls] == [
+        repo.format("<AWS::AccountId>"),
+        repo.format("763104351884"),
+    ]
+    assert _sagemaker_grants(created, "ecr:")[pulls] == [repo.format("<AWS::AccountId>")]
+    # And a stack without model artifacts grants no S3 read outside its buckets, and no key
+    assert all(".Arn>" in r for r in _sagemaker_grants(created, "s3:")["s3:GetObject"])
+    assert "kms:Decrypt" not in _sagemaker_grants(created, "kms:")
 
 
 def test_functions_have_no_managed_policies(main: Synthesized) -> None:

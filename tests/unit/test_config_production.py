@@ -89,3 +89,19 @@ def test_failed_chunks_fail_the_job_unless_the_pipeline_tolerates_some() -> None
     too_many = {**pipeline_dict()["sink"], "tolerated_chunk_failure_percentage": 101}
     with pytest.raises(ConfigError, match=r"sink\.tolerated_chunk_failure_percentage"):
         parse_pipeline(pipeline_dict(sink=too_many))
+
+
+@pytest.mark.parametrize(
+    ("model", "field"),
+    [
+        ({"model_data_url": "https://models/model.tar.gz"}, "model_data_url"),
+        ({"kms_key_arn": "alias/models"}, "kms_key_arn"),
+        ({"image_accounts": ["76310435188"]}, "image_accounts"),
+    ],
+)
+def test_the_sagemaker_model_access_names_exact_resources(model: dict[str, Any], field: str) -> None:
+    # Given a model artifact location, key or image account that is not an exact resource
+    inference = {**pipeline_dict()["inference"], "sagemaker_model": model}
+    # When it is loaded / Then the field is named (the SageMaker role is granted exactly what is named)
+    with pytest.raises(ConfigError, match=rf"inference\.sagemaker_model\.{field}"):
+        parse_pipeline(pipeline_dict(inference=inference))
