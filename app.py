@@ -1,7 +1,8 @@
 """CDK entry point: load the pipeline configs, build the stack, and let cdk-nag gate the synth.
 
 Context: `pipelines` (a glob, default pipelines/*.yaml), `stack_name` (default osbatch), and who the alarms
-reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py).
+reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py), `tags` (a JSON object put
+on every resource; infra/tags.py) and `reserved_concurrency` (false drops the functions' reservations).
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ def main() -> int:
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
+    from infra.functions import RESERVED_CONCURRENCY_CONTEXT
     from infra.notify import EMAILS_CONTEXT, TOPICS_CONTEXT, AlarmTargets
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
     from infra.stack import OsbatchStack
+    from infra.tags import TAGS_CONTEXT, tags_from_context
     from osbatch.config import ConfigError
 
     # cdk.json's feature flags as defaults, so running app.py without the CLI (the local runtime, tests)
@@ -40,7 +43,16 @@ def main() -> int:
         targets = AlarmTargets.from_context(
             app.node.try_get_context(EMAILS_CONTEXT), app.node.try_get_context(TOPICS_CONTEXT)
         )
-        OsbatchStack(app, stack_name, pipelines=load_pipelines(pattern, ROOT), alarm_targets=targets)
+        reserve = app.node.try_get_context(RESERVED_CONCURRENCY_CONTEXT)
+        OsbatchStack(
+            app,
+            stack_name,
+            pipelines=load_pipelines(pattern, ROOT),
+            alarm_targets=targets,
+            resource_tags=tags_from_context(app.node.try_get_context(TAGS_CONTEXT)),
+            # `-c reserved_concurrency=false` arrives as the string "false"
+            reserve_concurrency=str(reserve).lower() != "false",
+        )
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.
         print(f"osbatch: cannot synthesize:\n{error}", file=sys.stderr)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
@@ -16,6 +16,7 @@ from infra.monitoring import Monitoring
 from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.search import SearchAccess
 from infra.storage import Storage
+from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import PipelineConfig
@@ -32,11 +33,14 @@ class OsbatchStack(Stack):
         *,
         pipelines: Sequence[PipelineConfig],
         alarm_targets: AlarmTargets | None = None,
+        resource_tags: Mapping[str, str] | None = None,
+        reserve_concurrency: bool = True,
         **kwargs: Any,
     ):
         super().__init__(scope, construct_id, **kwargs)
         if not pipelines:
             raise ValueError("a stack needs at least one pipeline")
+        tag_stack(self, resource_tags or {})
         targets = alarm_targets or AlarmTargets()
         if targets.empty:
             Annotations.of(self).add_warning_v2("osbatch:no-alarm-target", NO_TARGET_WARNING)
@@ -60,6 +64,7 @@ class OsbatchStack(Stack):
             state_machine_arn=machine_arn,
             opensearch_endpoint=search.endpoint,
             event_bus_name="default",
+            reserve_concurrency=reserve_concurrency,
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
         # CreateTransformJob with Tags also needs AddTags; a re-run StartJob describes the job it created.

@@ -92,6 +92,8 @@ class Storage(Construct):
                 point_in_time_recovery_enabled=True
             ),
             removal_policy=RemovalPolicy.RETAIN,
+            # Job history and counts cannot be recreated: no delete, not even by hand, until this is lifted.
+            deletion_protection=True,
         )
         # Sparse: only `item = "job"` rows carry `pipeline`, so chunk rows never enter the index.
         self.job_table.add_global_secondary_index(
