@@ -102,6 +102,7 @@ class JobWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._functions = functions
+        self._invoked: dict[str, lambda_.IFunction] = {}  # the functions a task invokes (not submit)
 
         fail_job = self._task("FailJob", "fail-job", catch=None)
         fail_job.next(sfn.Fail(self, "JobFailed", error="JobFailed", cause="The job failed; see its report."))
@@ -176,7 +177,7 @@ class JobWorkflow(Construct):
         task = tasks.LambdaInvoke(
             self,
             state_id,
-            lambda_function=self._functions[function],
+            lambda_function=self._invoked.setdefault(function, self._functions[function]),
             payload=sfn.TaskInput.from_json_path_at("$"),
             output_path="$.Payload",  # every step is JobState -> JobState
             retry_on_service_exceptions=False,  # replaced by the documented retry below
@@ -234,7 +235,7 @@ class JobWorkflow(Construct):
             "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, resource policies) and X-Ray "
             "actions that Step Functions needs support no resource-level permissions.",
         )
-        for function in self._functions.values():
+        for function in self._invoked.values():
             arn = flatten(stack.resolve(function.function_arn))
             acknowledge(
                 self,

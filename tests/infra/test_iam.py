@@ -54,23 +54,28 @@ EXPECTED = {
         "sagemaker:StopTransformJob",
     },
 }  # fmt: skip
-# Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
-STAR_ONLY = {
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-    "cloudwatch:PutMetricData",
-    "ecr:GetAuthorizationToken",
-}
+# Every statement whose Resource is "*", by the role it belongs to, with its exact actions and condition:
+# actions AWS authorizes on no narrower resource. Each role's IAM5[Resource::*] acknowledgement covers
+# whatever such statement it has, so this list is what keeps a new one from passing unseen.
+XRAY = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+STAR_STATEMENTS = {
+    **{f"function {name}": [(XRAY, None)] for name in FUNCTIONS},
+    "state machine": [
+        (
+            (
+                "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy", "logs:UpdateLogDelivery", "xray:GetSamplingRules",
+                "xray:GetSamplingTargets", *XRAY,
+            ),
+            None,
+        )
+    ],
+    "sagemaker": [
+        (("cloudwatch:PutMetricData",), {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+        (("ecr:GetAuthorizationToken",), None),
+    ],
+}  # fmt: skip
 
 
 def _sagemaker_role(main: Synthesized) -> str:
@@ -85,16 +90,35 @@ def test_each_function_has_exactly_its_documented_actions(main: Synthesized) -> 
         assert actions(main, name) == EXPECTED[name] | EVERY_FUNCTION, name
 
 
-def test_no_action_wildcards_and_star_resources_only_where_aws_requires(synth_all: list[Synthesized]) -> None:
+def _owner(synth: Synthesized, role: str) -> str:
+    names = {role_id(synth, name): f"function {name}" for name in FUNCTIONS}
+    if role in names:
+        return names[role]
+    return "state machine" if role.startswith("WorkflowStateMachineRole") else "sagemaker"
+
+
+def test_no_action_wildcards_and_exactly_the_pinned_star_statements(synth_all: list[Synthesized]) -> None:
     for synthesized in synth_all:
         # Given every Allow statement of every IAM policy in the stack
         for statement in all_allow_statements(synthesized):
-            statement_actions = as_list(statement["Action"])
             # Then no action is a wildcard
-            assert not [a for a in statement_actions if "*" in a], statement
-            # And Resource "*" only appears for actions that have no resource-level permissions
-            if "*" in as_list(statement["Resource"]):
-                assert set(statement_actions) <= STAR_ONLY, statement
+            assert not [a for a in as_list(statement["Action"]) if "*" in a], statement
+        # And the statements on Resource "*" are exactly the pinned ones, action for action, role by role
+        star: dict[str, list[tuple[tuple[str, ...], object]]] = {}
+        for policy in synthesized.of_type("AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if "*" in as_list(statement["Resource"]):
+                    for role in policy["Properties"]["Roles"]:
+                        star.setdefault(_owner(synthesized, role["Ref"]), []).append(
+                            (tuple(sorted(as_list(statement["Action"]))), statement.get("Condition"))
+                        )
+        assert {owner: sorted(found, key=str) for owner, found in star.items()} == {
+            owner: sorted(((tuple(sorted(a)), c) for a, c in pinned), key=str)
+            for owner, pinned in STAR_STATEMENTS.items()
+        }
+        # And no role carries an inline policy that the check above would miss
+        for role in synthesized.of_type("AWS::IAM::Role").values():
+            assert "Policies" not in role["Properties"]
 
 
 def test_no_function_can_pass_a_role(synth_all: list[Synthesized]) -> None:
