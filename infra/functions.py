@@ -88,7 +88,7 @@ class FunctionFactory(Construct):
         self._environment = dict(environment)
         self._reserve = reserve_concurrency
         self._code = code_asset(self, pipelines)
-        self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.txt")
+        self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.lock")
 
     def create(
         self, name: str, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None
