@@ -24,6 +24,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from infra.nag import acknowledge, allow
+from infra.search_security import SecurityMapping
 from osbatch.config import ConfigError, OpenSearchTarget, PipelineConfig
 from osbatch.search.client import DOMAIN_HOST
 
@@ -77,6 +78,8 @@ class SearchAccess(Construct):
         self._indices: list[tuple[str, str]] = []
         self.domain: opensearch.Domain | None = None
         self.endpoint: str | None = None
+        self._security: SecurityMapping | None = None
+        self._domain_arn = ""
 
         created = [p for p in pipelines if p.sink.opensearch.create_domain]
         existing = [p for p in pipelines if p.sink.opensearch.endpoint]
@@ -99,13 +102,14 @@ class SearchAccess(Construct):
             self.endpoint = f"https://{self.domain.domain_endpoint}"
             # The domain's own ARN attribute cannot appear in its access policy; the name-derived one can.
             arn = stack.format_arn(service="es", resource="domain", resource_name=name)
+            self._domain_arn = arn
             self._indices.extend((arn, p.sink.index) for p in created)
         self._indices = list(dict.fromkeys(self._indices))
 
     def grant_index_access(self, checkers: Sequence[iam.IRole], writers: Sequence[iam.IRole]) -> None:
         """SigV4 access to the pipelines' indices only; a created domain's policy trusts only these roles."""
         grants = [(role, INDEX_CHECKS) for role in checkers] + [(role, BULK_WRITES) for role in writers]
-        statements = []
+        statements: list[dict[str, object]] = []
         for role, paths in grants:
             for action, resources in self._by_action(paths).items():
                 allow(role, [action], resources)
@@ -118,6 +122,15 @@ class SearchAccess(Construct):
                     }
                 )
         if self.domain is not None:
+            if self._security is not None:
+                assert self.endpoint is not None
+                statements += self._security.apply(
+                    endpoint=self.endpoint,
+                    domain_arn=self._domain_arn,
+                    indices=list(dict.fromkeys(index for _, index in self._indices)),
+                    checkers=checkers,
+                    writers=writers,
+                )
             cfn = self.domain.node.default_child
             assert isinstance(cfn, opensearch.CfnDomain)
             # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
@@ -134,6 +147,10 @@ class SearchAccess(Construct):
         count = target.instance_count
         zones = _zone_count(target)
         masters = target.dedicated_master_count or None
+        if target.fine_grained_access_control:
+            if not target.engine_version.startswith("OpenSearch_"):
+                raise ConfigError("sink.opensearch.fine_grained_access_control needs an OpenSearch_ engine")
+            self._security = SecurityMapping(self, "Security")
         domain = opensearch.Domain(
             self,
             "Domain",
@@ -156,6 +173,11 @@ class SearchAccess(Construct):
             enforce_https=True,
             tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2_PFS,
             advanced_options=ADVANCED_OPTIONS,
+            fine_grained_access_control=opensearch.AdvancedSecurityOptions(
+                master_user_arn=self._security.master_role.role_arn
+            )
+            if self._security
+            else None,
             logging=opensearch.LoggingOptions(
                 slow_search_log_enabled=True,
                 slow_index_log_enabled=True,

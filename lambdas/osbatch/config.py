@@ -219,6 +219,10 @@ class OpenSearchTarget(Strict):
     instance_count: int = Field(3, ge=1, description="data nodes of a created domain")
     dedicated_master_count: int = Field(3, ge=0)
     dedicated_master_type: str = "m7g.large.search"
+    fine_grained_access_control: bool = Field(
+        False,
+        description="a created domain enforces OpenSearch roles too; the stack maps the functions' roles",
+    )
     development: bool = Field(
         False,
         description="allow a created domain without dedicated masters or three zones (1 or 2 data nodes): "
@@ -237,6 +241,11 @@ class OpenSearchTarget(Strict):
         if self.endpoint and host.endswith(AWS_HOST_SUFFIXES) and not self.endpoint.startswith("https://"):
             # Plain http would go to port 80 unsigned: every request denied, or worse, sent in the clear.
             raise ValueError(f"endpoint: an AWS domain is reached over https only, not '{self.endpoint}'")
+        if self.fine_grained_access_control and not self.create_domain:
+            raise ValueError(
+                "fine_grained_access_control: applies to a created domain; on an existing one, map the "
+                "functions' roles yourself (README, Deploy to AWS)"
+            )
         if self.create_domain and not self.development:
             self._production_shape()
         return self

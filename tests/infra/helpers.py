@@ -116,6 +116,7 @@ def function_ids(synth: Synthesized) -> dict[str, str]:
     return {
         by_handler[props["Properties"]["Handler"]]: logical_id
         for logical_id, props in synth.of_type("AWS::Lambda::Function").items()
+        if props["Properties"]["Handler"] in by_handler  # not a custom resource's
     }
 
 
