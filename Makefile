@@ -9,7 +9,7 @@ NODE_STAMP := node_modules/.installed
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo up down status test test-unit test-infra test-integration lint bench synth clean help
+.PHONY: install demo up down status test test-unit test-infra test-integration lint bench synth lock clean help
 
 help:
 	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
@@ -47,6 +47,16 @@ status: install
 
 synth: install
 	npx cdk synth --quiet
+
+# The dependency layer installs exactly this, with hashes (infra/layer.py). Re-run after editing lambda.txt.
+# opensearch-py requires opensearch-protobufs (and so grpcio and protobuf, 18 MB) for a gRPC client that
+# nothing here imports; tests/unit/test_layer_lock.py keeps it that way.
+LOCK_EXCLUDED := opensearch-protobufs grpcio protobuf
+lock: $(STAMP)
+	$(VENV)/bin/uv pip compile requirements/lambda.txt --quiet --generate-hashes \
+		--python-version 3.12 --python-platform aarch64-manylinux_2_17 \
+		$(foreach package,$(LOCK_EXCLUDED),--no-emit-package $(package)) \
+		--custom-compile-command "make lock" -o requirements/lambda.lock
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,7 +1,9 @@
 """CDK entry point: load the pipeline configs, build the stack, and let cdk-nag gate the synth.
 
-Context: `pipelines` (a glob, default pipelines/*.yaml) and `stack_name` (default osbatch). The local
-runtime (`osbatch deploy --local`) adds what must differ there, and nothing else differs:
+Context: `pipelines` (a glob, default pipelines/*.yaml), `stack_name` (default osbatch), and who the alarms
+reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py), `tags` (a JSON object put
+on every resource; infra/tags.py) and `reserved_concurrency` (false drops the functions' reservations).
+The local runtime (`osbatch deploy --local`) adds what must differ there, and nothing else differs:
 `local_opensearch_endpoint` (the functions' OPENSEARCH_ENDPOINT: the local node) and `local_knn_engine`
 (`lucene`: the local node's k-NN plugin has no native engines, see local/opensearch/mapping.py).
 """
@@ -28,8 +30,11 @@ def main() -> int:
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
+    from infra.functions import RESERVED_CONCURRENCY_CONTEXT
+    from infra.notify import EMAILS_CONTEXT, TOPICS_CONTEXT, AlarmTargets
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
     from infra.stack import OsbatchStack
+    from infra.tags import TAGS_CONTEXT, tags_from_context
     from osbatch.config import ConfigError
 
     # cdk.json's feature flags as defaults, so running app.py without the CLI (the local runtime, tests)
@@ -42,11 +47,19 @@ def main() -> int:
         pipelines = load_pipelines(pattern, ROOT)
         if app.node.try_get_context("local_knn_engine"):
             pipelines = with_local_knn_engine(pipelines, app.node.try_get_context("local_knn_engine"))
+        targets = AlarmTargets.from_context(
+            app.node.try_get_context(EMAILS_CONTEXT), app.node.try_get_context(TOPICS_CONTEXT)
+        )
+        reserve = app.node.try_get_context(RESERVED_CONCURRENCY_CONTEXT)
         OsbatchStack(
             app,
             stack_name,
             pipelines=pipelines,
             opensearch_endpoint=app.node.try_get_context("local_opensearch_endpoint"),
+            alarm_targets=targets,
+            resource_tags=tags_from_context(app.node.try_get_context(TAGS_CONTEXT)),
+            # `-c reserved_concurrency=false` arrives as the string "false"
+            reserve_concurrency=str(reserve).lower() != "false",
         )
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.

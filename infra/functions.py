@@ -33,25 +33,42 @@ class FunctionSpec:
 
 # Handler strings are the contract in docs/architecture.md. Timeouts: SQS and Step Functions retry,
 # so a function only needs time for one unit of work; prepare and ingest-chunk stream whole files or chunks.
+# Reserved concurrency caps what a burst of jobs can take from the account (and guarantees it back):
+# 90 in all, leaving an account with the default 1,000 plenty. ingest-chunk's 40 is five jobs' Distributed
+# Maps at 8 chunks each; above that, invocations are throttled and retried (infra/workflow.py).
 FUNCTIONS: dict[str, FunctionSpec] = {
     "submit": FunctionSpec(
-        "osbatch.handlers.submit.handler", 30, 256, "S3 events -> job workflow executions"
+        "osbatch.handlers.submit.handler", 30, 256, "S3 events -> job workflow executions", 10
     ),
-    "prepare": FunctionSpec("osbatch.handlers.prepare.handler", 900, 1024, "Convert and split a job's input"),
-    "start-job": FunctionSpec("osbatch.handlers.start_job.handler", 60, 256, "Start the batch inference job"),
-    "poll-job": FunctionSpec("osbatch.handlers.poll_job.handler", 60, 256, "Read the batch job's state"),
-    "plan-ingest": FunctionSpec("osbatch.handlers.plan_ingest.handler", 300, 512, "Cut outputs into chunks"),
-    "ingest-chunk": FunctionSpec("osbatch.handlers.ingest_chunk.handler", 900, 1024, "Bulk-index one chunk"),
+    "prepare": FunctionSpec(
+        "osbatch.handlers.prepare.handler", 900, 1024, "Convert and split a job's input", 10
+    ),
+    "start-job": FunctionSpec(
+        "osbatch.handlers.start_job.handler", 60, 256, "Start the batch inference job", 5
+    ),
+    "poll-job": FunctionSpec("osbatch.handlers.poll_job.handler", 60, 256, "Read the batch job's state", 10),
+    "plan-ingest": FunctionSpec(
+        "osbatch.handlers.plan_ingest.handler", 300, 512, "Cut outputs into chunks", 5
+    ),
+    "ingest-chunk": FunctionSpec(
+        "osbatch.handlers.ingest_chunk.handler", 900, 1024, "Bulk-index one chunk", 40
+    ),
     "finalize": FunctionSpec(
-        "osbatch.handlers.finalize.handler", 300, 512, "Count, report and announce a job"
+        "osbatch.handlers.finalize.handler", 300, 512, "Count, report and announce a job", 5
     ),
-    "fail-job": FunctionSpec("osbatch.handlers.fail_job.handler", 60, 256, "Record why a job failed"),
+    "fail-job": FunctionSpec("osbatch.handlers.fail_job.handler", 60, 256, "Record why a job failed", 5),
 }
+# Context `reserved_concurrency: false` drops the reservations, for accounts whose concurrency quota is too
+# small to reserve 90 and keep the 100 unreserved that Lambda requires (new accounts may start at 10).
+RESERVED_CONCURRENCY_CONTEXT = "reserved_concurrency"
 
 
 # The functions that talk to the cluster: prepare creates or checks the index before any inference is paid
-# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access.
-OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk")
+# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access to its
+# pipelines' indices (infra/search.py).
+INDEX_CHECKERS = ("prepare", "plan-ingest")
+BULK_WRITERS = ("ingest-chunk",)
+OPENSEARCH_CLIENTS = (*INDEX_CHECKERS, *BULK_WRITERS)
 
 
 class FunctionFactory(Construct):
@@ -65,11 +82,13 @@ class FunctionFactory(Construct):
         *,
         pipelines: Sequence[PipelineConfig],
         environment: Mapping[str, str],
+        reserve_concurrency: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         self._environment = dict(environment)
+        self._reserve = reserve_concurrency
         self._code = code_asset(self, pipelines)
-        self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.txt")
+        self._layer = dependencies_layer(self, "Dependencies", ROOT / "requirements" / "lambda.lock")
 
     def create(
         self, name: str, spec: FunctionSpec, extra_env: Mapping[str, str] | None = None
@@ -92,7 +111,7 @@ class FunctionFactory(Construct):
             role=role,
             timeout=Duration.seconds(spec.timeout_seconds),
             memory_size=spec.memory_mb,
-            reserved_concurrent_executions=spec.reserved_concurrency,
+            reserved_concurrent_executions=spec.reserved_concurrency if self._reserve else None,
             environment=environment,
             logging_format=lambda_.LoggingFormat.JSON,
             application_log_level_v2=lambda_.ApplicationLogLevel.INFO,
@@ -126,6 +145,7 @@ class Functions(Construct):
         state_machine_arn: str,
         opensearch_endpoint: str | None,
         event_bus_name: str,
+        reserve_concurrency: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         environment = {
@@ -142,7 +162,13 @@ class Functions(Construct):
             "finalize": bus,
             "fail-job": bus,
         }
-        factory = FunctionFactory(self, "Factory", pipelines=pipelines, environment=environment)
+        factory = FunctionFactory(
+            self,
+            "Factory",
+            pipelines=pipelines,
+            environment=environment,
+            reserve_concurrency=reserve_concurrency,
+        )
         self.by_name: dict[str, lambda_.Function] = {
             name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
         }

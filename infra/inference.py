@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Stack
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Aws, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import allow
+from osbatch.config import S3_URL, PipelineConfig
 from osbatch.contracts import JOBS_PREFIX, REMOTE_JOB_PREFIX, job_input_prefix, job_output_prefix
 
 SAGEMAKER = "sagemaker.amazonaws.com"
@@ -18,7 +21,14 @@ NO_RESOURCE_LEVEL = (
 
 
 class InferenceAccess(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, output_bucket: s3.IBucket) -> None:
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        output_bucket: s3.IBucket,
+        pipelines: Sequence[PipelineConfig],
+    ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.role = iam.Role(
@@ -68,13 +78,39 @@ class InferenceAccess(Construct):
             reason=NO_RESOURCE_LEVEL,
         )
         allow(self.role, ["ecr:GetAuthorizationToken"], ["*"], reason=NO_RESOURCE_LEVEL)
+        self._grant_models(stack, pipelines)
+
+    def _grant_models(self, stack: Stack, pipelines: Sequence[PipelineConfig]) -> None:
+        """Each pipeline's model artifacts (and their key) and images, as inference.sagemaker_model names."""
+        models = [p.inference.sagemaker_model for p in pipelines]
+        accounts = list(dict.fromkeys([stack.account, *(a for m in models for a in m.image_accounts)]))
         allow(
             self.role,
             ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"],
-            [stack.format_arn(service="ecr", account="*", resource="repository", resource_name="*")],
-            reason="The model's container image is named at CreateModel, outside this stack, and AWS serving "
-            "images live in AWS-owned accounts; pulls stay in this region.",
+            [
+                stack.format_arn(service="ecr", account=a, resource="repository", resource_name="*")
+                for a in accounts
+            ],
+            reason="The model's image is named at CreateModel, outside this stack; pulls are held to this "
+            "account and the accounts inference.sagemaker_model.image_accounts names, in this region.",
         )
+        urls = list(dict.fromkeys(m.model_data_url for m in models if m.model_data_url))
+        if urls:
+            allow(
+                self.role,
+                ["s3:GetObject"],
+                [_object_arn(url) for url in urls],
+                reason="A model_data_url that ends in '/' names every artifact under that prefix.",
+            )
+        keys = list(dict.fromkeys(m.kms_key_arn for m in models if m.kms_key_arn))
+        if keys:
+            allow(
+                self.role,
+                ["kms:Decrypt"],
+                keys,
+                # Only to read the artifacts from S3, not to decrypt anything else with the key.
+                conditions={"StringEquals": {"kms:ViaService": f"s3.{stack.region}.amazonaws.com"}},
+            )
 
     def grant_transform_jobs(self, grantee: iam.IGrantable, *actions: str) -> None:
         """SageMaker actions on osbatch's transform jobs only."""
@@ -88,3 +124,11 @@ class InferenceAccess(Construct):
             reason="Transform job names are generated per job; the grant is held to the "
             f"'{REMOTE_JOB_PREFIX}' prefix.",
         )
+
+
+def _object_arn(url: str) -> str:
+    """s3://bucket/key -> the object's ARN; s3://bucket/prefix/ -> every object under the prefix."""
+    match = S3_URL.match(url)
+    assert match is not None, "the config validated the URL"
+    key = match["key"]
+    return f"arn:{Aws.PARTITION}:s3:::{match['bucket']}/{key}{'*' if key.endswith('/') else ''}"

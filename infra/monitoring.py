@@ -1,33 +1,78 @@
-"""Alarms to an encrypted SNS topic, and one dashboard that shows a job from event to index."""
+"""Alarms that reach someone, and one dashboard from event to index, built with cdk-monitoring-constructs.
+
+The MonitoringFacade names, describes and wires every alarm (ALARM and OK both notify), and draws each
+monitored resource's widgets, so this file only says what to watch and at which threshold. The alarm topic
+is the stack's own, KMS-encrypted; e-mail addresses are subscribed to it and existing topics (chat, paging)
+get the same notifications (notify.py reads both from CDK context).
+
+One alarm per failed job: a job that fails ends its execution in the JobFailed state, so ExecutionsFailed
+fires for it (and for any execution that died before FailJob could report). The JobsFailed metric and the
+functions' errors are graphed, not alarmed: a function error either is retried away or fails the execution.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+import cdk_monitoring_constructs as mc
 from aws_cdk import Duration, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
-from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_opensearchservice as opensearch
 from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.functions import METRICS_NAMESPACE
+from infra.notify import AlarmTargets
 
 PERIOD = Duration.minutes(5)
-# The handlers' Powertools metric names (namespace `osbatch`).
+# The handlers' Powertools metric names (namespace `osbatch`, dimension `pipeline`).
 JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED = "JobsStarted", "JobsCompleted", "JobsFailed"
-RECORDS_INDEXED, DEAD_LETTERED = "RecordsIndexed", "DeadLetteredRecords"
+RECORDS_IN, RECORDS_INDEXED, DEAD_LETTERED = "RecordsIn", "RecordsIndexed", "DeadLetteredRecords"
+UNACCOUNTED, FAILED_STATUS_CALLS = "UnaccountedRecords", "FailedStatusCalls"
+JOB_TIMEOUT_USED = "JobTimeoutUsedPercent"  # poll-job: how much of polling.timeout_hours a job has used
+
+# Thresholds. A submit message older than this has been failing (5 receives, 3 min visibility) or waiting.
+SUBMIT_MESSAGE_MAX_AGE = Duration.minutes(30)
+JOB_TIMEOUT_USED_ALARM_PERCENT = 75  # warns before PollJob expires the job at 100
+FAILED_STATUS_CALLS_PER_HOUR = 3  # one failed DescribeTransformJob is noise; three an hour is an outage
+DOMAIN_DISK_USED_PERCENT = 75  # FreeStorageSpace under a quarter; writes block at 95
+DOMAIN_JVM_PRESSURE_PERCENT = 80  # sustained above 80 % leads to circuit breakers and rejected bulks
+
+# What a throttled invocation leads to, where it is not a workflow task's retry.
+THROTTLED_THEN = {"submit": "SQS redelivers the events, and after 5 receives parks them in the submit DLQ"}
 
 
-def custom_metric(name: str, label: str | None = None) -> cloudwatch.MathExpression:
-    """Sum of an osbatch metric over all its dimension sets (Metrics Insights), whatever dimensions it has."""
+def custom_metric(name: str, statistic: str = "SUM", period: Duration = PERIOD) -> cloudwatch.MathExpression:
+    """An osbatch metric over all its dimension sets (a Metrics Insights query, which alarms support)."""
     return cloudwatch.MathExpression(
-        expression=f"SELECT SUM({name}) FROM {METRICS_NAMESPACE}", period=PERIOD, label=label or name
+        expression=f"SELECT {statistic}({name}) FROM {METRICS_NAMESPACE}", period=period, label=name
     )
+
+
+def _over(threshold: float, description: str, **options: object) -> mc.CustomThreshold:
+    return mc.CustomThreshold(
+        threshold=threshold,
+        comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        alarm_description_override=description,
+        treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,  # no traffic is no incident
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def _any(description: str) -> dict[str, mc.ErrorCountThreshold]:
+    return {
+        "Critical": mc.ErrorCountThreshold(
+            max_error_count=0,
+            alarm_description_override=description,
+            treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+        )
+    }
 
 
 class Monitoring(Construct):
@@ -41,97 +86,188 @@ class Monitoring(Construct):
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
         state_machine: sfn.StateMachine,
+        targets: AlarmTargets,
+        domain: opensearch.Domain | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.topic = self._topic()
-        errors = cloudwatch.MathExpression(
-            expression="SUM(METRICS())",
-            using_metrics={
-                f"e{i}": fn.metric_errors(period=PERIOD, statistic="Sum")
-                for i, fn in enumerate(functions.values())
-            },
-            period=PERIOD,
-            label="Lambda errors (all functions)",
-        )
-        dlq_depth = dead_letter_queue.metric_approximate_number_of_messages_visible(
-            period=PERIOD, statistic="Maximum"
-        )
-        alarms: dict[str, tuple[cloudwatch.IMetric, str]] = {
-            "SubmitDlqNotEmpty": (dlq_depth, "S3 events that could not start a job are in the submit DLQ"),
-            "LambdaErrors": (errors, "An osbatch function raised an error"),
-            "ExecutionsFailed": (
-                state_machine.metric_failed(period=PERIOD, statistic="Sum"),
-                "A job workflow execution failed",
-            ),
-            "JobsFailed": (
-                custom_metric(JOBS_FAILED),
-                "A job ended FAILED, CANCELLED, EXPIRED or UNREACHABLE",
-            ),
-            "DeadLetteredRecords": (
-                custom_metric(DEAD_LETTERED),
-                "Records were written to the dead-letter bucket",
-            ),
-        }
-        for alarm_id, (metric, description) in alarms.items():
-            alarm = cloudwatch.Alarm(
-                self,
-                alarm_id,
-                alarm_description=description,
-                metric=metric,
-                threshold=0,
-                comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        self.topic = self._topic(targets.emails)
+        topics: Sequence[sns.ITopic] = [
+            self.topic,
+            *(sns.Topic.from_topic_arn(self, f"Target{i}", arn) for i, arn in enumerate(targets.topic_arns)),
+        ]
+        facade = mc.MonitoringFacade(
+            self,
+            "Facade",
+            alarm_factory_defaults=mc.AlarmFactoryDefaults(
+                alarm_name_prefix=dashboard_name,
+                actions_enabled=True,
+                # Every alarm here fires on the first breaching period: each is an event someone must see.
                 evaluation_periods=1,
-                treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,  # no traffic is not an incident
+                datapoints_to_alarm=1,
+                # OK actions too, so whoever was told of an alarm is told when it is over.
+                action=mc.MultipleAlarmActionStrategy(
+                    [mc.SnsAlarmActionStrategy(on_alarm_topic=t, on_ok_topic=t) for t in topics]
+                ),
+            ),
+            metric_factory_defaults=mc.MetricFactoryDefaults(period=PERIOD),
+            dashboard_factory=mc.DefaultDashboardFactory(
+                self, "Dashboards", dashboard_name_prefix=dashboard_name, create_summary_dashboard=False
+            ),
+        )
+        self._jobs(facade)
+        facade.monitor_sqs_queue_with_dlq(
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            human_readable_name="Submit queue",
+            add_queue_max_message_age_alarm={
+                "Warning": mc.MaxMessageAgeThreshold(
+                    max_age_in_seconds=SUBMIT_MESSAGE_MAX_AGE.to_seconds(),
+                    alarm_description_override="S3 events have waited in the submit queue for 30 minutes",
+                )
+            },
+            add_dead_letter_queue_max_size_alarm={
+                "Critical": mc.MaxMessageCountThreshold(
+                    max_message_count=0,
+                    alarm_description_override="S3 events that could not start a job are in the submit DLQ",
+                )
+            },
+        )
+        facade.monitor_step_function(
+            state_machine=state_machine,
+            human_readable_name="Job workflow",
+            add_failed_execution_count_alarm=_any("A job failed (see its report), or its execution did"),
+            add_timed_out_execution_count_alarm=_any(
+                "A job's execution timed out; its job row stays RUNNING"
+            ),
+            add_aborted_execution_count_alarm=_any(
+                "A job's execution was stopped; its job row stays RUNNING"
+            ),
+            add_throttled_execution_count_alarm=_any("Step Functions throttled the job workflow"),
+        )
+        for name, function in functions.items():
+            then = THROTTLED_THEN.get(
+                name, "Step Functions retries it for up to 30 minutes, then fails the job"
             )
-            alarm.add_alarm_action(actions.SnsAction(self.topic))
+            facade.monitor_lambda_function(
+                lambda_function=function,
+                human_readable_name=f"{name} function",
+                alarm_friendly_name=name,
+                add_throttles_count_alarm=_any(f"Lambda throttled {name}: {then}"),
+            )
+        if domain is not None:
+            self._domain(facade, domain)
+        dashboard = facade.created_dashboard()
+        assert dashboard is not None, "the facade was asked for its main dashboard"
+        self.dashboard = dashboard
 
-        self.dashboard = cloudwatch.Dashboard(self, "Dashboard", dashboard_name=dashboard_name)
-        self.dashboard.add_widgets(
-            _graph("Jobs", [custom_metric(n) for n in (JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED)]),
-            _graph("Records", [custom_metric(RECORDS_INDEXED), custom_metric(DEAD_LETTERED)]),
-            _graph(
-                "Workflow executions",
-                [
-                    state_machine.metric_started(period=PERIOD),
-                    state_machine.metric_succeeded(period=PERIOD),
-                    state_machine.metric_failed(period=PERIOD),
-                    state_machine.metric_timed_out(period=PERIOD),
-                ],
-            ),
-        )
-        self.dashboard.add_widgets(
-            _graph(
-                "Lambda errors",
-                [fn.metric_errors(period=PERIOD, label=name) for name, fn in functions.items()],
-            ),
-            _graph(
-                "Lambda duration (p99)",
-                [
-                    fn.metric_duration(period=PERIOD, statistic="p99", label=name)
-                    for name, fn in functions.items()
-                ],
-            ),
-            _graph(
-                "Submit queue depth",
-                [
-                    queue.metric_approximate_number_of_messages_visible(period=PERIOD, label="submit queue"),
-                    dead_letter_queue.metric_approximate_number_of_messages_visible(
-                        period=PERIOD, label="DLQ"
-                    ),
-                ],
-            ),
+    def _jobs(self, facade: mc.MonitoringFacade) -> None:
+        def alarmed(
+            name: str,
+            friendly: str,
+            threshold: mc.CustomThreshold,
+            statistic: str = "SUM",
+            **period: Duration,
+        ) -> mc.CustomMetricWithAlarm:
+            return mc.CustomMetricWithAlarm(
+                metric=custom_metric(name, statistic, **period),
+                alarm_friendly_name=friendly,
+                add_alarm={"Critical": threshold},
+            )
+
+        facade.monitor_custom(
+            alarm_friendly_name="Jobs",
+            human_readable_name="Jobs and records",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Jobs",
+                    metrics=[custom_metric(n) for n in (JOBS_STARTED, JOBS_COMPLETED, JOBS_FAILED)],
+                ),
+                mc.CustomMetricGroup(
+                    title="Records",
+                    metrics=[
+                        custom_metric(RECORDS_IN),
+                        custom_metric(RECORDS_INDEXED),
+                        alarmed(
+                            DEAD_LETTERED,
+                            "DeadLettered",
+                            _over(0, "Records were written to the dead-letter bucket"),
+                        ),
+                        alarmed(
+                            UNACCOUNTED,
+                            "Unaccounted",
+                            _over(0, "A job finished with records neither indexed nor dead-lettered"),
+                        ),
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Inference jobs",
+                    metrics=[
+                        alarmed(
+                            FAILED_STATUS_CALLS,
+                            "FailedStatusCalls",
+                            _over(
+                                FAILED_STATUS_CALLS_PER_HOUR - 1,
+                                "Status calls to the inference backend keep failing (UNREACHABLE after 10)",
+                            ),
+                            period=Duration.hours(1),
+                        ),
+                        alarmed(
+                            JOB_TIMEOUT_USED,
+                            "JobAge",
+                            _over(
+                                JOB_TIMEOUT_USED_ALARM_PERCENT,
+                                "A job has run for 75 % of its inference.polling.timeout_hours",
+                            ),
+                            statistic="MAX",
+                        ),
+                    ],
+                ),
+            ],
         )
 
-    def _topic(self) -> sns.Topic:
+    def _domain(self, facade: mc.MonitoringFacade, domain: opensearch.Domain) -> None:
+        facade.monitor_open_search_cluster(
+            domain=domain,
+            human_readable_name="Search domain",
+            add_cluster_status_alarm={
+                "Critical": mc.OpenSearchClusterStatusCustomization(
+                    status=mc.OpenSearchClusterStatus.RED,
+                    alarm_description_override="A primary shard is unassigned: the index cannot take writes",
+                )
+            },
+            add_disk_space_usage_alarm={
+                "Warning": mc.UsageThreshold(
+                    max_usage_percent=DOMAIN_DISK_USED_PERCENT,
+                    alarm_description_override="The domain's FreeStorageSpace is below a quarter",
+                )
+            },
+            add_jvm_memory_pressure_alarm={
+                "Warning": mc.UsageThreshold(
+                    max_usage_percent=DOMAIN_JVM_PRESSURE_PERCENT,
+                    alarm_description_override="JVM memory pressure is above 80 %: bulks will be rejected",
+                )
+            },
+            add_cluster_index_writes_blocked_alarm={
+                "Critical": mc.OpenSearchClusterIndexWritesBlockedThreshold(
+                    max_blocked_writes=0,
+                    alarm_description_override="The domain blocks index writes (ClusterIndexWritesBlocked)",
+                )
+            },
+        )
+
+    def _topic(self, emails: Sequence[str]) -> sns.Topic:
         stack = Stack.of(self)
         key = kms.Key(self, "AlarmTopicKey", enable_key_rotation=True, description="osbatch alarm topic")
-        # CloudWatch alarms publish as the service, so the key and the topic must both let it in.
+        # CloudWatch alarms publish as the service, so the key and the topic must both let it in, and only
+        # for alarms of this account (confused-deputy guard).
         cloudwatch_principal = iam.ServicePrincipal("cloudwatch.amazonaws.com")
+        this_account = {"StringEquals": {"aws:SourceAccount": stack.account}}
         key.add_to_resource_policy(
             iam.PolicyStatement(
                 principals=[cloudwatch_principal],
                 actions=["kms:Decrypt", "kms:GenerateDataKey*"],
                 resources=["*"],  # in a key policy, "*" means this key
+                conditions=this_account,
             )
         )
         topic = sns.Topic(self, "AlarmTopic", master_key=key, enforce_ssl=True)
@@ -142,12 +278,10 @@ class Monitoring(Construct):
                 resources=[topic.topic_arn],
                 conditions={
                     "ArnLike": {"aws:SourceArn": stack.format_arn(service="cloudwatch", resource="alarm:*")},
-                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    **this_account,
                 },
             )
         )
+        for email in emails:
+            topic.add_subscription(subscriptions.EmailSubscription(email))
         return topic
-
-
-def _graph(title: str, metrics: list[cloudwatch.IMetric]) -> cloudwatch.GraphWidget:
-    return cloudwatch.GraphWidget(title=title, left=metrics, width=8, height=6)

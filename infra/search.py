@@ -1,4 +1,13 @@
-"""OpenSearch access: SigV4 grants on existing domains, or one domain created for the stack."""
+"""OpenSearch access: SigV4 grants on each pipeline's index, on existing domains or on one created domain.
+
+Least privilege on the domain: the functions reach their pipelines' indices and nothing else of it, not
+its settings, snapshots or other indices. ESHttp* actions are authorized on the request path
+(`domain/<d>/<path>`), so each grant names an exact path:
+- index checkers (prepare, plan-ingest): PUT and HEAD /<index> (create, exists), GET /<index>/_mapping;
+- bulk writers (ingest-chunk): POST /<index>/_bulk.
+A created domain's access policy says the same, and it refuses bulk lines that name another index
+(`rest.action.multi.allow_explicit_index: false`), since the path is all IAM sees.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ import re
 from collections.abc import Sequence
 from urllib.parse import urlparse
 
-from aws_cdk import RemovalPolicy, Stack
+from aws_cdk import Aws, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -15,12 +24,17 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from infra.nag import acknowledge, allow
+from infra.search_security import SecurityMapping
 from osbatch.config import ConfigError, OpenSearchTarget, PipelineConfig
 from osbatch.search.client import DOMAIN_HOST
 
-# Reads, index creation and bulk writes. Not DELETE or PATCH: osbatch never removes indices or documents.
-HTTP_ACTIONS = ["es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"]
+# (action, path under the index) for each kind of client: what ensure_compatible_index and BulkWriter send.
+INDEX_CHECKS = (("es:ESHttpPut", ""), ("es:ESHttpHead", ""), ("es:ESHttpGet", "/_mapping"))
+BULK_WRITES = (("es:ESHttpPost", "/_bulk"),)
 DOMAIN_NAME_MAX = 28
+STACK_SUFFIX_LENGTH = 8  # the first group of the stack id's UUID
+# Bulk requests to /<index>/_bulk may not redirect lines to other indices, which the path grant cannot see.
+ADVANCED_OPTIONS = {"rest.action.multi.allow_explicit_index": "false"}
 
 
 def domain_of(endpoint: str, origin: str) -> tuple[str, str]:
@@ -36,24 +50,36 @@ def domain_of(endpoint: str, origin: str) -> tuple[str, str]:
     return match["name"], match["region"]
 
 
-def domain_name_for(stack_name: str) -> str:
-    """A valid domain name (3-28 chars, [a-z][a-z0-9-]*) that is unique per stack."""
-    base = re.sub(r"[^a-z0-9-]", "-", f"{stack_name.lower()}-search").strip("-")
+def domain_name_prefix(stack_name: str) -> str:
+    """The fixed part of the created domain's name: [a-z][a-z0-9-]*, short enough for the stack suffix."""
+    base = re.sub(r"[^a-z0-9-]", "-", stack_name.lower()).strip("-")
     if not base[:1].isalpha():
         base = f"osb-{base}"
-    if len(base) <= DOMAIN_NAME_MAX:
+    room = DOMAIN_NAME_MAX - STACK_SUFFIX_LENGTH - 1
+    if len(base) <= room:
         return base
     digest = hashlib.sha256(stack_name.encode()).hexdigest()[:6]
-    return f"{base[: DOMAIN_NAME_MAX - 7].rstrip('-')}-{digest}"
+    return f"{base[: room - 7].rstrip('-')}-{digest}"
+
+
+def domain_name_for(stack_name: str) -> str:
+    """The created domain's name: the prefix and the first 8 hex digits of the stack id's UUID. The domain
+    is retained when the stack is destroyed; a stack re-created under the same name gets a new id, and so a
+    domain name that is free, instead of failing on the retained domain's."""
+    stack_uuid = Fn.select(2, Fn.split("/", Aws.STACK_ID))
+    return Fn.join("-", [domain_name_prefix(stack_name), Fn.select(0, Fn.split("-", stack_uuid))])
 
 
 class SearchAccess(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, pipelines: Sequence[PipelineConfig]) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self._domain_arns: list[str] = []
+        # (domain ARN, index) pairs the functions may use, one per pipeline (pipelines may share them).
+        self._indices: list[tuple[str, str]] = []
         self.domain: opensearch.Domain | None = None
         self.endpoint: str | None = None
+        self._security: SecurityMapping | None = None
+        self._domain_arn = ""
 
         created = [p for p in pipelines if p.sink.opensearch.create_domain]
         existing = [p for p in pipelines if p.sink.opensearch.endpoint]
@@ -67,44 +93,64 @@ class SearchAccess(Construct):
         for pipeline in existing:
             assert pipeline.sink.opensearch.endpoint is not None
             name, region = domain_of(pipeline.sink.opensearch.endpoint, f"pipeline '{pipeline.name}'")
-            self._domain_arns.append(
-                stack.format_arn(service="es", region=region, resource="domain", resource_name=name)
-            )
+            arn = stack.format_arn(service="es", region=region, resource="domain", resource_name=name)
+            self._indices.append((arn, pipeline.sink.index))
         if created:
             target = _one_target(created)
-            self.domain = self._create_domain(target, domain_name_for(stack.stack_name))
+            name = domain_name_for(stack.stack_name)
+            self.domain = self._create_domain(target, name)
             self.endpoint = f"https://{self.domain.domain_endpoint}"
+            # The domain's own ARN attribute cannot appear in its access policy; the name-derived one can.
+            arn = stack.format_arn(service="es", resource="domain", resource_name=name)
+            self._domain_arn = arn
+            self._indices.extend((arn, p.sink.index) for p in created)
+        self._indices = list(dict.fromkeys(self._indices))
 
-    def grant_http(self, roles: Sequence[iam.IRole]) -> None:
-        """SigV4 access for the functions that talk to the cluster; a created domain also trusts only them."""
-        for role in roles:
-            for arn in dict.fromkeys(self._domain_arns):  # pipelines may share a domain
-                allow(
-                    role,
-                    HTTP_ACTIONS,
-                    [arn, f"{arn}/*"],
-                    reason="ESHttp* actions are authorized per path under the domain (<domain>/<index>/…).",
+    def grant_index_access(self, checkers: Sequence[iam.IRole], writers: Sequence[iam.IRole]) -> None:
+        """SigV4 access to the pipelines' indices only; a created domain's policy trusts only these roles."""
+        grants = [(role, INDEX_CHECKS) for role in checkers] + [(role, BULK_WRITES) for role in writers]
+        statements: list[dict[str, object]] = []
+        for role, paths in grants:
+            for action, resources in self._by_action(paths).items():
+                allow(role, [action], resources)
+                statements.append(
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": role.role_arn},
+                        "Action": action,
+                        "Resource": resources,
+                    }
                 )
         if self.domain is not None:
+            if self._security is not None:
+                assert self.endpoint is not None
+                statements += self._security.apply(
+                    endpoint=self.endpoint,
+                    domain_arn=self._domain_arn,
+                    indices=list(dict.fromkeys(index for _, index in self._indices)),
+                    checkers=checkers,
+                    writers=writers,
+                )
             cfn = self.domain.node.default_child
             assert isinstance(cfn, opensearch.CfnDomain)
             # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
-            cfn.access_policies = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": [role.role_arn for role in roles]},
-                        "Action": HTTP_ACTIONS,
-                        "Resource": f"{self._domain_arns[0]}/*",
-                    }
-                ],
-            }
+            cfn.access_policies = {"Version": "2012-10-17", "Statement": statements}
+
+    def _by_action(self, paths: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for action, suffix in paths:
+            found.setdefault(action, []).extend(f"{arn}/{index}{suffix}" for arn, index in self._indices)
+        return found
 
     def _create_domain(self, target: OpenSearchTarget, name: str) -> opensearch.Domain:
         stack = Stack.of(self)
         count = target.instance_count
-        zones = _zone_count(count)
+        zones = _zone_count(target)
+        masters = target.dedicated_master_count or None
+        if target.fine_grained_access_control:
+            if not target.engine_version.startswith("OpenSearch_"):
+                raise ConfigError("sink.opensearch.fine_grained_access_control needs an OpenSearch_ engine")
+            self._security = SecurityMapping(self, "Security")
         domain = opensearch.Domain(
             self,
             "Domain",
@@ -113,7 +159,10 @@ class SearchAccess(Construct):
             capacity=opensearch.CapacityConfig(
                 data_nodes=count,
                 data_node_instance_type=target.instance_type,
-                multi_az_with_standby_enabled=False,  # needs dedicated masters and 3 zones
+                master_nodes=masters,
+                master_node_instance_type=target.dedicated_master_type if masters else None,
+                # Standby costs a third of the data nodes; opt in on the domain if reads must never pause.
+                multi_az_with_standby_enabled=False,
             ),
             ebs=opensearch.EbsOptions(volume_size=100, volume_type=ec2.EbsDeviceVolumeType.GP3),
             zone_awareness=opensearch.ZoneAwarenessConfig(enabled=True, availability_zone_count=zones)
@@ -122,7 +171,13 @@ class SearchAccess(Construct):
             encryption_at_rest=opensearch.EncryptionAtRestOptions(enabled=True),
             node_to_node_encryption=True,
             enforce_https=True,
-            tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2,
+            tls_security_policy=opensearch.TLSSecurityPolicy.TLS_1_2_PFS,
+            advanced_options=ADVANCED_OPTIONS,
+            fine_grained_access_control=opensearch.AdvancedSecurityOptions(
+                master_user_arn=self._security.master_role.role_arn
+            )
+            if self._security
+            else None,
             logging=opensearch.LoggingOptions(
                 slow_search_log_enabled=True,
                 slow_index_log_enabled=True,
@@ -132,7 +187,6 @@ class SearchAccess(Construct):
             suppress_logs_resource_policy=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
-        self._domain_arns.append(stack.format_arn(service="es", resource="domain", resource_name=name))
         groups = [
             g for g in (domain.slow_search_log_group, domain.slow_index_log_group, domain.app_log_group) if g
         ]
@@ -153,20 +207,22 @@ class SearchAccess(Construct):
         cfn = domain.node.default_child
         assert isinstance(cfn, opensearch.CfnDomain)
         cfn.node.add_dependency(policy)
-        self._acknowledge(domain, zones)
+        self._acknowledge(domain, target, zones)
         return domain
 
-    def _acknowledge(self, domain: opensearch.Domain, zones: int) -> None:
+    def _acknowledge(self, domain: opensearch.Domain, target: OpenSearchTarget, zones: int) -> None:
         reasons = {
             "AwsSolutions-OS1": "The functions run outside a VPC; access is SigV4-signed and the domain "
-            "policy names only their roles.",
+            "policy names only their roles, each on its pipelines' index paths.",
             "AwsSolutions-OS3": "Access is granted to IAM roles by the domain policy, not to IP ranges.",
-            "AwsSolutions-OS4": "A batch-ingest target sized by the pipeline config; add dedicated masters "
-            "for production clusters.",
         }
+        if not target.dedicated_master_count:
+            reasons["AwsSolutions-OS4"] = (
+                "sink.opensearch.development: true asked for a domain without dedicated masters."
+            )
         if not zones:
             reasons["AwsSolutions-OS7"] = (
-                "A single data node was configured (instance_count: 1); no zones to span."
+                "sink.opensearch.development: true with a single data node; no zones to span."
             )
         for rule, reason in reasons.items():
             acknowledge(domain, rule, reason)
@@ -182,13 +238,16 @@ def _one_target(pipelines: Sequence[PipelineConfig]) -> OpenSearchTarget:
     return next(iter(targets))
 
 
-def _zone_count(count: int) -> int:
+def _zone_count(target: OpenSearchTarget) -> int:
+    """Zones to spread over: three for a production domain (the config checked its shape); a development
+    one spreads what it can."""
+    count = target.instance_count
+    if not target.development or count % 3 == 0:
+        return 3
     if count < 2:
         return 0
     if count % 2 == 0:
         return 2
-    if count % 3 == 0:
-        return 3
     raise ConfigError(
         f"sink.opensearch.instance_count: {count} nodes cannot be spread evenly over 2 or 3 zones; "
         "use an even number or a multiple of 3"

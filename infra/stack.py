@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aws_cdk import CfnOutput, Duration, Stack
+from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
 from infra.access import grant_function_access
-from infra.functions import OPENSEARCH_CLIENTS, Functions
+from infra.functions import BULK_WRITERS, INDEX_CHECKERS, Functions
+from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
+from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.search import SearchAccess
 from infra.storage import Storage
+from infra.tags import tag_stack
 from infra.trigger import Trigger
-from infra.workflow import JobWorkflow, state_machine_arn
+from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import PipelineConfig
 
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
@@ -30,17 +33,26 @@ class OsbatchStack(Stack):
         *,
         pipelines: Sequence[PipelineConfig],
         opensearch_endpoint: str | None = None,
+        alarm_targets: AlarmTargets | None = None,
+        resource_tags: Mapping[str, str] | None = None,
+        reserve_concurrency: bool = True,
         **kwargs: Any,
     ):
         """opensearch_endpoint: what the functions use instead of the pipelines' own (the local node)."""
         super().__init__(scope, construct_id, **kwargs)
         if not pipelines:
             raise ValueError("a stack needs at least one pipeline")
+        tag_stack(self, resource_tags or {})
+        targets = alarm_targets or AlarmTargets()
+        if targets.empty:
+            Annotations.of(self).add_warning_v2("osbatch:no-alarm-target", NO_TARGET_WARNING)
         workflow_name = f"{self.stack_name}-jobs"
         machine_arn = state_machine_arn(self, workflow_name)
 
         storage = Storage(self, "Storage")
-        inference = InferenceAccess(self, "Inference", output_bucket=storage.output_bucket)
+        inference = InferenceAccess(
+            self, "Inference", output_bucket=storage.output_bucket, pipelines=pipelines
+        )
         search = SearchAccess(self, "Search", pipelines=pipelines)
         functions = Functions(
             self,
@@ -54,6 +66,7 @@ class OsbatchStack(Stack):
             state_machine_arn=machine_arn,
             opensearch_endpoint=opensearch_endpoint or search.endpoint,
             event_bus_name="default",
+            reserve_concurrency=reserve_concurrency,
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
         # CreateTransformJob with Tags also needs AddTags; a re-run StartJob describes the job it created.
@@ -64,7 +77,7 @@ class OsbatchStack(Stack):
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
-        search.grant_http(functions.roles(*OPENSEARCH_CLIENTS))
+        search.grant_index_access(functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS))
 
         trigger = Trigger(
             self,
@@ -87,6 +100,8 @@ class OsbatchStack(Stack):
                 )
             ),
         )
+        # Before anything is deployed: a job must not be able to outgrow its execution history.
+        check_polling_fits(pipelines, workflow.definition(), POLL_LOOP)
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -95,6 +110,8 @@ class OsbatchStack(Stack):
             queue=trigger.queue,
             dead_letter_queue=trigger.dead_letter_queue,
             state_machine=workflow.state_machine,
+            targets=targets,
+            domain=search.domain,
         )
 
         outputs = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration
+from aws_cdk import Duration, RemovalPolicy, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -13,11 +13,14 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.nag import acknowledge
+from infra.tags import PIPELINE_TAG
 from osbatch.config import PipelineConfig
 
 MAX_RECEIVE_COUNT = 5  # an event that fails five submits is poison, not throttling: park it in the DLQ
 BATCH_SIZE = 10
+# Concurrent submit batches the queue may drive; below submit's reserved concurrency, so the event source
+# is never throttled by it (throttled batches would count as receives towards the DLQ).
+MAX_CONCURRENCY = 5
 
 
 def key_wildcard(prefix: str, suffix: str) -> str:
@@ -58,12 +61,10 @@ class Trigger(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             retention_period=Duration.days(14),  # the maximum: time to find out why a submit kept failing
+            # Kept by `cdk destroy`: the events in it are uploads that never became jobs.
+            removal_policy=RemovalPolicy.RETAIN,
         )
-        acknowledge(
-            self.dead_letter_queue,
-            "AwsSolutions-SQS3",
-            "This queue is the dead-letter queue of the submit queue and of the EventBridge targets.",
-        )
+        # No AwsSolutions-SQS3 acknowledgement: cdk-nag sees the submit queue's redrive policy name it.
         submit_timeout = submit.timeout or Duration.seconds(30)
         self.queue = sqs.Queue(
             self,
@@ -87,8 +88,14 @@ class Trigger(Construct):
             )
             # Events EventBridge cannot deliver go to the same DLQ: one place to look for unstarted jobs.
             rule.add_target(targets.SqsQueue(self.queue, dead_letter_queue=self.dead_letter_queue))
+            Tags.of(rule).add(PIPELINE_TAG, pipeline.name)
             self.rules[pipeline.name] = rule
 
         submit.add_event_source(
-            sources.SqsEventSource(self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True)
+            sources.SqsEventSource(
+                self.queue,
+                batch_size=BATCH_SIZE,
+                report_batch_item_failures=True,
+                max_concurrency=MAX_CONCURRENCY,
+            )
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_lambda as lambda_
@@ -17,12 +20,43 @@ from infra.nag import acknowledge, allow, flatten
 from osbatch.contracts import plan_key
 from osbatch.steps.remote import THROTTLED_ERRORS
 
-LAMBDA_TRANSIENT_ERRORS = [
-    "Lambda.ServiceException",
-    "Lambda.AWSLambdaException",
-    "Lambda.SdkClientException",
-    "Lambda.TooManyRequestsException",
-]
+
+@dataclass(frozen=True)
+class LambdaRetry:
+    """A Retry rule for Lambda's own errors: exponential, capped, with full jitter so that the many tasks
+    a throttling burst fails together do not all come back at the same moment."""
+
+    errors: tuple[str, ...]
+    interval_seconds: int
+    max_delay_seconds: int
+    attempts: int
+    backoff_rate: float = 2.0
+
+    def longest_wait_seconds(self) -> int:
+        """The retries' delays added up before jitter; jitter only shortens them."""
+        delays = (self.interval_seconds * self.backoff_rate**n for n in range(self.attempts))
+        return round(sum(min(delay, self.max_delay_seconds) for delay in delays))
+
+
+# Throttling outlasts a burst of concurrent Map children and of other workloads in the account: retry for
+# up to half an hour (10 s doubling to 5 min). Service errors are rarer and briefer: up to about 9 minutes.
+LAMBDA_THROTTLED = LambdaRetry(("Lambda.TooManyRequestsException",), 10, 300, 10)
+LAMBDA_SERVICE_ERRORS = LambdaRetry(
+    (
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.ClientExecutionTimeoutException",
+    ),
+    5,
+    120,
+    8,
+)
+LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
+# The states a job passes through once per poll: what grows the execution history (infra/history.py).
+POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?")
+# Set by PlanIngest from the pipeline's sink.tolerated_chunk_failure_percentage.
+TOLERATED_FAILURE_PATH = "$.plan.tolerated_failure_percentage"
 THROTTLE_INTERVAL_SECONDS = 30
 THROTTLE_BACKOFF = 2.0
 THROTTLE_MAX_DELAY_SECONDS = 600
@@ -68,6 +102,7 @@ class JobWorkflow(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self._functions = functions
+        self._invoked: dict[str, lambda_.IFunction] = {}  # the functions a task invokes (not submit)
 
         fail_job = self._task("FailJob", "fail-job", catch=None)
         fail_job.next(sfn.Fail(self, "JobFailed", error="JobFailed", cause="The job failed; see its report."))
@@ -130,16 +165,32 @@ class JobWorkflow(Construct):
         )
         self._acknowledge_generated_grants()
 
+    def definition(self) -> dict[str, Any]:
+        """The rendered definition, references to other resources shown as "TOKEN"."""
+        cfn = self.state_machine.node.default_child
+        assert isinstance(cfn, sfn.CfnStateMachine)
+        text = Stack.of(self).resolve(cfn.definition_string)
+        parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
+        return dict(json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts)))
+
     def _task(self, state_id: str, function: str, *, catch: sfn.IChainable | None) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             state_id,
-            lambda_function=self._functions[function],
+            lambda_function=self._invoked.setdefault(function, self._functions[function]),
             payload=sfn.TaskInput.from_json_path_at("$"),
             output_path="$.Payload",  # every step is JobState -> JobState
             retry_on_service_exceptions=False,  # replaced by the documented retry below
         )
-        task.add_retry(errors=LAMBDA_TRANSIENT_ERRORS, max_attempts=3, backoff_rate=2)
+        for rule in LAMBDA_RETRIES:
+            task.add_retry(
+                errors=list(rule.errors),
+                interval=Duration.seconds(rule.interval_seconds),
+                backoff_rate=rule.backoff_rate,
+                max_delay=Duration.seconds(rule.max_delay_seconds),
+                max_attempts=rule.attempts,
+                jitter_strategy=sfn.JitterType.FULL,
+            )
         if catch is not None:
             task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
@@ -161,6 +212,9 @@ class JobWorkflow(Construct):
                 **item,
             },
             max_concurrency=MAP_MAX_CONCURRENCY,
+            # 0 unless the pipeline says otherwise, so a failed chunk fails the job visibly; a tolerated
+            # one leaves its chunk unreported, which Finalize reports as unaccounted (PARTIALLY_COMPLETED).
+            tolerated_failure_percentage_path=TOLERATED_FAILURE_PATH,
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
         )
@@ -181,7 +235,7 @@ class JobWorkflow(Construct):
             "CloudWatch Logs delivery (logs:*LogDelivery, DescribeLogGroups, resource policies) and X-Ray "
             "actions that Step Functions needs support no resource-level permissions.",
         )
-        for function in self._functions.values():
+        for function in self._invoked.values():
             arn = flatten(stack.resolve(function.function_arn))
             acknowledge(
                 self,

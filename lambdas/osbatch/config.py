@@ -11,6 +11,7 @@ import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
 
 import yaml
 from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -75,6 +76,15 @@ class PollingConfig(Strict):
     max_failed_polls: int = Field(10, ge=1, description="ML Commons marks a task UNREACHABLE after 10")
     timeout_hours: float = Field(72, gt=0, le=24 * 14)
 
+    @model_validator(mode="after")
+    def _grows_to_the_maximum(self) -> PollingConfig:
+        if self.interval_seconds > self.max_interval_seconds:
+            raise ValueError(
+                f"interval_seconds ({self.interval_seconds}) is above max_interval_seconds "
+                f"({self.max_interval_seconds}); the wait grows from the first to the second"
+            )
+        return self
+
 
 class SageMakerJobConfig(Strict):
     """The CreateTransformJob settings reference 000 puts in the SageMaker batch connector."""
@@ -117,6 +127,49 @@ class SageMakerJobConfig(Strict):
         return self
 
 
+S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
+KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
+ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+class SageMakerModelAccess(Strict):
+    """What SageMaker's execution role (stack output SageMakerRoleArn) may read to run the model you create
+    with it: its artifacts and its container image. Nothing else is granted, so CreateModel fails fast on
+    anything this does not name."""
+
+    model_data_url: str | None = Field(
+        None, description="the model's ModelDataUrl: s3://bucket/key.tar.gz, or s3://bucket/prefix/ for many"
+    )
+    kms_key_arn: str | None = Field(None, description="the KMS key the model artifacts are encrypted with")
+    image_accounts: list[str] = Field(
+        default_factory=list,
+        description="accounts whose ECR repositories hold the model's image, besides the stack's own "
+        "(e.g. the AWS account of a Deep Learning Container in your region)",
+    )
+
+    @field_validator("model_data_url")
+    @classmethod
+    def _s3_url(cls, value: str | None) -> str | None:
+        if value is not None and not S3_URL.match(value):
+            raise ValueError(f"'{value}' is not an S3 URL like s3://bucket/model.tar.gz")
+        return value
+
+    @field_validator("kms_key_arn")
+    @classmethod
+    def _key_arn(cls, value: str | None) -> str | None:
+        if value is not None and not KMS_KEY_ARN.match(value):
+            raise ValueError(f"'{value}' is not a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+        return value
+
+    @field_validator("image_accounts")
+    @classmethod
+    def _accounts(cls, value: list[str]) -> list[str]:
+        wrong = [account for account in value if not ACCOUNT_ID.match(account)]
+        if wrong:
+            raise ValueError(f"{wrong} are not 12-digit AWS account ids")
+        return value
+
+
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
@@ -126,6 +179,7 @@ class InferenceConfig(Strict):
     retry_time_window: str = "PT2H"
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None
+    sagemaker_model: SageMakerModelAccess = SageMakerModelAccess()
 
     @field_validator("retry_time_window")
     @classmethod
@@ -146,6 +200,12 @@ class InferenceConfig(Strict):
         return self
 
 
+# Hosts of AWS-managed domains and collections: they are reached with SigV4 over HTTPS only.
+AWS_HOST_SUFFIXES = (".amazonaws.com", ".amazonaws.com.cn")
+DEDICATED_MASTER_COUNTS = (3, 5)  # a quorum that survives losing a zone (or two, with five)
+ZONES = 3  # a production domain spreads data nodes and masters over three zones
+
+
 class OpenSearchTarget(Strict):
     endpoint: str | None = Field(
         None, description="https endpoint of an existing domain; SigV4 is granted to it"
@@ -153,7 +213,18 @@ class OpenSearchTarget(Strict):
     create_domain: bool = False
     engine_version: str = "OpenSearch_2.19"
     instance_type: str = "r7g.large.search"
-    instance_count: int = Field(2, ge=1)
+    instance_count: int = Field(3, ge=1, description="data nodes of a created domain")
+    dedicated_master_count: int = Field(3, ge=0)
+    dedicated_master_type: str = "m7g.large.search"
+    fine_grained_access_control: bool = Field(
+        False,
+        description="a created domain enforces OpenSearch roles too; the stack maps the functions' roles",
+    )
+    development: bool = Field(
+        False,
+        description="allow a created domain without dedicated masters or three zones (1 or 2 data nodes): "
+        "cheap, and it loses quorum or data with one node",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> OpenSearchTarget:
@@ -163,7 +234,30 @@ class OpenSearchTarget(Strict):
             raise ValueError(
                 "endpoint must start with https:// (http:// is accepted for the local node only)"
             )
+        host = (urlparse(self.endpoint).hostname or "") if self.endpoint else ""
+        if self.endpoint and host.endswith(AWS_HOST_SUFFIXES) and not self.endpoint.startswith("https://"):
+            # Plain http would go to port 80 unsigned: every request denied, or worse, sent in the clear.
+            raise ValueError(f"endpoint: an AWS domain is reached over https only, not '{self.endpoint}'")
+        if self.fine_grained_access_control and not self.create_domain:
+            raise ValueError(
+                "fine_grained_access_control: applies to a created domain; on an existing one, map the "
+                "functions' roles yourself (README, Deploy to AWS)"
+            )
+        if self.create_domain and not self.development:
+            self._production_shape()
         return self
+
+    def _production_shape(self) -> None:
+        if self.dedicated_master_count not in DEDICATED_MASTER_COUNTS:
+            raise ValueError(
+                f"dedicated_master_count: a created domain needs 3 or 5 dedicated masters, not "
+                f"{self.dedicated_master_count} (set development: true for a smaller, non-production domain)"
+            )
+        if self.instance_count % ZONES:
+            raise ValueError(
+                f"instance_count: {self.instance_count} data nodes cannot spread evenly over {ZONES} zones; "
+                "use a multiple of 3 (or development: true for 1 or 2 nodes)"
+            )
 
 
 class BulkConfig(Strict):
@@ -182,6 +276,13 @@ class SinkConfig(Strict):
     field_map: dict[str, str | list[str]] = Field(min_length=1)
     ingest_fields: list[str] = Field(default_factory=list)
     bulk: BulkConfig = BulkConfig()
+    tolerated_chunk_failure_percentage: float = Field(
+        0,
+        ge=0,
+        le=100,
+        description="ingest chunks that may fail (after their retries) without failing the job; their "
+        "records are reported unaccounted and the job PARTIALLY_COMPLETED. 0: any failed chunk fails the job",
+    )
 
 
 class PipelineConfig(Strict):

@@ -94,6 +94,8 @@ class IngestPlan(Model):
     key: str
     chunks: int
     objects: int
+    # The Distributed Map's ToleratedFailurePercentagePath: chunks that may fail without failing the job.
+    tolerated_failure_percentage: float = 0
 
 
 class JobState(Model):

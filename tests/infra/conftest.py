@@ -10,7 +10,7 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.stack import OsbatchStack
-from tests.infra.helpers import CREATED, SECOND, Synthesized, new_app, pipeline
+from tests.infra.helpers import ALARM_TARGETS, CREATED, SECOND, Synthesized, new_app, pipeline
 
 
 @dataclass
@@ -22,9 +22,12 @@ class Synth:
 
 @pytest.fixture(scope="session")
 def synth() -> Iterator[Synth]:
-    # Given the example pipeline plus a second one (existing domains), and a pipeline that creates its domain
+    # Given the example pipeline plus a second one (existing domains), alarms to two addresses and a topic,
+    # and a pipeline that creates its domain (no alarm target)
     app = new_app()
-    main = OsbatchStack(app, "osbatch", pipelines=[pipeline(), pipeline(**SECOND)])
+    main = OsbatchStack(
+        app, "osbatch", pipelines=[pipeline(), pipeline(**SECOND)], alarm_targets=ALARM_TARGETS
+    )
     created = OsbatchStack(app, "osbatch-created", pipelines=[pipeline(**CREATED)])
     # When both stacks are synthesized once (this also runs CloudFormation's template validation)
     yield Synth(

@@ -13,6 +13,7 @@ import yaml
 from aws_cdk.assertions import Template
 
 from infra.functions import FUNCTIONS
+from infra.notify import AlarmTargets
 from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
 
@@ -48,14 +49,29 @@ def _merge(base: Any, override: Any) -> Any:
 SECOND = {
     "name": "docs",
     "source": {"prefix": "input/docs/", "suffix": ".json"},
-    "inference": {"retry_time_window": "PT6H", "polling": {"timeout_hours": 96}},
+    "inference": {
+        "retry_time_window": "PT6H",
+        "polling": {"timeout_hours": 96},
+        # A model whose artifacts are KMS-encrypted in S3 and whose image is in an AWS-owned account
+        "sagemaker_model": {
+            "model_data_url": "s3://models-bucket/minilm/model.tar.gz",
+            "kms_key_arn": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+            "image_accounts": ["763104351884"],
+        },
+    },
     "sink": {
         "opensearch": {"endpoint": "https://search-other-domain-xyz789.eu-west-1.es.amazonaws.com"},
         "index": "docs",
         "mapping": {},
     },
 }
-CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True, "instance_count": 2}}}
+CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True}}}  # the production shape
+
+
+ALARM_TARGETS = AlarmTargets(
+    emails=("ops@example.com", "oncall@example.com"),
+    topic_arns=("arn:aws:sns:us-east-1:111122223333:paging",),
+)
 
 
 def new_app() -> cdk.App:
@@ -100,6 +116,7 @@ def function_ids(synth: Synthesized) -> dict[str, str]:
     return {
         by_handler[props["Properties"]["Handler"]]: logical_id
         for logical_id, props in synth.of_type("AWS::Lambda::Function").items()
+        if props["Properties"]["Handler"] in by_handler  # not a custom resource's
     }
 
 

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from aws_cdk import Stage
+from aws_cdk import Stack, Stage
 from aws_cdk.assertions import Template
 
 from infra.functions import FUNCTIONS
+from infra.layer import INSTALL_OPTIONS, dependencies_layer
 from infra.stack import OsbatchStack
 from osbatch.config import DEPLOYED_PIPELINES_FILE, pipelines_from_json
 from tests.infra.helpers import ROOT, Synthesized, function_ids, new_app, pipeline, render
@@ -174,3 +175,28 @@ def test_forty_pipelines_synthesize() -> None:
     assert set(pipelines_from_json(text)) == {f"p{i}" for i in range(40)}
     for props in synthesized.of_type("AWS::Lambda::Function").values():
         assert len(json.dumps(props["Properties"]["Environment"])) < 4096
+
+
+def test_the_layer_is_the_lock_and_its_hash_follows_the_lock(tmp_path: Path, main: Synthesized) -> None:
+    # Given the stack's layer, and layers built from two copies of the lock, one with a changed hash line
+    lock = ROOT / "requirements" / "lambda.lock"
+    same, changed = tmp_path / "same", tmp_path / "changed"
+    for directory in (same, changed):
+        directory.mkdir()
+    (same / "lambda.lock").write_text(lock.read_text())
+    (changed / "lambda.lock").write_text(lock.read_text().replace("sha256:", "sha256:0", 1))
+
+    def layer_key(lock_file: Path) -> str:
+        stack = Stack(new_app(), "L")
+        dependencies_layer(stack, "Layer", lock_file)
+        (layer,) = Template.from_stack(stack).find_resources("AWS::Lambda::LayerVersion").values()
+        return str(layer["Properties"]["Content"]["S3Key"])
+
+    # Then the stack's layer is built from requirements/lambda.lock, with a hash that is the lock's
+    (stack_layer,) = main.of_type("AWS::Lambda::LayerVersion").values()
+    assert stack_layer["Properties"]["Content"]["S3Key"] == layer_key(same / "lambda.lock")
+    assert stack_layer["Properties"]["Description"].endswith("(lambda.lock)")
+    # And any change to the lock, a hash included, makes a new layer
+    assert layer_key(changed / "lambda.lock") != layer_key(same / "lambda.lock")
+    # And pip installs only what the lock lists, each file checked against its hash
+    assert {"--require-hashes", "--no-deps", "--only-binary=:all:"} <= set(INSTALL_OPTIONS)

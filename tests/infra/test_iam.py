@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from infra.functions import FUNCTIONS
 from tests.infra.helpers import (
     Synthesized,
@@ -21,7 +23,8 @@ EVERY_FUNCTION = {
     "xray:PutTraceSegments",
     "xray:PutTelemetryRecords",
 }
-SEARCH = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPost", "es:ESHttpPut"}
+INDEX_CHECKS = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"}
+BULK = {"es:ESHttpPost"}
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
@@ -37,37 +40,42 @@ EXPECTED = {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "states:StartExecution", *SQS_CONSUME,
     },
-    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *SEARCH},
+    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS},
     "start-job": {
         "dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
-    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *SEARCH},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *SEARCH},
+    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *INDEX_CHECKS},
+    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *BULK},
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
     "fail-job": {
         "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
         "sagemaker:StopTransformJob",
     },
 }  # fmt: skip
-# Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
-STAR_ONLY = {
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "logs:CreateLogDelivery",
-    "logs:GetLogDelivery",
-    "logs:UpdateLogDelivery",
-    "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries",
-    "logs:PutResourcePolicy",
-    "logs:DescribeResourcePolicies",
-    "logs:DescribeLogGroups",
-    "cloudwatch:PutMetricData",
-    "ecr:GetAuthorizationToken",
-}
+# Every statement whose Resource is "*", by the role it belongs to, with its exact actions and condition:
+# actions AWS authorizes on no narrower resource. Each role's IAM5[Resource::*] acknowledgement covers
+# whatever such statement it has, so this list is what keeps a new one from passing unseen.
+XRAY = ("xray:PutTelemetryRecords", "xray:PutTraceSegments")
+STAR_STATEMENTS = {
+    **{f"function {name}": [(XRAY, None)] for name in FUNCTIONS},
+    "state machine": [
+        (
+            (
+                "logs:CreateLogDelivery", "logs:DeleteLogDelivery", "logs:DescribeLogGroups",
+                "logs:DescribeResourcePolicies", "logs:GetLogDelivery", "logs:ListLogDeliveries",
+                "logs:PutResourcePolicy", "logs:UpdateLogDelivery", "xray:GetSamplingRules",
+                "xray:GetSamplingTargets", *XRAY,
+            ),
+            None,
+        )
+    ],
+    "sagemaker": [
+        (("cloudwatch:PutMetricData",), {"StringLike": {"cloudwatch:namespace": "/aws/sagemaker/*"}}),
+        (("ecr:GetAuthorizationToken",), None),
+    ],
+}  # fmt: skip
 
 
 def _sagemaker_role(main: Synthesized) -> str:
@@ -82,16 +90,35 @@ def test_each_function_has_exactly_its_documented_actions(main: Synthesized) -> 
         assert actions(main, name) == EXPECTED[name] | EVERY_FUNCTION, name
 
 
-def test_no_action_wildcards_and_star_resources_only_where_aws_requires(synth_all: list[Synthesized]) -> None:
+def _owner(synth: Synthesized, role: str) -> str:
+    names = {role_id(synth, name): f"function {name}" for name in FUNCTIONS}
+    if role in names:
+        return names[role]
+    return "state machine" if role.startswith("WorkflowStateMachineRole") else "sagemaker"
+
+
+def test_no_action_wildcards_and_exactly_the_pinned_star_statements(synth_all: list[Synthesized]) -> None:
     for synthesized in synth_all:
         # Given every Allow statement of every IAM policy in the stack
         for statement in all_allow_statements(synthesized):
-            statement_actions = as_list(statement["Action"])
             # Then no action is a wildcard
-            assert not [a for a in statement_actions if "*" in a], statement
-            # And Resource "*" only appears for actions that have no resource-level permissions
-            if "*" in as_list(statement["Resource"]):
-                assert set(statement_actions) <= STAR_ONLY, statement
+            assert not [a for a in as_list(statement["Action"]) if "*" in a], statement
+        # And the statements on Resource "*" are exactly the pinned ones, action for action, role by role
+        star: dict[str, list[tuple[tuple[str, ...], object]]] = {}
+        for policy in synthesized.of_type("AWS::IAM::Policy").values():
+            for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
+                if "*" in as_list(statement["Resource"]):
+                    for role in policy["Properties"]["Roles"]:
+                        star.setdefault(_owner(synthesized, role["Ref"]), []).append(
+                            (tuple(sorted(as_list(statement["Action"]))), statement.get("Condition"))
+                        )
+        assert {owner: sorted(found, key=str) for owner, found in star.items()} == {
+            owner: sorted(((tuple(sorted(a)), c) for a, c in pinned), key=str)
+            for owner, pinned in STAR_STATEMENTS.items()
+        }
+        # And no role carries an inline policy that the check above would miss
+        for role in synthesized.of_type("AWS::IAM::Role").values():
+            assert "Policies" not in role["Properties"]
 
 
 def test_no_function_can_pass_a_role(synth_all: list[Synthesized]) -> None:
@@ -159,17 +186,51 @@ def test_the_pipeline_index_is_queried_only_by_start_job(main: Synthesized) -> N
     assert {name for name, found in queries.items() if found} == {"start-job", "finalize", "fail-job"}
 
 
-def test_search_functions_reach_only_the_configured_domains(main: Synthesized) -> None:
-    # Given the ESHttp grants of the search functions
-    for name in ("prepare", "plan-ingest", "ingest-chunk"):
-        resources = resources_for(main, name, "es:ESHttpPost")
-        # Then they name the two domains derived from the endpoints, in their regions
-        assert sorted(resources) == [
-            "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain",
-            "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain/*",
-            "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain",
-            "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain/*",
+US = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
+EU = "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain"
+
+
+def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_region(main: Synthesized) -> None:
+    # Given python-docs on my-domain in us-east-1 and docs on other-domain in eu-west-1
+    for name in ("prepare", "plan-ingest"):
+        # Then creating and checking an index is granted on exactly each pipeline's index, in its region
+        for action in ("es:ESHttpPut", "es:ESHttpHead"):
+            assert sorted(resources_for(main, name, action)) == [f"{EU}/docs", f"{US}/python-docs"], name
+        assert sorted(resources_for(main, name, "es:ESHttpGet")) == [
+            f"{EU}/docs/_mapping",
+            f"{US}/python-docs/_mapping",
         ], name
+        assert "es:ESHttpPost" not in actions(main, name), name
+
+
+def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized) -> None:
+    # Given ingest-chunk's grants on the domains
+    # Then it may POST /<index>/_bulk on each pipeline's index, and nothing else on any domain
+    assert sorted(resources_for(main, "ingest-chunk", "es:ESHttpPost")) == [
+        f"{EU}/docs/_bulk",
+        f"{US}/python-docs/_bulk",
+    ]
+    assert {a for a in actions(main, "ingest-chunk") if a.startswith("es:")} == {"es:ESHttpPost"}
+
+
+def test_no_grant_reaches_a_whole_domain(synth_all: list[Synthesized]) -> None:
+    for synthesized in synth_all:
+        # Given every OpenSearch grant of the stack (identity policies and a created domain's policy)
+        es = [
+            s
+            for s in all_allow_statements(synthesized)
+            if any(a.startswith("es:") for a in as_list(s["Action"]))
+        ]
+        for domain in synthesized.of_type("AWS::OpenSearchService::Domain").values():
+            es.extend(domain["Properties"]["AccessPolicies"]["Statement"])
+        assert es
+        # Then each names a path under a pipeline's index, never the domain, a wildcard, or another path:
+        # cluster settings, snapshots and other indices stay out of reach
+        for statement in es:
+            for resource in as_list(statement["Resource"]):
+                path = resource["Fn::Join"][1][-1] if isinstance(resource, dict) else resource
+                assert re.search(r"/(python-docs|docs)(/_mapping|/_bulk)?$", path), render(resource)
+                assert "*" not in render(resource), render(resource)
 
 
 def test_sagemaker_role_is_for_sagemaker_and_job_data_only(main: Synthesized) -> None:
@@ -181,14 +242,48 @@ def test_sagemaker_role_is_for_sagemaker_and_job_data_only(main: Synthesized) ->
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
     assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
     # And it reads job inputs and writes job outputs, nothing else in the bucket
-    s3 = {
-        action: [render(r) for r in as_list(s["Resource"])]
-        for s in statements_of_role(main, _sagemaker_role(main))
-        for action in as_list(s["Action"])
-        if action.startswith("s3:")
-    }
-    assert [r.split(".Arn>")[1] for r in s3["s3:GetObject"]] == ["/jobs/*/input/*"]
+    s3 = _sagemaker_grants(main, "s3:")
+    assert [r.split(".Arn>")[1] for r in s3["s3:GetObject"] if ".Arn>" in r] == ["/jobs/*/input/*"]
     assert [r.split(".Arn>")[1] for r in s3["s3:PutObject"]] == ["/jobs/*/output/*"]
+
+
+def _sagemaker_grants(synth: Synthesized, prefix: str) -> dict[str, list[str]]:
+    found: dict[str, list[str]] = {}
+    for s in statements_of_role(synth, _sagemaker_role(synth)):
+        for action in as_list(s["Action"]):
+            if action.startswith(prefix):
+                found.setdefault(action, []).extend(render(r) for r in as_list(s["Resource"]))
+    return found
+
+
+def test_sagemaker_reads_exactly_the_configured_model_artifacts_and_their_key(main: Synthesized) -> None:
+    # Given the docs pipeline's model: model.tar.gz in models-bucket, encrypted with a KMS key
+    statements = statements_of_role(main, _sagemaker_role(main))
+
+    # Then the role reads that one object outside the stack's buckets
+    outside = [r for r in _sagemaker_grants(main, "s3:")["s3:GetObject"] if ".Arn>" not in r]
+    assert outside == ["arn:<AWS::Partition>:s3:::models-bucket/minilm/model.tar.gz"]
+    # And may decrypt with that key only through S3, to read it
+    (kms,) = [s for s in statements if "kms:Decrypt" in as_list(s["Action"])]
+    assert kms["Action"] == "kms:Decrypt"
+    assert kms["Resource"] == "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    assert render(kms["Condition"]["StringEquals"]["kms:ViaService"]) == "s3.<AWS::Region>.amazonaws.com"
+
+
+def test_image_pulls_are_held_to_this_account_and_the_configured_ones(synth_all: list[Synthesized]) -> None:
+    main, created = synth_all
+    # Given the ECR grants of a stack whose pipeline names an image account, and of one that names none
+    pulls = "ecr:BatchGetImage"
+    # Then pulls reach the repositories of this account and of 763104351884 only, in this region
+    repo = "arn:<AWS::Partition>:ecr:<AWS::Region>:{}:repository/*"
+    assert _sagemaker_grants(main, "ecr:")[pulls] == [
+        repo.format("<AWS::AccountId>"),
+        repo.format("763104351884"),
+    ]
+    assert _sagemaker_grants(created, "ecr:")[pulls] == [repo.format("<AWS::AccountId>")]
+    # And a stack without model artifacts grants no S3 read outside its buckets, and no key
+    assert all(".Arn>" in r for r in _sagemaker_grants(created, "s3:")["s3:GetObject"])
+    assert "kms:Decrypt" not in _sagemaker_grants(created, "kms:")
 
 
 def test_functions_have_no_managed_policies(main: Synthesized) -> None:

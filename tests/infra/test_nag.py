@@ -5,10 +5,13 @@ from __future__ import annotations
 import aws_cdk as cdk
 import pytest
 from cdk_nag import AwsSolutionsChecks
+from constructs import IConstruct
 
+import infra.nag
 from infra.nag import allow, flatten
+from infra.stack import OsbatchStack
 from tests.infra.conftest import Synth
-from tests.infra.helpers import new_app
+from tests.infra.helpers import ALARM_TARGETS, CREATED, SECOND, new_app, pipeline
 
 
 def test_aws_solutions_checks_pass_on_both_stacks(synth: Synth) -> None:
@@ -73,3 +76,41 @@ def test_flatten_renders_references_like_cdk_nag() -> None:
     # When it is flattened
     # Then it reads as in cdk-nag's finding ids
     assert flatten(value) == '<Bucket.Arn>/<AWS::Region>/{"Fn::Select":[0,["a"]]}/*'
+
+
+def test_every_acknowledgement_matches_a_finding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the suite's two stacks built again with every acknowledgement recorded instead of made
+    recorded: list[tuple[str, str]] = []
+
+    class Recorder:
+        """Stands in for cdk.Validations in infra.nag.acknowledge, through which every one is made."""
+
+        def __init__(self, scope: IConstruct) -> None:
+            self.path = scope.node.path
+
+        @classmethod
+        def of(cls, scope: IConstruct) -> Recorder:
+            return cls(scope)
+
+        def acknowledge(self, acknowledgment: cdk.Acknowledgment) -> None:
+            recorded.append((self.path, acknowledgment.id))
+
+    monkeypatch.setattr(infra.nag, "Validations", Recorder)
+    app = new_app()
+    OsbatchStack(app, "osbatch", pipelines=[pipeline(), pipeline(**SECOND)], alarm_targets=ALARM_TARGETS)
+    OsbatchStack(app, "osbatch-created", pipelines=[pipeline(**CREATED)])
+
+    # When cdk-nag checks them with nothing acknowledged
+    report = AwsSolutionsChecks(verbose=True).validate_scope(app)
+    findings = [(v.rule_name, r.construct_path) for v in report.violations for r in v.violating_resources]
+
+    # Then each acknowledgement silences a finding on its construct or below it: none is left over to hide
+    # a future finding it was never written for
+    def silences(path: str, rule: str) -> bool:
+        return any(
+            found_rule == rule and (found_path == path or found_path.startswith(f"{path}/"))
+            for found_rule, found_path in findings
+        )
+
+    assert recorded
+    assert [(path, rule) for path, rule in recorded if not silences(path, rule)] == []

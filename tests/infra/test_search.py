@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 import pytest
+from aws_cdk.assertions import Template
 
-from infra.search import DOMAIN_NAME_MAX, SearchAccess, domain_name_for, domain_of
+from infra.search import DOMAIN_NAME_MAX, SearchAccess, domain_name_prefix, domain_of
 from infra.stack import OsbatchStack
 from osbatch.config import ConfigError
-from tests.infra.helpers import CREATED, Synthesized, as_list, new_app, pipeline, render, role_id
+from tests.infra.helpers import CREATED, Synthesized, as_list, new_app, pipeline, role_id
 
 
 def test_domain_is_derived_from_a_managed_endpoint() -> None:
@@ -35,30 +36,63 @@ def test_an_endpoint_without_a_domain_fails_with_the_field_named() -> None:
 
 def test_domain_names_are_valid_for_long_stack_names() -> None:
     # Given a long stack name
-    name = domain_name_for("Osbatch-Production-EU-West-Pipelines")
+    prefix = domain_name_prefix("Osbatch-Production-EU-West-Pipelines")
 
-    # Then the domain name is short, lowercase and starts with a letter
-    assert len(name) <= DOMAIN_NAME_MAX
-    assert name == name.lower() and name[0].isalpha()
-    assert domain_name_for("osbatch") == "osbatch-search"
+    # Then the fixed part leaves room for "-" and the 8-digit stack suffix, is lowercase, starts with a letter
+    assert len(prefix) + 1 + 8 <= DOMAIN_NAME_MAX
+    assert prefix == prefix.lower() and prefix[0].isalpha()
+    assert domain_name_prefix("osbatch") == "osbatch"
 
 
-def test_created_domain_is_encrypted_https_only_and_zone_aware(created: Synthesized) -> None:
-    # Given the created domain
+def test_a_created_domains_name_changes_with_each_new_stack(created: Synthesized) -> None:
+    # Given the created domain's name
+    (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
+    name = domain["Properties"]["DomainName"]
+
+    # Then it is the prefix joined to the first group of the stack id's UUID: the domain is retained by
+    # `cdk destroy`, and a stack created again under the same name gets a new id, so a free name
+    assert name == {
+        "Fn::Join": [
+            "-",
+            [
+                "osbatch-created",
+                {
+                    "Fn::Select": [
+                        0,
+                        {
+                            "Fn::Split": [
+                                "-",
+                                {"Fn::Select": [2, {"Fn::Split": ["/", {"Ref": "AWS::StackId"}]}]},
+                            ]
+                        },
+                    ]
+                },
+            ],
+        ]
+    }
+    assert domain["DeletionPolicy"] == "Retain"
+
+
+def test_created_domain_is_encrypted_https_only_and_spread_over_three_zones(created: Synthesized) -> None:
+    # Given the created domain, in the default (production) shape
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
     props = domain["Properties"]
 
-    # Then data is encrypted at rest and between nodes, and clients must use TLS 1.2
+    # Then data is encrypted at rest and between nodes, and clients must use TLS 1.2 with forward secrecy
     assert props["EncryptionAtRestOptions"] == {"Enabled": True}
     assert props["NodeToNodeEncryptionOptions"] == {"Enabled": True}
     assert props["DomainEndpointOptions"] == {
         "EnforceHTTPS": True,
-        "TLSSecurityPolicy": "Policy-Min-TLS-1-2-2019-07",
+        "TLSSecurityPolicy": "Policy-Min-TLS-1-2-PFS-2023-10",
     }
-    # And two nodes are spread over two zones
-    assert props["ClusterConfig"]["InstanceCount"] == 2
-    assert props["ClusterConfig"]["ZoneAwarenessEnabled"] is True
-    assert props["ClusterConfig"]["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 2}
+    # And three data nodes and three dedicated masters are spread over three zones: losing one keeps quorum
+    cluster = props["ClusterConfig"]
+    assert (cluster["InstanceCount"], cluster["DedicatedMasterCount"]) == (3, 3)
+    assert cluster["DedicatedMasterEnabled"] is True and cluster["DedicatedMasterType"] == "m7g.large.search"
+    assert cluster["ZoneAwarenessEnabled"] is True
+    assert cluster["ZoneAwarenessConfig"] == {"AvailabilityZoneCount": 3}
+    # And bulk lines cannot name an index other than the one in the (granted) path
+    assert props["AdvancedOptions"] == {"rest.action.multi.allow_explicit_index": "false"}
     # And slow and application logs are published, after the log resource policy exists
     assert set(props["LogPublishingOptions"]) == {
         "SEARCH_SLOW_LOGS",
@@ -71,16 +105,58 @@ def test_created_domain_is_encrypted_https_only_and_zone_aware(created: Synthesi
     assert len(created.of_type("AWS::Lambda::Function")) == 8
 
 
-def test_created_domain_trusts_only_the_search_functions(created: Synthesized) -> None:
+def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synthesized) -> None:
     # Given the domain's access policy
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
-    (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
+    statements = domain["Properties"]["AccessPolicies"]["Statement"]
+    roles = {name: role_id(created, name) for name in ("prepare", "plan-ingest", "ingest-chunk")}
 
-    # Then it allows HTTP access for exactly the roles of prepare, plan-ingest and ingest-chunk
-    principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
-    assert principals == {role_id(created, n) for n in ("prepare", "plan-ingest", "ingest-chunk")}
-    assert not [a for a in as_list(statement["Action"]) if a.endswith("*")]
-    assert render(statement["Resource"]).endswith(":domain/osbatch-created-search/*")
+    def granted(name: str) -> dict[str, list[str]]:
+        return {
+            # The last part of each ARN is the path under the (token-named) domain
+            s["Action"]: [r["Fn::Join"][1][-1] for r in as_list(s["Resource"])]
+            for s in statements
+            if s["Principal"]["AWS"]["Fn::GetAtt"][0] == roles[name]
+        }
+
+    # Then it names exactly the three search functions' roles
+    assert {s["Principal"]["AWS"]["Fn::GetAtt"][0] for s in statements} == set(roles.values())
+    # And each may do on the pipeline's index what its IAM policy allows, and no more
+    for name in ("prepare", "plan-ingest"):
+        assert granted(name) == {
+            "es:ESHttpPut": ["/python-docs"],
+            "es:ESHttpHead": ["/python-docs"],
+            "es:ESHttpGet": ["/python-docs/_mapping"],
+        }, name
+    assert granted("ingest-chunk") == {"es:ESHttpPost": ["/python-docs/_bulk"]}
+
+
+def test_a_development_domain_may_be_small_and_says_so_to_cdk_nag() -> None:
+    # Given a created domain of one data node and no masters, asked for with development: true
+    small = {"endpoint": None, "create_domain": True, "development": True}
+    config = pipeline(sink={"opensearch": {**small, "instance_count": 1, "dedicated_master_count": 0}})
+
+    # When the stack is built
+    stack = OsbatchStack(new_app(), "dev", pipelines=[config])
+    (domain,) = Template.from_stack(stack).find_resources("AWS::OpenSearchService::Domain").values()
+
+    # Then it has one node, no masters and no zone awareness
+    cluster = domain["Properties"]["ClusterConfig"]
+    assert cluster["InstanceCount"] == 1 and cluster["DedicatedMasterEnabled"] is False
+    assert cluster["ZoneAwarenessEnabled"] is False
+
+
+def test_a_production_domain_refuses_the_small_shapes() -> None:
+    # Given created domains without the development flag: two data nodes, then no masters
+    for shape, field in (
+        ({"instance_count": 2}, "instance_count"),
+        ({"dedicated_master_count": 0}, "dedicated_master_count"),
+    ):
+        # When the config is loaded
+        with pytest.raises(ConfigError) as error:
+            pipeline(sink={"opensearch": {"endpoint": None, "create_domain": True, **shape}})
+        # Then the field is named and the development flag offered
+        assert f"sink.opensearch: {field}:" in str(error.value) and "development: true" in str(error.value)
 
 
 def test_a_created_domain_cannot_share_a_stack_with_existing_ones() -> None:
@@ -100,8 +176,12 @@ def test_a_created_domain_cannot_share_a_stack_with_existing_ones() -> None:
 
 
 def test_odd_node_counts_that_cannot_spread_over_zones_are_rejected() -> None:
-    # Given a created domain of five nodes
-    odd = pipeline(sink={"opensearch": {"endpoint": None, "create_domain": True, "instance_count": 5}})
+    # Given a development domain of five nodes
+    odd = pipeline(
+        sink={
+            "opensearch": {"endpoint": None, "create_domain": True, "development": True, "instance_count": 5}
+        }
+    )
 
     # When search access is built
     with pytest.raises(ConfigError) as error:

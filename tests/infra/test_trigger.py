@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from aws_cdk.assertions import Match
-
 from infra.trigger import key_wildcard
 from tests.infra.helpers import Synthesized, function_ids, render
 
@@ -87,23 +85,6 @@ def test_submit_consumes_batches_of_ten_with_partial_failures(main: Synthesized)
             "FunctionName": {"Ref": function_ids(main)["submit"]},
             "BatchSize": 10,
             "FunctionResponseTypes": ["ReportBatchItemFailures"],
-        },
-    )
-
-
-def test_dlq_depth_alarms_to_the_topic(main: Synthesized) -> None:
-    # Given the DLQ
-    _, dlq = _queues(main)
-
-    # Then an alarm fires on its first visible message and notifies the alarm topic
-    main.template.has_resource_properties(
-        "AWS::CloudWatch::Alarm",
-        {
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Dimensions": [{"Name": "QueueName", "Value": {"Fn::GetAtt": [dlq, "QueueName"]}}],
-            "Threshold": 0,
-            "ComparisonOperator": "GreaterThanThreshold",
-            "AlarmActions": [Match.object_like({"Ref": Match.string_like_regexp("AlarmTopic")})],
         },
     )
 

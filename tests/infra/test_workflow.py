@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from infra.workflow import LAMBDA_TRANSIENT_ERRORS, throttle_attempts
+from infra.workflow import LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED, throttle_attempts
 from tests.infra.helpers import Synthesized, definition
 
 TASKS = ["Prepare", "StartJob", "PollJob", "PlanIngest", "Finalize"]
@@ -77,12 +77,48 @@ def test_every_task_passes_the_job_state_and_returns_the_payload(states: dict[st
         assert task["Resource"].endswith(":states:::lambda:invoke"), name
         assert task["Parameters"]["Payload.$"] == "$", name
         assert task["OutputPath"] == "$.Payload", name
-        # And retries Lambda's transient errors three times with backoff 2
-        assert task["Retry"][0] == {
-            "ErrorEquals": LAMBDA_TRANSIENT_ERRORS,
-            "MaxAttempts": 3,
+
+
+def _lambda_retriers(task: dict[str, Any]) -> list[dict[str, Any]]:
+    return [r for r in task["Retry"] if any(e.startswith("Lambda.") for e in r["ErrorEquals"])]
+
+
+def test_lambda_throttling_and_service_errors_have_their_own_jittered_retries(states: dict[str, Any]) -> None:
+    inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]
+    for name, task in [*((n, states[n]) for n in [*TASKS, "FailJob"]), ("IngestChunk", inner)]:
+        # Given a Lambda task's retriers for Lambda's own errors
+        throttled, service = _lambda_retriers(task)
+        # Then throttling is retried on its own: from 10 s, doubling, capped at 5 min, full jitter
+        assert throttled == {
+            "ErrorEquals": ["Lambda.TooManyRequestsException"],
+            "IntervalSeconds": 10,
             "BackoffRate": 2,
-        }
+            "MaxDelaySeconds": 300,
+            "MaxAttempts": 10,
+            "JitterStrategy": "FULL",
+        }, name
+        # And service errors on their own: from 5 s, capped at 2 min, full jitter
+        assert service == {
+            "ErrorEquals": [
+                "Lambda.ServiceException",
+                "Lambda.AWSLambdaException",
+                "Lambda.SdkClientException",
+                "Lambda.ClientExecutionTimeoutException",
+            ],
+            "IntervalSeconds": 5,
+            "BackoffRate": 2,
+            "MaxDelaySeconds": 120,
+            "MaxAttempts": 8,
+            "JitterStrategy": "FULL",
+        }, name
+
+
+def test_lambda_retries_last_minutes_not_seconds() -> None:
+    # Given the two Lambda retry rules
+    # When their delays are added up (10+20+40+80+160+5*300; 5+10+20+40+80+3*120)
+    # Then a throttled task keeps trying for half an hour and a service error for over eight minutes
+    assert LAMBDA_THROTTLED.longest_wait_seconds() == 1810
+    assert LAMBDA_SERVICE_ERRORS.longest_wait_seconds() == 515
 
 
 def test_every_task_and_the_map_catch_into_fail_job(states: dict[str, Any]) -> None:
@@ -122,6 +158,9 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
     assert ingest["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
     assert ingest["MaxConcurrency"] == 8
     assert ingest["ResultPath"] is None
+    # And tolerates the failed chunks the job's plan allows (the pipeline's setting, 0 by default)
+    assert ingest["ToleratedFailurePercentagePath"] == "$.plan.tolerated_failure_percentage"
+    assert "ToleratedFailurePercentage" not in ingest and "ToleratedFailureCount" not in ingest
     # And each item becomes an IngestChunk: the job's id, pipeline and source plus the plan item
     assert ingest["ItemSelector"] == {
         "job_id.$": "$.job_id",

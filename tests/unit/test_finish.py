@@ -109,6 +109,28 @@ def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
     assert job.get(JOB)["state"] == "INGESTING"  # type: ignore[index]
 
 
+def test_the_plan_carries_the_pipelines_tolerated_chunk_failures(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a pipeline that tolerates 5% failed chunks, and a completed job with one output object
+    sink = config.sink.model_copy(update={"tolerated_chunk_failure_percentage": 5.0})
+    tolerant = config.model_copy(update={"sink": sink})
+    backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/a.out", 10)])
+    # When the ingest is planned
+    result = plan_ingest(
+        ingesting().model_copy(update={"plan": None}),
+        config=tolerant,
+        backend=backend,
+        s3=s3,
+        opensearch=FakeClient(),
+        jobs=job,
+        output_bucket="osb-out",
+    )
+    # Then the plan carries it where the Distributed Map reads its ToleratedFailurePercentagePath
+    assert result.plan is not None
+    assert result.dump()["plan"]["tolerated_failure_percentage"] == 5.0
+
+
 def test_a_job_whose_every_record_is_accounted_for_completes(job: JobTable, s3: Any) -> None:
     # Given 10 records, 1 bad line set aside by Prepare, and 3 chunks that indexed 8 and dead-lettered 1
     for chunk, counts in enumerate([ChunkCounts(4, 4, 0), ChunkCounts(4, 3, 1), ChunkCounts(1, 1, 0)]):
@@ -141,16 +163,21 @@ def test_records_missing_from_the_model_output_make_the_job_partial(job: JobTabl
 
 
 def test_a_chunk_that_never_reported_keeps_the_job_from_looking_complete(job: JobTable, s3: Any) -> None:
-    # Given a plan of 3 chunks where chunk 1 never wrote its counts
+    # Given a plan of 3 chunks where chunk 1 never wrote its counts: it failed, and the Map tolerated it
+    # (sink.tolerated_chunk_failure_percentage), so the job reached Finalize
     job.put_chunk(JOB, 0, ChunkCounts(5, 5, 0))
     job.put_chunk(JOB, 2, ChunkCounts(1, 1, 0))
     # When the job is finalized
     result, report, _ = finalize(job, s3, ingesting())
-    # Then it is PARTIALLY_COMPLETED, names the chunk, and counts its records as unaccounted
+    # Then it is PARTIALLY_COMPLETED and counts the chunk's records as unaccounted
     assert result.status is not None and result.status.state is JobStateName.PARTIALLY_COMPLETED
     assert (report.chunks_planned, report.chunks_reported, report.unaccounted) == (3, 2, 3)
+    # And the reason names the chunk and where its byte range is, so it can be replayed
     assert report.reason is not None
-    assert report.reason.startswith("1 of 3 ingest chunks never reported (chunk 1)")
+    assert report.reason.startswith(
+        "1 of 3 ingest chunks never reported (chunk 1; their byte ranges are in "
+        "s3://osb-out/jobs/msmarco-1/chunks.json)"
+    )
 
 
 def test_a_partial_remote_job_stays_partial_even_when_the_counts_add_up(job: JobTable, s3: Any) -> None:

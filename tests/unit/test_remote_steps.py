@@ -6,7 +6,7 @@ from osbatch.backends.base import BackendStatus, BackendUnavailable
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, JobStateName, Prepared, SourceObject
-from osbatch.steps.remote import JobSlotsFull, poll_job, start_job
+from osbatch.steps.remote import JobSlotsFull, poll_job, start_job, timeout_used_percent
 from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
@@ -118,3 +118,15 @@ def test_a_job_past_its_deadline_is_stopped_and_expired(config: PipelineConfig, 
     assert backend.cancelled == ["osb-msmarco-1"]
     assert state.status.state is JobStateName.EXPIRED  # type: ignore[union-attr]
     assert "timeout_hours" in state.status.reason  # type: ignore[union-attr,operator]
+
+
+def test_a_jobs_age_is_the_share_of_its_timeout_it_has_used(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given a job started at t=1000 s with the 72 h polling timeout
+    state = started(config, jobs, ScriptedBackend())
+    assert state.poll is not None
+    polling = config.inference.polling
+    # When its age is measured at the start, after 18 h, after 54 h and past the deadline
+    used = [timeout_used_percent(state.poll, polling, 1000 + hours * 3600) for hours in (0, 18, 54, 80)]
+    # Then it is the part of timeout_hours used: the job-age alarm fires past 75, PollJob expires it at 100
+    assert used[:3] == [0.0, 25.0, 75.0]
+    assert used[3] > 100

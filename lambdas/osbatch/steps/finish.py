@@ -73,7 +73,13 @@ def plan_ingest(
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
     jobs.update(state.job_id, JobStateName.INGESTING, output_objects=len(outputs), chunks=len(items))
-    plan = IngestPlan(bucket=output_bucket, key=key, chunks=len(items), objects=len(outputs))
+    plan = IngestPlan(
+        bucket=output_bucket,
+        key=key,
+        chunks=len(items),
+        objects=len(outputs),
+        tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
+    )
     return state.model_copy(update={"plan": plan})
 
 
@@ -90,7 +96,7 @@ def finalize_job(
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
     unaccounted = _unaccounted(state, tally)
-    reasons = _shortfalls(tally.missing(planned), planned, unaccounted)
+    reasons = _shortfalls(tally.missing(planned), planned, unaccounted, state.plan)
     if state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED:
         reasons.insert(0, state.status.reason or "the inference job completed partially")
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
@@ -137,14 +143,18 @@ def _unaccounted(state: JobState, tally: ChunkTally) -> int:
     return prepared.records_in - tally.counts.indexed - prepared.dead_lettered - tally.counts.dead_lettered
 
 
-def _shortfalls(missing: list[int], planned: int, unaccounted: int) -> list[str]:
+def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: IngestPlan | None) -> list[str]:
     """Why a finished job's counts do not add up, in words a person can act on."""
     reasons = []
     if missing:
         shown = ", ".join(str(chunk) for chunk in missing[:MISSING_CHUNKS_SHOWN])
         hidden = len(missing) - MISSING_CHUNKS_SHOWN
         more = f" and {hidden} more" if hidden > 0 else ""
-        reasons.append(f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more})")
+        # A chunk that failed (tolerated by the Map) is replayable: the plan holds its byte range.
+        where = f"; their byte ranges are in s3://{plan.bucket}/{plan.key}" if plan else ""
+        reasons.append(
+            f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more}{where})"
+        )
     if unaccounted > 0:
         where = "in chunks that never reported or " if missing else ""
         reasons.append(f"{unaccounted} records are unaccounted for ({where}missing from the model output)")

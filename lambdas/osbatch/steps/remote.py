@@ -10,7 +10,7 @@ import math
 from collections.abc import Callable
 
 from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBackend
-from osbatch.config import PipelineConfig
+from osbatch.config import PipelineConfig, PollingConfig
 from osbatch.contracts import job_output_prefix
 from osbatch.jobs import JobTable, utc_now
 from osbatch.models import JobState, JobStateName, JobStatus, PollState
@@ -60,6 +60,19 @@ def start_job(
     return state.model_copy(update={"remote": remote, "poll": poll, "status": status})
 
 
+def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
+    """The wait before the next poll: grown by backoff_rate (rounded up) to max_interval_seconds. The
+    synth-time history check (infra/history.py) replays this to count a job's polls."""
+    return min(polling.max_interval_seconds, math.ceil(wait_seconds * polling.backoff_rate))
+
+
+def timeout_used_percent(poll: PollState, polling: PollingConfig, now: float) -> float:
+    """How much of timeout_hours a job has used: StartJob set the deadline that far ahead. The job-age
+    alarm watches it (infra/monitoring.py), so a slow job is noticed before PollJob expires it at 100."""
+    timeout = polling.timeout_hours * 3600
+    return round(max(0.0, 100 * (1 - (poll.deadline - now) / timeout)), 1)
+
+
 def poll_job(
     state: JobState,
     *,
@@ -96,8 +109,7 @@ def poll_job(
             "(inference.polling.timeout_hours); stopped",
         )
 
-    grown = math.ceil(poll.wait_seconds * polling.backoff_rate)
-    poll = poll.model_copy(update={"wait_seconds": min(polling.max_interval_seconds, grown)})
+    poll = poll.model_copy(update={"wait_seconds": next_wait_seconds(poll.wait_seconds, polling)})
     jobs.update(
         state.job_id,
         None if status.state.terminal else status.state,

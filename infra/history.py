@@ -1,0 +1,121 @@
+"""How many execution-history events one job can write, checked at synth against Step Functions' limit.
+
+A Standard execution has a hard quota of 25,000 history events; when it is reached the execution fails
+where it stands (AWS: "Avoid reaching the history quota"). No Catch runs then, so FailJob never reports the
+job and its row would stay RUNNING. The polling loop is the only part that grows with a job's length, so
+every pipeline's polling config is checked against the state machine it runs, and synth refuses a config
+that could outgrow the history. Continuing as a new execution was the alternative; it would break the
+one-execution-per-job naming that makes submits idempotent (the execution name is the job id).
+
+Events per state, as Step Functions writes them (HistoryEvent types):
+- Task: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded or TaskFailed, TaskStateExited (5);
+  each retried attempt adds TaskScheduled, TaskStarted, TaskFailed (3);
+- Wait, Choice, Pass, Succeed: <Type>StateEntered, <Type>StateExited (2); Fail: FailStateEntered (1);
+- Distributed Map: MapStateEntered, MapStateStarted, MapRunStarted, MapRunSucceeded or MapRunFailed,
+  MapStateSucceeded or MapStateFailed, MapStateExited (6); its child executions have their own histories;
+- the execution itself: ExecutionStarted and ExecutionSucceeded, ExecutionFailed or ExecutionTimedOut (2).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from typing import Any
+
+from osbatch.config import ConfigError, PipelineConfig, PollingConfig
+from osbatch.steps.remote import next_wait_seconds
+
+HISTORY_LIMIT = 25_000
+EVENTS_PER_STATE = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1, "Map": 6}
+EVENTS_PER_RETRY = 3
+EXECUTION_EVENTS = 2
+DEFAULT_MAX_ATTEMPTS = 3  # what Step Functions uses when a retrier names no MaxAttempts
+# A poll's retries are bounded per poll (MaxAttempts) but not over a job, and jittered delays can be near
+# zero; the check reserves one retried invocation per poll. Every other state is counted with all its retries.
+RETRIES_RESERVED_PER_POLL = 1
+
+
+def poll_count(polling: PollingConfig) -> int:
+    """The most polls a job can make: PollJob expires the job at the first poll at or past timeout_hours.
+
+    Waits start at interval_seconds and grow as PollJob grows them; time spent in the tasks only makes
+    the count smaller, so this is an upper bound."""
+    timeout = polling.timeout_hours * 3600
+    elapsed, polls, wait = 0, 0, polling.interval_seconds
+    while elapsed < timeout:
+        elapsed += wait
+        polls += 1
+        wait = next_wait_seconds(wait, polling)
+    return polls
+
+
+def state_events(state: Mapping[str, Any], *, all_retries: bool) -> int:
+    """Events one entry of a state writes: all its retries, or the per-poll reserve."""
+    events = EVENTS_PER_STATE[state["Type"]]
+    retriers = state.get("Retry", [])
+    if not retriers:
+        return events
+    if all_retries:
+        attempts = sum(int(r.get("MaxAttempts", DEFAULT_MAX_ATTEMPTS)) for r in retriers)
+    else:
+        attempts = RETRIES_RESERVED_PER_POLL
+    return events + EVENTS_PER_RETRY * attempts
+
+
+def worst_case_events(definition: Mapping[str, Any], loop: Collection[str], polls: int) -> int:
+    """Every state outside the loop once, with all its retries, plus `polls` passes through the loop."""
+    states: Mapping[str, Mapping[str, Any]] = definition["States"]
+    unknown = set(loop) - set(states)
+    if unknown:
+        raise ValueError(f"the polling loop names states the definition lacks: {sorted(unknown)}")
+    once = sum(state_events(s, all_retries=True) for name, s in states.items() if name not in loop)
+    per_poll = sum(state_events(states[name], all_retries=False) for name in loop)
+    return EXECUTION_EVENTS + once + polls * per_poll
+
+
+def check_polling_fits(
+    pipelines: Sequence[PipelineConfig], definition: Mapping[str, Any], loop: Collection[str]
+) -> None:
+    """Refuse any pipeline whose polling could take a job past the history limit; say what would fit."""
+    problems = []
+    for pipeline in pipelines:
+        polling = pipeline.inference.polling
+        events = worst_case_events(definition, loop, poll_count(polling))
+        if events <= HISTORY_LIMIT:
+            continue
+        problems.append(
+            f"pipeline '{pipeline.name}': inference.polling: up to {poll_count(polling)} polls in "
+            f"timeout_hours {polling.timeout_hours:g} could write {events} execution history events, past "
+            f"Step Functions' limit of {HISTORY_LIMIT} per execution (the job would fail unreported); "
+            f"raise max_interval_seconds to at least {_fewest_seconds(definition, loop, polling)} or lower "
+            f"timeout_hours to at most {_most_hours(definition, loop, polling)}"
+        )
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def _fits(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> bool:
+    return worst_case_events(definition, loop, poll_count(polling)) <= HISTORY_LIMIT
+
+
+def _fewest_seconds(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> int:
+    """The smallest max_interval_seconds that fits; more polls never fit with a smaller one."""
+    low, high = polling.max_interval_seconds, int(polling.timeout_hours * 3600) + 1
+    while low < high:
+        middle = (low + high) // 2
+        if _fits(definition, loop, polling.model_copy(update={"max_interval_seconds": middle})):
+            high = middle
+        else:
+            low = middle + 1
+    return low
+
+
+def _most_hours(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> int:
+    """The largest whole timeout_hours that fits (0 if not one hour does); fewer hours never add polls."""
+    low, high = 0, int(polling.timeout_hours)
+    while low < high:
+        middle = (low + high + 1) // 2
+        if _fits(definition, loop, polling.model_copy(update={"timeout_hours": middle})):
+            low = middle
+        else:
+            high = middle - 1
+    return low

@@ -1,0 +1,105 @@
+"""Execution history: a pipeline whose polling could outgrow Step Functions' 25,000 events fails synth."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from infra.history import HISTORY_LIMIT, check_polling_fits, poll_count, state_events, worst_case_events
+from infra.stack import OsbatchStack
+from infra.workflow import POLL_LOOP
+from osbatch.config import ConfigError, PollingConfig
+from tests.infra.helpers import Synthesized, definition, new_app, pipeline
+
+# The issue's example: a poll every minute for three days.
+EVERY_MINUTE = {"inference": {"polling": {"interval_seconds": 60, "max_interval_seconds": 60}}}
+
+
+@pytest.fixture(scope="module")
+def machine(main: Synthesized) -> dict[str, Any]:
+    return definition(main)
+
+
+def test_the_polling_loop_is_a_wait_a_task_and_a_choice(machine: dict[str, Any]) -> None:
+    # Given the synthesized definition and the states the check counts once per poll
+    states = machine["States"]
+
+    # Then they form the loop WaitForJob -> PollJob -> JobDone? -> WaitForJob, and nothing else loops back
+    assert [states[name]["Type"] for name in POLL_LOOP] == ["Wait", "Task", "Choice"]
+    assert states["WaitForJob"]["Next"] == "PollJob" and states["PollJob"]["Next"] == "JobDone?"
+    back = [rule["Next"] for rule in states["JobDone?"]["Choices"] if rule["Next"] == "WaitForJob"]
+    assert back == ["WaitForJob"]
+    outside = [n for n, s in states.items() if n not in POLL_LOOP and s.get("Next") in POLL_LOOP]
+    assert outside == ["StartJob"]  # the only way in
+
+
+def test_polls_follow_the_backoff_up_to_the_timeout() -> None:
+    # Given the default polling (60 s growing by 1.5 to 600 s, 72 h) and a poll every minute for 72 h
+    default = PollingConfig()
+    every_minute = PollingConfig(interval_seconds=60, max_interval_seconds=60)
+
+    # When the polls are counted
+    # Then the default waits 60, 90, 135, 203, 305, 458 s, then 600 s until 259,200 s: 6 + 430 polls
+    assert poll_count(default) == 436
+    # And one a minute is 72 * 60 polls
+    assert poll_count(every_minute) == 4320
+
+
+def test_a_poll_counts_its_states_and_one_retry(machine: dict[str, Any]) -> None:
+    # Given PollJob (a Task with two Lambda retriers) and StartJob (also retrying throttling)
+    states = machine["States"]
+
+    # Then one poll is 5 events for the Task plus 3 for one retried attempt
+    assert state_events(states["PollJob"], all_retries=False) == 5 + 3
+    # And a state outside the loop is counted with every attempt of every retrier (10 + 8 Lambda retries)
+    assert state_events(states["Prepare"], all_retries=True) == 5 + 3 * (10 + 8)
+    throttled = next(r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"])
+    assert state_events(states["StartJob"], all_retries=True) == 5 + 3 * (10 + 8 + throttled["MaxAttempts"])
+
+
+def test_the_default_polling_fits_well_within_the_limit(machine: dict[str, Any]) -> None:
+    # Given the example pipeline's polling (the defaults)
+    polls = poll_count(pipeline().inference.polling)
+
+    # When the worst case is computed: the loop's 12 events per poll plus every other state once
+    events = worst_case_events(machine, POLL_LOOP, polls)
+
+    # Then it is far below the 25,000 events of one execution, and the check lets it through
+    assert polls * 12 < events < HISTORY_LIMIT // 4
+    check_polling_fits([pipeline()], machine, POLL_LOOP)
+
+
+def test_polling_every_minute_for_three_days_fails_synth_with_what_would_fit() -> None:
+    # Given a pipeline that polls every minute for 72 h (about 4,320 polls)
+    every_minute = pipeline(**EVERY_MINUTE)
+
+    # When the stack is built
+    with pytest.raises(ConfigError) as error:
+        OsbatchStack(new_app(), "every-minute", pipelines=[every_minute])
+
+    # Then synth stops with the pipeline and field named, the count, the limit, and two ways out
+    message = str(error.value)
+    assert message.startswith(
+        "pipeline 'python-docs': inference.polling: up to 4320 polls in timeout_hours 72"
+    )
+    assert "limit of 25000 per execution" in message
+    assert "raise max_interval_seconds to at least" in message and "lower timeout_hours to at most" in message
+
+
+def test_the_suggested_settings_are_the_limits_that_fit(machine: dict[str, Any]) -> None:
+    # Given the error for polling every minute for 72 h
+    with pytest.raises(ConfigError) as error:
+        check_polling_fits([pipeline(**EVERY_MINUTE)], machine, POLL_LOOP)
+    words = str(error.value).split()
+    seconds = int(words[words.index("least") + 1])
+    hours = int(words[words.index("most") + 1])
+
+    # When each suggestion is applied, and when it is missed by one
+    def fits(**polling: Any) -> bool:
+        config = PollingConfig(**{"interval_seconds": 60, "max_interval_seconds": 60, **polling})
+        return worst_case_events(machine, POLL_LOOP, poll_count(config)) <= HISTORY_LIMIT
+
+    # Then each fits, and each one step short of it does not
+    assert fits(max_interval_seconds=seconds) and not fits(max_interval_seconds=seconds - 1)
+    assert fits(timeout_hours=hours) and not fits(timeout_hours=hours + 1)
