@@ -11,6 +11,9 @@
   `execute_state_machine` on, the API (StartExecution, DescribeStateMachine) serves the executing
   backend, which would not know the machine. The only users of the plain backend's name in
   moto.stepfunctions.models are those CloudFormation methods, so the name is pointed at the executing one.
+- `AWS::KMS::Key` `Tags` are CloudFormation's `{Key, Value}`, but moto hands them to the KMS tagger, which
+  wants the KMS API's `{TagKey, TagValue}`, so a tagged key fails `create_stack` with KeyError 'TagKey'.
+  They are renamed before moto reads them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import logging
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction, LayerVersion
+from moto.kms.models import Key as KmsKey
 from moto.s3.models import FakeBucket
 from moto.stepfunctions import models as stepfunctions_models
 from moto.stepfunctions.parser.models import stepfunctions_parser_backends
@@ -71,6 +75,16 @@ def _update_bucket(cls: type[FakeBucket], **kwargs: Any) -> Any:
     return _apply_event_bridge(updated, kwargs["cloudformation_json"])
 
 
+def _create_key(
+    cls: type[KmsKey], resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+) -> Any:
+    properties = cloudformation_json.get("Properties", {})
+    tags = [{"TagKey": tag["Key"], "TagValue": tag["Value"]} for tag in properties.get("Tags", [])]
+    renamed = {**cloudformation_json, "Properties": {**properties, "Tags": tags}}
+    return _original_create_key.__func__(cls, resource_name, renamed, *args, **kwargs)  # type: ignore[attr-defined]
+
+
+_original_create_key = KmsKey.create_from_cloudformation_json
 _original_layers_data = LambdaFunction._get_layers_data
 _original_create_function = LambdaFunction.create_from_cloudformation_json
 _original_update_function = LambdaFunction.update_from_cloudformation_json
@@ -85,3 +99,4 @@ def install() -> None:
     LambdaFunction.update_from_cloudformation_json = classmethod(_update_function)  # type: ignore[method-assign,assignment]
     FakeBucket.create_from_cloudformation_json = classmethod(_create_bucket)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(_update_bucket)  # type: ignore[method-assign,assignment]
+    KmsKey.create_from_cloudformation_json = classmethod(_create_key)  # type: ignore[method-assign,assignment]
