@@ -29,7 +29,7 @@ def main() -> int:
     from cdk_nag import AwsSolutionsChecks
 
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
-    from infra.stack import OsbatchStack
+    from infra.stack import LOCAL_OPENSEARCH_ENDPOINT, OsbatchStack
     from osbatch.config import ConfigError
 
     # cdk.json's feature flags as defaults, so running app.py without the CLI (the local runtime, tests)
@@ -46,7 +46,7 @@ def main() -> int:
             app,
             stack_name,
             pipelines=pipelines,
-            opensearch_endpoint=app.node.try_get_context("local_opensearch_endpoint"),
+            opensearch_endpoint=app.node.try_get_context(LOCAL_OPENSEARCH_ENDPOINT),
         )
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.

@@ -143,6 +143,7 @@ class Functions(Construct):
             "fail-job": bus,
         }
         factory = FunctionFactory(self, "Factory", pipelines=pipelines, environment=environment)
+        self.factory = factory  # for functions other constructs own (search provisioning)
         self.by_name: dict[str, lambda_.Function] = {
             name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
         }

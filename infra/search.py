@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Sequence
+from typing import Any
 from urllib.parse import urlparse
 
 from aws_cdk import RemovalPolicy, Stack
@@ -52,6 +53,8 @@ class SearchAccess(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._domain_arns: list[str] = []
+        self._arn_by_pipeline: dict[str, str] = {}
+        self._domain_policy: list[dict[str, Any]] = []
         self.domain: opensearch.Domain | None = None
         self.endpoint: str | None = None
 
@@ -67,13 +70,18 @@ class SearchAccess(Construct):
         for pipeline in existing:
             assert pipeline.sink.opensearch.endpoint is not None
             name, region = domain_of(pipeline.sink.opensearch.endpoint, f"pipeline '{pipeline.name}'")
-            self._domain_arns.append(
-                stack.format_arn(service="es", region=region, resource="domain", resource_name=name)
-            )
+            arn = stack.format_arn(service="es", region=region, resource="domain", resource_name=name)
+            self._domain_arns.append(arn)
+            self._arn_by_pipeline[pipeline.name] = arn
         if created:
             target = _one_target(created)
             self.domain = self._create_domain(target, domain_name_for(stack.stack_name))
             self.endpoint = f"https://{self.domain.domain_endpoint}"
+            self._arn_by_pipeline.update({p.name: self._domain_arns[0] for p in created})
+
+    def domain_arn(self, pipeline: PipelineConfig) -> str:
+        """The ARN of the domain a pipeline writes to (the created one, or the one its endpoint names)."""
+        return self._arn_by_pipeline[pipeline.name]
 
     def grant_http(self, roles: Sequence[iam.IRole]) -> None:
         """SigV4 access for the functions that talk to the cluster; a created domain also trusts only them."""
@@ -86,20 +94,25 @@ class SearchAccess(Construct):
                     reason="ESHttp* actions are authorized per path under the domain (<domain>/<index>/…).",
                 )
         if self.domain is not None:
-            cfn = self.domain.node.default_child
-            assert isinstance(cfn, opensearch.CfnDomain)
-            # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
-            cfn.access_policies = {
-                "Version": "2012-10-17",
-                "Statement": [
-                    {
-                        "Effect": "Allow",
-                        "Principal": {"AWS": [role.role_arn for role in roles]},
-                        "Action": HTTP_ACTIONS,
-                        "Resource": f"{self._domain_arns[0]}/*",
-                    }
-                ],
+            self.trust(roles, HTTP_ACTIONS, [f"{self._domain_arns[0]}/*"])
+
+    def trust(self, roles: Sequence[iam.IRole], actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Name roles in a created domain's access policy (no-op for existing domains, whose policy is
+        theirs); each call adds one statement, so each role is trusted with exactly its own grant."""
+        if self.domain is None:
+            return
+        self._domain_policy.append(
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": [role.role_arn for role in roles]},
+                "Action": list(actions),
+                "Resource": list(resources) if len(resources) > 1 else resources[0],
             }
+        )
+        cfn = self.domain.node.default_child
+        assert isinstance(cfn, opensearch.CfnDomain)
+        # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
+        cfn.access_policies = {"Version": "2012-10-17", "Statement": list(self._domain_policy)}
 
     def _create_domain(self, target: OpenSearchTarget, name: str) -> opensearch.Domain:
         stack = Stack.of(self)

@@ -94,12 +94,19 @@ def test_no_action_wildcards_and_star_resources_only_where_aws_requires(synth_al
                 assert set(statement_actions) <= STAR_ONLY, statement
 
 
-def test_no_function_can_pass_a_role(synth_all: list[Synthesized]) -> None:
+def test_only_search_provisioning_passes_a_role_and_only_the_connector_role(
+    synth_all: list[Synthesized],
+) -> None:
     for synthesized in synth_all:
         # Given every Allow statement of every policy in the stack
         passing = [s for s in all_allow_statements(synthesized) if "iam:PassRole" in as_list(s["Action"])]
-        # Then none passes a role: CreateTransformJob takes none (the user's SageMaker model names it)
-        assert passing == []
+        # Then no job function passes a role: CreateTransformJob takes none (the user's model names it)
+        # And the provisioning function passes exactly the connector role, to the connectors it creates
+        (connector_role,) = [k for k in synthesized.of_type("AWS::IAM::Role") if "ConnectorRole" in k]
+        assert passing == [
+            {"Action": "iam:PassRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [connector_role, "Arn"]}}
+        ]
+        assert passing[0] in statements(synthesized, "provision-search")
 
 
 def test_transform_job_actions_are_held_to_the_osb_prefix(main: Synthesized) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import aws_cdk as cdk
 import pytest
 
+from infra.functions import FUNCTIONS
 from infra.search import DOMAIN_NAME_MAX, SearchAccess, domain_name_for, domain_of
 from infra.stack import OsbatchStack
 from osbatch.config import ConfigError
@@ -67,18 +68,25 @@ def test_created_domain_is_encrypted_https_only_and_zone_aware(created: Synthesi
     }
     (log_policy,) = created.of_type("AWS::Logs::ResourcePolicy")
     assert domain["DependsOn"] == [log_policy]
-    # And no custom-resource Lambda was added for the access or log policies
-    assert len(created.of_type("AWS::Lambda::Function")) == 8
+    # And no custom-resource Lambda was added for the access or log policies (only the search provisioning
+    # function and its Provider framework relay join the job functions)
+    assert len(created.of_type("AWS::Lambda::Function")) == len(FUNCTIONS) + 2
 
 
 def test_created_domain_trusts_only_the_search_functions(created: Synthesized) -> None:
     # Given the domain's access policy
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
-    (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
+    statements = domain["Properties"]["AccessPolicies"]["Statement"]
+    provisioning = role_id(created, "provision-search")
+    (statement,) = [s for s in statements if provisioning not in render(s["Principal"]["AWS"])]
 
     # Then it allows HTTP access for exactly the roles of prepare, plan-ingest and ingest-chunk
     principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
     assert principals == {role_id(created, n) for n in ("prepare", "plan-ingest", "ingest-chunk")}
+    # And every other statement names only the provisioning role (tests/infra/test_search_provisioning.py)
+    assert all(
+        s["Principal"]["AWS"] == [{"Fn::GetAtt": [provisioning, "Arn"]}] for s in statements if s != statement
+    )
     assert not [a for a in as_list(statement["Action"]) if a.endswith("*")]
     assert render(statement["Resource"]).endswith(":domain/osbatch-created-search/*")
 
