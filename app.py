@@ -33,7 +33,7 @@ def main() -> int:
     from infra.functions import RESERVED_CONCURRENCY_CONTEXT
     from infra.notify import EMAILS_CONTEXT, TOPICS_CONTEXT, AlarmTargets
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
-    from infra.stack import OsbatchStack
+    from infra.stack import LOCAL_OPENSEARCH_ENDPOINT, OsbatchStack
     from infra.tags import TAGS_CONTEXT, tags_from_context
     from osbatch.config import ConfigError
 
@@ -55,7 +55,7 @@ def main() -> int:
             app,
             stack_name,
             pipelines=pipelines,
-            opensearch_endpoint=app.node.try_get_context("local_opensearch_endpoint"),
+            opensearch_endpoint=app.node.try_get_context(LOCAL_OPENSEARCH_ENDPOINT),
             alarm_targets=targets,
             resource_tags=tags_from_context(app.node.try_get_context(TAGS_CONTEXT)),
             # `-c reserved_concurrency=false` arrives as the string "false"

@@ -169,6 +169,7 @@ class Functions(Construct):
             environment=environment,
             reserve_concurrency=reserve_concurrency,
         )
+        self.factory = factory  # for functions other constructs own (search provisioning)
         self.by_name: dict[str, lambda_.Function] = {
             name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
         }

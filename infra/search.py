@@ -76,6 +76,9 @@ class SearchAccess(Construct):
         stack = Stack.of(self)
         # (domain ARN, index) pairs the functions may use, one per pipeline (pipelines may share them).
         self._indices: list[tuple[str, str]] = []
+        self._arn_by_pipeline: dict[str, str] = {}
+        # A created domain's access policy: every statement a grant or trust() added.
+        self._domain_policy: list[dict[str, object]] = []
         self.domain: opensearch.Domain | None = None
         self.endpoint: str | None = None
         self._security: SecurityMapping | None = None
@@ -95,6 +98,7 @@ class SearchAccess(Construct):
             name, region = domain_of(pipeline.sink.opensearch.endpoint, f"pipeline '{pipeline.name}'")
             arn = stack.format_arn(service="es", region=region, resource="domain", resource_name=name)
             self._indices.append((arn, pipeline.sink.index))
+            self._arn_by_pipeline[pipeline.name] = arn
         if created:
             target = _one_target(created)
             name = domain_name_for(stack.stack_name)
@@ -104,6 +108,7 @@ class SearchAccess(Construct):
             arn = stack.format_arn(service="es", resource="domain", resource_name=name)
             self._domain_arn = arn
             self._indices.extend((arn, p.sink.index) for p in created)
+            self._arn_by_pipeline.update({p.name: arn for p in created})
         self._indices = list(dict.fromkeys(self._indices))
 
     def grant_index_access(self, checkers: Sequence[iam.IRole], writers: Sequence[iam.IRole]) -> None:
@@ -131,10 +136,35 @@ class SearchAccess(Construct):
                     checkers=checkers,
                     writers=writers,
                 )
-            cfn = self.domain.node.default_child
-            assert isinstance(cfn, opensearch.CfnDomain)
-            # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
-            cfn.access_policies = {"Version": "2012-10-17", "Statement": statements}
+            self._extend_domain_policy(statements)
+
+    def domain_arn(self, pipeline: PipelineConfig) -> str:
+        """The ARN of the domain a pipeline writes to (the created one, or the one its endpoint names)."""
+        return self._arn_by_pipeline[pipeline.name]
+
+    def trust(self, roles: Sequence[iam.IRole], actions: Sequence[str], resources: Sequence[str]) -> None:
+        """Name roles in a created domain's access policy (no-op for existing domains, whose policy is
+        theirs); each call adds one statement, so each role is trusted with exactly its own grant."""
+        if self.domain is None:
+            return
+        self._extend_domain_policy(
+            [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"AWS": [role.role_arn for role in roles]},
+                    "Action": list(actions),
+                    "Resource": list(resources) if len(resources) > 1 else resources[0],
+                }
+            ]
+        )
+
+    def _extend_domain_policy(self, statements: list[dict[str, object]]) -> None:
+        assert self.domain is not None
+        self._domain_policy.extend(statements)
+        cfn = self.domain.node.default_child
+        assert isinstance(cfn, opensearch.CfnDomain)
+        # Set on the resource itself: the L2 `access_policies` would add a custom-resource Lambda.
+        cfn.access_policies = {"Version": "2012-10-17", "Statement": list(self._domain_policy)}
 
     def _by_action(self, paths: tuple[tuple[str, str], ...]) -> dict[str, list[str]]:
         found: dict[str, list[str]] = {}

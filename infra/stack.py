@@ -15,12 +15,15 @@ from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
 from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.search import SearchAccess
+from infra.search_provisioning import SearchProvisioning
 from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import PipelineConfig
 
+# Context the local runtime sets (local/deploy.py): the local node's URL.
+LOCAL_OPENSEARCH_ENDPOINT = "local_opensearch_endpoint"
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
 INGEST_ALLOWANCE_HOURS = 24
 
@@ -78,6 +81,13 @@ class OsbatchStack(Stack):
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
         search.grant_index_access(functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS))
+        # Locally there is no provisioning custom resource: moto's CloudFormation cannot run the Provider
+        # framework's Node.js functions, and the local Lambda sandboxes run Python only. The local demo runs
+        # `osbatch setup` against the local node instead, the same provisioning code the resource runs.
+        if not self.node.try_get_context(LOCAL_OPENSEARCH_ENDPOINT):
+            SearchProvisioning(
+                self, "SearchProvisioning", pipelines=pipelines, factory=functions.factory, search=search
+            )
 
         trigger = Trigger(
             self,

@@ -12,8 +12,9 @@ import aws_cdk as cdk
 import yaml
 from aws_cdk.assertions import Template
 
-from infra.functions import FUNCTIONS
+from infra.functions import FUNCTIONS, FunctionSpec
 from infra.notify import AlarmTargets
+from infra.search_provisioning import PROVISION_FUNCTION, PROVISION_SEARCH
 from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
 
@@ -110,13 +111,19 @@ def render(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+# Every function the factory makes: the job functions, and the search provisioning custom resource's.
+FACTORY_FUNCTIONS: dict[str, FunctionSpec] = {**FUNCTIONS, PROVISION_FUNCTION: PROVISION_SEARCH}
+# The CDK Provider framework's own function, which relays CloudFormation requests to the provisioning one.
+PROVIDER_FRAMEWORK_HANDLER = "framework.onEvent"
+
+
 def function_ids(synth: Synthesized) -> dict[str, str]:
-    """Function name (docs/architecture.md) -> logical id, matched by handler string."""
-    by_handler = {spec.handler: name for name, spec in FUNCTIONS.items()}
+    """Function name (docs/architecture.md) -> logical id, matched by handler string (factory functions)."""
+    by_handler = {spec.handler: name for name, spec in FACTORY_FUNCTIONS.items()}
     return {
         by_handler[props["Properties"]["Handler"]]: logical_id
         for logical_id, props in synth.of_type("AWS::Lambda::Function").items()
-        if props["Properties"]["Handler"] in by_handler  # not a custom resource's
+        if props["Properties"]["Handler"] in by_handler  # factory functions, not a framework's or inline one
     }
 
 

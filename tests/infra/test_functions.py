@@ -12,7 +12,16 @@ from infra.functions import FUNCTIONS
 from infra.layer import INSTALL_OPTIONS, dependencies_layer
 from infra.stack import OsbatchStack
 from osbatch.config import DEPLOYED_PIPELINES_FILE, pipelines_from_json
-from tests.infra.helpers import ROOT, Synthesized, function_ids, new_app, pipeline, render
+from tests.infra.helpers import (
+    FACTORY_FUNCTIONS,
+    PROVIDER_FRAMEWORK_HANDLER,
+    ROOT,
+    Synthesized,
+    function_ids,
+    new_app,
+    pipeline,
+    render,
+)
 
 DOCUMENTED_HANDLERS = {
     "submit": "osbatch.handlers.submit.handler",
@@ -24,6 +33,7 @@ DOCUMENTED_HANDLERS = {
     "finalize": "osbatch.handlers.finalize.handler",
     "fail-job": "osbatch.handlers.fail_job.handler",
 }
+PROVISIONING_HANDLER = "osbatch.handlers.provision_search.handler"
 COMMON_ENV = {
     "JOB_TABLE",
     "OUTPUT_BUCKET",
@@ -38,8 +48,9 @@ def test_functions_are_exactly_the_documented_handlers(main: Synthesized) -> Non
     # Given the synthesized functions
     handlers = {p["Properties"]["Handler"] for p in main.of_type("AWS::Lambda::Function").values()}
 
-    # Then there is one per row of docs/architecture.md and no other (no custom-resource helpers)
-    assert handlers == set(DOCUMENTED_HANDLERS.values())
+    # Then there is one per row of docs/architecture.md, plus the search provisioning resource's function
+    # and the Provider framework's relay, and no other (no custom-resource helpers for policies or logs)
+    assert handlers == {*DOCUMENTED_HANDLERS.values(), PROVISIONING_HANDLER, PROVIDER_FRAMEWORK_HANDLER}
     assert {name: spec.handler for name, spec in FUNCTIONS.items()} == DOCUMENTED_HANDLERS
 
 
@@ -60,8 +71,8 @@ def test_every_function_has_the_factory_settings(main: Synthesized) -> None:
         log_group = props["LoggingConfig"]["LogGroup"]["Ref"]
         assert log_groups[log_group]["Properties"]["RetentionInDays"] == 30, name
         # And its timeout and memory come from its spec
-        assert props["Timeout"] == FUNCTIONS[name].timeout_seconds, name
-        assert props["MemorySize"] == FUNCTIONS[name].memory_mb, name
+        assert props["Timeout"] == FACTORY_FUNCTIONS[name].timeout_seconds, name
+        assert props["MemorySize"] == FACTORY_FUNCTIONS[name].memory_mb, name
 
 
 def test_layer_targets_the_functions_runtime_and_architecture(main: Synthesized) -> None:
@@ -119,7 +130,12 @@ def code_dir(synth: Synthesized, function: str) -> Path:
 
 
 def code_keys(synth: Synthesized) -> set[str]:
-    return {p["Properties"]["Code"]["S3Key"] for p in synth.of_type("AWS::Lambda::Function").values()}
+    """The code assets of the factory's functions (the Provider framework's relay ships CDK's own code)."""
+    return {
+        p["Properties"]["Code"]["S3Key"]
+        for p in synth.of_type("AWS::Lambda::Function").values()
+        if p["Properties"]["Handler"] != PROVIDER_FRAMEWORK_HANDLER
+    }
 
 
 def test_the_code_asset_carries_the_pipeline_configs(main: Synthesized) -> None:

@@ -6,10 +6,11 @@ import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
+from infra.functions import FUNCTIONS
 from infra.search import DOMAIN_NAME_MAX, SearchAccess, domain_name_prefix, domain_of
 from infra.stack import OsbatchStack
 from osbatch.config import ConfigError
-from tests.infra.helpers import CREATED, Synthesized, as_list, new_app, pipeline, role_id
+from tests.infra.helpers import CREATED, Synthesized, as_list, new_app, pipeline, render, role_id
 
 
 def test_domain_is_derived_from_a_managed_endpoint() -> None:
@@ -101,8 +102,9 @@ def test_created_domain_is_encrypted_https_only_and_spread_over_three_zones(crea
     }
     (log_policy,) = created.of_type("AWS::Logs::ResourcePolicy")
     assert domain["DependsOn"] == [log_policy]
-    # And no custom-resource Lambda was added for the access or log policies
-    assert len(created.of_type("AWS::Lambda::Function")) == 8
+    # And no custom-resource Lambda was added for the access or log policies (only the search provisioning
+    # function and its Provider framework relay join the job functions)
+    assert len(created.of_type("AWS::Lambda::Function")) == len(FUNCTIONS) + 2
 
 
 def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synthesized) -> None:
@@ -110,6 +112,12 @@ def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synth
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
     statements = domain["Properties"]["AccessPolicies"]["Statement"]
     roles = {name: role_id(created, name) for name in ("prepare", "plan-ingest", "ingest-chunk")}
+    provisioning = role_id(created, "provision-search")
+    # The provisioning role's statements are checked in tests/infra/test_search_provisioning.py
+    provisioner = [s for s in statements if provisioning in render(s["Principal"]["AWS"])]
+    statements = [s for s in statements if s not in provisioner]
+    only_provisioning = [{"Fn::GetAtt": [provisioning, "Arn"]}]
+    assert provisioner and all(s["Principal"]["AWS"] == only_provisioning for s in provisioner)
 
     def granted(name: str) -> dict[str, list[str]]:
         return {

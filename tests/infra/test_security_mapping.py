@@ -197,7 +197,7 @@ def test_the_master_role_may_only_put_those_four_security_paths(secured: Synthes
     (statement,) = [
         s
         for s in domain["Properties"]["AccessPolicies"]["Statement"]
-        if s["Principal"]["AWS"]["Fn::GetAtt"][0] == master
+        if isinstance(s["Principal"]["AWS"], dict) and s["Principal"]["AWS"]["Fn::GetAtt"][0] == master
     ]
     expected = [
         "/_plugins/_security/api/roles/osbatch-index",

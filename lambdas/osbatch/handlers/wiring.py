@@ -132,3 +132,10 @@ def _runtime(settings: Settings) -> Runtime:
 
 def runtime() -> Runtime:
     return _runtime(Settings.from_env(os.environ))
+
+
+def opensearch_at(endpoint: str) -> Any:
+    """A client for an endpoint given at run time (the provisioning resource's property), signed with this
+    function's credentials for the region the endpoint names, else the function's own region."""
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or ""
+    return _opensearch(endpoint, region)

@@ -14,6 +14,11 @@ from typing import Any
 from opensearchpy.exceptions import NotFoundError, TransportError
 
 ML = "/_plugins/_ml"
+# The paths provisioning calls; infra/search_provisioning.py grants exactly these.
+CONNECTORS = f"{ML}/connectors"
+MODELS = f"{ML}/models"
+TASKS = f"{ML}/tasks"
+SEARCH_PIPELINE = "/_search/pipeline"
 TASK_DONE = {"COMPLETED"}
 TASK_FAILED = {"FAILED", "COMPLETED_WITH_ERROR"}
 DEPLOYED = "DEPLOYED"
@@ -65,46 +70,46 @@ class MlCommons:
             "sort": [{"created_time": {"order": "desc"}}],
         }
         try:
-            response = self._call("POST", f"{ML}/models/_search", query)
+            response = self._call("POST", f"{MODELS}/_search", query)
         except NotFoundError:  # no model was ever registered: the model index does not exist yet
             return None
         hits = response.get("hits", {}).get("hits", [])
         return {"model_id": hits[0]["_id"], **hits[0]["_source"]} if hits else None
 
     def get_model(self, model_id: str) -> dict[str, Any]:
-        return dict(self._call("GET", f"{ML}/models/{model_id}"))
+        return dict(self._call("GET", f"{MODELS}/{model_id}"))
 
     def create_connector(self, body: dict[str, Any]) -> str:
-        return str(self._call("POST", f"{ML}/connectors/_create", body)["connector_id"])
+        return str(self._call("POST", f"{CONNECTORS}/_create", body)["connector_id"])
 
     def update_connector(self, connector_id: str, body: dict[str, Any]) -> None:
-        self._call("PUT", f"{ML}/connectors/{connector_id}", body)
+        self._call("PUT", f"{CONNECTORS}/{connector_id}", body)
 
     def register(self, body: dict[str, Any]) -> str:
         """Register a model and wait until it is registered; its id."""
-        response = self._call("POST", f"{ML}/models/_register", body)
+        response = self._call("POST", f"{MODELS}/_register", body)
         if response.get("model_id") and response.get("status") != "CREATED":
             return str(response["model_id"])
         task = self.wait(str(response["task_id"]), f"registering model {body.get('name')}")
         return str(task["model_id"])
 
     def update_model(self, model_id: str, body: dict[str, Any]) -> None:
-        self._call("PUT", f"{ML}/models/{model_id}", body)
+        self._call("PUT", f"{MODELS}/{model_id}", body)
 
     def deploy(self, model_id: str) -> None:
-        response = self._call("POST", f"{ML}/models/{model_id}/_deploy")
+        response = self._call("POST", f"{MODELS}/{model_id}/_deploy")
         self.wait(str(response["task_id"]), f"deploying model {model_id}")
 
     def undeploy(self, model_id: str) -> None:
-        self._call("POST", f"{ML}/models/{model_id}/_undeploy")
+        self._call("POST", f"{MODELS}/{model_id}/_undeploy")
 
     def delete_model(self, model_id: str) -> None:
-        self._call("DELETE", f"{ML}/models/{model_id}")
+        self._call("DELETE", f"{MODELS}/{model_id}")
 
     def wait(self, task_id: str, what: str) -> dict[str, Any]:
         waited = 0.0
         while True:
-            task: dict[str, Any] = self._call("GET", f"{ML}/tasks/{task_id}")
+            task: dict[str, Any] = self._call("GET", f"{TASKS}/{task_id}")
             state = task.get("state")
             if state in TASK_DONE:
                 return task
@@ -117,11 +122,11 @@ class MlCommons:
 
     def get_search_pipeline(self, name: str) -> dict[str, Any] | None:
         try:
-            response = self._call("GET", f"/_search/pipeline/{name}")
+            response = self._call("GET", f"{SEARCH_PIPELINE}/{name}")
         except NotFoundError:
             return None
         found = response.get(name)
         return dict(found) if isinstance(found, dict) else None
 
     def put_search_pipeline(self, name: str, body: dict[str, Any]) -> None:
-        self._call("PUT", f"/_search/pipeline/{name}", body)
+        self._call("PUT", f"{SEARCH_PIPELINE}/{name}", body)
