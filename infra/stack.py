@@ -8,7 +8,8 @@ from typing import Any
 from aws_cdk import CfnOutput, Duration, Stack
 from constructs import Construct
 
-from infra.access import grant_function_access
+from infra.access import grant_function_access, grant_join_access
+from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import OPENSEARCH_CLIENTS, Functions
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
@@ -65,6 +66,7 @@ class OsbatchStack(Stack):
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
         search.grant_http(functions.roles(*OPENSEARCH_CLIENTS))
+        bedrock = self._bedrock(pipelines, storage, functions)
 
         trigger = Trigger(
             self,
@@ -107,6 +109,7 @@ class OsbatchStack(Stack):
             "SubmitDlqUrl": trigger.dead_letter_queue.queue_url,
             "AlarmTopicArn": monitoring.topic.topic_arn,
             "SageMakerRoleArn": inference.role.role_arn,
+            **({"BedrockJobRoleArn": bedrock.role.role_arn} if bedrock else {}),
             "DashboardName": monitoring.dashboard.dashboard_name,
         }
         endpoint = opensearch_endpoint or search.endpoint
@@ -114,3 +117,19 @@ class OsbatchStack(Stack):
             outputs["OpenSearchEndpoint"] = endpoint
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
+
+    def _bedrock(
+        self, pipelines: Sequence[PipelineConfig], storage: Storage, functions: Functions
+    ) -> BedrockAccess | None:
+        """The Bedrock job role and grants, when a pipeline uses Bedrock; start-job is told the role."""
+        models = bedrock_models(pipelines)
+        if not models:
+            return None
+        bedrock = BedrockAccess(self, "Bedrock", output_bucket=storage.output_bucket, model_ids=models)
+        grant_join_access(functions, storage)
+        bedrock.grant_jobs(functions["start-job"], "CreateModelInvocationJob", "TagResource")
+        bedrock.grant_pass_role(functions["start-job"])
+        bedrock.grant_jobs(functions["poll-job"], "GetModelInvocationJob", "StopModelInvocationJob")
+        bedrock.grant_jobs(functions["fail-job"], "StopModelInvocationJob")
+        functions["start-job"].add_environment("BEDROCK_JOB_ROLE_ARN", bedrock.role.role_arn)
+        return bedrock

@@ -15,11 +15,18 @@ from typing import TYPE_CHECKING, Any
 
 from osbatch.backends.base import BatchBackend
 from osbatch.config import PipelineConfig
-from osbatch.contracts import dead_letter_prefix, plan_key, report_key
+from osbatch.contracts import (
+    dead_letter_prefix,
+    job_joined_prefix,
+    job_source_prefix,
+    plan_key,
+    report_key,
+)
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.join import join_outputs
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,6 +74,15 @@ def plan_ingest(
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     outputs = backend.outputs(state.remote)
+    if backend.joins_source:
+        outputs = join_outputs(
+            backend,
+            s3,
+            outputs,
+            source_bucket=output_bucket,
+            source_prefix=job_source_prefix(state.job_id),
+            joined_prefix=job_joined_prefix(state.job_id),
+        )
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
     key = plan_key(state.job_id)
