@@ -34,6 +34,7 @@ class Strict(BaseModel):
 class Backend(StrEnum):
     SAGEMAKER = "sagemaker"
     BEDROCK = "bedrock"
+    OPENAI = "openai"
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -176,6 +177,30 @@ class BedrockJobConfig(Strict):
         return value
 
 
+class OpenAIJobConfig(Strict):
+    """The OpenAI Batch API (https://platform.openai.com/docs/guides/batch) and its per-file limits."""
+
+    api_base: str = Field("https://api.openai.com/v1", pattern=r"^https?://")
+    # Secrets Manager secret (name or ARN) whose SecretString is the API key. The key itself never appears
+    # in config, environment, logs, the state payload or the job table.
+    api_key_secret: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="e.g. text-embedding-3-small")
+    endpoint: Literal["/v1/embeddings", "/v1/chat/completions"] = "/v1/embeddings"
+    dimensions: int | None = Field(None, ge=1)
+    prompt: str = "Summarize the following text in two sentences:\n\n{text}"
+    max_tokens: int = Field(256, ge=1)
+    # The Batch API's limits per input file (50,000 requests, 200 MB; 50,000 embedding inputs per batch).
+    max_requests_per_file: int = Field(50_000, ge=1, le=50_000)
+    max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024, le=200 * 1000 * 1000)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("prompt must contain {text}, where the record's text goes")
+        return value
+
+
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
@@ -186,6 +211,7 @@ class InferenceConfig(Strict):
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None
     bedrock: BedrockJobConfig | None = None
+    openai: OpenAIJobConfig | None = None
 
     @field_validator("retry_time_window")
     @classmethod
@@ -206,6 +232,10 @@ class InferenceConfig(Strict):
         if self.backend is Backend.BEDROCK and self.bedrock is None:
             raise ValueError(
                 "backend 'bedrock' needs an 'inference.bedrock' section with model_id and family"
+            )
+        if self.backend is Backend.OPENAI and self.openai is None:
+            raise ValueError(
+                "backend 'openai' needs an 'inference.openai' section with api_key_secret and model"
             )
         return self
 

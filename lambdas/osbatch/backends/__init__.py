@@ -28,4 +28,20 @@ def backend_for(
         return BedrockBackend(
             config.inference.bedrock, client("bedrock"), client("s3"), tags, role_arn=bedrock_role_arn
         )
+    if config.inference.backend is Backend.OPENAI:
+        import time
+
+        from osbatch.backends.openai import OpenAIBackend
+        from osbatch.backends.openai_http import OpenAIHttp
+
+        settings = config.inference.openai
+        assert settings is not None  # guaranteed by config validation
+        http = OpenAIHttp(settings.api_base, settings.api_key_secret, client("secretsmanager"))
+        return OpenAIBackend(
+            settings,
+            http,
+            client("s3"),
+            retry_window_seconds=config.inference.retry_time_window_seconds,
+            now=time.time,
+        )
     raise ValueError(f"no backend for '{config.inference.backend}'")
