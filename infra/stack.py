@@ -13,11 +13,15 @@ from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import OPENSEARCH_CLIENTS, Functions
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
+from infra.openai import OPENAI_CALLERS, grant_openai_secrets
 from infra.search import SearchAccess
 from infra.storage import Storage
 from infra.trigger import Trigger
 from infra.workflow import JobWorkflow, state_machine_arn
-from osbatch.config import PipelineConfig
+from osbatch.config import Backend, PipelineConfig
+
+# Backends whose output lacks the source record, so PlanIngest joins it back (steps/join.py).
+JOINING_BACKENDS = frozenset({Backend.BEDROCK, Backend.OPENAI})
 
 # Pollers time out on their own (polling.timeout_hours); the extra day covers Prepare and ingest of a big job.
 INGEST_ALLOWANCE_HOURS = 24
@@ -121,12 +125,14 @@ class OsbatchStack(Stack):
     def _bedrock(
         self, pipelines: Sequence[PipelineConfig], storage: Storage, functions: Functions
     ) -> BedrockAccess | None:
-        """The Bedrock job role and grants, when a pipeline uses Bedrock; start-job is told the role."""
+        """Grants of the backends some pipeline uses; returns the Bedrock job role's construct, if any."""
+        if any(p.inference.backend in JOINING_BACKENDS for p in pipelines):
+            grant_join_access(functions, storage)
+        grant_openai_secrets(self, functions.roles(*OPENAI_CALLERS), pipelines)
         models = bedrock_models(pipelines)
         if not models:
             return None
         bedrock = BedrockAccess(self, "Bedrock", output_bucket=storage.output_bucket, model_ids=models)
-        grant_join_access(functions, storage)
         bedrock.grant_jobs(functions["start-job"], "CreateModelInvocationJob", "TagResource")
         bedrock.grant_pass_role(functions["start-job"])
         bedrock.grant_jobs(functions["poll-job"], "GetModelInvocationJob", "StopModelInvocationJob")

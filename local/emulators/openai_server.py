@@ -31,18 +31,18 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from local.emulators.batching import EmbedRequest, embed_in_batches
-from local.emulators.faults import FAULTS, FaultSettings
+from local.emulators.faults import FAULTS, FAULTS_PATH, FaultSettings
 from local.emulators.jobs import JobContext, JobFailed, JobRecord, JobRunner, JobState, JobStopped
 from local.model import Embedder
 
 LOG = logging.getLogger("local.emulators.openai")
 DEFAULT_SECRET = "osbatch/openai-api-key"
-HEALTH_PATH = "/_osbatch/health"
+HEALTH_PATH = "/_osbatch/health"  # as local.aws.HEALTH_PATH, which the runtime's ready check uses
 JSON = "application/json"
 _ROUTE = re.compile(r"^/v1/(files|batches)(?:/([^/]+))?(?:/(content|cancel))?/?$")
 
@@ -77,7 +77,7 @@ class BatchStore:
         self.batches: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._load_embedder = load_embedder
-        self._faults = faults
+        self.faults = faults
         self.runner = JobRunner()
 
     def add_file(self, filename: str, purpose: str, data: bytes) -> StoredFile:
@@ -119,13 +119,13 @@ class BatchStore:
         }
         with self._lock:
             self.batches[batch["id"]] = batch
-        throttled = self._faults.take("throttle_creates")
-        work = BatchWork(self, batch, self.files[file_id].data, self._faults, throttled)
+        throttled = self.faults.take("throttle_creates")
+        work = BatchWork(self, batch, self.files[file_id].data, self.faults, throttled)
         self.runner.start(batch["id"], work, on_change=lambda record: self._show(batch, record))
         return batch
 
     def get_batch(self, batch_id: str) -> dict[str, Any]:
-        if self._faults.take("fail_status_calls"):
+        if self.faults.take("fail_status_calls"):
             raise ApiError(500, "server_error", "The server had an error (emulator fault)")
         batch = self.batches.get(batch_id)
         if batch is None:
@@ -285,6 +285,9 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
                 if self.path == HEALTH_PATH:
                     self._send(200, b'{"status":"ok"}')
                     return
+                if self.path == FAULTS_PATH:  # fault injection for tests, as in the AWS emulator
+                    self._fault_settings(method)
+                    return
                 if self.headers.get("Authorization", "") != f"Bearer {api_key()}":
                     message = "Incorrect API key provided."
                     raise ApiError(401, "invalid_request_error", message, "invalid_api_key")
@@ -294,6 +297,17 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
                 details = {"message": error.message, "type": error.kind, "param": None, "code": error.code}
                 payload = {"error": details}
                 self._send(error.status, json.dumps(payload).encode())
+
+        def _fault_settings(self, method: str) -> None:
+            try:
+                if method == "POST":
+                    store.faults.update(**json.loads(self._body() or b"{}"))
+                elif method == "DELETE":
+                    self._body()
+                    store.faults.reset()
+            except (ValueError, TypeError) as error:
+                raise ApiError(400, "invalid_request_error", str(error)) from error
+            self._send(200, json.dumps(asdict(store.faults.snapshot())).encode())
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))
@@ -338,6 +352,9 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
 
         def do_POST(self) -> None:
             self._handle("POST")
+
+        def do_DELETE(self) -> None:
+            self._handle("DELETE")
 
     return Handler
 

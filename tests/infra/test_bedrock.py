@@ -1,4 +1,5 @@
-"""Bedrock access: a role Bedrock alone may assume, held to the job prefixes, passed by start-job only."""
+"""Bedrock and OpenAI access: a role Bedrock alone may assume, held to the job prefixes, passed by start-job
+only; the OpenAI key's secret readable by the functions that call OpenAI, only."""
 
 from __future__ import annotations
 
@@ -29,12 +30,27 @@ BEDROCK = {
 }
 
 
+OPENAI = {
+    "inference": {
+        "backend": "openai",
+        "sagemaker": None,
+        "openai": {"api_key_secret": "osbatch/openai-api-key", "model": "text-embedding-3-small"},
+    }
+}
+
+
 @pytest.fixture(scope="module")
 def bedrock_stack() -> Iterator[Synthesized]:
     # Given a stack with a SageMaker pipeline and a Bedrock pipeline
     app = new_app()
     stack = OsbatchStack(
-        app, "osbatch-bedrock", pipelines=[pipeline(), pipeline(name="docs-titan", **BEDROCK)]
+        app,
+        "osbatch-bedrock",
+        pipelines=[
+            pipeline(),
+            pipeline(name="docs-titan", **BEDROCK),
+            pipeline(name="docs-openai", **OPENAI),
+        ],
     )
     # When it is synthesized
     yield Synthesized(stack, Template.from_stack(stack))
@@ -102,3 +118,14 @@ def test_the_join_has_exactly_the_access_it_needs(bedrock_stack: Synthesized) ->
     assert any(
         r.endswith("/jobs/*/joined/*") for r in resources_for(bedrock_stack, "ingest-chunk", "s3:GetObject")
     )
+
+
+def test_the_openai_key_is_readable_by_its_callers_only(
+    bedrock_stack: Synthesized,
+) -> None:
+    # Then start-job, poll-job, plan-ingest and fail-job may read the one secret, and nobody else may
+    for function in ("start-job", "poll-job", "plan-ingest", "fail-job"):
+        (arn,) = resources_for(bedrock_stack, function, "secretsmanager:GetSecretValue")
+        assert arn.endswith(":secret:osbatch/openai-api-key-??????")
+    for function in ("submit", "prepare", "ingest-chunk", "finalize"):
+        assert "secretsmanager:GetSecretValue" not in actions(bedrock_stack, function)

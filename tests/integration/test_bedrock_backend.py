@@ -14,7 +14,7 @@ import pytest
 from cli.search import semantic_search
 from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
-from local.runtime import AWS_URL, LocalRuntime
+from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
@@ -25,13 +25,14 @@ PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 
 def set_faults(**faults: Any) -> None:
-    """The emulators' fault settings (local/emulators/faults.py), inside the AWS emulator process."""
+    """The emulators' fault settings (local/emulators/faults.py), in the AWS and the OpenAI emulator."""
     method = "POST" if faults else "DELETE"
-    request = urllib.request.Request(
-        f"{AWS_URL}{FAULTS_PATH}", data=json.dumps(faults).encode(), method=method
-    )
-    with urllib.request.urlopen(request, timeout=10):
-        pass
+    for base in (AWS_URL, OPENAI_URL.removesuffix("/v1")):
+        request = urllib.request.Request(
+            f"{base}{FAULTS_PATH}", data=json.dumps(faults).encode(), method=method
+        )
+        with urllib.request.urlopen(request, timeout=10):
+            pass
 
 
 @pytest.fixture(scope="module")

@@ -217,3 +217,18 @@ def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3
     # Then the backend's reason and state are kept, and the stale chunk items are not counted as indexed
     assert (report.state, report.reason) == ("FAILED", "ClientError: model not found")
     assert (report.indexed, report.unaccounted) == (0, 9)
+
+
+@pytest.mark.parametrize("ending", ["finalize", "fail"])
+def test_every_terminal_state_gives_the_job_slot_back(job: JobTable, s3: Any, ending: str) -> None:
+    # Given the job holds one of its pipeline's slots, as StartJob leaves it
+    assert job.acquire_slot("msmarco", JOB, 1)
+    assert not job.acquire_slot("msmarco", "msmarco-other", 1)
+    # When it finalizes, or fails (a cancel ends in fail-job too)
+    if ending == "finalize":
+        finalize(job, s3, ingesting())
+    else:
+        fail(job, s3, ingesting(state=JobStateName.CANCELLED).model_copy(update={"plan": None}))
+    # Then the slot is free for the next job
+    assert job.slot_holders("msmarco") == set()
+    assert job.acquire_slot("msmarco", "msmarco-other", 1)
