@@ -94,6 +94,8 @@ def grant_function_access(
     grant("finalize", ["events:PutEvents"], bus)
 
     grant("fail-job", ["s3:PutObject"], reports)
+    # A job throttled past its retry window has its input dead-lettered at file level.
+    grant("fail-job", WRITE, dead_letters)
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
     grant("fail-job", ["events:PutEvents"], bus)
 
