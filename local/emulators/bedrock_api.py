@@ -34,7 +34,9 @@ from local.emulators.jobs import JobRecord, JobRunner, JobState
 from local.emulators.s3_io import ClientFactory
 from local.model import Embedder
 
-RUNNER = JobRunner(describe_unexpected=lambda error: f"Internal error: {type(error).__name__}: {error}")
+RUNNER = JobRunner(
+    describe_unexpected=lambda error: f"Internal error: {type(error).__name__}: {error}", name="bedrock"
+)
 IN_PROGRESS = frozenset({"Submitted", "Validating", "Scheduled", "InProgress", "Stopping"})
 _ID_CHARS = string.ascii_lowercase + string.digits
 

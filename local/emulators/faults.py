@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-FAULTS_PATH = "/_osbatch/emulators/faults"
+from local.emulators.jobs import PEAKS, reset_peaks
+
+FAULTS_PATH = "/_osbatch/emulators/faults"  # GET also returns `peaks` (jobs.PEAKS)
 
 
 @dataclass
@@ -83,7 +85,8 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
                 faults.update(**json.loads(environ["wsgi.input"].read(length) or b"{}"))
             elif method == "DELETE":
                 faults.reset()
-            body = json.dumps(asdict(faults.snapshot())).encode()
+                reset_peaks()
+            body = json.dumps({**asdict(faults.snapshot()), "peaks": dict(PEAKS)}).encode()
         except (ValueError, TypeError) as error:
             status, body = "400 Bad Request", json.dumps({"error": str(error)}).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])

@@ -78,7 +78,7 @@ class BatchStore:
         self._lock = threading.Lock()
         self._load_embedder = load_embedder
         self.faults = faults
-        self.runner = JobRunner()
+        self.runner = JobRunner(name="openai")
 
     def add_file(self, filename: str, purpose: str, data: bytes) -> StoredFile:
         stored = StoredFile(_id("file"), filename, purpose, data)

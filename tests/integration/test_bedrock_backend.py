@@ -113,3 +113,25 @@ def test_a_job_too_small_for_bedrock_fails_with_the_reason(
     # Then the job FAILED with Bedrock's validation message and nothing was indexed
     assert (job["state"], job["indexed"]) == ("FAILED", 0)
     assert "at least 100 records" in job["reason"]
+
+
+@pytest.mark.parametrize("pipeline", ["e2e-bedrock", "e2e-openai"])
+def test_osbatch_cancel_stops_a_bedrock_or_openai_job(
+    stack: Any, jobs: JobTable, pipeline: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cli.main import main
+
+    # Given a job whose remote job stays in progress
+    config = {config.name: config for config in load_pipelines(PIPELINES)}[pipeline]
+    set_faults(hold_jobs=True)
+    body = b"".join(json.dumps({"_id": f"held-{n}", "text": f"t {n}"}).encode() + b"\n" for n in range(100))
+    job_id = upload(stack, config, f"held-{time.time_ns()}.jsonl", body)
+    deadline = time.monotonic() + 120
+    while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    # When the user cancels it
+    assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
+    job = wait_for_end(jobs, job_id)
+    # Then it ends CANCELLED with nothing indexed
+    assert "cancelling" in capsys.readouterr().out
+    assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
