@@ -43,6 +43,8 @@ def main() -> int:
         if app.node.try_get_context("local_knn_engine"):
             pipelines = with_local_knn_engine(pipelines, app.node.try_get_context("local_knn_engine"))
         if app.node.try_get_context("local_openai_base"):
+            from local.deploy import with_local_openai
+
             pipelines = with_local_openai(pipelines, app.node.try_get_context("local_openai_base"))
         OsbatchStack(
             app,
@@ -82,23 +84,6 @@ def with_local_knn_engine(pipelines: list[Any], engine: str) -> list[Any]:
             config.model_copy(update={"sink": config.sink.model_copy(update={"mapping": mapping})})
         )
     return localized
-
-
-def with_local_openai(pipelines: list[Any], api_base: str) -> list[Any]:
-    """The openai pipelines pointed at the local OpenAI emulator (a local-only change, printed)."""
-    changed = []
-    for config in pipelines:
-        settings = config.inference.openai
-        if settings is not None and settings.api_base != api_base:
-            print(
-                f"note: pipeline {config.name}: OpenAI api_base {api_base} (local emulator)", file=sys.stderr
-            )
-            inference = config.inference.model_copy(
-                update={"openai": settings.model_copy(update={"api_base": api_base})}
-            )
-            config = config.model_copy(update={"inference": inference})
-        changed.append(config)
-    return changed
 
 
 if __name__ == "__main__":

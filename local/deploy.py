@@ -110,3 +110,20 @@ def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack,
             ExecutionRoleArn=role,
         )
         progress(f"created SageMaker model {name} (runs all-MiniLM-L6-v2 on onnxruntime locally)")
+
+
+def with_local_openai(pipelines: list[PipelineConfig], api_base: str) -> list[PipelineConfig]:
+    """The openai pipelines pointed at the local OpenAI emulator (a local-only change, printed)."""
+    changed = []
+    for config in pipelines:
+        settings = config.inference.openai
+        if settings is not None and settings.api_base != api_base:
+            print(
+                f"note: pipeline {config.name}: OpenAI api_base {api_base} (local emulator)", file=sys.stderr
+            )
+            inference = config.inference.model_copy(
+                update={"openai": settings.model_copy(update={"api_base": api_base})}
+            )
+            config = config.model_copy(update={"inference": inference})
+        changed.append(config)
+    return changed

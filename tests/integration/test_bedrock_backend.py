@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from cli.search import semantic_search
+from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
@@ -49,8 +50,6 @@ def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    from local.aws import session
-
     table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
     return JobTable(table)
 
@@ -135,3 +134,20 @@ def test_osbatch_cancel_stops_a_bedrock_or_openai_job(
     # Then it ends CANCELLED with nothing indexed
     assert "cancelling" in capsys.readouterr().out
     assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
+
+
+def test_a_job_past_its_timeout_is_expired_and_stopped(stack: Any, jobs: JobTable) -> None:
+    # Given a pipeline whose timeout_hours is seconds, and a Bedrock job that stays in progress
+    config = {config.name: config for config in load_pipelines(PIPELINES)}["e2e-expiry"]
+    set_faults(hold_jobs=True)
+    body = b"".join(json.dumps({"_id": f"slow-{n}", "text": f"t {n}"}).encode() + b"\n" for n in range(100))
+    # When it is uploaded and the deadline passes
+    job_id = upload(stack, config, f"slow-{time.time_ns()}.jsonl", body)
+    job = wait_for_end(jobs, job_id)
+    # Then the job is EXPIRED with the reason, and the remote job was stopped rather than left running
+    assert job["state"] == "EXPIRED" and "timeout_hours" in job["reason"]
+    bedrock = session().client("bedrock", endpoint_url=AWS_URL)
+    assert bedrock.get_model_invocation_job(jobIdentifier=job["remote_arn"])["status"] in {
+        "Stopping",
+        "Stopped",
+    }
