@@ -47,6 +47,10 @@ def main() -> int:
         pipelines = load_pipelines(pattern, ROOT)
         if app.node.try_get_context("local_knn_engine"):
             pipelines = with_local_knn_engine(pipelines, app.node.try_get_context("local_knn_engine"))
+        if app.node.try_get_context("local_openai_base"):
+            from local.deploy import with_local_openai
+
+            pipelines = with_local_openai(pipelines, app.node.try_get_context("local_openai_base"))
         targets = AlarmTargets.from_context(
             app.node.try_get_context(EMAILS_CONTEXT), app.node.try_get_context(TOPICS_CONTEXT)
         )

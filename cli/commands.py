@@ -9,7 +9,9 @@ from cli.target import Target, TargetError, resolve_target
 from cli.views import job_detail, jobs_table
 from osbatch.backends import backend_for
 from osbatch.config import PipelineConfig
+from osbatch.contracts import job_output_prefix
 from osbatch.models import JobStateName, RemoteJob
+from osbatch.s3uri import s3_uri
 
 
 class CommandError(RuntimeError):
@@ -96,8 +98,16 @@ def cancel(args: argparse.Namespace) -> int:
         raise CommandError(f"job {args.job_id} already ended ({job['state']})")
     if not job.get("remote_id"):
         raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
-    backend = backend_for(_pipeline(args.pipelines, job["pipeline"]), target.client)
-    backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=""))
+    config = _pipeline(args.pipelines, job["pipeline"])
+    if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
+        from local.deploy import with_local_openai
+        from local.runtime import OPENAI_URL
+
+        (config,) = with_local_openai([config], OPENAI_URL)
+    backend = backend_for(config, target.client)
+    # The OpenAI backend keeps its batch ledger next to the job's output, so the cancel needs that place.
+    output_uri = s3_uri(target.output("OutputBucketName"), job_output_prefix(args.job_id))
+    backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=output_uri))
     target.jobs.update(args.job_id, JobStateName.CANCELLING)
     print(f"cancelling {args.job_id}; the workflow records CANCELLED once the inference job has stopped")
     return 0

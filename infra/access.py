@@ -20,7 +20,9 @@ from osbatch.contracts import (
     JOBS_BY_PIPELINE_INDEX,
     JOBS_PREFIX,
     job_input_prefix,
+    job_joined_prefix,
     job_output_prefix,
+    job_source_prefix,
     plan_key,
     report_key,
 )
@@ -92,5 +94,20 @@ def grant_function_access(
     grant("finalize", ["events:PutEvents"], bus)
 
     grant("fail-job", ["s3:PutObject"], reports)
+    # A job throttled past its retry window has its input dead-lettered at file level.
+    grant("fail-job", WRITE, dead_letters)
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
     grant("fail-job", ["events:PutEvents"], bus)
+
+
+def grant_join_access(functions: Functions, storage: Storage) -> None:
+    """For backends whose output lacks the source record (Bedrock, OpenAI; steps/join.py): prepare keeps
+    the records, plan-ingest joins the output onto them, ingest-chunk reads the joined output."""
+    out = storage.output_bucket
+    sources = [out.arn_for_objects(f"{job_source_prefix('*')}*")]
+    joined = [out.arn_for_objects(f"{job_joined_prefix('*')}*")]
+    job_outputs = [out.arn_for_objects(f"{job_output_prefix('*')}*")]
+    allow(functions.role("prepare"), WRITE, sources, reason=RUNTIME_IDS)
+    allow(functions.role("plan-ingest"), ["s3:GetObject"], [*sources, *job_outputs], reason=RUNTIME_IDS)
+    allow(functions.role("plan-ingest"), WRITE, joined, reason=RUNTIME_IDS)
+    allow(functions.role("ingest-chunk"), ["s3:GetObject"], joined, reason=RUNTIME_IDS)

@@ -8,19 +8,24 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
-from infra.access import grant_function_access
+from infra.access import grant_function_access, grant_join_access
+from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import BULK_WRITERS, INDEX_CHECKERS, Functions
 from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
 from infra.notify import NO_TARGET_WARNING, AlarmTargets
+from infra.openai import OPENAI_CALLERS, grant_openai_secrets
 from infra.search import SearchAccess
 from infra.search_provisioning import SearchProvisioning
 from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
-from osbatch.config import PipelineConfig
+from osbatch.config import Backend, PipelineConfig
+
+# Backends whose output lacks the source record, so PlanIngest joins it back (steps/join.py).
+JOINING_BACKENDS = frozenset({Backend.BEDROCK, Backend.OPENAI})
 
 # Context the local runtime sets (local/deploy.py): the local node's URL.
 LOCAL_OPENSEARCH_ENDPOINT = "local_opensearch_endpoint"
@@ -88,6 +93,7 @@ class OsbatchStack(Stack):
             SearchProvisioning(
                 self, "SearchProvisioning", pipelines=pipelines, factory=functions.factory, search=search
             )
+        bedrock = self._bedrock(pipelines, storage, functions)
 
         trigger = Trigger(
             self,
@@ -134,6 +140,7 @@ class OsbatchStack(Stack):
             "SubmitDlqUrl": trigger.dead_letter_queue.queue_url,
             "AlarmTopicArn": monitoring.topic.topic_arn,
             "SageMakerRoleArn": inference.role.role_arn,
+            **({"BedrockJobRoleArn": bedrock.role.role_arn} if bedrock else {}),
             "DashboardName": monitoring.dashboard.dashboard_name,
         }
         endpoint = opensearch_endpoint or search.endpoint
@@ -141,3 +148,21 @@ class OsbatchStack(Stack):
             outputs["OpenSearchEndpoint"] = endpoint
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
+
+    def _bedrock(
+        self, pipelines: Sequence[PipelineConfig], storage: Storage, functions: Functions
+    ) -> BedrockAccess | None:
+        """Grants of the backends some pipeline uses; returns the Bedrock job role's construct, if any."""
+        if any(p.inference.backend in JOINING_BACKENDS for p in pipelines):
+            grant_join_access(functions, storage)
+        grant_openai_secrets(self, functions.roles(*OPENAI_CALLERS), pipelines)
+        models = bedrock_models(pipelines)
+        if not models:
+            return None
+        bedrock = BedrockAccess(self, "Bedrock", output_bucket=storage.output_bucket, model_ids=models)
+        bedrock.grant_jobs(functions["start-job"], "CreateModelInvocationJob", "TagResource")
+        bedrock.grant_pass_role(functions["start-job"])
+        bedrock.grant_jobs(functions["poll-job"], "GetModelInvocationJob", "StopModelInvocationJob")
+        bedrock.grant_jobs(functions["fail-job"], "StopModelInvocationJob")
+        functions["start-job"].add_environment("BEDROCK_JOB_ROLE_ARN", bedrock.role.role_arn)
+        return bedrock

@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from secrets import token_hex
 
 from botocore.exceptions import ClientError
 
@@ -23,7 +24,7 @@ from local.aws import session
 from local.aws.cdk_deploy import DeployedStack, deploy_assembly
 from local.opensearch.mapping import LOCAL_ENGINE
 from local.paths import REPO_ROOT, state_dir
-from local.runtime import AWS_URL, Progress
+from local.runtime import AWS_URL, OPENAI_URL, Progress
 from osbatch.config import Backend, PipelineConfig
 
 STACK_NAME = "osbatch"
@@ -42,6 +43,7 @@ def local_context(pattern: str, opensearch_url: str) -> dict[str, object]:
         "stack_name": STACK_NAME,
         "local_opensearch_endpoint": opensearch_url,
         "local_knn_engine": LOCAL_ENGINE,
+        "local_openai_base": OPENAI_URL,
         "aws:cdk:bundling-stacks": [],
     }
 
@@ -69,7 +71,24 @@ def deploy_local(
     stack = deploy_assembly(outdir, STACK_NAME, endpoint_url=AWS_URL, progress=progress)
     progress(f"stack {stack.stack_name} is {stack.status} with {len(stack.resources)} resources")
     ensure_sagemaker_models(configs, stack, progress)
+    ensure_openai_secrets(configs, progress)
     return stack
+
+
+def ensure_openai_secrets(configs: list[PipelineConfig], progress: Progress) -> None:
+    """On AWS the user stores the API key; locally a random key, which the OpenAI emulator also reads."""
+    secrets = session().client("secretsmanager", endpoint_url=AWS_URL)
+    for config in configs:
+        settings = config.inference.openai
+        if settings is None:
+            continue
+        try:
+            secrets.describe_secret(SecretId=settings.api_key_secret)
+            continue
+        except ClientError:
+            pass
+        secrets.create_secret(Name=settings.api_key_secret, SecretString=f"sk-local-{token_hex(24)}")
+        progress(f"created secret {settings.api_key_secret} holding a local OpenAI API key")
 
 
 def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack, progress: Progress) -> None:
@@ -91,3 +110,20 @@ def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack,
             ExecutionRoleArn=role,
         )
         progress(f"created SageMaker model {name} (runs all-MiniLM-L6-v2 on onnxruntime locally)")
+
+
+def with_local_openai(pipelines: list[PipelineConfig], api_base: str) -> list[PipelineConfig]:
+    """The openai pipelines pointed at the local OpenAI emulator (a local-only change, printed)."""
+    changed = []
+    for config in pipelines:
+        settings = config.inference.openai
+        if settings is not None and settings.api_base != api_base:
+            print(
+                f"note: pipeline {config.name}: OpenAI api_base {api_base} (local emulator)", file=sys.stderr
+            )
+            inference = config.inference.model_copy(
+                update={"openai": settings.model_copy(update={"api_base": api_base})}
+            )
+            config = config.model_copy(update={"inference": inference})
+        changed.append(config)
+    return changed

@@ -31,6 +31,8 @@ class ConfigError(ValueError):
 
 class Backend(StrEnum):
     SAGEMAKER = "sagemaker"
+    BEDROCK = "bedrock"
+    OPENAI = "openai"
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -170,6 +172,85 @@ class SageMakerModelAccess(Strict):
         return value
 
 
+class BedrockModelFamily(StrEnum):
+    """The request body a model takes (InvokeModel's `body`), which Prepare writes as `modelInput`."""
+
+    TITAN_EMBED_V2 = "titan-embed-text-v2"
+    COHERE_EMBED = "cohere-embed"
+    ANTHROPIC_MESSAGES = "anthropic-messages"
+
+
+class BedrockQuotas(Strict):
+    """Bedrock's per-job batch inference quotas. They differ per model and region and change over time;
+    set them to what Service Quotas shows for your model. The defaults are the values the quota names carry
+    for most text models at the time of writing ("Minimum number of records per batch inference job" 100,
+    "Records per batch inference job" 50,000, "Records per input file per batch inference job" 50,000,
+    "Batch inference input file size" 200 MB, "Batch inference job size" 1 GB, "Batch inference jobs in
+    progress" 20 per model), see https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock
+    and https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html.
+    """
+
+    min_records_per_job: int = Field(100, ge=1)
+    max_records_per_job: int = Field(50_000, ge=1)
+    max_records_per_file: int = Field(50_000, ge=1)
+    max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024)
+    max_job_bytes: int = Field(1000 * 1000 * 1000, ge=1024)
+    max_jobs_in_progress: int = Field(20, ge=1)
+
+
+class BedrockJobConfig(Strict):
+    """CreateModelInvocationJob settings and how each record becomes a `modelInput`."""
+
+    model_id: str = Field(min_length=1, description="e.g. amazon.titan-embed-text-v2:0")
+    role_arn: str = Field(
+        "", description="the job role; empty means the stack's BedrockJobRoleArn (set by the stack)"
+    )
+    family: BedrockModelFamily
+    # Titan Text Embeddings V2
+    dimensions: Literal[256, 512, 1024] = 1024
+    normalize: bool = True
+    # Cohere Embed
+    input_type: Literal["search_document", "search_query", "classification", "clustering"] = "search_document"
+    truncate: Literal["NONE", "START", "END"] = "END"
+    # Anthropic Claude messages: `{text}` in the prompt is replaced by the record's text.
+    prompt: str = "Summarize the following text in two sentences:\n\n{text}"
+    max_tokens: int = Field(512, ge=1, le=8192)
+    anthropic_version: str = "bedrock-2023-05-31"
+    timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours (24-168)")
+    quotas: BedrockQuotas = BedrockQuotas()
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("prompt must contain {text}, where the record's text goes")
+        return value
+
+
+class OpenAIJobConfig(Strict):
+    """The OpenAI Batch API (https://platform.openai.com/docs/guides/batch) and its per-file limits."""
+
+    api_base: str = Field("https://api.openai.com/v1", pattern=r"^https?://")
+    # Secrets Manager secret (name or ARN) whose SecretString is the API key. The key itself never appears
+    # in config, environment, logs, the state payload or the job table.
+    api_key_secret: str = Field(min_length=1)
+    model: str = Field(min_length=1, description="e.g. text-embedding-3-small")
+    endpoint: Literal["/v1/embeddings", "/v1/chat/completions"] = "/v1/embeddings"
+    dimensions: int | None = Field(None, ge=1)
+    prompt: str = "Summarize the following text in two sentences:\n\n{text}"
+    max_tokens: int = Field(256, ge=1)
+    # The Batch API's limits per input file (50,000 requests, 200 MB; 50,000 embedding inputs per batch).
+    max_requests_per_file: int = Field(50_000, ge=1, le=50_000)
+    max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024, le=200 * 1000 * 1000)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt_has_text(cls, value: str) -> str:
+        if "{text}" not in value:
+            raise ValueError("prompt must contain {text}, where the record's text goes")
+        return value
+
+
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
@@ -180,6 +261,8 @@ class InferenceConfig(Strict):
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None
     sagemaker_model: SageMakerModelAccess = SageMakerModelAccess()
+    bedrock: BedrockJobConfig | None = None
+    openai: OpenAIJobConfig | None = None
 
     @field_validator("retry_time_window")
     @classmethod
@@ -196,6 +279,14 @@ class InferenceConfig(Strict):
         if self.backend is Backend.SAGEMAKER and self.sagemaker is None:
             raise ValueError(
                 "backend 'sagemaker' needs an 'inference.sagemaker' section with at least ModelName"
+            )
+        if self.backend is Backend.BEDROCK and self.bedrock is None:
+            raise ValueError(
+                "backend 'bedrock' needs an 'inference.bedrock' section with model_id and family"
+            )
+        if self.backend is Backend.OPENAI and self.openai is None:
+            raise ValueError(
+                "backend 'openai' needs an 'inference.openai' section with api_key_secret and model"
             )
         return self
 

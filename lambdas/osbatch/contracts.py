@@ -26,6 +26,17 @@ def job_input_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}input/"
 
 
+def job_source_prefix(job_id: str) -> str:
+    """The valid source records of each input part (`part-NNNNN.jsonl`, same cut), for backends whose
+    output does not carry the record (Bedrock, OpenAI): ingest joins the model output back onto them."""
+    return f"{job_prefix(job_id)}source/"
+
+
+def job_joined_prefix(job_id: str) -> str:
+    """Model output joined onto its source records, one `part-NNNNN.jsonl.out` per output object."""
+    return f"{job_prefix(job_id)}joined/"
+
+
 def job_output_prefix(job_id: str) -> str:
     """Where the backend writes the model output."""
     return f"{job_prefix(job_id)}output/"

@@ -21,6 +21,9 @@ from osbatch.models import JobStateName, SourceObject
 
 JOB_ITEM = "job"
 CHUNK_PREFIX = "chunk#"
+# One item per pipeline holds the ids of the jobs that have a remote-job slot (a string set).
+SLOTS_ITEM = "slots"
+SLOTS_KEY_PREFIX = "slots#"
 
 
 def utc_now() -> str:
@@ -153,6 +156,41 @@ class JobTable:
                 FilterExpression=Attr("state").is_in(sorted(busy)),
             )
         )
+
+    def acquire_slot(self, pipeline: str, job_id: str, limit: int) -> bool:
+        """Take one of the pipeline's `limit` job slots for job_id; False when all are held.
+
+        One conditional write: two StartJobs racing for the last slot cannot both get it (the losing
+        write fails its condition), unlike counting the running jobs and then creating. A job that
+        already holds a slot (a retried StartJob) gets it again.
+        """
+        try:
+            self._table.update_item(
+                Key={"job_id": f"{SLOTS_KEY_PREFIX}{pipeline}", "item": SLOTS_ITEM},
+                UpdateExpression="ADD holders :job",
+                ConditionExpression="attribute_not_exists(holders) OR size(holders) < :limit "
+                "OR contains(holders, :id)",
+                ExpressionAttributeValues={":job": {job_id}, ":limit": limit, ":id": job_id},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def release_slot(self, pipeline: str, job_id: str) -> None:
+        """Give the job's slot back (a no-op when it holds none), on every terminal state."""
+        self._table.update_item(
+            Key={"job_id": f"{SLOTS_KEY_PREFIX}{pipeline}", "item": SLOTS_ITEM},
+            UpdateExpression="DELETE holders :job",
+            ExpressionAttributeValues={":job": {job_id}},
+        )
+
+    def slot_holders(self, pipeline: str) -> set[str]:
+        item = self._table.get_item(
+            Key={"job_id": f"{SLOTS_KEY_PREFIX}{pipeline}", "item": SLOTS_ITEM}, ConsistentRead=True
+        ).get("Item")
+        return set(item.get("holders", set())) if item else set()
 
     def _query(self, **kwargs: Any) -> Iterator[dict[str, Any]]:
         return _pages(self._table.query, kwargs)

@@ -1,4 +1,4 @@
-"""Batch inference emulators that run the local embedding model inside moto.
+"""Batch inference emulators (SageMaker Batch Transform, Bedrock batch) on the local model inside moto.
 
 `install()` is called once in the process that hosts moto: the moto server (local/aws/server.py) with the
 server's own URL, or a test under `moto.mock_aws` with no URL. From then on CreateTransformJob really
@@ -7,6 +7,7 @@ transforms, DescribeTransformJob shows the live state and StopTransformJob stops
 
 from __future__ import annotations
 
+from local.emulators import bedrock_api
 from local.emulators.s3_io import client_factory
 from local.emulators.sagemaker_api import TransformService, patch_moto, unpatch_moto
 from local.emulators.sagemaker_transform import EmbedderLoader
@@ -21,9 +22,14 @@ def install(s3_endpoint_url: str | None = None, *, embedder_loader: EmbedderLoad
     the packaged MiniLM) to an Embedder; tests pass one to control the model. Calling install() again
     replaces the settings.
     """
-    patch_moto(TransformService(client_factory(s3_endpoint_url), embedder_loader or load_embedder))
+    loader = embedder_loader or load_embedder
+    s3_clients = client_factory(s3_endpoint_url)
+    patch_moto(TransformService(s3_clients, loader))
+    # Bedrock batch inference on the same model (the packaged MiniLM; Bedrock names no model folder).
+    bedrock_api.patch_moto(bedrock_api.InvocationService(s3_clients, lambda: loader(None)))
 
 
 def uninstall() -> None:
     """Undo install(): moto's own transform jobs again. Jobs already running finish on their threads."""
     unpatch_moto()
+    bedrock_api.unpatch_moto()

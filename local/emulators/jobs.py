@@ -91,6 +91,15 @@ def _internal_failure(error: BaseException) -> str:
     return f"InternalServerError: {type(error).__name__}: {error}"
 
 
+# The most jobs each named runner had running at once since the last reset: what a test of a job cap
+# (max_jobs_in_flight) asserts on, read over the emulators' fault route (faults.py).
+PEAKS: dict[str, int] = {}
+
+
+def reset_peaks() -> None:
+    PEAKS.clear()
+
+
 class JobRunner:
     """Runs each job's work in its own daemon thread and keeps every job's record.
 
@@ -98,8 +107,12 @@ class JobRunner:
     service's FailureReason wording.
     """
 
-    def __init__(self, describe_unexpected: Callable[[BaseException], str] = _internal_failure) -> None:
+    def __init__(
+        self, describe_unexpected: Callable[[BaseException], str] = _internal_failure, name: str = "jobs"
+    ) -> None:
         self._describe_unexpected = describe_unexpected
+        self.name = name
+        self._running = 0
         # Guards every state change together with its callback, so a stop and the job's end cannot
         # interleave and leave the service showing Stopping after Completed.
         self._lock = threading.RLock()
@@ -114,6 +127,8 @@ class JobRunner:
             record.on_change = on_change
         with self._lock:
             self._jobs[job_id] = record
+            self._running += 1
+            PEAKS[self.name] = max(PEAKS.get(self.name, 0), self._running)
             self._notify(record)
         thread = threading.Thread(target=self._run, args=(record, work), name=f"job-{job_id}", daemon=True)
         thread.start()
@@ -156,6 +171,7 @@ class JobRunner:
 
     def _finish(self, record: JobRecord, state: JobState, reason: str | None = None) -> None:
         with self._lock:
+            self._running -= 1
             record.state = state
             record.failure_reason = reason
             record.ended_at = _now()

@@ -32,7 +32,7 @@ from local.emulators.sagemaker_request import TransformRequestError, TransformSp
 from local.emulators.sagemaker_transform import STATUS, EmbedderLoader, TransformWork, internal_error
 
 # One runner per process: a later install() changes how new jobs run, not the record of running ones.
-RUNNER = JobRunner(describe_unexpected=internal_error)
+RUNNER = JobRunner(describe_unexpected=internal_error, name="sagemaker")
 
 
 class TransformService:

@@ -51,8 +51,8 @@ EXPECTED = {
     "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *BULK},
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
     "fail-job": {
-        "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
-        "sagemaker:StopTransformJob",
+        "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
+        "events:PutEvents", "sagemaker:StopTransformJob",
     },
 }  # fmt: skip
 # Every statement whose Resource is "*", by the role it belongs to, with its exact actions and condition:
@@ -172,7 +172,7 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     assert _keys(main, "ingest-chunk", "s3:GetObject") == ["/jobs/*/output/*"]
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
     assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
-    assert _keys(main, "fail-job", "s3:PutObject") == ["/reports/*.json"]
+    assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:

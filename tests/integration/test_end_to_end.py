@@ -28,8 +28,8 @@ PIPELINES = str(Path(__file__).parent / "pipelines" / "e2e.yaml")
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    (config,) = load_pipelines(PIPELINES)
-    return config
+    by_name = {config.name: config for config in load_pipelines(PIPELINES)}
+    return by_name["e2e"]
 
 
 @pytest.fixture(scope="module")

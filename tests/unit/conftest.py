@@ -114,7 +114,7 @@ def s3(aws: None) -> Any:
 
 
 def example_pipeline_files() -> list[Path]:
-    return sorted((REPO / "pipelines").glob("*.yaml"))
+    return sorted((REPO / "pipelines").glob("**/*.yaml"))
 
 
 def load_yaml(path: Path) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from osbatch.backends.base import BackendStatus, InputLimits, OutputObject
+from osbatch.backends.base import BackendStatus, InputLimits, OutputLine, OutputObject
 from osbatch.models import RemoteJob
 
 
@@ -18,6 +18,8 @@ class ScriptedBackend:
     cancelled: list[str] = field(default_factory=list)
     limits: InputLimits = field(default_factory=lambda: InputLimits(10, 10))
     output_objects: list[OutputObject] = field(default_factory=list)
+    joins_source: bool = False
+    result_key: str = "SageMakerOutput"
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return record
@@ -37,3 +39,6 @@ class ScriptedBackend:
 
     def outputs(self, remote: RemoteJob) -> list[OutputObject]:
         return list(self.output_objects)
+
+    def parse_output(self, line: dict[str, Any]) -> OutputLine:
+        return OutputLine(line.get("line"), result=line.get("out"), error=line.get("error"))

@@ -94,3 +94,19 @@ def test_every_example_pipeline_is_valid(path) -> None:  # type: ignore[no-untyp
 def test_a_missing_file_is_a_config_error(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="no such pipeline config"):
         load_pipeline(tmp_path / "nope.yaml")
+
+
+def test_bedrock_backend_requires_its_section_and_a_prompt_slot() -> None:
+    # Given a bedrock backend without settings, and one whose prompt has no place for the text
+    missing = pipeline_dict()
+    missing["inference"] = {"backend": "bedrock"}
+    no_slot = pipeline_dict()
+    no_slot["inference"] = {
+        "backend": "bedrock",
+        "bedrock": {"model_id": "anthropic.claude-3-haiku", "family": "anthropic-messages", "prompt": "Hi"},
+    }
+    # When / Then each is rejected, naming what is missing
+    with pytest.raises(ConfigError, match=r"needs an 'inference\.bedrock' section"):
+        parse_pipeline(missing)
+    with pytest.raises(ConfigError, match=r"inference\.bedrock\.prompt: prompt must contain \{text\}"):
+        parse_pipeline(no_slot)

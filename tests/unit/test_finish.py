@@ -244,3 +244,41 @@ def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3
     # Then the backend's reason and state are kept, and the stale chunk items are not counted as indexed
     assert (report.state, report.reason) == ("FAILED", "ClientError: model not found")
     assert (report.indexed, report.unaccounted) == (0, 9)
+
+
+@pytest.mark.parametrize("ending", ["finalize", "fail"])
+def test_every_terminal_state_gives_the_job_slot_back(job: JobTable, s3: Any, ending: str) -> None:
+    # Given the job holds one of its pipeline's slots, as StartJob leaves it
+    assert job.acquire_slot("msmarco", JOB, 1)
+    assert not job.acquire_slot("msmarco", "msmarco-other", 1)
+    # When it finalizes, or fails (a cancel ends in fail-job too)
+    if ending == "finalize":
+        finalize(job, s3, ingesting())
+    else:
+        fail(job, s3, ingesting(state=JobStateName.CANCELLED).model_copy(update={"plan": None}))
+    # Then the slot is free for the next job
+    assert job.slot_holders("msmarco") == set()
+    assert job.acquire_slot("msmarco", "msmarco-other", 1)
+
+
+def test_throttling_past_the_window_fails_the_job_and_dead_letters_the_file(job: JobTable, s3: Any) -> None:
+    # Given StartJob's throttling retries are spent
+    error = {
+        "Error": "BackendThrottled",
+        "Cause": json.dumps({"errorMessage": "Bedrock ThrottlingException: slow down"}),
+    }
+    state = ingesting(state=JobStateName.CREATED).model_copy(
+        update={"plan": None, "remote": None, "error": error}
+    )
+    # When the job is failed
+    _, report = fail(job, s3, state)
+    # Then it is FAILED with the last error, and the file's 9 valid records are one file-level dead letter
+    assert (report.state, report.reason) == (
+        "FAILED",
+        "BackendThrottled: Bedrock ThrottlingException: slow down",
+    )
+    assert (report.records_in, report.dead_lettered, report.unaccounted) == (10, 10, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/inference/00000.jsonl")["Body"].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert letter["stage"] == "inference" and letter["record"]["records"] == 9
+    assert letter["record"]["file"] == SOURCE.uri

@@ -199,3 +199,24 @@ def test_rerunning_a_chunk_overwrites_instead_of_duplicating(s3: Any, config: Pi
     assert sorted(cluster.docs) == ["1", "2"]
     assert len(dead) == 1
     assert cluster.requests == 2
+
+
+def test_a_record_the_model_failed_is_dead_lettered_at_stage_inference(
+    s3: Any, config: PipelineConfig
+) -> None:
+    # Given joined output (steps/join.py) with one result and one record the service failed
+    failed = {
+        "_id": "2",
+        "text": "t",
+        "_osbatch": {"line": 7, "error": {"code": 400, "message": "Malformed"}},
+    }
+    body = good(1, line=1) + b"\n" + json.dumps(failed).encode() + b"\n"
+    s3.put_object(Bucket=OUT, Key=KEY, Body=body)
+    cluster = KnnCluster()
+    # When the chunk is ingested
+    result, dead = run(s3, config, cluster, 0, len(body))
+    # Then the result is indexed, and the failure is a dead letter citing its line and the service's error
+    assert (result.indexed, result.dead_lettered) == (1, 1)
+    assert list(cluster.docs) == ["1"]
+    (letter,) = dead
+    assert (letter["stage"], letter["line"], letter["reason"]) == ("inference", 7, "400: Malformed")

@@ -185,3 +185,55 @@ def test_a_conflicting_index_fails_before_the_input_is_read(
     with pytest.raises(IndexMappingConflict, match="dimension is 768, the pipeline needs 384"):
         run_prepare(parse_pipeline(data), s3, jobs, b'{"_id": "1", "text": "t"}\n', cluster=cluster)
     assert "Contents" not in s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/")
+
+
+def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs: JobTable) -> None:
+    # Given a Bedrock pipeline (its output lines lack the record) and parts of two records
+    from osbatch.backends.bedrock import BedrockBackend, record_id
+
+    config = parse_pipeline(
+        pipeline_dict(
+            inference={
+                "backend": "bedrock",
+                "bedrock": {"model_id": "amazon.titan-embed-text-v2:0", "family": "titan-embed-text-v2"},
+            }
+        )
+    )
+    assert config.inference.bedrock is not None
+    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=b"")
+    state = JobState(
+        job_id="msmarco-1",
+        pipeline="msmarco",
+        source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
+    )
+    jobs.create("msmarco-1", "msmarco", state.source)
+    backend = BedrockBackend(config.inference.bedrock, None, s3, {})  # type: ignore[arg-type]
+    backend.limits = InputLimits(2, 10_000)
+    body = b"".join(json.dumps({"_id": f"d{n}", "text": f"t{n}"}).encode() + b"\n" for n in range(3))
+    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
+    # When Prepare runs
+    prepare_job(
+        state,
+        config=config,
+        s3=s3,
+        opensearch=FakeClient(),
+        backend=backend,
+        jobs=jobs,
+        output_bucket="osb-out",
+        dead_letters=ListDeadLetters(),
+    )
+
+    # Then input and source parts have the same names and records, the input in Bedrock's shape
+    def lines(key: str) -> list[Any]:
+        return [
+            json.loads(line) for line in s3.get_object(Bucket="osb-out", Key=key)["Body"].read().splitlines()
+        ]
+
+    for part, numbers in (("part-00000.jsonl", [1, 2]), ("part-00001.jsonl", [3])):
+        inputs = lines(f"jobs/msmarco-1/input/{part}")
+        sources = lines(f"jobs/msmarco-1/source/{part}")
+        assert [line["recordId"] for line in inputs] == [record_id(n) for n in numbers]
+        assert [line["modelInput"]["inputText"] for line in inputs] == [f"t{n - 1}" for n in numbers]
+        assert sources == [
+            {"_id": f"d{n - 1}", "text": f"t{n - 1}", "_osbatch": {"line": n}} for n in numbers
+        ]

@@ -42,8 +42,25 @@ class InputLimits:
     max_bytes_per_file: int
 
 
+@dataclass(frozen=True)
+class OutputLine:
+    """One line of a service's output that does not carry the source record (Bedrock, OpenAI).
+
+    `line` is the record's line in the user's file, decoded from the recordId / custom_id; `result` is the
+    model output as it is stored under RESULT_KEY of the joined record; `error` is {code, message}.
+    """
+
+    line: int | None
+    result: Any = None
+    error: dict[str, Any] | None = None
+
+
 class BatchBackend(Protocol):
     limits: InputLimits
+    # True when output lines lack the source record: Prepare then keeps the records next to the input and
+    # PlanIngest joins each output line back onto its record (steps/join.py) before ingest reads it.
+    joins_source: bool
+    result_key: str  # where the model output sits in the (joined) output record
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         """The service's input line for one valid source record."""
@@ -58,3 +75,7 @@ class BatchBackend(Protocol):
     def cancel(self, remote: RemoteJob) -> None: ...
 
     def outputs(self, remote: RemoteJob) -> list[OutputObject]: ...
+
+    def parse_output(self, line: dict[str, Any]) -> OutputLine:
+        """For joins_source backends: what one output line says about which record, and its result."""
+        ...

@@ -18,6 +18,7 @@ from osbatch.backends.base import (
     BackendThrottled,
     BackendUnavailable,
     InputLimits,
+    OutputLine,
     OutputObject,
 )
 from osbatch.config import SageMakerJobConfig
@@ -55,6 +56,8 @@ def transform_job_name(job_id: str) -> str:
 
 class SageMakerBackend:
     limits = InputLimits(max_records_per_file=100_000, max_bytes_per_file=512 * 1024 * 1024)
+    joins_source = False  # JoinSource=Input: every output line is its input record plus the output
+    result_key = "SageMakerOutput"
 
     def __init__(
         self, settings: SageMakerJobConfig, sagemaker: SageMakerClient, s3: S3Client, tags: dict[str, str]
@@ -134,6 +137,9 @@ class SageMakerBackend:
                 if item["Key"].endswith(".out"):
                     objects.append(OutputObject(bucket, item["Key"], int(item["Size"])))
         return sorted(objects, key=lambda output: output.key)
+
+    def parse_output(self, line: dict[str, Any]) -> OutputLine:
+        raise NotImplementedError("SageMaker output lines carry their record; there is nothing to join")
 
 
 def _error(error: ClientError) -> tuple[str, str]:

@@ -49,6 +49,7 @@ class Settings(BaseModel):
     state_machine_arn: str = Field("", alias="STATE_MACHINE_ARN")
     opensearch_endpoint: str = Field("", alias="OPENSEARCH_ENDPOINT")
     event_bus_name: str = Field("default", alias="EVENT_BUS_NAME")
+    bedrock_role_arn: str = Field("", alias="BEDROCK_JOB_ROLE_ARN")
     region: str = Field("", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
 
     @classmethod
@@ -103,7 +104,7 @@ class Runtime:
         return JobEvents(self.client("events"), self.settings.event_bus_name)
 
     def backend(self, config: PipelineConfig) -> BatchBackend:
-        return backend_for(config, self.client)
+        return backend_for(config, self.client, bedrock_role_arn=self.settings.bedrock_role_arn)
 
     def opensearch(self, config: PipelineConfig) -> Any:
         endpoint = self.settings.opensearch_endpoint or config.sink.opensearch.endpoint or ""

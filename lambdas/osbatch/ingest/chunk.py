@@ -18,6 +18,7 @@ from osbatch.ingest.models import ChunkResult, IngestChunk, RecordRef
 from osbatch.ingest.readers import iter_chunk_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, original, parse_record
+from osbatch.steps.join import inference_error
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -66,6 +67,10 @@ def ingest_chunk(
             dead_letters.add(stage="parse", reason=str(error), record=original(raw, error), offset=offset)
             continue
         line = input_line(record)
+        model_error = inference_error(record)
+        if model_error is not None:  # the model failed this record (joined output of Bedrock, OpenAI)
+            dead_letters.add(stage="inference", reason=model_error, record=record, line=line, offset=offset)
+            continue
         try:
             doc = mapper.map(record)
         except MappingError as error:

@@ -10,16 +10,26 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from osbatch.backends.base import BatchBackend
 from osbatch.config import PipelineConfig
-from osbatch.contracts import dead_letter_prefix, plan_key, report_key
+from osbatch.contracts import (
+    dead_letter_key,
+    dead_letter_prefix,
+    job_joined_prefix,
+    job_source_prefix,
+    plan_key,
+    report_key,
+)
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.join import join_outputs
+from osbatch.steps.remote import THROTTLED_ERRORS
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -67,6 +77,15 @@ def plan_ingest(
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     outputs = backend.outputs(state.remote)
+    if backend.joins_source:
+        outputs = join_outputs(
+            backend,
+            s3,
+            outputs,
+            source_bucket=output_bucket,
+            source_prefix=job_source_prefix(state.job_id),
+            joined_prefix=job_joined_prefix(state.job_id),
+        )
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
     key = plan_key(state.job_id)
@@ -103,6 +122,7 @@ def finalize_job(
     reason = "; ".join(reasons) or None
     report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
+    jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
 
 
@@ -132,8 +152,29 @@ def fail_job(
     # report says so. Without a plan no chunk ran, and any chunk items are not this run's.
     tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
+    if state.error is not None and state.error.get("Error") in THROTTLED_ERRORS and state.prepared:
+        report = _dead_letter_file(state, report, s3, dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
+    jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+
+
+def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: str) -> JobReport:
+    """Throttled past retry_time_window: no record reached a model, so the file is set aside whole, with
+    the last error, as one dead letter that stands for its valid records (parse failures keep their own)."""
+    assert state.prepared is not None
+    valid = state.prepared.valid
+    letters = DeadLetterWriter(
+        s3,
+        bucket,
+        dead_letter_key(state.job_id, "inference", 0),
+        job_id=state.job_id,
+        source=state.source.uri,
+    )
+    file_level = {"file": state.source.uri, "records": valid, "prepared_input": state.prepared.input_uri}
+    letters.add(stage="inference", reason=report.reason or "throttled", record=file_level)
+    letters.close()
+    return replace(report, dead_lettered=report.dead_lettered + valid, unaccounted=report.unaccounted - valid)
 
 
 def _unaccounted(state: JobState, tally: ChunkTally) -> int:

@@ -15,10 +15,10 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
-from osbatch.contracts import job_input_prefix
+from osbatch.contracts import job_input_prefix, job_source_prefix
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
-from osbatch.ingest.record_paths import MISSING, RecordPath
+from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, JobStateName, Prepared
 from osbatch.records import RecordError, json_type, original, parse_record
@@ -41,17 +41,29 @@ class DeadLetters(Protocol):
     def close(self) -> int: ...
 
 
-class PartWriter:
-    """Writes JSONL parts of at most `limits` records/bytes to `s3://bucket/prefix/part-NNNNN.jsonl`."""
+def part_name(part: int) -> str:
+    return f"part-{part:05d}.jsonl"
 
-    def __init__(self, s3: S3Client, bucket: str, prefix: str, limits: InputLimits) -> None:
+
+class PartWriter:
+    """Writes JSONL parts of at most `limits` records/bytes to `s3://bucket/prefix/part-NNNNN.jsonl`.
+
+    With a source_prefix, each part's source records go to the same name under it, cut the same way
+    (the backend's input lines decide the cut), so a part's output joins onto one source object.
+    """
+
+    def __init__(
+        self, s3: S3Client, bucket: str, prefix: str, limits: InputLimits, source_prefix: str | None = None
+    ) -> None:
         self._s3, self._bucket, self._prefix, self._limits = s3, bucket, prefix, limits
+        self._source_prefix = source_prefix
         self.parts = 0
         self._file: IO[bytes] | None = None
+        self._source: IO[bytes] | None = None
         self._records = 0
         self._bytes = 0
 
-    def write(self, line: dict[str, Any]) -> None:
+    def write(self, line: dict[str, Any], source: dict[str, Any] | None = None) -> None:
         data = jsonlines.dump_line(line)
         if self._file is not None and (
             self._records >= self._limits.max_records_per_file
@@ -61,7 +73,11 @@ class PartWriter:
         if self._file is None:
             # Held open across writes and closed by _upload, so a context manager does not fit.
             self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
+            if self._source_prefix is not None:
+                self._source = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
         self._file.write(data)
+        if self._source is not None and source is not None:
+            self._source.write(jsonlines.dump_line(source))
         self._records += 1
         self._bytes += len(data)
 
@@ -71,9 +87,16 @@ class PartWriter:
 
     def _upload(self) -> None:
         assert self._file is not None
+        name = part_name(self.parts)
+        if self._source is not None:
+            self._source.seek(0)
+            self._s3.upload_fileobj(self._source, self._bucket, f"{self._source_prefix}{name}")
+            self._source.close()
+            self._source = None
         self._file.seek(0)
-        key = f"{self._prefix}part-{self.parts:05d}.jsonl"
-        self._s3.upload_fileobj(self._file, self._bucket, key)  # multipart for large parts
+        self._s3.upload_fileobj(
+            self._file, self._bucket, f"{self._prefix}{name}"
+        )  # multipart for large parts
         self._file.close()
         self._file, self._records, self._bytes = None, 0, 0
         self.parts += 1
@@ -98,7 +121,8 @@ def prepare_job(
         min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
         backend.limits.max_bytes_per_file,
     )
-    parts = PartWriter(s3, output_bucket, prefix, limits)
+    source_prefix = job_source_prefix(state.job_id) if backend.joins_source else None
+    parts = PartWriter(s3, output_bucket, prefix, limits, source_prefix)
     records_in = valid = blank = duplicates = 0
     seen = SeenIds()
 
@@ -116,7 +140,10 @@ def prepare_job(
         except RecordError as error:
             dead_letters.add(line=number, stage="parse", reason=str(error), record=original(raw, error))
             continue
-        parts.write(backend.input_line(record, number, text))
+        # The line number travels with the record (SageMaker) or in the record id (joined backends), so
+        # ingest and dead letters can name the line of the user's file.
+        source = {**record, BOOKKEEPING_KEY: {"line": number}} if backend.joins_source else None
+        parts.write(backend.input_line(record, number, text), source)
         valid += 1
         duplicates += not seen.add(doc_id)
     parts.close()

@@ -38,10 +38,9 @@ def start_job(
     now: Clock,
 ) -> JobState:
     assert state.prepared is not None, "StartJob runs after Prepare"
-    current = jobs.get(state.job_id) or {}
-    already_running = current.get("state") == JobStateName.RUNNING.value
     limit = config.inference.max_jobs_in_flight
-    if not already_running and jobs.count_in_flight(config.name) >= limit:
+    # A DynamoDB semaphore (JobTable.acquire_slot); Finalize and FailJob release the slot.
+    if not jobs.acquire_slot(config.name, state.job_id, limit):
         raise JobSlotsFull(
             f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
         )

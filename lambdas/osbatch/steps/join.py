@@ -1,0 +1,122 @@
+"""Join a service's output lines back onto the source records Prepare kept (backends with joins_source).
+
+Bedrock and OpenAI output lines carry a record id and the model output, not the record (see
+backends/bedrock.py for the id design). For each output object this writes a joined object in which every
+line is `{**source record, "_osbatch": {"line": n}, <result_key>: output}`: the shape SageMaker's
+JoinSource=Input produces, so ingest and field_map treat every backend alike. A failed record becomes
+`{**source record, "_osbatch": {"line": n, "error": {code, message}}}`, which ingest dead-letters with stage
+`inference`. An output line whose id matches no record sent is kept as such an error too, so it is counted,
+never dropped. Records the service returned nothing for are left out here and reported by Finalize as
+unaccounted.
+
+Memory: one part's source records (bounded by the backend's per-file limits) as raw lines, plus one
+output line at a time.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import tempfile
+from typing import TYPE_CHECKING, Any
+
+from osbatch import jsonlines
+from osbatch.backends.base import BatchBackend, OutputObject
+from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
+from osbatch.ingest.record_paths import BOOKKEEPING_KEY
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+ERROR_KEY = "error"  # under BOOKKEEPING_KEY: the service's error for this record
+SPOOL_BYTES = 64 * 1024 * 1024
+READ_BYTES = 1024 * 1024
+
+
+def source_name(output_key: str) -> str:
+    """`…/part-00003.jsonl.out` -> `part-00003.jsonl`: the input part an output object answers."""
+    return posixpath.basename(output_key).removesuffix(".out")
+
+
+def inference_error(record: dict[str, Any]) -> str | None:
+    """The service's error a joined record carries, as a dead letter's reason; None for a result."""
+    bookkeeping = record.get(BOOKKEEPING_KEY)
+    error = bookkeeping.get(ERROR_KEY) if isinstance(bookkeeping, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return f"{error.get('code')}: {error.get('message')}"
+
+
+def join_outputs(
+    backend: BatchBackend,
+    s3: S3Client,
+    outputs: list[OutputObject],
+    *,
+    source_bucket: str,
+    source_prefix: str,
+    joined_prefix: str,
+) -> list[OutputObject]:
+    joined = []
+    for output in outputs:
+        records = _source_records(s3, source_bucket, f"{source_prefix}{source_name(output.key)}")
+        key = f"{joined_prefix}{posixpath.basename(output.key)}"
+        size = _join_one(backend, s3, output, records, source_bucket, key)
+        joined.append(OutputObject(source_bucket, key, size))
+    return joined
+
+
+def _lines(s3: S3Client, bucket: str, key: str) -> Any:
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    return split_lines(body.iter_chunks(READ_BYTES), 0, max_line_bytes=MAX_LINE_BYTES, key=key)
+
+
+def _source_records(s3: S3Client, bucket: str, key: str) -> dict[int, bytes]:
+    """line number -> the record's raw JSON line, for one part."""
+    records: dict[int, bytes] = {}
+    for _, raw in _lines(s3, bucket, key):
+        if raw.strip():
+            records[int(jsonlines.loads(raw)[BOOKKEEPING_KEY]["line"])] = raw
+    return records
+
+
+def _join_one(
+    backend: BatchBackend,
+    s3: S3Client,
+    output: OutputObject,
+    records: dict[int, bytes],
+    bucket: str,
+    key: str,
+) -> int:
+    size = 0
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
+        for _, raw in _lines(s3, output.bucket, output.key):
+            if not raw.strip():
+                continue
+            data = jsonlines.dump_line(_joined(backend, raw, records))
+            spool.write(data)
+            size += len(data)
+        spool.seek(0)
+        s3.upload_fileobj(spool, bucket, key)
+    return size
+
+
+def _joined(backend: BatchBackend, raw: bytes, records: dict[int, bytes]) -> dict[str, Any]:
+    try:
+        parsed = backend.parse_output(jsonlines.loads(raw))
+    except ValueError as error:
+        return _unmatched(raw, f"the output line is not valid JSON: {error}")
+    source = records.get(parsed.line) if parsed.line is not None else None
+    if source is None:
+        return _unmatched(raw, "the output line's record id matches no record that was sent")
+    record: dict[str, Any] = jsonlines.loads(source)
+    if parsed.error is not None:
+        record[BOOKKEEPING_KEY] = {**record[BOOKKEEPING_KEY], ERROR_KEY: parsed.error}
+        return record
+    record[backend.result_key] = parsed.result
+    return record
+
+
+def _unmatched(raw: bytes, message: str) -> dict[str, Any]:
+    return {
+        BOOKKEEPING_KEY: {ERROR_KEY: {"code": "unmatched", "message": message}},
+        "output": raw.decode("utf-8", errors="replace"),
+    }

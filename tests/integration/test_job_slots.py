@@ -1,0 +1,71 @@
+"""max_jobs_in_flight on the real local runtime: a burst of uploads never runs more remote jobs at once."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from local.aws import session
+from local.deploy import deploy_local, load_pipelines
+from local.emulators.faults import FAULTS_PATH
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.search.client import opensearch_client
+from tests.integration.test_bedrock_backend import clean_faults
+from tests.integration.test_end_to_end import upload, wait_for_end
+
+pytestmark = pytest.mark.integration
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
+__all__ = ["clean_faults"]  # resets faults and the emulators' peak counts around each test
+
+
+@pytest.fixture(scope="module")
+def config() -> PipelineConfig:
+    return {config.name: config for config in load_pipelines(PIPELINES)}["e2e-slots"]
+
+
+@pytest.fixture(scope="module")
+def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
+    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+
+
+def peaks() -> dict[str, int]:
+    with urllib.request.urlopen(f"{AWS_URL}{FAULTS_PATH}", timeout=10) as response:
+        return dict(json.loads(response.read())["peaks"])
+
+
+def test_twenty_uploads_at_once_never_run_more_than_three_jobs(
+    stack: Any, config: PipelineConfig, runtime: LocalRuntime
+) -> None:
+    # Given a pipeline with max_jobs_in_flight 3
+    assert config.inference.max_jobs_in_flight == 3
+    jobs = JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
+    # When 20 files are uploaded at once
+    job_ids = [
+        upload(
+            stack,
+            config,
+            f"slots-{n}-{time.time_ns()}.jsonl",
+            b"".join(
+                json.dumps({"_id": f"slots-{n}-{i}", "text": f"text {i} of file {n}"}).encode() + b"\n"
+                for i in range(3)
+            ),
+        )
+        for n in range(20)
+    ]
+    finished = [wait_for_end(jobs, job_id, timeout=600) for job_id in job_ids]
+    # Then every job completed, the emulator never had more than 3 transform jobs running at once,
+    # and every slot was given back
+    assert [job["state"] for job in finished] == ["COMPLETED"] * 20
+    observed = peaks().get("sagemaker", 0)
+    print(f"most transform jobs running at once: {observed}")
+    assert 1 <= observed <= 3
+    assert jobs.slot_holders(config.name) == set()

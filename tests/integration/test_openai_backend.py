@@ -1,0 +1,76 @@
+"""The openai backend on the real local runtime: S3 upload -> OpenAI batch (local emulator) -> k-NN index."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.search import semantic_search
+from local.aws import session
+from local.deploy import deploy_local, load_pipelines
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.search.client import opensearch_client
+from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
+from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
+
+pytestmark = pytest.mark.integration
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
+__all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
+
+
+@pytest.fixture(scope="module")
+def config() -> PipelineConfig:
+    return {config.name: config for config in load_pipelines(PIPELINES)}["e2e-openai"]
+
+
+@pytest.fixture(scope="module")
+def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
+    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+
+
+@pytest.fixture(scope="module")
+def jobs(stack: Any) -> JobTable:
+    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
+    return JobTable(table)
+
+
+def test_an_upload_is_embedded_by_the_batch_api_with_failures_dead_lettered(
+    stack: Any, config: PipelineConfig, jobs: JobTable, runtime: LocalRuntime
+) -> None:
+    # Given three records and the model failing a fourth
+    set_faults(fail_records_containing="POISON")
+    records = [{"_id": f"openai-{name}", "text": text} for name, text in TOPICS]
+    records.insert(1, {"_id": "openai-bad", "text": "POISON"})
+    body = b"".join(json.dumps(record).encode() + b"\n" for record in records)
+    # When the file is uploaded
+    job_id = upload(stack, config, f"openai-{time.time_ns()}.jsonl", body)
+    job = wait_for_end(jobs, job_id)
+    # Then the job is PARTIALLY_COMPLETED with the error file's record dead-lettered at stage inference
+    assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == (
+        "PARTIALLY_COMPLETED",
+        4,
+        3,
+        1,
+    )
+    (letter,) = dead_letters(stack, job_id)
+    assert (letter["line"], letter["stage"], letter["record"]["_id"]) == (2, "inference", "openai-bad")
+    # And the API key is nowhere in the job's record
+    key = (
+        session()
+        .client("secretsmanager", endpoint_url=AWS_URL)
+        .get_secret_value(SecretId="osbatch/openai-api-key")["SecretString"]
+    )
+    assert key not in json.dumps(job, default=str)
+    # And a k-NN query finds the right document first
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.refresh(index=config.sink.index)
+    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    assert hits[0].doc_id == "openai-gzip"
