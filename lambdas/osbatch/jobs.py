@@ -21,6 +21,9 @@ from osbatch.models import JobStateName, SourceObject
 
 JOB_ITEM = "job"
 CHUNK_PREFIX = "chunk#"
+# One item per index being bulk-loaded (search/bulk_load.py): the jobs loading it and its saved settings.
+BULK_LOAD_PREFIX = "bulk-load#"
+LEASE_ITEM = "lease"
 
 
 def utc_now() -> str:
@@ -37,6 +40,14 @@ class ChunkCounts:
         return ChunkCounts(
             self.lines + other.lines, self.indexed + other.indexed, self.dead_lettered + other.dead_lettered
         )
+
+
+@dataclass(frozen=True)
+class LeaseLeft:
+    """What a bulk-load lease holds after one loader left it."""
+
+    remaining: frozenset[str]
+    saved: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -127,6 +138,63 @@ class JobTable:
             reported.add(chunk)
         return ChunkTally(total, frozenset(reported))
 
+    def bulk_load_active(self, index: str) -> bool:
+        response = self._table.get_item(Key=_lease_key(index), ConsistentRead=True)
+        return bool(response.get("Item", {}).get("loaders"))
+
+    def join_bulk_load(self, index: str, job_id: str) -> bool:
+        """Add job_id to the index's loaders; True if no settings are saved yet (this job saves them)."""
+        response = self._table.update_item(
+            Key=_lease_key(index),
+            UpdateExpression="ADD loaders :job",
+            ExpressionAttributeValues={":job": {job_id}},
+            ReturnValues="ALL_NEW",
+        )
+        return "saved" not in response.get("Attributes", {})
+
+    def save_bulk_load_settings(self, index: str, saved: dict[str, Any]) -> None:
+        """Keep the first loader's reading only: a later one may read the already-relaxed settings."""
+        self._conditional(
+            Key=_lease_key(index),
+            UpdateExpression="SET saved = :saved",
+            ConditionExpression="attribute_not_exists(saved)",
+            ExpressionAttributeValues={":saved": saved},
+        )
+
+    def leave_bulk_load(self, index: str, job_id: str) -> LeaseLeft | None:
+        """Remove job_id from the loaders; None if it was not one of them."""
+        try:
+            response = self._table.update_item(
+                Key=_lease_key(index),
+                UpdateExpression="DELETE loaders :job",
+                ConditionExpression="contains(loaders, :id)",
+                ExpressionAttributeValues={":job": {job_id}, ":id": job_id},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        item = response.get("Attributes", {})
+        return LeaseLeft(frozenset(item.get("loaders", set())), item.get("saved"))
+
+    def release_bulk_load(self, index: str) -> None:
+        """Forget the saved settings once restored, unless a loader joined meanwhile (it restores them)."""
+        self._conditional(
+            Key=_lease_key(index),
+            UpdateExpression="REMOVE saved",
+            ConditionExpression="attribute_not_exists(loaders)",
+        )
+
+    def _conditional(self, **kwargs: Any) -> bool:
+        try:
+            self._table.update_item(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def list_jobs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first. With a pipeline this is one GSI query; without, a filtered scan (small tables)."""
         if pipeline:
@@ -169,6 +237,10 @@ def _pages(operation: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> 
         if "LastEvaluatedKey" not in page:
             return
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _lease_key(index: str) -> dict[str, str]:
+    return {"job_id": f"{BULK_LOAD_PREFIX}{index}", "item": LEASE_ITEM}
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

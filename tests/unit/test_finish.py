@@ -217,3 +217,40 @@ def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3
     # Then the backend's reason and state are kept, and the stale chunk items are not counted as indexed
     assert (report.state, report.reason) == ("FAILED", "ClientError: model not found")
     assert (report.indexed, report.unaccounted) == (0, 9)
+
+
+def test_a_failed_load_still_restores_the_index_settings(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a job whose PlanIngest relaxed a new index for loading
+    from osbatch.search.bulk_load import IndexLoad
+
+    cluster = FakeClient()
+    backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
+    state = plan_ingest(
+        ingesting().model_copy(update={"plan": None}),
+        config=config,
+        backend=backend,
+        s3=s3,
+        opensearch=cluster,
+        jobs=job,
+        output_bucket="osb-out",
+    )
+    assert cluster.indices.settings["msmarco"]["refresh_interval"] == "-1"
+
+    # When the Map fails and FailJob runs
+    failed = state.model_copy(update={"error": {"Error": "States.TaskFailed", "Cause": "chunk 0 died"}})
+    fail_job(
+        failed,
+        backend=None,
+        jobs=job,
+        s3=s3,
+        output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
+        publish=lambda event: None,
+        index_load=IndexLoad(cluster, "msmarco"),
+    )
+
+    # Then refresh and replicas are back to what the index had
+    assert cluster.indices.settings["msmarco"] == {"number_of_replicas": "1"}
+    assert cluster.indices.refreshed == ["msmarco"]

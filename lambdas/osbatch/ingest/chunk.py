@@ -49,6 +49,8 @@ def ingest_chunk(
         opensearch,
         sink.index,
         max_bytes=sink.bulk.max_bytes,
+        max_request_bytes=sink.bulk.max_request_bytes,
+        concurrency=sink.bulk.concurrency,
         max_retries=sink.bulk.max_retries,
         initial_backoff=sink.bulk.initial_backoff_seconds,
         max_backoff=sink.bulk.max_backoff_seconds,

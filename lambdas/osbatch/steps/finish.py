@@ -19,6 +19,7 @@ from osbatch.contracts import dead_letter_prefix, plan_key, report_key
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
+from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
 
 if TYPE_CHECKING:
@@ -66,6 +67,8 @@ def plan_ingest(
     # Prepare created or checked the index before the job was paid for; a job can run for days, so check
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
+    if config.sink.bulk.relax_new_index:
+        begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
     outputs = backend.outputs(state.remote)
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
@@ -85,8 +88,11 @@ def finalize_job(
     output_bucket: str,
     dead_letter_bucket: str,
     publish: Publish,
+    index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
     assert state.prepared is not None, "Finalize runs after Prepare"
+    if index_load is not None:
+        index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
     unaccounted = _unaccounted(state, tally)
@@ -109,8 +115,12 @@ def fail_job(
     output_bucket: str,
     dead_letter_bucket: str,
     publish: Publish,
+    index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
     status = state.status
+    if index_load is not None:
+        # A failed load must not leave the index unrefreshed and without replicas.
+        index_load.end(jobs, state.job_id)
     reason: str | None
     if state.error is not None:
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
