@@ -81,11 +81,11 @@ def grant_function_access(
 
     list_under("plan-ingest", out.bucket_arn, [JOBS_PREFIX])
     grant("plan-ingest", ["s3:PutObject"], plans)
-    grant("plan-ingest", [UPDATE], table)
+    grant("plan-ingest", [GET, UPDATE], table)  # GetItem: is a bulk load into the index under way
 
     grant("ingest-chunk", ["s3:GetObject"], job_outputs)
     grant("ingest-chunk", REWRITE, dead_letters)
-    grant("ingest-chunk", [PUT], table)
+    grant("ingest-chunk", [GET, PUT], table)  # GetItem: the checkpoint an earlier attempt left
 
     grant("finalize", ["s3:PutObject"], reports)
     grant("finalize", [QUERY, UPDATE], table)

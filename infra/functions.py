@@ -50,8 +50,9 @@ FUNCTIONS: dict[str, FunctionSpec] = {
 
 
 # The functions that talk to the cluster: prepare creates or checks the index before any inference is paid
-# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access.
-OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk")
+# for, plan-ingest checks it again and relaxes a new index for the load, ingest-chunk writes, finalize and
+# fail-job restore the index's settings after the load. Each gets the endpoint and SigV4 access.
+OPENSEARCH_CLIENTS = ("prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job")
 
 
 class FunctionFactory(Construct):

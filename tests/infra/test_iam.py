@@ -43,12 +43,12 @@ EXPECTED = {
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
-    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *SEARCH},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *SEARCH},
-    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
+    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem", *SEARCH},
+    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", *SEARCH},
+    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *SEARCH},
     "fail-job": {
         "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
-        "sagemaker:StopTransformJob",
+        "sagemaker:StopTransformJob", *SEARCH,
     },
 }  # fmt: skip
 # Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
@@ -161,7 +161,7 @@ def test_the_pipeline_index_is_queried_only_by_start_job(main: Synthesized) -> N
 
 def test_search_functions_reach_only_the_configured_domains(main: Synthesized) -> None:
     # Given the ESHttp grants of the search functions
-    for name in ("prepare", "plan-ingest", "ingest-chunk"):
+    for name in ("prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job"):
         resources = resources_for(main, name, "es:ESHttpPost")
         # Then they name the two domains derived from the endpoints, in their regions
         assert sorted(resources) == [

@@ -76,9 +76,10 @@ def test_created_domain_trusts_only_the_search_functions(created: Synthesized) -
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
     (statement,) = domain["Properties"]["AccessPolicies"]["Statement"]
 
-    # Then it allows HTTP access for exactly the roles of prepare, plan-ingest and ingest-chunk
+    # Then it allows HTTP access for exactly the roles of the functions that talk to the cluster
     principals = {p["Fn::GetAtt"][0] for p in statement["Principal"]["AWS"]}
-    assert principals == {role_id(created, n) for n in ("prepare", "plan-ingest", "ingest-chunk")}
+    search = ("prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job")
+    assert principals == {role_id(created, n) for n in search}
     assert not [a for a in as_list(statement["Action"]) if a.endswith("*")]
     assert render(statement["Resource"]).endswith(":domain/osbatch-created-search/*")
 

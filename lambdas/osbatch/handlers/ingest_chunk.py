@@ -12,7 +12,7 @@ from osbatch.handlers.wiring import runtime
 from osbatch.ingest.chunk import ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
-from osbatch.jobs import ChunkCounts
+from osbatch.jobs import ChunkCounts, TableProgress
 
 
 @logger.inject_lambda_context
@@ -23,19 +23,20 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     env = runtime()
     s3 = env.client("s3")
     config = env.pipeline(chunk.pipeline)
-    dead_letters = DeadLetterWriter(
-        s3,
-        env.settings.dead_letter_bucket,
-        dead_letter_key(chunk.job_id, "ingest", chunk.chunk),
-        job_id=chunk.job_id,
-        source=chunk.source.uri,
-    )
+
+    def dead_letters(segment: int) -> DeadLetterWriter:
+        key = dead_letter_key(chunk.job_id, "ingest", chunk.chunk, segment)
+        return DeadLetterWriter(
+            s3, env.settings.dead_letter_bucket, key, job_id=chunk.job_id, source=chunk.source.uri
+        )
+
     result = ingest_chunk(
         chunk,
         config=config,
         s3=s3,
         opensearch=env.opensearch(config),
         dead_letters=dead_letters,
+        progress=TableProgress(env.jobs, chunk.job_id, chunk.chunk),
     )
     env.jobs.put_chunk(
         chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered)

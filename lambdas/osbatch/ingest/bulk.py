@@ -7,6 +7,10 @@ gzips it on the wire) and up to `concurrency` of them are in flight at once. Ret
 request already succeeded). Backoff is exponential with full jitter, so writers running in parallel against
 one cluster spread their retries out instead of returning together.
 
+Later lines win, whatever order requests land in: a document with a version (its job's version base plus
+its input line) goes with `version_type: external_gte`, so an earlier line's write that arrives after a
+later one's is refused with 409 and counted as superseded, not failed; a retry of the same write succeeds.
+
 Requests settle in the order they were cut (the oldest in flight is awaited first), so `on_settled` sees a
 growing prefix of the input: everything before its offset is indexed or a failure. Checkpoints build on that.
 """
@@ -31,6 +35,7 @@ from osbatch.ingest.models import Failure, MappedDoc, RecordRef
 logger = logging.getLogger(__name__)
 
 RETRYABLE_ITEM_STATUSES = frozenset({429, 503})
+VERSION_CONFLICT = "version_conflict_engine_exception"
 # Wrong credentials or permissions fail every document the same way. Dead-lettering the whole job for them
 # would copy the data set into the dead-letter bucket; failing the chunk lets it be re-run once fixed.
 FATAL_REQUEST_STATUSES = frozenset({401, 403})
@@ -59,6 +64,7 @@ class Settled:
     indexed: int = 0
     requests: int = 0
     throttled: int = 0  # attempts answered with 429, whole or per item: what a concurrency limiter reacts to
+    superseded: int = 0  # of `indexed`: writes a later line of the same id had already overwritten
     failures: list[Failure] = field(default_factory=list)
 
 
@@ -129,10 +135,18 @@ class BulkWriter:
         self.indexed = 0
         self.requests = 0
         self.throttled = 0
+        self.superseded = 0
+        self._taken = 0
 
-    def add(self, doc: MappedDoc, ref: RecordRef, end: int | None = None) -> None:
-        """end: the input offset just past this record (default: its start), reported back by on_settled."""
-        action = {"index": {"_id": doc.doc_id}} if doc.doc_id is not None else {"index": {}}
+    def add(self, doc: MappedDoc, ref: RecordRef, end: int | None = None, version: int | None = None) -> None:
+        """end: the input offset just past this record (default: its start), reported back by on_settled.
+        version: orders writes of one id (later wins); only for documents with an id."""
+        meta: dict[str, Any] = {}
+        if doc.doc_id is not None:
+            meta["_id"] = doc.doc_id
+            if version is not None:
+                meta.update(version=version, version_type="external_gte")
+        action = {"index": meta}
         payload = jsonlines.dump_line(action) + jsonlines.dump_line(doc.body)
         end = ref.offset if end is None else end
         if self._max_request_bytes is not None and len(payload) > self._max_request_bytes:
@@ -161,6 +175,19 @@ class BulkWriter:
             self._record(self._in_flight.popleft().result())
         self._in_flight.append(self._pool.submit(self._send, batch, self._buffer_end))
 
+    def drain(self) -> list[Failure]:
+        """Send what is buffered, wait for every request, and hand over (and forget) the failures so far."""
+        self.flush()
+        while self._in_flight:
+            self._record(self._in_flight.popleft().result())
+        failures, self._failures = self._failures, []
+        return failures
+
+    def take_indexed(self) -> int:
+        """The documents indexed since the last call (what a checkpoint adds to its count)."""
+        indexed, self._taken = self.indexed - self._taken, self.indexed
+        return indexed
+
     def close(self) -> list[Failure]:
         """Send what is buffered and wait for every request; the failures of every request so far."""
         try:
@@ -173,6 +200,13 @@ class BulkWriter:
                 self._pool.shutdown(wait=True, cancel_futures=True)
         return list(self._failures)
 
+    def abort(self) -> None:
+        """Drop what is buffered and stop: requests not started are cancelled, running ones awaited."""
+        self._buffer, self._buffered_bytes = [], 0
+        self._in_flight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (0-based): full jitter over a capped exponential."""
         return self._rng() * min(self._max_backoff, self._initial_backoff * 2**retry)
@@ -182,6 +216,7 @@ class BulkWriter:
         self.indexed += settled.indexed
         self.requests += settled.requests
         self.throttled += settled.throttled
+        self.superseded += settled.superseded
         self._failures.extend(settled.failures)
         if self._on_settled is not None:
             self._on_settled(settled)
@@ -236,13 +271,17 @@ def _settle(settled: Settled, pending: list[_Pending], response: Any) -> tuple[l
     for doc, item in zip(pending, items, strict=True):
         result: dict[str, Any] = next(iter(item.values()), {}) if isinstance(item, dict) else {}
         status = result.get("status", 0)
+        error = result.get("error")
         if 200 <= status < 300:
             settled.indexed += 1
+        elif status == 409 and isinstance(error, dict) and error.get("type") == VERSION_CONFLICT:
+            settled.indexed += 1  # the id holds a later line's document: this record's fate is decided
+            settled.superseded += 1
         elif status in RETRYABLE_ITEM_STATUSES:
             retry.append(doc)
-            retry_reason = _item_reason(result.get("error"))
+            retry_reason = _item_reason(error)
         else:
-            settled.failures.append(Failure(doc.ref, _item_reason(result.get("error", f"status {status}"))))
+            settled.failures.append(Failure(doc.ref, _item_reason(error or f"status {status}")))
     return retry, retry_reason
 
 

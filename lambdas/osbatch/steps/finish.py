@@ -9,6 +9,7 @@ before they were indexed. A finished job with any of these ends PARTIALLY_COMPLE
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
     from opensearchpy import OpenSearch
 
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024  # one ingest Lambda streams and bulks this in well under a minute
-MISSING_CHUNKS_SHOWN = 10  # a reason names this many missing chunks, then says how many more
+MISSING_CHUNKS_SHOWN = 10
+# A plan's document versions are its time in seconds above 32 bits of input line: a later plan (a re-upload,
+# a re-run) outranks every line of an earlier one, and 2^31 seconds of plans fit a signed 64-bit version.
+LINE_BITS = 32  # a reason names this many missing chunks, then says how many more
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ def plan_ingest(
     jobs: JobTable,
     output_bucket: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    clock: Callable[[], float] = time.time,
 ) -> JobState:
     assert state.remote is not None, "PlanIngest runs after the job completed"
     # Prepare created or checked the index before the job was paid for; a job can run for days, so check
@@ -71,7 +76,11 @@ def plan_ingest(
         begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
     outputs = backend.outputs(state.remote)
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
-    items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
+    version_base = int(clock()) << LINE_BITS
+    items = [
+        {"chunk": number, "bucket": outputs[0].bucket, "version_base": version_base, **chunk}
+        for number, chunk in enumerate(chunks)
+    ]
     key = plan_key(state.job_id)
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
