@@ -35,7 +35,7 @@ from moto import mock_aws  # noqa: E402
 
 from osbatch import jsonlines  # noqa: E402
 from osbatch.config import parse_pipeline  # noqa: E402
-from osbatch.ingest.chunk import ingest_chunk  # noqa: E402
+from osbatch.ingest.chunk import IngestTarget, ingest_chunk  # noqa: E402
 from osbatch.ingest.dead_letter import DeadLetterWriter  # noqa: E402
 from osbatch.ingest.models import IngestChunk  # noqa: E402
 from osbatch.models import SourceObject  # noqa: E402
@@ -121,7 +121,13 @@ def run_once(s3: Any, size: int, lines: int) -> tuple[float, float]:
     )
     dead = DeadLetterWriter(s3, "bench", "dead/0.jsonl", job_id="bench", source="s3://bench/in.jsonl")
     wall, cpu = time.perf_counter(), time.process_time()
-    result = ingest_chunk(chunk, config=CONFIG, s3=s3, opensearch=sink, dead_letters=lambda segment: dead)
+    result = ingest_chunk(
+        chunk,
+        target=IngestTarget.of_pipeline(CONFIG),
+        s3=s3,
+        opensearch=sink,
+        dead_letters=lambda segment: dead,
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert result.indexed == lines == sink.documents, (result, sink.documents)
     return lines / wall, lines / cpu

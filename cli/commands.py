@@ -112,6 +112,36 @@ def search(args: argparse.Namespace) -> int:
     return 0
 
 
+def batch_ingest(args: argparse.Namespace) -> int:
+    import boto3
+
+    from cli.batch_ingest import BatchIngestError, load_request, run
+    from osbatch.config import BulkConfig
+    from osbatch.search.client import opensearch_client
+
+    try:
+        request = load_request(args.request)
+        endpoint = args.endpoint
+        if endpoint is None:
+            from local.runtime import local_runtime
+
+            runtime = local_runtime()
+            if not runtime.opensearch.status().running:
+                raise CommandError("no --endpoint and the local runtime is not up (osbatch up)")
+            endpoint = runtime.opensearch.url
+        session = boto3.session.Session()
+        report = run(
+            request,
+            opensearch=opensearch_client(endpoint, session.region_name),
+            s3=session.client("s3") if request.data_source.type == "s3" else None,
+            dead_letter_dir=args.dead_letters,
+            bulk=BulkConfig(concurrency=args.concurrency),
+        )
+    except BatchIngestError as error:
+        raise CommandError(str(error)) from None
+    return 1 if report.dead_lettered else 0
+
+
 def _target() -> Target:
     try:
         return resolve_target()

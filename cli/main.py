@@ -52,6 +52,17 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("query")
     search.add_argument("--pipeline", required=True)
     search.add_argument("-k", type=int, default=5)
+    batch = add(
+        "batch-ingest",
+        commands.batch_ingest,
+        "run an ML Commons _batch_ingestion request body (index_name, field_map, data_source) as is",
+    )
+    batch.add_argument("request", type=Path, help="the JSON body of POST /_plugins/_ml/_batch_ingestion")
+    batch.add_argument("--endpoint", help="OpenSearch URL (default: the local node when the runtime is up)")
+    batch.add_argument(
+        "--dead-letters", type=Path, default=Path("dead-letters"), help="directory for dead letters"
+    )
+    batch.add_argument("--concurrency", type=int, default=2, help="bulk requests in flight")
     return parser
 
 

@@ -85,7 +85,8 @@ def grant_function_access(
 
     grant("ingest-chunk", ["s3:GetObject"], job_outputs)
     grant("ingest-chunk", REWRITE, dead_letters)
-    grant("ingest-chunk", [GET, PUT], table)  # GetItem: the checkpoint an earlier attempt left
+    # GetItem: the checkpoint an earlier attempt left; UpdateItem: the domain's shared writer slots
+    grant("ingest-chunk", [GET, PUT, UPDATE], table)
 
     grant("finalize", ["s3:PutObject"], reports)
     grant("finalize", [QUERY, UPDATE], table)

@@ -182,6 +182,10 @@ class BulkConfig(Strict):
     max_retries: int = Field(5, ge=0, le=20)
     initial_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30, gt=0)
+    domain_writers: int = Field(
+        8, ge=1, le=1000, description="ingest chunks writing to the domain at once, over all jobs (start)"
+    )
+    domain_writers_max: int = Field(64, ge=1, le=1000, description="the most the adaptive limit grows to")
     relax_new_index: bool = Field(
         True, description="refresh_interval -1 and 0 replicas while loading a new index, restored after"
     )

@@ -44,7 +44,9 @@ EXPECTED = {
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
     "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem", *SEARCH},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", *SEARCH},
+    "ingest-chunk": {
+        "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *SEARCH,
+    },
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *SEARCH},
     "fail-job": {
         "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",

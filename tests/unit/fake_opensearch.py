@@ -37,6 +37,9 @@ class FakeIndices:
     def get_mapping(self, *, index: str) -> dict[str, Any]:
         return {index: {"mappings": self.existing[index]}}
 
+    def exists(self, *, index: str) -> bool:
+        return index in self.existing
+
     def get_settings(self, *, index: str) -> dict[str, Any]:
         own = {"number_of_replicas": "1", "number_of_shards": "1", **self.settings.get(index, {})}
         return {index: {"settings": {"index": own}}}

@@ -8,7 +8,7 @@ import pytest
 
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.contracts import dead_letter_key
-from osbatch.ingest.chunk import ingest_chunk
+from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import ChunkResult, IngestChunk
 from osbatch.ingest.readers import plan_chunks
@@ -102,7 +102,7 @@ def run(
     sleeps: list[float] = []
     result = ingest_chunk(
         job,
-        config=config,
+        target=IngestTarget.of_pipeline(config),
         s3=s3,
         opensearch=cluster,
         dead_letters=dead_letters,
@@ -338,7 +338,7 @@ def test_a_chunk_killed_midway_resumes_from_its_checkpoint_with_exact_counts(s3:
 
         return ingest_chunk(
             job,
-            config=config,
+            target=IngestTarget.of_pipeline(config),
             s3=s3,
             opensearch=cluster,
             dead_letters=dead_letters,

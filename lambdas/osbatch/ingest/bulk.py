@@ -108,6 +108,7 @@ class BulkWriter:
         max_backoff: float,
         max_request_bytes: int | None = None,
         concurrency: int = 1,
+        upsert: bool = False,
         on_settled: Callable[[Settled], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
@@ -122,6 +123,7 @@ class BulkWriter:
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
         self._on_settled = on_settled
+        self._upsert = upsert
         self._sleep = sleep
         self._rng = rng
         self._buffer: list[_Pending] = []
@@ -144,10 +146,15 @@ class BulkWriter:
         meta: dict[str, Any] = {}
         if doc.doc_id is not None:
             meta["_id"] = doc.doc_id
-            if version is not None:
+        if self._upsert:
+            # Each file of a join writes its own fields into the shared document, in any order.
+            action: dict[str, Any] = {"update": meta}
+            source: Any = {"doc": doc.body, "doc_as_upsert": True}
+        else:
+            if version is not None and doc.doc_id is not None:
                 meta.update(version=version, version_type="external_gte")
-        action = {"index": meta}
-        payload = jsonlines.dump_line(action) + jsonlines.dump_line(doc.body)
+            action, source = {"index": meta}, doc.body
+        payload = jsonlines.dump_line(action) + jsonlines.dump_line(source)
         end = ref.offset if end is None else end
         if self._max_request_bytes is not None and len(payload) > self._max_request_bytes:
             # The domain would answer 413 for the whole request; refuse this one document instead.

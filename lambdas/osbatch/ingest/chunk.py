@@ -8,21 +8,20 @@ records_in = indexed + dead_lettered holds chunk by chunk. Blank lines are not r
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from osbatch.config import PipelineConfig
+from osbatch.config import BulkConfig, PipelineConfig
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import FieldMapper, MappingError
-from osbatch.ingest.models import Checkpoint, ChunkResult, Failure, IngestChunk, RecordRef
-from osbatch.ingest.readers import MAX_LINE_BYTES, OversizedLine, iter_chunk_lines
+from osbatch.ingest.models import Checkpoint, ChunkResult, Failure, IngestChunk, MappedDoc, RecordRef
+from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, original, parse_record
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 # A checkpoint waits for the requests in flight: every few requests' worth of input, not every request.
 CHECKPOINT_BYTES = 32 * 1024 * 1024
@@ -46,11 +45,34 @@ class ChunkProgress(Protocol):
 DeadLetters = Callable[[int], DeadLetterWriter]  # segment number -> the writer of that segment's dead letters
 
 
+@dataclass(frozen=True)
+class IngestTarget:
+    """Where a chunk's records go and how: what a pipeline's sink and a `_batch_ingestion` body both give.
+
+    upsert: write `update` + `doc_as_upsert` actions, so several files' fields join into one document."""
+
+    mapper: FieldMapper
+    index: str
+    bulk: BulkConfig
+    upsert: bool = False
+
+    @classmethod
+    def of_pipeline(cls, config: PipelineConfig) -> IngestTarget:
+        sink = config.sink
+        mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
+        return cls(mapper, sink.index, sink.bulk)
+
+
+def derived_id(bucket: str, key: str, offset: int) -> str:
+    """A record without an id gets one from where it is: the same line always gets the same id."""
+    return hashlib.sha256(f"{bucket}/{key}@{offset}".encode()).hexdigest()[:32]
+
+
 def ingest_chunk(
     chunk: IngestChunk,
     *,
-    config: PipelineConfig,
-    s3: S3Client,
+    target: IngestTarget,
+    s3: ObjectStore,
     opensearch: BulkClient,
     dead_letters: DeadLetters,
     progress: ChunkProgress | None = None,
@@ -66,17 +88,18 @@ def ingest_chunk(
     are indexed or in stored dead letters, and lines after it are read again (indexing by _id overwrites,
     and the dead-letter segment after the checkpoint is rewritten under the same key).
     """
-    sink = config.sink
-    mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
+    bulk = target.bulk
+    mapper = target.mapper
     writer = BulkWriter(
         opensearch,
-        sink.index,
-        max_bytes=sink.bulk.max_bytes,
-        max_request_bytes=sink.bulk.max_request_bytes,
-        concurrency=sink.bulk.concurrency,
-        max_retries=sink.bulk.max_retries,
-        initial_backoff=sink.bulk.initial_backoff_seconds,
-        max_backoff=sink.bulk.max_backoff_seconds,
+        target.index,
+        max_bytes=bulk.max_bytes,
+        max_request_bytes=bulk.max_request_bytes,
+        concurrency=bulk.concurrency,
+        max_retries=bulk.max_retries,
+        initial_backoff=bulk.initial_backoff_seconds,
+        max_backoff=bulk.max_backoff_seconds,
+        upsert=target.upsert,
         sleep=sleep,
     )
     resumed = progress.load() if progress is not None else None
@@ -113,6 +136,7 @@ def ingest_chunk(
         lines=done.lines + lines,
         indexed=done.indexed + writer.take_indexed(),
         dead_lettered=done.dead_lettered + dead_lettered,
+        throttled=writer.throttled,
     )
 
 
@@ -135,6 +159,8 @@ def _ingest_line(
     except MappingError as error:
         dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)
         return
+    if doc.doc_id is None:
+        doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
     version = None if chunk.version_base is None or line is None else chunk.version_base + line
     writer.add(doc, RecordRef(offset, line, raw), version=version)
 

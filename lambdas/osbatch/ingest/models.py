@@ -44,6 +44,7 @@ class ChunkResult(BaseModel):
     lines: int = Field(ge=0)
     indexed: int = Field(ge=0)
     dead_lettered: int = Field(ge=0)
+    throttled: int = Field(0, ge=0, description="bulk attempts answered 429: what the domain limit adapts to")
 
     @model_validator(mode="after")
     def _conserved(self) -> ChunkResult:

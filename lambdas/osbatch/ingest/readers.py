@@ -8,12 +8,9 @@ reading past `end` finishes the last owned line. Together, an object's chunks yi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 READ_SIZE = 1024 * 1024
 # SageMaker output lines are a record plus its vectors, kilobytes; a line this long is not a record, and
@@ -89,8 +86,19 @@ def split_lines(
         yield line_start, tail
 
 
+class ObjectStore(Protocol):
+    """What ingest needs of S3: ranged reads, and writing or deleting (dead letters). boto3's S3 client is
+    one; ingest/local_files.py is another, for `batch-ingest` of local files."""
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str) -> Any: ...
+
+    def upload_fileobj(self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None) -> None: ...
+
+    def delete_object(self, *, Bucket: str, Key: str) -> Any: ...
+
+
 def iter_chunk_lines(
-    s3: S3Client,
+    s3: ObjectStore,
     bucket: str,
     key: str,
     start: int,
