@@ -8,7 +8,11 @@ answers success, so the figure is the Lambda's own CPU ceiling, not cluster inde
 Baseline, in the same run: the same path with the standard library's json in place of orjson (the
 shipped codec). Prints lines/s for both, and the ratio, each a median of several repeats.
 
+With --node, the real thing instead: ingest into the local OpenSearch node against a pre-serialized
+`_bulk` blaster and `opensearchpy.helpers.bulk`, plus peak RSS as the file grows (bench/ingest_node.py).
+
     .venv/bin/python bench/ingest.py [--lines 4000] [--repeats 3]
+    OSBATCH_OPENSEARCH_PORT=9203 .venv/bin/python bench/ingest.py --node [--records 200000]
 """
 
 from __future__ import annotations
@@ -143,7 +147,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--node", action="store_true", help="ingest into the local OpenSearch node instead")
+    parser.add_argument("--records", type=int, default=200_000, help="records for --node")
     args = parser.parse_args()
+    if args.node:
+        import tempfile
+
+        from bench.ingest_node import main as node_main
+        from local.runtime import local_runtime
+
+        with tempfile.TemporaryDirectory(prefix="osbatch-bench-") as work:
+            node_main(local_runtime().opensearch.url, args.records, Path(work))
+        return
     body = output_lines(args.lines)
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")
