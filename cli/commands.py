@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from cli.target import Target, TargetError, resolve_target
@@ -139,6 +140,31 @@ def batch_ingest(args: argparse.Namespace) -> int:
         )
     except BatchIngestError as error:
         raise CommandError(str(error)) from None
+    return 1 if report.dead_lettered else 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from cli.replay import replay_job
+    from osbatch.contracts import DEAD_LETTER_PREFIX
+
+    target = _target()
+    job_id = args.job or args.what
+    if args.what.startswith("s3://") and not args.job:
+        # dead-letter/<job>/<stage>/<part>.jsonl
+        job_id = args.what.split(DEAD_LETTER_PREFIX, 1)[-1].split("/", 1)[0]
+    job = target.jobs.get(job_id)
+    if job is None:
+        raise CommandError(f"no job {job_id}")
+    config = _pipeline(args.pipelines, job["pipeline"])
+    report = replay_job(
+        args.what,
+        job_id=job_id,
+        config=config,
+        s3=target.client("s3"),
+        bucket=target.output("DeadLetterBucketName"),
+        opensearch=_opensearch(target, config),
+        resubmit_dir=Path.cwd(),
+    )
     return 1 if report.dead_lettered else 0
 
 

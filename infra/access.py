@@ -94,4 +94,9 @@ def grant_function_access(
 
     grant("fail-job", ["s3:PutObject"], reports)
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
+    # The records of chunks that never reported become dead letters (steps/unreported.py): read the plan
+    # and the model output, read checkpoints and write the chunks' counts.
+    grant("fail-job", ["s3:GetObject"], [*plans, *job_outputs])
+    grant("fail-job", REWRITE, dead_letters)
+    grant("fail-job", [GET, PUT], table)
     grant("fail-job", ["events:PutEvents"], bus)

@@ -50,7 +50,8 @@ EXPECTED = {
     "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *SEARCH},
     "fail-job": {
         "s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents",
-        "sagemaker:StopTransformJob", *SEARCH,
+        "sagemaker:StopTransformJob", *SEARCH, "s3:GetObject", *REWRITE, "dynamodb:GetItem",
+        "dynamodb:PutItem",
     },
 }  # fmt: skip
 # Actions AWS authorizes on no resource narrower than "*"; each is acknowledged to cdk-nag with this reason.
@@ -136,7 +137,8 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     assert _keys(main, "ingest-chunk", "s3:GetObject") == ["/jobs/*/output/*"]
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
     assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
-    assert _keys(main, "fail-job", "s3:PutObject") == ["/reports/*.json"]
+    assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
+    assert _keys(main, "fail-job", "s3:GetObject") == ["/jobs/*/chunks.json", "/jobs/*/output/*"]
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:

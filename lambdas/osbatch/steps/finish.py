@@ -22,6 +22,7 @@ from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.unreported import dead_letter_unreported
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -144,6 +145,10 @@ def fail_job(
     # The Map may have failed after some chunks indexed their documents: those are in the index, and the
     # report says so. Without a plan no chunk ran, and any chunk items are not this run's.
     tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
+    if final is JobStateName.FAILED and dead_letter_unreported(
+        state, tally, reason=reason or final.value, jobs=jobs, s3=s3, dead_letter_bucket=dead_letter_bucket
+    ):
+        tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
