@@ -139,10 +139,12 @@ class Functions(Construct):
         bus = {"EVENT_BUS_NAME": event_bus_name}
         extra: dict[str, dict[str, str]] = {
             "submit": {"STATE_MACHINE_ARN": state_machine_arn},
-            **{name: search for name in OPENSEARCH_CLIENTS},
-            "finalize": bus,
-            "fail-job": bus,
+            "finalize": dict(bus),
+            "fail-job": dict(bus),
         }
+        # Merged, not overwritten: finalize and fail-job need both the bus and the cluster.
+        for name in OPENSEARCH_CLIENTS:
+            extra[name] = {**extra.get(name, {}), **search}
         factory = FunctionFactory(self, "Factory", pipelines=pipelines, environment=environment)
         self.by_name: dict[str, lambda_.Function] = {
             name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
