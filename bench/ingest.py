@@ -8,7 +8,11 @@ answers success, so the figure is the Lambda's own CPU ceiling, not cluster inde
 Baseline, in the same run: the same path with the standard library's json in place of orjson (the
 shipped codec). Prints lines/s for both, and the ratio, each a median of several repeats.
 
+With --node, the real thing instead: ingest into the local OpenSearch node against a pre-serialized
+`_bulk` blaster and `opensearchpy.helpers.bulk`, plus peak RSS as the file grows (bench/ingest_node.py).
+
     .venv/bin/python bench/ingest.py [--lines 4000] [--repeats 3]
+    OSBATCH_OPENSEARCH_PORT=9203 .venv/bin/python bench/ingest.py --node [--records 200000]
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from moto import mock_aws  # noqa: E402
 
 from osbatch import jsonlines  # noqa: E402
 from osbatch.config import parse_pipeline  # noqa: E402
-from osbatch.ingest.chunk import ingest_chunk  # noqa: E402
+from osbatch.ingest.chunk import IngestTarget, ingest_chunk  # noqa: E402
 from osbatch.ingest.dead_letter import DeadLetterWriter  # noqa: E402
 from osbatch.ingest.models import IngestChunk  # noqa: E402
 from osbatch.models import SourceObject  # noqa: E402
@@ -121,7 +125,13 @@ def run_once(s3: Any, size: int, lines: int) -> tuple[float, float]:
     )
     dead = DeadLetterWriter(s3, "bench", "dead/0.jsonl", job_id="bench", source="s3://bench/in.jsonl")
     wall, cpu = time.perf_counter(), time.process_time()
-    result = ingest_chunk(chunk, config=CONFIG, s3=s3, opensearch=sink, dead_letters=dead)
+    result = ingest_chunk(
+        chunk,
+        target=IngestTarget.of_pipeline(CONFIG),
+        s3=s3,
+        opensearch=sink,
+        dead_letters=lambda segment: dead,
+    )
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     assert result.indexed == lines == sink.documents, (result, sink.documents)
     return lines / wall, lines / cpu
@@ -137,7 +147,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=4000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--node", action="store_true", help="ingest into the local OpenSearch node instead")
+    parser.add_argument("--records", type=int, default=200_000, help="records for --node")
     args = parser.parse_args()
+    if args.node:
+        import tempfile
+
+        from bench.ingest_node import main as node_main
+        from local.runtime import local_runtime
+
+        with tempfile.TemporaryDirectory(prefix="osbatch-bench-") as work:
+            node_main(local_runtime().opensearch.url, args.records, Path(work))
+        return
     body = output_lines(args.lines)
     with mock_aws():
         s3 = boto3.client("s3", region_name="us-east-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from cli.target import Target, TargetError, resolve_target
@@ -178,6 +179,61 @@ def _local_node() -> Any:
 
 def _search_client(config: PipelineConfig) -> Any:
     return _local_node() or _opensearch(_target(), config)
+
+
+def batch_ingest(args: argparse.Namespace) -> int:
+    import boto3
+
+    from cli.batch_ingest import BatchIngestError, load_request, run
+    from osbatch.config import BulkConfig
+    from osbatch.search.client import opensearch_client
+
+    try:
+        request = load_request(args.request)
+        endpoint = args.endpoint
+        if endpoint is None:
+            from local.runtime import local_runtime
+
+            runtime = local_runtime()
+            if not runtime.opensearch.status().running:
+                raise CommandError("no --endpoint and the local runtime is not up (osbatch up)")
+            endpoint = runtime.opensearch.url
+        session = boto3.session.Session()
+        report = run(
+            request,
+            opensearch=opensearch_client(endpoint, session.region_name),
+            s3=session.client("s3") if request.data_source.type == "s3" else None,
+            dead_letter_dir=args.dead_letters,
+            bulk=BulkConfig(concurrency=args.concurrency),
+        )
+    except BatchIngestError as error:
+        raise CommandError(str(error)) from None
+    return 1 if report.dead_lettered else 0
+
+
+def replay(args: argparse.Namespace) -> int:
+    from cli.replay import replay_job
+    from osbatch.contracts import DEAD_LETTER_PREFIX
+
+    target = _target()
+    job_id = args.job or args.what
+    if args.what.startswith("s3://") and not args.job:
+        # dead-letter/<job>/<stage>/<part>.jsonl
+        job_id = args.what.split(DEAD_LETTER_PREFIX, 1)[-1].split("/", 1)[0]
+    job = target.jobs.get(job_id)
+    if job is None:
+        raise CommandError(f"no job {job_id}")
+    config = _pipeline(args.pipelines, job["pipeline"])
+    report = replay_job(
+        args.what,
+        job_id=job_id,
+        config=config,
+        s3=target.client("s3"),
+        bucket=target.output("DeadLetterBucketName"),
+        opensearch=_opensearch(target, config),
+        resubmit_dir=Path.cwd(),
+    )
+    return 1 if report.dead_lettered else 0
 
 
 def _target() -> Target:

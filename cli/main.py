@@ -63,6 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     setup = add("setup", commands.setup, "create or update a pipeline's index, models and search pipelines")
     setup.add_argument("--pipeline", required=True)
     setup.add_argument("--connector-role-arn", help="on AWS: the role ML Commons connectors sign as")
+    batch = add(
+        "batch-ingest",
+        commands.batch_ingest,
+        "run an ML Commons _batch_ingestion request body (index_name, field_map, data_source) as is",
+    )
+    batch.add_argument("request", type=Path, help="the JSON body of POST /_plugins/_ml/_batch_ingestion")
+    batch.add_argument("--endpoint", help="OpenSearch URL (default: the local node when the runtime is up)")
+    batch.add_argument(
+        "--dead-letters", type=Path, default=Path("dead-letters"), help="directory for dead letters"
+    )
+    batch.add_argument("--concurrency", type=int, default=2, help="bulk requests in flight")
+    replay = add("replay", commands.replay, "re-ingest a job's dead letters once their cause is fixed")
+    replay.add_argument("what", help="a job id, or the s3:// URI of one dead-letter object")
+    replay.add_argument("--job", help="the job of a dead-letter object (default: read from its key)")
     return parser
 
 

@@ -83,11 +83,12 @@ def grant_function_access(
 
     list_under("plan-ingest", out.bucket_arn, [JOBS_PREFIX])
     grant("plan-ingest", ["s3:PutObject"], plans)
-    grant("plan-ingest", [UPDATE], table)
+    grant("plan-ingest", [GET, UPDATE], table)  # GetItem: is a bulk load into the index under way
 
     grant("ingest-chunk", ["s3:GetObject"], job_outputs)
     grant("ingest-chunk", REWRITE, dead_letters)
-    grant("ingest-chunk", [PUT], table)
+    # GetItem: the checkpoint an earlier attempt left; UpdateItem: the domain's shared writer slots
+    grant("ingest-chunk", [GET, PUT, UPDATE], table)
 
     grant("finalize", ["s3:PutObject"], reports)
     grant("finalize", [QUERY, UPDATE], table)
@@ -97,6 +98,11 @@ def grant_function_access(
     # A job throttled past its retry window has its input dead-lettered at file level.
     grant("fail-job", WRITE, dead_letters)
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
+    # The records of chunks that never reported become dead letters (steps/unreported.py): read the plan
+    # and the model output, read checkpoints and write the chunks' counts.
+    grant("fail-job", ["s3:GetObject"], [*plans, *job_outputs])
+    grant("fail-job", REWRITE, dead_letters)
+    grant("fail-job", [GET, PUT], table)
     grant("fail-job", ["events:PutEvents"], bus)
 
 

@@ -64,11 +64,13 @@ RESERVED_CONCURRENCY_CONTEXT = "reserved_concurrency"
 
 
 # The functions that talk to the cluster: prepare creates or checks the index before any inference is paid
-# for, plan-ingest checks it again, ingest-chunk writes. Each gets the endpoint and SigV4 access to its
-# pipelines' indices (infra/search.py).
+# for, plan-ingest checks it again and relaxes a new index for the load, ingest-chunk writes, finalize and
+# fail-job restore the index's settings after the load. Each gets the endpoint and SigV4 access to exactly
+# what it calls on its pipelines' indices (infra/search.py).
 INDEX_CHECKERS = ("prepare", "plan-ingest")
 BULK_WRITERS = ("ingest-chunk",)
-OPENSEARCH_CLIENTS = (*INDEX_CHECKERS, *BULK_WRITERS)
+LOAD_SETTERS = ("plan-ingest", "finalize", "fail-job")  # search/bulk_load.py
+OPENSEARCH_CLIENTS = tuple(dict.fromkeys((*INDEX_CHECKERS, *BULK_WRITERS, *LOAD_SETTERS)))
 
 
 class FunctionFactory(Construct):
@@ -158,10 +160,12 @@ class Functions(Construct):
         bus = {"EVENT_BUS_NAME": event_bus_name}
         extra: dict[str, dict[str, str]] = {
             "submit": {"STATE_MACHINE_ARN": state_machine_arn},
-            **{name: search for name in OPENSEARCH_CLIENTS},
-            "finalize": bus,
-            "fail-job": bus,
+            "finalize": dict(bus),
+            "fail-job": dict(bus),
         }
+        # Merged, not overwritten: finalize and fail-job need both the bus and the cluster.
+        for name in OPENSEARCH_CLIENTS:
+            extra[name] = {**extra.get(name, {}), **search}
         factory = FunctionFactory(
             self,
             "Factory",

@@ -31,6 +31,15 @@ from osbatch.search.client import DOMAIN_HOST
 # (action, path under the index) for each kind of client: what ensure_compatible_index and BulkWriter send.
 INDEX_CHECKS = (("es:ESHttpPut", ""), ("es:ESHttpHead", ""), ("es:ESHttpGet", "/_mapping"))
 BULK_WRITES = (("es:ESHttpPost", "/_bulk"),)
+# A bulk load into a new index relaxes its settings and restores them (lambdas/osbatch/search/bulk_load.py:
+# get/put _settings, _count, _refresh).
+LOAD_SETTINGS = (
+    ("es:ESHttpGet", "/_settings"),
+    ("es:ESHttpPut", "/_settings"),
+    ("es:ESHttpGet", "/_count"),
+    ("es:ESHttpPost", "/_count"),
+    ("es:ESHttpPost", "/_refresh"),
+)
 DOMAIN_NAME_MAX = 28
 STACK_SUFFIX_LENGTH = 8  # the first group of the stack id's UUID
 # Bulk requests to /<index>/_bulk may not redirect lines to other indices, which the path grant cannot see.
@@ -111,9 +120,18 @@ class SearchAccess(Construct):
             self._arn_by_pipeline.update({p.name: arn for p in created})
         self._indices = list(dict.fromkeys(self._indices))
 
-    def grant_index_access(self, checkers: Sequence[iam.IRole], writers: Sequence[iam.IRole]) -> None:
+    def grant_index_access(
+        self,
+        checkers: Sequence[iam.IRole],
+        writers: Sequence[iam.IRole],
+        loaders: Sequence[iam.IRole] = (),
+    ) -> None:
         """SigV4 access to the pipelines' indices only; a created domain's policy trusts only these roles."""
-        grants = [(role, INDEX_CHECKS) for role in checkers] + [(role, BULK_WRITES) for role in writers]
+        grants = (
+            [(role, INDEX_CHECKS) for role in checkers]
+            + [(role, BULK_WRITES) for role in writers]
+            + [(role, LOAD_SETTINGS) for role in loaders]
+        )
         statements: list[dict[str, object]] = []
         for role, paths in grants:
             for action, resources in self._by_action(paths).items():

@@ -10,7 +10,7 @@ from constructs import Construct
 
 from infra.access import grant_function_access, grant_join_access
 from infra.bedrock import BedrockAccess, bedrock_models
-from infra.functions import BULK_WRITERS, INDEX_CHECKERS, Functions
+from infra.functions import BULK_WRITERS, INDEX_CHECKERS, LOAD_SETTERS, Functions
 from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
 from infra.monitoring import Monitoring
@@ -85,7 +85,9 @@ class OsbatchStack(Stack):
         inference.grant_transform_jobs(functions["poll-job"], "DescribeTransformJob", "StopTransformJob")
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
-        search.grant_index_access(functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS))
+        search.grant_index_access(
+            functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS), functions.roles(*LOAD_SETTERS)
+        )
         # Locally there is no provisioning custom resource: moto's CloudFormation cannot run the Provider
         # framework's Node.js functions, and the local Lambda sandboxes run Python only. The local demo runs
         # `osbatch setup` against the local node instead, the same provisioning code the resource runs.

@@ -65,7 +65,7 @@ WAITING = ("CREATED", "RUNNING", "CANCELLING")
 DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
 FAILED = ("FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE")
 # The fields of an IngestChunk that come from each item of chunks.json (the job's fields come from the state).
-CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end")
+CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base")
 
 
 def throttle_attempts(window_seconds: int) -> int:

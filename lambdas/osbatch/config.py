@@ -351,11 +351,35 @@ class OpenSearchTarget(Strict):
             )
 
 
+MiB = 1024 * 1024
+
+
 class BulkConfig(Strict):
-    max_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
+    # AWS recommends 5-15 MiB bulk requests; vectors compress several-fold on the wire (gzip), but a domain's
+    # request cap (http.max_content_length: 10 MiB on the smallest instance types, 100 MiB on large ones)
+    # applies to the uncompressed body, which is what these sizes measure.
+    max_bytes: int = Field(8 * MiB, ge=1024, le=100 * MiB, description="target size of one bulk request")
+    max_request_bytes: int = Field(10 * MiB, ge=1024, le=100 * MiB, description="the domain's request cap")
+    concurrency: int = Field(2, ge=1, le=32, description="bulk requests in flight per ingest chunk")
     max_retries: int = Field(5, ge=0, le=20)
     initial_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30, gt=0)
+    domain_writers: int = Field(
+        8, ge=1, le=1000, description="ingest chunks writing to the domain at once, over all jobs (start)"
+    )
+    domain_writers_max: int = Field(64, ge=1, le=1000, description="the most the adaptive limit grows to")
+    relax_new_index: bool = Field(
+        True, description="refresh_interval -1 and 0 replicas while loading a new index, restored after"
+    )
+
+    @model_validator(mode="after")
+    def _under_the_cap(self) -> BulkConfig:
+        if self.max_bytes > self.max_request_bytes:
+            raise ValueError(
+                f"max_bytes ({self.max_bytes}) is over max_request_bytes ({self.max_request_bytes}): "
+                "the domain would refuse such requests with 413"
+            )
+        return self
 
 
 class SinkConfig(Strict):

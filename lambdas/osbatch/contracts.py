@@ -54,6 +54,8 @@ def dead_letter_prefix(job_id: str) -> str:
     return f"{DEAD_LETTER_PREFIX}{job_id}/"
 
 
-def dead_letter_key(job_id: str, stage: str, part: int) -> str:
-    """`dead-letter/<job_id>/<stage>/<part>.jsonl`; for ingest, part is the chunk."""
-    return f"{dead_letter_prefix(job_id)}{stage}/{part:05d}.jsonl"
+def dead_letter_key(job_id: str, stage: str, part: int, segment: int = 0) -> str:
+    """`dead-letter/<job_id>/<stage>/<part>.jsonl`; for ingest, part is the chunk, and a chunk's later
+    checkpoint segments are `<part>.<segment>.jsonl`."""
+    suffix = f".{segment:04d}" if segment else ""
+    return f"{dead_letter_prefix(job_id)}{stage}/{part:05d}{suffix}.jsonl"

@@ -2,7 +2,8 @@
 
 This is osbatch's Task API: `osbatch jobs` and `osbatch status` read it, and every workflow step writes
 the transitions it makes. Chunk counts are separate items written with a plain put, so a retried chunk
-replaces its own numbers instead of adding to them; totals are summed when the job finalizes.
+replaces its own numbers instead of adding to them; totals are summed when the job finalizes. While a chunk
+runs, its item is its checkpoint (offset and counts together); only a finished chunk's item counts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from boto3.dynamodb.conditions import Attr, Key
 from botocore.exceptions import ClientError
 
 from osbatch.contracts import JOBS_BY_PIPELINE_INDEX
+from osbatch.ingest.models import Checkpoint
 from osbatch.models import JobStateName, SourceObject
 
 JOB_ITEM = "job"
@@ -24,6 +26,9 @@ CHUNK_PREFIX = "chunk#"
 # One item per pipeline holds the ids of the jobs that have a remote-job slot (a string set).
 SLOTS_ITEM = "slots"
 SLOTS_KEY_PREFIX = "slots#"
+# One item per index being bulk-loaded (search/bulk_load.py): the jobs loading it and its saved settings.
+BULK_LOAD_PREFIX = "bulk-load#"
+LEASE_ITEM = "lease"
 
 
 def utc_now() -> str:
@@ -40,6 +45,14 @@ class ChunkCounts:
         return ChunkCounts(
             self.lines + other.lines, self.indexed + other.indexed, self.dead_lettered + other.dead_lettered
         )
+
+
+@dataclass(frozen=True)
+class LeaseLeft:
+    """What a bulk-load lease holds after one loader left it."""
+
+    remaining: frozenset[str]
+    saved: dict[str, Any] | None
 
 
 @dataclass(frozen=True)
@@ -101,16 +114,36 @@ class JobTable:
         return _plain(item) if item else None
 
     def put_chunk(self, job_id: str, chunk: int, counts: ChunkCounts) -> None:
-        self._table.put_item(
-            Item={
-                "job_id": job_id,
-                "item": f"{CHUNK_PREFIX}{chunk:05d}",
-                "lines": counts.lines,
-                "indexed": counts.indexed,
-                "dead_lettered": counts.dead_lettered,
-                "updated_at": self._clock(),
-            }
+        """A chunk's final counts. A plain put: a re-run chunk replaces its numbers (and its checkpoint)."""
+        self._table.put_item(Item={**self._chunk_key(job_id, chunk), **_counts(counts)})
+
+    def save_checkpoint(self, job_id: str, chunk: int, checkpoint: Checkpoint) -> None:
+        """A chunk's settled prefix, counts included, in one item: the two can never disagree."""
+        counts = ChunkCounts(checkpoint.lines, checkpoint.indexed, checkpoint.dead_lettered)
+        item = {**self._chunk_key(job_id, chunk), **_counts(counts)}
+        item.update(checkpoint=checkpoint.offset, segment=checkpoint.segment)
+        self._table.put_item(Item=item)
+
+    def load_checkpoint(self, job_id: str, chunk: int) -> Checkpoint | None:
+        """The checkpoint an earlier attempt left; None for a chunk not started or already finished.
+
+        A finished chunk re-run (a retried Map) starts over: its counts are replaced, never added to."""
+        response = self._table.get_item(
+            Key={"job_id": job_id, "item": f"{CHUNK_PREFIX}{chunk:05d}"}, ConsistentRead=True
         )
+        item = response.get("Item")
+        if not item or "checkpoint" not in item:
+            return None
+        return Checkpoint(
+            offset=int(item["checkpoint"]),
+            lines=int(item["lines"]),
+            indexed=int(item["indexed"]),
+            dead_lettered=int(item["dead_lettered"]),
+            segment=int(item["segment"]),
+        )
+
+    def _chunk_key(self, job_id: str, chunk: int) -> dict[str, Any]:
+        return {"job_id": job_id, "item": f"{CHUNK_PREFIX}{chunk:05d}", "updated_at": self._clock()}
 
     def chunk_totals(self, job_id: str, planned: int | None = None) -> ChunkTally:
         """Summed counts over the chunk items, and which chunks reported.
@@ -124,11 +157,68 @@ class JobTable:
             ConsistentRead=True,
         ):
             chunk = int(str(item["item"]).removeprefix(CHUNK_PREFIX))
-            if planned is not None and chunk >= planned:
-                continue
+            if (planned is not None and chunk >= planned) or "checkpoint" in item:
+                continue  # another plan's, or a chunk still under way (or killed): not reported
             total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
             reported.add(chunk)
         return ChunkTally(total, frozenset(reported))
+
+    def bulk_load_active(self, index: str) -> bool:
+        response = self._table.get_item(Key=_lease_key(index), ConsistentRead=True)
+        return bool(response.get("Item", {}).get("loaders"))
+
+    def join_bulk_load(self, index: str, job_id: str) -> bool:
+        """Add job_id to the index's loaders; True if no settings are saved yet (this job saves them)."""
+        response = self._table.update_item(
+            Key=_lease_key(index),
+            UpdateExpression="ADD loaders :job",
+            ExpressionAttributeValues={":job": {job_id}},
+            ReturnValues="ALL_NEW",
+        )
+        return "saved" not in response.get("Attributes", {})
+
+    def save_bulk_load_settings(self, index: str, saved: dict[str, Any]) -> None:
+        """Keep the first loader's reading only: a later one may read the already-relaxed settings."""
+        self._conditional(
+            Key=_lease_key(index),
+            UpdateExpression="SET saved = :saved",
+            ConditionExpression="attribute_not_exists(saved)",
+            ExpressionAttributeValues={":saved": saved},
+        )
+
+    def leave_bulk_load(self, index: str, job_id: str) -> LeaseLeft | None:
+        """Remove job_id from the loaders; None if it was not one of them."""
+        try:
+            response = self._table.update_item(
+                Key=_lease_key(index),
+                UpdateExpression="DELETE loaders :job",
+                ConditionExpression="contains(loaders, :id)",
+                ExpressionAttributeValues={":job": {job_id}, ":id": job_id},
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return None
+            raise
+        item = response.get("Attributes", {})
+        return LeaseLeft(frozenset(item.get("loaders", set())), item.get("saved"))
+
+    def release_bulk_load(self, index: str) -> None:
+        """Forget the saved settings once restored, unless a loader joined meanwhile (it restores them)."""
+        self._conditional(
+            Key=_lease_key(index),
+            UpdateExpression="REMOVE saved",
+            ConditionExpression="attribute_not_exists(loaders)",
+        )
+
+    def _conditional(self, **kwargs: Any) -> bool:
+        try:
+            self._table.update_item(**kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
 
     def list_jobs(self, pipeline: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
         """Newest first. With a pipeline this is one GSI query; without, a filtered scan (small tables)."""
@@ -199,6 +289,19 @@ class JobTable:
         return _pages(self._table.scan, kwargs)
 
 
+class TableProgress:
+    """One chunk's checkpoint in the job table, as ingest_chunk's ChunkProgress."""
+
+    def __init__(self, jobs: JobTable, job_id: str, chunk: int) -> None:
+        self._jobs, self._job_id, self._chunk = jobs, job_id, chunk
+
+    def load(self) -> Checkpoint | None:
+        return self._jobs.load_checkpoint(self._job_id, self._chunk)
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self._jobs.save_checkpoint(self._job_id, self._chunk, checkpoint)
+
+
 def _pages(operation: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every item of a paginated Query or Scan."""
     while True:
@@ -207,6 +310,14 @@ def _pages(operation: Callable[..., dict[str, Any]], kwargs: dict[str, Any]) -> 
         if "LastEvaluatedKey" not in page:
             return
         kwargs = {**kwargs, "ExclusiveStartKey": page["LastEvaluatedKey"]}
+
+
+def _counts(counts: ChunkCounts) -> dict[str, int]:
+    return {"lines": counts.lines, "indexed": counts.indexed, "dead_lettered": counts.dead_lettered}
+
+
+def _lease_key(index: str) -> dict[str, str]:
+    return {"job_id": f"{BULK_LOAD_PREFIX}{index}", "item": LEASE_ITEM}
 
 
 def _plain(item: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from osbatch import jsonlines
+from osbatch.ingest.readers import OversizedLine
 
 _JSON_KINDS = {
     list: "an array",
@@ -30,6 +31,9 @@ class RecordError(ValueError):
 
 
 def parse_record(raw: bytes, *, at_object_start: bool = False) -> dict[str, Any]:
+    if isinstance(raw, OversizedLine):
+        # Only its first bytes were kept (the dead letter's record); the rest was never held in memory.
+        raise RecordError(f"the line is {raw.length} bytes, over the {raw.limit}-byte line limit")
     try:
         # Only an object's first line can carry a byte-order mark.
         text = raw.decode("utf-8-sig" if at_object_start else "utf-8")

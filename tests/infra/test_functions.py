@@ -115,9 +115,11 @@ def test_created_domain_endpoint_reaches_the_search_functions(created: Synthesiz
         for name, logical_id in function_ids(created).items()
     }
 
-    # Then prepare, plan-ingest and ingest-chunk get the domain's https endpoint, and no other function does
+    # Then the functions that talk to the cluster get the domain's https endpoint (finalize and fail-job
+    # restore the index settings after a load), and no other function does
     with_endpoint = {n for n, v in env.items() if "OPENSEARCH_ENDPOINT" in v}
-    assert with_endpoint == {"prepare", "plan-ingest", "ingest-chunk"}
+    assert with_endpoint == {"prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job"}
+    assert {n for n, v in env.items() if "EVENT_BUS_NAME" in v} == {"finalize", "fail-job"}
     assert render(env["ingest-chunk"]["OPENSEARCH_ENDPOINT"]) == f"https://<{domain}.DomainEndpoint>"
 
 

@@ -26,6 +26,7 @@ EVERY_FUNCTION = {
 }
 INDEX_CHECKS = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"}
 BULK = {"es:ESHttpPost"}
+LOAD = {"es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}  # search/bulk_load.py: _settings, _count, _refresh
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
@@ -47,12 +48,17 @@ EXPECTED = {
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
-    "plan-ingest": {"s3:ListBucket", "s3:PutObject", "dynamodb:UpdateItem", *INDEX_CHECKS},
-    "ingest-chunk": {"s3:GetObject", *REWRITE, "dynamodb:PutItem", *BULK},
-    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents"},
+    "plan-ingest": {
+        "s3:ListBucket", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem", *INDEX_CHECKS, *LOAD,
+    },
+    "ingest-chunk": {
+        "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *BULK,
+    },
+    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *LOAD},
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
-        "events:PutEvents", "sagemaker:StopTransformJob",
+        "events:PutEvents", "sagemaker:StopTransformJob", *LOAD, "s3:GetObject", *REWRITE,
+        "dynamodb:GetItem", "dynamodb:PutItem",
     },
 }  # fmt: skip
 # Every statement whose Resource is "*", by the role it belongs to, with its exact actions and condition:
@@ -173,6 +179,7 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
     assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
     assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
+    assert _keys(main, "fail-job", "s3:GetObject") == ["/jobs/*/chunks.json", "/jobs/*/output/*"]
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:
@@ -203,15 +210,23 @@ EU = "arn:<AWS::Partition>:es:eu-west-1:<AWS::AccountId>:domain/other-domain"
 
 def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_region(main: Synthesized) -> None:
     # Given python-docs on my-domain in us-east-1 and docs on other-domain in eu-west-1
-    for name in ("prepare", "plan-ingest"):
-        # Then creating and checking an index is granted on exactly each pipeline's index, in its region
-        for action in ("es:ESHttpPut", "es:ESHttpHead"):
-            assert sorted(resources_for(main, name, action)) == [f"{EU}/docs", f"{US}/python-docs"], name
-        assert sorted(resources_for(main, name, "es:ESHttpGet")) == [
-            f"{EU}/docs/_mapping",
-            f"{US}/python-docs/_mapping",
-        ], name
-        assert "es:ESHttpPost" not in actions(main, name), name
+    def paths(*suffixes: str) -> list[str]:
+        return sorted(f"{domain}/{index}{suffix}" for domain, index in ((EU, "docs"), (US, "python-docs"))
+                      for suffix in suffixes)  # fmt: skip
+
+    # Then creating and checking an index is granted on exactly each pipeline's index, in its region
+    assert sorted(resources_for(main, "prepare", "es:ESHttpPut")) == paths("")
+    assert sorted(resources_for(main, "prepare", "es:ESHttpHead")) == paths("")
+    assert sorted(resources_for(main, "prepare", "es:ESHttpGet")) == paths("/_mapping")
+    assert "es:ESHttpPost" not in actions(main, "prepare")
+    # And plan-ingest, which also relaxes a new index for its load, gets that on the same indices only,
+    # as do finalize and fail-job, which restore it
+    assert sorted(resources_for(main, "plan-ingest", "es:ESHttpPut")) == paths("", "/_settings")
+    assert sorted(resources_for(main, "plan-ingest", "es:ESHttpGet")) == paths(
+        "/_mapping", "/_settings", "/_count"
+    )
+    for name in ("plan-ingest", "finalize", "fail-job"):
+        assert sorted(resources_for(main, name, "es:ESHttpPost")) == paths("/_count", "/_refresh"), name
 
 
 def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized) -> None:
@@ -224,7 +239,9 @@ def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized
     assert {a for a in actions(main, "ingest-chunk") if a.startswith("es:")} == {"es:ESHttpPost"}
 
 
-PIPELINE_PATHS = r"(/(python-docs|docs)(/_mapping|/_bulk)?|/_search/pipeline/[a-z0-9-]+)$"
+PIPELINE_PATHS = (
+    r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh)?|/_search/pipeline/[a-z0-9-]+)$"
+)
 ML_COMMONS_IDS = r"/_plugins/_ml/(connectors|models|tasks)/\*$"
 
 

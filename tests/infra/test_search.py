@@ -111,7 +111,8 @@ def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synth
     # Given the domain's access policy
     (domain,) = created.of_type("AWS::OpenSearchService::Domain").values()
     statements = domain["Properties"]["AccessPolicies"]["Statement"]
-    roles = {name: role_id(created, name) for name in ("prepare", "plan-ingest", "ingest-chunk")}
+    search = ("prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job")
+    roles = {name: role_id(created, name) for name in search}
     provisioning = role_id(created, "provision-search")
     # The provisioning role's statements are checked in tests/infra/test_search_provisioning.py
     provisioner = [s for s in statements if provisioning in render(s["Principal"]["AWS"])]
@@ -120,23 +121,33 @@ def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synth
     assert provisioner and all(s["Principal"]["AWS"] == only_provisioning for s in provisioner)
 
     def granted(name: str) -> dict[str, list[str]]:
-        return {
-            # The last part of each ARN is the path under the (token-named) domain
-            s["Action"]: [r["Fn::Join"][1][-1] for r in as_list(s["Resource"])]
-            for s in statements
-            if s["Principal"]["AWS"]["Fn::GetAtt"][0] == roles[name]
-        }
+        found: dict[str, list[str]] = {}
+        for s in statements:
+            if s["Principal"]["AWS"]["Fn::GetAtt"][0] == roles[name]:
+                # The last part of each ARN is the path under the (token-named) domain
+                found.setdefault(s["Action"], []).extend(r["Fn::Join"][1][-1] for r in as_list(s["Resource"]))
+        return {action: sorted(paths) for action, paths in found.items()}
 
-    # Then it names exactly the three search functions' roles
+    # Then it names exactly the roles of the functions that talk to the cluster
     assert {s["Principal"]["AWS"]["Fn::GetAtt"][0] for s in statements} == set(roles.values())
     # And each may do on the pipeline's index what its IAM policy allows, and no more
-    for name in ("prepare", "plan-ingest"):
-        assert granted(name) == {
-            "es:ESHttpPut": ["/python-docs"],
-            "es:ESHttpHead": ["/python-docs"],
-            "es:ESHttpGet": ["/python-docs/_mapping"],
-        }, name
+    checks = {
+        "es:ESHttpPut": ["/python-docs"],
+        "es:ESHttpHead": ["/python-docs"],
+        "es:ESHttpGet": ["/python-docs/_mapping"],
+    }
+    load = {  # search/bulk_load.py
+        "es:ESHttpGet": ["/python-docs/_count", "/python-docs/_settings"],
+        "es:ESHttpPut": ["/python-docs/_settings"],
+        "es:ESHttpPost": ["/python-docs/_count", "/python-docs/_refresh"],
+    }
+    assert granted("prepare") == checks
+    assert granted("plan-ingest") == {
+        action: sorted(checks.get(action, []) + load.get(action, [])) for action in {*checks, *load}
+    }
     assert granted("ingest-chunk") == {"es:ESHttpPost": ["/python-docs/_bulk"]}
+    for name in ("finalize", "fail-job"):
+        assert granted(name) == load, name
 
 
 def test_a_development_domain_may_be_small_and_says_so_to_cdk_nag() -> None:

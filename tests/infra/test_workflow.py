@@ -167,7 +167,8 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
         "pipeline.$": "$.pipeline",
         "source.$": "$.source",
         **{
-            f"{field}.$": f"$$.Map.Item.Value.{field}" for field in ("chunk", "bucket", "key", "start", "end")
+            f"{field}.$": f"$$.Map.Item.Value.{field}"
+            for field in ("chunk", "bucket", "key", "start", "end", "version_base")
         },
     }
     inner = ingest["ItemProcessor"]["States"]["IngestChunk"]

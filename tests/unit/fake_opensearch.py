@@ -17,6 +17,9 @@ class FakeIndices:
         self.existing: dict[str, dict[str, Any]] = dict(existing or {})  # index -> its mappings
         self.refuse = refuse
         self.created: list[tuple[str, Any]] = []
+        # index -> its own index settings, as strings the way OpenSearch returns them (defaults left out)
+        self.settings: dict[str, dict[str, Any]] = {}
+        self.refreshed: list[str] = []
 
     def create(self, *, index: str, body: Any = None) -> dict[str, Any]:
         if self.refuse is not None:
@@ -34,7 +37,31 @@ class FakeIndices:
     def get_mapping(self, *, index: str) -> dict[str, Any]:
         return {index: {"mappings": self.existing[index]}}
 
+    def exists(self, *, index: str) -> bool:
+        return index in self.existing
+
+    def get_settings(self, *, index: str) -> dict[str, Any]:
+        own = {"number_of_replicas": "1", "number_of_shards": "1", **self.settings.get(index, {})}
+        return {index: {"settings": {"index": own}}}
+
+    def put_settings(self, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        own = self.settings.setdefault(index, {})
+        for name, value in body["index"].items():
+            if value is None:
+                own.pop(name, None)  # null resets a setting to its default
+            else:
+                own[name] = str(value)
+        return {"acknowledged": True}
+
+    def refresh(self, *, index: str) -> dict[str, Any]:
+        self.refreshed.append(index)
+        return {}
+
 
 class FakeClient:
-    def __init__(self, indices: FakeIndices | None = None) -> None:
+    def __init__(self, indices: FakeIndices | None = None, docs: int = 0) -> None:
         self.indices = indices or FakeIndices()
+        self.docs = docs  # what count answers: the searchable documents
+
+    def count(self, *, index: str) -> dict[str, Any]:
+        return {"count": self.docs}

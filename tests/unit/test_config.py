@@ -110,3 +110,20 @@ def test_bedrock_backend_requires_its_section_and_a_prompt_slot() -> None:
         parse_pipeline(missing)
     with pytest.raises(ConfigError, match=r"inference\.bedrock\.prompt: prompt must contain \{text\}"):
         parse_pipeline(no_slot)
+
+
+def test_bulk_requests_default_inside_the_aws_range_and_under_the_cap() -> None:
+    # Given a config without bulk settings
+    bulk = parse_pipeline(pipeline_dict()).sink.bulk
+    # Then requests target 5-15 MiB, under the 10 MiB cap of the smallest domains, with bounded concurrency
+    assert 5 * 2**20 <= bulk.max_bytes <= min(15 * 2**20, bulk.max_request_bytes) == 10 * 2**20
+    assert bulk.concurrency >= 1
+
+
+def test_a_bulk_size_over_the_request_cap_is_refused() -> None:
+    # Given bulk requests larger than the domain's cap
+    data = pipeline_dict()
+    data["sink"]["bulk"] = {"max_bytes": 12 * 2**20, "max_request_bytes": 10 * 2**20}
+    # When it is parsed, then the error says why
+    with pytest.raises(ConfigError, match="over max_request_bytes"):
+        parse_pipeline(data)

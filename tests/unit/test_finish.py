@@ -201,9 +201,23 @@ def test_a_file_with_no_valid_record_completes_with_what_prepare_counted(job: Jo
 
 
 def test_a_failed_map_reports_what_its_chunks_had_already_indexed(job: JobTable, s3: Any) -> None:
-    # Given a Map that failed after two of its three chunks indexed 6 documents and dead-lettered 1
+    # Given a Map that failed after two of its three chunks indexed 6 documents and dead-lettered 1,
+    # the third chunk (2 records of model output) never having reported
     job.put_chunk(JOB, 0, ChunkCounts(4, 4, 0))
     job.put_chunk(JOB, 1, ChunkCounts(3, 2, 1))
+    third = b'{"_id": "8", "_osbatch": {"line": 9}}\n{"_id": "9", "_osbatch": {"line": 10}}\n'
+    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/part-1.out", Body=b"x" * 99 + b"\n" + third)
+    plan = [
+        {
+            "chunk": n,
+            "bucket": "osb-out",
+            "key": "jobs/msmarco-1/output/part-1.out",
+            "start": start,
+            "end": end,
+        }
+        for n, (start, end) in enumerate([(0, 50), (50, 100), (100, 100 + len(third))])
+    ]
+    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/chunks.json", Body=json.dumps(plan).encode())
     cause = json.dumps({"errorMessage": "ConnectionError: the cluster went away", "errorType": "X"})
     state = ingesting().model_copy(
         update={"error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": cause}}
@@ -211,11 +225,16 @@ def test_a_failed_map_reports_what_its_chunks_had_already_indexed(job: JobTable,
     backend = ScriptedBackend()
     # When the job is failed
     result, report = fail(job, s3, state, backend)
-    # Then it is FAILED with the readable cause, the 6 indexed documents are reported, and the rest
-    # (the last chunk's 2 records) is unaccounted rather than hidden; the finished remote job is left alone
+    # Then it is FAILED with the readable cause, the 6 indexed documents are reported, and the last
+    # chunk's 2 records are dead letters carrying the failure, so nothing is unaccounted and all can be
+    # replayed; the finished remote job is left alone
     assert result.status is not None and result.status.state is JobStateName.FAILED
     assert report.reason == "States.ExceedToleratedFailureThreshold: ConnectionError: the cluster went away"
-    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 6, 2, 2)
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 6, 4, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/ingest/00002.jsonl")["Body"].read()
+    dead = [json.loads(line) for line in body.splitlines()]
+    assert [(d["line"], d["stage"]) for d in dead] == [(9, "index"), (10, "index")]
+    assert dead[0]["reason"] == f"not indexed: the job failed ({report.reason})"
     assert backend.cancelled == []
     assert job.get(JOB)["indexed"] == 6  # type: ignore[index]
 
@@ -282,3 +301,41 @@ def test_throttling_past_the_window_fails_the_job_and_dead_letters_the_file(job:
     (letter,) = [json.loads(line) for line in body.splitlines()]
     assert letter["stage"] == "inference" and letter["record"]["records"] == 9
     assert letter["record"]["file"] == SOURCE.uri
+
+
+def test_a_failed_load_still_restores_the_index_settings(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a job whose PlanIngest relaxed a new index for loading
+    from osbatch.search.bulk_load import IndexLoad
+
+    cluster = FakeClient()
+    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
+    backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
+    state = plan_ingest(
+        ingesting().model_copy(update={"plan": None}),
+        config=config,
+        backend=backend,
+        s3=s3,
+        opensearch=cluster,
+        jobs=job,
+        output_bucket="osb-out",
+    )
+    assert cluster.indices.settings["msmarco"]["refresh_interval"] == "-1"
+
+    # When the Map fails and FailJob runs
+    failed = state.model_copy(update={"error": {"Error": "States.TaskFailed", "Cause": "chunk 0 died"}})
+    fail_job(
+        failed,
+        backend=None,
+        jobs=job,
+        s3=s3,
+        output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
+        publish=lambda event: None,
+        index_load=IndexLoad(cluster, "msmarco"),
+    )
+
+    # Then refresh and replicas are back to what the index had
+    assert cluster.indices.settings["msmarco"] == {"number_of_replicas": "1"}
+    assert cluster.indices.refreshed == ["msmarco"]

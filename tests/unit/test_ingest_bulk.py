@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from typing import Any
 
 import pytest
@@ -291,3 +292,98 @@ def test_retries_never_log_document_content(caplog: pytest.LogCaptureFixture) ->
     assert all(
         "SECRET-PASSAGE" not in record.getMessage() + str(record.__dict__) for record in caplog.records
     )
+
+
+class GatedOpenSearch(ScriptedOpenSearch):
+    """Holds every bulk request until `release` is set, counting how many are held at once."""
+
+    def __init__(self, *script: Any) -> None:
+        super().__init__(*script)
+        self.release = threading.Event()
+        self.lock = threading.Lock()
+        self.held = 0
+        self.most_held = 0
+        self.all_held = threading.Event()
+        self.expect = 0
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        with self.lock:
+            self.held += 1
+            self.most_held = max(self.most_held, self.held)
+            if self.held >= self.expect:
+                self.all_held.set()
+        self.release.wait()
+        with self.lock:
+            self.held -= 1
+            return super().bulk(body=body, index=index)
+
+
+def test_requests_run_concurrently_up_to_the_limit_and_settle_in_order() -> None:
+    # Given a cluster that holds requests, and a writer allowed 3 in flight with one document per request
+    client = GatedOpenSearch()
+    client.expect = 3
+    settled: list[int] = []
+    bulk, _ = writer(client, max_bytes=100, concurrency=3, on_settled=lambda s: settled.append(s.end))
+
+    # When six documents are added from another thread while the cluster holds the requests
+    adder = threading.Thread(target=lambda: [bulk.add(*doc(n), end=n + 1) for n in range(6)])
+    adder.start()
+    assert client.all_held.wait(timeout=30)
+
+    # Then exactly 3 requests are in flight, never more, and after release all settle in input order
+    with client.lock:
+        assert client.held == 3
+    client.release.set()
+    adder.join()
+    failures = bulk.close()
+    assert client.most_held == 3
+    assert settled == [1, 2, 3, 4, 5, 6]
+    assert (bulk.indexed, bulk.requests, failures) == (6, 6, [])
+
+
+def test_an_access_error_in_a_concurrent_request_still_fails_the_chunk() -> None:
+    # Given a cluster that refuses the credentials, and a concurrent writer
+    client = ScriptedOpenSearch(TransportError(403, "security_exception", {}))
+    bulk, _ = writer(client, max_bytes=100, concurrency=2)
+
+    # When documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+
+    # Then closing raises instead of dead-lettering
+    with pytest.raises(OpenSearchAccessError):
+        bulk.close()
+
+
+def test_a_document_over_the_request_cap_is_a_failure_without_a_request() -> None:
+    # Given a 1 KiB request cap
+    client = ScriptedOpenSearch()
+    bulk, _ = writer(client, max_bytes=1024, max_request_bytes=1024)
+
+    # When a 2 KiB document is written between two small ones
+    bulk.add(*doc(1))
+    bulk.add(*doc(2, text="z" * 2048))
+    bulk.add(*doc(3))
+    failures = bulk.close()
+
+    # Then only the big one fails, with the sizes in the reason, and it was never sent
+    assert [f.ref.line for f in failures] == [2]
+    assert "over the 1024-byte request cap" in failures[0].reason
+    assert [i for r in range(len(client.requests)) for i in client.ids(r)] == ["1", "3"]
+    assert bulk.indexed == 2
+
+
+def test_throttling_is_counted_for_the_concurrency_limiter() -> None:
+    # Given a cluster that throttles a request once and then one item once
+    client = ScriptedOpenSearch(TransportError(429, "too_many_requests", {}), items(201, (429, REJECTED)))
+    bulk, _ = writer(client)
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    bulk.close()
+
+    # Then both 429s are counted, and only the rejected item was resent
+    assert bulk.throttled == 2
+    assert client.ids(2) == ["2"]
+    assert bulk.indexed == 2

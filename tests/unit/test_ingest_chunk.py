@@ -4,13 +4,17 @@ import json
 import random
 from typing import Any
 
-from osbatch.config import PipelineConfig
+import pytest
+
+from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.contracts import dead_letter_key
-from osbatch.ingest.chunk import ingest_chunk
+from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import ChunkResult, IngestChunk
 from osbatch.ingest.readers import plan_chunks
+from osbatch.jobs import JobTable, TableProgress
 from osbatch.models import SourceObject
+from tests.unit.conftest import pipeline_dict
 
 OUT, DLQ = "osb-out", "osb-dlq"
 KEY = "jobs/msmarco-1/output/part-1.jsonl.out"
@@ -24,6 +28,7 @@ class KnnCluster:
 
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, int] = {}
         self.requests = 0
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
@@ -31,10 +36,17 @@ class KnnCluster:
         lines = body.decode().splitlines()
         results = []
         for action, source in zip(lines[0::2], lines[1::2], strict=True):
-            doc_id = json.loads(action)["index"]["_id"]
+            meta = json.loads(action)["index"]
+            doc_id = meta["_id"]
             doc = json.loads(source)
+            if meta.get("version_type") == "external_gte" and meta["version"] < self.versions.get(doc_id, 0):
+                conflict = {"type": "version_conflict_engine_exception", "reason": f"[{doc_id}]: conflict"}
+                results.append({"index": {"_id": doc_id, "status": 409, "error": conflict}})
+                continue
+            if "version" in meta:
+                self.versions[doc_id] = meta["version"]
             vector = doc.get("chunk_embedding")
-            if len(vector) != 3:
+            if not isinstance(vector, list) or len(vector) != 3:
                 error = {
                     "type": "mapper_parsing_exception",
                     "reason": (
@@ -61,7 +73,14 @@ def good(n: int, *, line: int | None = None) -> bytes:
 
 
 def run(
-    s3: Any, config: PipelineConfig, cluster: KnnCluster, start: int, end: int, chunk: int = 0
+    s3: Any,
+    config: PipelineConfig,
+    cluster: KnnCluster,
+    start: int,
+    end: int,
+    chunk: int = 0,
+    version_base: int | None = None,
+    max_line_bytes: int = 64 * 1024 * 1024,
 ) -> tuple[ChunkResult, list[dict[str, Any]]]:
     job = IngestChunk(
         job_id="msmarco-1",
@@ -72,12 +91,23 @@ def run(
         key=KEY,
         start=start,
         end=end,
+        version_base=version_base,
     )
     key = dead_letter_key(job.job_id, "ingest", chunk)
-    dead_letters = DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
+
+    def dead_letters(segment: int) -> DeadLetterWriter:
+        key = dead_letter_key(job.job_id, "ingest", chunk, segment)
+        return DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
+
     sleeps: list[float] = []
     result = ingest_chunk(
-        job, config=config, s3=s3, opensearch=cluster, dead_letters=dead_letters, sleep=sleeps.append
+        job,
+        target=IngestTarget.of_pipeline(config),
+        s3=s3,
+        opensearch=cluster,
+        dead_letters=dead_letters,
+        sleep=sleeps.append,
+        max_line_bytes=max_line_bytes,
     )
     assert sleeps == []  # nothing in these tests is retryable
     listed = s3.list_objects_v2(Bucket=DLQ, Prefix=key).get("Contents", [])
@@ -220,3 +250,142 @@ def test_a_record_the_model_failed_is_dead_lettered_at_stage_inference(
     assert list(cluster.docs) == ["1"]
     (letter,) = dead
     assert (letter["stage"], letter["line"], letter["reason"]) == ("inference", 7, "400: Malformed")
+
+
+def test_oversized_and_truncated_lines_are_one_dead_letter_each(s3: Any, config: PipelineConfig) -> None:
+    # Given a line over the line limit between good ones, and a last line cut off mid-record
+    oversized = b'{"_id": "big", "text": "' + b"x" * 5000 + b'"}'
+    data = b"\n".join([good(1, line=1), oversized, good(2, line=3), b'{"_id": "9", "SageMakerOu'])
+    s3.put_object(Bucket=OUT, Key=KEY, Body=data)
+    cluster = KnnCluster()
+
+    # When ingested with a 1 KiB line limit
+    result, dead = run(s3, config, cluster, 0, len(data), max_line_bytes=1024)
+
+    # Then both good records are indexed and each bad line is exactly one dead letter with its reason
+    assert result == ChunkResult(chunk=0, lines=4, indexed=2, dead_lettered=2)
+    assert sorted(cluster.docs) == ["1", "2"]
+    assert [(d["stage"], d["offset"], d["reason"]) for d in dead] == [
+        ("parse", len(good(1, line=1)) + 1, "the line is 5026 bytes, over the 1024-byte line limit"),
+        ("parse", len(data) - 25, "malformed JSON: unexpected end of data at column 26"),
+    ]
+    assert oversized.startswith(dead[0]["record"].encode())
+
+
+def test_a_duplicate_id_keeps_the_later_line_whatever_order_chunks_run_in(
+    s3: Any, config: PipelineConfig
+) -> None:
+    # Given an id on input lines 1 and 3, in two chunks of the same plan
+    first = json.dumps({"_id": "d", "text": "old", "SageMakerOutput": [1, 1, 1], "_osbatch": {"line": 1}})
+    later = json.dumps({"_id": "d", "text": "new", "SageMakerOutput": [3, 3, 3], "_osbatch": {"line": 3}})
+    data = (first + "\n" + later + "\n").encode()
+    s3.put_object(Bucket=OUT, Key=KEY, Body=data)
+    cut = len(first) + 1
+    cluster = KnnCluster()
+
+    # When the chunk with the later line runs first, then the other
+    late, _ = run(s3, config, cluster, cut, len(data), chunk=1, version_base=1 << 32)
+    early, dead = run(s3, config, cluster, 0, cut, chunk=0, version_base=1 << 32)
+
+    # Then the later line's document stays, and both records count as indexed, none dead-lettered
+    assert cluster.docs["d"]["chunk"] == "new"
+    assert (late.indexed, early.indexed, dead) == (1, 1, [])
+
+    # And a later plan (a re-upload) outranks every line of the earlier one
+    rerun = json.dumps({"_id": "d", "text": "newer", "SageMakerOutput": [2, 2, 2], "_osbatch": {"line": 1}})
+    s3.put_object(Bucket=OUT, Key=KEY, Body=(rerun + "\n").encode())
+    run(s3, config, cluster, 0, len(rerun) + 1, version_base=2 << 32)
+    assert cluster.docs["d"]["chunk"] == "newer"
+
+
+class Killed(BaseException):
+    """What the Lambda runtime does to an attempt at its timeout: nothing after this point runs."""
+
+
+class DyingCluster(KnnCluster):
+    """Indexes normally until its `dies_at`-th bulk request, which kills the attempt mid-request."""
+
+    def __init__(self, dies_at: int) -> None:
+        super().__init__()
+        self.dies_at = dies_at
+        self.written: list[str] = []  # every document id written, in order, duplicates included
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
+        if self.requests + 1 == self.dies_at:
+            raise Killed
+        answer = super().bulk(body=body, index=index)
+        lines = body.decode().splitlines()
+        self.written.extend(json.loads(action)["index"]["_id"] for action in lines[0::2])
+        return answer
+
+
+def dead_letters_stored(s3: Any) -> list[dict[str, Any]]:
+    listed = s3.list_objects_v2(Bucket=DLQ, Prefix="dead-letter/msmarco-1/ingest/").get("Contents", [])
+    bodies = [s3.get_object(Bucket=DLQ, Key=obj["Key"])["Body"].read().decode() for obj in listed]
+    return [json.loads(line) for body in bodies for line in body.splitlines()]
+
+
+def test_a_chunk_killed_midway_resumes_from_its_checkpoint_with_exact_counts(s3: Any, jobs: JobTable) -> None:
+    # Given 400 records, every 10th with a short vector, small bulk requests and frequent checkpoints
+    config = parse_pipeline(
+        pipeline_dict(
+            sink={
+                **pipeline_dict()["sink"],
+                "bulk": {"max_bytes": 2048, "max_request_bytes": 4096, "concurrency": 2},
+            }
+        )
+    )
+    records = []
+    for n in range(400):
+        vector = [0.1, 0.2] if n % 10 == 0 else [0.1, 0.2, 0.3]
+        records.append(json.dumps({"_id": str(n), "text": f"p{n}", "SageMakerOutput": vector}).encode())
+    data = b"\n".join(records) + b"\n"
+    s3.put_object(Bucket=OUT, Key=KEY, Body=data)
+    job = IngestChunk(
+        job_id="msmarco-1",
+        pipeline="msmarco",
+        source=UPLOAD,
+        chunk=0,
+        bucket=OUT,
+        key=KEY,
+        start=0,
+        end=len(data),
+    )
+
+    def attempt(cluster: KnnCluster) -> ChunkResult:
+        def dead_letters(segment: int) -> DeadLetterWriter:
+            key = dead_letter_key(job.job_id, "ingest", 0, segment)
+            return DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
+
+        return ingest_chunk(
+            job,
+            target=IngestTarget.of_pipeline(config),
+            s3=s3,
+            opensearch=cluster,
+            dead_letters=dead_letters,
+            progress=TableProgress(jobs, job.job_id, 0),
+            checkpoint_bytes=4096,
+        )
+
+    # When the first attempt is killed in its 10th bulk request
+    dying = DyingCluster(dies_at=10)
+    with pytest.raises(Killed):
+        attempt(dying)
+    checkpoint = jobs.load_checkpoint(job.job_id, 0)
+    assert checkpoint is not None and 0 < checkpoint.offset < len(data)
+    assert jobs.chunk_totals(job.job_id, 1).reported == frozenset()  # a killed chunk has not reported
+
+    # And the retry runs against the same index
+    retry = DyingCluster(dies_at=0)
+    retry.docs, retry.versions = dying.docs, dying.versions
+    result = attempt(retry)
+
+    # Then the retry resumed: it wrote only records at or after the checkpoint
+    resumed_from = data[: checkpoint.offset].count(b"\n")
+    assert sorted(retry.written, key=int) == [str(n) for n in range(resumed_from, 400)]
+    # And nothing was lost: every good record is in the index, and the counts are exact
+    assert sorted(retry.docs, key=int) == [str(n) for n in range(400) if n % 10]
+    assert result == ChunkResult(chunk=0, lines=400, indexed=360, dead_lettered=40)
+    # And nothing was duplicated: each bad record is exactly one dead letter across the segments
+    dead = dead_letters_stored(s3)
+    assert sorted(int(d["record"]["_id"]) for d in dead) == list(range(0, 400, 10))

@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from osbatch.ingest.readers import LineTooLongError, iter_chunk_lines, plan_chunks
+from osbatch.ingest.readers import OVERSIZED_PREFIX_BYTES, OversizedLine, iter_chunk_lines, plan_chunks
 
 BUCKET = "osb-out"
 
@@ -156,17 +156,38 @@ def test_an_object_that_shrank_after_planning_is_an_error_not_silence(s3: Any) -
         list(iter_chunk_lines(s3, BUCKET, "k", 100, 200))
 
 
-def test_a_line_longer_than_the_limit_fails_the_chunk(s3: Any) -> None:
-    # Given a line longer than the limit
-    s3.put_object(Bucket=BUCKET, Key="k", Body=b"ok\n" + b"z" * 100 + b"\n")
+@pytest.mark.parametrize("read_size", [8, 16, 1000])
+@pytest.mark.parametrize("last_terminated", [True, False])
+def test_a_line_longer_than_the_limit_is_served_as_oversized_and_skipped(
+    s3: Any, read_size: int, last_terminated: bool
+) -> None:
+    # Given a 3000-byte line between two ordinary ones, the last possibly without its newline
+    long_line = b"{" + b"z" * 2999
+    s3.put_object(
+        Bucket=BUCKET, Key="k", Body=b"ok\n" + long_line + b"\nfine" + (b"\n" if last_terminated else b"")
+    )
 
+    # When read with a 64-byte limit, in pieces smaller and larger than the limit
+    lines = list(iter_chunk_lines(s3, BUCKET, "k", 0, 10_000, read_size=read_size, max_line_bytes=64))
+
+    # Then the long line comes once, as an OversizedLine with its offset, full length and first bytes only,
+    # and the lines around it are untouched
+    assert [offset for offset, _ in lines] == [0, 3, 3004]
+    assert (lines[0][1], lines[2][1]) == (b"ok", b"fine")
+    oversized = lines[1][1]
+    assert isinstance(oversized, OversizedLine) and oversized.length == 3000
+    assert 0 < len(oversized) <= OVERSIZED_PREFIX_BYTES and long_line.startswith(oversized)
+    assert not isinstance(lines[2][1], OversizedLine)
+
+
+def test_an_oversized_last_line_is_still_served(s3: Any) -> None:
+    # Given an object ending in an unterminated line over the limit
+    s3.put_object(Bucket=BUCKET, Key="k", Body=b"ok\n" + b"y" * 200)
     # When read with a 64-byte limit
-    lines = iter_chunk_lines(s3, BUCKET, "k", 0, 200, read_size=16, max_line_bytes=64)
-
-    # Then the first line is served, and the long one raises with its offset instead of filling memory
-    assert next(lines) == (0, b"ok")
-    with pytest.raises(LineTooLongError, match="k: the line at byte 3 is longer than 64 bytes"):
-        next(lines)
+    lines = list(iter_chunk_lines(s3, BUCKET, "k", 0, 1000, read_size=16, max_line_bytes=64))
+    # Then it comes as oversized, with its length
+    assert [offset for offset, _ in lines] == [0, 3]
+    assert isinstance(lines[1][1], OversizedLine) and lines[1][1].length == 200
 
 
 def test_plan_cuts_each_object_into_ranges_and_skips_empty_ones() -> None:

@@ -54,3 +54,41 @@ def test_the_local_node_is_not_signed() -> None:
     client = opensearch_client("http://127.0.0.1:9200")
     assert "http_auth" not in client.transport.kwargs
     assert endpoint_region("http://127.0.0.1:9200") is None
+
+
+def test_bulk_bodies_go_gzip_compressed() -> None:
+    # Given an HTTP server that records what a bulk request carries
+    import gzip
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    seen: dict[str, bytes | str | None] = {}
+
+    class Recorder(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            seen["encoding"] = self.headers.get("Content-Encoding")
+            seen["body"] = self.rfile.read(int(self.headers["Content-Length"]))
+            answer = json.dumps({"took": 1, "errors": False, "items": []}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.handle_request, daemon=True).start()
+    body = b'{"index":{"_id":"1"}}\n{"v":[0.1,0.2]}\n'
+
+    # When the local-node client sends a bulk request
+    client = opensearch_client(f"http://127.0.0.1:{server.server_port}")
+    client.bulk(body=body, index="docs")
+    server.server_close()
+
+    # Then the body went gzip-encoded and decodes to exactly what was sent
+    assert seen["encoding"] == "gzip"
+    assert isinstance(seen["body"], bytes)
+    assert gzip.decompress(seen["body"]) == body

@@ -8,6 +8,7 @@ from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
+from osbatch.search.bulk_load import IndexLoad
 from osbatch.steps.finish import fail_job
 
 
@@ -21,6 +22,7 @@ def fail(state: JobState, env: Runtime) -> JobState:
         output_bucket=env.settings.output_bucket,
         dead_letter_bucket=env.settings.dead_letter_bucket,
         publish=env.events.publish,
+        index_load=IndexLoad(env.opensearch(config), config.sink.index) if config else None,
     )
     # JobsFailed is what the failed-job alarm watches.
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

@@ -8,10 +8,12 @@ from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
+from osbatch.search.bulk_load import IndexLoad
 from osbatch.steps.finish import finalize_job
 
 
 def finalize(state: JobState, env: Runtime) -> JobState:
+    config = env.pipeline(state.pipeline)
     result, report = finalize_job(
         state,
         jobs=env.jobs,
@@ -19,6 +21,7 @@ def finalize(state: JobState, env: Runtime) -> JobState:
         output_bucket=env.settings.output_bucket,
         dead_letter_bucket=env.settings.dead_letter_bucket,
         publish=env.events.publish,
+        index_load=IndexLoad(env.opensearch(config), config.sink.index),
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     if report.unaccounted:

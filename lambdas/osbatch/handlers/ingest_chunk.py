@@ -9,10 +9,10 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from osbatch.contracts import dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import runtime
-from osbatch.ingest.chunk import ingest_chunk
+from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
-from osbatch.jobs import ChunkCounts
+from osbatch.jobs import ChunkCounts, TableProgress
 
 
 @logger.inject_lambda_context
@@ -23,20 +23,30 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     env = runtime()
     s3 = env.client("s3")
     config = env.pipeline(chunk.pipeline)
-    dead_letters = DeadLetterWriter(
-        s3,
-        env.settings.dead_letter_bucket,
-        dead_letter_key(chunk.job_id, "ingest", chunk.chunk),
-        job_id=chunk.job_id,
-        source=chunk.source.uri,
-    )
-    result = ingest_chunk(
-        chunk,
-        config=config,
-        s3=s3,
-        opensearch=env.opensearch(config),
-        dead_letters=dead_letters,
-    )
+
+    def dead_letters(segment: int) -> DeadLetterWriter:
+        key = dead_letter_key(chunk.job_id, "ingest", chunk.chunk, segment)
+        return DeadLetterWriter(
+            s3, env.settings.dead_letter_bucket, key, job_id=chunk.job_id, source=chunk.source.uri
+        )
+
+    domain = env.domain_writers(config)
+    writer = f"{chunk.job_id}/{chunk.chunk}"
+    # Waiting for a slot uses the invocation's time, leaving most of it for the chunk itself.
+    domain.acquire(writer, wait_seconds=max(0.0, context.get_remaining_time_in_millis() / 1000 / 3))
+    throttled = True  # a chunk that failed outright tells the limit to back off
+    try:
+        result = ingest_chunk(
+            chunk,
+            target=IngestTarget.of_pipeline(config),
+            s3=s3,
+            opensearch=env.opensearch(config),
+            dead_letters=dead_letters,
+            progress=TableProgress(env.jobs, chunk.job_id, chunk.chunk),
+        )
+        throttled = result.throttled > 0
+    finally:
+        domain.release(writer, throttled=throttled)
     env.jobs.put_chunk(
         chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered)
     )

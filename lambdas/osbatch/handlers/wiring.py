@@ -25,6 +25,7 @@ from osbatch.backends import backend_for
 from osbatch.backends.base import BatchBackend
 from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_from_json
 from osbatch.events import JobEvents
+from osbatch.ingest.domain_limit import DomainWriters, LimitSettings
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
 
@@ -98,6 +99,15 @@ class Runtime:
     @cached_property
     def jobs(self) -> JobTable:
         return JobTable(self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table))
+
+    def domain_writers(self, config: PipelineConfig) -> DomainWriters:
+        """The writer slots of the pipeline's domain, shared through the job table by every job."""
+        endpoint = self.settings.opensearch_endpoint or config.sink.opensearch.endpoint or ""
+        table = self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table)
+        bulk = config.sink.bulk
+        return DomainWriters(
+            table, endpoint, LimitSettings(initial=bulk.domain_writers, ceiling=bulk.domain_writers_max)
+        )
 
     @cached_property
     def events(self) -> JobEvents:

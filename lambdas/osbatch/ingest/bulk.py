@@ -1,9 +1,18 @@
 """Bulk indexing with bounded retries, where every document ends up indexed or a Failure with a reason.
 
 Actions are `index` with the document id, so a retried request, chunk or job overwrites what it wrote before.
-Retries: the whole request on 429, 5xx and connection errors; only the rejected items on item-level 429/503
-(the rest of the request already succeeded). Backoff is exponential with full jitter, so chunks running in
-parallel against one cluster spread their retries out instead of returning together.
+Requests are cut by bytes (the uncompressed body, which is what a domain's request cap measures; the client
+gzips it on the wire) and up to `concurrency` of them are in flight at once. Retries: the whole request on
+429, 5xx, timeouts and connection errors; only the rejected items on item-level 429/503 (the rest of the
+request already succeeded). Backoff is exponential with full jitter, so writers running in parallel against
+one cluster spread their retries out instead of returning together.
+
+Later lines win, whatever order requests land in: a document with a version (its job's version base plus
+its input line) goes with `version_type: external_gte`, so an earlier line's write that arrives after a
+later one's is refused with 409 and counted as superseded, not failed; a retry of the same write succeeds.
+
+Requests settle in the order they were cut (the oldest in flight is awaited first), so `on_settled` sees a
+growing prefix of the input: everything before its offset is indexed or a failure. Checkpoints build on that.
 """
 
 from __future__ import annotations
@@ -11,8 +20,10 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
@@ -24,6 +35,7 @@ from osbatch.ingest.models import Failure, MappedDoc, RecordRef
 logger = logging.getLogger(__name__)
 
 RETRYABLE_ITEM_STATUSES = frozenset({429, 503})
+VERSION_CONFLICT = "version_conflict_engine_exception"
 # Wrong credentials or permissions fail every document the same way. Dead-lettering the whole job for them
 # would copy the data set into the dead-letter bucket; failing the chunk lets it be re-run once fixed.
 FATAL_REQUEST_STATUSES = frozenset({401, 403})
@@ -42,6 +54,18 @@ class OpenSearchAccessError(RuntimeError):
 class _Pending:
     ref: RecordRef
     payload: bytes  # the action line and the source line, newline-terminated
+
+
+@dataclass(slots=True)
+class Settled:
+    """What one request (with its retries) came to. `end` is the input offset just past its last record."""
+
+    end: int
+    indexed: int = 0
+    requests: int = 0
+    throttled: int = 0  # attempts answered with 429, whole or per item: what a concurrency limiter reacts to
+    superseded: int = 0  # of `indexed`: writes a later line of the same id had already overwritten
+    failures: list[Failure] = field(default_factory=list)
 
 
 def _item_reason(error: Any) -> str:
@@ -66,7 +90,7 @@ def _request_reason(error: TransportError) -> str:
 def _retryable(error: TransportError) -> bool:
     status = error.status_code
     return (
-        isinstance(error, OpenSearchConnectionError)
+        isinstance(error, OpenSearchConnectionError)  # ConnectionTimeout is one
         or status == 429
         or (isinstance(status, int) and status >= 500)
     )
@@ -82,54 +106,137 @@ class BulkWriter:
         max_retries: int,
         initial_backoff: float,
         max_backoff: float,
+        max_request_bytes: int | None = None,
+        concurrency: int = 1,
+        upsert: bool = False,
+        on_settled: Callable[[Settled], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
         self._client = client
         self._index = index
-        self._max_bytes = max_bytes
+        self._max_bytes = max_bytes if max_request_bytes is None else min(max_bytes, max_request_bytes)
+        self._max_request_bytes = max_request_bytes
         self._max_retries = max_retries
         self._initial_backoff = initial_backoff
         self._max_backoff = max_backoff
+        self._on_settled = on_settled
+        self._upsert = upsert
         self._sleep = sleep
         self._rng = rng
         self._buffer: list[_Pending] = []
         self._buffered_bytes = 0
+        self._buffer_end = 0
         self._failures: list[Failure] = []
+        self._concurrency = concurrency
+        # One thread per request in flight; with concurrency 1 requests run inline, in the caller's thread.
+        self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+        self._in_flight: deque[Future[Settled]] = deque()
         self.indexed = 0
         self.requests = 0
+        self.throttled = 0
+        self.superseded = 0
+        self._taken = 0
 
-    def add(self, doc: MappedDoc, ref: RecordRef) -> None:
-        action = {"index": {"_id": doc.doc_id}} if doc.doc_id is not None else {"index": {}}
-        payload = jsonlines.dump_line(action) + jsonlines.dump_line(doc.body)
-        # A document bigger than max_bytes still goes, alone: OpenSearch's own limit decides its fate.
+    def add(self, doc: MappedDoc, ref: RecordRef, end: int | None = None, version: int | None = None) -> None:
+        """end: the input offset just past this record (default: its start), reported back by on_settled.
+        version: orders writes of one id (later wins); only for documents with an id."""
+        meta: dict[str, Any] = {}
+        if doc.doc_id is not None:
+            meta["_id"] = doc.doc_id
+        if self._upsert:
+            # Each file of a join writes its own fields into the shared document, in any order.
+            action: dict[str, Any] = {"update": meta}
+            source: Any = {"doc": doc.body, "doc_as_upsert": True}
+        else:
+            if version is not None and doc.doc_id is not None:
+                meta.update(version=version, version_type="external_gte")
+            action, source = {"index": meta}, doc.body
+        payload = jsonlines.dump_line(action) + jsonlines.dump_line(source)
+        end = ref.offset if end is None else end
+        if self._max_request_bytes is not None and len(payload) > self._max_request_bytes:
+            # The domain would answer 413 for the whole request; refuse this one document instead.
+            cap = self._max_request_bytes
+            reason = f"the document is {len(payload)} bytes, over the {cap}-byte request cap"
+            self.flush()
+            self._record(Settled(end, failures=[Failure(ref, reason)]))
+            return
+        # Under the cap, a document bigger than max_bytes still goes, alone: OpenSearch decides its fate.
         if self._buffer and self._buffered_bytes + len(payload) > self._max_bytes:
             self.flush()
         self._buffer.append(_Pending(ref, payload))
         self._buffered_bytes += len(payload)
+        self._buffer_end = end
 
     def flush(self) -> None:
+        """Send what is buffered; waits only while the requests in flight are at the concurrency limit."""
         batch, self._buffer, self._buffered_bytes = self._buffer, [], 0
-        if batch:
-            self._send(batch)
+        if not batch:
+            return
+        if self._pool is None:
+            self._record(self._send(batch, self._buffer_end))
+            return
+        while len(self._in_flight) >= self._concurrency:
+            self._record(self._in_flight.popleft().result())
+        self._in_flight.append(self._pool.submit(self._send, batch, self._buffer_end))
+
+    def drain(self) -> list[Failure]:
+        """Send what is buffered, wait for every request, and hand over (and forget) the failures so far."""
+        self.flush()
+        while self._in_flight:
+            self._record(self._in_flight.popleft().result())
+        failures, self._failures = self._failures, []
+        return failures
+
+    def take_indexed(self) -> int:
+        """The documents indexed since the last call (what a checkpoint adds to its count)."""
+        indexed, self._taken = self.indexed - self._taken, self.indexed
+        return indexed
 
     def close(self) -> list[Failure]:
-        """Send what is buffered; the failures of every request so far."""
-        self.flush()
+        """Send what is buffered and wait for every request; the failures of every request so far."""
+        try:
+            self.flush()
+            while self._in_flight:
+                self._record(self._in_flight.popleft().result())
+        finally:
+            if self._pool is not None:
+                # An error (OpenSearchAccessError) leaves requests behind: cancel what has not started.
+                self._pool.shutdown(wait=True, cancel_futures=True)
         return list(self._failures)
+
+    def abort(self) -> None:
+        """Drop what is buffered and stop: requests not started are cancelled, running ones awaited."""
+        self._buffer, self._buffered_bytes = [], 0
+        self._in_flight.clear()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (0-based): full jitter over a capped exponential."""
         return self._rng() * min(self._max_backoff, self._initial_backoff * 2**retry)
 
-    def _send(self, batch: list[_Pending]) -> None:
+    def _record(self, settled: Settled) -> None:
+        # Only the caller's thread runs this, so the totals need no lock.
+        self.indexed += settled.indexed
+        self.requests += settled.requests
+        self.throttled += settled.throttled
+        self.superseded += settled.superseded
+        self._failures.extend(settled.failures)
+        if self._on_settled is not None:
+            self._on_settled(settled)
+
+    def _send(self, batch: list[_Pending], end: int) -> Settled:
+        settled = Settled(end)
         pending = batch
         last_error = ""
         for attempt in range(self._max_retries + 1):
             if attempt:
                 self._sleep(self.backoff(attempt - 1))
             try:
-                self.requests += 1
+                settled.requests += 1
                 response = self._client.bulk(
                     body=b"".join(item.payload for item in pending), index=self._index
                 )
@@ -138,43 +245,52 @@ class BulkWriter:
                     raise OpenSearchAccessError(_request_reason(error)) from error
                 last_error = _request_reason(error)
                 if not _retryable(error):
-                    self._fail(pending, last_error)
-                    return
+                    _fail(settled, pending, last_error)
+                    return settled
+                settled.throttled += error.status_code == 429
                 # Status and type only: reasons can quote field values, and logs must not hold documents.
                 logger.warning(
                     "bulk request failed",
                     extra={"status": error.status_code, "attempt": attempt, "docs": len(pending)},
                 )
                 continue
-            pending, item_error = self._settle(pending, response)
+            pending, item_error = _settle(settled, pending, response)
             last_error = item_error or last_error
             if not pending:
-                return
+                return settled
+            settled.throttled += 1
             logger.warning("bulk items rejected", extra={"attempt": attempt, "docs": len(pending)})
-        self._fail(pending, f"{last_error} (gave up after {self._max_retries} retries)")
+        _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
+        return settled
 
-    def _settle(self, pending: list[_Pending], response: Any) -> tuple[list[_Pending], str]:
-        """Count successes, record final failures; the items worth retrying and the last retryable reason."""
-        items = response.get("items", []) if isinstance(response, dict) else []
-        if len(items) != len(pending):
-            self._fail(pending, f"bulk response has {len(items)} items for {len(pending)} documents")
-            return [], ""
-        if isinstance(response, dict) and response.get("errors") is False:
-            self.indexed += len(pending)
-            return [], ""
-        retry: list[_Pending] = []
-        retry_reason = ""
-        for doc, item in zip(pending, items, strict=True):
-            result: dict[str, Any] = next(iter(item.values()), {}) if isinstance(item, dict) else {}
-            status = result.get("status", 0)
-            if 200 <= status < 300:
-                self.indexed += 1
-            elif status in RETRYABLE_ITEM_STATUSES:
-                retry.append(doc)
-                retry_reason = _item_reason(result.get("error"))
-            else:
-                self._failures.append(Failure(doc.ref, _item_reason(result.get("error", f"status {status}"))))
-        return retry, retry_reason
 
-    def _fail(self, pending: list[_Pending], reason: str) -> None:
-        self._failures.extend(Failure(item.ref, reason) for item in pending)
+def _settle(settled: Settled, pending: list[_Pending], response: Any) -> tuple[list[_Pending], str]:
+    """Count successes, record final failures; the items worth retrying and the last retryable reason."""
+    items = response.get("items", []) if isinstance(response, dict) else []
+    if len(items) != len(pending):
+        _fail(settled, pending, f"bulk response has {len(items)} items for {len(pending)} documents")
+        return [], ""
+    if isinstance(response, dict) and response.get("errors") is False:
+        settled.indexed += len(pending)
+        return [], ""
+    retry: list[_Pending] = []
+    retry_reason = ""
+    for doc, item in zip(pending, items, strict=True):
+        result: dict[str, Any] = next(iter(item.values()), {}) if isinstance(item, dict) else {}
+        status = result.get("status", 0)
+        error = result.get("error")
+        if 200 <= status < 300:
+            settled.indexed += 1
+        elif status == 409 and isinstance(error, dict) and error.get("type") == VERSION_CONFLICT:
+            settled.indexed += 1  # the id holds a later line's document: this record's fate is decided
+            settled.superseded += 1
+        elif status in RETRYABLE_ITEM_STATUSES:
+            retry.append(doc)
+            retry_reason = _item_reason(error)
+        else:
+            settled.failures.append(Failure(doc.ref, _item_reason(error or f"status {status}")))
+    return retry, retry_reason
+
+
+def _fail(settled: Settled, pending: list[_Pending], reason: str) -> None:
+    settled.failures.extend(Failure(item.ref, reason) for item in pending)

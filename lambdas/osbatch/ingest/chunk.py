@@ -1,27 +1,31 @@
 """Ingest one chunk: read its lines, parse, map, bulk index, and dead-letter whatever fails at any stage.
 
+A chunk is checkpointed as it goes (ingest_chunk), so a killed or timed-out attempt's retry resumes.
+
 Every non-blank line the chunk owns ends up indexed or dead-lettered (ChunkResult checks the sum), so a job's
 records_in = indexed + dead_lettered holds chunk by chunk. Blank lines are not records and are not counted.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from osbatch.config import PipelineConfig
+from osbatch.config import BulkConfig, PipelineConfig
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import FieldMapper, MappingError
-from osbatch.ingest.models import ChunkResult, IngestChunk, RecordRef
-from osbatch.ingest.readers import iter_chunk_lines
+from osbatch.ingest.models import Checkpoint, ChunkResult, Failure, IngestChunk, MappedDoc, RecordRef
+from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, original, parse_record
 from osbatch.steps.join import inference_error
 
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+# A checkpoint waits for the requests in flight: every few requests' worth of input, not every request.
+CHECKPOINT_BYTES = 32 * 1024 * 1024
 
 
 def input_line(record: dict[str, Any]) -> int | None:
@@ -31,58 +35,160 @@ def input_line(record: dict[str, Any]) -> int | None:
     return line if isinstance(line, int) and not isinstance(line, bool) else None
 
 
+class ChunkProgress(Protocol):
+    """Where a chunk's checkpoint is kept (the job table's chunk item)."""
+
+    def load(self) -> Checkpoint | None: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+
+DeadLetters = Callable[[int], DeadLetterWriter]  # segment number -> the writer of that segment's dead letters
+
+
+@dataclass(frozen=True)
+class IngestTarget:
+    """Where a chunk's records go and how: what a pipeline's sink and a `_batch_ingestion` body both give.
+
+    upsert: write `update` + `doc_as_upsert` actions, so several files' fields join into one document."""
+
+    mapper: FieldMapper
+    index: str
+    bulk: BulkConfig
+    upsert: bool = False
+
+    @classmethod
+    def of_pipeline(cls, config: PipelineConfig) -> IngestTarget:
+        sink = config.sink
+        mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
+        return cls(mapper, sink.index, sink.bulk)
+
+
+def derived_id(bucket: str, key: str, offset: int) -> str:
+    """A record without an id gets one from where it is: the same line always gets the same id."""
+    return hashlib.sha256(f"{bucket}/{key}@{offset}".encode()).hexdigest()[:32]
+
+
 def ingest_chunk(
     chunk: IngestChunk,
     *,
-    config: PipelineConfig,
-    s3: S3Client,
+    target: IngestTarget,
+    s3: ObjectStore,
     opensearch: BulkClient,
-    dead_letters: DeadLetterWriter,
+    dead_letters: DeadLetters,
+    progress: ChunkProgress | None = None,
+    checkpoint_bytes: int = CHECKPOINT_BYTES,
     sleep: Callable[[float], None] = time.sleep,
+    max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ChunkResult:
-    """Closes dead_letters before returning, so a result is only reported once its dead letters are stored.
+    """Ingest the chunk, resuming from its checkpoint when an earlier attempt left one.
 
-    dead_letters carries the job id and the source it reports; it should be empty when passed in.
+    Every checkpoint_bytes of input, the requests in flight are awaited, the segment's dead letters stored
+    and then the checkpoint saved: the next line's offset and the counts so far. A retry starts there, with
+    those counts, so an attempt killed at any moment loses and duplicates nothing: lines before the offset
+    are indexed or in stored dead letters, and lines after it are read again (indexing by _id overwrites,
+    and the dead-letter segment after the checkpoint is rewritten under the same key).
     """
-    sink = config.sink
-    mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
+    bulk = target.bulk
+    mapper = target.mapper
     writer = BulkWriter(
         opensearch,
-        sink.index,
-        max_bytes=sink.bulk.max_bytes,
-        max_retries=sink.bulk.max_retries,
-        initial_backoff=sink.bulk.initial_backoff_seconds,
-        max_backoff=sink.bulk.max_backoff_seconds,
+        target.index,
+        max_bytes=bulk.max_bytes,
+        max_request_bytes=bulk.max_request_bytes,
+        concurrency=bulk.concurrency,
+        max_retries=bulk.max_retries,
+        initial_backoff=bulk.initial_backoff_seconds,
+        max_backoff=bulk.max_backoff_seconds,
+        upsert=target.upsert,
         sleep=sleep,
     )
-
+    resumed = progress.load() if progress is not None else None
+    done = resumed or Checkpoint(offset=chunk.start)
+    if done.offset >= chunk.end:
+        writer.close()
+        return ChunkResult(
+            chunk=chunk.chunk, lines=done.lines, indexed=done.indexed, dead_lettered=done.dead_lettered
+        )
+    segment = dead_letters(done.segment)
     lines = 0
-    for offset, raw in iter_chunk_lines(s3, chunk.bucket, chunk.key, chunk.start, chunk.end):
-        if not raw.strip():
-            continue
-        lines += 1
-        try:
-            record = parse_record(raw, at_object_start=offset == 0)
-        except RecordError as error:
-            dead_letters.add(stage="parse", reason=str(error), record=original(raw, error), offset=offset)
-            continue
-        line = input_line(record)
-        model_error = inference_error(record)
-        if model_error is not None:  # the model failed this record (joined output of Bedrock, OpenAI)
-            dead_letters.add(stage="inference", reason=model_error, record=record, line=line, offset=offset)
-            continue
-        try:
-            doc = mapper.map(record)
-        except MappingError as error:
-            dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)
-            continue
-        writer.add(doc, RecordRef(offset, line, raw))
+    since_checkpoint = 0
+    try:
+        for offset, raw in iter_chunk_lines(
+            s3, chunk.bucket, chunk.key, done.offset, chunk.end, max_line_bytes=max_line_bytes
+        ):
+            length = raw.length if isinstance(raw, OversizedLine) else len(raw)
+            since_checkpoint += length + 1
+            if raw.strip():
+                lines += 1
+                _ingest_line(chunk, offset, raw, mapper, writer, segment)
+            if progress is not None and since_checkpoint >= checkpoint_bytes:
+                done = _checkpoint(done, offset + length + 1, lines, writer, segment)
+                progress.save(done)
+                segment = dead_letters(done.segment)
+                lines = since_checkpoint = 0
+        _dead_letter_failures(writer.close(), segment)
+    except BaseException:
+        writer.abort()  # no request may run on once the attempt has failed; the retry resumes
+        raise
+    dead_lettered = segment.close()
+    return ChunkResult(
+        chunk=chunk.chunk,
+        lines=done.lines + lines,
+        indexed=done.indexed + writer.take_indexed(),
+        dead_lettered=done.dead_lettered + dead_lettered,
+        throttled=writer.throttled,
+    )
 
-    for failure in writer.close():
+
+def _ingest_line(
+    chunk: IngestChunk,
+    offset: int,
+    raw: bytes,
+    mapper: FieldMapper,
+    writer: BulkWriter,
+    dead_letters: DeadLetterWriter,
+) -> None:
+    try:
+        record = parse_record(raw, at_object_start=offset == 0)
+    except RecordError as error:
+        dead_letters.add(stage="parse", reason=str(error), record=original(raw, error), offset=offset)
+        return
+    line = input_line(record)
+    model_error = inference_error(record)
+    if model_error is not None:  # the model failed this record (joined output of Bedrock, OpenAI)
+        dead_letters.add(stage="inference", reason=model_error, record=record, line=line, offset=offset)
+        return
+    try:
+        doc = mapper.map(record)
+    except MappingError as error:
+        dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)
+        return
+    if doc.doc_id is None:
+        doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
+    version = None if chunk.version_base is None or line is None else chunk.version_base + line
+    writer.add(doc, RecordRef(offset, line, raw), version=version)
+
+
+def _checkpoint(
+    done: Checkpoint, offset: int, lines: int, writer: BulkWriter, segment: DeadLetterWriter
+) -> Checkpoint:
+    """Everything read so far settled and stored: the checkpoint that says so (not yet saved)."""
+    _dead_letter_failures(writer.drain(), segment)
+    indexed = writer.take_indexed()
+    return Checkpoint(
+        offset=offset,
+        lines=done.lines + lines,
+        indexed=done.indexed + indexed,
+        dead_lettered=done.dead_lettered + segment.close(),
+        segment=done.segment + 1,
+    )
+
+
+def _dead_letter_failures(failures: list[Failure], dead_letters: DeadLetterWriter) -> None:
+    for failure in failures:
         ref = failure.ref
         record = parse_record(ref.raw, at_object_start=ref.offset == 0)
         dead_letters.add(
             stage="index", reason=failure.reason, record=record, line=ref.line, offset=ref.offset
         )
-    dead_lettered = dead_letters.close()
-    return ChunkResult(chunk=chunk.chunk, lines=lines, indexed=writer.indexed, dead_lettered=dead_lettered)

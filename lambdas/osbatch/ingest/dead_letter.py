@@ -7,12 +7,10 @@ the retry has none, the stale object is deleted so dead letters always match the
 from __future__ import annotations
 
 from tempfile import SpooledTemporaryFile
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from osbatch import jsonlines
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+from osbatch.ingest.readers import ObjectStore
 
 Stage = Literal["parse", "map", "index", "inference"]
 # Past this, the spool moves to /tmp: a chunk whose every record fails must not exhaust memory.
@@ -22,7 +20,7 @@ SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 class DeadLetterWriter:
     """One writer per job step or chunk: job_id and source are the same for every record it holds."""
 
-    def __init__(self, s3: S3Client, bucket: str, key: str, *, job_id: str, source: str) -> None:
+    def __init__(self, s3: ObjectStore, bucket: str, key: str, *, job_id: str, source: str) -> None:
         self._s3 = s3
         self.bucket = bucket
         self.key = key

@@ -27,6 +27,8 @@ class IngestChunk(BaseModel):
     key: str = Field(min_length=1)
     start: int = Field(ge=0)
     end: int
+    # A document's version is version_base + its input line: a later line, or plan, wins (ingest/bulk.py).
+    version_base: int | None = Field(None, ge=0)
 
     @model_validator(mode="after")
     def _non_empty_range(self) -> IngestChunk:
@@ -42,6 +44,7 @@ class ChunkResult(BaseModel):
     lines: int = Field(ge=0)
     indexed: int = Field(ge=0)
     dead_lettered: int = Field(ge=0)
+    throttled: int = Field(0, ge=0, description="bulk attempts answered 429: what the domain limit adapts to")
 
     @model_validator(mode="after")
     def _conserved(self) -> ChunkResult:
@@ -76,3 +79,15 @@ class RecordRef:
 class Failure:
     ref: RecordRef
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A chunk's settled prefix: lines before `offset` are counted and indexed or in stored dead letters,
+    the first `segment` dead-letter segments. A retried attempt resumes from here."""
+
+    offset: int
+    lines: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+    segment: int = 0

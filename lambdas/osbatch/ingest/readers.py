@@ -8,12 +8,9 @@ reading past `end` finishes the last owned line. Together, an object's chunks yi
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
-
-if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
 
 READ_SIZE = 1024 * 1024
 # SageMaker output lines are a record plus its vectors, kilobytes; a line this long is not a record, and
@@ -21,47 +18,87 @@ READ_SIZE = 1024 * 1024
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
-class LineTooLongError(ValueError):
-    def __init__(self, key: str, offset: int, limit: int) -> None:
-        super().__init__(f"{key}: the line at byte {offset} is longer than {limit} bytes")
+OVERSIZED_PREFIX_BYTES = 1024  # what a dead letter keeps of a line too long to hold
+
+
+class OversizedLine(bytes):
+    """A line longer than the limit: its first bytes, and its full length. It is a record to dead-letter,
+    not a reason to fail the chunk: the lines around it are fine."""
+
+    length: int
+    limit: int
+
+    def __new__(cls, prefix: bytes, length: int, limit: int) -> OversizedLine:
+        line = super().__new__(cls, prefix)
+        line.length = length
+        line.limit = limit
+        return line
 
 
 def split_lines(
     pieces: Iterable[bytes], base: int, *, max_line_bytes: int, key: str
 ) -> Iterator[tuple[int, bytes]]:
     """Every newline-terminated line of a stream that begins at byte `base`, with its offset, then the
-    unterminated tail if any. Lines exclude their newline. Memory is one piece plus one line."""
+    unterminated tail if any. Lines exclude their newline. A line over max_line_bytes comes as an
+    OversizedLine, and is skipped rather than buffered. Memory is one piece plus one line."""
     held: list[bytes] = []  # the line being assembled when it spans pieces
     held_bytes = 0
+    skipped: OversizedLine | None = None  # the line being skipped, once it grew past the limit
     line_start = base
     piece_start = base
     for piece in pieces:
         cut = 0
         newline = piece.find(b"\n")
         while newline >= 0:
-            if held:
+            line: bytes
+            if skipped is not None:
+                line = OversizedLine(skipped, skipped.length + newline - cut, max_line_bytes)
+                skipped = None
+            elif held:
                 held.append(piece[cut:newline])
                 line = b"".join(held)
                 held.clear()
                 held_bytes = 0
             else:
                 line = piece[cut:newline]
+            if len(line) > max_line_bytes and not isinstance(line, OversizedLine):
+                line = OversizedLine(line[:OVERSIZED_PREFIX_BYTES], len(line), max_line_bytes)
             yield line_start, line
             cut = newline + 1
             line_start = piece_start + cut
             newline = piece.find(b"\n", cut)
         if cut < len(piece):
-            held.append(piece[cut:])
-            held_bytes += len(piece) - cut
-            if held_bytes > max_line_bytes:
-                raise LineTooLongError(key, line_start, max_line_bytes)
+            if skipped is not None:
+                skipped.length += len(piece) - cut
+            else:
+                held.append(piece[cut:])
+                held_bytes += len(piece) - cut
+                if held_bytes > max_line_bytes:
+                    joined = b"".join(held)
+                    skipped = OversizedLine(joined[:OVERSIZED_PREFIX_BYTES], len(joined), max_line_bytes)
+                    held.clear()
+                    held_bytes = 0
         piece_start += len(piece)
-    if held:
-        yield line_start, b"".join(held)
+    if skipped is not None:
+        yield line_start, skipped
+    elif held:
+        tail = b"".join(held)
+        yield line_start, tail
+
+
+class ObjectStore(Protocol):
+    """What ingest needs of S3: ranged reads, and writing or deleting (dead letters). boto3's S3 client is
+    one; ingest/local_files.py is another, for `batch-ingest` of local files."""
+
+    def get_object(self, *, Bucket: str, Key: str, Range: str) -> Any: ...
+
+    def upload_fileobj(self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None) -> None: ...
+
+    def delete_object(self, *, Bucket: str, Key: str) -> Any: ...
 
 
 def iter_chunk_lines(
-    s3: S3Client,
+    s3: ObjectStore,
     bucket: str,
     key: str,
     start: int,

@@ -9,6 +9,7 @@ before they were indexed. A finished job with any of these ends PARTIALLY_COMPLE
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -27,16 +28,21 @@ from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
+from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.join import join_outputs
 from osbatch.steps.remote import THROTTLED_ERRORS
+from osbatch.steps.unreported import dead_letter_unreported
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from opensearchpy import OpenSearch
 
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024  # one ingest Lambda streams and bulks this in well under a minute
-MISSING_CHUNKS_SHOWN = 10  # a reason names this many missing chunks, then says how many more
+MISSING_CHUNKS_SHOWN = 10
+# A plan's document versions are its time in seconds above 32 bits of input line: a later plan (a re-upload,
+# a re-run) outranks every line of an earlier one, and 2^31 seconds of plans fit a signed 64-bit version.
+LINE_BITS = 32  # a reason names this many missing chunks, then says how many more
 
 
 @dataclass(frozen=True)
@@ -71,11 +77,14 @@ def plan_ingest(
     jobs: JobTable,
     output_bucket: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
+    clock: Callable[[], float] = time.time,
 ) -> JobState:
     assert state.remote is not None, "PlanIngest runs after the job completed"
     # Prepare created or checked the index before the job was paid for; a job can run for days, so check
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
+    if config.sink.bulk.relax_new_index:
+        begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
     outputs = backend.outputs(state.remote)
     if backend.joins_source:
         outputs = join_outputs(
@@ -87,7 +96,11 @@ def plan_ingest(
             joined_prefix=job_joined_prefix(state.job_id),
         )
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
-    items = [{"chunk": number, "bucket": outputs[0].bucket, **chunk} for number, chunk in enumerate(chunks)]
+    version_base = int(clock()) << LINE_BITS
+    items = [
+        {"chunk": number, "bucket": outputs[0].bucket, "version_base": version_base, **chunk}
+        for number, chunk in enumerate(chunks)
+    ]
     key = plan_key(state.job_id)
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
@@ -110,8 +123,11 @@ def finalize_job(
     output_bucket: str,
     dead_letter_bucket: str,
     publish: Publish,
+    index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
     assert state.prepared is not None, "Finalize runs after Prepare"
+    if index_load is not None:
+        index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
     unaccounted = _unaccounted(state, tally)
@@ -135,8 +151,12 @@ def fail_job(
     output_bucket: str,
     dead_letter_bucket: str,
     publish: Publish,
+    index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
     status = state.status
+    if index_load is not None:
+        # A failed load must not leave the index unrefreshed and without replicas.
+        index_load.end(jobs, state.job_id)
     reason: str | None
     if state.error is not None:
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
@@ -151,6 +171,10 @@ def fail_job(
     # The Map may have failed after some chunks indexed their documents: those are in the index, and the
     # report says so. Without a plan no chunk ran, and any chunk items are not this run's.
     tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
+    if final is JobStateName.FAILED and dead_letter_unreported(
+        state, tally, reason=reason or final.value, jobs=jobs, s3=s3, dead_letter_bucket=dead_letter_bucket
+    ):
+        tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
     if state.error is not None and state.error.get("Error") in THROTTLED_ERRORS and state.prepared:
         report = _dead_letter_file(state, report, s3, dead_letter_bucket)

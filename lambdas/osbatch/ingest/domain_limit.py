@@ -1,0 +1,146 @@
+"""One ingest concurrency limit per OpenSearch domain, shared by every job writing to it.
+
+A hundred jobs finishing together would otherwise put a hundred Maps' writers on one domain. Each ingest
+chunk holds a writer lease while it bulks: a map entry `leases.<writer>` (its expiry) in one job-table item
+per domain, taken only while fewer than `limit` live leases exist (one conditional UpdateItem, so the check
+and the take are atomic across Lambdas). A killed Lambda's lease lapses at its expiry instead of leaking.
+
+The limit adapts, additive increase and multiplicative decrease: a chunk that saw 429s halves it, a chunk
+that saw none raises it by one, between `floor` and `ceiling`. Writers therefore settle near the most the
+domain takes without rejecting, however many jobs there are.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+DOMAIN_PREFIX = "domain#"
+WRITERS_ITEM = "writers"
+
+
+class NoWriterSlot(RuntimeError):
+    """Every writer slot of the domain stayed taken for as long as the chunk was willing to wait."""
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    initial: int = 8
+    floor: int = 1
+    ceiling: int = 64
+    lease_seconds: int = 900  # a Lambda's longest life: a lease outliving its holder blocks no one for long
+
+
+class DomainWriters:
+    def __init__(
+        self,
+        table: Any,
+        domain: str,
+        settings: LimitSettings = LimitSettings(),
+        *,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: Callable[[], float] = random.random,
+    ) -> None:
+        """`table` is the job table's boto3 Table resource; `domain` names the cluster (its endpoint)."""
+        self._table = table
+        self._key = {"job_id": f"{DOMAIN_PREFIX}{domain}", "item": WRITERS_ITEM}
+        self._settings = settings
+        self._clock = clock
+        self._sleep = sleep
+        self._rng = rng
+
+    def acquire(self, writer: str, *, wait_seconds: float) -> None:
+        """Take a writer slot, waiting (with jittered polling) while all are taken."""
+        self._ensure_item()
+        deadline = self._clock() + wait_seconds
+        delay = 0.5
+        while not self._try_acquire(writer):
+            if self._clock() >= deadline:
+                raise NoWriterSlot(f"no ingest writer slot for {self._key['job_id']} within {wait_seconds}s")
+            self._expire_lapsed()
+            self._sleep(delay * (0.5 + self._rng()))
+            delay = min(delay * 2, 10.0)
+
+    def release(self, writer: str, *, throttled: bool) -> None:
+        """Give the slot back, and adapt the limit to what this writer saw."""
+        self._table.update_item(
+            Key=self._key,
+            UpdateExpression="REMOVE leases.#w",
+            ExpressionAttributeNames={"#w": writer},
+        )
+        self._adapt(throttled)
+
+    def limit(self) -> int:
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        return int(item.get("limit", self._settings.initial))
+
+    def holders(self) -> list[str]:
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        return sorted(item.get("leases", {}))
+
+    def _ensure_item(self) -> None:
+        try:
+            self._table.put_item(
+                Item={**self._key, "leases": {}, "limit": self._settings.initial},
+                ConditionExpression="attribute_not_exists(job_id)",
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+
+    def _try_acquire(self, writer: str) -> bool:
+        try:
+            self._table.update_item(
+                Key=self._key,
+                UpdateExpression="SET leases.#w = :expiry",
+                # size() of a map is its number of entries: the check and the take are one atomic write.
+                ConditionExpression="size(leases) < #limit OR attribute_exists(leases.#w)",
+                ExpressionAttributeNames={"#w": writer, "#limit": "limit"},
+                ExpressionAttributeValues={":expiry": int(self._clock()) + self._settings.lease_seconds},
+            )
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def _expire_lapsed(self) -> None:
+        """Remove leases past their expiry, each only if it was not renewed meanwhile."""
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        now = self._clock()
+        for writer, expiry in item.get("leases", {}).items():
+            if int(expiry) < now:
+                self._conditional(
+                    UpdateExpression="REMOVE leases.#w",
+                    ConditionExpression="leases.#w = :expiry",
+                    ExpressionAttributeNames={"#w": writer},
+                    ExpressionAttributeValues={":expiry": expiry},
+                )
+
+    def _adapt(self, throttled: bool) -> None:
+        settings = self._settings
+        for _ in range(5):  # optimistic: retried when another writer adapted the limit at the same moment
+            current = self.limit()
+            wanted = max(settings.floor, current // 2) if throttled else min(settings.ceiling, current + 1)
+            if wanted == current or self._conditional(
+                UpdateExpression="SET #limit = :wanted",
+                ConditionExpression="#limit = :current",
+                ExpressionAttributeNames={"#limit": "limit"},
+                ExpressionAttributeValues={":wanted": wanted, ":current": current},
+            ):
+                return
+
+    def _conditional(self, **kwargs: Any) -> bool:
+        try:
+            self._table.update_item(Key=self._key, **kwargs)
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True

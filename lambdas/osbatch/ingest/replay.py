@@ -1,0 +1,91 @@
+"""Replay dead letters: re-ingest their records once the user fixed the cause (a mapping, the index, data).
+
+The dead letters of ingest chunks (`dead-letter/<job>/ingest/`, model output lines) are mapped with the
+pipeline's current field_map and bulk-written by _id, so a replay run twice leaves the index as one run
+does. Records that still fail become dead letters again, in the replay's own object, with the new reason.
+Prepare's dead letters (`.../prepare/`: input lines that never reached the model) cannot be indexed without
+inference; `input_records` turns them into a JSONL file to fix and upload again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from osbatch import jsonlines
+from osbatch.ingest.bulk import BulkClient, BulkWriter
+from osbatch.ingest.chunk import IngestTarget
+from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.field_map import MappingError
+from osbatch.ingest.models import MappedDoc, RecordRef
+from osbatch.records import RecordError, parse_record
+
+
+@dataclass
+class ReplayReport:
+    read: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0  # failed again, with the new reason
+
+
+def replay(
+    entries: Iterable[bytes],
+    *,
+    target: IngestTarget,
+    opensearch: BulkClient,
+    dead_letters: DeadLetterWriter,
+) -> ReplayReport:
+    """entries: the lines of ingest dead-letter objects."""
+    report = ReplayReport()
+    bulk = target.bulk
+    writer = BulkWriter(
+        opensearch,
+        target.index,
+        max_bytes=bulk.max_bytes,
+        max_request_bytes=bulk.max_request_bytes,
+        concurrency=bulk.concurrency,
+        max_retries=bulk.max_retries,
+        initial_backoff=bulk.initial_backoff_seconds,
+        max_backoff=bulk.max_backoff_seconds,
+    )
+    originals: dict[int, dict[str, Any]] = {}
+    for number, raw in enumerate(entries):
+        if not raw.strip():
+            continue
+        report.read += 1
+        entry = jsonlines.loads(raw)
+        record = entry["record"]
+        try:
+            if isinstance(record, str):  # a line that never parsed: the user may have fixed it in place
+                record = parse_record(record.encode())
+            if not isinstance(record, dict):
+                raise RecordError("expected a JSON object")
+            doc = target.mapper.map(record)
+        except (RecordError, MappingError) as error:
+            line = entry.get("line")
+            if isinstance(error, RecordError):
+                dead_letters.add(stage="parse", reason=str(error), record=entry["record"], line=line)
+            else:
+                dead_letters.add(stage="map", reason=str(error), record=entry["record"], line=line)
+            continue
+        if doc.doc_id is None:
+            # A dead letter keeps no derived id; without a mapped one a replay could duplicate the document.
+            dead_letters.add(stage="map", reason="no _id to replay by", record=record, line=entry.get("line"))
+            continue
+        originals[number] = entry
+        writer.add(MappedDoc(doc.doc_id, doc.body), RecordRef(number, entry.get("line"), raw))
+    for failure in writer.close():
+        entry = originals[failure.ref.offset]
+        dead_letters.add(stage="index", reason=failure.reason, record=entry["record"], line=entry.get("line"))
+    report.indexed = writer.indexed
+    report.dead_lettered = dead_letters.close()
+    return report
+
+
+def input_records(entries: Iterable[bytes]) -> Iterable[bytes]:
+    """Prepare's dead letters as input lines again: the original record, or the raw line as it was."""
+    for raw in entries:
+        if raw.strip():
+            record = jsonlines.loads(raw)["record"]
+            yield (record.encode() if isinstance(record, str) else jsonlines.dumps(record)) + b"\n"

@@ -1,0 +1,71 @@
+"""When a job fails during its Map, the records of the chunks that never reported become dead letters.
+
+Without this a failed job's model output is neither indexed nor dead-lettered, and `unaccounted` is all a
+user learns. Each unreported chunk's lines from its checkpoint on (the prefix before it is already counted:
+indexed or dead-lettered) are written as dead letters with the job's failure, so `osbatch replay` can index
+them once the cause is fixed. Lines a killed attempt may have indexed after its checkpoint are counted as
+dead letters too: not confirmed indexed, and a replay by _id overwrites them harmlessly.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from osbatch.contracts import dead_letter_key
+from osbatch.ingest.chunk import input_line
+from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.readers import iter_chunk_lines
+from osbatch.jobs import ChunkCounts, ChunkTally, JobTable
+from osbatch.models import JobState
+from osbatch.records import RecordError, original, parse_record
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+
+def dead_letter_unreported(
+    state: JobState, tally: ChunkTally, *, reason: str, jobs: JobTable, s3: S3Client, dead_letter_bucket: str
+) -> int:
+    """Dead-letter the unreported chunks' records and record their counts; how many chunks were settled."""
+    plan = state.plan
+    if plan is None or not tally.missing(plan.chunks):
+        return 0
+    items = json.loads(s3.get_object(Bucket=plan.bucket, Key=plan.key)["Body"].read())
+    missing = set(tally.missing(plan.chunks))
+    settled = 0
+    for item in items:
+        chunk = int(item["chunk"])
+        if chunk not in missing:
+            continue
+        checkpoint = jobs.load_checkpoint(state.job_id, chunk)
+        start = checkpoint.offset if checkpoint else int(item["start"])
+        done = (
+            ChunkCounts(checkpoint.lines, checkpoint.indexed, checkpoint.dead_lettered)
+            if checkpoint
+            else ChunkCounts()
+        )
+        key = dead_letter_key(state.job_id, "ingest", chunk, checkpoint.segment if checkpoint else 0)
+        writer = DeadLetterWriter(s3, dead_letter_bucket, key, job_id=state.job_id, source=state.source.uri)
+        lines = 0
+        if start < int(item["end"]):
+            for offset, raw in iter_chunk_lines(s3, item["bucket"], item["key"], start, int(item["end"])):
+                if not raw.strip():
+                    continue
+                lines += 1
+                try:
+                    record = parse_record(raw, at_object_start=offset == 0)
+                except RecordError as error:
+                    writer.add(stage="parse", reason=str(error), record=original(raw, error), offset=offset)
+                    continue
+                writer.add(
+                    stage="index",
+                    reason=f"not indexed: the job failed ({reason})",
+                    record=record,
+                    line=input_line(record),
+                    offset=offset,
+                )
+        dead = writer.close()
+        jobs.put_chunk(state.job_id, chunk, done + ChunkCounts(lines, 0, dead))
+        settled += 1
+    return settled

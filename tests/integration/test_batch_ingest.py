@@ -1,0 +1,173 @@
+"""`osbatch batch-ingest` with reference 001's request bodies, on the real local node and the emulator's S3.
+
+The bodies are the documented ones without their `credential` block (refused by design). The index is the
+documented one, its nmslib fields moved to lucene by localize_mapping (the local node has no nmslib).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opensearchpy import OpenSearch
+
+from cli.batch_ingest import run
+from local.aws import session
+from local.opensearch import localize_mapping
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import BulkConfig
+from osbatch.ingest.batch_request import parse_batch_request
+from tests.unit.test_batch_ingest import OPENAI_BODY, SAGEMAKER_BODY
+
+pytestmark = pytest.mark.integration
+DIM = 384
+
+
+def knn(dimension: int = DIM) -> dict[str, Any]:
+    method = {"engine": "nmslib", "space_type": "cosinesimil", "name": "hnsw"}
+    return {"type": "knn_vector", "dimension": dimension, "method": method}
+
+
+def vector(seed: float) -> list[float]:
+    return [seed] + [0.5] * (DIM - 1)
+
+
+@pytest.fixture
+def client(runtime: LocalRuntime) -> OpenSearch:
+    return OpenSearch(hosts=[runtime.opensearch.url], timeout=60)
+
+
+@pytest.fixture
+def index(client: OpenSearch) -> Iterator[str]:
+    name = f"batch-ingest-{uuid.uuid4().hex[:8]}"
+    yield name
+    client.indices.delete(index=name, ignore_unavailable=True)
+
+
+def create(client: OpenSearch, index: str, properties: dict[str, Any]) -> None:
+    body, _ = localize_mapping({"settings": {"index.knn": True}, "mappings": {"properties": properties}})
+    client.indices.create(index=index, body=body)
+
+
+def test_the_sagemaker_example_from_s3_indexes_good_lines_and_dead_letters_bad_ones(
+    client: OpenSearch, index: str, tmp_path: Path
+) -> None:
+    # Given the documented index, and SageMaker output in S3 with a wrong dimension and a string vector
+    create(
+        client,
+        index,
+        {"id": {"type": "text"}, "chapter_embedding": knn(), "chapter": {"type": "text"},
+         "title_embedding": knn(), "title": {"type": "text"}},
+    )  # fmt: skip
+    rows = [
+        {
+            "SageMakerOutput": [vector(0.1), vector(0.2)],
+            "content": ["this is chapter 1", "harry potter"],
+            "id": 1,
+        },
+        {"SageMakerOutput": [vector(0.3), [0.1, 0.2]], "content": ["chapter 2", "draco malfoy"], "id": 2},
+        {"SageMakerOutput": [vector(0.4), "not a vector"], "content": ["chapter 3", "hermione"], "id": 3},
+        {"SageMakerOutput": [vector(0.5), vector(0.6)], "content": ["chapter 4", "ron"], "id": 4},
+    ]
+    s3 = session().client("s3", endpoint_url=AWS_URL)
+    bucket = f"offlinebatch-{uuid.uuid4().hex[:8]}"
+    s3.create_bucket(Bucket=bucket)
+    s3.put_object(
+        Bucket=bucket, Key="output/sagemaker_batch.json.out", Body="".join(json.dumps(r) + "\n" for r in rows)
+    )
+    body = json.loads(
+        json.dumps(SAGEMAKER_BODY).replace("offlinebatch", bucket).replace("my-nlp-index", index)
+    )
+
+    # When the request runs
+    said: list[str] = []
+    report = run(
+        parse_batch_request(body), opensearch=client, s3=s3, dead_letter_dir=tmp_path,
+        bulk=BulkConfig(), say=said.append,
+    )  # fmt: skip
+
+    # Then the two good lines are documents, and each bad one is one dead letter with OpenSearch's reason
+    client.indices.refresh(index=index)
+    assert (report.records_in, report.indexed, report.dead_lettered) == (4, 2, 2)
+    assert sorted(hit["_id"] for hit in client.search(index=index)["hits"]["hits"]) == ["1", "4"]
+    dead = [
+        json.loads(line)
+        for path in sorted(tmp_path.rglob("*.jsonl"))
+        for line in path.read_text().splitlines()
+    ]
+    reasons = {d["record"]["id"]: d["reason"] for d in dead}
+    assert sorted(reasons) == [2, 3]
+    assert "dimension" in reasons[2].lower()
+    assert reasons[3].startswith("mapper_parsing_exception")
+    assert said[-1].endswith(f"dead letters in {tmp_path}/{report.run_id}/")
+
+
+class OpenAIFiles(BaseHTTPRequestHandler):
+    files: dict[str, bytes] = {}
+
+    def do_GET(self) -> None:
+        file_id = self.path.split("/")[-2]
+        content = self.files.get(file_id)
+        self.send_response(200 if content is not None else 404)
+        self.end_headers()
+        if content is not None and self.headers.get("Authorization") == "Bearer test-key":
+            self.wfile.write(content)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_the_three_file_openai_example_joins_on_custom_id(
+    client: OpenSearch, index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the documented OpenAI batch output, its input, and a third file, served by a Files API endpoint
+    create(client, index, {"question_embedding": knn(), "answer_embedding": knn()})
+    output, inputs, other = [], [], []
+    for n in (1, 2, 3):
+        data = [{"object": "embedding", "index": i, "embedding": vector(n + i / 10)} for i in range(2)]
+        response = {"status_code": 200, "body": {"object": "list", "data": data}}
+        output.append(
+            {"id": f"batch_req_{n}", "custom_id": f"request-{n}", "response": response, "error": None}
+        )
+        request = {"model": "text-embedding-ada-002", "input": [f"question {n}", f"answer {n}"]}
+        inputs.append(
+            {"custom_id": f"request-{n}", "method": "POST", "url": "/v1/embeddings", "body": request}
+        )
+        other.append({"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"two-{n}"})
+    # Lines in different orders in each file: the join must not depend on it
+    OpenAIFiles.files = {
+        "file-out": "".join(json.dumps(r) + "\n" for r in output).encode(),
+        "file-in": "".join(json.dumps(r) + "\n" for r in reversed(inputs)).encode(),
+        "file-other": "".join(json.dumps(r) + "\n" for r in (other[1], other[2], other[0])).encode(),
+    }
+    server = HTTPServer(("127.0.0.1", 0), OpenAIFiles)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
+    body = {**OPENAI_BODY, "index_name": index,
+            "data_source": {"type": "openAI", "source": ["file-out", "file-in", "file-other"]}}  # fmt: skip
+
+    # When the request runs
+    try:
+        report = run(parse_batch_request(body), opensearch=client, s3=None, dead_letter_dir=tmp_path,
+                     bulk=BulkConfig(), say=lambda line: None)  # fmt: skip
+    finally:
+        server.shutdown()
+
+    # Then three documents hold the seven fields of their three lines
+    client.indices.refresh(index=index)
+    assert (report.records_in, report.indexed, report.dead_lettered) == (9, 9, 0)
+    doc = client.get(index=index, id="request-2")["_source"]
+    assert (doc["question"], doc["answer"], doc["custom_field1"], doc["custom_field2"]) == (
+        "question 2", "answer 2", "one-2", "two-2",
+    )  # fmt: skip
+    assert doc["question_embedding"][0] == pytest.approx(2.0) and doc["answer_embedding"][0] == pytest.approx(
+        2.1
+    )
+    assert client.count(index=index)["count"] == 3

@@ -1,0 +1,101 @@
+"""Replaying dead letters once the cause is fixed: by _id, idempotent, failures kept with new reasons."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from osbatch.config import parse_pipeline
+from osbatch.ingest.chunk import IngestTarget
+from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.replay import input_records, replay
+from tests.unit.conftest import pipeline_dict
+from tests.unit.test_ingest_chunk import KnnCluster
+
+DLQ = "osb-dlq"
+
+
+def dead_letter(stage: str, record: Any, line: int | None = None) -> bytes:
+    entry = {"job_id": "j", "source": "s3://in/a.jsonl", "line": line, "offset": 0, "stage": stage,
+             "reason": "old reason", "record": record}  # fmt: skip
+    return json.dumps(entry).encode()
+
+
+def fixed_sink() -> dict[str, Any]:
+    # The fix: the model writes its vector under `embedding`, which the field_map now reads.
+    field_map = {"_id": "$._id", "chunk": "$.text", "chunk_embedding": "$.embedding"}
+    return {**pipeline_dict()["sink"], "field_map": field_map}
+
+
+def fixed_target() -> IngestTarget:
+    return IngestTarget.of_pipeline(parse_pipeline(pipeline_dict(sink=fixed_sink())))
+
+
+def run(s3: Any, cluster: KnnCluster, entries: list[bytes], key: str) -> Any:
+    dead = DeadLetterWriter(s3, DLQ, key, job_id="j", source="replay")
+    return replay(entries, target=fixed_target(), opensearch=cluster, dead_letters=dead)
+
+
+def test_a_replay_after_the_fix_indexes_what_now_maps_and_keeps_the_rest_with_new_reasons(s3: Any) -> None:
+    # Given dead letters of a job whose field_map read the wrong key, one record also having a short vector,
+    # and one line that was not JSON
+    entries = [
+        dead_letter("map", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1),
+        dead_letter("map", {"_id": "2", "text": "b", "embedding": [1, 2]}, line=2),
+        dead_letter(
+            "parse", '{"_id": "3", "text": "c", "embedding": [1, 2, 3]}'
+        ),  # fixed in place by the user
+        dead_letter("parse", '{"_id": "4", "te'),
+    ]
+    cluster = KnnCluster()
+
+    # When they are replayed with the fixed config
+    report = run(s3, cluster, entries, "dead-letter/j/replay/00000.jsonl")
+
+    # Then the fixable ones are indexed, the others are dead letters again with today's reasons
+    assert (report.read, report.indexed, report.dead_lettered) == (4, 2, 2)
+    assert sorted(cluster.docs) == ["1", "3"]
+    body = s3.get_object(Bucket=DLQ, Key="dead-letter/j/replay/00000.jsonl")["Body"].read().decode()
+    again = [json.loads(line) for line in body.splitlines()]
+    assert [(d["stage"], d["line"]) for d in again] == [("parse", None), ("index", 2)]
+    assert again[1]["reason"].endswith("Vector dimension mismatch. Expected: 3, Actual: 2)")
+
+    # And replaying again changes nothing: same documents, same outcome
+    before = json.dumps(cluster.docs, sort_keys=True)
+    second = run(s3, cluster, entries, "dead-letter/j/replay/00000.jsonl")
+    assert (second.indexed, second.dead_lettered) == (2, 2)
+    assert json.dumps(cluster.docs, sort_keys=True) == before
+
+
+def test_prepare_dead_letters_become_input_lines_to_upload_again() -> None:
+    entries = [
+        dead_letter("parse", {"_id": "9", "text": "x"}, line=3),
+        dead_letter("parse", '{"_id": "8", "te'),
+    ]
+    assert list(input_records(entries)) == [b'{"_id":"9","text":"x"}\n', b'{"_id": "8", "te\n']
+
+
+def test_replaying_a_job_reads_its_ingest_dead_letters_and_hands_back_its_input_ones(
+    s3: Any, tmp_path: Any
+) -> None:
+    # Given a job with an ingest dead-letter object and a Prepare one
+    from cli.replay import replay_job
+
+    ingest = [dead_letter("map", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
+    prepare = [dead_letter("parse", {"_id": "7", "text": "no newline fix"}, line=5)]
+    s3.put_object(Bucket=DLQ, Key="dead-letter/j/ingest/00000.jsonl", Body=b"\n".join(ingest) + b"\n")
+    s3.put_object(Bucket=DLQ, Key="dead-letter/j/prepare/00000.jsonl", Body=b"\n".join(prepare) + b"\n")
+    cluster = KnnCluster()
+    said: list[str] = []
+
+    # When the job is replayed
+    report = replay_job(
+        "j", job_id="j", config=parse_pipeline(pipeline_dict(sink=fixed_sink())), s3=s3, bucket=DLQ,
+        opensearch=cluster, resubmit_dir=tmp_path, say=said.append,
+    )  # fmt: skip
+
+    # Then the ingest record is indexed, and the input record is in a file to upload again
+    assert (report.read, report.indexed, report.dead_lettered) == (1, 1, 0)
+    assert sorted(cluster.docs) == ["1"]
+    assert (tmp_path / "j-resubmit.jsonl").read_bytes() == b'{"_id":"7","text":"no newline fix"}\n'
+    assert said[-1] == "replayed 1: 1 indexed, 0 failed again"
