@@ -23,7 +23,8 @@ from osbatch.search.client import opensearch_client
 
 pytestmark = pytest.mark.integration
 # Its own prefix and index: these tests must never touch the demo's python-docs index.
-PIPELINES = str(Path(__file__).parent / "pipelines" / "e2e.yaml")
+# Every integration module deploys the same pipelines, so moving between modules never reshapes the stack.
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 
 @pytest.fixture(scope="module")
