@@ -14,9 +14,9 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from infra.inference import grant_job_data
 from infra.nag import allow
 from osbatch.config import Backend, PipelineConfig
-from osbatch.contracts import JOBS_PREFIX, job_input_prefix, job_output_prefix
 
 BEDROCK = "bedrock.amazonaws.com"
 JOB_ARN_REASON = "Bedrock names invocation jobs with a generated id; the grant is held to invocation jobs."
@@ -61,24 +61,7 @@ class BedrockAccess(Construct):
                 },
             ),
         )
-        allow(
-            self.role,
-            ["s3:ListBucket"],
-            [output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{JOBS_PREFIX}*"]}},
-        )
-        allow(
-            self.role,
-            ["s3:GetObject"],
-            [output_bucket.arn_for_objects(f"{job_input_prefix('*')}*")],
-            reason="Reads the prepared input of any job; job ids are generated at run time.",
-        )
-        allow(
-            self.role,
-            ["s3:PutObject"],
-            [output_bucket.arn_for_objects(f"{job_output_prefix('*')}*")],
-            reason="Writes the output of any job; job ids are generated at run time.",
-        )
+        grant_job_data(self.role, output_bucket, ["s3:PutObject"])
         if self._models:
             allow(self.role, ["bedrock:InvokeModel"], self._models)
 

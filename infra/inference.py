@@ -20,6 +20,29 @@ NO_RESOURCE_LEVEL = (
 )
 
 
+def grant_job_data(role: iam.IRole, output_bucket: s3.IBucket, writes: Sequence[str]) -> None:
+    """What a batch service's role needs of the output bucket: list under jobs/, read any job's prepared
+    input, write any job's output (`writes`: the service's upload actions)."""
+    allow(
+        role,
+        ["s3:ListBucket"],
+        [output_bucket.bucket_arn],
+        conditions={"StringLike": {"s3:prefix": [f"{JOBS_PREFIX}*"]}},
+    )
+    allow(
+        role,
+        ["s3:GetObject"],
+        [output_bucket.arn_for_objects(f"{job_input_prefix('*')}*")],
+        reason="Reads the prepared input of any job; job ids are generated at run time.",
+    )
+    allow(
+        role,
+        list(writes),
+        [output_bucket.arn_for_objects(f"{job_output_prefix('*')}*")],
+        reason="Writes the output of any job; job ids are generated at run time.",
+    )
+
+
 class InferenceAccess(Construct):
     def __init__(
         self,
@@ -40,24 +63,7 @@ class InferenceAccess(Construct):
                 SAGEMAKER, conditions={"StringEquals": {"aws:SourceAccount": stack.account}}
             ),
         )
-        allow(
-            self.role,
-            ["s3:ListBucket"],
-            [output_bucket.bucket_arn],
-            conditions={"StringLike": {"s3:prefix": [f"{JOBS_PREFIX}*"]}},
-        )
-        allow(
-            self.role,
-            ["s3:GetObject"],
-            [output_bucket.arn_for_objects(f"{job_input_prefix('*')}*")],
-            reason="Reads the prepared input of any job; job ids are generated at run time.",
-        )
-        allow(
-            self.role,
-            ["s3:PutObject", "s3:AbortMultipartUpload"],
-            [output_bucket.arn_for_objects(f"{job_output_prefix('*')}*")],
-            reason="Writes the output of any job; job ids are generated at run time.",
-        )
+        grant_job_data(self.role, output_bucket, ["s3:PutObject", "s3:AbortMultipartUpload"])
         log_group = stack.format_arn(
             service="logs",
             resource="log-group",

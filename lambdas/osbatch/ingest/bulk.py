@@ -24,13 +24,16 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
 from osbatch.ingest.models import Failure, MappedDoc, RecordRef
+
+if TYPE_CHECKING:
+    from osbatch.config import BulkConfig
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +100,21 @@ def _retryable(error: TransportError) -> bool:
 
 
 class BulkWriter:
+    @classmethod
+    def configured(cls, client: BulkClient, index: str, bulk: BulkConfig, **options: Any) -> BulkWriter:
+        """A writer with a pipeline's `sink.bulk` settings; options (upsert, sleep, ...) as for __init__."""
+        return cls(
+            client,
+            index,
+            max_bytes=bulk.max_bytes,
+            max_request_bytes=bulk.max_request_bytes,
+            concurrency=bulk.concurrency,
+            max_retries=bulk.max_retries,
+            initial_backoff=bulk.initial_backoff_seconds,
+            max_backoff=bulk.max_backoff_seconds,
+            **options,
+        )
+
     def __init__(
         self,
         client: BulkClient,

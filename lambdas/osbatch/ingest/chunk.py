@@ -89,20 +89,8 @@ def ingest_chunk(
     are indexed or in stored dead letters, and lines after it are read again (indexing by _id overwrites,
     and the dead-letter segment after the checkpoint is rewritten under the same key).
     """
-    bulk = target.bulk
     mapper = target.mapper
-    writer = BulkWriter(
-        opensearch,
-        target.index,
-        max_bytes=bulk.max_bytes,
-        max_request_bytes=bulk.max_request_bytes,
-        concurrency=bulk.concurrency,
-        max_retries=bulk.max_retries,
-        initial_backoff=bulk.initial_backoff_seconds,
-        max_backoff=bulk.max_backoff_seconds,
-        upsert=target.upsert,
-        sleep=sleep,
-    )
+    writer = BulkWriter.configured(opensearch, target.index, target.bulk, upsert=target.upsert, sleep=sleep)
     resumed = progress.load() if progress is not None else None
     done = resumed or Checkpoint(offset=chunk.start)
     if done.offset >= chunk.end:

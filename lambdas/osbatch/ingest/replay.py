@@ -38,17 +38,7 @@ def replay(
 ) -> ReplayReport:
     """entries: the lines of ingest dead-letter objects."""
     report = ReplayReport()
-    bulk = target.bulk
-    writer = BulkWriter(
-        opensearch,
-        target.index,
-        max_bytes=bulk.max_bytes,
-        max_request_bytes=bulk.max_request_bytes,
-        concurrency=bulk.concurrency,
-        max_retries=bulk.max_retries,
-        initial_backoff=bulk.initial_backoff_seconds,
-        max_backoff=bulk.max_backoff_seconds,
-    )
+    writer = BulkWriter.configured(opensearch, target.index, target.bulk)
     originals: dict[int, dict[str, Any]] = {}
     for number, raw in enumerate(entries):
         if not raw.strip():
