@@ -153,6 +153,7 @@ class SearchAccess(Construct):
                     indices=list(dict.fromkeys(index for _, index in self._indices)),
                     checkers=checkers,
                     writers=writers,
+                    loaders=loaders,
                 )
             self._extend_domain_policy(statements)
 

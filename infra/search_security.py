@@ -2,11 +2,13 @@
 
 With it on (sink.opensearch.fine_grained_access_control), IAM only lets a request in; the security plugin
 then decides what it may do, by the backend roles the caller's IAM role maps to. A small custom resource
-(inline code, infra/security_mapping_handler.py) signs four PUTs to the security REST API as the domain's
+(inline code, infra/security_mapping_handler.py) signs six PUTs to the security REST API as the domain's
 master user, a role only that function can assume:
 - roles/osbatch-index: create, check and read the mapping of the pipelines' indices (prepare, plan-ingest);
 - roles/osbatch-bulk: bulk into them, new fields included (ingest-chunk);
-- rolesmapping/osbatch-index and rolesmapping/osbatch-bulk: those functions' role ARNs as backend roles.
+- roles/osbatch-load: read and set their refresh/replica settings, count and refresh them around a bulk load
+  (plan-ingest, finalize, fail-job: search/bulk_load.py);
+- rolesmapping/<each role>: those functions' role ARNs as backend roles.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from infra.nag import allow
 
 HANDLER = Path(__file__).with_name("security_mapping_handler.py")
 SECURITY_API = "/_plugins/_security/api"
-INDEX_ROLE, BULK_ROLE = "osbatch-index", "osbatch-bulk"
+INDEX_ROLE, BULK_ROLE, LOAD_ROLE = "osbatch-index", "osbatch-bulk", "osbatch-load"
 # Security-plugin actions, the counterparts of the IAM paths infra/search.py grants.
 INDEX_ACTIONS = ["indices:admin/create", "indices:admin/get", "indices:admin/mappings/get"]
 BULK_ACTIONS = [
@@ -34,14 +36,18 @@ BULK_ACTIONS = [
     "indices:admin/mapping/put",  # a document with a field the mapping lacks adds it
     "indices:admin/mapping/auto_put",
 ]
+# GET and PUT _settings, _count (run as a size-0 search), _refresh (and its shard-level action).
+LOAD_ACTIONS = [
+    "indices:monitor/settings/get",
+    "indices:admin/settings/update",
+    "indices:data/read/search",
+    "indices:admin/refresh*",
+]
+ROLES = (INDEX_ROLE, BULK_ROLE, LOAD_ROLE)
 
 
 def security_paths() -> list[str]:
-    return [
-        f"{SECURITY_API}/{kind}/{role}"
-        for role in (INDEX_ROLE, BULK_ROLE)
-        for kind in ("roles", "rolesmapping")
-    ]
+    return [f"{SECURITY_API}/{kind}/{role}" for role in ROLES for kind in ("roles", "rolesmapping")]
 
 
 class SecurityMapping(Construct):
@@ -64,6 +70,7 @@ class SecurityMapping(Construct):
         indices: Sequence[str],
         checkers: Sequence[iam.IRole],
         writers: Sequence[iam.IRole],
+        loaders: Sequence[iam.IRole],
     ) -> list[dict[str, object]]:
         """Create the mapping; return the domain-policy statement that lets the master role apply it."""
         stack = Stack.of(self)
@@ -90,11 +97,16 @@ class SecurityMapping(Construct):
             "cluster_permissions": ["indices:data/write/bulk"],
             "index_permissions": [{"index_patterns": list(indices), "allowed_actions": BULK_ACTIONS}],
         }
+        load_role = {
+            "index_permissions": [{"index_patterns": list(indices), "allowed_actions": LOAD_ACTIONS}]
+        }
         bodies = [
             index_role,
             {"backend_roles": [role.role_arn for role in checkers]},
             bulk_role,
             {"backend_roles": [role.role_arn for role in writers]},
+            load_role,
+            {"backend_roles": [role.role_arn for role in loaders]},
         ]
         CustomResource(
             self,

@@ -177,18 +177,35 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
     bulk = body("roles/osbatch-bulk")
     assert bulk["cluster_permissions"] == ["indices:data/write/bulk"]
     assert bulk["index_permissions"][0]["index_patterns"] == ["python-docs"]
+    # And plan-ingest, finalize and fail-job may read and set its settings, count and refresh it
+    assert body("roles/osbatch-load") == {
+        "index_permissions": [
+            {
+                "index_patterns": ["python-docs"],
+                "allowed_actions": [
+                    "indices:monitor/settings/get",
+                    "indices:admin/settings/update",
+                    "indices:data/read/search",
+                    "indices:admin/refresh*",
+                ],
+            }
+        ]
+    }
     # And each role maps exactly its functions' IAM roles as backend roles
     text = json.dumps(mapping["Properties"]["Requests"])
     for role_path, functions in (
         ("osbatch-index", ("prepare", "plan-ingest")),
         ("osbatch-bulk", ("ingest-chunk",)),
+        ("osbatch-load", ("plan-ingest", "finalize", "fail-job")),
     ):
         mapped = requests[f"/_plugins/_security/api/rolesmapping/{role_path}"]
         assert all(role_id(secured, name) in json.dumps(mapped) for name in functions), role_path
+        others = {"prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job"} - set(functions)
+        assert not any(role_id(secured, name) in json.dumps(mapped) for name in others), role_path
         assert role_id(secured, "submit") not in text
 
 
-def test_the_master_role_may_only_put_those_four_security_paths(secured: Synthesized) -> None:
+def test_the_master_role_may_only_put_those_six_security_paths(secured: Synthesized) -> None:
     # Given the domain policy's statement for the master role, and its IAM grant
     (domain,) = secured.of_type("AWS::OpenSearchService::Domain").values()
     master = domain["Properties"]["AdvancedSecurityOptions"]["MasterUserOptions"]["MasterUserARN"][
@@ -204,6 +221,8 @@ def test_the_master_role_may_only_put_those_four_security_paths(secured: Synthes
         "/_plugins/_security/api/rolesmapping/osbatch-index",
         "/_plugins/_security/api/roles/osbatch-bulk",
         "/_plugins/_security/api/rolesmapping/osbatch-bulk",
+        "/_plugins/_security/api/roles/osbatch-load",
+        "/_plugins/_security/api/rolesmapping/osbatch-load",
     ]
     # Then both name exactly the role and mapping paths, and only PUT
     assert statement["Action"] == "es:ESHttpPut"
