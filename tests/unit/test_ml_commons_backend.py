@@ -31,7 +31,9 @@ from osbatch.search.batch_connector import (
 )
 from osbatch.search.connectors import ConnectorTarget, ConnectorTargetError
 from osbatch.search.ml import MlCommons
+from osbatch.search.provision import provision_search
 from tests.unit.conftest import pipeline_dict
+from tests.unit.fake_ml_commons import FakeSearchClient
 
 ROLE = "arn:aws:iam::123456789012:role/osbatch-connector"
 AWS = ConnectorTarget(role_arn=ROLE, region="us-east-1")
@@ -352,3 +354,33 @@ def test_the_ml_commons_backend_needs_its_section_and_a_model_name_of_its_own() 
     }
     with pytest.raises(ConfigError, match="a name of its own"):
         parse_pipeline(pipeline_dict(inference=inference, models=[embedder]))
+
+
+# --- provisioning the batch model ---
+
+
+def test_setup_registers_the_batch_model_once_and_updates_it_in_place_when_the_job_settings_change() -> None:
+    # Given an empty cluster and an ml-commons pipeline
+    client = FakeSearchClient()
+    first = provision_search(client, ml_commons_config(), target=AWS)
+    model_id = first.model_ids["msmarco-batch"]
+    # Then its batch model is created from the batch connector and deployed
+    (connector,) = client.transport.connectors.values()
+    assert connector == batch_connector_body(ml_commons_config(), AWS)
+    assert client.transport.models[model_id]["model_state"] == "DEPLOYED"
+    # When setup runs again, nothing is written
+    writes = len(client.transport.writes())
+    again = provision_search(client, ml_commons_config(), target=AWS)
+    assert not again.changed and len(client.transport.writes()) == writes
+    # When the transform settings change, the same model's connector is updated in place
+    bigger = ml_commons_config(
+        sagemaker={
+            "ModelName": "minilm-embedder",
+            "TransformResources": {"InstanceType": "ml.m5.xlarge", "InstanceCount": 4},
+        }
+    )
+    changed = provision_search(client, bigger, target=AWS)
+    assert changed.model_ids["msmarco-batch"] == model_id
+    assert {c.name: c.action for c in changed.changes}["msmarco-batch"] == "updated"
+    (updated,) = client.transport.connectors.values()
+    assert updated["parameters"]["TransformResources"]["InstanceCount"] == 4
