@@ -6,7 +6,7 @@ import ipaddress
 
 import pytest
 
-from local.emulators.node_facing import node_facing_host, private_to_ml_commons, url_host
+from local.emulators.node_facing import is_local, node_facing_host, private_to_ml_commons, url_host
 
 
 @pytest.mark.parametrize(
@@ -36,3 +36,9 @@ def test_an_explicit_host_wins_and_ipv6_is_bracketed_in_urls(monkeypatch: pytest
     monkeypatch.setenv("OSBATCH_NODE_FACING_HOST", "fd00::9")
     assert node_facing_host() == "fd00::9"
     assert (url_host("fd00::9"), url_host("192.0.2.2")) == ("[fd00::9]", "192.0.2.2")
+
+
+def test_the_node_facing_listener_serves_this_machine_only() -> None:
+    # Given the peers a connection may come from: loopback is this machine, a public resolver is not
+    assert is_local("127.0.0.1") and is_local("::1")
+    assert not is_local("8.8.8.8") and not is_local("not an address")
