@@ -105,7 +105,7 @@ def cancel(args: argparse.Namespace) -> int:
         from local.runtime import OPENAI_URL
 
         (config,) = with_local_openai([config], OPENAI_URL)
-    backend = backend_for(config, target.client)
+    backend = backend_for(config, target.client, opensearch=lambda: _search_client(config))
     # The OpenAI backend keeps its batch ledger next to the job's output, so the cancel needs that place.
     output_uri = s3_uri(target.output("OutputBucketName"), job_output_prefix(args.job_id))
     backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=output_uri))

@@ -15,7 +15,7 @@ from constructs import Construct
 from infra.code import code_asset
 from infra.layer import dependencies_layer
 from infra.nag import acknowledge, allow
-from osbatch.config import PipelineConfig
+from osbatch.config import Backend, PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH
@@ -71,6 +71,9 @@ INDEX_CHECKERS = ("prepare", "plan-ingest")
 BULK_WRITERS = ("ingest-chunk",)
 LOAD_SETTERS = ("plan-ingest", "finalize", "fail-job")  # search/bulk_load.py
 OPENSEARCH_CLIENTS = tuple(dict.fromkeys((*INDEX_CHECKERS, *BULK_WRITERS, *LOAD_SETTERS)))
+# The steps the ml-commons backend runs on the cluster, when a pipeline uses it: submit, poll and cancel
+# (infra/ml_commons.py).
+BATCH_CALLERS = ("start-job", "poll-job", "fail-job")
 
 
 class FunctionFactory(Construct):
@@ -164,7 +167,8 @@ class Functions(Construct):
             "fail-job": dict(bus),
         }
         # Merged, not overwritten: finalize and fail-job need both the bus and the cluster.
-        for name in OPENSEARCH_CLIENTS:
+        batch = any(p.inference.backend is Backend.ML_COMMONS for p in pipelines)
+        for name in (*OPENSEARCH_CLIENTS, *(BATCH_CALLERS if batch else ())):
             extra[name] = {**extra.get(name, {}), **search}
         factory = FunctionFactory(
             self,

@@ -28,7 +28,8 @@ from constructs import Construct
 from infra.functions import LOG_RETENTION, FunctionFactory, FunctionSpec
 from infra.nag import acknowledge, allow, wildcard_finding
 from infra.search import SearchAccess
-from osbatch.config import ConfigError, PipelineConfig
+from osbatch.config import Backend, ConfigError, PipelineConfig
+from osbatch.contracts import REMOTE_JOB_PREFIX
 from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 from osbatch.search.ml import CONNECTORS, MODELS, SEARCH_PIPELINE, TASKS
 from osbatch.search.provision import hybrid_pipeline_name
@@ -51,7 +52,8 @@ PROVISIONING_SOURCES = ("search", "config.py", "handlers/provision_search.py")
 
 
 def has_search_side(config: PipelineConfig) -> bool:
-    return bool(config.models or config.search_pipelines)
+    """Whether the cluster needs provisioning: models, search pipelines, or the ml-commons batch model."""
+    return bool(config.models or config.search_pipelines) or config.inference.backend is Backend.ML_COMMONS
 
 
 def provisioning_code_version(root: Path = LAMBDAS) -> str:
@@ -89,7 +91,8 @@ class SearchProvisioning(Construct):
         for config in searched:
             _check_runs_on_aws(config)
         domains = {config.name: search.domain_arn(config) for config in searched}
-        if any(model.remote for config in searched for model in config.models):
+        batch = [c for c in searched if c.inference.backend is Backend.ML_COMMONS]
+        if batch or any(model.remote for config in searched for model in config.models):
             self.connector_role = self._connector_role(searched, sorted(set(domains.values())))
 
         self.function = factory.create(PROVISION_FUNCTION, PROVISION_SEARCH)
@@ -158,6 +161,7 @@ class SearchProvisioning(Construct):
                     )
         if endpoints:
             allow(role, ["sagemaker:InvokeEndpoint"], list(dict.fromkeys(endpoints)))
+        self._grant_batch_connectors(role, searched)
         if models:
             allow(
                 role,
@@ -167,6 +171,33 @@ class SearchProvisioning(Construct):
                 "profile's geography, so the model is granted in every region.",
             )
         return role
+
+    def _grant_batch_connectors(self, role: iam.Role, searched: Sequence[PipelineConfig]) -> None:
+        """The ml-commons backend's batch connectors run osbatch's transform jobs (search/batch_connector.py):
+        create, describe and stop them, in each connector's region, by the remote job name prefix."""
+        stack = Stack.of(self)
+        regions = [
+            c.inference.ml_commons.region or stack.region
+            for c in searched
+            if c.inference.backend is Backend.ML_COMMONS and c.inference.ml_commons is not None
+        ]
+        if not regions:
+            return
+        jobs = [
+            stack.format_arn(
+                service="sagemaker",
+                region=region,
+                resource="transform-job",
+                resource_name=f"{REMOTE_JOB_PREFIX}*",
+            )
+            for region in dict.fromkeys(regions)
+        ]
+        allow(
+            role,
+            ["sagemaker:CreateTransformJob", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"],
+            jobs,
+            reason=f"Transform job names are generated per job; held to the '{REMOTE_JOB_PREFIX}' prefix.",
+        )
 
     def _grant_provisioning_calls(
         self, role: iam.IRole, search: SearchAccess, config: PipelineConfig, domain_arn: str

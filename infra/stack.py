@@ -13,6 +13,7 @@ from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import BULK_WRITERS, INDEX_CHECKERS, LOAD_SETTERS, Functions
 from infra.history import check_polling_fits
 from infra.inference import InferenceAccess
+from infra.ml_commons import grant_ml_commons
 from infra.monitoring import Monitoring
 from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.openai import OPENAI_CALLERS, grant_openai_secrets
@@ -88,6 +89,7 @@ class OsbatchStack(Stack):
         search.grant_index_access(
             functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS), functions.roles(*LOAD_SETTERS)
         )
+        grant_ml_commons(functions, storage, search, pipelines)
         # Locally there is no provisioning custom resource: moto's CloudFormation cannot run the Provider
         # framework's Node.js functions, and the local Lambda sandboxes run Python only. The local demo runs
         # `osbatch setup` against the local node instead, the same provisioning code the resource runs.

@@ -25,7 +25,7 @@ from local.aws.cdk_deploy import DeployedStack, deploy_assembly
 from local.opensearch.mapping import LOCAL_ENGINE
 from local.paths import REPO_ROOT, state_dir
 from local.runtime import AWS_URL, OPENAI_URL, Progress
-from osbatch.config import Backend, PipelineConfig
+from osbatch.config import Backend, PipelineConfig, SageMakerJobConfig
 
 STACK_NAME = "osbatch"
 DEFAULT_PIPELINES = "pipelines/*.yaml"
@@ -96,9 +96,10 @@ def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack,
     sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
     role = stack.outputs["SageMakerRoleArn"]
     for config in configs:
-        if config.inference.backend is not Backend.SAGEMAKER or config.inference.sagemaker is None:
+        job = transform_settings(config)
+        if job is None:
             continue
-        name = config.inference.sagemaker.ModelName
+        name = job.ModelName
         try:
             sagemaker.describe_model(ModelName=name)
             continue
@@ -110,6 +111,16 @@ def ensure_sagemaker_models(configs: list[PipelineConfig], stack: DeployedStack,
             ExecutionRoleArn=role,
         )
         progress(f"created SageMaker model {name} (runs all-MiniLM-L6-v2 on onnxruntime locally)")
+
+
+def transform_settings(config: PipelineConfig) -> SageMakerJobConfig | None:
+    """The transform job settings of a pipeline that runs SageMaker transform jobs, directly or through
+    ML Commons' batch connector."""
+    if config.inference.backend is Backend.SAGEMAKER:
+        return config.inference.sagemaker
+    if config.inference.backend is Backend.ML_COMMONS and config.inference.ml_commons is not None:
+        return config.inference.ml_commons.sagemaker
+    return None
 
 
 def with_local_openai(pipelines: list[PipelineConfig], api_base: str) -> list[PipelineConfig]:

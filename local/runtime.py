@@ -37,7 +37,11 @@ Progress = Callable[[str], None]
 
 def aws_emulator() -> ManagedProcess:
     return emulator_process(
-        AWS_PORT, TIME_SCALE, name="aws-emulator", env={**os.environ, "OSBATCH_HOME": str(state_dir())}
+        AWS_PORT,
+        TIME_SCALE,
+        name="aws-emulator",
+        env={**os.environ, "OSBATCH_HOME": str(state_dir())},
+        node_facing=True,  # the ml-commons backend's batch connector calls it from the node
     )
 
 

@@ -33,6 +33,7 @@ class Backend(StrEnum):
     SAGEMAKER = "sagemaker"
     BEDROCK = "bedrock"
     OPENAI = "openai"
+    ML_COMMONS = "ml-commons"
 
 
 _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -251,6 +252,20 @@ class OpenAIJobConfig(Strict):
         return value
 
 
+class MlCommonsJobConfig(Strict):
+    """ML Commons `_batch_predict` through a connector built from reference 000's SageMaker batch blueprint.
+
+    `osbatch setup` (on AWS, the search provisioning custom resource) creates the connector and registers
+    `model`; each job then calls `POST /_plugins/_ml/models/<id>/_batch_predict` with its own input and output
+    locations, and ML Commons runs CreateTransformJob with these settings (backends/ml_commons.py)."""
+
+    model: str = Field(
+        pattern=r"^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$", description="the ML Commons model osbatch registers"
+    )
+    region: str | None = Field(None, description="SageMaker's region; default: the stack's")
+    sagemaker: SageMakerJobConfig
+
+
 class InferenceConfig(Strict):
     backend: Backend
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
@@ -263,6 +278,7 @@ class InferenceConfig(Strict):
     sagemaker_model: SageMakerModelAccess = SageMakerModelAccess()
     bedrock: BedrockJobConfig | None = None
     openai: OpenAIJobConfig | None = None
+    ml_commons: MlCommonsJobConfig | None = None
 
     @field_validator("retry_time_window")
     @classmethod
@@ -287,6 +303,11 @@ class InferenceConfig(Strict):
         if self.backend is Backend.OPENAI and self.openai is None:
             raise ValueError(
                 "backend 'openai' needs an 'inference.openai' section with api_key_secret and model"
+            )
+        if self.backend is Backend.ML_COMMONS and self.ml_commons is None:
+            raise ValueError(
+                "backend 'ml-commons' needs an 'inference.ml_commons' section with model and "
+                "sagemaker.ModelName"
             )
         return self
 
@@ -439,6 +460,12 @@ class PipelineConfig(Strict):
             for step in pipeline.response_processors:
                 if isinstance(step, MlInferenceStep) and step.ml_inference.model is not None:
                     _check_model_use(pipeline.name, step, models)
+        batch = self.inference.ml_commons
+        if self.inference.backend is Backend.ML_COMMONS and batch is not None and batch.model in models:
+            raise ValueError(
+                f"inference.ml_commons.model: '{batch.model}' is also in models:; the batch model is "
+                "registered from its own connector, so give it a name of its own"
+            )
         if self.search.query_model is not None:
             query_model = models.get(self.search.query_model)
             if query_model is None or query_model.task is not Task.TEXT_EMBEDDING:

@@ -45,12 +45,19 @@ def is_ready(url: str) -> bool:
 
 
 def emulator_process(
-    port: int = DEFAULT_PORT, time_scale: float = 1.0, *, name: str = "aws", env: dict[str, str] | None = None
+    port: int = DEFAULT_PORT,
+    time_scale: float = 1.0,
+    *,
+    name: str = "aws",
+    env: dict[str, str] | None = None,
+    node_facing: bool = False,
 ) -> ManagedProcess:
+    """node_facing: also listen where ML Commons' batch calls reach it (local/emulators/node_facing.py)."""
     url = endpoint_url(port)
+    command = [sys.executable, "-m", "local.aws.server", "--port", str(port), "--time-scale", str(time_scale)]
     return ManagedProcess(
         name,
-        [sys.executable, "-m", "local.aws.server", "--port", str(port), "--time-scale", str(time_scale)],
+        [*command, *(["--node-facing"] if node_facing else [])],
         env=env,
         cwd=REPO_ROOT,
         ready=lambda: is_ready(url),

@@ -10,7 +10,8 @@ boto3 and `aws --endpoint-url http://127.0.0.1:4599` work against it (any creden
 - SQS event source mappings are polled like Lambda does, honouring partial batch responses;
 - S3 sends real-shaped `Object Created` events to the default EventBridge bus, and rules deliver to
   SQS, Lambda, Step Functions and SNS targets;
-- Wait states and Retry intervals take `--time-scale` times as long (the definitions are untouched).
+- Wait states and Retry intervals take `--time-scale` times as long (the definitions are untouched);
+- SageMaker's path-style calls of ML Commons' batch connector are served (local/emulators/sagemaker_paths.py).
 See local/aws/patches/ for exactly what is patched and why. GET /_osbatch/health answers when ready.
 """
 
@@ -43,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--time-scale", type=float, default=1.0, help="factor for Wait states and Retry intervals, e.g. 0.01"
     )
     parser.add_argument("--verbose", action="store_true", help="log every HTTP request")
+    parser.add_argument(
+        "--node-facing",
+        action="store_true",
+        help="also listen on this machine's node-facing address, for ML Commons (emulators/node_facing.py)",
+    )
     args = parser.parse_args(argv)
     if args.time_scale <= 0:
         parser.error("--time-scale must be positive")
@@ -102,6 +108,31 @@ def with_health(app: WsgiApp, info: dict[str, Any]) -> WsgiApp:
     return wrapped
 
 
+def serve_node_facing(app: WsgiApp, port: int) -> None:
+    """The same emulator on the node-facing address, answering connections from this machine only."""
+    import threading
+
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+    from werkzeug.serving import make_server
+
+    from local.emulators.node_facing import is_local, node_facing_host
+
+    host = node_facing_host()
+    if host is None:
+        LOG.warning("no node-facing address: the ml-commons backend cannot run locally (node_facing.py)")
+        return
+
+    def this_machine_only(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not is_local(str(environ.get("REMOTE_ADDR", ""))):
+            start_response("403 Forbidden", [("Content-Length", "0")])
+            return [b""]
+        return app(environ, start_response)
+
+    server = make_server(host, port, this_machine_only, threaded=True, request_handler=MotoRequestHandler)
+    threading.Thread(target=server.serve_forever, name="node-facing", daemon=True).start()
+    LOG.info("AWS emulator also on %s:%s for ML Commons' batch calls", host, port)
+
+
 def stop_sandboxes() -> None:
     from local.aws.patches.lambda_invoke import Sandboxes
 
@@ -127,12 +158,15 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     atexit.register(stop_sandboxes)
     from local.emulators.faults import with_fault_route
+    from local.emulators.sagemaker_paths import with_sagemaker_paths
 
     app = with_health(
-        with_fault_route(DomainDispatcherApplication(create_backend_app)),
+        with_fault_route(with_sagemaker_paths(DomainDispatcherApplication(create_backend_app))),
         {"port": args.port, "time_scale": args.time_scale, "pid": os.getpid()},
     )
     LOG.info("AWS emulator on %s (time scale %s)", endpoint_url, args.time_scale)
+    if args.node_facing:
+        serve_node_facing(app, args.port)
     run_simple(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
 
 

@@ -14,6 +14,16 @@ HEAP = re.compile(r"\d+[mMgG]")
 TRUSTED_CONNECTOR_ENDPOINTS = [r"^http://127\.0\.0\.1.*", r"^http://localhost.*"]
 
 
+def trusted_connector_endpoints() -> list[str]:
+    """Plus the AWS emulator's node-facing address, where the ml-commons backend's batch connector calls it
+    (local/emulators/node_facing.py says why 127.0.0.1 cannot serve those calls)."""
+    from local.emulators.node_facing import node_facing_host, url_host
+
+    host = node_facing_host()
+    extra = [f"^http://{re.escape(url_host(host))}:.*"] if host else []
+    return [*TRUSTED_CONNECTOR_ENDPOINTS, *extra]
+
+
 def node_settings(port: int, data_dir: Path, logs_dir: Path) -> dict[str, object]:
     return {
         "cluster.name": CLUSTER_NAME,
@@ -27,7 +37,7 @@ def node_settings(port: int, data_dir: Path, logs_dir: Path) -> dict[str, object
         # A developer disk is often fuller than a server's; the watermarks would make every index read-only.
         "cluster.routing.allocation.disk.threshold_enabled": False,
         "plugins.ml_commons.only_run_on_ml_node": False,  # the one node is a data node, not an ML node
-        "plugins.ml_commons.trusted_connector_endpoints_regex": TRUSTED_CONNECTOR_ENDPOINTS,
+        "plugins.ml_commons.trusted_connector_endpoints_regex": trusted_connector_endpoints(),
         "plugins.ml_commons.connector.private_ip_enabled": True,  # 127.0.0.1 counts as a private address
         # Local ONNX models are registered from a file:// zip (no model hub offline); its hash is checked.
         "plugins.ml_commons.allow_registering_model_via_url": True,

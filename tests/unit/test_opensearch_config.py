@@ -25,8 +25,9 @@ DISTRIBUTION_JVM_OPTIONS = """\
 """
 
 
-def test_yml_round_trips_every_setting_including_the_regexes() -> None:
-    # Given the node's settings
+def test_yml_round_trips_every_setting_including_the_regexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given the node's settings on a machine whose node-facing address is 192.0.2.7
+    monkeypatch.setenv("OSBATCH_NODE_FACING_HOST", "192.0.2.7")
     settings = node_settings(9200, DATA, LOGS)
 
     # When they are rendered and read back as YAML
@@ -37,6 +38,7 @@ def test_yml_round_trips_every_setting_including_the_regexes() -> None:
     assert parsed["plugins.ml_commons.trusted_connector_endpoints_regex"] == [
         r"^http://127\.0\.0\.1.*",
         r"^http://localhost.*",
+        r"^http://192\.0\.2\.7:.*",  # the AWS emulator, for the ml-commons backend's batch connector
     ]
 
 

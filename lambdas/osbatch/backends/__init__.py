@@ -10,11 +10,16 @@ from osbatch.config import Backend, PipelineConfig
 
 
 def backend_for(
-    config: PipelineConfig, client: Callable[[str], Any], *, bedrock_role_arn: str = ""
+    config: PipelineConfig,
+    client: Callable[[str], Any],
+    *,
+    bedrock_role_arn: str = "",
+    opensearch: Callable[[], Any] | None = None,
 ) -> BatchBackend:
     """`client(name)` returns a boto3 client; injected so tests and the local runtime choose it.
 
-    bedrock_role_arn: the stack's Bedrock job role, used unless the pipeline names its own."""
+    bedrock_role_arn: the stack's Bedrock job role, used unless the pipeline names its own.
+    opensearch(): the pipeline's OpenSearch client, for the ml-commons backend."""
     tags = {"osbatch:pipeline": config.name}
     if config.inference.backend is Backend.SAGEMAKER:
         from osbatch.backends.sagemaker import SageMakerBackend
@@ -44,4 +49,12 @@ def backend_for(
             retry_window_seconds=config.inference.retry_time_window_seconds,
             now=time.time,
         )
+    if config.inference.backend is Backend.ML_COMMONS:
+        from osbatch.backends.ml_commons import MlCommonsBackend
+        from osbatch.search.ml import MlCommons
+
+        assert config.inference.ml_commons is not None  # guaranteed by config validation
+        if opensearch is None:
+            raise ValueError("the ml-commons backend needs the pipeline's OpenSearch client")
+        return MlCommonsBackend(config.inference.ml_commons, MlCommons(opensearch()), client("s3"))
     raise ValueError(f"no backend for '{config.inference.backend}'")

@@ -130,16 +130,21 @@ class SageMakerBackend:
             raise
 
     def outputs(self, remote: RemoteJob) -> list[OutputObject]:
-        bucket, prefix = split_s3_uri(remote.output_uri)
-        objects = []
-        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
-            for item in page.get("Contents", []):
-                if item["Key"].endswith(".out"):
-                    objects.append(OutputObject(bucket, item["Key"], int(item["Size"])))
-        return sorted(objects, key=lambda output: output.key)
+        return list_outputs(self._s3, remote.output_uri)
 
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
         raise NotImplementedError("SageMaker output lines carry their record; there is nothing to join")
+
+
+def list_outputs(s3: S3Client, output_uri: str) -> list[OutputObject]:
+    """A transform job's `<input>.out` objects under its S3OutputPath (also run by ML Commons' connector)."""
+    bucket, prefix = split_s3_uri(output_uri)
+    objects = []
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            if item["Key"].endswith(".out"):
+                objects.append(OutputObject(bucket, item["Key"], int(item["Size"])))
+    return sorted(objects, key=lambda output: output.key)
 
 
 def _error(error: ClientError) -> tuple[str, str]:

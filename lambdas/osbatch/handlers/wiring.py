@@ -114,7 +114,12 @@ class Runtime:
         return JobEvents(self.client("events"), self.settings.event_bus_name)
 
     def backend(self, config: PipelineConfig) -> BatchBackend:
-        return backend_for(config, self.client, bedrock_role_arn=self.settings.bedrock_role_arn)
+        return backend_for(
+            config,
+            self.client,
+            bedrock_role_arn=self.settings.bedrock_role_arn,
+            opensearch=lambda: self.opensearch(config),
+        )
 
     def opensearch(self, config: PipelineConfig) -> Any:
         endpoint = self.settings.opensearch_endpoint or config.sink.opensearch.endpoint or ""

@@ -48,11 +48,15 @@ class ConnectorTargetError(ValueError):
 
 @dataclass(frozen=True)
 class ConnectorTarget:
-    """Where remote models run: the local model server, or AWS with the role connectors sign as."""
+    """Where remote models run: the local model server, or AWS with the role connectors sign as.
+
+    aws_endpoint_url: the local AWS emulator, which the batch connector (search/batch_connector.py) calls
+    instead of SageMaker."""
 
     model_server_url: str | None = None
     role_arn: str | None = None
     region: str | None = None
+    aws_endpoint_url: str | None = None
 
     @property
     def local(self) -> bool:

@@ -120,6 +120,39 @@ class MlCommons:
             self._sleep(self._poll)
             waited += self._poll
 
+    # --- batch inference (backends/ml_commons.py) ---
+
+    def batch_predict(self, model_id: str, parameters: dict[str, Any]) -> dict[str, Any]:
+        """`{"task_id", "status", "remote_job"}`: the task ML Commons created for the remote job."""
+        return dict(self._call("POST", f"{MODELS}/{model_id}/_batch_predict", {"parameters": parameters}))
+
+    def get_task(self, task_id: str) -> dict[str, Any]:
+        """For a batch task, ML Commons calls the connector's status action and merges it into remote_job."""
+        return dict(self._call("GET", f"{TASKS}/{task_id}"))
+
+    def cancel_task(self, task_id: str) -> None:
+        self._call("POST", f"{TASKS}/{task_id}/_cancel")
+
+    def batch_tasks(self, model_id: str, size: int = 100) -> list[dict[str, Any]]:
+        """The model's batch tasks, newest first, each with its `task_id`."""
+        query = {
+            "size": size,
+            "query": {
+                "bool": {
+                    "filter": [
+                        {"term": {"model_id": model_id}},
+                        {"term": {"task_type": "BATCH_PREDICTION"}},
+                    ]
+                }
+            },
+            "sort": [{"create_time": {"order": "desc"}}],
+        }
+        try:
+            response = self._call("POST", f"{TASKS}/_search", query)
+        except NotFoundError:  # no task was ever created: the task index does not exist yet
+            return []
+        return [{"task_id": hit["_id"], **hit["_source"]} for hit in response.get("hits", {}).get("hits", [])]
+
     def get_search_pipeline(self, name: str) -> dict[str, Any] | None:
         try:
             response = self._call("GET", f"{SEARCH_PIPELINE}/{name}")

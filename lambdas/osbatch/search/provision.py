@@ -7,6 +7,8 @@ Re-running changes nothing, and a changed config updates in place:
   its id, and every search pipeline that names it, stays valid;
 - an ONNX model whose artifact changed is replaced (ML Commons cannot swap a local model's content);
 - a search pipeline is written only when the stored one differs from the config's.
+A pipeline with the `ml-commons` backend also gets its batch model (search/batch_connector.py), kept the
+same way as any remote model.
 The same code runs in `osbatch setup` and in the provisioning custom resource; the client is injected.
 """
 
@@ -19,7 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from osbatch.config import PipelineConfig
+from osbatch.config import Backend, PipelineConfig
+from osbatch.search.batch_connector import batch_connector_body, settings_of
 from osbatch.search.connectors import ConnectorTarget, connector_body
 from osbatch.search.index import ensure_compatible_index
 from osbatch.search.ml import DEPLOYED, MlCommons
@@ -116,6 +119,10 @@ def provision_search(
         model_id, change = _ensure_model(ml, model, target, onnx)
         result.model_ids[model.name] = model_id
         result.changes.append(change)
+    if config.inference.backend is Backend.ML_COMMONS:
+        model_id, change = _ensure_batch_model(ml, config, target)
+        result.model_ids[settings_of(config).model] = model_id
+        result.changes.append(change)
     pipelines = [(spec.name, spec.body(result.model_ids)) for spec in config.search_pipelines]
     pipelines.append((hybrid_pipeline_name(config), hybrid_pipeline_body(config)))
     for name, body in pipelines:
@@ -128,9 +135,8 @@ def _ensure_model(
 ) -> tuple[str, Change]:
     if model.remote is not None:
         connector = connector_body(model, target)
-        register = {"name": model.name, "function_name": "remote"}
-        fingerprint = _fingerprint({"connector": connector, **register})
-        return _ensure_remote(ml, model, connector, fingerprint)
+        text = model.description or f"osbatch {model.task.value} model"
+        return _ensure_remote(ml, model.name, text, connector)
     assert model.onnx is not None
     if onnx is None:
         raise ProvisionError(
@@ -151,32 +157,39 @@ def _ensure_model(
     return _ensure_onnx(ml, model, body, _fingerprint(body))
 
 
-def _ensure_remote(
-    ml: MlCommons, model: ModelSpec, connector: dict[str, Any], fingerprint: str
-) -> tuple[str, Change]:
-    description = _described(model, fingerprint)
-    existing = ml.find_model(model.name)
+def _ensure_batch_model(ml: MlCommons, config: PipelineConfig, target: ConnectorTarget) -> tuple[str, Change]:
+    """The `ml-commons` backend's model: reference 000's batch connector, registered like any remote model."""
+    settings = config.inference.ml_commons
+    assert settings is not None, "only for pipelines with the ml-commons backend"
+    text = f"osbatch {config.name} batch inference"
+    return _ensure_remote(ml, settings.model, text, batch_connector_body(config, target))
+
+
+def _ensure_remote(ml: MlCommons, name: str, text: str, connector: dict[str, Any]) -> tuple[str, Change]:
+    fingerprint = _fingerprint({"connector": connector, "name": name, "function_name": "remote"})
+    description = _with_fingerprint(text, fingerprint)
+    existing = ml.find_model(name)
     if existing is None:
         connector_id = ml.create_connector(connector)
         model_id = ml.register(
             {
-                "name": model.name,
+                "name": name,
                 "function_name": "remote",
                 "description": description,
                 "connector_id": connector_id,
             }
         )
         ml.deploy(model_id)
-        return model_id, Change("model", model.name, "created", model_id)
+        return model_id, Change("model", name, "created", model_id)
     model_id = str(existing["model_id"])
     if _stored_fingerprint(existing) == fingerprint:
-        return model_id, _deployed(ml, model.name, existing)
+        return model_id, _deployed(ml, name, existing)
     # Undeployed first: ML Commons refuses to update a connector that a deployed model uses.
     ml.undeploy(model_id)
     ml.update_connector(str(existing["connector_id"]), connector)
     ml.update_model(model_id, {"description": description})
     ml.deploy(model_id)
-    return model_id, Change("model", model.name, "updated", f"{model_id}: connector changed")
+    return model_id, Change("model", name, "updated", f"{model_id}: connector changed")
 
 
 def _ensure_onnx(
@@ -190,7 +203,8 @@ def _ensure_onnx(
         ml.undeploy(str(existing["model_id"]))
         ml.delete_model(str(existing["model_id"]))
         action = "replaced"
-    model_id = ml.register({**body, "description": _described(model, fingerprint)})
+    text = model.description or f"osbatch {model.task.value} model"
+    model_id = ml.register({**body, "description": _with_fingerprint(text, fingerprint)})
     ml.deploy(model_id)
     return model_id, Change("model", model.name, action, model_id)
 
@@ -216,8 +230,7 @@ def _fingerprint(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
 
-def _described(model: ModelSpec, fingerprint: str) -> str:
-    text = model.description or f"osbatch {model.task.value} model"
+def _with_fingerprint(text: str, fingerprint: str) -> str:
     return f"{text} (osbatch {fingerprint})"
 
 

@@ -1,0 +1,154 @@
+"""The ml-commons backend on the real local runtime: S3 upload -> ML Commons `_batch_predict` on the local
+node's own plugin -> its batch connector runs a SageMaker transform job in the AWS emulator -> k-NN index."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.main import main
+from cli.search import semantic_search
+from local.aws import session
+from local.deploy import deploy_local, load_pipelines, transform_settings
+from local.emulators.node_facing import node_facing_host
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.search.client import opensearch_client
+from osbatch.search.ml import MlCommons
+from tests.integration.test_bedrock_backend import TOPICS
+from tests.integration.test_end_to_end import upload, wait_for_end
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(
+        node_facing_host() is None,
+        reason="no address ML Commons' batch calls can reach (local/emulators/node_facing.py)",
+    ),
+]
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
+NAME = "e2e-ml-commons"
+
+
+@pytest.fixture(scope="module")
+def config() -> PipelineConfig:
+    return {config.name: config for config in load_pipelines(PIPELINES)}[NAME]
+
+
+def run_setup(capsys: pytest.CaptureFixture[str]) -> str:
+    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", NAME]) == 0
+    return capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
+    stack = deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", NAME]) == 0  # the batch model
+    return stack
+
+
+@pytest.fixture(scope="module")
+def jobs(stack: Any) -> JobTable:
+    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
+    return JobTable(table)
+
+
+@pytest.fixture(scope="module")
+def ml(runtime: LocalRuntime) -> MlCommons:
+    return MlCommons(opensearch_client(runtime.opensearch.url))
+
+
+def test_setup_run_again_changes_nothing(
+    stack: Any, config: PipelineConfig, ml: MlCommons, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the batch model the stack fixture's setup registered
+    assert config.inference.ml_commons is not None
+    before = ml.find_model(config.inference.ml_commons.model)
+    assert before is not None and before["model_state"] == "DEPLOYED"
+    # When setup runs again
+    out = run_setup(capsys)
+    # Then nothing was sent, and it is the same model with the same connector
+    assert "nothing changed" in out and f"model {config.inference.ml_commons.model}: unchanged" in out
+    after = ml.find_model(config.inference.ml_commons.model)
+    assert after is not None
+    assert (after["model_id"], after["connector_id"]) == (before["model_id"], before["connector_id"])
+
+
+def test_an_upload_goes_through_ml_commons_batch_predict_to_searchable_documents(
+    stack: Any, config: PipelineConfig, jobs: JobTable, ml: MlCommons, runtime: LocalRuntime
+) -> None:
+    # Given three records with known neighbours
+    records = [{"_id": f"mlc-{name}", "text": text} for name, text in TOPICS]
+    body = b"".join(json.dumps(record).encode() + b"\n" for record in records)
+    # When the file is uploaded
+    job_id = upload(stack, config, f"mlc-{time.time_ns()}.jsonl", body)
+    job = wait_for_end(jobs, job_id)
+    # Then every record is indexed
+    assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == ("COMPLETED", 3, 3, 0)
+    # And the remote job is an ML Commons batch task whose remote job is the transform job
+    task = ml.get_task(job["remote_id"])
+    assert (task["task_type"], task["function_name"], task["state"]) == (
+        "BATCH_PREDICTION",
+        "REMOTE",
+        "COMPLETED",
+    )
+    assert task["remote_job"]["TransformJobStatus"] == "Completed"
+    assert task["remote_job"]["TransformJobArn"] == job["remote_arn"]
+    # And a k-NN query finds the right document first
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.refresh(index=config.sink.index)
+    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    assert hits[0].doc_id == "mlc-gzip"
+
+
+@contextmanager
+def held_model(config: PipelineConfig) -> Iterator[None]:
+    """The pipeline's SageMaker model held until stopped (the emulator's OSBATCH_LOCAL_HOLD_UNTIL_STOPPED)."""
+    settings = transform_settings(config)
+    assert settings is not None
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
+    healthy = sagemaker.describe_model(ModelName=settings.ModelName)
+    sagemaker.delete_model(ModelName=settings.ModelName)
+    sagemaker.create_model(
+        ModelName=settings.ModelName,
+        PrimaryContainer={"Image": "local", "Environment": {"OSBATCH_LOCAL_HOLD_UNTIL_STOPPED": "true"}},
+        ExecutionRoleArn=healthy["ExecutionRoleArn"],
+    )
+    try:
+        yield
+    finally:
+        sagemaker.delete_model(ModelName=settings.ModelName)
+        sagemaker.create_model(
+            ModelName=settings.ModelName,
+            PrimaryContainer=healthy["PrimaryContainer"],
+            ExecutionRoleArn=healthy["ExecutionRoleArn"],
+        )
+
+
+def test_cancel_goes_through_ml_commons_and_the_job_ends_cancelled(
+    stack: Any, config: PipelineConfig, jobs: JobTable, ml: MlCommons, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a job whose transform runs until it is stopped, so it cannot finish before the cancel
+    with held_model(config):
+        job_id = upload(
+            stack, config, f"mlc-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
+        )
+        deadline = time.monotonic() + 120
+        while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # When the user cancels it (POST /_plugins/_ml/tasks/<id>/_cancel)
+        assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
+        job = wait_for_end(jobs, job_id)
+    # Then the job ends CANCELLED with nothing indexed, and ML Commons' task says so too
+    assert "cancelling" in capsys.readouterr().out
+    assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
+    task = ml.get_task(job["remote_id"])
+    assert (task["state"], task["remote_job"]["TransformJobStatus"]) == ("CANCELLED", "Stopped")
