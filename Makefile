@@ -13,6 +13,7 @@ export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
 help:
 	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
+	@echo "            BACKEND=bedrock, openai or ml-commons runs it through that backend (default sagemaker)"
 	@echo "make test   lint, type-check, unit, infra and integration tests"
 	@echo "make up / make down / make status   the local runtime"
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
@@ -33,8 +34,10 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
 	touch $(NODE_STAMP)
 
+# The inference backend the demo runs the sample through: sagemaker, bedrock or openai (local/demo_backends.py).
+BACKEND ?= sagemaker
 demo: install
-	$(VENV)/bin/osbatch demo
+	$(VENV)/bin/osbatch demo --backend $(BACKEND)
 
 up: install
 	$(VENV)/bin/osbatch up

@@ -68,7 +68,7 @@ def deploy(args: argparse.Namespace) -> int:
 def demo(args: argparse.Namespace) -> int:
     from local.demo import run_demo
 
-    return run_demo()
+    return run_demo(args.backend)
 
 
 def submit(args: argparse.Namespace) -> int:

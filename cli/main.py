@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from cli import commands
+from local.demo_backends import DEFAULT_BACKEND, DEMO_BACKENDS, UnknownBackend
 from local.process import StartupError
 from osbatch.config import ConfigError
 
@@ -39,7 +40,15 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("job_id", nargs="?")
     deploy = add("deploy", commands.deploy, "deploy the stack into the local runtime (on AWS: cdk deploy)")
     deploy.add_argument("--local", action="store_true", required=True, help="deploy into the local runtime")
-    add("demo", commands.demo, "the whole pipeline on sample data, locally; the runtime stays up afterwards")
+    demo = add(
+        "demo", commands.demo, "the whole pipeline on sample data, locally; the runtime stays up afterwards"
+    )
+    demo.add_argument(
+        "--backend",
+        default=DEFAULT_BACKEND,
+        help=f"the inference backend the sample runs through: {', '.join(sorted(DEMO_BACKENDS))} "
+        f"(default {DEFAULT_BACKEND})",
+    )
     submit = add("submit", commands.submit, "upload JSONL files as input for a pipeline")
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--pipeline", required=True)
@@ -84,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args))
-    except (ConfigError, commands.CommandError, StartupError) as error:
+    except (ConfigError, commands.CommandError, StartupError, UnknownBackend) as error:
         print(f"osbatch: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

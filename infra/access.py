@@ -17,7 +17,6 @@ from infra.storage import Storage
 from osbatch.config import PipelineConfig
 from osbatch.contracts import (
     DEAD_LETTER_PREFIX,
-    JOBS_BY_PIPELINE_INDEX,
     JOBS_PREFIX,
     job_input_prefix,
     job_joined_prefix,
@@ -29,7 +28,7 @@ from osbatch.contracts import (
 
 # JobTable: create() is a conditional put, update() an update, put_chunk() a plain put (a retried chunk
 # overwrites its counts), chunk_totals() a query on the job's partition (finalize, fail-job),
-# count_in_flight() a GSI query.
+# acquire_slot() / release_slot() a conditional update of the pipeline's slots item.
 GET, PUT, UPDATE, QUERY = "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"
 # upload_fileobj goes multipart for large bodies and aborts the upload if it fails.
 WRITE = ["s3:PutObject", "s3:AbortMultipartUpload"]
@@ -44,7 +43,6 @@ def grant_function_access(
 ) -> None:
     out, dead = storage.output_bucket, storage.dead_letter_bucket
     table = [storage.job_table.table_arn]
-    by_pipeline = [f"{storage.job_table.table_arn}/index/{JOBS_BY_PIPELINE_INDEX}"]
     prefixes = list(dict.fromkeys(p.source.prefix for p in pipelines))
     inputs = [storage.input_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
     job_inputs = [out.arn_for_objects(f"{job_input_prefix('*')}*")]
@@ -76,8 +74,7 @@ def grant_function_access(
     grant("prepare", REWRITE, dead_letters)
     grant("prepare", [UPDATE], table)
 
-    grant("start-job", [GET, UPDATE], table)
-    grant("start-job", [QUERY], by_pipeline)  # counts the pipeline's jobs in flight
+    grant("start-job", [GET, UPDATE], table)  # UpdateItem: the job, and its slot (a conditional write)
 
     grant("poll-job", [UPDATE], table)
 

@@ -2,7 +2,8 @@
 
 Start the runtime, deploy the synthesized stack into it, upload the sample, follow the jobs while they
 run and ingest, print the accounting, and search the result. Re-running it is safe: the same files are
-the same jobs, so a second run starts nothing and shows the same numbers.
+the same jobs, so a second run starts nothing and shows the same numbers. `make demo BACKEND=bedrock`
+(openai, ml-commons) runs the same through another backend's pipeline (local/demo_backends.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
+from local.demo_backends import DEFAULT_BACKEND, DemoBackend, demo_backend
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
 from local.runtime import local_runtime
@@ -24,7 +26,6 @@ from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 from osbatch.search.queries import Mode
 
-PIPELINE = "python-docs"
 SAMPLE_DIR = REPO_ROOT / "samples" / "python-docs"
 EXPECTED_DEAD_LETTERS = 5  # the sample's deliberately bad lines (samples/README.md)
 QUERIES = (
@@ -32,9 +33,7 @@ QUERIES = (
     "parse command line options and arguments",
     "run a function in a background thread",
 )
-# The search pipeline of pipelines/python-docs.yaml the demo searches through, and a query where exact terms
-# (a function name) and meaning both count.
-RERANK_PIPELINE = "python-docs-rerank"
+# A query where exact terms (a function name) and meaning both count.
 HYBRID_QUERY = "zlib decompress bytes"
 TIMEOUT_SECONDS = 900
 
@@ -45,54 +44,60 @@ class Upload:
     job_id: str
 
 
-def run_demo(progress: Callable[[str], None] = print) -> int:
+def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = print) -> int:
+    demo = demo_backend(backend)  # an unknown backend fails before anything starts
     started = time.monotonic()
     runtime = local_runtime()
     runtime.up(progress)
-    stack = deploy_local(opensearch_url=runtime.opensearch.url, progress=progress)
+    stack = deploy_local(demo.pipelines, opensearch_url=runtime.opensearch.url, progress=progress)
     target = local_target()
     assert target is not None, f"stack {stack.stack_name} was just deployed, so the local target exists"
-    config = {config.name: config for config in load_pipelines()}[PIPELINE]
+    config = {config.name: config for config in load_pipelines(demo.pipelines)}[demo.pipeline]
+    progress(f"backend {backend}: the sample goes to pipeline {config.name}, index {config.sink.index}")
+    client = opensearch_client(runtime.opensearch.url)
+    if demo.before_upload is not None:
+        demo.before_upload(client, config, progress)
 
-    uploads = upload_sample(target, config.source.prefix, progress)
+    uploads = upload_sample(target, config.name, config.source.prefix, progress)
     jobs = target.jobs
     finished = follow(jobs, uploads, started, progress)
     ok = summarize(finished, uploads, time.monotonic() - started)
 
-    client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
     for query in QUERIES:
         print(f'\nsearch: "{query}"')
         print_hits(semantic_search(client, config, query, k=3))
-    search_side(client, config, progress)
+    search_side(client, config, demo, progress)
     print(
-        "\nthe runtime is still up: `osbatch jobs`, "
-        f"`osbatch search QUERY --pipeline {PIPELINE}`, `make down`"
+        f"\nthe runtime is still up: `osbatch --pipelines '{demo.pipelines}' jobs`, "
+        f"`osbatch --pipelines '{demo.pipelines}' search QUERY --pipeline {config.name}`, `make down`"
     )
     return 0 if ok else 1
 
 
-def search_side(client: Any, config: Any, progress: Callable[[str], None]) -> None:
+def search_side(client: Any, config: Any, demo: DemoBackend, progress: Callable[[str], None]) -> None:
     """`osbatch setup`, then one search through a search pipeline and one hybrid search."""
     progress(f"\nsetting up the search side of {config.name} (osbatch setup)")
     for change in provision_local(client, config, progress).changes:
         progress(f"  {change.describe()}")
     query = QUERIES[0]
-    print(f'\nneural search through the search pipeline {RERANK_PIPELINE}: "{query}"')
-    response = run_search(client, config, query, k=3, mode=Mode.NEURAL, search_pipeline=RERANK_PIPELINE)
+    print(f'\nneural search through the search pipeline {demo.rerank_pipeline}: "{query}"')
+    response = run_search(client, config, query, k=3, mode=Mode.NEURAL, search_pipeline=demo.rerank_pipeline)
     print_response(response, config, as_json=False)
     print(f'\nhybrid search (BM25 + k-NN, min-max normalized): "{HYBRID_QUERY}"')
     print_response(run_search(client, config, HYBRID_QUERY, k=3, mode=Mode.HYBRID), config, as_json=False)
 
 
-def upload_sample(target: Target, prefix: str, progress: Callable[[str], None]) -> list[Upload]:
+def upload_sample(
+    target: Target, pipeline: str, prefix: str, progress: Callable[[str], None]
+) -> list[Upload]:
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
     uploads = []
     for path in sorted(SAMPLE_DIR.glob("*.jsonl")):
         key = f"{prefix}{path.name}"
         etag = s3.put_object(Bucket=bucket, Key=key, Body=path.read_bytes())["ETag"].strip('"')
-        uploads.append(Upload(path.name, job_id_for(PIPELINE, bucket, key, etag)))
+        uploads.append(Upload(path.name, job_id_for(pipeline, bucket, key, etag)))
         progress(f"uploaded {path.relative_to(REPO_ROOT)} -> s3://{bucket}/{key}")
     return uploads
 

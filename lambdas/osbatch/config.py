@@ -182,20 +182,27 @@ class BedrockModelFamily(StrEnum):
 
 
 class BedrockQuotas(Strict):
-    """Bedrock's per-job batch inference quotas. They differ per model and region and change over time;
-    set them to what Service Quotas shows for your model. The defaults are the values the quota names carry
-    for most text models at the time of writing ("Minimum number of records per batch inference job" 100,
-    "Records per batch inference job" 50,000, "Records per input file per batch inference job" 50,000,
-    "Batch inference input file size" 200 MB, "Batch inference job size" 1 GB, "Batch inference jobs in
-    progress" 20 per model), see https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock
-    and https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html.
+    """Bedrock's per-job batch inference quotas, per model and region (Service Quotas, service "Amazon
+    Bedrock"). The defaults are the documented defaults, the same for every model osbatch has a template
+    for (Titan Text Embeddings V2, Claude 3 / 3.5 Haiku and Sonnet), as the Amazon Bedrock service quotas
+    table lists them: https://docs.aws.amazon.com/general/latest/gr/bedrock.html#limits_bedrock (the quota
+    names below are its rows; https://docs.aws.amazon.com/bedrock/latest/userguide/batch-inference-data.html
+    says what each one counts). Some models differ (Nova Pro V1: a 100 GB job) and adjustable quotas may
+    have been raised for an account, so set these to what Service Quotas shows for yours.
     """
 
+    # "Minimum number of records per batch inference job for <model>": 100, not adjustable.
     min_records_per_job: int = Field(100, ge=1)
+    # "Records per batch inference job for <model>": 50,000, adjustable.
     max_records_per_job: int = Field(50_000, ge=1)
+    # "Records per input file per batch inference job for <model>": 50,000, adjustable.
     max_records_per_file: int = Field(50_000, ge=1)
-    max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024)
-    max_job_bytes: int = Field(1000 * 1000 * 1000, ge=1024)
+    # "Batch inference input file size (in GB) for <model>": 1 GB, not adjustable.
+    max_file_bytes: int = Field(1_000_000_000, ge=1024)
+    # "Batch inference job size (in GB) for <model>": 5 GB (all input files together), not adjustable.
+    max_job_bytes: int = Field(5_000_000_000, ge=1024)
+    # "Sum of in-progress and submitted batch inference jobs using a base model for <model>": 20, adjustable
+    # (3 for a custom model). Counted per account and region, over every pipeline using the model.
     max_jobs_in_progress: int = Field(20, ge=1)
 
 

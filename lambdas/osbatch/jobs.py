@@ -235,18 +235,6 @@ class JobTable:
             jobs = jobs[:limit]
         return jobs
 
-    def count_in_flight(self, pipeline: str) -> int:
-        """Jobs of a pipeline that hold a remote job slot (submitted and not finished)."""
-        busy = {JobStateName.RUNNING.value, JobStateName.CANCELLING.value}
-        return sum(
-            1
-            for item in self._query(
-                IndexName=JOBS_BY_PIPELINE_INDEX,
-                KeyConditionExpression=Key("pipeline").eq(pipeline),
-                FilterExpression=Attr("state").is_in(sorted(busy)),
-            )
-        )
-
     def acquire_slot(self, pipeline: str, job_id: str, limit: int) -> bool:
         """Take one of the pipeline's `limit` job slots for job_id; False when all are held.
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from osbatch.backends.base import OutputObject
+from osbatch.backends.base import THROTTLED_PAST_WINDOW, OutputObject
 from osbatch.config import PipelineConfig
 from osbatch.jobs import ChunkCounts, JobTable
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
@@ -301,6 +301,33 @@ def test_throttling_past_the_window_fails_the_job_and_dead_letters_the_file(job:
     (letter,) = [json.loads(line) for line in body.splitlines()]
     assert letter["stage"] == "inference" and letter["record"]["records"] == 9
     assert letter["record"]["file"] == SOURCE.uri
+
+
+def test_a_created_job_refused_past_the_window_dead_letters_the_file_too(job: JobTable, s3: Any) -> None:
+    # Given a job the service failed for throttling after it was created, past the retry window
+    status = JobStatus(
+        state=JobStateName.FAILED,
+        reason="token_limit_exceeded: Enqueued token limit reached",
+        progress={THROTTLED_PAST_WINDOW: True},
+    )
+    state = ingesting(state=JobStateName.RUNNING).model_copy(update={"plan": None, "status": status})
+    # When the job is failed
+    _, report = fail(job, s3, state)
+    # Then it is FAILED with that error, and the file's valid records are one file-level dead letter
+    assert (report.state, report.reason) == ("FAILED", "token_limit_exceeded: Enqueued token limit reached")
+    assert (report.records_in, report.dead_lettered, report.unaccounted) == (10, 10, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/inference/00000.jsonl")["Body"].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert letter["reason"] == report.reason and letter["record"]["records"] == 9
+
+
+def test_a_job_failed_for_another_reason_keeps_its_records_unaccounted(job: JobTable, s3: Any) -> None:
+    # Given a job the service failed for a reason other than throttling
+    status = JobStatus(state=JobStateName.FAILED, reason="validation: bad input")
+    state = ingesting(state=JobStateName.RUNNING).model_copy(update={"plan": None, "status": status})
+    # When the job is failed / Then nothing is dead-lettered at file level: its records are unaccounted
+    _, report = fail(job, s3, state)
+    assert (report.dead_lettered, report.unaccounted) == (1, 9)
 
 
 def test_a_failed_load_still_restores_the_index_settings(

@@ -16,6 +16,7 @@ from moto import mock_aws
 from local.emulators.faults import FAULTS
 from local.emulators.openai_server import BatchStore, serve
 from local.model import Embedder, load_embedder
+from osbatch.backends.base import THROTTLED_PAST_WINDOW
 from osbatch.backends.openai import OpenAIBackend, custom_id, line_of
 from osbatch.backends.openai_http import OpenAIHttp
 from osbatch.config import OpenAIJobConfig
@@ -209,10 +210,11 @@ def test_token_limit_exceeded_is_retried_then_gives_up_after_the_window(
         clock.now += 1200
         time.sleep(0.05)
     clock.now += 1200
-    # Then the job FAILS with the error
+    # Then the job FAILS with the error, flagged as throttled past the window (FailJob dead-letters its file)
     status = job.status(second)
     assert status.state is JobStateName.FAILED
     assert "token_limit_exceeded" in (status.reason or "")
+    assert status.progress[THROTTLED_PAST_WINDOW] is True
 
 
 def test_cancel_ends_cancelled(api: str, aws: tuple[Any, Any]) -> None:

@@ -16,6 +16,12 @@ class BackendThrottled(Exception):
     with backoff for the pipeline's retry_time_window; the class name is matched by the Retry rule."""
 
 
+# A progress flag on a FAILED status: the service kept refusing the work past retry_time_window after the
+# job was created (OpenAI's token_limit_exceeded batches). FailJob then treats it as it treats StartJob's
+# spent throttling retries: no record reached a model, so the file is dead-lettered whole.
+THROTTLED_PAST_WINDOW = "throttled_past_retry_window"
+
+
 class BackendUnavailable(Exception):
     """A status call failed. Counted by the poller; too many in a row make the job UNREACHABLE."""
 

@@ -26,6 +26,7 @@ import urllib3.exceptions
 from botocore.exceptions import ClientError
 
 from osbatch.backends.base import (
+    THROTTLED_PAST_WINDOW,
     BackendStatus,
     BackendThrottled,
     BackendUnavailable,
@@ -188,6 +189,8 @@ class OpenAIBackend:
         statuses = [str(batch["status"]) for batch in batches.values()]
         progress: dict[str, Any] = {"remote_status": ",".join(sorted(set(statuses))), **counts}
         state, reason = _overall(statuses, batches, counts)
+        if throttled and state is JobStateName.FAILED:
+            progress[THROTTLED_PAST_WINDOW] = True
         return BackendStatus(state, reason=reason, progress=progress)
 
     def cancel(self, remote: RemoteJob) -> None:

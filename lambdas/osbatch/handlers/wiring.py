@@ -31,6 +31,12 @@ from osbatch.search.client import opensearch_client
 
 # Standard retry mode: bounded retries with backoff for every AWS call the functions make.
 AWS_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"})
+# The inference services' calls retry once in the client, no more: StartJob's Retry rule already backs off
+# throttled submits for retry_time_window, and PollJob counts failed status calls towards UNREACHABLE. Eight
+# standard-mode retries would add up to ~40 s of backoff to every throttled StartJob attempt, stretching
+# the window the workflow computes (infra/workflow.py) several-fold and billing the Lambda for the waits.
+INFERENCE_CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"})  # retries, not calls
+INFERENCE_SERVICES = frozenset({"sagemaker", "bedrock"})
 # Synth writes the deployed configs into the code asset, next to this package's modules (infra/code.py).
 PIPELINES_PATH: Traversable = resources.files("osbatch").joinpath(DEPLOYED_PIPELINES_FILE)
 
@@ -132,7 +138,8 @@ class Runtime:
 
 @lru_cache(maxsize=64)
 def _client(session: boto3.session.Session, name: str) -> Any:
-    return session.client(name, config=AWS_CONFIG)  # type: ignore[call-overload]
+    config = INFERENCE_CLIENT_CONFIG if name in INFERENCE_SERVICES else AWS_CONFIG
+    return session.client(name, config=config)  # type: ignore[call-overload]
 
 
 @lru_cache(maxsize=8)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from osbatch.backends.base import BatchBackend
+from osbatch.backends.base import THROTTLED_PAST_WINDOW, BatchBackend
 from osbatch.config import PipelineConfig
 from osbatch.contracts import (
     dead_letter_key,
@@ -176,11 +176,23 @@ def fail_job(
     ):
         tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
-    if state.error is not None and state.error.get("Error") in THROTTLED_ERRORS and state.prepared:
+    if _throttled_past_window(state) and state.prepared:
         report = _dead_letter_file(state, report, s3, dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+
+
+def _throttled_past_window(state: JobState) -> bool:
+    """StartJob spent its throttling retries, or the service refused the created job's work for longer
+    than retry_time_window (a status flag, e.g. OpenAI's token_limit_exceeded batches)."""
+    if state.error is not None:
+        return state.error.get("Error") in THROTTLED_ERRORS
+    return bool(
+        state.status is not None
+        and state.status.state is JobStateName.FAILED
+        and state.status.progress.get(THROTTLED_PAST_WINDOW)
+    )
 
 
 def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: str) -> JobReport:
