@@ -46,8 +46,8 @@ def test_one_rule_per_service_matches_terminal_states_of_osbatch_jobs(
 ) -> None:
     # Given the rules that target wake-job
     # Then there is one per service, on the default bus, with exactly the documented pattern
-    patterns = sorted((r["EventPattern"] for r in wake_rules), key=lambda p: p["source"])
-    assert patterns == sorted(EXPECTED_PATTERNS, key=lambda p: p["source"])
+    patterns = sorted((r["EventPattern"] for r in wake_rules), key=lambda p: str(p["source"]))
+    assert patterns == sorted(EXPECTED_PATTERNS, key=lambda p: str(p["source"]))
     assert all("EventBusName" not in r and r["State"] == "ENABLED" for r in wake_rules)
 
 
