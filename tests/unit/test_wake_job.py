@@ -18,7 +18,9 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
 
+from local.aws.patches import stepfunctions
 from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
 from osbatch.handlers import park_job, wake_job, wiring
 from osbatch.jobs import JobTable
@@ -140,6 +142,13 @@ class Workflow:
                 return str(entered[-1])
             time.sleep(0.05)
         raise AssertionError("the execution never ended")
+
+    def parked_seconds(self, execution: str) -> float:
+        """From the park's TaskStateEntered to how it ended, by the execution history's timestamps."""
+        events = self._sfn.get_execution_history(executionArn=execution)["events"]
+        stamps = {e["type"]: e["timestamp"] for e in events}
+        end = stamps.get("TaskTimedOut") or stamps["TaskSucceeded"]
+        return float((end - stamps["TaskStateEntered"]).total_seconds())
 
     def is_waiting(self, execution: str) -> bool:
         return bool(self._sfn.describe_execution(executionArn=execution)["status"] == "RUNNING")
@@ -265,3 +274,17 @@ def test_each_finished_remote_job_wakes_the_job_once(deployed: Any) -> None:
     execution, payload = workflow.park()
     assert park(payload) == "woken"
     assert workflow.ended_in(execution) == "Woken"
+
+
+def test_the_emulators_clock_scales_the_park_timeout(deployed: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    workflow, _, _ = deployed
+    # Given the local emulator's Step Functions clock at 1/1000 (local/aws/patches/stepfunctions.py)
+    monkeypatch.setattr(TimeoutSecondsPath, "_eval_seconds", stepfunctions._scaled_timeout_seconds_path)
+    monkeypatch.setattr(stepfunctions.TimeScale, "factor", 0.001)
+    # When a job parks for an hour and no event comes
+    execution, payload = workflow.park(wait_seconds=3600)
+    park(payload)
+    # Then the wait times out (the polling fallback) after the scaled 3.6 s, not the hour
+    assert workflow.ended_in(execution) == "Polled"
+    waited = workflow.parked_seconds(execution)
+    assert 3600 * 0.001 <= waited < 3600
