@@ -5,6 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from osbatch.wakeups import WAKE_TOKEN
+
+# Internal: the parked workflow's task token is a capability to resume it, and long; not for display.
+HIDDEN = {"item", WAKE_TOKEN}
+
 JOB_COLUMNS = (
     ("JOB", "job_id"),
     ("STATE", "state"),
@@ -57,6 +62,6 @@ def job_detail(job: dict[str, Any]) -> str:
         "report",
         "execution_arn",
     ]
-    keys = [key for key in order if key in job] + sorted(set(job) - set(order) - {"item"})
+    keys = [key for key in order if key in job] + sorted(set(job) - set(order) - HIDDEN)
     width = max(len(key) for key in keys)
     return "\n".join(f"{key.ljust(width)}  {job[key]}" for key in keys)

@@ -78,6 +78,11 @@ def grant_function_access(
 
     grant("poll-job", [UPDATE], table)
 
+    # steps/wake.py on the job item (wakeups.py): park stores its token and claims; wake checks the job
+    # exists, records the finish and claims. SendTaskSuccess is granted with the rules (infra/wake.py).
+    grant("park-job", [UPDATE], table)
+    grant("wake-job", [GET, UPDATE], table)
+
     list_under("plan-ingest", out.bucket_arn, [JOBS_PREFIX])
     grant("plan-ingest", ["s3:PutObject"], plans)
     grant("plan-ingest", [GET, UPDATE], table)  # GetItem: is a bulk load into the index under way

@@ -34,7 +34,7 @@ class FunctionSpec:
 # Handler strings are the contract in docs/architecture.md. Timeouts: SQS and Step Functions retry,
 # so a function only needs time for one unit of work; prepare and ingest-chunk stream whole files or chunks.
 # Reserved concurrency caps what a burst of jobs can take from the account (and guarantees it back):
-# 90 in all, leaving an account with the default 1,000 plenty. ingest-chunk's 40 is five jobs' Distributed
+# 105 in all, leaving an account with the default 1,000 plenty. ingest-chunk's 40 is five jobs' Distributed
 # Maps at 8 chunks each; above that, invocations are throttled and retried (infra/workflow.py).
 FUNCTIONS: dict[str, FunctionSpec] = {
     "submit": FunctionSpec(
@@ -45,6 +45,12 @@ FUNCTIONS: dict[str, FunctionSpec] = {
     ),
     "start-job": FunctionSpec(
         "osbatch.handlers.start_job.handler", 60, 256, "Start the batch inference job", 5
+    ),
+    "park-job": FunctionSpec(
+        "osbatch.handlers.park_job.handler", 30, 256, "Park WaitForJob until its job's completion event", 10
+    ),
+    "wake-job": FunctionSpec(
+        "osbatch.handlers.wake_job.handler", 30, 256, "Remote job finished -> wake its parked workflow", 5
     ),
     "poll-job": FunctionSpec("osbatch.handlers.poll_job.handler", 60, 256, "Read the batch job's state", 10),
     "plan-ingest": FunctionSpec(

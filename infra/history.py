@@ -10,6 +10,8 @@ one-execution-per-job naming that makes submits idempotent (the execution name i
 Events per state, as Step Functions writes them (HistoryEvent types):
 - Task: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded or TaskFailed, TaskStateExited (5);
   each retried attempt adds TaskScheduled, TaskStarted, TaskFailed (3);
+- a callback Task (`.waitForTaskToken`) also writes TaskSubmitted, and ends in TaskSucceeded or
+  TaskTimedOut (6);
 - Wait, Choice, Pass, Succeed: <Type>StateEntered, <Type>StateExited (2); Fail: FailStateEntered (1);
 - Distributed Map: MapStateEntered, MapStateStarted, MapRunStarted, MapRunSucceeded or MapRunFailed,
   MapStateSucceeded or MapStateFailed, MapStateExited (6); its child executions have their own histories;
@@ -26,6 +28,8 @@ from osbatch.steps.remote import next_wait_seconds
 
 HISTORY_LIMIT = 25_000
 EVENTS_PER_STATE = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1, "Map": 6}
+CALLBACK_SUFFIX = ".waitForTaskToken"
+EVENTS_PER_CALLBACK = 1  # TaskSubmitted
 EVENTS_PER_RETRY = 3
 EXECUTION_EVENTS = 2
 DEFAULT_MAX_ATTEMPTS = 3  # what Step Functions uses when a retrier names no MaxAttempts
@@ -51,6 +55,8 @@ def poll_count(polling: PollingConfig) -> int:
 def state_events(state: Mapping[str, Any], *, all_retries: bool) -> int:
     """Events one entry of a state writes: all its retries, or the per-poll reserve."""
     events = EVENTS_PER_STATE[state["Type"]]
+    if str(state.get("Resource", "")).endswith(CALLBACK_SUFFIX):
+        events += EVENTS_PER_CALLBACK
     retriers = state.get("Retry", [])
     if not retriers:
         return events

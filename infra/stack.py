@@ -22,6 +22,7 @@ from infra.search_provisioning import SearchProvisioning
 from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
+from infra.wake import WakeRules
 from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import Backend, PipelineConfig
 
@@ -105,6 +106,13 @@ class OsbatchStack(Stack):
             pipelines=pipelines,
             input_bucket=storage.input_bucket,
             submit=functions["submit"],
+        )
+        WakeRules(
+            self,
+            "Wake",
+            wake=functions["wake-job"],
+            token_senders=functions.roles("park-job", "wake-job"),
+            state_machine_arn=machine_arn,
         )
         workflow = JobWorkflow(
             self,

@@ -55,6 +55,8 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?")
+# Set by StartJob and grown by PollJob (steps/remote.py): how long WaitForJob waits for an event.
+WAIT_SECONDS_PATH = "$.poll.wait_seconds"
 # Set by PlanIngest from the pipeline's sink.tolerated_chunk_failure_percentage.
 TOLERATED_FAILURE_PATH = "$.plan.tolerated_failure_percentage"
 THROTTLE_INTERVAL_SECONDS = 30
@@ -116,8 +118,8 @@ class JobWorkflow(Construct):
             max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
             max_attempts=throttle_attempts(retry_window_seconds),
         )
-        wait = sfn.Wait(self, "WaitForJob", time=sfn.WaitTime.seconds_path("$.poll.wait_seconds"))
         poll_job = self._task("PollJob", "poll-job", catch=fail_job)
+        wait = self._park(poll_job, fail_job)
         plan_ingest = self._task("PlanIngest", "plan-ingest", catch=fail_job)
         ingest_chunks = self._ingest_chunks()
         ingest_chunks.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
@@ -182,6 +184,35 @@ class JobWorkflow(Construct):
             output_path="$.Payload",  # every step is JobState -> JobState
             retry_on_service_exceptions=False,  # replaced by the documented retry below
         )
+        self._add_lambda_retries(task)
+        if catch is not None:
+            task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
+        return task
+
+    def _park(self, poll_job: sfn.IChainable, fail_job: sfn.IChainable) -> tasks.LambdaInvoke:
+        """WaitForJob: a Wait that an event can end early (steps/wake.py). park-job stores the task token;
+        wake-job sends it when the remote job's completion event arrives, and the timeout, the poll
+        interval, is the polling fallback. The state passes through unchanged either way."""
+        park = tasks.LambdaInvoke(
+            self,
+            "WaitForJob",
+            lambda_function=self._invoked.setdefault("park-job", self._functions["park-job"]),
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {"job_id": sfn.JsonPath.string_at("$.job_id"), "token": sfn.JsonPath.task_token}
+            ),
+            task_timeout=sfn.Timeout.at(WAIT_SECONDS_PATH),
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=False,
+        )
+        self._add_lambda_retries(park)
+        # Catchers are tried in order: the timeout is the poll, anything else fails the job as elsewhere.
+        park.add_catch(poll_job, errors=[sfn.Errors.TIMEOUT], result_path=sfn.JsonPath.DISCARD)
+        park.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
+        return park
+
+    @staticmethod
+    def _add_lambda_retries(task: tasks.LambdaInvoke) -> None:
         for rule in LAMBDA_RETRIES:
             task.add_retry(
                 errors=list(rule.errors),
@@ -191,9 +222,6 @@ class JobWorkflow(Construct):
                 max_attempts=rule.attempts,
                 jitter_strategy=sfn.JitterType.FULL,
             )
-        if catch is not None:
-            task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
-        return task
 
     def _ingest_chunks(self) -> sfn.DistributedMap:
         item = {field: sfn.JsonPath.string_at(f"$$.Map.Item.Value.{field}") for field in CHUNK_FIELDS}

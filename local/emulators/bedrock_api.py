@@ -10,6 +10,8 @@ name, so adding the methods is enough to serve them. Behaviour follows the API r
 - GetModelInvocationJob: status Submitted -> InProgress -> Completed | PartiallyCompleted | Failed, or
   Stopping -> Stopped; `message` for a failure; ResourceNotFoundException for an unknown job.
 - StopModelInvocationJob: ValidationException naming the status for a job that already ended.
+- Every state change puts Bedrock's `Batch Inference Job State Change` event on the default bus
+  (state_events.py).
 - The job runs on the shared JobRunner (jobs.py) on the local model (bedrock_batch.py).
 """
 
@@ -32,6 +34,7 @@ from local.emulators.bedrock_batch import Counts, InvocationWork, model_family
 from local.emulators.faults import FAULTS, FaultSettings
 from local.emulators.jobs import JobRecord, JobRunner, JobState
 from local.emulators.s3_io import ClientFactory
+from local.emulators.state_events import put_batch_job_event
 from local.model import Embedder
 
 RUNNER = JobRunner(
@@ -189,6 +192,15 @@ def _show_state(job: InvocationJob, record: JobRecord) -> None:
     job.modified = dt.datetime.now(dt.UTC)
     if record.ended_at is not None:
         job.ended = record.ended_at
+    # After the state is visible, as Bedrock's own event follows the change it announces.
+    put_batch_job_event(
+        name=job.name,
+        arn=job.arn,
+        model_id=job.model_id,
+        status=job.status,
+        message=job.message,
+        submitted=job.submitted,
+    )
 
 
 _active: list[InvocationService] = []

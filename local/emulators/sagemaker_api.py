@@ -9,6 +9,8 @@ name, and has no StopTransformJob. Patched here:
 - DescribeTransformJob / ListTransformJobs: unchanged; they read the fields the worker keeps current
   (TransformJobStatus, FailureReason, TransformStartTime, TransformEndTime; see DescribeTransformJob,
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html).
+- Every state change puts SageMaker's `SageMaker Transform Job State Change` event on the default bus
+  (state_events.py).
 - StopTransformJob (added): InProgress -> Stopping -> Stopped; ResourceNotFound for an unknown job (the error
   the API documents); a ValidationException naming the status for a job that already ended.
 """
@@ -30,6 +32,7 @@ from local.emulators.jobs import JobRecord, JobRunner
 from local.emulators.s3_io import ClientFactory
 from local.emulators.sagemaker_request import TransformRequestError, TransformSpec
 from local.emulators.sagemaker_transform import STATUS, EmbedderLoader, TransformWork, internal_error
+from local.emulators.state_events import put_transform_job_event
 
 # One runner per process: a later install() changes how new jobs run, not the record of running ones.
 RUNNER = JobRunner(describe_unexpected=internal_error, name="sagemaker")
@@ -100,6 +103,8 @@ def _show_state(job: FakeTransformJob, record: JobRecord) -> None:
         transform_end_time=record.ended_at.replace(tzinfo=None) if record.ended_at else None,
         last_modified_time=utcnow(),
     )
+    # After the state is visible, as SageMaker's own event follows the change it announces.
+    put_transform_job_event(job.response_object, job.tags)
 
 
 def _set_fields(job: FakeTransformJob, **fields: Any) -> None:

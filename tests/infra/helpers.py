@@ -93,6 +93,11 @@ class Synthesized:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
 
 
+def trigger_rules(synth: Synthesized) -> dict[str, dict[str, Any]]:
+    """The pipelines' Object Created rules (infra/trigger.py), not the wake rules (infra/wake.py)."""
+    return {k: v for k, v in synth.of_type("AWS::Events::Rule").items() if k.startswith("Trigger")}
+
+
 def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 

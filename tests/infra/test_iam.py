@@ -48,6 +48,8 @@ EXPECTED = {
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
     "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
+    "park-job": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},
+    "wake-job": {"dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskSuccess"},
     "plan-ingest": {
         "s3:ListBucket", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem", *INDEX_CHECKS, *LOAD,
     },

@@ -12,14 +12,14 @@ from infra.stack import OsbatchStack
 from infra.tags import tags_from_context
 from osbatch.config import ConfigError
 from osbatch.search.custom_resource import RESOURCE_TYPE
-from tests.infra.helpers import Synthesized, function_ids, new_app, pipeline
+from tests.infra.helpers import Synthesized, function_ids, new_app, pipeline, trigger_rules
 
 # Types whose CloudFormation schema has no Tags property, or that CDK's tag aspect does not reach.
 UNTAGGABLE = {
     "AWS::IAM::Policy", "AWS::S3::BucketPolicy", "AWS::SQS::QueuePolicy", "AWS::SNS::TopicPolicy",
     "AWS::SNS::Subscription", "AWS::Lambda::EventSourceMapping", "AWS::CloudWatch::Alarm",
     "AWS::CloudWatch::Dashboard", "AWS::Logs::ResourcePolicy", "AWS::Lambda::LayerVersion",
-    "AWS::CDK::Metadata",
+    "AWS::CDK::Metadata", "AWS::Lambda::Permission",
     RESOURCE_TYPE,  # a custom resource's properties are its handler's input; CloudFormation tags none
 }  # fmt: skip
 
@@ -49,8 +49,8 @@ def test_every_taggable_resource_carries_the_stack_and_the_required_tags(tagged:
 
 
 def test_a_pipelines_own_resources_carry_its_name(main: Synthesized) -> None:
-    # Given the two pipelines' EventBridge rules
-    rules = main.of_type("AWS::Events::Rule").values()
+    # Given the two pipelines' EventBridge rules (S3 events; the wake rules serve every pipeline)
+    rules = trigger_rules(main).values()
     # Then each names its pipeline
     assert sorted(_tags(rule)["osbatch:pipeline"] for rule in rules) == ["docs", "python-docs"]
 
@@ -83,9 +83,9 @@ def test_every_function_reserves_its_concurrency(main: Synthesized) -> None:
         for name, logical_id in function_ids(main).items()
         if name in FUNCTIONS  # search provisioning runs once per deploy and reserves nothing
     }
-    # Then each reserves what its spec says, 90 in all, ingest-chunk five Distributed Maps' worth
+    # Then each reserves what its spec says, 105 in all, ingest-chunk five Distributed Maps' worth
     assert reserved == {name: spec.reserved_concurrency for name, spec in FUNCTIONS.items()}
-    assert sum(reserved.values()) == 90 and reserved["ingest-chunk"] == 5 * 8
+    assert sum(reserved.values()) == 105 and reserved["ingest-chunk"] == 5 * 8
 
 
 def test_the_submit_queue_drives_fewer_batches_than_submit_reserves(main: Synthesized) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from infra.trigger import key_wildcard
-from tests.infra.helpers import Synthesized, function_ids, render
+from tests.infra.helpers import Synthesized, function_ids, render, trigger_rules
 
 
 def _queues(main: Synthesized) -> tuple[str, str]:
@@ -51,7 +51,7 @@ def test_queues_are_encrypted_and_deny_plain_http(main: Synthesized) -> None:
 
 def test_one_rule_per_pipeline_matches_its_prefix_and_suffix(main: Synthesized) -> None:
     # Given the EventBridge rules
-    rules = main.of_type("AWS::Events::Rule")
+    rules = trigger_rules(main)
     queue, dlq = _queues(main)
     input_bucket = next(k for k in main.of_type("AWS::S3::Bucket") if k.startswith("StorageInput"))
 

@@ -30,13 +30,35 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     }  # fmt: skip
     assert states["Prepare"]["Next"] == "HasRecords?"
     assert states["StartJob"]["Next"] == "WaitForJob"
-    assert states["WaitForJob"] == {"Type": "Wait", "SecondsPath": "$.poll.wait_seconds", "Next": "PollJob"}
+    assert states["WaitForJob"]["Next"] == "PollJob"
     assert states["PollJob"]["Next"] == "JobDone?"
     assert states["PlanIngest"]["Next"] == "IngestChunks"
     assert states["IngestChunks"]["Next"] == "Finalize"
     assert states["Finalize"]["End"] is True
     assert states["FailJob"]["Next"] == "JobFailed"
     assert states["JobFailed"]["Type"] == "Fail"
+
+
+def test_wait_for_job_parks_on_a_task_token_and_polls_at_its_timeout(states: dict[str, Any]) -> None:
+    # Given WaitForJob
+    park = states["WaitForJob"]
+    # Then it invokes park-job with the job id and its task token and waits for the token, at most the poll
+    # interval, the JobState passing through unchanged (the callback's output is discarded)
+    assert park["Type"] == "Task"
+    assert park["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert park["Parameters"]["Payload"] == {"job_id.$": "$.job_id", "token.$": "$$.Task.Token"}
+    assert park["TimeoutSecondsPath"] == "$.poll.wait_seconds" and "TimeoutSeconds" not in park
+    assert park["ResultPath"] is None and "OutputPath" not in park
+    # And its timeout goes to PollJob (the polling fallback, state unchanged) before any other error fails
+    assert park["Catch"] == [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "PollJob"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailJob"},
+    ]
+    # And Lambda's own errors are retried as for every other task
+    assert [rule["ErrorEquals"] for rule in park["Retry"]] == [
+        list(LAMBDA_THROTTLED.errors),
+        list(LAMBDA_SERVICE_ERRORS.errors),
+    ]
 
 
 def test_has_records_skips_inference_when_nothing_is_valid(states: dict[str, Any]) -> None:

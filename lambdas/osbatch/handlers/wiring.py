@@ -28,6 +28,7 @@ from osbatch.events import JobEvents
 from osbatch.ingest.domain_limit import DomainWriters, LimitSettings
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
+from osbatch.wakeups import Wakeups
 
 # Standard retry mode: bounded retries with backoff for every AWS call the functions make.
 AWS_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"})
@@ -105,6 +106,10 @@ class Runtime:
     @cached_property
     def jobs(self) -> JobTable:
         return JobTable(self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table))
+
+    @cached_property
+    def wakeups(self) -> Wakeups:
+        return Wakeups(self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table))
 
     def domain_writers(self, config: PipelineConfig) -> DomainWriters:
         """The writer slots of the pipeline's domain, shared through the job table by every job."""

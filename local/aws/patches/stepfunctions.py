@@ -5,7 +5,9 @@ The state machine definition is never rewritten; the engine's two sleeping point
   version also rounds elapsed time down to whole seconds and re-waits the difference, which never
   converges for sub-second waits, so the replacement waits on a monotonic deadline;
 - the `time.sleep` of `RetrierDecl._eval_body` (interval x backoff, capped by MaxDelaySeconds).
-Task timeouts and heartbeats are not scaled: handlers run at real speed.
+- `TimeoutSecondsPath`: osbatch uses it only on WaitForJob, a `waitForTaskToken` task whose timeout is the
+  poll interval, i.e. the wait a Wait state had (infra/workflow.py). Fixed `TimeoutSeconds` and heartbeats
+  are not scaled: handlers run at real speed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 _POLL_S = 0.05
@@ -39,8 +42,17 @@ def _wait_interval(self: WaitFunction, env: Any, wait_seconds: float) -> None:
             time.sleep(min(remaining, _POLL_S))
 
 
+_timeout_seconds_path = TimeoutSecondsPath._eval_seconds
+
+
+def _scaled_timeout_seconds_path(self: TimeoutSecondsPath, env: Any) -> float:
+    # moto waits on threading events with this value, so a fraction of a second is fine.
+    return scaled(_timeout_seconds_path(self, env))
+
+
 def install(time_scale: float) -> None:
     TimeScale.factor = time_scale
+    TimeoutSecondsPath._eval_seconds = _scaled_timeout_seconds_path  # type: ignore[method-assign,assignment]
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     # `retrier_decl` only uses `time.sleep`; give it a module whose sleep is scaled.
     retrier_decl.time = SimpleNamespace(sleep=lambda seconds: time.sleep(scaled(seconds)))  # type: ignore[assignment]

@@ -1,0 +1,290 @@
+"""park-job and wake-job, wired from their environment as in Lambda, against moto's executing Step Functions.
+
+A state machine parks on a real task token (moto's SQS waitForTaskToken integration hands it to the test,
+as Lambda's would hand it to park-job) with TimeoutSecondsPath, as WaitForJob does; the events are the
+services' documented shapes (osbatch.remote_events cites them).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
+
+from local.aws.patches import stepfunctions
+from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
+from osbatch.handlers import park_job, wake_job, wiring
+from osbatch.jobs import JobTable
+from osbatch.models import SourceObject
+from osbatch.wakeups import WAKE_PENDING, WAKE_TOKEN
+from tests.unit.conftest import create_job_table, pipeline_dict
+
+JOB_ID = "msmarco-3f2a9c1e0b7d4a55"
+REMOTE = f"osb-{JOB_ID}"
+LONG_WAIT = 3600  # the poll interval: only an event can end the wait within the test
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "osbatch-test"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:osbatch-test"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def sagemaker_event(name: str = REMOTE, status: str = "Completed") -> dict[str, Any]:
+    return {
+        "version": "0",
+        "id": "844e2571-85d4-695f-b930-0153b71dcb42",
+        "detail-type": "SageMaker Transform Job State Change",
+        "source": "aws.sagemaker",
+        "account": "123456789012",
+        "time": "2026-12-01T12:26:13Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}"],
+        "detail": {
+            "TransformJobName": name,
+            "TransformJobArn": f"arn:aws:sagemaker:us-east-1:123456789012:transform-job/{name}",
+            "TransformJobStatus": status,
+            "ModelName": "minilm-embedder",
+            "CreationTime": "2026-12-01T12:20:00Z",
+            "TransformStartTime": "2026-12-01T12:20:05Z",
+            "TransformEndTime": "2026-12-01T12:26:13Z",
+            "Tags": {},
+        },
+    }
+
+
+def bedrock_event(name: str = REMOTE, status: str = "Completed") -> dict[str, Any]:
+    arn = "arn:aws:bedrock:us-east-1:123456789012:model-invocation-job/abcdefghwxyz"
+    return {
+        "version": "0",
+        "id": "a1b2c3d4",
+        "detail-type": "Batch Inference Job State Change",
+        "source": "aws.bedrock",
+        "account": "123456789012",
+        "time": "2026-12-01T12:26:13Z",
+        "region": "us-east-1",
+        "resources": [arn],
+        "detail": {
+            "version": "0.0",
+            "accountId": "123456789012",
+            "batchJobName": name,
+            "batchJobArn": arn,
+            "batchModelId": "amazon.titan-embed-text-v2:0",
+            "status": status,
+            "failureMessage": "",
+            "creationTime": "Dec 1, 2026, 12:20:00 PM",
+        },
+    }
+
+
+class Workflow:
+    """One execution parked as WaitForJob parks: woken -> Woken, timed out -> Polled (the fallback)."""
+
+    def __init__(self, sfn: Any, sqs: Any) -> None:
+        self._sfn, self._sqs = sfn, sqs
+        self._queue = sqs.create_queue(QueueName="park-requests")["QueueUrl"]
+        park = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+            "Parameters": {
+                "QueueUrl": self._queue,
+                "MessageBody": {"job_id.$": "$.job_id", "token.$": "$$.Task.Token"},
+            },
+            "TimeoutSecondsPath": "$.poll.wait_seconds",
+            "ResultPath": None,
+            "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "Polled"}],
+            "Next": "Woken",
+        }
+        definition = {
+            "StartAt": "WaitForJob",
+            "States": {"WaitForJob": park, "Woken": {"Type": "Succeed"}, "Polled": {"Type": "Succeed"}},
+        }
+        self._arn = sfn.create_state_machine(
+            name="jobs", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
+        )["stateMachineArn"]
+
+    def park(self, wait_seconds: int = LONG_WAIT) -> tuple[str, dict[str, Any]]:
+        """Start an execution; returns it and the payload WaitForJob gives park-job (with its token)."""
+        execution = self._sfn.start_execution(
+            stateMachineArn=self._arn,
+            name=uuid.uuid4().hex,
+            input=json.dumps({"job_id": JOB_ID, "poll": {"wait_seconds": wait_seconds}}),
+        )["executionArn"]
+        for _ in range(100):
+            messages = self._sqs.receive_message(QueueUrl=self._queue, WaitTimeSeconds=1).get("Messages")
+            if messages:
+                self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=messages[0]["ReceiptHandle"])
+                return execution, json.loads(messages[0]["Body"])
+        raise AssertionError("the execution never parked")
+
+    def ended_in(self, execution: str) -> str:
+        """The state the execution ended in, waiting for it to end (it runs on moto's threads)."""
+        for _ in range(200):
+            events = self._sfn.get_execution_history(executionArn=execution)["events"]
+            if events[-1]["type"] == "ExecutionSucceeded":
+                entered = [
+                    e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
+                ]
+                return str(entered[-1])
+            time.sleep(0.05)
+        raise AssertionError("the execution never ended")
+
+    def parked_seconds(self, execution: str) -> float:
+        """From the park's TaskStateEntered to how it ended, by the execution history's timestamps."""
+        events = self._sfn.get_execution_history(executionArn=execution)["events"]
+        stamps = {e["type"]: e["timestamp"] for e in events}
+        end = stamps.get("TaskTimedOut") or stamps["TaskSucceeded"]
+        return float((end - stamps["TaskStateEntered"]).total_seconds())
+
+    def is_waiting(self, execution: str) -> bool:
+        return bool(self._sfn.describe_execution(executionArn=execution)["status"] == "RUNNING")
+
+
+@pytest.fixture
+def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[Workflow, JobTable, Any]]:
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        pipelines_file = tmp_path / DEPLOYED_PIPELINES_FILE
+        pipelines_file.write_text(pipelines_to_json([parse_pipeline(pipeline_dict())]))
+        monkeypatch.setattr(wiring, "PIPELINES_PATH", pipelines_file)
+        table = create_job_table("osbatch-jobs")
+        for name, value in {
+            "JOB_TABLE": "osbatch-jobs",
+            "OUTPUT_BUCKET": "o",
+            "DEAD_LETTER_BUCKET": "d",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        wiring._runtime.cache_clear()
+        wiring._client.cache_clear()
+        jobs = JobTable(table)
+        jobs.create(
+            JOB_ID, "msmarco", SourceObject(bucket="in", key="input/msmarco/a.jsonl", etag="e", size=1)
+        )
+        region = "us-east-1"
+        workflow = Workflow(
+            boto3.client("stepfunctions", region_name=region), boto3.client("sqs", region_name=region)
+        )
+        yield workflow, jobs, table
+        wiring._runtime.cache_clear()
+        wiring._client.cache_clear()
+
+
+def park(payload: dict[str, Any]) -> str:
+    return str(park_job.handler(payload, FakeContext())["outcome"])
+
+
+def wake(event: dict[str, Any]) -> dict[str, Any]:
+    return wake_job.handler(event, FakeContext())
+
+
+@pytest.mark.parametrize("event", [sagemaker_event, bedrock_event])
+def test_a_completion_event_wakes_the_parked_task_at_once(deployed: Any, event: Any) -> None:
+    workflow, jobs, _ = deployed
+    # Given a job parked in WaitForJob for an hour
+    execution, payload = workflow.park()
+    assert park(payload) == "recorded"
+    assert workflow.is_waiting(execution)
+    # When its remote job's completion event arrives
+    result = wake(event())
+    # Then the task is woken (not timed out), and nothing is left on the job item
+    assert result == {"outcome": "woken", "job_id": JOB_ID}
+    assert workflow.ended_in(execution) == "Woken"
+    item = jobs.get(JOB_ID) or {}
+    assert WAKE_TOKEN not in item and WAKE_PENDING not in item
+
+
+def test_an_event_before_the_token_is_stored_makes_park_resume_at_once(deployed: Any) -> None:
+    workflow, jobs, _ = deployed
+    # Given a remote job that finished before the workflow parked (the race)
+    assert wake(bedrock_event(status="PartiallyCompleted")) == {"outcome": "recorded", "job_id": JOB_ID}
+    assert (jobs.get(JOB_ID) or {})[WAKE_PENDING] == {REMOTE}
+    # When the workflow parks
+    execution, payload = workflow.park()
+    # Then park resumes its own task instead of waiting the hour
+    assert park(payload) == "woken"
+    assert workflow.ended_in(execution) == "Woken"
+
+
+def test_a_stale_token_is_normal_and_the_next_park_resumes_at_once(deployed: Any) -> None:
+    workflow, jobs, _ = deployed
+    # Given a parked wait that timed out (the polling fallback ran), its token left on the job item
+    execution, payload = workflow.park(wait_seconds=1)
+    park(payload)
+    assert workflow.ended_in(execution) == "Polled"
+    # When the completion event arrives then
+    result = wake(sagemaker_event())
+    # Then that is no error: the event is recorded for the next wait
+    assert result == {"outcome": "recorded", "job_id": JOB_ID}
+    assert (jobs.get(JOB_ID) or {})[WAKE_PENDING] == {REMOTE}
+    # And the next park resumes at once
+    execution, payload = workflow.park()
+    assert park(payload) == "woken"
+    assert workflow.ended_in(execution) == "Woken"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        sagemaker_event(name="osb-other-0123456789abcdef"),  # another stack's job, same prefix
+        sagemaker_event(name="someone-elses-job"),
+        sagemaker_event(status="InProgress"),
+        bedrock_event(status="Stopping"),
+    ],
+)
+def test_unknown_jobs_and_non_terminal_states_are_ignored(deployed: Any, event: dict[str, Any]) -> None:
+    workflow, jobs, table = deployed
+    # Given a parked job
+    execution, payload = workflow.park()
+    park(payload)
+    # When an event arrives for a job this stack does not know, or for a state that is not terminal
+    result = wake(event)
+    # Then nothing is woken or written, and no item is created for the unknown job
+    assert result == {"outcome": "ignored", "job_id": None}
+    assert workflow.is_waiting(execution)
+    assert WAKE_PENDING not in (jobs.get(JOB_ID) or {})
+    assert table.get_item(Key={"job_id": "other-0123456789abcdef", "item": "job"}).get("Item") is None
+    wake(sagemaker_event())  # let the execution end
+
+
+def test_each_finished_remote_job_wakes_the_job_once(deployed: Any) -> None:
+    workflow, _, _ = deployed
+    # Given a job with two remote jobs, parked
+    execution, payload = workflow.park()
+    park(payload)
+    # When both finish while it is parked
+    first = wake(sagemaker_event(name=f"{REMOTE}-p00000"))
+    second = wake(sagemaker_event(name=f"{REMOTE}-p00001"))
+    # Then the first wakes it, and the second is kept for the next wait, which resumes at once
+    assert (first["outcome"], second["outcome"]) == ("woken", "recorded")
+    assert workflow.ended_in(execution) == "Woken"
+    execution, payload = workflow.park()
+    assert park(payload) == "woken"
+    assert workflow.ended_in(execution) == "Woken"
+
+
+def test_the_emulators_clock_scales_the_park_timeout(deployed: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    workflow, _, _ = deployed
+    # Given the local emulator's Step Functions clock at 1/1000 (local/aws/patches/stepfunctions.py)
+    monkeypatch.setattr(TimeoutSecondsPath, "_eval_seconds", stepfunctions._scaled_timeout_seconds_path)
+    monkeypatch.setattr(stepfunctions.TimeScale, "factor", 0.001)
+    # When a job parks for an hour and no event comes
+    execution, payload = workflow.park(wait_seconds=3600)
+    park(payload)
+    # Then the wait times out (the polling fallback) after the scaled 3.6 s, not the hour
+    assert workflow.ended_in(execution) == "Polled"
+    waited = workflow.parked_seconds(execution)
+    assert 3600 * 0.001 <= waited < 3600
