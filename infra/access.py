@@ -116,4 +116,7 @@ def grant_join_access(functions: Functions, storage: Storage) -> None:
     allow(functions.role("prepare"), WRITE, sources, reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), ["s3:GetObject"], [*sources, *job_outputs], reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), WRITE, joined, reason=RUNTIME_IDS)
+    # Records the output lacks become dead letters (a retried plan rewrites or clears its object).
+    dead_letters = [storage.dead_letter_bucket.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
+    allow(functions.role("plan-ingest"), REWRITE, dead_letters, reason=RUNTIME_IDS)
     allow(functions.role("ingest-chunk"), ["s3:GetObject"], joined, reason=RUNTIME_IDS)

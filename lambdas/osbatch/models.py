@@ -96,6 +96,8 @@ class IngestPlan(Model):
     objects: int
     # The Distributed Map's ToleratedFailurePercentagePath: chunks that may fail without failing the job.
     tolerated_failure_percentage: float = 0
+    # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/join.py).
+    dead_lettered: int = 0
 
 
 class JobState(Model):

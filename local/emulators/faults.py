@@ -26,6 +26,9 @@ class Faults:
     fail_status_calls: int = 0
     # Records whose model text contains this string fail with a per-record error (None: none fail).
     fail_records_containing: str | None = None
+    # Records whose model text contains this string are silently left out of the output: no result, no
+    # error, as a service that loses records would (None: none are dropped).
+    drop_records_containing: str | None = None
     # Jobs stay in progress until stopped (to test cancel and timeouts without racing the model).
     hold_jobs: bool = False
     # The service's minimum records per job (Bedrock: 100); tests with small files lower it.

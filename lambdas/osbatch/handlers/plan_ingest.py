@@ -19,6 +19,7 @@ def plan(state: JobState, env: Runtime) -> JobState:
         opensearch=env.opensearch(config),
         jobs=env.jobs,
         output_bucket=env.settings.output_bucket,
+        dead_letter_bucket=env.settings.dead_letter_bucket,
     )
     assert result.plan is not None
     metrics.add_metric(name="IngestChunksPlanned", unit=MetricUnit.Count, value=result.plan.chunks)
