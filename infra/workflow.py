@@ -65,7 +65,9 @@ WAITING = ("CREATED", "RUNNING", "CANCELLING")
 DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
 FAILED = ("FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE")
 # The fields of an IngestChunk that come from each item of chunks.json (the job's fields come from the state).
-CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base")
+CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base", "file")
+# A JobState with `batch` is a `_batch_ingestion` request (osbatch.ingest.batch_job): no inference to run.
+BATCH_PATH = "$.batch"
 
 
 def throttle_attempts(window_seconds: int) -> int:
@@ -140,6 +142,12 @@ class JobWorkflow(Construct):
             .otherwise(finalize)
         )
         prepare = self._task("Prepare", "prepare", catch=fail_job)
+        # One machine for jobs and batch requests, so both run the very same Map, retries and accounting.
+        start = (
+            sfn.Choice(self, "BatchIngest?")
+            .when(sfn.Condition.is_present(BATCH_PATH), plan_ingest)
+            .otherwise(prepare.next(has_records))
+        )
 
         log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
         self.state_machine = sfn.StateMachine(
@@ -148,7 +156,7 @@ class JobWorkflow(Construct):
             state_machine_name=name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             query_language=sfn.QueryLanguage.JSON_PATH,
-            definition_body=sfn.DefinitionBody.from_chainable(prepare.next(has_records)),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             timeout=timeout,
             tracing_enabled=True,
             logs=sfn.LogOptions(

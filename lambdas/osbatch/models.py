@@ -100,6 +100,13 @@ class IngestPlan(Model):
     dead_lettered: int = 0
 
 
+class BatchIngest(Model):
+    """A `_batch_ingestion` request run by the workflow: its BatchIngest? Choice skips inference."""
+
+    request: str  # key of the staged request in the output bucket (contracts.batch_request_key)
+    files: int
+
+
 class JobState(Model):
     job_id: str
     pipeline: str
@@ -109,6 +116,7 @@ class JobState(Model):
     status: JobStatus | None = None
     poll: PollState | None = None
     plan: IngestPlan | None = None
+    batch: BatchIngest | None = None
     error: dict[str, Any] | None = None
 
     def dump(self) -> dict[str, Any]:

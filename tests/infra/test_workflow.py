@@ -21,11 +21,11 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     # Given the state machine definition
     machine = definition(main)
 
-    # Then it starts at Prepare and has exactly the documented states, in JSONPath
-    assert machine["StartAt"] == "Prepare"
+    # Then it starts at BatchIngest? and has exactly the documented states, in JSONPath
+    assert machine["StartAt"] == "BatchIngest?"
     assert machine["QueryLanguage"] == "JSONPath"
     assert set(states) == {
-        "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
+        "BatchIngest?", "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
         "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
     }  # fmt: skip
     assert states["Prepare"]["Next"] == "HasRecords?"
@@ -37,6 +37,18 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     assert states["Finalize"]["End"] is True
     assert states["FailJob"]["Next"] == "JobFailed"
     assert states["JobFailed"]["Type"] == "Fail"
+
+
+def test_a_batch_request_goes_straight_to_the_same_plan_and_map_as_a_job(states: dict[str, Any]) -> None:
+    # Given the BatchIngest? choice at the start
+    choice = states["BatchIngest?"]
+    # Then a JobState with `batch` skips inference for the one PlanIngest -> IngestChunks -> Finalize,
+    # and every other goes to Prepare
+    assert choice["Choices"] == [{"Variable": "$.batch", "IsPresent": True, "Next": "PlanIngest"}]
+    assert choice["Default"] == "Prepare"
+    # And each chunk learns which of the request's files it reads
+    selector = states["IngestChunks"]["ItemSelector"]
+    assert selector["file.$"] == "$$.Map.Item.Value.file"
 
 
 def test_has_records_skips_inference_when_nothing_is_valid(states: dict[str, Any]) -> None:
@@ -168,7 +180,7 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
         "source.$": "$.source",
         **{
             f"{field}.$": f"$$.Map.Item.Value.{field}"
-            for field in ("chunk", "bucket", "key", "start", "end", "version_base")
+            for field in ("chunk", "bucket", "key", "start", "end", "version_base", "file")
         },
     }
     inner = ingest["ItemProcessor"]["States"]["IngestChunk"]

@@ -113,7 +113,7 @@ def plan_ingest(
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     version_base = int(clock()) << LINE_BITS
     items = [
-        {"chunk": number, "bucket": outputs[0].bucket, "version_base": version_base, **chunk}
+        {"chunk": number, "bucket": outputs[0].bucket, "file": 0, "version_base": version_base, **chunk}
         for number, chunk in enumerate(chunks)
     ]
     key = plan_key(state.job_id)
@@ -141,7 +141,7 @@ def finalize_job(
     publish: Publish,
     index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
-    assert state.prepared is not None, "Finalize runs after Prepare"
+    assert state.prepared is not None or state.batch is not None, "Finalize runs after Prepare"
     if index_load is not None:
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
@@ -291,7 +291,8 @@ def _report(
         pipeline=state.pipeline,
         state=final.value,
         source=state.source.uri,
-        records_in=prepared.records_in if prepared else 0,
+        # A batch request has no Prepare: its records are the lines its chunks read.
+        records_in=prepared.records_in if prepared else tally.counts.lines,
         indexed=tally.counts.indexed,
         dead_lettered=_dead_lettered(state, tally),
         unaccounted=unaccounted,
