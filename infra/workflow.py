@@ -53,6 +53,8 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
     8,
 )
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
+# An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
+KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?")
 # Set by PlanIngest from the pipeline's sink.tolerated_chunk_failure_percentage.
@@ -226,7 +228,18 @@ class JobWorkflow(Construct):
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
         )
-        ingest_chunks.item_processor(self._task("IngestChunk", "ingest-chunk", catch=None))
+        chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
+        # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
+        # retrying loses and duplicates nothing (osbatch.ingest.chunk).
+        chunk.add_retry(
+            errors=list(KILLED_ATTEMPT.errors),
+            interval=Duration.seconds(KILLED_ATTEMPT.interval_seconds),
+            backoff_rate=KILLED_ATTEMPT.backoff_rate,
+            max_delay=Duration.seconds(KILLED_ATTEMPT.max_delay_seconds),
+            max_attempts=KILLED_ATTEMPT.attempts,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        ingest_chunks.item_processor(chunk)
         return ingest_chunks
 
     def _acknowledge_generated_grants(self) -> None:

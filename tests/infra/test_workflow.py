@@ -185,6 +185,16 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
     }
     inner = ingest["ItemProcessor"]["States"]["IngestChunk"]
     assert inner["Parameters"]["Payload.$"] == "$" and inner["End"] is True
+    # And a chunk killed by its timeout or a crash is retried, to resume from its checkpoint
+    (killed,) = [r for r in inner["Retry"] if "Sandbox.Timedout" in r["ErrorEquals"]]
+    assert killed == {
+        "ErrorEquals": ["Sandbox.Timedout", "Runtime.ExitError"],
+        "IntervalSeconds": 5,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 60,
+        "MaxAttempts": 3,
+        "JitterStrategy": "FULL",
+    }
 
 
 def test_state_machine_is_standard_traced_logged_and_bounded(main: Synthesized) -> None:

@@ -46,6 +46,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             opensearch=env.opensearch(config),
             dead_letters=dead_letters,
             progress=TableProgress(env.jobs, chunk.job_id, chunk.chunk),
+            checkpoint_bytes=config.sink.bulk.checkpoint_bytes,
         )
         throttled = result.throttled > 0
     finally:
