@@ -58,6 +58,7 @@ def run_on_stack(
     sleep: Callable[[float], None] = time.sleep,
 ) -> BatchReport:
     output_bucket = outputs["OutputBucketName"]
+    scratch.mkdir(parents=True, exist_ok=True)  # downloaded OpenAI files wait here to be staged
     _, files = input_files(request, s3, scratch)
     identities = [(f.cited, f.size, _version(f, s3)) for f in files]
     job_id = batch_job_id(config.name, body, identities)
