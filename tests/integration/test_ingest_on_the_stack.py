@@ -22,6 +22,7 @@ from opensearchpy import OpenSearch
 
 from cli.batch_stack import run_on_stack
 from local.aws import session
+from local.aws.sandbox.logs import log_file
 from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
@@ -93,7 +94,8 @@ def test_the_three_file_openai_example_runs_on_the_stacks_map_and_a_rerun_starts
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
     # Given the documented OpenAI output, its input and a third file, lines in different orders, served by
-    # a Files API endpoint
+    # a Files API endpoint; the third file differs from any earlier run's, so this is a new job
+    run = time.time_ns()
     output, inputs, other = [], [], []
     for n in (1, 2, 3):
         data = [{"object": "embedding", "index": i, "embedding": vector(n + i / 10)} for i in range(2)]
@@ -101,7 +103,9 @@ def test_the_three_file_openai_example_runs_on_the_stacks_map_and_a_rerun_starts
         output.append({"id": f"batch_req_{n}", "custom_id": f"request-{n}", "response": response})
         body = {"model": "text-embedding-ada-002", "input": [f"question {n}", f"answer {n}"]}
         inputs.append({"custom_id": f"request-{n}", "method": "POST", "url": "/v1/embeddings", "body": body})
-        other.append({"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"two-{n}"})
+        other.append(
+            {"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"{run}-{n}"}
+        )
     OpenAIFiles.files = {
         "file-out": "".join(json.dumps(r) + "\n" for r in output).encode(),
         "file-in": "".join(json.dumps(r) + "\n" for r in reversed(inputs)).encode(),
@@ -129,7 +133,7 @@ def test_the_three_file_openai_example_runs_on_the_stacks_map_and_a_rerun_starts
     assert client.count(index=batch.sink.index)["count"] == 3
     doc = client.get(index=batch.sink.index, id="request-2")["_source"]
     assert (doc["question"], doc["answer"], doc["custom_field1"], doc["custom_field2"]) == (
-        "question 2", "answer 2", "one-2", "two-2",
+        "question 2", "answer 2", "one-2", f"{run}-2",
     )  # fmt: skip
     assert doc["answer_embedding"][0] == pytest.approx(2.1)
     # And progress was printed while it ran, then the counts
@@ -156,6 +160,13 @@ def short_chunk_timeout(stack: Any) -> Iterator[str]:
     lambdas.update_function_configuration(FunctionName=name, Timeout=function["Timeout"])
 
 
+def timeouts(function: str) -> int:
+    """How many of the function's invocations its sandbox killed at the timeout (its local log file)."""
+    path = log_file(function)
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return text.count(f"Task timed out after {KILL_TIMEOUT_SECONDS:.2f} seconds")
+
+
 def faults() -> dict[str, Any]:
     import urllib.request
 
@@ -171,7 +182,8 @@ def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_du
     # and the chunk's third checkpoint save held, so the first attempt hangs after indexing record 3 until
     # its Lambda timeout kills the sandbox
     path = tmp_path / "vectors.jsonl"
-    rows = [{"_id": f"kill-{n}", "vector": vector(n / 10)} for n in range(1, 9)]
+    run = time.time_ns()  # a new file, so a new job, whatever ran before in this runtime
+    rows = [{"_id": f"kill-{n}", "vector": vector(n / 10), "run": run} for n in range(1, 9)]
     path.write_text("".join(json.dumps(row) + "\n" for row in rows))
     request = {
         "index_name": batch.sink.index,
@@ -179,11 +191,13 @@ def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_du
         "data_source": {"type": "file", "source": [str(path)]},
     }
     set_faults(hold_checkpoint_save=3)
+    killed_before = timeouts(short_chunk_timeout)
 
     # When the request runs on the stack
     report, _ = on_stack(stack, jobs, request, batch, tmp_path / "scratch")
 
-    # Then the attempt was killed mid-chunk (Sandbox.Timedout) and the Map's retrier ran the chunk again
+    # Then the attempt was killed mid-chunk by its timeout, and the Map's retrier ran the chunk again
+    assert timeouts(short_chunk_timeout) == killed_before + 1  # exactly one attempt was killed
     sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
     (run,) = [
         r
@@ -191,10 +205,10 @@ def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_du
         if r["name"] == report.run_id
     ]
     assert run["status"] == "SUCCEEDED"
-    # And the retry resumed: the checkpoints saved only move forward, none is made twice (a restart from
-    # the chunk's start would save the first two again)
+    # And the retry resumed: the checkpoints let through only move forward, one per record, none twice (a
+    # restart from the chunk's start would save the first two again)
     saved = faults()["checkpoints"]
-    assert len(saved) == 7 and saved == sorted(set(saved))
+    assert len(saved) == len(rows) and saved == sorted(set(saved))
     # And nothing is lost or duplicated: 8 documents with exactly the ids, the chunk counted 8 lines once
     assert (report.records_in, report.indexed, report.dead_lettered) == (8, 8, 0)
     job = jobs.get(report.run_id) or {}
