@@ -8,7 +8,10 @@ from typing import Any
 
 import pytest
 
-from osbatch.config import PipelineConfig
+from cli.batch_ingest import BatchIngestError
+from cli.batch_stack import pipeline_for
+from infra.batch_ingest import buckets_from_context
+from osbatch.config import ConfigError, PipelineConfig
 from osbatch.contracts import batch_request_key
 from osbatch.ingest.batch_job import (
     BatchTargetError,
@@ -19,6 +22,7 @@ from osbatch.ingest.batch_job import (
     is_batch_chunk,
     plan_batch_ingest,
 )
+from osbatch.ingest.batch_request import parse_batch_request
 from osbatch.ingest.chunk import ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
@@ -96,6 +100,28 @@ def test_a_request_for_another_index_than_the_pipelines_is_refused(
             state, config=config, s3=s3, opensearch=FakeClient(), jobs=jobs, output_bucket="osb-out",
             chunk_bytes=150,
         )  # fmt: skip
+    # And it is a job of its pipeline all the same, for FailJob to record the failure on
+    assert (jobs.get(JOB) or {})["pipeline"] == "msmarco"
+
+
+def test_the_cli_runs_a_request_under_the_pipeline_of_its_index(config: PipelineConfig) -> None:
+    # Given the deployed pipelines and a request naming one's index
+    request = parse_batch_request({**OPENAI_BODY, "index_name": config.sink.index})
+    # Then that pipeline runs it, a named one must exist, and an index no pipeline writes is refused
+    assert pipeline_for(request, [config], None) is config
+    assert pipeline_for(request, [config], "msmarco") is config
+    with pytest.raises(BatchIngestError, match="no pipeline named 'other'"):
+        pipeline_for(request, [config], "other")
+    elsewhere = parse_batch_request({**OPENAI_BODY, "index_name": "elsewhere"})
+    with pytest.raises(BatchIngestError, match="no pipeline writes index 'elsewhere'"):
+        pipeline_for(elsewhere, [config], None)
+
+
+def test_the_allowed_source_buckets_are_names_never_wildcards() -> None:
+    assert buckets_from_context("offlinebatch, other-bucket") == ["offlinebatch", "other-bucket"]
+    assert buckets_from_context(["offlinebatch"]) == ["offlinebatch"] and buckets_from_context(None) == []
+    with pytest.raises(ConfigError, match=r"\* is not a bucket name"):
+        buckets_from_context("offlinebatch,*")
 
 
 def test_the_job_id_is_the_same_for_the_same_request_and_file_versions_only() -> None:

@@ -98,6 +98,8 @@ def plan_batch_ingest(
     chunk_bytes: int,
     clock: Callable[[], float] = time.time,
 ) -> JobState:
+    # First, so a refused request is still a job in the table, with its pipeline and failure.
+    jobs.create(state.job_id, state.pipeline, state.source)  # False on a re-run: the item is there
     staged = load_staged(s3, output_bucket, state.job_id)
     request = staged.parsed()
     if request.index_name != config.sink.index:
@@ -106,7 +108,6 @@ def plan_batch_ingest(
             f"'{config.sink.index}': the stack's functions may write only to its pipelines' indices"
         )
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
-    jobs.create(state.job_id, state.pipeline, state.source)  # False on a re-run: the item is there
     version_base = int(clock()) << LINE_BITS
     items: list[dict[str, Any]] = []
     for number, file in enumerate(staged.files):
