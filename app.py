@@ -2,7 +2,8 @@
 
 Context: `pipelines` (a glob, default pipelines/*.yaml), `stack_name` (default osbatch), and who the alarms
 reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py), `tags` (a JSON object put
-on every resource; infra/tags.py) and `reserved_concurrency` (false drops the functions' reservations).
+on every resource; infra/tags.py), `reserved_concurrency` (false drops the functions' reservations) and
+`batch_ingest_buckets` (comma-separated: the buckets `osbatch batch-ingest --stack` requests may read).
 The local runtime (`osbatch deploy --local`) adds what must differ there, and nothing else differs:
 `local_opensearch_endpoint` (the functions' OPENSEARCH_ENDPOINT: the local node) and `local_knn_engine`
 (`lucene`: the local node's k-NN plugin has no native engines, see local/opensearch/mapping.py).
@@ -30,6 +31,7 @@ def main() -> int:
     import aws_cdk as cdk
     from cdk_nag import AwsSolutionsChecks
 
+    from infra.batch_ingest import BATCH_INGEST_BUCKETS_CONTEXT, buckets_from_context
     from infra.functions import RESERVED_CONCURRENCY_CONTEXT
     from infra.notify import EMAILS_CONTEXT, TOPICS_CONTEXT, AlarmTargets
     from infra.pipelines import DEFAULT_PATTERN, load_pipelines
@@ -64,6 +66,7 @@ def main() -> int:
             resource_tags=tags_from_context(app.node.try_get_context(TAGS_CONTEXT)),
             # `-c reserved_concurrency=false` arrives as the string "false"
             reserve_concurrency=str(reserve).lower() != "false",
+            batch_ingest_buckets=buckets_from_context(app.node.try_get_context(BATCH_INGEST_BUCKETS_CONTEXT)),
         )
     except ConfigError as error:
         # A config mistake is the user's to fix: say what and where, without a traceback.

@@ -190,6 +190,8 @@ def batch_ingest(args: argparse.Namespace) -> int:
 
     try:
         request = load_request(args.request)
+        if args.stack:
+            return _batch_ingest_on_stack(args, request)
         endpoint = args.endpoint
         if endpoint is None:
             from local.runtime import local_runtime
@@ -208,6 +210,30 @@ def batch_ingest(args: argparse.Namespace) -> int:
         )
     except BatchIngestError as error:
         raise CommandError(str(error)) from None
+    return 1 if report.dead_lettered else 0
+
+
+def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from cli.batch_stack import pipeline_for, run_on_stack
+    from local.deploy import load_pipelines
+
+    config = pipeline_for(request, load_pipelines(args.pipelines), args.pipeline)
+    target = _target()
+    with tempfile.TemporaryDirectory(prefix="osbatch-batch-") as scratch:
+        report = run_on_stack(
+            json.loads(args.request.read_text(encoding="utf-8")),
+            request,
+            config,
+            outputs=target.outputs,
+            s3=target.client("s3"),
+            stepfunctions=target.client("stepfunctions"),
+            jobs=target.jobs,
+            scratch=Path(scratch),
+        )
     return 1 if report.dead_lettered else 0
 
 

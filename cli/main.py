@@ -83,6 +83,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--dead-letters", type=Path, default=Path("dead-letters"), help="directory for dead letters"
     )
     batch.add_argument("--concurrency", type=int, default=2, help="bulk requests in flight")
+    batch.add_argument(
+        "--stack",
+        action="store_true",
+        help="run it on the deployed stack's Distributed Map (the local runtime's when it is up, else AWS)",
+    )
+    batch.add_argument(
+        "--pipeline", help="with --stack: the pipeline it runs under (default: the one whose index it names)"
+    )
     replay = add("replay", commands.replay, "re-ingest a job's dead letters once their cause is fixed")
     replay.add_argument("what", help="a job id, or the s3:// URI of one dead-letter object")
     replay.add_argument("--job", help="the job of a dead-letter object (default: read from its key)")

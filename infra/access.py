@@ -18,6 +18,8 @@ from osbatch.config import PipelineConfig
 from osbatch.contracts import (
     DEAD_LETTER_PREFIX,
     JOBS_PREFIX,
+    batch_files_prefix,
+    batch_request_key,
     job_input_prefix,
     job_joined_prefix,
     job_output_prefix,
@@ -118,4 +120,26 @@ def grant_join_access(functions: Functions, storage: Storage) -> None:
     allow(functions.role("prepare"), WRITE, sources, reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), ["s3:GetObject"], [*sources, *job_outputs], reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), WRITE, joined, reason=RUNTIME_IDS)
+    # Records the output lacks become dead letters (a retried plan rewrites or clears its object).
+    dead_letters = [storage.dead_letter_bucket.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
+    allow(functions.role("plan-ingest"), REWRITE, dead_letters, reason=RUNTIME_IDS)
     allow(functions.role("ingest-chunk"), ["s3:GetObject"], joined, reason=RUNTIME_IDS)
+
+
+def grant_batch_ingest_access(functions: Functions, storage: Storage, source_buckets: Sequence[str]) -> None:
+    """`osbatch batch-ingest --stack` (osbatch.ingest.batch_job): plan-ingest reads the staged request,
+    ingest-chunk reads it and the request's files, fail-job reads the files of chunks that never reported.
+    S3 sources are read where they are, so only the buckets named in context `batch_ingest_buckets` are
+    readable, and only by those two functions; local and OpenAI files are staged under jobs/<id>/."""
+    out = storage.output_bucket
+    requests = [out.arn_for_objects(batch_request_key("*"))]
+    staged = [out.arn_for_objects(f"{batch_files_prefix('*')}*")]
+    partition = Stack.of(storage).partition
+    sources = [f"arn:{partition}:s3:::{bucket}/*" for bucket in source_buckets]
+    allow(functions.role("plan-ingest"), ["s3:GetObject"], requests, reason=RUNTIME_IDS)
+    allow(functions.role("ingest-chunk"), ["s3:GetObject"], [*requests, *staged], reason=RUNTIME_IDS)
+    allow(functions.role("fail-job"), ["s3:GetObject"], staged, reason=RUNTIME_IDS)
+    if sources:
+        reason = "Objects of the buckets context batch_ingest_buckets names; a request chooses the keys."
+        allow(functions.role("ingest-chunk"), ["s3:GetObject"], sources, reason=reason)
+        allow(functions.role("fail-job"), ["s3:GetObject"], sources, reason=reason)

@@ -8,7 +8,7 @@ from typing import Any
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
 from constructs import Construct
 
-from infra.access import grant_function_access, grant_join_access
+from infra.access import grant_batch_ingest_access, grant_function_access, grant_join_access
 from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import BULK_WRITERS, INDEX_CHECKERS, LOAD_SETTERS, Functions
 from infra.history import check_polling_fits
@@ -46,9 +46,11 @@ class OsbatchStack(Stack):
         alarm_targets: AlarmTargets | None = None,
         resource_tags: Mapping[str, str] | None = None,
         reserve_concurrency: bool = True,
+        batch_ingest_buckets: Sequence[str] = (),
         **kwargs: Any,
     ):
-        """opensearch_endpoint: what the functions use instead of the pipelines' own (the local node)."""
+        """opensearch_endpoint: what the functions use instead of the pipelines' own (the local node).
+        batch_ingest_buckets: buckets whose objects `osbatch batch-ingest --stack` requests may name."""
         super().__init__(scope, construct_id, **kwargs)
         if not pipelines:
             raise ValueError("a stack needs at least one pipeline")
@@ -79,6 +81,7 @@ class OsbatchStack(Stack):
             reserve_concurrency=reserve_concurrency,
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
+        grant_batch_ingest_access(functions, storage, batch_ingest_buckets)
         # CreateTransformJob with Tags also needs AddTags; a re-run StartJob describes the job it created.
         # No iam:PassRole: CreateTransformJob takes no role (the model, created by the user, names it).
         inference.grant_transform_jobs(

@@ -53,6 +53,8 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
     8,
 )
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
+# An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
+KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?")
 # Set by StartJob and grown by PollJob (steps/remote.py): how long WaitForJob waits for an event.
@@ -67,7 +69,9 @@ WAITING = ("CREATED", "RUNNING", "CANCELLING")
 DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
 FAILED = ("FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE")
 # The fields of an IngestChunk that come from each item of chunks.json (the job's fields come from the state).
-CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base")
+CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base", "file")
+# A JobState with `batch` is a `_batch_ingestion` request (osbatch.ingest.batch_job): no inference to run.
+BATCH_PATH = "$.batch"
 
 
 def throttle_attempts(window_seconds: int) -> int:
@@ -142,6 +146,12 @@ class JobWorkflow(Construct):
             .otherwise(finalize)
         )
         prepare = self._task("Prepare", "prepare", catch=fail_job)
+        # One machine for jobs and batch requests, so both run the very same Map, retries and accounting.
+        start = (
+            sfn.Choice(self, "BatchIngest?")
+            .when(sfn.Condition.is_present(BATCH_PATH), plan_ingest)
+            .otherwise(prepare.next(has_records))
+        )
 
         log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
         self.state_machine = sfn.StateMachine(
@@ -150,7 +160,7 @@ class JobWorkflow(Construct):
             state_machine_name=name,
             state_machine_type=sfn.StateMachineType.STANDARD,
             query_language=sfn.QueryLanguage.JSON_PATH,
-            definition_body=sfn.DefinitionBody.from_chainable(prepare.next(has_records)),
+            definition_body=sfn.DefinitionBody.from_chainable(start),
             timeout=timeout,
             tracing_enabled=True,
             logs=sfn.LogOptions(
@@ -246,7 +256,18 @@ class JobWorkflow(Construct):
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
         )
-        ingest_chunks.item_processor(self._task("IngestChunk", "ingest-chunk", catch=None))
+        chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
+        # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
+        # retrying loses and duplicates nothing (osbatch.ingest.chunk).
+        chunk.add_retry(
+            errors=list(KILLED_ATTEMPT.errors),
+            interval=Duration.seconds(KILLED_ATTEMPT.interval_seconds),
+            backoff_rate=KILLED_ATTEMPT.backoff_rate,
+            max_delay=Duration.seconds(KILLED_ATTEMPT.max_delay_seconds),
+            max_attempts=KILLED_ATTEMPT.attempts,
+            jitter_strategy=sfn.JitterType.FULL,
+        )
+        ingest_chunks.item_processor(chunk)
         return ingest_chunks
 
     def _acknowledge_generated_grants(self) -> None:

@@ -380,6 +380,7 @@ class OpenSearchTarget(Strict):
 
 
 MiB = 1024 * 1024
+CHECKPOINT_BYTES = 32 * MiB
 
 
 class BulkConfig(Strict):
@@ -398,6 +399,12 @@ class BulkConfig(Strict):
     domain_writers_max: int = Field(64, ge=1, le=1000, description="the most the adaptive limit grows to")
     relax_new_index: bool = Field(
         True, description="refresh_interval -1 and 0 replicas while loading a new index, restored after"
+    )
+    # A checkpoint waits for the requests in flight, so it comes every few requests' worth of input.
+    checkpoint_bytes: int = Field(
+        CHECKPOINT_BYTES,
+        ge=1024,
+        description="input read between checkpoints: the most a killed attempt's retry redoes",
     )
 
     @model_validator(mode="after")

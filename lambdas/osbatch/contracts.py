@@ -42,6 +42,16 @@ def job_output_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}output/"
 
 
+def batch_request_key(job_id: str) -> str:
+    """A `_batch_ingestion` request run by the stack (ingest/batch_job.py): the body and its files."""
+    return f"{job_prefix(job_id)}batch-request.json"
+
+
+def batch_files_prefix(job_id: str) -> str:
+    """Where `osbatch batch-ingest --stack` stages a request's local and OpenAI files (`NNNNN.jsonl`)."""
+    return f"{job_prefix(job_id)}batch-files/"
+
+
 def plan_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}chunks.json"
 

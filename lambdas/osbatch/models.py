@@ -96,6 +96,15 @@ class IngestPlan(Model):
     objects: int
     # The Distributed Map's ToleratedFailurePercentagePath: chunks that may fail without failing the job.
     tolerated_failure_percentage: float = 0
+    # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/join.py).
+    dead_lettered: int = 0
+
+
+class BatchIngest(Model):
+    """A `_batch_ingestion` request run by the workflow: its BatchIngest? Choice skips inference."""
+
+    request: str  # key of the staged request in the output bucket (contracts.batch_request_key)
+    files: int
 
 
 class JobState(Model):
@@ -107,6 +116,7 @@ class JobState(Model):
     status: JobStatus | None = None
     poll: PollState | None = None
     plan: IngestPlan | None = None
+    batch: BatchIngest | None = None
     error: dict[str, Any] | None = None
 
     def dump(self) -> dict[str, Any]:

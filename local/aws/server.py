@@ -157,11 +157,13 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     atexit.register(stop_sandboxes)
-    from local.emulators.faults import with_fault_route
+    from local.emulators.faults import with_checkpoint_hold, with_fault_route
     from local.emulators.sagemaker_paths import with_sagemaker_paths
 
     app = with_health(
-        with_fault_route(with_sagemaker_paths(DomainDispatcherApplication(create_backend_app))),
+        with_fault_route(
+            with_checkpoint_hold(with_sagemaker_paths(DomainDispatcherApplication(create_backend_app)))
+        ),
         {"port": args.port, "time_scale": args.time_scale, "pid": os.getpid()},
     )
     LOG.info("AWS emulator on %s (time scale %s)", endpoint_url, args.time_scale)

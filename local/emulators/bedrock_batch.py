@@ -167,7 +167,13 @@ class InvocationWork:
         folder = self._input.key[: self._input.key.rfind("/") + 1]  # outputs keep the path below it
         name = key[len(folder) :]
         lines: list[bytes] = []
-        records = list(self._records(key))
+        dropped = self._faults.drop_records_containing
+        records = [
+            record
+            for record in self._records(key)
+            # A dropped record is counted as a success, yet has no output line
+            if not (dropped and record.error is None and any(dropped in text for text in record.texts))
+        ]
         ready = [record for record in records if record.error is None]
         for record in records:
             if record.error is not None:

@@ -7,6 +7,7 @@ in-process tests call `FAULTS.update(...)`. `reset()` restores the defaults.
 
 from __future__ import annotations
 
+import io
 import json
 import threading
 from collections.abc import Callable, Iterable
@@ -26,18 +27,28 @@ class Faults:
     fail_status_calls: int = 0
     # Records whose model text contains this string fail with a per-record error (None: none fail).
     fail_records_containing: str | None = None
+    # Records whose model text contains this string are silently left out of the output: no result, no
+    # error, as a service that loses records would (None: none are dropped).
+    drop_records_containing: str | None = None
     # Jobs stay in progress until stopped (to test cancel and timeouts without racing the model).
     hold_jobs: bool = False
     # The service's minimum records per job (Bedrock: 100); tests with small files lower it.
     min_records_per_job: int = 100
     # Jobs in progress per model before creation fails with a quota error (Bedrock default: 20).
     max_jobs_in_progress: int = 20
+    # The Nth ingest-chunk checkpoint save (a DynamoDB PutItem with a `checkpoint` attribute) is held until
+    # the faults are reset, then refused, never applied: the attempt making it hangs at a known point mid-
+    # chunk until its Lambda timeout kills it (0: none). GET reports the offsets of the saves applied.
+    hold_checkpoint_save: int = 0
 
 
 class FaultSettings:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._faults = Faults()
+        self._released = threading.Event()
+        self._checkpoint_saves = 0
+        self.checkpoints: list[int] = []  # offsets of the checkpoint saves let through, in order
 
     def snapshot(self) -> Faults:
         with self._lock:
@@ -55,6 +66,19 @@ class FaultSettings:
     def reset(self) -> None:
         with self._lock:
             self._faults = Faults()
+            self._released.set()  # a held save ends (refused) once the test is done with it
+            self._released = threading.Event()
+            self._checkpoint_saves = 0
+            self.checkpoints = []
+
+    def hold_checkpoint(self, offset: int) -> threading.Event | None:
+        """Count one checkpoint save: the event to wait on if this is the one to hold, else None."""
+        with self._lock:
+            self._checkpoint_saves += 1
+            if self._checkpoint_saves == self._faults.hold_checkpoint_save:
+                return self._released
+            self.checkpoints.append(offset)
+            return None
 
     def take(self, name: str) -> bool:
         """Consume one of a counted fault (`throttle_creates`, `fail_status_calls`): True if one was left."""
@@ -86,10 +110,44 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
             elif method == "DELETE":
                 faults.reset()
                 reset_peaks()
-            body = json.dumps({**asdict(faults.snapshot()), "peaks": dict(PEAKS)}).encode()
+            report = {"peaks": dict(PEAKS), "checkpoints": list(faults.checkpoints)}
+            body = json.dumps({**asdict(faults.snapshot()), **report}).encode()
         except (ValueError, TypeError) as error:
             status, body = "400 Bad Request", json.dumps({"error": str(error)}).encode()
         start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
         return [body]
 
     return wrapped
+
+
+HOLD_CAP_SECONDS = 600.0  # a held save is refused after this even if no one resets the faults
+HELD = b'{"__type": "com.amazonaws.dynamodb.v20120810#InternalServerError", "message": "held by a fault"}'
+
+
+def with_checkpoint_hold(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
+    """Apply `hold_checkpoint_save` to DynamoDB PutItem requests in front of moto."""
+
+    def wrapped(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).endswith(".PutItem"):
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        offset = _checkpoint_offset(body)
+        held = faults.hold_checkpoint(offset) if offset is not None else None
+        if held is None:
+            return app(environ, start_response)
+        held.wait(HOLD_CAP_SECONDS)
+        headers = [("Content-Type", "application/x-amz-json-1.0"), ("Content-Length", str(len(HELD)))]
+        start_response("500 Internal Server Error", headers)
+        return [HELD]
+
+    return wrapped
+
+
+def _checkpoint_offset(body: bytes) -> int | None:
+    try:
+        item = json.loads(body).get("Item", {})
+        return int(item["checkpoint"]["N"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None

@@ -200,8 +200,11 @@ class BatchWork:
                 texts_of(line) if embedder else [str(m.get("content", "")) for m in body.get("messages", [])]
             )
             marker = self._faults.fail_records_containing
+            dropped = self._faults.drop_records_containing
             if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
                 self._error(line, "invalid_request", "'input' must be a string or a list of strings")
+            elif dropped and any(dropped in text for text in texts):
+                self._batch["request_counts"]["completed"] += 1  # counted, yet absent from the output
             elif marker and any(marker in text for text in texts):
                 message = f"The model could not process this request (emulator fault: {marker!r})"
                 self._error(line, "server_error", message)

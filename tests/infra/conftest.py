@@ -10,7 +10,15 @@ import pytest
 from aws_cdk.assertions import Template
 
 from infra.stack import OsbatchStack
-from tests.infra.helpers import ALARM_TARGETS, CREATED, SECOND, Synthesized, new_app, pipeline
+from tests.infra.helpers import (
+    ALARM_TARGETS,
+    BATCH_SOURCE_BUCKET,
+    CREATED,
+    SECOND,
+    Synthesized,
+    new_app,
+    pipeline,
+)
 
 
 @dataclass
@@ -26,7 +34,11 @@ def synth() -> Iterator[Synth]:
     # and a pipeline that creates its domain (no alarm target)
     app = new_app()
     main = OsbatchStack(
-        app, "osbatch", pipelines=[pipeline(), pipeline(**SECOND)], alarm_targets=ALARM_TARGETS
+        app,
+        "osbatch",
+        pipelines=[pipeline(), pipeline(**SECOND)],
+        alarm_targets=ALARM_TARGETS,
+        batch_ingest_buckets=[BATCH_SOURCE_BUCKET],
     )
     created = OsbatchStack(app, "osbatch-created", pipelines=[pipeline(**CREATED)])
     # When both stacks are synthesized once (this also runs CloudFormation's template validation)

@@ -24,6 +24,9 @@ EXAMPLE = ROOT / "pipelines" / "python-docs.yaml"
 CONTEXT = {**json.loads((ROOT / "cdk.json").read_text())["context"], "aws:cdk:bundling-stacks": []}
 
 
+BATCH_SOURCE_BUCKET = "offlinebatch"  # the main stack's context batch_ingest_buckets
+
+
 def example_data() -> dict[str, Any]:
     return yaml.safe_load(EXAMPLE.read_text())
 

@@ -105,13 +105,16 @@ def test_start_job_passes_the_job_role_only_and_only_to_bedrock(bedrock_stack: S
 
 
 def test_the_join_has_exactly_the_access_it_needs(bedrock_stack: Synthesized) -> None:
-    # Then prepare writes source records, plan-ingest reads them with the output and writes the join,
-    # and ingest reads the join
+    # Then prepare writes source records, plan-ingest reads them with the output (and batch requests) and
+    # writes the join and the dead letters of records the output lacks, and ingest reads the join
     assert any(
         r.endswith("/jobs/*/source/*") for r in resources_for(bedrock_stack, "prepare", "s3:PutObject")
     )
     read = resources_for(bedrock_stack, "plan-ingest", "s3:GetObject")
-    assert {r.rsplit("/jobs/", 1)[1] for r in read} == {"*/source/*", "*/output/*"}
+    assert {r.rsplit("/jobs/", 1)[1] for r in read} == {"*/source/*", "*/output/*", "*/batch-request.json"}
+    assert any(
+        r.endswith("/dead-letter/*") for r in resources_for(bedrock_stack, "plan-ingest", "s3:DeleteObject")
+    )
     assert any(
         r.endswith("/jobs/*/joined/*") for r in resources_for(bedrock_stack, "plan-ingest", "s3:PutObject")
     )

@@ -6,6 +6,7 @@ import re
 
 from infra.functions import FUNCTIONS
 from tests.infra.helpers import (
+    BATCH_SOURCE_BUCKET,
     FACTORY_FUNCTIONS,
     Synthesized,
     actions,
@@ -51,7 +52,8 @@ EXPECTED = {
     "park-job": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},
     "wake-job": {"dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskSuccess"},
     "plan-ingest": {
-        "s3:ListBucket", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem", *INDEX_CHECKS, *LOAD,
+        "s3:ListBucket", "s3:GetObject", "s3:PutObject", "dynamodb:GetItem", "dynamodb:UpdateItem",
+        *INDEX_CHECKS, *LOAD,
     },
     "ingest-chunk": {
         "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *BULK,
@@ -166,7 +168,29 @@ def test_submit_starts_only_the_job_workflow(main: Synthesized) -> None:
 
 
 def _keys(main: Synthesized, function: str, action: str) -> list[str]:
-    return sorted(r.split(".Arn>")[1] for r in resources_for(main, function, action))
+    """Keys in the stack's own buckets (other buckets' ARNs are literal: see the batch-ingest test)."""
+    return sorted(r.split(".Arn>")[1] for r in resources_for(main, function, action) if ".Arn>" in r)
+
+
+def test_batch_requests_read_only_their_staged_objects_and_the_allowed_source_buckets(
+    main: Synthesized,
+) -> None:
+    # Given a stack with context batch_ingest_buckets = offlinebatch
+    others = {
+        function: sorted(r for r in resources_for(main, function, "s3:GetObject") if ".Arn>" not in r)
+        for function in FUNCTIONS
+    }
+    # Then only the functions that read a request's files may read that bucket, and no other bucket
+    source = f"arn:<AWS::Partition>:s3:::{BATCH_SOURCE_BUCKET}/*"
+    assert {function: found for function, found in others.items() if found} == {
+        "ingest-chunk": [source],
+        "fail-job": [source],
+    }
+    # And the staged request and files are read only by the steps that run a request
+    assert "/jobs/*/batch-request.json" in _keys(main, "plan-ingest", "s3:GetObject")
+    assert {"/jobs/*/batch-request.json", "/jobs/*/batch-files/*"} <= set(
+        _keys(main, "ingest-chunk", "s3:GetObject")
+    )
 
 
 def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None:
@@ -177,11 +201,19 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     # And each writer reaches only its own part of the layout
     assert _keys(main, "prepare", "s3:PutObject") == ["/dead-letter/*", "/jobs/*/input/*"]
     assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/chunks.json"]
-    assert _keys(main, "ingest-chunk", "s3:GetObject") == ["/jobs/*/output/*"]
+    assert _keys(main, "ingest-chunk", "s3:GetObject") == [
+        "/jobs/*/batch-files/*",
+        "/jobs/*/batch-request.json",
+        "/jobs/*/output/*",
+    ]
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
     assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
     assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
-    assert _keys(main, "fail-job", "s3:GetObject") == ["/jobs/*/chunks.json", "/jobs/*/output/*"]
+    assert _keys(main, "fail-job", "s3:GetObject") == [
+        "/jobs/*/batch-files/*",
+        "/jobs/*/chunks.json",
+        "/jobs/*/output/*",
+    ]
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:

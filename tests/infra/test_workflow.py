@@ -21,11 +21,11 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     # Given the state machine definition
     machine = definition(main)
 
-    # Then it starts at Prepare and has exactly the documented states, in JSONPath
-    assert machine["StartAt"] == "Prepare"
+    # Then it starts at BatchIngest? and has exactly the documented states, in JSONPath
+    assert machine["StartAt"] == "BatchIngest?"
     assert machine["QueryLanguage"] == "JSONPath"
     assert set(states) == {
-        "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
+        "BatchIngest?", "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
         "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
     }  # fmt: skip
     assert states["Prepare"]["Next"] == "HasRecords?"
@@ -59,6 +59,18 @@ def test_wait_for_job_parks_on_a_task_token_and_polls_at_its_timeout(states: dic
         list(LAMBDA_THROTTLED.errors),
         list(LAMBDA_SERVICE_ERRORS.errors),
     ]
+
+
+def test_a_batch_request_goes_straight_to_the_same_plan_and_map_as_a_job(states: dict[str, Any]) -> None:
+    # Given the BatchIngest? choice at the start
+    choice = states["BatchIngest?"]
+    # Then a JobState with `batch` skips inference for the one PlanIngest -> IngestChunks -> Finalize,
+    # and every other goes to Prepare
+    assert choice["Choices"] == [{"Variable": "$.batch", "IsPresent": True, "Next": "PlanIngest"}]
+    assert choice["Default"] == "Prepare"
+    # And each chunk learns which of the request's files it reads
+    selector = states["IngestChunks"]["ItemSelector"]
+    assert selector["file.$"] == "$$.Map.Item.Value.file"
 
 
 def test_has_records_skips_inference_when_nothing_is_valid(states: dict[str, Any]) -> None:
@@ -190,11 +202,21 @@ def test_ingest_chunks_is_a_bounded_distributed_map_over_the_plan(states: dict[s
         "source.$": "$.source",
         **{
             f"{field}.$": f"$$.Map.Item.Value.{field}"
-            for field in ("chunk", "bucket", "key", "start", "end", "version_base")
+            for field in ("chunk", "bucket", "key", "start", "end", "version_base", "file")
         },
     }
     inner = ingest["ItemProcessor"]["States"]["IngestChunk"]
     assert inner["Parameters"]["Payload.$"] == "$" and inner["End"] is True
+    # And a chunk killed by its timeout or a crash is retried, to resume from its checkpoint
+    (killed,) = [r for r in inner["Retry"] if "Sandbox.Timedout" in r["ErrorEquals"]]
+    assert killed == {
+        "ErrorEquals": ["Sandbox.Timedout", "Runtime.ExitError"],
+        "IntervalSeconds": 5,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 60,
+        "MaxAttempts": 3,
+        "JitterStrategy": "FULL",
+    }
 
 
 def test_state_machine_is_standard_traced_logged_and_bounded(main: Synthesized) -> None:

@@ -151,3 +151,8 @@ def test_a_job_past_its_timeout_is_expired_and_stopped(stack: Any, jobs: JobTabl
         "Stopping",
         "Stopped",
     }
+    # And no record is unaccounted: the 100 valid records are one file-level dead letter with the reason
+    assert (job["records_in"], job["indexed"], job["dead_lettered"], job["unaccounted"]) == (100, 0, 100, 0)
+    (letter,) = dead_letters(stack, job_id)
+    assert (letter["stage"], letter["reason"]) == ("inference", job["reason"])
+    assert letter["record"]["records"] == 100 and letter["record"]["file"].endswith(".jsonl")

@@ -191,6 +191,9 @@ def test_a_credential_in_the_body_is_refused_with_where_credentials_come_from() 
     with pytest.raises(BatchRequestError, match="standard credential chain") as error:
         parse_batch_request(body)
     assert "Secrets Manager" in str(error.value) and "AKIA" not in str(error.value)
+    # And it shows the same body without the block, ready to copy
+    shown = str(error.value).split("the same request without it:\n", 1)[1]
+    assert json.loads(shown) == SAGEMAKER_BODY
 
 
 def test_a_path_into_a_file_the_request_does_not_list_is_refused() -> None:

@@ -22,6 +22,7 @@ from local.model import Embedder, load_embedder
 from osbatch.backends.base import BackendThrottled
 from osbatch.backends.bedrock import BedrockBackend, line_of, model_input, record_id
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.steps.join import inference_error, join_outputs
 
@@ -135,9 +136,18 @@ def test_job_embeds_and_ingest_gets_ids_back_through_the_join(aws: tuple[Any, An
     assert all(len(line["modelOutput"]["embedding"]) == 384 for line in raw if "modelOutput" in line)
     # When the output is joined onto the source records
     joined = join_outputs(
-        job, s3, outputs, source_bucket=BUCKET, source_prefix="jobs/j/source/", joined_prefix="jobs/j/joined/"
+        job,
+        s3,
+        outputs,
+        source_bucket=BUCKET,
+        source_prefix="jobs/j/source/",
+        joined_prefix="jobs/j/joined/",
+        dead_letters=lambda number: DeadLetterWriter(
+            s3, BUCKET, f"dead-letter/j/inference/{number:05d}.jsonl", job_id="j", source="s3://in/a"
+        ),
     )
-    records = {record["_osbatch"]["line"]: record for record in read_lines(s3, joined[0].key)}
+    assert joined.missing == 0  # every record sent has a result or an error
+    records = {record["_osbatch"]["line"]: record for record in read_lines(s3, joined.outputs[0].key)}
     # Then every record has its _id, text and model output again, and the failed one cites its line
     assert records[1]["_id"] == "doc-1" and records[1]["text"] == "first text"
     assert len(records[3]["modelOutput"]["embedding"]) == 384

@@ -95,6 +95,7 @@ def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
         opensearch=cluster,
         jobs=job,
         output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
         chunk_bytes=64,
     )
     # Then the index exists, the plan lists three byte ranges the Map reads, and the job is INGESTING
@@ -125,6 +126,7 @@ def test_the_plan_carries_the_pipelines_tolerated_chunk_failures(
         opensearch=FakeClient(),
         jobs=job,
         output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
     )
     # Then the plan carries it where the Distributed Map reads its ToleratedFailurePercentagePath
     assert result.plan is not None
@@ -247,9 +249,9 @@ def test_a_step_failure_stops_a_remote_job_that_is_still_running(job: JobTable, 
     backend = ScriptedBackend()
     # When the job is failed
     _, report = fail(job, s3, state, backend)
-    # Then the remote job is stopped, and the valid records are unaccounted (none was indexed)
+    # Then the remote job is stopped, and the 9 valid records are dead-lettered with the file (none indexed)
     assert backend.cancelled == ["osb-msmarco-1"]
-    assert (report.indexed, report.dead_lettered, report.unaccounted) == (0, 1, 9)
+    assert (report.indexed, report.dead_lettered, report.unaccounted) == (0, 10, 0)
 
 
 def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3: Any) -> None:
@@ -262,7 +264,63 @@ def test_a_remote_failure_is_reported_with_the_backends_reason(job: JobTable, s3
     _, report = fail(job, s3, state)
     # Then the backend's reason and state are kept, and the stale chunk items are not counted as indexed
     assert (report.state, report.reason) == ("FAILED", "ClientError: model not found")
-    assert (report.indexed, report.unaccounted) == (0, 9)
+    assert (report.indexed, report.dead_lettered, report.unaccounted) == (0, 10, 0)
+
+
+@pytest.mark.parametrize("ending", ["FAILED", "EXPIRED", "UNREACHABLE", "CANCELLED"])
+def test_a_job_that_ends_before_ingest_dead_letters_its_file_with_the_failure(
+    job: JobTable, s3: Any, ending: str
+) -> None:
+    # Given a remote job that ended without output to ingest (no plan), 9 valid records and 1 bad line
+    state = ingesting(state=JobStateName(ending), reason=f"the job is {ending}").model_copy(
+        update={"plan": None}
+    )
+    # When the job is failed
+    _, report = fail(job, s3, state)
+    # Then every record is accounted for: the bad line as before, the 9 valid ones in one file-level letter
+    assert (report.state, report.records_in, report.indexed) == (ending, 10, 0)
+    assert (report.dead_lettered, report.unaccounted) == (10, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/inference/00000.jsonl")["Body"].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert (letter["stage"], letter["reason"]) == ("inference", f"the job is {ending}")
+    assert letter["record"] == {
+        "file": SOURCE.uri,
+        "records": 9,
+        "prepared_input": "s3://osb-out/jobs/msmarco-1/input/",
+        "model_output": REMOTE.output_uri,
+    }
+    assert job.get(JOB)["unaccounted"] == 0  # type: ignore[index]
+
+
+def test_a_plan_that_fails_after_inference_dead_letters_the_file_at_stage_index(
+    job: JobTable, s3: Any
+) -> None:
+    # Given the model finished, then PlanIngest failed for good (the index was remapped meanwhile)
+    state = ingesting().model_copy(
+        update={"plan": None, "error": {"Error": "IndexConflict", "Cause": "chunk_embedding is text"}}
+    )
+    # When the job is failed
+    _, report = fail(job, s3, state)
+    # Then the file's valid records are one letter at stage index, naming the model output to ingest later
+    assert (report.dead_lettered, report.unaccounted) == (10, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/index/00000.jsonl")["Body"].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert letter["stage"] == "index" and letter["reason"] == "IndexConflict: chunk_embedding is text"
+    assert letter["record"]["model_output"] == REMOTE.output_uri
+
+
+def test_records_the_output_lacks_are_dead_lettered_and_the_job_is_partial(job: JobTable, s3: Any) -> None:
+    # Given PlanIngest dead-lettered 2 records the model output lacked, and the chunks took the other 7
+    state = ingesting(chunks=1)
+    assert state.plan is not None
+    state = state.model_copy(update={"plan": state.plan.model_copy(update={"dead_lettered": 2})})
+    job.put_chunk(JOB, 0, ChunkCounts(7, 7, 0))
+    # When the job finalizes
+    _, report, _ = finalize(job, s3, state)
+    # Then nothing is unaccounted, and the job says why it is partial
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 7, 3, 0)
+    assert report.state == "PARTIALLY_COMPLETED"
+    assert "2 records are missing from the model output" in (report.reason or "")
 
 
 @pytest.mark.parametrize("ending", ["finalize", "fail"])
@@ -321,13 +379,19 @@ def test_a_created_job_refused_past_the_window_dead_letters_the_file_too(job: Jo
     assert letter["reason"] == report.reason and letter["record"]["records"] == 9
 
 
-def test_a_job_failed_for_another_reason_keeps_its_records_unaccounted(job: JobTable, s3: Any) -> None:
-    # Given a job the service failed for a reason other than throttling
+def test_a_job_the_service_failed_before_ingest_dead_letters_its_file_with_the_reason(
+    job: JobTable, s3: Any
+) -> None:
+    # Given a job the service failed for a reason other than throttling, before any chunk ran
     status = JobStatus(state=JobStateName.FAILED, reason="validation: bad input")
     state = ingesting(state=JobStateName.RUNNING).model_copy(update={"plan": None, "status": status})
-    # When the job is failed / Then nothing is dead-lettered at file level: its records are unaccounted
+    # When the job is failed
     _, report = fail(job, s3, state)
-    assert (report.dead_lettered, report.unaccounted) == (1, 9)
+    # Then its 9 valid records are one file-level dead letter (next to the 1 parse failure), none unaccounted
+    assert (report.dead_lettered, report.unaccounted) == (10, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/inference/00000.jsonl")["Body"].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert letter["reason"].endswith("validation: bad input") and letter["record"]["records"] == 9
 
 
 def test_a_failed_load_still_restores_the_index_settings(
@@ -347,6 +411,7 @@ def test_a_failed_load_still_restores_the_index_settings(
         opensearch=cluster,
         jobs=job,
         output_bucket="osb-out",
+        dead_letter_bucket="osb-dlq",
     )
     assert cluster.indices.settings["msmarco"]["refresh_interval"] == "-1"
 

@@ -148,6 +148,23 @@ def test_only_items_rejected_with_429_are_retried() -> None:
     assert (bulk.indexed, failures, sleeps) == (3, [], [0.5])
 
 
+def test_a_join_update_that_lost_a_race_is_resent_not_counted_as_superseded() -> None:
+    # Given a join (update + doc_as_upsert) whose middle item loses a race with another file's update,
+    # even after OpenSearch's own retries
+    conflict = {"type": "version_conflict_engine_exception", "reason": "[1]: version conflict"}
+    client = ScriptedOpenSearch(items(200, (409, conflict), 200))
+    bulk, sleeps = writer(client, upsert=True)
+    # When three documents are written
+    for n in range(3):
+        bulk.add(*doc(n))
+    failures = bulk.close()
+    # Then every update asks OpenSearch to re-apply it on conflict, and the lost one is sent again: its
+    # fields would otherwise be missing from the joined document
+    assert [line["update"]["retry_on_conflict"] for line in client.requests[0][0::2]] == [5, 5, 5]
+    assert [line["update"]["_id"] for line in client.requests[1][0::2]] == ["1"]
+    assert (bulk.indexed, bulk.superseded, failures, sleeps) == (3, 0, [], [0.5])
+
+
 def test_a_mapping_error_becomes_a_failure_with_opensearchs_reason() -> None:
     # Given a document the index mapping rejects
     client = ScriptedOpenSearch(items(201, (400, MAPPER_ERROR)))

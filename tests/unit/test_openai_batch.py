@@ -20,8 +20,9 @@ from osbatch.backends.base import THROTTLED_PAST_WINDOW
 from osbatch.backends.openai import OpenAIBackend, custom_id, line_of
 from osbatch.backends.openai_http import OpenAIHttp
 from osbatch.config import OpenAIJobConfig
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
-from osbatch.steps.join import inference_error, join_outputs
+from osbatch.steps.join import MISSING_FROM_OUTPUT, inference_error, join_outputs
 
 KEY = "sk-test-0123456789"
 BUCKET = "osb-out"
@@ -174,9 +175,7 @@ def test_one_upload_is_a_batch_per_part_and_the_results_join_back_onto_their_rec
     assert (status.progress["total"], status.progress["completed"], status.progress["failed"]) == (3, 2, 1)
     # And after the join every result has its record's _id and text, and the failure cites its line
     outputs = job.outputs(remote)
-    joined = join_outputs(
-        job, s3, outputs, source_bucket=BUCKET, source_prefix="jobs/j/source/", joined_prefix="jobs/j/joined/"
-    )
+    joined = join(job, s3, outputs).outputs
     records = {}
     for output in joined:
         for raw in s3.get_object(Bucket=BUCKET, Key=output.key)["Body"].read().splitlines():
@@ -185,6 +184,49 @@ def test_one_upload_is_a_batch_per_part_and_the_results_join_back_onto_their_rec
     assert records[1]["_id"] == "doc-1" and len(records[1]["response"]["data"][0]["embedding"]) == 384
     assert records[3]["_id"] == "doc-3" and records[3]["text"] == "gamma text"
     assert (inference_error(records[2]) or "").startswith("server_error: ")
+
+
+def join(job: OpenAIBackend, s3: Any, outputs: Any) -> Any:
+    def letters(number: int) -> DeadLetterWriter:
+        key = f"dead-letter/j/inference/{number:05d}.jsonl"
+        return DeadLetterWriter(s3, BUCKET, key, job_id="j", source="s3://in/a.jsonl")
+
+    return join_outputs(
+        job,
+        s3,
+        outputs,
+        source_bucket=BUCKET,
+        source_prefix="jobs/j/source/",
+        joined_prefix="jobs/j/joined/",
+        dead_letters=letters,
+    )
+
+
+def test_a_record_the_service_silently_drops_becomes_a_dead_letter_at_the_join(
+    api: str, aws: tuple[Any, Any]
+) -> None:
+    # Given two parts, and a service that returns neither a result nor an error for one record
+    s3, _ = aws
+    FAULTS.update(drop_records_containing="LOST")
+    job = backend(api, aws, Clock())
+    prepare_parts(s3, job, [["alpha text"], ["LOST text", "gamma text"]])
+    remote = submit(job)
+    wait(job, remote)
+    # When the output is joined onto the records sent
+    joined = join(job, s3, job.outputs(remote))
+    # Then the dropped record (line 2) is one dead letter with its record and line, and no joined line
+    assert joined.missing == 1
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET, Prefix="dead-letter/j/")["Contents"]]
+    (key,) = keys
+    (letter,) = [json.loads(raw) for raw in s3.get_object(Bucket=BUCKET, Key=key)["Body"].read().splitlines()]
+    assert (letter["line"], letter["stage"], letter["reason"]) == (2, "inference", MISSING_FROM_OUTPUT)
+    assert letter["record"]["_id"] == "doc-2"
+    lines = [
+        json.loads(raw)["_osbatch"]["line"]
+        for output in joined.outputs
+        for raw in s3.get_object(Bucket=BUCKET, Key=output.key)["Body"].read().splitlines()
+    ]
+    assert sorted(lines) == [1, 3]
 
 
 def test_token_limit_exceeded_is_retried_then_gives_up_after_the_window(

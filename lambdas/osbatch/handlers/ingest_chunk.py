@@ -9,6 +9,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from osbatch.contracts import dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import runtime
+from osbatch.ingest.batch_job import batch_target, is_batch_chunk, load_staged
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
@@ -23,12 +24,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     env = runtime()
     s3 = env.client("s3")
     config = env.pipeline(chunk.pipeline)
+    target, cited = IngestTarget.of_pipeline(config), chunk.source.uri
+    if is_batch_chunk(chunk.source.bucket, chunk.source.key, chunk.job_id, env.settings.output_bucket):
+        staged = load_staged(s3, env.settings.output_bucket, chunk.job_id)
+        target, cited = batch_target(staged, chunk.file, config), staged.files[chunk.file].cited
 
     def dead_letters(segment: int) -> DeadLetterWriter:
         key = dead_letter_key(chunk.job_id, "ingest", chunk.chunk, segment)
-        return DeadLetterWriter(
-            s3, env.settings.dead_letter_bucket, key, job_id=chunk.job_id, source=chunk.source.uri
-        )
+        return DeadLetterWriter(s3, env.settings.dead_letter_bucket, key, job_id=chunk.job_id, source=cited)
 
     domain = env.domain_writers(config)
     writer = f"{chunk.job_id}/{chunk.chunk}"
@@ -38,11 +41,12 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         result = ingest_chunk(
             chunk,
-            target=IngestTarget.of_pipeline(config),
+            target=target,
             s3=s3,
             opensearch=env.opensearch(config),
             dead_letters=dead_letters,
             progress=TableProgress(env.jobs, chunk.job_id, chunk.chunk),
+            checkpoint_bytes=config.sink.bulk.checkpoint_bytes,
         )
         throttled = result.throttled > 0
     finally:

@@ -9,6 +9,7 @@ documented OpenAI example) is joined by the `_id` paths of the others, tried in 
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Literal
 
@@ -20,7 +21,7 @@ _PREFIX = re.compile(r"^source\[(\d+)\]\.(?=\$)")
 CREDENTIAL_REFUSED = (
     "the request has a 'credential' key: osbatch never takes credentials in a request body. AWS access "
     "comes from the standard credential chain (environment, profile, role), and an OpenAI key from the "
-    "OPENAI_API_KEY environment variable or Secrets Manager. Remove 'credential' and run it again."
+    "OPENAI_API_KEY environment variable or Secrets Manager. Remove 'credential' and run it again"
 )
 
 
@@ -30,7 +31,7 @@ class BatchRequestError(ValueError):
 
 def parse_batch_request(data: Any) -> BatchIngestRequest:
     if isinstance(data, dict) and "credential" in data:
-        raise BatchRequestError(CREDENTIAL_REFUSED)
+        raise BatchRequestError(credential_refused(data))
     try:
         return BatchIngestRequest.model_validate(data)
     except ValidationError as error:
@@ -42,6 +43,14 @@ def parse_batch_request(data: Any) -> BatchIngestRequest:
                 message = "unknown field (check the spelling)"
             problems.append(f"{where}: {message}" if where else message)
         raise BatchRequestError("; ".join(problems)) from None
+
+
+def credential_refused(data: dict[str, Any]) -> str:
+    """Refused rather than ignored: a run with other credentials than the body names could read another
+    account's objects. The message shows the body without the block, so the fix is a copy; the block
+    itself (the only place reference 001 puts secrets) is never echoed."""
+    rest = {key: value for key, value in data.items() if key != "credential"}
+    return f"{CREDENTIAL_REFUSED}; the same request without it:\n{json.dumps(rest, indent=2)}"
 
 
 class DataSource(BaseModel):

@@ -39,6 +39,9 @@ logger = logging.getLogger(__name__)
 
 RETRYABLE_ITEM_STATUSES = frozenset({429, 503})
 VERSION_CONFLICT = "version_conflict_engine_exception"
+# Several files of a join update one document at once (parallel chunks): OpenSearch re-applies an update
+# that lost a race this many times itself; past that the item is resent like a 429, never counted as done.
+UPSERT_CONFLICT_RETRIES = 5
 # Wrong credentials or permissions fail every document the same way. Dead-lettering the whole job for them
 # would copy the data set into the dead-letter bucket; failing the chunk lets it be re-run once fixed.
 FATAL_REQUEST_STATUSES = frozenset({401, 403})
@@ -166,6 +169,7 @@ class BulkWriter:
             meta["_id"] = doc.doc_id
         if self._upsert:
             # Each file of a join writes its own fields into the shared document, in any order.
+            meta["retry_on_conflict"] = UPSERT_CONFLICT_RETRIES
             action: dict[str, Any] = {"update": meta}
             source: Any = {"doc": doc.body, "doc_as_upsert": True}
         else:
@@ -272,7 +276,7 @@ class BulkWriter:
                     extra={"status": error.status_code, "attempt": attempt, "docs": len(pending)},
                 )
                 continue
-            pending, item_error = _settle(settled, pending, response)
+            pending, item_error = _settle(settled, pending, response, upsert=self._upsert)
             last_error = item_error or last_error
             if not pending:
                 return settled
@@ -282,8 +286,12 @@ class BulkWriter:
         return settled
 
 
-def _settle(settled: Settled, pending: list[_Pending], response: Any) -> tuple[list[_Pending], str]:
-    """Count successes, record final failures; the items worth retrying and the last retryable reason."""
+def _settle(
+    settled: Settled, pending: list[_Pending], response: Any, *, upsert: bool = False
+) -> tuple[list[_Pending], str]:
+    """Count successes, record final failures; the items worth retrying and the last retryable reason.
+
+    A 409 means a later line won for a versioned write, but a lost race for an upsert: that one is resent."""
     items = response.get("items", []) if isinstance(response, dict) else []
     if len(items) != len(pending):
         _fail(settled, pending, f"bulk response has {len(items)} items for {len(pending)} documents")
@@ -299,10 +307,12 @@ def _settle(settled: Settled, pending: list[_Pending], response: Any) -> tuple[l
         error = result.get("error")
         if 200 <= status < 300:
             settled.indexed += 1
-        elif status == 409 and isinstance(error, dict) and error.get("type") == VERSION_CONFLICT:
+        elif (
+            status == 409 and not upsert and isinstance(error, dict) and error.get("type") == VERSION_CONFLICT
+        ):
             settled.indexed += 1  # the id holds a later line's document: this record's fate is decided
             settled.superseded += 1
-        elif status in RETRYABLE_ITEM_STATUSES:
+        elif status in RETRYABLE_ITEM_STATUSES or (upsert and status == 409):
             retry.append(doc)
             retry_reason = _item_reason(error)
         else:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from osbatch.config import BulkConfig, PipelineConfig
+from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import FieldMapper, MappingError
@@ -23,9 +23,6 @@ from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, i
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, original, parse_record
 from osbatch.steps.join import inference_error
-
-# A checkpoint waits for the requests in flight: every few requests' worth of input, not every request.
-CHECKPOINT_BYTES = 32 * 1024 * 1024
 
 
 def input_line(record: dict[str, Any]) -> int | None:

@@ -29,6 +29,8 @@ class IngestChunk(BaseModel):
     end: int
     # A document's version is version_base + its input line: a later line, or plan, wins (ingest/bulk.py).
     version_base: int | None = Field(None, ge=0)
+    # Which data_source file of a `_batch_ingestion` request the chunk reads (its field_map part); 0 for jobs.
+    file: int = Field(0, ge=0)
 
     @model_validator(mode="after")
     def _non_empty_range(self) -> IngestChunk:

@@ -3,7 +3,12 @@
 Conservation is checked here: records_in = indexed + dead_lettered. Whatever breaks it is reported as
 `unaccounted`, never hidden: records the backend silently dropped (sent to the model, absent from its
 output), chunks of the ingest plan that never reported, and the valid records of a job that failed
-before they were indexed. A finished job with any of these ends PARTIALLY_COMPLETED, not COMPLETED.
+before they were indexed. Most of these become dead letters, so `unaccounted` stays 0: records a joining
+backend (Bedrock, OpenAI) dropped are found by diffing line numbers at PlanIngest (steps/join.py), a
+failed Map's unreported chunks are dead-lettered from their checkpoints (steps/unreported.py), and a job
+that failed before ingest has its file dead-lettered whole. What remains unaccounted: records SageMaker's
+output lacks (its output is not diffed), and the chunks a tolerated Map failure left unreported. A
+finished job with any shortfall, or any record missing from the output, ends PARTIALLY_COMPLETED.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from osbatch.backends.base import THROTTLED_PAST_WINDOW, BatchBackend
+from osbatch.backends.base import BatchBackend
 from osbatch.config import PipelineConfig
 from osbatch.contracts import (
     dead_letter_key,
@@ -24,14 +29,13 @@ from osbatch.contracts import (
     plan_key,
     report_key,
 )
-from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.dead_letter import DeadLetterWriter, Stage
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.join import join_outputs
-from osbatch.steps.remote import THROTTLED_ERRORS
 from osbatch.steps.unreported import dead_letter_unreported
 
 if TYPE_CHECKING:
@@ -43,6 +47,8 @@ MISSING_CHUNKS_SHOWN = 10
 # A plan's document versions are its time in seconds above 32 bits of input line: a later plan (a re-upload,
 # a re-run) outranks every line of an earlier one, and 2^31 seconds of plans fit a signed 64-bit version.
 LINE_BITS = 32  # a reason names this many missing chunks, then says how many more
+# Remote states after which the model output exists: a failure then happened on the way to the index.
+INFERRED = frozenset({JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED})
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,7 @@ def plan_ingest(
     opensearch: OpenSearch,
     jobs: JobTable,
     output_bucket: str,
+    dead_letter_bucket: str,
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     clock: Callable[[], float] = time.time,
 ) -> JobState:
@@ -86,19 +93,27 @@ def plan_ingest(
     if config.sink.bulk.relax_new_index:
         begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
     outputs = backend.outputs(state.remote)
+    missing = 0
     if backend.joins_source:
-        outputs = join_outputs(
+
+        def dead_letters(number: int) -> DeadLetterWriter:
+            key = dead_letter_key(state.job_id, "inference", number)
+            return DeadLetterWriter(s3, dead_letter_bucket, key, job_id=state.job_id, source=state.source.uri)
+
+        joined = join_outputs(
             backend,
             s3,
             outputs,
             source_bucket=output_bucket,
             source_prefix=job_source_prefix(state.job_id),
             joined_prefix=job_joined_prefix(state.job_id),
+            dead_letters=dead_letters,
         )
+        outputs, missing = joined.outputs, joined.missing
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     version_base = int(clock()) << LINE_BITS
     items = [
-        {"chunk": number, "bucket": outputs[0].bucket, "version_base": version_base, **chunk}
+        {"chunk": number, "bucket": outputs[0].bucket, "file": 0, "version_base": version_base, **chunk}
         for number, chunk in enumerate(chunks)
     ]
     key = plan_key(state.job_id)
@@ -111,6 +126,7 @@ def plan_ingest(
         chunks=len(items),
         objects=len(outputs),
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
+        dead_lettered=missing,
     )
     return state.model_copy(update={"plan": plan})
 
@@ -125,13 +141,19 @@ def finalize_job(
     publish: Publish,
     index_load: IndexLoad | None = None,
 ) -> tuple[JobState, JobReport]:
-    assert state.prepared is not None, "Finalize runs after Prepare"
+    assert state.prepared is not None or state.batch is not None, "Finalize runs after Prepare"
     if index_load is not None:
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
     unaccounted = _unaccounted(state, tally)
     reasons = _shortfalls(tally.missing(planned), planned, unaccounted, state.plan)
+    if state.plan is not None and state.plan.dead_lettered:
+        reasons.insert(
+            0,
+            f"{state.plan.dead_lettered} records are missing from the model output "
+            "(dead-lettered at stage inference)",
+        )
     if state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED:
         reasons.insert(0, state.status.reason or "the inference job completed partially")
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
@@ -176,39 +198,35 @@ def fail_job(
     ):
         tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
-    if _throttled_past_window(state) and state.prepared:
+    if state.plan is None and state.prepared is not None and state.prepared.valid > 0:
         report = _dead_letter_file(state, report, s3, dead_letter_bucket)
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
 
 
-def _throttled_past_window(state: JobState) -> bool:
-    """StartJob spent its throttling retries, or the service refused the created job's work for longer
-    than retry_time_window (a status flag, e.g. OpenAI's token_limit_exceeded batches)."""
-    if state.error is not None:
-        return state.error.get("Error") in THROTTLED_ERRORS
-    return bool(
-        state.status is not None
-        and state.status.state is JobStateName.FAILED
-        and state.status.progress.get(THROTTLED_PAST_WINDOW)
-    )
-
-
 def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: str) -> JobReport:
-    """Throttled past retry_time_window: no record reached a model, so the file is set aside whole, with
-    the last error, as one dead letter that stands for its valid records (parse failures keep their own)."""
+    """The job failed before any ingest chunk ran (throttled past retry_time_window, a failed, expired,
+    unreachable or cancelled remote job, a failed PlanIngest): none of its valid records is indexed, so
+    the file is set aside whole, with the failure, as one dead letter that stands for its valid records
+    (parse failures keep their own). File level, not per record: FailJob has a minute, and a job's input
+    can be gigabytes; the letter names the prepared input (and the model output, if any) that hold them.
+    Stage `inference` unless the model had finished: then the records failed on their way to the index."""
     assert state.prepared is not None
     valid = state.prepared.valid
+    inferred = state.status is not None and state.status.state in INFERRED
+    stage: Stage = "index" if inferred else "inference"
     letters = DeadLetterWriter(
-        s3,
-        bucket,
-        dead_letter_key(state.job_id, "inference", 0),
-        job_id=state.job_id,
-        source=state.source.uri,
+        s3, bucket, dead_letter_key(state.job_id, stage, 0), job_id=state.job_id, source=state.source.uri
     )
-    file_level = {"file": state.source.uri, "records": valid, "prepared_input": state.prepared.input_uri}
-    letters.add(stage="inference", reason=report.reason or "throttled", record=file_level)
+    file_level: dict[str, Any] = {
+        "file": state.source.uri,
+        "records": valid,
+        "prepared_input": state.prepared.input_uri,
+    }
+    if state.remote is not None:
+        file_level["model_output"] = state.remote.output_uri
+    letters.add(stage=stage, reason=report.reason or report.state, record=file_level)
     letters.close()
     return replace(report, dead_lettered=report.dead_lettered + valid, unaccounted=report.unaccounted - valid)
 
@@ -217,7 +235,14 @@ def _unaccounted(state: JobState, tally: ChunkTally) -> int:
     prepared = state.prepared
     if prepared is None:
         return 0
-    return prepared.records_in - tally.counts.indexed - prepared.dead_lettered - tally.counts.dead_lettered
+    return prepared.records_in - tally.counts.indexed - _dead_lettered(state, tally)
+
+
+def _dead_lettered(state: JobState, tally: ChunkTally) -> int:
+    """Prepare's bad lines, PlanIngest's records missing from the output, and the chunks' dead letters."""
+    prepared = state.prepared.dead_lettered if state.prepared else 0
+    planned = state.plan.dead_lettered if state.plan else 0
+    return prepared + planned + tally.counts.dead_lettered
 
 
 def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: IngestPlan | None) -> list[str]:
@@ -266,9 +291,10 @@ def _report(
         pipeline=state.pipeline,
         state=final.value,
         source=state.source.uri,
-        records_in=prepared.records_in if prepared else 0,
+        # A batch request has no Prepare: its records are the lines its chunks read.
+        records_in=prepared.records_in if prepared else tally.counts.lines,
         indexed=tally.counts.indexed,
-        dead_lettered=(prepared.dead_lettered if prepared else 0) + tally.counts.dead_lettered,
+        dead_lettered=_dead_lettered(state, tally),
         unaccounted=unaccounted,
         duplicate_ids=prepared.duplicate_ids if prepared else 0,
         chunks_planned=state.plan.chunks if state.plan else 0,

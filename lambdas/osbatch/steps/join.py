@@ -6,8 +6,9 @@ line is `{**source record, "_osbatch": {"line": n}, <result_key>: output}`: the 
 JoinSource=Input produces, so ingest and field_map treat every backend alike. A failed record becomes
 `{**source record, "_osbatch": {"line": n, "error": {code, message}}}`, which ingest dead-letters with stage
 `inference`. An output line whose id matches no record sent is kept as such an error too, so it is counted,
-never dropped. Records the service returned nothing for are left out here and reported by Finalize as
-unaccounted.
+never dropped. Records the service returned nothing for (a silent drop, found by diffing the line numbers
+sent against those answered) become dead letters at stage `inference`, reason MISSING_FROM_OUTPUT, one
+object per output object, so they are counted and can be uploaded again.
 
 Memory: one part's source records (bounded by the backend's per-file limits) as raw lines, plus one
 output line at a time.
@@ -17,10 +18,13 @@ from __future__ import annotations
 
 import posixpath
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, OutputObject
+from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 
@@ -30,6 +34,7 @@ if TYPE_CHECKING:
 ERROR_KEY = "error"  # under BOOKKEEPING_KEY: the service's error for this record
 SPOOL_BYTES = 64 * 1024 * 1024
 READ_BYTES = 1024 * 1024
+MISSING_FROM_OUTPUT = "missing from model output: the service returned no result and no error for it"
 
 
 def source_name(output_key: str) -> str:
@@ -46,6 +51,12 @@ def inference_error(record: dict[str, Any]) -> str | None:
     return f"{error.get('code')}: {error.get('message')}"
 
 
+@dataclass(frozen=True)
+class Joined:
+    outputs: list[OutputObject]  # the joined objects, for the ingest plan
+    missing: int  # records sent that no output line answered, dead-lettered here
+
+
 def join_outputs(
     backend: BatchBackend,
     s3: S3Client,
@@ -54,14 +65,21 @@ def join_outputs(
     source_bucket: str,
     source_prefix: str,
     joined_prefix: str,
-) -> list[OutputObject]:
-    joined = []
-    for output in outputs:
+    dead_letters: Callable[[int], DeadLetterWriter],
+) -> Joined:
+    """dead_letters: output object number -> the writer of the records its output lacks."""
+    joined, missing = [], 0
+    for number, output in enumerate(outputs):
         records = _source_records(s3, source_bucket, f"{source_prefix}{source_name(output.key)}")
         key = f"{joined_prefix}{posixpath.basename(output.key)}"
-        size = _join_one(backend, s3, output, records, source_bucket, key)
+        size, answered = _join_one(backend, s3, output, records, source_bucket, key)
         joined.append(OutputObject(source_bucket, key, size))
-    return joined
+        letters = dead_letters(number)
+        for line in sorted(records.keys() - answered):
+            record = jsonlines.loads(records[line])
+            letters.add(stage="inference", reason=MISSING_FROM_OUTPUT, record=record, line=line)
+        missing += letters.close()
+    return Joined(joined, missing)
 
 
 def _lines(s3: S3Client, bucket: str, key: str) -> Any:
@@ -85,18 +103,23 @@ def _join_one(
     records: dict[int, bytes],
     bucket: str,
     key: str,
-) -> int:
-    size = 0
+) -> tuple[int, set[int]]:
+    """The joined object's size, and the lines of `records` some output line answered."""
+    size, answered = 0, set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
         for _, raw in _lines(s3, output.bucket, output.key):
             if not raw.strip():
                 continue
-            data = jsonlines.dump_line(_joined(backend, raw, records))
+            record = _joined(backend, raw, records)
+            line = record.get(BOOKKEEPING_KEY, {}).get("line")
+            if isinstance(line, int):
+                answered.add(line)
+            data = jsonlines.dump_line(record)
             spool.write(data)
             size += len(data)
         spool.seek(0)
         s3.upload_fileobj(spool, bucket, key)
-    return size
+    return size, answered
 
 
 def _joined(backend: BatchBackend, raw: bytes, records: dict[int, bytes]) -> dict[str, Any]:
