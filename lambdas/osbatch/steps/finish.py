@@ -9,6 +9,7 @@ before they were indexed. A finished job with any of these ends PARTIALLY_COMPLE
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -22,14 +23,16 @@ from osbatch.contracts import (
     job_joined_prefix,
     job_source_prefix,
     plan_key,
+    plan_name,
     report_key,
 )
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
-from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, RemoteJob
 from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.failed_parts import dead_letter_failed_parts
 from osbatch.steps.join import join_outputs
 from osbatch.steps.remote import THROTTLED_ERRORS
 from osbatch.steps.unreported import dead_letter_unreported
@@ -59,7 +62,7 @@ class JobReport:
     chunks_planned: int
     chunks_reported: int
     reason: str | None
-    remote_job: str | None
+    remote_jobs: list[str]
     dead_letter_uri: str
     finished_at: str
 
@@ -79,13 +82,15 @@ def plan_ingest(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     clock: Callable[[], float] = time.time,
 ) -> JobState:
-    assert state.remote is not None, "PlanIngest runs after the job completed"
+    assert state.remotes, "PlanIngest runs after StartJob"
     # Prepare created or checked the index before the job was paid for; a job can run for days, so check
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     if config.sink.bulk.relax_new_index:
         begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
-    outputs = backend.outputs(state.remote)
+    # Only the remote jobs that finished since the last plan: each remote job's output is planned once.
+    ready = [remote for remote in state.remotes if remote.succeeded and not remote.ingested]
+    outputs = [output for remote in ready for output in backend.outputs(remote)]
     if backend.joins_source:
         outputs = join_outputs(
             backend,
@@ -95,24 +100,37 @@ def plan_ingest(
             source_prefix=job_source_prefix(state.job_id),
             joined_prefix=job_joined_prefix(state.job_id),
         )
+    previous = state.plan
+    # Chunk numbers continue after the earlier plans', so the chunk items 0 .. chunks - 1 are every plan's.
+    first = previous.chunks if previous else 0
+    number = previous.number + 1 if previous else 0
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     version_base = int(clock()) << LINE_BITS
     items = [
-        {"chunk": number, "bucket": outputs[0].bucket, "version_base": version_base, **chunk}
-        for number, chunk in enumerate(chunks)
+        {"chunk": first + offset, "bucket": output_bucket, "version_base": version_base, **chunk}
+        for offset, chunk in enumerate(chunks)
     ]
-    key = plan_key(state.job_id)
+    key = plan_key(state.job_id, plan_name(number))
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
-    jobs.update(state.job_id, JobStateName.INGESTING, output_objects=len(outputs), chunks=len(items))
+    total = first + len(items)
+    objects = (previous.objects if previous else 0) + len(outputs)
+    jobs.update(state.job_id, JobStateName.INGESTING, output_objects=objects, chunks=total)
     plan = IngestPlan(
         bucket=output_bucket,
         key=key,
-        chunks=len(items),
-        objects=len(outputs),
+        chunks=total,
+        objects=objects,
+        first=first,
+        number=number,
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
     )
-    return state.model_copy(update={"plan": plan})
+    remotes = [
+        remote.model_copy(update={"ingested": True}) if remote in ready else remote
+        for remote in state.remotes
+    ]
+    status = state.status.model_copy(update={"ready": 0}) if state.status else None
+    return state.model_copy(update={"plan": plan, "remotes": remotes, "status": status})
 
 
 def finalize_job(
@@ -130,13 +148,16 @@ def finalize_job(
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
-    unaccounted = _unaccounted(state, tally)
+    # Remote jobs that failed while others completed: their records never reached a model's output.
+    failed_parts = dead_letter_failed_parts(state, s3, dead_letter_bucket)
+    unaccounted = _unaccounted(state, tally) - failed_parts
     reasons = _shortfalls(tally.missing(planned), planned, unaccounted, state.plan)
     if state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED:
         reasons.insert(0, state.status.reason or "the inference job completed partially")
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
     reason = "; ".join(reasons) or None
     report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
+    report = replace(report, dead_lettered=report.dead_lettered + failed_parts)
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
@@ -162,8 +183,9 @@ def fail_job(
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
         reason = f"{state.error.get('Error', 'Error')}: {_cause(state.error.get('Cause'))}"
         final = JobStateName.FAILED
-        if backend is not None and state.remote is not None and not (status and status.state.terminal):
-            backend.cancel(state.remote)
+        if backend is not None and not (status and status.state.terminal):
+            for remote in _running_remotes(state, jobs):
+                backend.cancel(remote)
     elif status is not None and status.state.terminal:
         final, reason = status.state, status.reason
     else:
@@ -181,6 +203,15 @@ def fail_job(
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+
+
+def _running_remotes(state: JobState, jobs: JobTable) -> list[RemoteJob]:
+    """The remote jobs that may still run. A step that failed before returning (StartJob past its retries,
+    after creating some) left them out of the state; StartJob recorded each in the job table as it went."""
+    if state.remotes:
+        return [remote for remote in state.remotes if not remote.state.terminal]
+    recorded = (jobs.get(state.job_id) or {}).get("remote_jobs") or []
+    return [RemoteJob(id=ref["id"], arn=ref.get("arn", ""), output_uri=ref["output_uri"]) for ref in recorded]
 
 
 def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: str) -> JobReport:
@@ -216,7 +247,8 @@ def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: Ingest
         hidden = len(missing) - MISSING_CHUNKS_SHOWN
         more = f" and {hidden} more" if hidden > 0 else ""
         # A chunk that failed (tolerated by the Map) is replayable: the plan holds its byte range.
-        where = f"; their byte ranges are in s3://{plan.bucket}/{plan.key}" if plan else ""
+        plans = f"s3://{plan.bucket}/{posixpath.dirname(plan.key)}/" if plan else ""
+        where = f"; their byte ranges are in the plans at {plans}" if plan else ""
         reasons.append(
             f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more}{where})"
         )
@@ -262,7 +294,7 @@ def _report(
         chunks_planned=state.plan.chunks if state.plan else 0,
         chunks_reported=len(tally.reported),
         reason=reason,
-        remote_job=state.remote.arn if state.remote else None,
+        remote_jobs=[remote.arn or remote.id for remote in state.remotes],
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
     )
