@@ -376,9 +376,10 @@ def test_each_finished_remote_job_is_planned_once_and_chunk_numbers_run_on(
         ]
     )
     state = three_remote_jobs([JobStateName.COMPLETED, JobStateName.RUNNING, JobStateName.RUNNING])
+    cluster = FakeClient()
 
     def plan(state: JobState) -> JobState:
-        args = {"config": config, "backend": backend, "s3": s3, "opensearch": FakeClient(), "jobs": job}
+        args = {"config": config, "backend": backend, "s3": s3, "opensearch": cluster, "jobs": job}
         return plan_ingest(state, **args, output_bucket="osb-out", chunk_bytes=64)
 
     # When the first is planned
@@ -386,6 +387,7 @@ def test_each_finished_remote_job_is_planned_once_and_chunk_numbers_run_on(
     # Then its two chunks are 0 and 1 in plan 0, and it is marked ingested
     assert first.plan == IngestPlan(bucket="osb-out", key=PLAN, chunks=2, objects=1, first=0, number=0)
     assert [remote.ingested for remote in first.remotes] == [True, False, False]
+    assert cluster.indices.refreshed == []
     # When the other two finish and are planned together
     done = [remote.model_copy(update={"state": JobStateName.COMPLETED}) for remote in first.remotes]
     second = plan(first.model_copy(update={"remotes": done}))
@@ -403,6 +405,8 @@ def test_each_finished_remote_job_is_planned_once_and_chunk_numbers_run_on(
         (5, "part-00002.jsonl.out"),
     ]
     assert all(remote.ingested for remote in second.remotes)
+    # And the relaxed index was refreshed first, so the first remote job's documents are searchable
+    assert cluster.indices.refreshed == ["msmarco"]
     # And a third plan with nothing new finished plans nothing again
     third = plan(second)
     assert third.plan is not None and (third.plan.first, third.plan.chunks) == (6, 6)

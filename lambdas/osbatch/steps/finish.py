@@ -88,6 +88,10 @@ def plan_ingest(
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     if config.sink.bulk.relax_new_index:
         begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
+        if state.plan is not None:
+            # A relaxed index (refresh_interval -1) shows nothing until refreshed: the earlier remote jobs'
+            # documents become searchable now, as each later one starts ingesting, not only at Finalize.
+            opensearch.indices.refresh(index=config.sink.index)
     # Only the remote jobs that finished since the last plan: each remote job's output is planned once.
     ready = [remote for remote in state.remotes if remote.succeeded and not remote.ingested]
     outputs = [output for remote in ready for output in backend.outputs(remote)]
