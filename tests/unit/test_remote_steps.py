@@ -233,3 +233,21 @@ def test_an_expired_job_stops_every_remote_job_still_running(config: PipelineCon
     # Then the two still running are stopped and the job expires
     assert backend.cancelled == ["osb-msmarco-1-001", "osb-msmarco-1-002"]
     assert state.status is not None and state.status.state is JobStateName.EXPIRED
+
+
+def test_a_job_prepared_before_remote_jobs_were_grouped_is_one_remote_job(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a job whose Prepare ran before a deploy that added grouping (no `prepared.jobs`)
+    old = prepared_state().model_copy(
+        update={"prepared": prepared_state().prepared.model_copy(update={"jobs": []})}
+    )  # type: ignore[union-attr]
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    backend = ScriptedBackend()
+    # When it starts
+    state = start_job(
+        old, config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 0.0
+    )
+    # Then its whole input is one remote job
+    assert backend.submitted == ["osb-msmarco-1-000"]
+    assert [(remote.records, remote.index) for remote in state.remotes] == [(3, 0)]

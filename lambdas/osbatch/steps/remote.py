@@ -17,7 +17,7 @@ from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBac
 from osbatch.config import PipelineConfig, PollingConfig
 from osbatch.contracts import job_group, job_output_prefix, remote_job_name
 from osbatch.jobs import JobTable, utc_now
-from osbatch.models import JobState, JobStateName, JobStatus, PollState, RemoteJob
+from osbatch.models import JobState, JobStateName, JobStatus, PollState, PreparedJob, RemoteJob
 from osbatch.s3uri import s3_uri
 from osbatch.steps.remote_jobs import overall_status
 
@@ -50,8 +50,16 @@ def start_job(
             f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
         )
 
+    prepared = state.prepared
+    # A job Prepare grouped before remote jobs existed (an execution that spans a deploy) is one remote job
+    # over its whole input.
+    groups = prepared.jobs or [
+        PreparedJob(
+            index=0, input_uri=prepared.input_uri, parts=prepared.parts, records=prepared.valid, bytes=0
+        )
+    ]
     remotes = []
-    for part in state.prepared.jobs:
+    for part in groups:
         output_uri = s3_uri(output_bucket, f"{job_output_prefix(state.job_id)}{job_group(part.index)}")
         remote = backend.submit(remote_job_name(state.job_id, part.index), part.input_uri, output_uri)
         remotes.append(remote.model_copy(update={"index": part.index, "records": part.records}))
