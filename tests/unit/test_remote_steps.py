@@ -239,9 +239,9 @@ def test_a_job_prepared_before_remote_jobs_were_grouped_is_one_remote_job(
     config: PipelineConfig, jobs: JobTable
 ) -> None:
     # Given a job whose Prepare ran before a deploy that added grouping (no `prepared.jobs`)
-    old = prepared_state().model_copy(
-        update={"prepared": prepared_state().prepared.model_copy(update={"jobs": []})}
-    )  # type: ignore[union-attr]
+    fresh = prepared_state()
+    assert fresh.prepared is not None
+    old = fresh.model_copy(update={"prepared": fresh.prepared.model_copy(update={"jobs": []})})
     jobs.create("msmarco-1", "msmarco", SOURCE)
     backend = ScriptedBackend()
     # When it starts
