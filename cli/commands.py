@@ -10,9 +10,7 @@ from cli.target import Target, TargetError, resolve_target
 from cli.views import job_detail, jobs_table
 from osbatch.backends import backend_for
 from osbatch.config import PipelineConfig
-from osbatch.contracts import job_output_prefix
 from osbatch.models import JobStateName, RemoteJob
-from osbatch.s3uri import s3_uri
 
 
 class CommandError(RuntimeError):
@@ -97,7 +95,8 @@ def cancel(args: argparse.Namespace) -> int:
         raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
     if JobStateName(job["state"]).terminal:
         raise CommandError(f"job {args.job_id} already ended ({job['state']})")
-    if not job.get("remote_id"):
+    remote_jobs = job.get("remote_jobs") or []
+    if not remote_jobs:
         raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
     config = _pipeline(args.pipelines, job["pipeline"])
     if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
@@ -106,9 +105,10 @@ def cancel(args: argparse.Namespace) -> int:
 
         (config,) = with_local_openai([config], OPENAI_URL)
     backend = backend_for(config, target.client, opensearch=lambda: _search_client(config))
-    # The OpenAI backend keeps its batch ledger next to the job's output, so the cancel needs that place.
-    output_uri = s3_uri(target.output("OutputBucketName"), job_output_prefix(args.job_id))
-    backend.cancel(RemoteJob(id=job["remote_id"], arn=job.get("remote_arn", ""), output_uri=output_uri))
+    # Every remote job of the upload, each with its output place (the OpenAI backend keeps its batch
+    # ledger there); StartJob records them in the job table as it creates them.
+    for ref in remote_jobs:
+        backend.cancel(RemoteJob(id=ref["id"], arn=ref.get("arn", ""), output_uri=ref["output_uri"]))
     target.jobs.update(args.job_id, JobStateName.CANCELLING)
     print(f"cancelling {args.job_id}; the workflow records CANCELLED once the inference job has stopped")
     return 0

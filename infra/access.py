@@ -49,7 +49,7 @@ def grant_function_access(
     inputs = [storage.input_bucket.arn_for_objects(f"{prefix}*") for prefix in prefixes]
     job_inputs = [out.arn_for_objects(f"{job_input_prefix('*')}*")]
     job_outputs = [out.arn_for_objects(f"{job_output_prefix('*')}*")]
-    plans = [out.arn_for_objects(plan_key("*"))]
+    plans = [out.arn_for_objects(plan_key("*", "*"))]
     reports = [out.arn_for_objects(report_key("*"))]
     dead_letters = [dead.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
     bus = [Stack.of(storage).format_arn(service="events", resource="event-bus", resource_name="default")]
@@ -73,6 +73,8 @@ def grant_function_access(
 
     grant("prepare", ["s3:GetObject"], inputs, INPUT_KEYS)
     grant("prepare", WRITE, job_inputs)
+    # Rebalancing the last remote job (steps/parts.py) reads parts back, copies some and deletes the old.
+    grant("prepare", ["s3:GetObject", "s3:DeleteObject"], job_inputs)
     grant("prepare", REWRITE, dead_letters)
     grant("prepare", [UPDATE], table)
 
@@ -95,6 +97,8 @@ def grant_function_access(
     grant("ingest-chunk", [GET, PUT, UPDATE], table)
 
     grant("finalize", ["s3:PutObject"], reports)
+    # Remote jobs that failed while others completed are dead-lettered at file level (steps/failed_parts.py).
+    grant("finalize", WRITE, dead_letters)
     grant("finalize", [QUERY, UPDATE], table)
     grant("finalize", ["events:PutEvents"], bus)
 
@@ -117,7 +121,7 @@ def grant_join_access(functions: Functions, storage: Storage) -> None:
     sources = [out.arn_for_objects(f"{job_source_prefix('*')}*")]
     joined = [out.arn_for_objects(f"{job_joined_prefix('*')}*")]
     job_outputs = [out.arn_for_objects(f"{job_output_prefix('*')}*")]
-    allow(functions.role("prepare"), WRITE, sources, reason=RUNTIME_IDS)
+    allow(functions.role("prepare"), [*WRITE, "s3:GetObject"], sources, reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), ["s3:GetObject"], [*sources, *job_outputs], reason=RUNTIME_IDS)
     allow(functions.role("plan-ingest"), WRITE, joined, reason=RUNTIME_IDS)
     # Records the output lacks become dead letters (a retried plan rewrites or clears its object).

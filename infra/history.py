@@ -1,11 +1,13 @@
 """How many execution-history events one job can write, checked at synth against Step Functions' limit.
 
-A Standard execution has a hard quota of 25,000 history events; when it is reached the execution fails
-where it stands (AWS: "Avoid reaching the history quota"). No Catch runs then, so FailJob never reports the
-job and its row would stay RUNNING. The polling loop is the only part that grows with a job's length, so
-every pipeline's polling config is checked against the state machine it runs, and synth refuses a config
-that could outgrow the history. Continuing as a new execution was the alternative; it would break the
-one-execution-per-job naming that makes submits idempotent (the execution name is the job id).
+A Standard execution has a hard quota of 25,000 history events; when it is reached the execution fails where
+it stands (AWS: "Avoid reaching the history quota"). No Catch runs then, so FailJob never reports the job
+and its row would stay RUNNING. Two loops grow a job's history: the polling loop, with the job's length, and
+the ingest loop (PlanIngest, the Map, PartFinished?), run once per remote job whose output is ingested, so
+at most inference.max_remote_jobs times. Every pipeline's polling and remote job bound is checked against
+the state machine it runs, and synth refuses a config that could outgrow the history. Continuing as a new
+execution was the alternative; it would break the one-execution-per-job naming that makes submits idempotent
+(the execution name is the job id).
 
 Events per state, as Step Functions writes them (HistoryEvent types):
 - Task: TaskStateEntered, TaskScheduled, TaskStarted, TaskSucceeded or TaskFailed, TaskStateExited (5);
@@ -67,60 +69,87 @@ def state_events(state: Mapping[str, Any], *, all_retries: bool) -> int:
     return events + EVENTS_PER_RETRY * attempts
 
 
-def worst_case_events(definition: Mapping[str, Any], loop: Collection[str], polls: int) -> int:
-    """Every state outside the loop once, with all its retries, plus `polls` passes through the loop."""
+def worst_case_events(
+    definition: Mapping[str, Any],
+    loop: Collection[str],
+    polls: int,
+    ingest_loop: Collection[str] = (),
+    rounds: int = 1,
+) -> int:
+    """Every state outside the loops once, with all its retries, plus `polls` passes through the polling
+    loop and `rounds` through the ingest loop (its states with all their retries each time)."""
     states: Mapping[str, Mapping[str, Any]] = definition["States"]
-    unknown = set(loop) - set(states)
+    unknown = (set(loop) | set(ingest_loop)) - set(states)
     if unknown:
-        raise ValueError(f"the polling loop names states the definition lacks: {sorted(unknown)}")
-    once = sum(state_events(s, all_retries=True) for name, s in states.items() if name not in loop)
+        raise ValueError(f"the loops name states the definition lacks: {sorted(unknown)}")
+    looped = set(loop) | set(ingest_loop)
+    once = sum(state_events(s, all_retries=True) for name, s in states.items() if name not in looped)
     per_poll = sum(state_events(states[name], all_retries=False) for name in loop)
-    return EXECUTION_EVENTS + once + polls * per_poll
+    per_round = sum(state_events(states[name], all_retries=True) for name in ingest_loop)
+    return EXECUTION_EVENTS + once + polls * per_poll + rounds * per_round
 
 
 def check_polling_fits(
-    pipelines: Sequence[PipelineConfig], definition: Mapping[str, Any], loop: Collection[str]
+    pipelines: Sequence[PipelineConfig],
+    definition: Mapping[str, Any],
+    loop: Collection[str],
+    ingest_loop: Collection[str] = (),
 ) -> None:
-    """Refuse any pipeline whose polling could take a job past the history limit; say what would fit."""
+    """Refuse any pipeline whose polling and remote jobs could take a job past the history limit; say
+    what would fit."""
     problems = []
     for pipeline in pipelines:
         polling = pipeline.inference.polling
-        events = worst_case_events(definition, loop, poll_count(polling))
+        rounds = pipeline.inference.max_remote_jobs
+        shape = _Loops(definition, loop, ingest_loop, rounds)
+        events = shape.events(polling)
         if events <= HISTORY_LIMIT:
             continue
         problems.append(
             f"pipeline '{pipeline.name}': inference.polling: up to {poll_count(polling)} polls in "
-            f"timeout_hours {polling.timeout_hours:g} could write {events} execution history events, past "
+            f"timeout_hours {polling.timeout_hours:g} and up to {rounds} remote jobs "
+            f"(inference.max_remote_jobs) could write {events} execution history events, past "
             f"Step Functions' limit of {HISTORY_LIMIT} per execution (the job would fail unreported); "
-            f"raise max_interval_seconds to at least {_fewest_seconds(definition, loop, polling)} or lower "
-            f"timeout_hours to at most {_most_hours(definition, loop, polling)}"
+            f"raise max_interval_seconds to at least {_fewest_seconds(shape, polling)} or lower "
+            f"timeout_hours to at most {_most_hours(shape, polling)} (or lower max_remote_jobs)"
         )
     if problems:
         raise ConfigError("\n".join(problems))
 
 
-def _fits(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> bool:
-    return worst_case_events(definition, loop, poll_count(polling)) <= HISTORY_LIMIT
+class _Loops:
+    def __init__(
+        self, definition: Mapping[str, Any], loop: Collection[str], ingest_loop: Collection[str], rounds: int
+    ) -> None:
+        self._definition, self._loop, self._ingest_loop, self._rounds = definition, loop, ingest_loop, rounds
+
+    def events(self, polling: PollingConfig) -> int:
+        return worst_case_events(
+            self._definition, self._loop, poll_count(polling), self._ingest_loop, self._rounds
+        )
+
+    def fits(self, polling: PollingConfig) -> bool:
+        return self.events(polling) <= HISTORY_LIMIT
 
 
-def _fewest_seconds(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> int:
+def _fewest_seconds(shape: _Loops, polling: PollingConfig) -> int:
     """The smallest max_interval_seconds that fits; more polls never fit with a smaller one."""
     low, high = polling.max_interval_seconds, int(polling.timeout_hours * 3600) + 1
     while low < high:
         middle = (low + high) // 2
-        if _fits(definition, loop, polling.model_copy(update={"max_interval_seconds": middle})):
+        if shape.fits(polling.model_copy(update={"max_interval_seconds": middle})):
             high = middle
         else:
             low = middle + 1
     return low
 
 
-def _most_hours(definition: Mapping[str, Any], loop: Collection[str], polling: PollingConfig) -> int:
+def _most_hours(shape: _Loops, polling: PollingConfig) -> int:
     """The largest whole timeout_hours that fits (0 if not one hour does); fewer hours never add polls."""
     low, high = 0, int(polling.timeout_hours)
     while low < high:
         middle = (low + high + 1) // 2
-        if _fits(definition, loop, polling.model_copy(update={"timeout_hours": middle})):
+        if shape.fits(polling.model_copy(update={"timeout_hours": middle})):
             low = middle
         else:
             high = middle - 1

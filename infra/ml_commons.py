@@ -49,7 +49,8 @@ def grant_ml_commons(
             allow(role, [action], resources, reason=IDS)
             search.trust([role], [action], resources)
     out = storage.output_bucket
-    ledgers = [out.arn_for_objects(f"{job_output_prefix('*')}{LEDGER_NAME}")]
+    # One ledger per remote job: jobs/<job>/output/job-NNNNN/ml-commons-task.json
+    ledgers = [out.arn_for_objects(f"{job_output_prefix('*')}*/{LEDGER_NAME}")]
     allow(functions.role("start-job"), ["s3:GetObject", "s3:PutObject"], ledgers, reason=IDS)
     # With ListBucket a missing ledger reads as NoSuchKey (a first submit) rather than AccessDenied.
     allow(

@@ -23,7 +23,7 @@ from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.wake import WakeRules
-from infra.workflow import POLL_LOOP, JobWorkflow, state_machine_arn
+from infra.workflow import INGEST_LOOP, POLL_LOOP, JobWorkflow, state_machine_arn
 from osbatch.config import Backend, PipelineConfig
 
 # Backends whose output lacks the source record, so PlanIngest joins it back (steps/join.py).
@@ -132,7 +132,7 @@ class OsbatchStack(Stack):
             ),
         )
         # Before anything is deployed: a job must not be able to outgrow its execution history.
-        check_polling_fits(pipelines, workflow.definition(), POLL_LOOP)
+        check_polling_fits(pipelines, workflow.definition(), POLL_LOOP, INGEST_LOOP)
         monitoring = Monitoring(
             self,
             "Monitoring",

@@ -56,7 +56,9 @@ LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
 # An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
 KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
-POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?")
+POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?", "PartFinished?")
+# The states a job passes through once per remote job whose output it ingests (at most max_remote_jobs).
+INGEST_LOOP = ("PlanIngest", "IngestChunks", "PartFinished?")
 # Set by StartJob and grown by PollJob (steps/remote.py): how long WaitForJob waits for an event.
 WAIT_SECONDS_PATH = "$.poll.wait_seconds"
 # Set by PlanIngest from the pipeline's sink.tolerated_chunk_failure_percentage.
@@ -129,10 +131,16 @@ class JobWorkflow(Construct):
         ingest_chunks.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
 
         state = "$.status.state"
+        # After each poll, and after each ingest: any remote job finished with output not yet ingested is
+        # ingested now, while the others run on; once all ended and every output is in, Finalize.
+        part_finished = sfn.Choice(self, "PartFinished?")
+        part_finished.when(
+            sfn.Condition.number_greater_than("$.status.ready", 0), plan_ingest.next(ingest_chunks)
+        ).when(_state_is(state, DONE), finalize).otherwise(wait)
+        ingest_chunks.next(part_finished)
         job_done = (
             sfn.Choice(self, "JobDone?")
-            .when(_state_is(state, WAITING), wait)
-            .when(_state_is(state, DONE), plan_ingest.next(ingest_chunks).next(finalize))
+            .when(_state_is(state, WAITING + DONE), part_finished)
             .when(_state_is(state, FAILED), fail_job)
             # A state the contract does not know must not loop forever.
             .otherwise(fail_job)
@@ -171,7 +179,7 @@ class JobWorkflow(Construct):
         allow(
             self.state_machine,
             ["s3:GetObject"],
-            [output_bucket.arn_for_objects(plan_key("*"))],
+            [output_bucket.arn_for_objects(plan_key("*", "*"))],
             reason="The ingest plan's key contains the job id, which is only known at run time.",
             ack_scope=self,
         )

@@ -130,8 +130,10 @@ def follow(
 def describe(jobs: JobTable, job: dict[str, Any]) -> str:
     state = job["state"]
     if state == JobStateName.RUNNING.value:
+        remote = len(job.get("remote_jobs") or [])
         return (
-            f"RUNNING  inference job {job.get('remote_id', '')} is {job.get('remote_status') or 'submitted'}"
+            f"RUNNING  {job.get('remote_jobs_done', 0)}/{remote} inference jobs done, "
+            f"{job.get('remote_status') or 'submitted'}"
         )
     if state == JobStateName.INGESTING.value:
         reported = len(jobs.chunk_totals(job["job_id"]).reported)

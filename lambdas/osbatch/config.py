@@ -205,6 +205,17 @@ class BedrockQuotas(Strict):
     # (3 for a custom model). Counted per account and region, over every pipeline using the model.
     max_jobs_in_progress: int = Field(20, ge=1)
 
+    @model_validator(mode="after")
+    def _room_to_rebalance(self) -> BedrockQuotas:
+        # Prepare moves records from the last full job to a last job under the minimum (steps/parts.py);
+        # both stay at or above the minimum only if a job holds at least twice the minimum.
+        if self.max_records_per_job < 2 * self.min_records_per_job:
+            raise ValueError(
+                f"max_records_per_job ({self.max_records_per_job}) must be at least twice "
+                f"min_records_per_job ({self.min_records_per_job})"
+            )
+        return self
+
 
 class BedrockJobConfig(Strict):
     """CreateModelInvocationJob settings and how each record becomes a `modelInput`."""
@@ -278,6 +289,11 @@ class InferenceConfig(Strict):
     max_jobs_in_flight: int = Field(4, ge=1, le=1000)
     max_records_per_part: int = Field(
         100_000, ge=1, description="records per prepared input file; SageMaker spreads files over instances"
+    )
+    # Each remote job's output is ingested as it finishes, one pass of the workflow's ingest loop per
+    # remote job; bounded so the worst case fits the execution history (infra/history.py counts it).
+    max_remote_jobs: int = Field(
+        100, ge=1, le=500, description="remote jobs one upload may become within the backend's per-job limits"
     )
     retry_time_window: str = "PT2H"
     polling: PollingConfig = PollingConfig()

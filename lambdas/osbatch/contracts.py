@@ -6,12 +6,16 @@ and the grant that allows it can never drift apart.
 
 from __future__ import annotations
 
+import re
+
 # Output bucket: per-job working data and job reports. Dead-letter bucket: records set aside.
 JOBS_PREFIX = "jobs/"
 REPORTS_PREFIX = "reports/"
 DEAD_LETTER_PREFIX = "dead-letter/"
 # Remote job names start with this, so IAM can hold the backend grants to osbatch's own jobs.
 REMOTE_JOB_PREFIX = "osb-"
+# SageMaker's TransformJobName pattern, which Bedrock's jobName also accepts (both at most 63 characters).
+REMOTE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 # The job table's sparse GSI on (pipeline, created_at): only job items carry `pipeline`.
 JOBS_BY_PIPELINE_INDEX = "by-pipeline"
 
@@ -52,8 +56,32 @@ def batch_files_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}batch-files/"
 
 
-def plan_key(job_id: str) -> str:
-    return f"{job_prefix(job_id)}chunks.json"
+def job_group(index: int) -> str:
+    """`job-NNNNN/`: the folder of one remote job's parts under the job's input and output prefixes."""
+    return f"job-{index:05d}/"
+
+
+def plan_key(job_id: str, plan: str) -> str:
+    """One ingest plan of a job (`plan_name(n)`: each finished remote job's outputs are planned in turn);
+    `plan_key("*", "*")` is the grant pattern."""
+    return f"{job_prefix(job_id)}plans/{plan}.json"
+
+
+def plan_name(number: int) -> str:
+    return f"{number:05d}"
+
+
+def remote_job_name(job_id: str, index: int) -> str:
+    """The name of a job's remote job `index`: valid for SageMaker and Bedrock (<= 63 characters) and
+    derived from the job id and the index only, so a re-run of StartJob finds the jobs it created."""
+    cleaned = re.sub(r"[^a-zA-Z0-9-]", "-", f"{job_id}-{index:03d}").strip("-")
+    name = f"{REMOTE_JOB_PREFIX}{cleaned}"
+    if len(name) > 63:
+        # Keep the tail: the job id's hash and the index are what make the name unique.
+        name = f"{REMOTE_JOB_PREFIX}{cleaned[-(63 - len(REMOTE_JOB_PREFIX)) :]}".replace("--", "-")
+    if not REMOTE_JOB_NAME.match(name):
+        raise ValueError(f"cannot derive a valid remote job name from job id '{job_id}'")
+    return name
 
 
 def report_key(job_id: str) -> str:
@@ -62,6 +90,12 @@ def report_key(job_id: str) -> str:
 
 def dead_letter_prefix(job_id: str) -> str:
     return f"{DEAD_LETTER_PREFIX}{job_id}/"
+
+
+def remote_job_dead_letter_key(job_id: str, index: int) -> str:
+    """`dead-letter/<job_id>/inference/job-NNNNN.jsonl`: the file-level letter of remote job `index`,
+    apart from the per-output letters PlanIngest writes under the same stage."""
+    return f"{dead_letter_prefix(job_id)}inference/{job_group(index).rstrip('/')}.jsonl"
 
 
 def dead_letter_key(job_id: str, stage: str, part: int, segment: int = 0) -> str:

@@ -60,6 +60,16 @@ class SourceObject(Model):
         return f"s3://{self.bucket}/{self.key}"
 
 
+class PreparedJob(Model):
+    """One remote job's share of the prepared input: the parts under `input_uri` (contracts.job_group)."""
+
+    index: int
+    input_uri: str
+    parts: int
+    records: int
+    bytes: int
+
+
 class Prepared(Model):
     input_uri: str
     parts: int
@@ -68,18 +78,31 @@ class Prepared(Model):
     dead_lettered: int
     blank_lines: int = 0
     duplicate_ids: int = 0  # valid records whose id an earlier line of the file already used
+    # The parts grouped into remote jobs within the backend's JobLimits, in order.
+    jobs: list[PreparedJob] = []
 
 
 class RemoteJob(Model):
     id: str
     arn: str = ""
     output_uri: str
+    index: int = 0  # its PreparedJob
+    records: int = 0  # valid records sent to it: what a file-level dead letter stands for if it fails
+    state: JobStateName = JobStateName.RUNNING  # as PollJob last saw it
+    reason: str | None = None
+    ingested: bool = False  # PlanIngest has planned its output
+
+    @property
+    def succeeded(self) -> bool:
+        return self.state in (JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED)
 
 
 class JobStatus(Model):
     state: JobStateName
     reason: str | None = None
     progress: dict[str, Any] = {}
+    # Remote jobs that finished with output not yet planned: the workflow's PartFinished? ingests them.
+    ready: int = 0
 
 
 class PollState(Model):
@@ -90,10 +113,15 @@ class PollState(Model):
 
 
 class IngestPlan(Model):
+    """The latest of a job's ingest plans. Chunk numbers run on across plans: this one holds chunks
+    `first .. chunks - 1`, earlier ones the rest, so Finalize sums items 0 .. chunks - 1."""
+
     bucket: str
     key: str
     chunks: int
     objects: int
+    first: int = 0
+    number: int = 0  # contracts.plan_name(number) is its key; plans 0 .. number exist
     # The Distributed Map's ToleratedFailurePercentagePath: chunks that may fail without failing the job.
     tolerated_failure_percentage: float = 0
     # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/join.py).
@@ -112,7 +140,7 @@ class JobState(Model):
     pipeline: str
     source: SourceObject
     prepared: Prepared | None = None
-    remote: RemoteJob | None = None
+    remotes: list[RemoteJob] = []
     status: JobStatus | None = None
     poll: PollState | None = None
     plan: IngestPlan | None = None

@@ -158,6 +158,7 @@ class InvocationService:
             load_embedder=self._load_embedder,
             faults=faults,
             on_counts=lambda counts: setattr(job, "counts", counts),
+            live_faults=self._faults.snapshot,
         )
         self.runner.start(arn, work, on_change=lambda record: _show_state(job, record))
         return job

@@ -8,7 +8,7 @@ batch-inference-results.html:
   "error": {"errorCode", "errorMessage"}}`, in an order that does not follow the input (shuffled here);
 - `<output s3Uri>/<job id>/manifest.json.out` holds totalRecordCount, processedRecordCount,
   successRecordCount, errorRecordCount, inputTokenCount, outputTokenCount;
-- a job with fewer records than the minimum per job fails validation.
+- a job with fewer records than the minimum per job, or more than the maximum, fails validation.
 
 Model families (the `modelInput` bodies of InvokeModel):
 - Titan Text Embeddings V2 (`amazon.titan-embed-text-v2*`): `{"inputText", "dimensions", "normalize"}` ->
@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import random
 import re
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -47,6 +48,7 @@ CLAUDE = "claude"
 _FAMILIES = (("amazon.titan-embed-text-v2", TITAN), ("cohere.embed", COHERE), ("anthropic.claude", CLAUDE))
 MANIFEST_NAME = "manifest.json.out"
 MAX_LINE_BYTES = 16 * 1024 * 1024
+HOLD_POLL_SECONDS = 0.05
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
@@ -108,6 +110,7 @@ class InvocationWork:
         load_embedder: Callable[[], Embedder],
         faults: Faults,
         on_counts: Callable[[Counts], None] = lambda _counts: None,
+        live_faults: Callable[[], Faults] | None = None,
     ) -> None:
         self._job_id = job_id
         self._family = family
@@ -118,6 +121,7 @@ class InvocationWork:
         self._s3 = s3
         self._load_embedder = load_embedder
         self._faults = faults
+        self._live_faults = live_faults or (lambda: faults)
         self._on_counts = on_counts
         self.counts = Counts()
         self._shuffle = random.Random(job_id)  # a different order per job, reproducible per job
@@ -128,6 +132,7 @@ class InvocationWork:
             self._validate(keys)
             if self._faults.hold_jobs:
                 context.wait_for_stop()
+            self._hold_while_marked(context, keys)
             embedder = self._load_embedder() if self._family != CLAUDE else None
             for key in keys:
                 context.check_stop()
@@ -150,6 +155,18 @@ class InvocationWork:
             raise JobFailed(f"No .jsonl input files found at {self._input.uri}")
         return keys
 
+    def _hold_while_marked(self, context: JobContext, keys: list[str]) -> None:
+        marker = self._faults.hold_records_containing
+        if not marker or not any(
+            marker.encode() in line
+            for key in keys
+            for line in iter_lines(self._s3, S3Location(self._input.bucket, key), MAX_LINE_BYTES)
+        ):
+            return
+        while self._live_faults().hold_records_containing == marker:
+            context.check_stop()
+            time.sleep(HOLD_POLL_SECONDS)
+
     def _validate(self, keys: list[str]) -> None:
         records = sum(
             1
@@ -161,6 +178,12 @@ class InvocationWork:
         if records < minimum:
             raise JobFailed(
                 f"The job has {records} records; a batch inference job needs at least {minimum} records"
+            )
+        maximum = self._faults.max_records_per_job
+        if records > maximum:
+            raise JobFailed(
+                f"The job has {records} records, more than the quota of {maximum} records per batch "
+                "inference job"
             )
 
     def _run_object(self, context: JobContext, embedder: Embedder | None, key: str) -> None:

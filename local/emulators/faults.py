@@ -32,8 +32,13 @@ class Faults:
     drop_records_containing: str | None = None
     # Jobs stay in progress until stopped (to test cancel and timeouts without racing the model).
     hold_jobs: bool = False
+    # Bedrock jobs with a record containing this string stay in progress until the setting changes (or
+    # they are stopped): a test sees what happens while one remote job of an upload is still running.
+    hold_records_containing: str | None = None
     # The service's minimum records per job (Bedrock: 100); tests with small files lower it.
     min_records_per_job: int = 100
+    # The service's maximum records per job (Bedrock: "Records per batch inference job", 50,000).
+    max_records_per_job: int = 50_000
     # Jobs in progress per model before creation fails with a quota error (Bedrock default: 20).
     max_jobs_in_progress: int = 20
     # The Nth ingest-chunk checkpoint save (a DynamoDB PutItem with a `checkpoint` attribute) is held until

@@ -8,7 +8,7 @@ import pytest
 
 from infra.history import HISTORY_LIMIT, check_polling_fits, poll_count, state_events, worst_case_events
 from infra.stack import OsbatchStack
-from infra.workflow import POLL_LOOP
+from infra.workflow import INGEST_LOOP, POLL_LOOP
 from osbatch.config import ConfigError, PollingConfig
 from tests.infra.helpers import Synthesized, definition, new_app, pipeline
 
@@ -25,15 +25,20 @@ def test_the_polling_loop_is_a_callback_task_a_task_and_a_choice(machine: dict[s
     # Given the synthesized definition and the states the check counts once per poll
     states = machine["States"]
 
-    # Then they form the loop WaitForJob -> PollJob -> JobDone? -> WaitForJob, and nothing else loops back
-    assert [states[name]["Type"] for name in POLL_LOOP] == ["Task", "Task", "Choice"]
+    # Then they form the loop WaitForJob -> PollJob -> JobDone? -> PartFinished? -> WaitForJob
+    assert [states[name]["Type"] for name in POLL_LOOP] == ["Task", "Task", "Choice", "Choice"]
     # And the park's timeout, its only other way out, leads into the loop too
     timeout = [c["Next"] for c in states["WaitForJob"]["Catch"] if c["ErrorEquals"] == ["States.Timeout"]]
     assert timeout == ["PollJob"]
     assert states["WaitForJob"]["Next"] == "PollJob" and states["PollJob"]["Next"] == "JobDone?"
-    back = [rule["Next"] for rule in states["JobDone?"]["Choices"] if rule["Next"] == "WaitForJob"]
-    assert back == ["WaitForJob"]
-    outside = [n for n, s in states.items() if n not in POLL_LOOP and s.get("Next") in POLL_LOOP]
+    assert "PartFinished?" in [rule["Next"] for rule in states["JobDone?"]["Choices"]]
+    assert states["PartFinished?"]["Default"] == "WaitForJob"
+    # And the only other loop is the ingest loop, PartFinished? -> PlanIngest -> IngestChunks -> back
+    assert [states[name]["Type"] for name in INGEST_LOOP] == ["Task", "Map", "Choice"]
+    assert states["PlanIngest"]["Next"] == "IngestChunks"
+    assert states["IngestChunks"]["Next"] == "PartFinished?"
+    looped = set(POLL_LOOP) | set(INGEST_LOOP)
+    outside = [n for n, s in states.items() if n not in looped and s.get("Next") in looped]
     assert outside == ["StartJob"]  # the only way in
 
 
@@ -67,13 +72,25 @@ def test_the_default_polling_fits_well_within_the_limit(machine: dict[str, Any])
     # Given the example pipeline's polling (the defaults)
     polls = poll_count(pipeline().inference.polling)
 
-    # When the worst case is computed: the loop's 19 events per poll (park 9, PollJob 8, JobDone? 2)
-    # plus every other state once
-    events = worst_case_events(machine, POLL_LOOP, polls)
+    rounds = pipeline().inference.max_remote_jobs
 
-    # Then it is well below the 25,000 events of one execution, and the check lets it through
-    assert polls * 19 < events < HISTORY_LIMIT // 2
-    check_polling_fits([pipeline()], machine, POLL_LOOP)
+    # When the worst case is computed: the loop's 21 events per poll (park 9, PollJob 8, the choices 2
+    # each), the ingest loop's per remote job
+    # (PlanIngest with every retry, the Map, the choice), plus every other state once
+    events = worst_case_events(machine, POLL_LOOP, polls, INGEST_LOOP, rounds)
+    per_round = 5 + 3 * (10 + 8) + 6 + 2
+
+    # Then it is below the 25,000 events of one execution (about two thirds), and the check lets it through
+    assert polls * 21 + rounds * per_round < events < HISTORY_LIMIT * 0.7
+    check_polling_fits([pipeline()], machine, POLL_LOOP, INGEST_LOOP)
+
+
+def test_remote_jobs_per_upload_count_towards_the_history(machine: dict[str, Any]) -> None:
+    # Given default polling and the most remote jobs the config allows
+    many = pipeline(inference={"max_remote_jobs": 500})
+    # When checked / Then the check refuses it, naming max_remote_jobs as a way out
+    with pytest.raises(ConfigError, match=r"up to 500 remote jobs .*\(or lower max_remote_jobs\)"):
+        check_polling_fits([many], machine, POLL_LOOP, INGEST_LOOP)
 
 
 def test_polling_every_minute_for_three_days_fails_synth_with_what_would_fit() -> None:
@@ -96,7 +113,7 @@ def test_polling_every_minute_for_three_days_fails_synth_with_what_would_fit() -
 def test_the_suggested_settings_are_the_limits_that_fit(machine: dict[str, Any]) -> None:
     # Given the error for polling every minute for 72 h
     with pytest.raises(ConfigError) as error:
-        check_polling_fits([pipeline(**EVERY_MINUTE)], machine, POLL_LOOP)
+        check_polling_fits([pipeline(**EVERY_MINUTE)], machine, POLL_LOOP, INGEST_LOOP)
     words = str(error.value).split()
     seconds = int(words[words.index("least") + 1])
     hours = int(words[words.index("most") + 1])
@@ -104,7 +121,8 @@ def test_the_suggested_settings_are_the_limits_that_fit(machine: dict[str, Any])
     # When each suggestion is applied, and when it is missed by one
     def fits(**polling: Any) -> bool:
         config = PollingConfig(**{"interval_seconds": 60, "max_interval_seconds": 60, **polling})
-        return worst_case_events(machine, POLL_LOOP, poll_count(config)) <= HISTORY_LIMIT
+        rounds = pipeline().inference.max_remote_jobs
+        return worst_case_events(machine, POLL_LOOP, poll_count(config), INGEST_LOOP, rounds) <= HISTORY_LIMIT
 
     # Then each fits, and each one step short of it does not
     assert fits(max_interval_seconds=seconds) and not fits(max_interval_seconds=seconds - 1)

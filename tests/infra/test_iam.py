@@ -58,7 +58,10 @@ EXPECTED = {
     "ingest-chunk": {
         "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", *BULK,
     },
-    "finalize": {"s3:PutObject", "dynamodb:Query", "dynamodb:UpdateItem", "events:PutEvents", *LOAD},
+    "finalize": {
+        "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
+        "events:PutEvents", *LOAD,
+    },
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
         "events:PutEvents", "sagemaker:StopTransformJob", *LOAD, "s3:GetObject", *REWRITE,
@@ -197,22 +200,27 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     # Given the S3 object grants
     # Then inputs are read only under the pipelines' prefixes
     assert _keys(main, "submit", "s3:GetObject") == ["/input/docs/*", "/input/python-docs/*"]
-    assert _keys(main, "prepare", "s3:GetObject") == ["/input/docs/*", "/input/python-docs/*"]
+    # (and its own parts, which rebalancing the last remote job reads back)
+    assert _keys(main, "prepare", "s3:GetObject") == [
+        "/input/docs/*",
+        "/input/python-docs/*",
+        "/jobs/*/input/*",
+    ]
     # And each writer reaches only its own part of the layout
     assert _keys(main, "prepare", "s3:PutObject") == ["/dead-letter/*", "/jobs/*/input/*"]
-    assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/chunks.json"]
+    assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/plans/*.json"]
     assert _keys(main, "ingest-chunk", "s3:GetObject") == [
         "/jobs/*/batch-files/*",
         "/jobs/*/batch-request.json",
         "/jobs/*/output/*",
     ]
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
-    assert _keys(main, "finalize", "s3:PutObject") == ["/reports/*.json"]
+    assert _keys(main, "finalize", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
     assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
     assert _keys(main, "fail-job", "s3:GetObject") == [
         "/jobs/*/batch-files/*",
-        "/jobs/*/chunks.json",
         "/jobs/*/output/*",
+        "/jobs/*/plans/*.json",
     ]
 
 

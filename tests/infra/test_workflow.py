@@ -26,14 +26,14 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     assert machine["QueryLanguage"] == "JSONPath"
     assert set(states) == {
         "BatchIngest?", "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
-        "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
+        "PartFinished?", "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
     }  # fmt: skip
     assert states["Prepare"]["Next"] == "HasRecords?"
     assert states["StartJob"]["Next"] == "WaitForJob"
     assert states["WaitForJob"]["Next"] == "PollJob"
     assert states["PollJob"]["Next"] == "JobDone?"
     assert states["PlanIngest"]["Next"] == "IngestChunks"
-    assert states["IngestChunks"]["Next"] == "Finalize"
+    assert states["IngestChunks"]["Next"] == "PartFinished?"
     assert states["Finalize"]["End"] is True
     assert states["FailJob"]["Next"] == "JobFailed"
     assert states["JobFailed"]["Type"] == "Fail"
@@ -91,16 +91,30 @@ def test_job_done_routes_each_state(states: dict[str, Any]) -> None:
         for rule in states["JobDone?"]["Choices"]
     }
 
-    # Then waiting states loop, done states ingest, failed states fail, and anything unknown fails too
+    # Then waiting and done states ask whether a part finished, failed states fail, anything unknown too
     assert all(
         rule_or["Variable"] == "$.status.state" for r in states["JobDone?"]["Choices"] for rule_or in r["Or"]
     )
     assert routes == {
-        "WaitForJob": {"CREATED", "RUNNING", "CANCELLING"},
-        "PlanIngest": {"COMPLETED", "PARTIALLY_COMPLETED"},
+        "PartFinished?": {"CREATED", "RUNNING", "CANCELLING", "COMPLETED", "PARTIALLY_COMPLETED"},
         "FailJob": {"FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE"},
     }
     assert states["JobDone?"]["Default"] == "FailJob"
+
+
+def test_part_finished_ingests_each_remote_job_as_it_ends_then_waits_or_finalizes(
+    states: dict[str, Any],
+) -> None:
+    # Given the PartFinished? choice, reached after every poll and after every ingest
+    choice = states["PartFinished?"]
+    ready, done = choice["Choices"]
+
+    # Then any remote job finished and not yet ingested is planned and ingested first
+    assert ready == {"Variable": "$.status.ready", "NumericGreaterThan": 0, "Next": "PlanIngest"}
+    # And when every remote job ended and all are ingested, the job is finalized; otherwise it waits on
+    assert done["Next"] == "Finalize"
+    assert {branch["StringEquals"] for branch in done["Or"]} == {"COMPLETED", "PARTIALLY_COMPLETED"}
+    assert choice["Default"] == "WaitForJob"
 
 
 def test_every_task_passes_the_job_state_and_returns_the_payload(states: dict[str, Any]) -> None:

@@ -241,10 +241,10 @@ def test_an_openai_job_past_its_timeout_is_expired_and_its_batch_cancelled(
     # When a file is uploaded and the deadline passes
     job_id = upload(stack, config, f"slow-{time.time_ns()}.jsonl", jsonl(records("oe", 3)))
     job = wait_for_end(jobs, job_id)
-    # Then the job is EXPIRED with the reason, its records unaccounted, its slot free
+    # Then the job is EXPIRED with the reason, its records dead-lettered at file level, its slot free
     assert job["state"] == "EXPIRED" and "timeout_hours" in job["reason"], job
-    assert report(stack, job_id)["unaccounted"] == 3
+    assert (report(stack, job_id)["dead_lettered"], report(stack, job_id)["unaccounted"]) == (3, 0)
     assert jobs.slot_holders(config.name) == set()
     # And the batch was cancelled rather than left running
-    (batch_id,) = job["remote_arn"].split(",")
+    ((batch_id,),) = [ref["arn"].split(",") for ref in job["remote_jobs"]]
     assert openai_batch(batch_id)["status"] in {"cancelling", "cancelled"}

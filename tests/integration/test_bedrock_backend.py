@@ -126,7 +126,7 @@ def test_osbatch_cancel_stops_a_bedrock_or_openai_job(
     body = b"".join(json.dumps({"_id": f"held-{n}", "text": f"t {n}"}).encode() + b"\n" for n in range(100))
     job_id = upload(stack, config, f"held-{time.time_ns()}.jsonl", body)
     deadline = time.monotonic() + 120
-    while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+    while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
         time.sleep(0.2)
     # When the user cancels it
     assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
@@ -147,7 +147,7 @@ def test_a_job_past_its_timeout_is_expired_and_stopped(stack: Any, jobs: JobTabl
     # Then the job is EXPIRED with the reason, and the remote job was stopped rather than left running
     assert job["state"] == "EXPIRED" and "timeout_hours" in job["reason"]
     bedrock = session().client("bedrock", endpoint_url=AWS_URL)
-    assert bedrock.get_model_invocation_job(jobIdentifier=job["remote_arn"])["status"] in {
+    assert bedrock.get_model_invocation_job(jobIdentifier=job["remote_jobs"][0]["arn"])["status"] in {
         "Stopping",
         "Stopped",
     }

@@ -166,7 +166,7 @@ def test_an_empty_file_completes_with_zero_counts(stack: Any, config: PipelineCo
         0,
         0,
     )
-    assert "remote_id" not in job
+    assert "remote_jobs" not in job
 
 
 def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(
@@ -218,7 +218,7 @@ def test_cancel_stops_the_inference_job_and_the_job_ends_cancelled(
             stack, config, f"e2e-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
         )
         deadline = time.monotonic() + 120
-        while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+        while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
             time.sleep(0.2)
         # When the user cancels it
         assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0

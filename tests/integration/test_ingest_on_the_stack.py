@@ -27,7 +27,7 @@ from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.contracts import plan_key
+from osbatch.contracts import plan_key, plan_name
 from osbatch.ingest.batch_request import parse_batch_request
 from osbatch.jobs import JobTable
 from tests.integration.test_batch_ingest_on_the_node import OpenAIFiles, vector
@@ -226,7 +226,9 @@ def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_du
     assert versions == {**{row["_id"]: 1 for row in rows}, "kill-3": 2}
     # And the plan was the one chunk the Map ran
     s3 = session().client("s3", endpoint_url=AWS_URL)
-    plan = s3.get_object(Bucket=stack.outputs["OutputBucketName"], Key=plan_key(report.run_id))["Body"]
+    plan = s3.get_object(Bucket=stack.outputs["OutputBucketName"], Key=plan_key(report.run_id, plan_name(0)))[
+        "Body"
+    ]
     assert len(json.loads(plan.read())) == 1
 
 

@@ -94,14 +94,15 @@ def test_an_upload_goes_through_ml_commons_batch_predict_to_searchable_documents
     # Then every record is indexed
     assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == ("COMPLETED", 3, 3, 0)
     # And the remote job is an ML Commons batch task whose remote job is the transform job
-    task = ml.get_task(job["remote_id"])
+    ((remote,),) = [job["remote_jobs"]]
+    task = ml.get_task(remote["id"])
     assert (task["task_type"], task["function_name"], task["state"]) == (
         "BATCH_PREDICTION",
         "REMOTE",
         "COMPLETED",
     )
     assert task["remote_job"]["TransformJobStatus"] == "Completed"
-    assert task["remote_job"]["TransformJobArn"] == job["remote_arn"]
+    assert task["remote_job"]["TransformJobArn"] == remote["arn"]
     # And a k-NN query finds the right document first
     client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
@@ -142,7 +143,7 @@ def test_cancel_goes_through_ml_commons_and_the_job_ends_cancelled(
             stack, config, f"mlc-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
         )
         deadline = time.monotonic() + 120
-        while not (jobs.get(job_id) or {}).get("remote_id") and time.monotonic() < deadline:
+        while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
             time.sleep(0.2)
         # When the user cancels it (POST /_plugins/_ml/tasks/<id>/_cancel)
         assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
@@ -150,5 +151,5 @@ def test_cancel_goes_through_ml_commons_and_the_job_ends_cancelled(
     # Then the job ends CANCELLED with nothing indexed, and ML Commons' task says so too
     assert "cancelling" in capsys.readouterr().out
     assert (job["state"], job.get("indexed", 0)) == ("CANCELLED", 0)
-    task = ml.get_task(job["remote_id"])
+    task = ml.get_task(job["remote_jobs"][0]["id"])
     assert (task["state"], task["remote_job"]["TransformJobStatus"]) == ("CANCELLED", "Stopped")

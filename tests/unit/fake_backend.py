@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from osbatch.backends.base import BackendStatus, InputLimits, OutputLine, OutputObject
+from osbatch.backends.base import BackendStatus, InputLimits, JobLimits, OutputLine, OutputObject
 from osbatch.models import RemoteJob
 
 
@@ -17,6 +17,7 @@ class ScriptedBackend:
     submitted: list[str] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
     limits: InputLimits = field(default_factory=lambda: InputLimits(10, 10))
+    job_limits: JobLimits = field(default_factory=lambda: JobLimits(1000, 10**9))
     output_objects: list[OutputObject] = field(default_factory=list)
     joins_source: bool = False
     result_key: str = "SageMakerOutput"
@@ -24,9 +25,9 @@ class ScriptedBackend:
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return record
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
-        self.submitted.append(job_id)
-        return RemoteJob(id=f"osb-{job_id}", arn="arn:job", output_uri=output_uri)
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
+        self.submitted.append(name)
+        return RemoteJob(id=name, arn=f"arn:{name}", output_uri=output_uri)
 
     def status(self, remote: RemoteJob) -> BackendStatus:
         answer = self.statuses.pop(0)
@@ -38,7 +39,12 @@ class ScriptedBackend:
         self.cancelled.append(remote.id)
 
     def outputs(self, remote: RemoteJob) -> list[OutputObject]:
-        return list(self.output_objects)
+        # The objects under this remote job's output place.
+        return [output for output in self.output_objects if remote.output_uri.endswith(_folder(output.key))]
 
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
         return OutputLine(line.get("line"), result=line.get("out"), error=line.get("error"))
+
+
+def _folder(key: str) -> str:
+    return key.rsplit("/", 1)[0] + "/"

@@ -127,3 +127,27 @@ def test_a_bulk_size_over_the_request_cap_is_refused() -> None:
     # When it is parsed, then the error says why
     with pytest.raises(ConfigError, match="over max_request_bytes"):
         parse_pipeline(data)
+
+
+def test_bedrock_quotas_leave_room_to_rebalance_the_last_job() -> None:
+    # Given Bedrock quotas whose maximum per job is under twice the minimum
+    bedrock = {
+        "model_id": "amazon.titan-embed-text-v2:0",
+        "family": "titan-embed-text-v2",
+        "quotas": {"min_records_per_job": 100, "max_records_per_job": 150},
+    }
+    data = pipeline_dict(inference={"backend": "bedrock", "bedrock": bedrock})
+    # When parsed / Then the error names both quotas: Prepare could not keep two jobs at the minimum
+    with pytest.raises(ConfigError, match=r"max_records_per_job \(150\) must be at least twice"):
+        parse_pipeline(data)
+
+
+def test_remote_jobs_per_upload_are_bounded() -> None:
+    # Given a pipeline asking for more remote jobs per upload than the workflow's history can hold
+    data = pipeline_dict()
+    data["inference"]["max_remote_jobs"] = 501
+    # When parsed / Then the field is named
+    with pytest.raises(ConfigError, match=r"inference\.max_remote_jobs"):
+        parse_pipeline(data)
+    # And the default is 100
+    assert parse_pipeline(pipeline_dict()).inference.max_remote_jobs == 100

@@ -137,7 +137,9 @@ def test_a_bedrock_batch_job_announces_its_states_and_its_completion_matches_the
     lines = "".join(json.dumps(job.input_line({}, n, f"text {n}")) + "\n" for n in range(1, 4))
     bus["s3"].put_object(Bucket=BUCKET, Key="jobs/j/input/part-00000.jsonl", Body=lines.encode())
     # When the job runs to its end
-    remote = job.submit("docs-0123456789abcdef", f"s3://{BUCKET}/jobs/j/input/", f"s3://{BUCKET}/jobs/j/out/")
+    remote = job.submit(
+        "osb-docs-0123456789abcdef", f"s3://{BUCKET}/jobs/j/input/", f"s3://{BUCKET}/jobs/j/out/"
+    )
 
     def status(event: dict[str, Any]) -> str:
         return str(event["detail"]["status"])

@@ -16,6 +16,7 @@ from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
 
 JOB = "msmarco-1"
+PLAN = "jobs/msmarco-1/plans/00000.json"
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
 REMOTE = RemoteJob(id="osb-msmarco-1", arn="arn:job", output_uri="s3://osb-out/jobs/msmarco-1/output/")
 
@@ -30,15 +31,26 @@ def ingesting(records_in: int = 10, parse_dead: int = 1, chunks: int = 3, **stat
         dead_lettered=parse_dead,
         duplicate_ids=2,
     )
+    state = status.get("state", JobStateName.COMPLETED)
     return JobState(
         job_id=JOB,
         pipeline="msmarco",
         source=SOURCE,
         prepared=prepared,
-        remote=REMOTE,
-        status=JobStatus(state=status.get("state", JobStateName.COMPLETED), reason=status.get("reason")),
-        plan=IngestPlan(bucket="osb-out", key="jobs/msmarco-1/chunks.json", chunks=chunks, objects=1),
+        # Planned, so its output is ingested (PlanIngest marks it)
+        remotes=[
+            REMOTE.model_copy(update={"state": state, "records": records_in - parse_dead, "ingested": True})
+        ],
+        status=JobStatus(state=state, reason=status.get("reason")),
+        plan=IngestPlan(bucket="osb-out", key=PLAN, chunks=chunks, objects=1),
     )
+
+
+def awaiting_plan() -> JobState:
+    """A job whose inference completed and whose output is not planned yet."""
+    state = ingesting()
+    remotes = [remote.model_copy(update={"ingested": False}) for remote in state.remotes]
+    return state.model_copy(update={"plan": None, "remotes": remotes})
 
 
 def finalize(jobs: JobTable, s3: Any, state: JobState) -> tuple[JobState, JobReport, list[dict[str, Any]]]:
@@ -85,7 +97,7 @@ def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
         ]
     )
     cluster = FakeClient()
-    state = ingesting().model_copy(update={"plan": None})
+    state = awaiting_plan()
     # When the ingest is planned
     result = plan_ingest(
         state,
@@ -100,13 +112,13 @@ def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
     )
     # Then the index exists, the plan lists three byte ranges the Map reads, and the job is INGESTING
     assert [index for index, _ in cluster.indices.created] == ["msmarco"]
-    items = json.loads(s3.get_object(Bucket="osb-out", Key="jobs/msmarco-1/chunks.json")["Body"].read())
+    items = json.loads(s3.get_object(Bucket="osb-out", Key=PLAN)["Body"].read())
     assert [(item["chunk"], item["key"].rsplit("/", 1)[1], item["start"], item["end"]) for item in items] == [
         (0, "part-00000.jsonl.out", 0, 64),
         (1, "part-00000.jsonl.out", 64, 100),
         (2, "part-00001.jsonl.out", 0, 30),
     ]
-    assert result.plan == IngestPlan(bucket="osb-out", key="jobs/msmarco-1/chunks.json", chunks=3, objects=2)
+    assert result.plan == IngestPlan(bucket="osb-out", key=PLAN, chunks=3, objects=2)
     assert job.get(JOB)["state"] == "INGESTING"  # type: ignore[index]
 
 
@@ -119,7 +131,7 @@ def test_the_plan_carries_the_pipelines_tolerated_chunk_failures(
     backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/a.out", 10)])
     # When the ingest is planned
     result = plan_ingest(
-        ingesting().model_copy(update={"plan": None}),
+        awaiting_plan(),
         config=tolerant,
         backend=backend,
         s3=s3,
@@ -178,7 +190,7 @@ def test_a_chunk_that_never_reported_keeps_the_job_from_looking_complete(job: Jo
     assert report.reason is not None
     assert report.reason.startswith(
         "1 of 3 ingest chunks never reported (chunk 1; their byte ranges are in "
-        "s3://osb-out/jobs/msmarco-1/chunks.json)"
+        "the plans at s3://osb-out/jobs/msmarco-1/plans/)"
     )
 
 
@@ -195,7 +207,7 @@ def test_a_partial_remote_job_stays_partial_even_when_the_counts_add_up(job: Job
 
 def test_a_file_with_no_valid_record_completes_with_what_prepare_counted(job: JobTable, s3: Any) -> None:
     # Given a job whose 3 lines were all bad, so no inference ran and there is no plan
-    state = ingesting(records_in=3, parse_dead=3).model_copy(update={"plan": None, "remote": None})
+    state = ingesting(records_in=3, parse_dead=3).model_copy(update={"plan": None, "remotes": []})
     # When it is finalized
     _, report, _ = finalize(job, s3, state)
     # Then 3 = 0 + 3, and it is COMPLETED
@@ -219,7 +231,7 @@ def test_a_failed_map_reports_what_its_chunks_had_already_indexed(job: JobTable,
         }
         for n, (start, end) in enumerate([(0, 50), (50, 100), (100, 100 + len(third))])
     ]
-    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/chunks.json", Body=json.dumps(plan).encode())
+    s3.put_object(Bucket="osb-out", Key=PLAN, Body=json.dumps(plan).encode())
     cause = json.dumps({"errorMessage": "ConnectionError: the cluster went away", "errorType": "X"})
     state = ingesting().model_copy(
         update={"error": {"Error": "States.ExceedToleratedFailureThreshold", "Cause": cause}}
@@ -287,7 +299,7 @@ def test_a_job_that_ends_before_ingest_dead_letters_its_file_with_the_failure(
         "file": SOURCE.uri,
         "records": 9,
         "prepared_input": "s3://osb-out/jobs/msmarco-1/input/",
-        "model_output": REMOTE.output_uri,
+        "model_output": [REMOTE.output_uri],
     }
     assert job.get(JOB)["unaccounted"] == 0  # type: ignore[index]
 
@@ -306,7 +318,7 @@ def test_a_plan_that_fails_after_inference_dead_letters_the_file_at_stage_index(
     body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/index/00000.jsonl")["Body"].read()
     (letter,) = [json.loads(line) for line in body.splitlines()]
     assert letter["stage"] == "index" and letter["reason"] == "IndexConflict: chunk_embedding is text"
-    assert letter["record"]["model_output"] == REMOTE.output_uri
+    assert letter["record"]["model_output"] == [REMOTE.output_uri]
 
 
 def test_records_the_output_lacks_are_dead_lettered_and_the_job_is_partial(job: JobTable, s3: Any) -> None:
@@ -345,7 +357,7 @@ def test_throttling_past_the_window_fails_the_job_and_dead_letters_the_file(job:
         "Cause": json.dumps({"errorMessage": "Bedrock ThrottlingException: slow down"}),
     }
     state = ingesting(state=JobStateName.CREATED).model_copy(
-        update={"plan": None, "remote": None, "error": error}
+        update={"plan": None, "remotes": [], "error": error}
     )
     # When the job is failed
     _, report = fail(job, s3, state)
@@ -404,7 +416,7 @@ def test_a_failed_load_still_restores_the_index_settings(
     s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
     backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
     state = plan_ingest(
-        ingesting().model_copy(update={"plan": None}),
+        awaiting_plan(),
         config=config,
         backend=backend,
         s3=s3,
@@ -431,3 +443,158 @@ def test_a_failed_load_still_restores_the_index_settings(
     # Then refresh and replicas are back to what the index had
     assert cluster.indices.settings["msmarco"] == {"number_of_replicas": "1"}
     assert cluster.indices.refreshed == ["msmarco"]
+
+
+def three_remote_jobs(states: list[JobStateName]) -> JobState:
+    """30 valid records in three remote jobs of 10, with one output object each."""
+    remotes = [
+        RemoteJob(
+            id=f"osb-msmarco-1-{n:03d}",
+            arn=f"arn:job/{n}",
+            output_uri=f"s3://osb-out/jobs/msmarco-1/output/job-{n:05d}/",
+            index=n,
+            records=10,
+            state=state,
+            reason="All 10 records failed" if state is JobStateName.FAILED else None,
+        )
+        for n, state in enumerate(states)
+    ]
+    prepared = Prepared(
+        input_uri="s3://osb-out/jobs/msmarco-1/input/", parts=3, records_in=31, valid=30, dead_lettered=1
+    )
+    return JobState(
+        job_id=JOB, pipeline="msmarco", source=SOURCE, prepared=prepared, remotes=remotes, status=None
+    )
+
+
+def test_each_finished_remote_job_is_planned_once_and_chunk_numbers_run_on(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given three remote jobs with one output object each, the first finished and the others running
+    backend = ScriptedBackend(
+        output_objects=[
+            OutputObject("osb-out", f"jobs/msmarco-1/output/job-{n:05d}/part-{n:05d}.jsonl.out", 100)
+            for n in range(3)
+        ]
+    )
+    state = three_remote_jobs([JobStateName.COMPLETED, JobStateName.RUNNING, JobStateName.RUNNING])
+    cluster = FakeClient()
+
+    def plan(state: JobState) -> JobState:
+        args = {"config": config, "backend": backend, "s3": s3, "opensearch": cluster, "jobs": job}
+        return plan_ingest(
+            state, **args, output_bucket="osb-out", dead_letter_bucket="osb-dlq", chunk_bytes=64
+        )
+
+    # When the first is planned
+    first = plan(state)
+    # Then its two chunks are 0 and 1 in plan 0, and it is marked ingested
+    assert first.plan == IngestPlan(bucket="osb-out", key=PLAN, chunks=2, objects=1, first=0, number=0)
+    assert [remote.ingested for remote in first.remotes] == [True, False, False]
+    assert cluster.indices.refreshed == []
+    # When the other two finish and are planned together
+    done = [remote.model_copy(update={"state": JobStateName.COMPLETED}) for remote in first.remotes]
+    second = plan(first.model_copy(update={"remotes": done}))
+    # Then plan 1 holds only their outputs, as chunks 2..5, and Finalize will sum chunks 0..5
+    assert second.plan is not None and (second.plan.first, second.plan.chunks, second.plan.number) == (
+        2,
+        6,
+        1,
+    )
+    items = json.loads(s3.get_object(Bucket="osb-out", Key=second.plan.key)["Body"].read())
+    assert [(item["chunk"], item["key"].rsplit("/", 1)[1]) for item in items] == [
+        (2, "part-00001.jsonl.out"),
+        (3, "part-00001.jsonl.out"),
+        (4, "part-00002.jsonl.out"),
+        (5, "part-00002.jsonl.out"),
+    ]
+    assert all(remote.ingested for remote in second.remotes)
+    # And the relaxed index was refreshed first, so the first remote job's documents are searchable
+    assert cluster.indices.refreshed == ["msmarco"]
+    # And a third plan with nothing new finished plans nothing again
+    third = plan(second)
+    assert third.plan is not None and (third.plan.first, third.plan.chunks) == (6, 6)
+
+
+def test_a_failed_remote_job_among_completed_ones_is_dead_lettered_at_file_level(
+    job: JobTable, s3: Any
+) -> None:
+    # Given 31 records (1 bad line), three remote jobs of 10: the second FAILED, the others completed and
+    # their chunks indexed 10 and 9 (1 dead-lettered at index)
+    from osbatch.steps.remote_jobs import overall_status
+
+    state = three_remote_jobs([JobStateName.COMPLETED, JobStateName.FAILED, JobStateName.COMPLETED])
+    state = state.model_copy(
+        update={
+            "status": overall_status(state.remotes, {}),
+            "plan": IngestPlan(bucket="osb-out", key="jobs/msmarco-1/plans/00001.json", chunks=2, objects=2),
+        }
+    )
+    job.put_chunk(JOB, 0, ChunkCounts(10, 10, 0))
+    job.put_chunk(JOB, 1, ChunkCounts(10, 9, 1))
+    # When the job is finalized
+    result, report, _ = finalize(job, s3, state)
+    # Then it is PARTIALLY_COMPLETED, the failed part's 10 records are dead-lettered, and nothing is lost
+    assert result.status is not None and result.status.state is JobStateName.PARTIALLY_COMPLETED
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (31, 19, 12, 0)
+    assert report.reason == "remote job 2 of 3 (osb-msmarco-1-001) FAILED: All 10 records failed"
+    assert report.remote_jobs == ["arn:job/0", "arn:job/1", "arn:job/2"]
+    # And one file-level dead letter at stage inference stands for the failed part, with its error
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/inference/job-00001.jsonl")[
+        "Body"
+    ].read()
+    (letter,) = [json.loads(line) for line in body.splitlines()]
+    assert (letter["stage"], letter["record"]["records"], letter["record"]["remote_job"]) == (
+        "inference",
+        10,
+        "arn:job/1",
+    )
+    assert letter["reason"] == "remote job osb-msmarco-1-001 FAILED: All 10 records failed"
+    assert job.get(JOB)["dead_lettered"] == 12  # type: ignore[index]
+
+
+def test_a_failed_start_stops_the_remote_jobs_it_had_created(job: JobTable, s3: Any) -> None:
+    # Given StartJob created two remote jobs, then was throttled past its window (the state has none)
+    refs = [{"id": f"osb-msmarco-1-00{n}", "arn": f"arn:{n}", "output_uri": "s3://o/"} for n in range(2)]
+    job.update(JOB, JobStateName.RUNNING, remote_jobs=refs)
+    state = ingesting(state=JobStateName.RUNNING).model_copy(
+        update={
+            "plan": None,
+            "remotes": [],
+            "status": None,
+            "error": {"Error": "BackendThrottled", "Cause": "x"},
+        }
+    )
+    backend = ScriptedBackend()
+    # When the job is failed
+    fail(job, s3, state, backend)
+    # Then both are stopped: none keeps running unobserved
+    assert backend.cancelled == ["osb-msmarco-1-000", "osb-msmarco-1-001"]
+
+
+def test_a_job_failing_after_some_remote_jobs_were_ingested_dead_letters_the_others(
+    job: JobTable, s3: Any
+) -> None:
+    # Given 31 records (1 bad line) in three remote jobs of 10: the first completed and its chunk indexed
+    # all 10, the other two still running when a later step failed for good
+    state = three_remote_jobs([JobStateName.COMPLETED, JobStateName.RUNNING, JobStateName.RUNNING])
+    remotes = [state.remotes[0].model_copy(update={"ingested": True}), *state.remotes[1:]]
+    plan = IngestPlan(bucket="osb-out", key="jobs/msmarco-1/plans/00000.json", chunks=1, objects=1)
+    error = {"Error": "Lambda.Unknown", "Cause": "boom"}
+    state = state.model_copy(update={"remotes": remotes, "plan": plan, "error": error})
+    job.put_chunk(JOB, 0, ChunkCounts(10, 10, 0))
+    backend = ScriptedBackend()
+    # When the job is failed
+    result, report = fail(job, s3, state, backend)
+    # Then the two running remote jobs are stopped
+    assert sorted(backend.cancelled) == ["osb-msmarco-1-001", "osb-msmarco-1-002"]
+    # And their 20 records are dead-lettered at file level, one letter each, so nothing is unaccounted
+    assert result.status is not None and result.status.state is JobStateName.FAILED
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (31, 10, 21, 0)
+    for n in (1, 2):
+        key = f"dead-letter/msmarco-1/inference/job-{n:05d}.jsonl"
+        (letter,) = [
+            json.loads(line) for line in s3.get_object(Bucket="osb-dlq", Key=key)["Body"].read().splitlines()
+        ]
+        assert letter["record"]["records"] == 10
+        assert letter["reason"] == "not ingested: the job ended (Lambda.Unknown: boom)"

@@ -18,8 +18,9 @@ from osbatch.backends.ml_commons import (
     state_of,
     status_of,
 )
-from osbatch.backends.sagemaker import SageMakerBackend, transform_job_name
+from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import ConfigError, MlCommonsJobConfig, PipelineConfig, parse_pipeline
+from osbatch.contracts import remote_job_name
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.search.batch_connector import (
     BATCH_PREDICT,
@@ -39,6 +40,7 @@ ROLE = "arn:aws:iam::123456789012:role/osbatch-connector"
 AWS = ConnectorTarget(role_arn=ROLE, region="us-east-1")
 LOCAL = ConnectorTarget(model_server_url="http://127.0.0.1:8601", aws_endpoint_url="http://127.0.0.1:4599")
 JOB_ID = "msmarco-0123456789abcdef"
+NAME = remote_job_name(JOB_ID, 0)  # the job's first remote job
 INPUT, OUTPUT = "s3://osb-out/jobs/j/input/", "s3://osb-out/jobs/j/output/"
 PARAMETER = re.compile(r"\$\{parameters\.([A-Za-z_]+)\}")
 
@@ -121,7 +123,7 @@ def test_the_rendered_create_request_is_the_sagemaker_backends_transform_job() -
     # Given the connector's parameters and one job's _batch_predict parameters
     config = ml_commons_config(sagemaker={"ModelName": "minilm-embedder", "MaxConcurrentTransforms": 2})
     connector = batch_connector_body(config, AWS)
-    name = transform_job_name(JOB_ID)
+    name = NAME
     parameters = {**connector["parameters"], **batch_parameters(settings(config), name, INPUT, OUTPUT)}
     # When ML Commons renders the batch_predict body
     sent = render(actions_of(connector)[BATCH_PREDICT]["request_body"], parameters)
@@ -133,7 +135,7 @@ def test_the_rendered_create_request_is_the_sagemaker_backends_transform_job() -
             captured.update(request)
             return {"TransformJobArn": "arn"}
 
-    SageMakerBackend(settings(config).sagemaker, Capture(), None, {}).submit(JOB_ID, INPUT, OUTPUT)  # type: ignore[arg-type]
+    SageMakerBackend(settings(config).sagemaker, Capture(), None, {}).submit(NAME, INPUT, OUTPUT)  # type: ignore[arg-type]
     captured.pop("Tags")
     assert sent == captured
     # And the status and cancel bodies name the job
@@ -272,11 +274,11 @@ def test_submit_records_the_task_and_a_rerun_finds_it_without_a_second_batch_pre
     node = FakeBatchNode()
     backend = batch_backend(node, s3)
     # When the job is submitted twice (a re-run of StartJob)
-    first = backend.submit(JOB_ID, INPUT, OUTPUT)
-    second = backend.submit(JOB_ID, INPUT, OUTPUT)
+    first = backend.submit(NAME, INPUT, OUTPUT)
+    second = backend.submit(NAME, INPUT, OUTPUT)
     # Then one remote job exists, and both runs name its task; the ledger is under the job's output prefix
     assert batch_predicts(node) == 1 and first == second
-    assert first.id == "task1" and first.arn.endswith(f"/{transform_job_name(JOB_ID)}")
+    assert first.id == "task1" and first.arn.endswith(f"/{NAME}")
     ledger = json.loads(s3.get_object(Bucket="osb-out", Key=f"jobs/j/output/{LEDGER_NAME}")["Body"].read())
     assert (ledger["task_id"], ledger["model_id"]) == ("task1", "m1")
 
@@ -285,10 +287,10 @@ def test_a_rerun_that_lost_its_ledger_finds_the_task_that_names_the_job(s3: Any)
     # Given a job submitted, and the ledger gone (the function died between the two calls)
     node = FakeBatchNode()
     backend = batch_backend(node, s3)
-    created = backend.submit(JOB_ID, INPUT, OUTPUT)
+    created = backend.submit(NAME, INPUT, OUTPUT)
     s3.delete_object(Bucket="osb-out", Key=f"jobs/j/output/{LEDGER_NAME}")
     # When StartJob runs again, SageMaker answers ResourceInUse through ML Commons
-    again = backend.submit(JOB_ID, INPUT, OUTPUT)
+    again = backend.submit(NAME, INPUT, OUTPUT)
     # Then it is the same task, and no second job was created
     assert again.id == created.id and len(node.jobs) == 1
 
@@ -299,7 +301,7 @@ def test_ml_commons_cap_on_batch_tasks_is_throttling(s3: Any) -> None:
         429, "status_exception", "Exceeded maximum limit for BATCH_PREDICTION tasks"
     )
     with pytest.raises(BackendThrottled, match="429"):
-        batch_backend(node, s3).submit(JOB_ID, INPUT, OUTPUT)
+        batch_backend(node, s3).submit(NAME, INPUT, OUTPUT)
 
 
 def test_remote_throttling_through_ml_commons_is_throttling(s3: Any) -> None:
@@ -307,23 +309,23 @@ def test_remote_throttling_through_ml_commons_is_throttling(s3: Any) -> None:
     reason = 'Error from remote service: {"__type":"ThrottlingException","message":"Rate exceeded"}'
     node.refuse_with = TransportError(400, "status_exception", {"error": {"reason": reason}})
     with pytest.raises(BackendThrottled, match="ThrottlingException"):
-        batch_backend(node, s3).submit(JOB_ID, INPUT, OUTPUT)
+        batch_backend(node, s3).submit(NAME, INPUT, OUTPUT)
 
 
 def test_submit_without_the_registered_model_says_to_run_setup(s3: Any) -> None:
     node = FakeBatchNode()
     node.models.clear()
     with pytest.raises(MlCommonsModelMissing, match="osbatch setup"):
-        batch_backend(node, s3).submit(JOB_ID, INPUT, OUTPUT)
+        batch_backend(node, s3).submit(NAME, INPUT, OUTPUT)
     assert batch_predicts(node) == 0
 
 
 def test_status_follows_the_remote_job_and_a_failed_status_call_is_unavailable(s3: Any) -> None:
     node = FakeBatchNode()
     backend = batch_backend(node, s3)
-    remote = backend.submit(JOB_ID, INPUT, OUTPUT)
+    remote = backend.submit(NAME, INPUT, OUTPUT)
     assert backend.status(remote).state is JobStateName.RUNNING
-    node.jobs[transform_job_name(JOB_ID)] = "Completed"
+    node.jobs[NAME] = "Completed"
     assert backend.status(remote).state is JobStateName.COMPLETED
     with pytest.raises(BackendUnavailable):
         backend.status(RemoteJob(id="missing", output_uri=OUTPUT))
@@ -332,12 +334,12 @@ def test_status_follows_the_remote_job_and_a_failed_status_call_is_unavailable(s
 def test_cancel_stops_a_running_job_and_a_late_cancel_is_a_no_op(s3: Any) -> None:
     node = FakeBatchNode()
     backend = batch_backend(node, s3)
-    remote = backend.submit(JOB_ID, INPUT, OUTPUT)
+    remote = backend.submit(NAME, INPUT, OUTPUT)
     # When a running job is cancelled, then it is stopping
     backend.cancel(remote)
     assert backend.status(remote).state is JobStateName.CANCELLING
     # When it has ended and is cancelled again, nothing is raised
-    node.jobs[transform_job_name(JOB_ID)] = "Completed"
+    node.jobs[NAME] = "Completed"
     backend.cancel(remote)
 
 

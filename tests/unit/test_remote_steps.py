@@ -5,24 +5,37 @@ import pytest
 from osbatch.backends.base import BackendStatus, BackendUnavailable
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
-from osbatch.models import JobState, JobStateName, Prepared, SourceObject
+from osbatch.models import JobState, JobStateName, Prepared, PreparedJob, SourceObject
 from osbatch.steps.remote import JobSlotsFull, poll_job, start_job, timeout_used_percent
 from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
 
 
-def prepared_state(job_id: str = "msmarco-1") -> JobState:
+def prepared_state(job_id: str = "msmarco-1", remote_jobs: int = 1) -> JobState:
+    parts = [
+        PreparedJob(
+            index=n, input_uri=f"s3://osb-out/jobs/x/input/job-{n:05d}/", parts=1, records=3, bytes=90
+        )
+        for n in range(remote_jobs)
+    ]
     prepared = Prepared(
-        input_uri="s3://osb-out/jobs/x/input/", parts=1, records_in=3, valid=3, dead_lettered=0
+        input_uri="s3://osb-out/jobs/x/input/",
+        parts=remote_jobs,
+        records_in=3 * remote_jobs,
+        valid=3 * remote_jobs,
+        dead_lettered=0,
+        jobs=parts,
     )
     return JobState(job_id=job_id, pipeline="msmarco", source=SOURCE, prepared=prepared)
 
 
-def started(config: PipelineConfig, jobs: JobTable, backend: ScriptedBackend) -> JobState:
+def started(
+    config: PipelineConfig, jobs: JobTable, backend: ScriptedBackend, remote_jobs: int = 1
+) -> JobState:
     jobs.create("msmarco-1", "msmarco", SOURCE)
     return start_job(
-        prepared_state(),
+        prepared_state(remote_jobs=remote_jobs),
         config=config,
         backend=backend,
         jobs=jobs,
@@ -37,8 +50,10 @@ def test_start_submits_and_sets_up_polling(config: PipelineConfig, jobs: JobTabl
     # When it starts
     state = started(config, jobs, backend)
     # Then the remote job is recorded and polling begins at the configured interval
-    assert backend.submitted == ["msmarco-1"]
-    assert state.remote is not None and state.remote.output_uri == "s3://osb-out/jobs/msmarco-1/output/"
+    assert backend.submitted == ["osb-msmarco-1-000"]
+    assert [remote.output_uri for remote in state.remotes] == [
+        "s3://osb-out/jobs/msmarco-1/output/job-00000/"
+    ]
     assert state.poll is not None and (state.poll.wait_seconds, state.poll.deadline) == (60, 1000 + 72 * 3600)
     assert jobs.get("msmarco-1")["state"] == "RUNNING"  # type: ignore[index]
 
@@ -115,7 +130,7 @@ def test_a_job_past_its_deadline_is_stopped_and_expired(config: PipelineConfig, 
     # When polled after the deadline
     state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 1000.0 + 73 * 3600)
     # Then the remote job is stopped and the job expires with the reason
-    assert backend.cancelled == ["osb-msmarco-1"]
+    assert backend.cancelled == ["osb-msmarco-1-000"]
     assert state.status.state is JobStateName.EXPIRED  # type: ignore[union-attr]
     assert "timeout_hours" in state.status.reason  # type: ignore[union-attr,operator]
 
@@ -149,3 +164,90 @@ def test_starts_never_hold_more_slots_than_the_limit(jobs: JobTable) -> None:
     assert jobs.acquire_slot("msmarco", waiting, 3)
     assert not jobs.acquire_slot("msmarco", first, 3)
     assert len(jobs.slot_holders("msmarco")) == 3
+
+
+def test_an_upload_of_three_remote_jobs_starts_all_and_reruns_find_them(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a job prepared into three remote jobs
+    backend = ScriptedBackend()
+    # When StartJob runs, and runs again (a retried StartJob)
+    state = started(config, jobs, backend, remote_jobs=3)
+    again = started(config, jobs, backend, remote_jobs=3)
+    # Then each remote job has its own name, input and output place, and the re-run asks for the same names
+    names = ["osb-msmarco-1-000", "osb-msmarco-1-001", "osb-msmarco-1-002"]
+    assert backend.submitted == names + names
+    assert [(remote.id, remote.index, remote.records) for remote in state.remotes] == [
+        (name, n, 3) for n, name in enumerate(names)
+    ]
+    assert state.remotes == again.remotes
+    # And the job table lists them all, so a cancel can stop every one
+    recorded = jobs.get("msmarco-1")["remote_jobs"]  # type: ignore[index]
+    assert [ref["id"] for ref in recorded] == names
+
+
+def test_polling_says_which_remote_jobs_finished_and_fails_a_part_without_failing_the_job(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given three remote jobs: the first completes at the first poll, the second fails at the second, the
+    # third completes at the third
+    running, done = BackendStatus(JobStateName.RUNNING), BackendStatus(JobStateName.COMPLETED)
+    failed = BackendStatus(JobStateName.FAILED, reason="All 40 records failed")
+    backend = ScriptedBackend([done, running, running, failed, running, done])
+    state = started(config, jobs, backend, remote_jobs=3)
+    # When polled
+    first = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+    # Then the job runs on with one remote job ready to ingest
+    assert (first.status.state, first.status.ready) == (JobStateName.RUNNING, 1)  # type: ignore[union-attr]
+    # When it is ingested (PlanIngest marks it) and polled again
+    ingested = first.model_copy(
+        update={"remotes": [first.remotes[0].model_copy(update={"ingested": True}), *first.remotes[1:]]}
+    )
+    second = poll_job(ingested, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+    # Then the finished one is not polled again, the failed one is noted, and nothing new is ready
+    assert (second.status.state, second.status.ready) == (JobStateName.RUNNING, 0)  # type: ignore[union-attr]
+    assert [remote.state for remote in second.remotes] == [
+        JobStateName.COMPLETED,
+        JobStateName.FAILED,
+        JobStateName.RUNNING,
+    ]
+    # When the last completes
+    third = poll_job(second, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+    # Then the job is PARTIALLY_COMPLETED, names the failed remote job and its reason, and one is ready
+    assert third.status is not None and (third.status.state, third.status.ready) == (
+        JobStateName.PARTIALLY_COMPLETED,
+        1,
+    )
+    assert third.status.reason == "remote job 2 of 3 (osb-msmarco-1-001) FAILED: All 40 records failed"
+    assert backend.statuses == []  # six answers for six status calls: ended jobs were not asked again
+
+
+def test_an_expired_job_stops_every_remote_job_still_running(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given three remote jobs, one already completed
+    backend = ScriptedBackend(
+        [BackendStatus(JobStateName.COMPLETED)] + [BackendStatus(JobStateName.RUNNING)] * 2
+    )
+    state = started(config, jobs, backend, remote_jobs=3)
+    # When polled past the deadline
+    state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 1000.0 + 73 * 3600)
+    # Then the two still running are stopped and the job expires
+    assert backend.cancelled == ["osb-msmarco-1-001", "osb-msmarco-1-002"]
+    assert state.status is not None and state.status.state is JobStateName.EXPIRED
+
+
+def test_a_job_prepared_before_remote_jobs_were_grouped_is_one_remote_job(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a job whose Prepare ran before a deploy that added grouping (no `prepared.jobs`)
+    fresh = prepared_state()
+    assert fresh.prepared is not None
+    old = fresh.model_copy(update={"prepared": fresh.prepared.model_copy(update={"jobs": []})})
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    backend = ScriptedBackend()
+    # When it starts
+    state = start_job(
+        old, config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 0.0
+    )
+    # Then its whole input is one remote job
+    assert backend.submitted == ["osb-msmarco-1-000"]
+    assert [(remote.records, remote.index) for remote in state.remotes] == [(3, 0)]

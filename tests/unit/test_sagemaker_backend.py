@@ -8,8 +8,9 @@ import pytest
 from botocore.stub import Stubber
 
 from osbatch.backends.base import BackendThrottled, BackendUnavailable
-from osbatch.backends.sagemaker import SageMakerBackend, transform_job_name
+from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import PipelineConfig
+from osbatch.contracts import remote_job_name
 from osbatch.models import JobStateName, RemoteJob
 
 ARN = "arn:aws:sagemaker:us-east-1:123456789012:transform-job/osb-msmarco-0123456789abcdef"
@@ -26,15 +27,17 @@ def backend(config: PipelineConfig, sagemaker: Any, s3: Any = None) -> SageMaker
     return SageMakerBackend(config.inference.sagemaker, sagemaker, s3, {"osbatch:pipeline": "msmarco"})
 
 
-def test_job_names_are_valid_and_bounded() -> None:
+def test_job_names_are_valid_bounded_and_derived_from_the_job_and_index() -> None:
     # Given job ids of ordinary and extreme length
-    short, long = "msmarco-0123456789abcdef", "p" * 31 + "-0123456789abcdef"
-    # When names are derived
-    names = [transform_job_name(short), transform_job_name(long)]
-    # Then they follow SageMaker's rule and keep the unique hash tail
-    assert names[0] == "osb-msmarco-0123456789abcdef"
+    short, long = "msmarco-0123456789abcdef", "p" * 60 + "-0123456789abcdef"
+    # When names are derived for remote jobs 0 and 7, twice
+    names = [remote_job_name(job, index) for job in (short, long) for index in (0, 7)]
+    again = [remote_job_name(job, index) for job in (short, long) for index in (0, 7)]
+    # Then they follow SageMaker's rule, keep the unique hash tail and the index, and never change
+    assert names[0] == "osb-msmarco-0123456789abcdef-000"
     assert all(len(name) <= 63 and name.startswith("osb-") for name in names)
-    assert names[1].endswith("0123456789abcdef")
+    assert names[3].endswith("0123456789abcdef-007") and len(set(names)) == 4
+    assert names == again
 
 
 def test_submit_builds_the_transform_job_from_config(config: PipelineConfig, sagemaker: Any) -> None:
@@ -68,7 +71,7 @@ def test_submit_builds_the_transform_job_from_config(config: PipelineConfig, sag
         )
         # When the job is submitted
         remote = backend(config, sagemaker).submit(
-            "msmarco-0123456789abcdef", "s3://out/jobs/j/input/", "s3://osb-out/jobs/j/output/"
+            "osb-msmarco-0123456789abcdef", "s3://out/jobs/j/input/", "s3://osb-out/jobs/j/output/"
         )
     # Then the remote job is known by name and ARN
     assert remote == REMOTE
@@ -90,7 +93,7 @@ def test_resubmitting_finds_the_job_created_before(config: PipelineConfig, sagem
         )
         # When it is submitted again
         remote = backend(config, sagemaker).submit(
-            "msmarco-0123456789abcdef", "s3://out/i/", "s3://osb-out/jobs/j/output/"
+            "osb-msmarco-0123456789abcdef", "s3://out/i/", "s3://osb-out/jobs/j/output/"
         )
     # Then the existing job is returned instead of an error
     assert remote.arn == ARN
@@ -104,7 +107,7 @@ def test_throttling_is_raised_as_backend_throttled(config: PipelineConfig, sagem
         )
         # When / Then the error is the one the workflow retries for retry_time_window
         with pytest.raises(BackendThrottled, match="ResourceLimitExceeded: quota"):
-            backend(config, sagemaker).submit("msmarco-0123456789abcdef", "s3://out/i/", "s3://out/o/")
+            backend(config, sagemaker).submit("osb-msmarco-0123456789abcdef", "s3://out/i/", "s3://out/o/")
 
 
 @pytest.mark.parametrize(

@@ -49,6 +49,20 @@ class InputLimits:
 
 
 @dataclass(frozen=True)
+class JobLimits:
+    """How many of the prepared parts one remote job may take, by the service's per-job quotas.
+
+    Prepare groups parts into remote jobs within these; min_records_per_job is a floor the last job is
+    rebalanced to reach (Bedrock refuses a job below it). max_parts_per_job: None for no limit on files.
+    """
+
+    max_records_per_job: int
+    max_bytes_per_job: int
+    min_records_per_job: int = 1
+    max_parts_per_job: int | None = None
+
+
+@dataclass(frozen=True)
 class OutputLine:
     """One line of a service's output that does not carry the source record (Bedrock, OpenAI).
 
@@ -63,6 +77,7 @@ class OutputLine:
 
 class BatchBackend(Protocol):
     limits: InputLimits
+    job_limits: JobLimits
     # True when output lines lack the source record: Prepare then keeps the records next to the input and
     # PlanIngest joins each output line back onto its record (steps/join.py) before ingest reads it.
     joins_source: bool
@@ -72,8 +87,9 @@ class BatchBackend(Protocol):
         """The service's input line for one valid source record."""
         ...
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
-        """Start the remote job. Idempotent: submitting the same job id again returns the same job."""
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
+        """Start one remote job named `name` (contracts.remote_job_name) on the parts under input_uri.
+        Idempotent: submitting the same name again returns the same job."""
         ...
 
     def status(self, remote: RemoteJob) -> BackendStatus: ...

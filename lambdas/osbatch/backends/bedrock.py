@@ -28,10 +28,10 @@ from osbatch.backends.base import (
     BackendThrottled,
     BackendUnavailable,
     InputLimits,
+    JobLimits,
     OutputLine,
     OutputObject,
 )
-from osbatch.backends.sagemaker import transform_job_name
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
@@ -118,12 +118,16 @@ class BedrockBackend:
             max_records_per_file=min(quotas.max_records_per_file, quotas.max_records_per_job),
             max_bytes_per_file=min(quotas.max_file_bytes, quotas.max_job_bytes),
         )
+        self.job_limits = JobLimits(
+            max_records_per_job=quotas.max_records_per_job,
+            max_bytes_per_job=quotas.max_job_bytes,
+            min_records_per_job=quotas.min_records_per_job,
+        )
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return {"recordId": record_id(line), "modelInput": model_input(self._settings, text)}
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
-        name = transform_job_name(job_id)
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
         try:
             response = self._bedrock.create_model_invocation_job(
                 jobName=name,

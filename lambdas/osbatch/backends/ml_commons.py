@@ -36,7 +36,7 @@ from osbatch.backends.base import (
     OutputLine,
     OutputObject,
 )
-from osbatch.backends.sagemaker import SageMakerBackend, list_outputs, transform_job_name
+from osbatch.backends.sagemaker import SageMakerBackend, list_outputs
 from osbatch.config import MlCommonsJobConfig
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
@@ -126,6 +126,7 @@ def status_of(task: dict[str, Any]) -> BackendStatus:
 
 class MlCommonsBackend:
     limits = SageMakerBackend.limits
+    job_limits = SageMakerBackend.job_limits  # ML Commons runs SageMaker transform jobs
     joins_source = False  # the connector runs SageMaker with JoinSource=Input
     result_key = SageMakerBackend.result_key
 
@@ -167,11 +168,10 @@ class MlCommonsBackend:
         bucket, key = self._ledger_location(output_uri)
         self._s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(record).encode())
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
         recorded = self._recorded(output_uri)
         if recorded is not None:
             return RemoteJob(id=recorded["task_id"], arn=recorded.get("job_arn", ""), output_uri=output_uri)
-        name = transform_job_name(job_id)
         model_id = self._model_id()
         parameters = batch_parameters(self._settings, name, input_uri, output_uri)
         try:

@@ -1,9 +1,10 @@
 """The OpenAI Batch API (https://platform.openai.com/docs/api-reference/batch).
 
 Each prepared part (at most 50,000 requests and 200 MB, the per-file limits) is uploaded as a file and
-becomes one batch, so one upload is as many batches as it has parts. Which batch serves which part is kept
-in a small ledger object next to the job's output (`batches.json`), so a re-run of StartJob uploads nothing
-twice and a batch replaced after `token_limit_exceeded` is followed by its replacement.
+becomes one batch: one remote job of the upload (job_limits allow one part per job). Which batch serves the
+part is kept in a small ledger object next to that remote job's output (`batches.json`), so a re-run of
+StartJob uploads nothing twice and a batch replaced after `token_limit_exceeded` is followed by its
+replacement.
 
 Record ids: `custom_id` is `line-<n>`, the record's line in the user's file, for the reason given in
 backends/bedrock.py: the output carries custom_id and the response, not the record, so PlanIngest joins
@@ -31,12 +32,12 @@ from osbatch.backends.base import (
     BackendThrottled,
     BackendUnavailable,
     InputLimits,
+    JobLimits,
     OutputLine,
     OutputObject,
 )
 from osbatch.backends.openai_http import OpenAIError, OpenAIHttp
 from osbatch.config import OpenAIJobConfig
-from osbatch.contracts import REMOTE_JOB_PREFIX
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
 
@@ -92,6 +93,10 @@ class OpenAIBackend:
         self._window = retry_window_seconds
         self._now = now
         self.limits = InputLimits(settings.max_requests_per_file, settings.max_file_bytes)
+        # A batch takes exactly one input file.
+        self.job_limits = JobLimits(
+            settings.max_requests_per_file, settings.max_file_bytes, max_parts_per_job=1
+        )
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         body = request_body(self._settings, text)
@@ -116,7 +121,7 @@ class OpenAIBackend:
         bucket, key = self._ledger_location(output_uri)
         self._s3.put_object(Bucket=bucket, Key=key, Body=json.dumps(ledger).encode())
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
         ledger = self._load(output_uri)
         bucket, prefix = split_s3_uri(input_uri)
         keys = sorted(
@@ -125,25 +130,25 @@ class OpenAIBackend:
             for item in page.get("Contents", [])
         )
         for key in keys:
-            name = posixpath.basename(key)
-            part = ledger["parts"].get(name, {})
+            part_name = posixpath.basename(key)
+            part = ledger["parts"].get(part_name, {})
             try:
                 if "file_id" not in part:
                     data = self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-                    part["file_id"] = self._http.upload(f"{job_id}-{name}", data)["id"]
-                    ledger["parts"][name] = part
+                    part["file_id"] = self._http.upload(f"{name}-{part_name}", data)["id"]
+                    ledger["parts"][part_name] = part
                     self._save(output_uri, ledger)
                 if "batch_id" not in part:
-                    part["batch_id"] = self._create(job_id, name, part["file_id"])
+                    part["batch_id"] = self._create(name, part_name, part["file_id"])
                     self._save(output_uri, ledger)
             except OpenAIError as error:
                 if error.status == 429:
                     raise BackendThrottled(str(error)) from error
                 raise
         batches = [part["batch_id"] for part in ledger["parts"].values()]
-        return RemoteJob(id=f"{REMOTE_JOB_PREFIX}{job_id}", arn=",".join(batches), output_uri=output_uri)
+        return RemoteJob(id=name, arn=",".join(batches), output_uri=output_uri)
 
-    def _create(self, job_id: str, part: str, file_id: str) -> str:
+    def _create(self, name: str, part: str, file_id: str) -> str:
         batch = self._http.json(
             "POST",
             "/batches",
@@ -151,7 +156,7 @@ class OpenAIBackend:
                 "input_file_id": file_id,
                 "endpoint": self._settings.endpoint,
                 "completion_window": "24h",
-                "metadata": {"osbatch_job": job_id, "osbatch_part": part},
+                "metadata": {"osbatch_job": name, "osbatch_part": part},
             },
         )
         return str(batch["id"])
@@ -172,10 +177,9 @@ class OpenAIBackend:
         if throttled:
             first = ledger.setdefault("throttled_since", self._now())
             if self._now() - first <= self._window:
-                job_id = remote.id.removeprefix(REMOTE_JOB_PREFIX)
                 for name in throttled:
                     part = ledger["parts"][name]
-                    part["batch_id"] = self._create(job_id, name, part["file_id"])
+                    part["batch_id"] = self._create(remote.id, name, part["file_id"])
                 self._save(remote.output_uri, ledger)
                 return BackendStatus(
                     JobStateName.RUNNING,

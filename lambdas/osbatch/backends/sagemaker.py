@@ -8,7 +8,6 @@ output line is that record with `SageMakerOutput` added, so the output carries e
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -18,11 +17,11 @@ from osbatch.backends.base import (
     BackendThrottled,
     BackendUnavailable,
     InputLimits,
+    JobLimits,
     OutputLine,
     OutputObject,
 )
 from osbatch.config import SageMakerJobConfig
-from osbatch.contracts import REMOTE_JOB_PREFIX
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.s3uri import split_s3_uri
 
@@ -39,23 +38,13 @@ STATUS_MAP = {
     "Stopped": JobStateName.CANCELLED,
 }
 THROTTLING_CODES = frozenset({"ThrottlingException", "ResourceLimitExceeded", "ServiceUnavailable"})
-JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
-
-
-def transform_job_name(job_id: str) -> str:
-    """Valid (<= 63 chars, SageMaker's pattern) and derived from the job id, so re-submits find the job."""
-    cleaned = re.sub(r"[^a-zA-Z0-9-]", "-", job_id).strip("-")
-    name = f"{REMOTE_JOB_PREFIX}{cleaned}"
-    if len(name) > 63:
-        # Keep the hash tail of the job id: it is what makes the name unique.
-        name = f"{REMOTE_JOB_PREFIX}{cleaned[-(63 - len(REMOTE_JOB_PREFIX)) :]}".replace("--", "-")
-    if not JOB_NAME_PATTERN.match(name):
-        raise ValueError(f"cannot derive a valid SageMaker job name from job id '{job_id}'")
-    return name
 
 
 class SageMakerBackend:
     limits = InputLimits(max_records_per_file=100_000, max_bytes_per_file=512 * 1024 * 1024)
+    # Batch Transform has no per-job record quota; this bound keeps one transform job to hours, not days,
+    # so a failed job re-runs a bounded slice and a large upload's first parts are searchable early.
+    job_limits = JobLimits(max_records_per_job=1_000_000, max_bytes_per_job=5 * 1024**3)
     joins_source = False  # JoinSource=Input: every output line is its input record plus the output
     result_key = "SageMakerOutput"
 
@@ -71,8 +60,7 @@ class SageMakerBackend:
         # JoinSource=Input returns the whole input line, so the line number travels through the job.
         return {**record, "_osbatch": {"line": line}}
 
-    def submit(self, job_id: str, input_uri: str, output_uri: str) -> RemoteJob:
-        name = transform_job_name(job_id)
+    def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
         settings = self._settings
         transform_input = {
             **settings.TransformInput,

@@ -1,4 +1,4 @@
-"""JobState -> JobState with `remote`, `poll` and `status`: the inference job is submitted."""
+"""JobState -> JobState with `remotes`, `poll` and `status`: the inference jobs are submitted."""
 
 from __future__ import annotations
 
@@ -19,8 +19,8 @@ def start(state: JobState, env: Runtime) -> JobState:
         output_bucket=env.settings.output_bucket,
         now=env.now,
     )
-    metrics.add_metric(name="InferenceJobsSubmitted", unit=MetricUnit.Count, value=1)
-    logger.info("inference job submitted", extra={"remote": result.dump().get("remote")})
+    metrics.add_metric(name="InferenceJobsSubmitted", unit=MetricUnit.Count, value=len(result.remotes))
+    logger.info("inference jobs submitted", extra={"remotes": result.dump().get("remotes")})
     return result
 
 

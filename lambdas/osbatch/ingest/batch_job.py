@@ -24,12 +24,12 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from osbatch.config import PipelineConfig
-from osbatch.contracts import batch_request_key, plan_key
+from osbatch.contracts import batch_request_key, plan_key, plan_name
 from osbatch.ingest.batch_request import BatchIngestRequest, parse_batch_request
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import JobTable
-from osbatch.models import IngestPlan, JobState, JobStateName
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.finish import LINE_BITS
 
@@ -116,7 +116,7 @@ def plan_batch_ingest(
                 {"chunk": len(items), "bucket": file.bucket, "file": number, "version_base": version_base}
                 | chunk
             )
-    key = plan_key(state.job_id)
+    key = plan_key(state.job_id, plan_name(0))  # one plan: a request has no remote jobs to wait for
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
     jobs.update(state.job_id, JobStateName.INGESTING, output_objects=len(staged.files), chunks=len(items))
     plan = IngestPlan(
@@ -126,4 +126,7 @@ def plan_batch_ingest(
         objects=len(staged.files),
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
     )
-    return state.model_copy(update={"plan": plan})
+    # No inference: the files are the finished output, so after its Map the workflow's PartFinished?
+    # (nothing more ready, all done) goes straight to Finalize.
+    status = JobStatus(state=JobStateName.COMPLETED, ready=0)
+    return state.model_copy(update={"plan": plan, "status": status})

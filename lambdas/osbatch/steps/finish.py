@@ -14,6 +14,7 @@ finished job with any shortfall, or any record missing from the output, ends PAR
 from __future__ import annotations
 
 import json
+import posixpath
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
@@ -27,14 +28,16 @@ from osbatch.contracts import (
     job_joined_prefix,
     job_source_prefix,
     plan_key,
+    plan_name,
     report_key,
 )
 from osbatch.ingest.dead_letter import DeadLetterWriter, Stage
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import ChunkTally, JobTable, utc_now
-from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, RemoteJob
 from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.failed_parts import dead_letter_failed_parts, dead_letter_remote_jobs
 from osbatch.steps.join import join_outputs
 from osbatch.steps.unreported import dead_letter_unreported
 
@@ -65,7 +68,7 @@ class JobReport:
     chunks_planned: int
     chunks_reported: int
     reason: str | None
-    remote_job: str | None
+    remote_jobs: list[str]
     dead_letter_uri: str
     finished_at: str
 
@@ -86,18 +89,27 @@ def plan_ingest(
     chunk_bytes: int = DEFAULT_CHUNK_BYTES,
     clock: Callable[[], float] = time.time,
 ) -> JobState:
-    assert state.remote is not None, "PlanIngest runs after the job completed"
+    assert state.remotes, "PlanIngest runs after StartJob"
     # Prepare created or checked the index before the job was paid for; a job can run for days, so check
     # again (one request) rather than bulk into an index someone deleted or remapped meanwhile.
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     if config.sink.bulk.relax_new_index:
         begin_bulk_load(opensearch, jobs, config.sink.index, state.job_id)
-    outputs = backend.outputs(state.remote)
+        if state.plan is not None:
+            # A relaxed index (refresh_interval -1) shows nothing until refreshed: the earlier remote jobs'
+            # documents become searchable now, as each later one starts ingesting, not only at Finalize.
+            opensearch.indices.refresh(index=config.sink.index)
+    # Only the remote jobs that finished since the last plan: each remote job's output is planned once.
+    ready = [remote for remote in state.remotes if remote.succeeded and not remote.ingested]
+    outputs = [output for remote in ready for output in backend.outputs(remote)]
+    previous = state.plan
+    objects_before = previous.objects if previous else 0
     missing = 0
     if backend.joins_source:
 
         def dead_letters(number: int) -> DeadLetterWriter:
-            key = dead_letter_key(state.job_id, "inference", number)
+            # Numbered across plans, so a later plan's letters never overwrite an earlier one's.
+            key = dead_letter_key(state.job_id, "inference", objects_before + number)
             return DeadLetterWriter(s3, dead_letter_bucket, key, job_id=state.job_id, source=state.source.uri)
 
         joined = join_outputs(
@@ -110,25 +122,37 @@ def plan_ingest(
             dead_letters=dead_letters,
         )
         outputs, missing = joined.outputs, joined.missing
+    # Chunk numbers continue after the earlier plans', so the chunk items 0 .. chunks - 1 are every plan's.
+    first = previous.chunks if previous else 0
+    number = previous.number + 1 if previous else 0
     chunks = plan_chunks([(output.key, output.size) for output in outputs], chunk_bytes)
     version_base = int(clock()) << LINE_BITS
     items = [
-        {"chunk": number, "bucket": outputs[0].bucket, "file": 0, "version_base": version_base, **chunk}
-        for number, chunk in enumerate(chunks)
+        {"chunk": first + offset, "bucket": output_bucket, "file": 0, "version_base": version_base, **chunk}
+        for offset, chunk in enumerate(chunks)
     ]
-    key = plan_key(state.job_id)
+    key = plan_key(state.job_id, plan_name(number))
     # The Distributed Map reads this array itself, so the plan never passes through the state payload.
     s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(items).encode())
-    jobs.update(state.job_id, JobStateName.INGESTING, output_objects=len(outputs), chunks=len(items))
+    total = first + len(items)
+    objects = (previous.objects if previous else 0) + len(outputs)
+    jobs.update(state.job_id, JobStateName.INGESTING, output_objects=objects, chunks=total)
     plan = IngestPlan(
         bucket=output_bucket,
         key=key,
-        chunks=len(items),
-        objects=len(outputs),
+        chunks=total,
+        objects=objects,
+        first=first,
+        number=number,
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
-        dead_lettered=missing,
+        dead_lettered=(previous.dead_lettered if previous else 0) + missing,  # every plan's
     )
-    return state.model_copy(update={"plan": plan})
+    remotes = [
+        remote.model_copy(update={"ingested": True}) if remote in ready else remote
+        for remote in state.remotes
+    ]
+    status = state.status.model_copy(update={"ready": 0}) if state.status else None
+    return state.model_copy(update={"plan": plan, "remotes": remotes, "status": status})
 
 
 def finalize_job(
@@ -146,7 +170,9 @@ def finalize_job(
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
-    unaccounted = _unaccounted(state, tally)
+    # Remote jobs that failed while others completed: their records never reached a model's output.
+    failed_parts = dead_letter_failed_parts(state, s3, dead_letter_bucket)
+    unaccounted = _unaccounted(state, tally) - failed_parts
     reasons = _shortfalls(tally.missing(planned), planned, unaccounted, state.plan)
     if state.plan is not None and state.plan.dead_lettered:
         reasons.insert(
@@ -159,6 +185,7 @@ def finalize_job(
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
     reason = "; ".join(reasons) or None
     report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
+    report = replace(report, dead_lettered=report.dead_lettered + failed_parts)
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
@@ -184,8 +211,9 @@ def fail_job(
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
         reason = f"{state.error.get('Error', 'Error')}: {_cause(state.error.get('Cause'))}"
         final = JobStateName.FAILED
-        if backend is not None and state.remote is not None and not (status and status.state.terminal):
-            backend.cancel(state.remote)
+        if backend is not None and not (status and status.state.terminal):
+            for remote in _running_remotes(state, jobs):
+                backend.cancel(remote)
     elif status is not None and status.state.terminal:
         final, reason = status.state, status.reason
     else:
@@ -200,9 +228,28 @@ def fail_job(
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
     if state.plan is None and state.prepared is not None and state.prepared.valid > 0:
         report = _dead_letter_file(state, report, s3, dead_letter_bucket)
+    elif state.plan is not None:
+        # Some remote jobs' output was ingested; the others' records (still running and now stopped,
+        # failed, or finished after the failure) will never be: one file-level letter each.
+        left = [remote for remote in state.remotes if not remote.ingested]
+        letters = dead_letter_remote_jobs(
+            state, left, s3, dead_letter_bucket, job_reason=reason or final.value
+        )
+        report = replace(
+            report, dead_lettered=report.dead_lettered + letters, unaccounted=report.unaccounted - letters
+        )
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+
+
+def _running_remotes(state: JobState, jobs: JobTable) -> list[RemoteJob]:
+    """The remote jobs that may still run. A step that failed before returning (StartJob past its retries,
+    after creating some) left them out of the state; StartJob recorded each in the job table as it went."""
+    if state.remotes:
+        return [remote for remote in state.remotes if not remote.state.terminal]
+    recorded = (jobs.get(state.job_id) or {}).get("remote_jobs") or []
+    return [RemoteJob(id=ref["id"], arn=ref.get("arn", ""), output_uri=ref["output_uri"]) for ref in recorded]
 
 
 def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: str) -> JobReport:
@@ -224,8 +271,8 @@ def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: 
         "records": valid,
         "prepared_input": state.prepared.input_uri,
     }
-    if state.remote is not None:
-        file_level["model_output"] = state.remote.output_uri
+    if state.remotes:
+        file_level["model_output"] = [remote.output_uri for remote in state.remotes]
     letters.add(stage=stage, reason=report.reason or report.state, record=file_level)
     letters.close()
     return replace(report, dead_lettered=report.dead_lettered + valid, unaccounted=report.unaccounted - valid)
@@ -253,7 +300,8 @@ def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: Ingest
         hidden = len(missing) - MISSING_CHUNKS_SHOWN
         more = f" and {hidden} more" if hidden > 0 else ""
         # A chunk that failed (tolerated by the Map) is replayable: the plan holds its byte range.
-        where = f"; their byte ranges are in s3://{plan.bucket}/{plan.key}" if plan else ""
+        plans = f"s3://{plan.bucket}/{posixpath.dirname(plan.key)}/" if plan else ""
+        where = f"; their byte ranges are in the plans at {plans}" if plan else ""
         reasons.append(
             f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more}{where})"
         )
@@ -300,7 +348,7 @@ def _report(
         chunks_planned=state.plan.chunks if state.plan else 0,
         chunks_reported=len(tally.reported),
         reason=reason,
-        remote_job=state.remote.arn if state.remote else None,
+        remote_jobs=[remote.arn or remote.id for remote in state.remotes],
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
     )

@@ -1,36 +1,32 @@
 """Prepare: check the index, validate the uploaded records and write the backend's input files.
 
 The index is created (or its mapping checked) first, so an unreachable cluster or a bad mapping fails the
-job before any inference is paid for. Bad lines never reach the model (one malformed line would fail a
-whole SageMaker job): they go to the dead-letter store with the reason, and the counts say how many.
-Valid records are cut into parts that fit the backend's limits. The input is streamed; nothing holds the
-whole file in memory (the ids seen so far take 16 bytes each, see seen_ids.py).
-"""
+job before any inference is paid for. Bad lines never reach the model (one malformed line would fail a whole
+SageMaker job): they go to the dead-letter store with the reason, and the counts say how many. Valid records
+are cut into parts that fit the backend's limits, grouped into remote jobs (steps/parts.py). The input is
+streamed; nothing holds the whole file in memory (the ids seen so far take 16 bytes each, see seen_ids.py)."""
 
 from __future__ import annotations
 
-import tempfile
-from typing import IO, TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
-from osbatch.contracts import job_input_prefix, job_source_prefix
+from osbatch.contracts import job_group, job_input_prefix, job_source_prefix
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.jobs import JobTable
-from osbatch.models import JobState, JobStateName, Prepared
+from osbatch.models import JobState, JobStateName, Prepared, PreparedJob
 from osbatch.records import RecordError, json_type, original, parse_record
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
 from osbatch.seen_ids import SeenIds
+from osbatch.steps.parts import PartWriter
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
     from opensearchpy import OpenSearch
-
-SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lambda memory
 
 
 class DeadLetters(Protocol):
@@ -39,67 +35,6 @@ class DeadLetters(Protocol):
     ) -> None: ...
 
     def close(self) -> int: ...
-
-
-def part_name(part: int) -> str:
-    return f"part-{part:05d}.jsonl"
-
-
-class PartWriter:
-    """Writes JSONL parts of at most `limits` records/bytes to `s3://bucket/prefix/part-NNNNN.jsonl`.
-
-    With a source_prefix, each part's source records go to the same name under it, cut the same way
-    (the backend's input lines decide the cut), so a part's output joins onto one source object.
-    """
-
-    def __init__(
-        self, s3: S3Client, bucket: str, prefix: str, limits: InputLimits, source_prefix: str | None = None
-    ) -> None:
-        self._s3, self._bucket, self._prefix, self._limits = s3, bucket, prefix, limits
-        self._source_prefix = source_prefix
-        self.parts = 0
-        self._file: IO[bytes] | None = None
-        self._source: IO[bytes] | None = None
-        self._records = 0
-        self._bytes = 0
-
-    def write(self, line: dict[str, Any], source: dict[str, Any] | None = None) -> None:
-        data = jsonlines.dump_line(line)
-        if self._file is not None and (
-            self._records >= self._limits.max_records_per_file
-            or self._bytes + len(data) > self._limits.max_bytes_per_file
-        ):
-            self._upload()
-        if self._file is None:
-            # Held open across writes and closed by _upload, so a context manager does not fit.
-            self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-            if self._source_prefix is not None:
-                self._source = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-        self._file.write(data)
-        if self._source is not None and source is not None:
-            self._source.write(jsonlines.dump_line(source))
-        self._records += 1
-        self._bytes += len(data)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._upload()
-
-    def _upload(self) -> None:
-        assert self._file is not None
-        name = part_name(self.parts)
-        if self._source is not None:
-            self._source.seek(0)
-            self._s3.upload_fileobj(self._source, self._bucket, f"{self._source_prefix}{name}")
-            self._source.close()
-            self._source = None
-        self._file.seek(0)
-        self._s3.upload_fileobj(
-            self._file, self._bucket, f"{self._prefix}{name}"
-        )  # multipart for large parts
-        self._file.close()
-        self._file, self._records, self._bytes = None, 0, 0
-        self.parts += 1
 
 
 def prepare_job(
@@ -122,7 +57,15 @@ def prepare_job(
         backend.limits.max_bytes_per_file,
     )
     source_prefix = job_source_prefix(state.job_id) if backend.joins_source else None
-    parts = PartWriter(s3, output_bucket, prefix, limits, source_prefix)
+    parts = PartWriter(
+        s3,
+        output_bucket,
+        prefix,
+        limits,
+        backend.job_limits,
+        source_prefix,
+        max_jobs=config.inference.max_remote_jobs,
+    )
     records_in = valid = blank = duplicates = 0
     seen = SeenIds()
 
@@ -157,6 +100,16 @@ def prepare_job(
         dead_lettered=dead_lettered,
         blank_lines=blank,
         duplicate_ids=duplicates,
+        jobs=[
+            PreparedJob(
+                index=group.index,
+                input_uri=s3_uri(output_bucket, f"{prefix}{job_group(group.index)}"),
+                parts=len(group.parts),
+                records=group.records,
+                bytes=group.bytes,
+            )
+            for group in parts.groups
+        ],
     )
     jobs.update(
         state.job_id,

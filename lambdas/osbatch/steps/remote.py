@@ -1,4 +1,8 @@
-"""StartJob and PollJob: submit the inference job, then follow it to a terminal state.
+"""StartJob and PollJob: submit the inference jobs, then follow each to a terminal state.
+
+An upload is as many remote jobs as Prepare grouped its parts into (steps/parts.py); StartJob creates them
+all under names derived from the job id and their index, and PollJob polls those still running and says
+how many finished with output not yet ingested (`status.ready`), so the workflow ingests each as it ends.
 
 Polling follows ML Commons' rules where they fit (a task whose status calls fail 10 times in a row is
 UNREACHABLE) and adds what it lacks: backoff between polls and an overall deadline.
@@ -11,10 +15,11 @@ from collections.abc import Callable
 
 from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBackend
 from osbatch.config import PipelineConfig, PollingConfig
-from osbatch.contracts import job_output_prefix
+from osbatch.contracts import job_group, job_output_prefix, remote_job_name
 from osbatch.jobs import JobTable, utc_now
-from osbatch.models import JobState, JobStateName, JobStatus, PollState
+from osbatch.models import JobState, JobStateName, JobStatus, PollState, PreparedJob, RemoteJob
 from osbatch.s3uri import s3_uri
+from osbatch.steps.remote_jobs import overall_status
 
 Clock = Callable[[], float]
 
@@ -45,18 +50,35 @@ def start_job(
             f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
         )
 
-    output_uri = s3_uri(output_bucket, job_output_prefix(state.job_id))
-    remote = backend.submit(state.job_id, state.prepared.input_uri, output_uri)
-    jobs.update(
-        state.job_id, JobStateName.RUNNING, remote_id=remote.id, remote_arn=remote.arn, submitted_at=utc_now()
-    )
+    prepared = state.prepared
+    # A job Prepare grouped before remote jobs existed (an execution that spans a deploy) is one remote job
+    # over its whole input.
+    groups = prepared.jobs or [
+        PreparedJob(
+            index=0, input_uri=prepared.input_uri, parts=prepared.parts, records=prepared.valid, bytes=0
+        )
+    ]
+    remotes = []
+    for part in groups:
+        output_uri = s3_uri(output_bucket, f"{job_output_prefix(state.job_id)}{job_group(part.index)}")
+        remote = backend.submit(remote_job_name(state.job_id, part.index), part.input_uri, output_uri)
+        remotes.append(remote.model_copy(update={"index": part.index, "records": part.records}))
+        # Recorded as each is created, so a cancel, or a FailJob after StartJob's retries ran out, can
+        # stop every remote job created so far.
+        jobs.update(state.job_id, JobStateName.RUNNING, remote_jobs=[_ref(r) for r in remotes])
+    jobs.update(state.job_id, JobStateName.RUNNING, submitted_at=utc_now())
     polling = config.inference.polling
     poll = PollState(
         wait_seconds=polling.interval_seconds,
         deadline=int(now() + polling.timeout_hours * 3600),
     )
     status = JobStatus(state=JobStateName.RUNNING)
-    return state.model_copy(update={"remote": remote, "poll": poll, "status": status})
+    return state.model_copy(update={"remotes": remotes, "poll": poll, "status": status})
+
+
+def _ref(remote: RemoteJob) -> dict[str, str]:
+    """What the job table keeps of a remote job: enough to stop it (osbatch cancel, FailJob)."""
+    return {"id": remote.id, "arn": remote.arn, "output_uri": remote.output_uri}
 
 
 def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
@@ -80,15 +102,20 @@ def poll_job(
     jobs: JobTable,
     now: Clock,
 ) -> JobState:
-    assert state.remote is not None and state.poll is not None, "PollJob runs after StartJob"
+    assert state.remotes and state.poll is not None, "PollJob runs after StartJob"
     polling = config.inference.polling
     poll = state.poll.model_copy(update={"attempt": state.poll.attempt + 1})
+    remotes = list(state.remotes)
+    progress = dict((state.status.progress if state.status else {}).get("remote_jobs") or {})
     try:
-        remote_status = backend.status(state.remote)
-        status = JobStatus(
-            state=remote_status.state, reason=remote_status.reason, progress=remote_status.progress
-        )
+        # Each remote job is polled until it ends; one that ended keeps its state.
+        for position, remote in enumerate(remotes):
+            if not remote.state.terminal:
+                answer = backend.status(remote)
+                remotes[position] = remote.model_copy(update={"state": answer.state, "reason": answer.reason})
+                progress[remote.id] = answer.progress
         poll = poll.model_copy(update={"failures": 0})
+        status = overall_status(remotes, progress)
     except BackendUnavailable as error:
         failures = poll.failures + 1
         poll = poll.model_copy(update={"failures": failures})
@@ -98,10 +125,12 @@ def poll_job(
                 reason=f"{failures} status calls failed in a row; last: {error}",
             )
         else:
-            status = state.status or JobStatus(state=JobStateName.RUNNING)
+            status = overall_status(remotes, progress)
 
     if not status.state.terminal and now() >= poll.deadline:
-        backend.cancel(state.remote)  # stop paying for a job nobody will wait for
+        for remote in remotes:
+            if not remote.state.terminal:
+                backend.cancel(remote)  # stop paying for jobs nobody will wait for
         status = JobStatus(
             state=JobStateName.EXPIRED,
             reason=f"not finished after {polling.timeout_hours:g} h "
@@ -113,6 +142,7 @@ def poll_job(
         state.job_id,
         None if status.state.terminal else status.state,
         remote_status=status.progress.get("remote_status"),
+        remote_jobs_done=sum(remote.state.terminal for remote in remotes),
         polls=poll.attempt,
     )
-    return state.model_copy(update={"status": status, "poll": poll})
+    return state.model_copy(update={"status": status, "poll": poll, "remotes": remotes})

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from osbatch.contracts import dead_letter_key
+from osbatch.contracts import dead_letter_key, plan_key, plan_name
 from osbatch.ingest.chunk import input_line
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import iter_chunk_lines
@@ -31,7 +31,14 @@ def dead_letter_unreported(
     plan = state.plan
     if plan is None or not tally.missing(plan.chunks):
         return 0
-    items = json.loads(s3.get_object(Bucket=plan.bucket, Key=plan.key)["Body"].read())
+    # A missing chunk may be from any of the job's plans (one per finished remote job).
+    items = [
+        item
+        for number in range(plan.number + 1)
+        for item in json.loads(
+            s3.get_object(Bucket=plan.bucket, Key=plan_key(state.job_id, plan_name(number)))["Body"].read()
+        )
+    ]
     missing = set(tally.missing(plan.chunks))
     settled = 0
     for item in items:
