@@ -108,6 +108,17 @@ class JobTable:
             ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
         )
 
+    def throttled_since(self, job_id: str, now: float) -> float:
+        """When StartJob was first throttled (set once, on the first throttled attempt): the start of the
+        pipeline's retry_time_window. Conditional on nothing, so every retry reads the same first time."""
+        response = self._table.update_item(
+            Key={"job_id": job_id, "item": JOB_ITEM},
+            UpdateExpression="SET throttled_since = if_not_exists(throttled_since, :now)",
+            ExpressionAttributeValues={":now": Decimal(str(now))},
+            ReturnValues="ALL_NEW",
+        )
+        return float(response["Attributes"]["throttled_since"])
+
     def get(self, job_id: str) -> dict[str, Any] | None:
         response = self._table.get_item(Key={"job_id": job_id, "item": JOB_ITEM}, ConsistentRead=True)
         item: dict[str, Any] | None = response.get("Item")

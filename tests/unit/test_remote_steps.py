@@ -6,7 +6,13 @@ from osbatch.backends.base import BackendStatus, BackendUnavailable
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob, SourceObject
-from osbatch.steps.remote import JobSlotsFull, poll_job, start_job, timeout_used_percent
+from osbatch.steps.remote import (
+    JobSlotsFull,
+    ThrottledPastWindow,
+    poll_job,
+    start_job,
+    timeout_used_percent,
+)
 from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
@@ -76,6 +82,36 @@ def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> 
             now=lambda: 0.0,
         )
     assert backend.submitted == []
+
+
+def test_throttling_is_retried_within_the_pipelines_own_window_then_fails_the_start(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a pipeline whose retry_time_window is 2 hours, and its 2 job slots held by other jobs
+    assert config.inference.retry_time_window_seconds == 7200
+    for name in ("a", "b"):
+        jobs.create(f"msmarco-{name}", "msmarco", SOURCE)
+        assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2)
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+
+    def attempt(at: float) -> None:
+        start_job(
+            prepared_state(),
+            config=config,
+            backend=ScriptedBackend(),
+            jobs=jobs,
+            output_bucket="o",
+            now=lambda: at,
+        )
+
+    # When StartJob is throttled first at t=1000 and retried just inside the window
+    with pytest.raises(JobSlotsFull):
+        attempt(1000.0)
+    with pytest.raises(JobSlotsFull):
+        attempt(1000.0 + 7199)
+    # Then a retry once the window has passed since the FIRST throttled attempt is no longer retryable
+    with pytest.raises(ThrottledPastWindow, match=r"past retry_time_window PT2H: .*already has 2 jobs"):
+        attempt(1000.0 + 7200)
 
 
 def test_polling_backs_off_up_to_the_maximum(config: PipelineConfig, jobs: JobTable) -> None:

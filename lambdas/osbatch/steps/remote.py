@@ -28,12 +28,42 @@ class JobSlotsFull(BackendThrottled):
     """max_jobs_in_flight reached; retried like throttling."""
 
 
+class ThrottledPastWindow(Exception):
+    """Throttled (or without a free slot) for longer than the pipeline's retry_time_window. Not retried:
+    the state machine's Retry covers the longest window of all its pipelines, so each pipeline's own
+    window is enforced here; FailJob then fails the job and dead-letters its file."""
+
+
 # StartJob's Retry rule (infra/workflow.py). Lambda reports an exception's own class name as the error,
 # so every subclass that is retried must be named, not only the base class.
 THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
 
 
 def start_job(
+    state: JobState,
+    *,
+    config: PipelineConfig,
+    backend: BatchBackend,
+    jobs: JobTable,
+    output_bucket: str,
+    now: Clock,
+) -> JobState:
+    try:
+        return _start_job(
+            state, config=config, backend=backend, jobs=jobs, output_bucket=output_bucket, now=now
+        )
+    except BackendThrottled as error:
+        window = config.inference.retry_time_window_seconds
+        waited = now() - jobs.throttled_since(state.job_id, now())
+        if waited >= window:
+            raise ThrottledPastWindow(
+                f"still throttled after {round(waited)} s, past retry_time_window "
+                f"{config.inference.retry_time_window}: {error}"
+            ) from error
+        raise
+
+
+def _start_job(
     state: JobState,
     *,
     config: PipelineConfig,
