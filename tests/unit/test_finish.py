@@ -11,7 +11,7 @@ from osbatch.backends.base import THROTTLED_PAST_WINDOW, OutputObject
 from osbatch.config import PipelineConfig
 from osbatch.jobs import ChunkCounts, JobTable
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
-from osbatch.steps.finish import JobReport, fail_job, finalize_job, plan_ingest
+from osbatch.steps.finish import TOLERATED_CHUNK, JobReport, fail_job, finalize_job, plan_ingest
 from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
 
@@ -176,21 +176,33 @@ def test_records_missing_from_the_model_output_make_the_job_partial(job: JobTabl
     assert report.reason == "3 records are unaccounted for (missing from the model output)"
 
 
-def test_a_chunk_that_never_reported_keeps_the_job_from_looking_complete(job: JobTable, s3: Any) -> None:
-    # Given a plan of 3 chunks where chunk 1 never wrote its counts: it failed, and the Map tolerated it
-    # (sink.tolerated_chunk_failure_percentage), so the job reached Finalize
+def test_a_tolerated_failed_chunk_is_dead_lettered_and_keeps_the_job_partial(job: JobTable, s3: Any) -> None:
+    # Given a plan of 3 chunks where chunk 1 (3 records) never wrote its counts: it failed, and the Map
+    # tolerated it (sink.tolerated_chunk_failure_percentage), so the job reached Finalize
     job.put_chunk(JOB, 0, ChunkCounts(5, 5, 0))
     job.put_chunk(JOB, 2, ChunkCounts(1, 1, 0))
+    lines = b"".join(b'{"_id": "%d", "_osbatch": {"line": %d}}\n' % (n, n + 1) for n in range(9))
+    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/part-1.out", Body=lines)
+    ends = [lines.index(b'{"_id": "5"'), lines.index(b'{"_id": "8"'), len(lines)]
+    plan = [
+        {"chunk": n, "bucket": "osb-out", "key": "jobs/msmarco-1/output/part-1.out", "start": a, "end": b}
+        for n, (a, b) in enumerate(zip([0, *ends[:2]], ends, strict=True))
+    ]
+    s3.put_object(Bucket="osb-out", Key=PLAN, Body=json.dumps(plan).encode())
     # When the job is finalized
     result, report, _ = finalize(job, s3, ingesting())
-    # Then it is PARTIALLY_COMPLETED and counts the chunk's records as unaccounted
+    # Then it is PARTIALLY_COMPLETED, and the failed chunk's 3 records are dead letters, not unaccounted
     assert result.status is not None and result.status.state is JobStateName.PARTIALLY_COMPLETED
-    assert (report.chunks_planned, report.chunks_reported, report.unaccounted) == (3, 2, 3)
+    assert (report.chunks_planned, report.chunks_reported) == (3, 2)
+    assert (report.records_in, report.indexed, report.dead_lettered, report.unaccounted) == (10, 6, 4, 0)
+    body = s3.get_object(Bucket="osb-dlq", Key="dead-letter/msmarco-1/ingest/00001.jsonl")["Body"].read()
+    letters = [json.loads(line) for line in body.splitlines()]
+    assert [letter["line"] for letter in letters] == [6, 7, 8]
+    assert {letter["reason"] for letter in letters} == {f"not indexed: {TOLERATED_CHUNK}"}
     # And the reason names the chunk and where its byte range is, so it can be replayed
-    assert report.reason is not None
-    assert report.reason.startswith(
-        "1 of 3 ingest chunks never reported (chunk 1; their byte ranges are in "
-        "the plans at s3://osb-out/jobs/msmarco-1/plans/)"
+    assert report.reason == (
+        "1 of 3 ingest chunks failed (chunk 1; their byte ranges are in the plans at "
+        "s3://osb-out/jobs/msmarco-1/plans/); their records are dead-lettered from the chunks' checkpoints"
     )
 
 
@@ -338,16 +350,16 @@ def test_records_the_output_lacks_are_dead_lettered_and_the_job_is_partial(job: 
 @pytest.mark.parametrize("ending", ["finalize", "fail"])
 def test_every_terminal_state_gives_the_job_slot_back(job: JobTable, s3: Any, ending: str) -> None:
     # Given the job holds one of its pipeline's slots, as StartJob leaves it
-    assert job.acquire_slot("msmarco", JOB, 1)
-    assert not job.acquire_slot("msmarco", "msmarco-other", 1)
+    assert job.acquire_slot("msmarco", JOB, 1, 0.0)
+    assert not job.acquire_slot("msmarco", "msmarco-other", 1, 0.0)
     # When it finalizes, or fails (a cancel ends in fail-job too)
     if ending == "finalize":
-        finalize(job, s3, ingesting())
+        finalize(job, s3, ingesting(chunks=0))
     else:
         fail(job, s3, ingesting(state=JobStateName.CANCELLED).model_copy(update={"plan": None}))
     # Then the slot is free for the next job
     assert job.slot_holders("msmarco") == set()
-    assert job.acquire_slot("msmarco", "msmarco-other", 1)
+    assert job.acquire_slot("msmarco", "msmarco-other", 1, 0.0)
 
 
 def test_throttling_past_the_window_fails_the_job_and_dead_letters_the_file(job: JobTable, s3: Any) -> None:

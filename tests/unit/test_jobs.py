@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from osbatch.jobs import ChunkCounts, JobTable
+from osbatch.jobs import WAITER_GONE_SECONDS, ChunkCounts, JobTable
 from osbatch.models import JobStateName, SourceObject
 
 SOURCE = SourceObject(bucket="in", key="input/msmarco/a.jsonl", etag="e1", size=10)
@@ -70,3 +70,45 @@ def test_update_sets_state_and_fields_and_skips_none(jobs: JobTable) -> None:
     job = jobs.get("msmarco-1")
     assert job is not None
     assert (job["state"], job["indexed"], "reason" in job) == ("COMPLETED", 7, False)
+
+
+def test_waiting_jobs_get_free_slots_in_the_order_they_first_asked(jobs: JobTable) -> None:
+    # Given a pipeline's 2 slots held, and jobs c, d and e refused in that order
+    assert jobs.acquire_slot("msmarco", "a", 2, 0.0) and jobs.acquire_slot("msmarco", "b", 2, 0.0)
+    assert [jobs.acquire_slot("msmarco", job, 2, 10.0) for job in "cde"] == [False, False, False]
+    # When one slot frees and the later waiters ask first
+    jobs.release_slot("msmarco", "a")
+    # Then neither e nor d may jump the queue, and c, the oldest, gets it
+    assert not jobs.acquire_slot("msmarco", "e", 2, 20.0)
+    assert not jobs.acquire_slot("msmarco", "d", 2, 20.0)
+    assert jobs.acquire_slot("msmarco", "c", 2, 20.0)
+    # And the next freed slot goes to d, then e
+    jobs.release_slot("msmarco", "b")
+    assert not jobs.acquire_slot("msmarco", "e", 2, 30.0)
+    assert jobs.acquire_slot("msmarco", "d", 2, 30.0)
+    assert jobs.slot_holders("msmarco") == {"c", "d"}
+
+
+def test_a_waiter_that_went_away_does_not_block_the_queue(jobs: JobTable) -> None:
+    # Given one slot held, job gone refused at t=0 and never asking again (its execution was aborted),
+    # and job late refused at t=100, which keeps asking
+    assert jobs.acquire_slot("msmarco", "holder", 1, 0.0)
+    assert not jobs.acquire_slot("msmarco", "gone", 1, 0.0)
+    assert not jobs.acquire_slot("msmarco", "late", 1, 100.0)
+    jobs.release_slot("msmarco", "holder")
+    # When late asks while gone's ticket is recent, it still waits its turn
+    assert not jobs.acquire_slot("msmarco", "late", 1, 1000.0)
+    # Then once gone has not asked for WAITER_GONE_SECONDS, late takes the slot
+    assert jobs.acquire_slot("msmarco", "late", 1, 0.0 + WAITER_GONE_SECONDS + 1)
+
+
+def test_a_failed_waiting_job_gives_its_place_up(jobs: JobTable) -> None:
+    # Given one slot held and jobs first and second waiting in that order
+    assert jobs.acquire_slot("msmarco", "holder", 1, 0.0)
+    assert not jobs.acquire_slot("msmarco", "first", 1, 0.0)
+    assert not jobs.acquire_slot("msmarco", "second", 1, 0.0)
+    # When first fails while waiting (FailJob releases its slot, which it never had) and the slot frees
+    jobs.release_slot("msmarco", "first")
+    jobs.release_slot("msmarco", "holder")
+    # Then second is next
+    assert jobs.acquire_slot("msmarco", "second", 1, 1.0)

@@ -68,7 +68,7 @@ def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> 
     # Given the pipeline's 2 job slots are held
     for name in ("a", "b"):
         jobs.create(f"msmarco-{name}", "msmarco", SOURCE)
-        assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2)
+        assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2, 0.0)
     jobs.create("msmarco-1", "msmarco", SOURCE)
     # When a third starts / Then it is throttled (and retried by the workflow), not submitted
     backend = ScriptedBackend()
@@ -91,7 +91,7 @@ def test_throttling_is_retried_within_the_pipelines_own_window_then_fails_the_st
     assert config.inference.retry_time_window_seconds == 7200
     for name in ("a", "b"):
         jobs.create(f"msmarco-{name}", "msmarco", SOURCE)
-        assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2)
+        assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2, 0.0)
     jobs.create("msmarco-1", "msmarco", SOURCE)
 
     def attempt(at: float) -> None:
@@ -187,18 +187,18 @@ def test_starts_never_hold_more_slots_than_the_limit(jobs: JobTable) -> None:
     # Given 20 jobs of a pipeline with 3 slots, all starting (DynamoDB evaluates each conditional write
     # atomically, so their order is all a race can change)
     job_ids = [f"msmarco-{n}" for n in range(20)]
-    granted = [jobs.acquire_slot("msmarco", job_id, 3) for job_id in job_ids]
+    granted = [jobs.acquire_slot("msmarco", job_id, 3, 0.0) for job_id in job_ids]
     # Then exactly 3 got a slot, and they are the holders
     winners = {job_id for job_id, ok in zip(job_ids, granted, strict=True) if ok}
     assert len(winners) == 3 and jobs.slot_holders("msmarco") == winners
     # When a holder asks again (a retried StartJob) it keeps its slot; when one releases, another gets it
     first = sorted(winners)[0]
-    assert jobs.acquire_slot("msmarco", first, 3)
+    assert jobs.acquire_slot("msmarco", first, 3, 0.0)
     jobs.release_slot("msmarco", first)
     jobs.release_slot("msmarco", first)  # releasing twice is harmless
     waiting = next(job_id for job_id in job_ids if job_id not in winners)
-    assert jobs.acquire_slot("msmarco", waiting, 3)
-    assert not jobs.acquire_slot("msmarco", first, 3)
+    assert jobs.acquire_slot("msmarco", waiting, 3, 0.0)
+    assert not jobs.acquire_slot("msmarco", first, 3, 0.0)
     assert len(jobs.slot_holders("msmarco")) == 3
 
 

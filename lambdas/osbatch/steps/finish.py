@@ -54,6 +54,10 @@ LINE_BITS = 32  # a reason names this many missing chunks, then says how many mo
 INFERRED = frozenset({JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED})
 
 
+# Why a tolerated chunk's records were not indexed (their dead letters' reason).
+TOLERATED_CHUNK = "its chunk failed and the Map tolerated it (sink.tolerated_chunk_failure_percentage)"
+
+
 @dataclass(frozen=True)
 class JobReport:
     job_id: str
@@ -170,10 +174,17 @@ def finalize_job(
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
     planned = state.plan.chunks if state.plan else 0
     tally = jobs.chunk_totals(state.job_id, planned)
+    # Chunks the Map tolerated failing (sink.tolerated_chunk_failure_percentage) never reported: their
+    # records become dead letters from the chunks' checkpoints, replayable, rather than unaccounted.
+    missing, reported = tally.missing(planned), len(tally.reported)
+    if missing and dead_letter_unreported(
+        state, tally, why=TOLERATED_CHUNK, jobs=jobs, s3=s3, dead_letter_bucket=dead_letter_bucket
+    ):
+        tally = jobs.chunk_totals(state.job_id, planned)
     # Remote jobs that failed while others completed: their records never reached a model's output.
     failed_parts = dead_letter_failed_parts(state, s3, dead_letter_bucket)
     unaccounted = _unaccounted(state, tally) - failed_parts
-    reasons = _shortfalls(tally.missing(planned), planned, unaccounted, state.plan)
+    reasons = _shortfalls(missing, planned, unaccounted, state.plan)
     if state.plan is not None and state.plan.dead_lettered:
         reasons.insert(
             0,
@@ -185,7 +196,8 @@ def finalize_job(
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
     reason = "; ".join(reasons) or None
     report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
-    report = replace(report, dead_lettered=report.dead_lettered + failed_parts)
+    # chunks_reported: the chunks that reported themselves, not those settled above
+    report = replace(report, dead_lettered=report.dead_lettered + failed_parts, chunks_reported=reported)
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
@@ -222,7 +234,12 @@ def fail_job(
     # report says so. Without a plan no chunk ran, and any chunk items are not this run's.
     tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     if final is JobStateName.FAILED and dead_letter_unreported(
-        state, tally, reason=reason or final.value, jobs=jobs, s3=s3, dead_letter_bucket=dead_letter_bucket
+        state,
+        tally,
+        why=f"the job failed ({reason or final.value})",
+        jobs=jobs,
+        s3=s3,
+        dead_letter_bucket=dead_letter_bucket,
     ):
         tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
     report = _report(state, final, reason, tally, _unaccounted(state, tally), dead_letter_bucket)
@@ -303,10 +320,11 @@ def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: Ingest
         plans = f"s3://{plan.bucket}/{posixpath.dirname(plan.key)}/" if plan else ""
         where = f"; their byte ranges are in the plans at {plans}" if plan else ""
         reasons.append(
-            f"{len(missing)} of {planned} ingest chunks never reported (chunk {shown}{more}{where})"
+            f"{len(missing)} of {planned} ingest chunks failed (chunk {shown}{more}{where}); their records "
+            "are dead-lettered from the chunks' checkpoints"
         )
     if unaccounted > 0:
-        where = "in chunks that never reported or " if missing else ""
+        where = "in chunks that failed or " if missing else ""
         reasons.append(f"{unaccounted} records are unaccounted for ({where}missing from the model output)")
     elif unaccounted < 0:
         reasons.append(f"the model output has {-unaccounted} more records than were sent to the model")

@@ -74,8 +74,9 @@ def _start_job(
 ) -> JobState:
     assert state.prepared is not None, "StartJob runs after Prepare"
     limit = config.inference.max_jobs_in_flight
-    # A DynamoDB semaphore (JobTable.acquire_slot); Finalize and FailJob release the slot.
-    if not jobs.acquire_slot(config.name, state.job_id, limit):
+    # A DynamoDB semaphore with a queue (JobTable.acquire_slot): waiting jobs start in the order they
+    # first asked. Finalize and FailJob release the slot.
+    if not jobs.acquire_slot(config.name, state.job_id, limit, now()):
         raise JobSlotsFull(
             f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
         )

@@ -1,4 +1,5 @@
-"""When a job fails during its Map, the records of the chunks that never reported become dead letters.
+"""When a job fails during its Map, or the Map tolerated a failed chunk, the records of the chunks that
+never reported become dead letters.
 
 Without this a failed job's model output is neither indexed nor dead-lettered, and `unaccounted` is all a
 user learns. Each unreported chunk's lines from its checkpoint on (the prefix before it is already counted:
@@ -25,9 +26,10 @@ if TYPE_CHECKING:
 
 
 def dead_letter_unreported(
-    state: JobState, tally: ChunkTally, *, reason: str, jobs: JobTable, s3: S3Client, dead_letter_bucket: str
+    state: JobState, tally: ChunkTally, *, why: str, jobs: JobTable, s3: S3Client, dead_letter_bucket: str
 ) -> int:
-    """Dead-letter the unreported chunks' records and record their counts; how many chunks were settled."""
+    """Dead-letter the unreported chunks' records ("not indexed: <why>") and record their counts; how many
+    chunks were settled."""
     plan = state.plan
     if plan is None or not tally.missing(plan.chunks):
         return 0
@@ -67,7 +69,7 @@ def dead_letter_unreported(
                     continue
                 writer.add(
                     stage="index",
-                    reason=f"not indexed: the job failed ({reason})",
+                    reason=f"not indexed: {why}",
                     record=record,
                     line=input_line(record),
                     offset=offset,
