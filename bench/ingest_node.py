@@ -20,6 +20,7 @@ shared machine) and the node's (its process CPU from _nodes/stats).
 
 from __future__ import annotations
 
+import os
 import random
 import resource
 import statistics
@@ -55,6 +56,7 @@ class Run:
     seconds: float
     client_cpu: float
     node_cpu: float
+    load: float  # the machine's 1-minute load average when the run ended: how shared the 2 cores were
 
     @property
     def rate(self) -> float:
@@ -65,6 +67,7 @@ class Run:
         return (
             f"  {self.name:24} {self.rate:7.0f} docs/s   client {self.client_cpu * per_doc:6.0f} us/doc"
             f"   node {self.node_cpu * per_doc:6.0f} us/doc ({self.node_cpu / self.seconds:.0%} of a core)"
+            f"   load {self.load:.1f}"
         )
 
 
@@ -105,7 +108,7 @@ def race(client: OpenSearch, contender: Contender, records: int, path: Path, sam
     wall, cpu, node = time.perf_counter() - wall, cpu_seconds() - cpu, node_cpu_seconds(client) - node
     assert docs == records, f"{contender.name}: sent {docs} of {records}"
     check(client, contender.name, records, path, sample)
-    run = Run(contender.name, docs, wall, cpu, node)
+    run = Run(contender.name, docs, wall, cpu, node, os.getloadavg()[0])
     print(run.describe(), flush=True)
     return run
 
@@ -144,7 +147,10 @@ def main(url: str, records: int, rounds: int, work: Path) -> None:
     of_blaster = statistics.median(ours.rate / limit.rate for limit, ours, _ in results)
     over_helpers = statistics.median(ours.rate / theirs.rate for _, ours, theirs in results)
     ceiling = statistics.median(limit.rate / theirs.rate for limit, _, theirs in results)
-    print(f"medians of {rounds} rounds; every run's count and sampled vectors checked")
+    loads = [run.load for runs in results for run in runs]
+    shared = f"load average {min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} cores"
+    print(f"medians of {rounds} rounds, {shared}")
+    print("every run's document count and sampled vectors checked")
     print(f"blaster vs helpers.bulk, the most any client gets on this node: {ceiling:.1f}x")
     verdict = {True: "PASS", False: "FAIL"}
     print(
