@@ -25,8 +25,8 @@ COLLECTION_HOST = re.compile(r"^[a-z0-9]+\.(?P<region>[a-z0-9-]+)\.aoss\.amazona
 
 
 # Bulk bodies of float vectors shrink about 2x at any gzip level: level 1 gets 2.08x where opensearch-py's
-# default (9) gets 2.25x, at a ninth of the CPU (81 against 914 us per 7.7 KB document, bench/ingest_node.py),
-# and level 9 alone cost more client CPU than parsing, mapping and serializing the document 20 times over.
+# default (9) gets 2.25x, at a ninth of the CPU (81 against 914 us per 7.7 KB vector document on an AMD
+# EPYC), and level 9 alone cost 20 times what parsing, mapping and serializing the document costs.
 GZIP_LEVEL = 1
 
 
