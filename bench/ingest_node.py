@@ -8,9 +8,10 @@ HNSW, one shard, refresh -1, 0 replicas: what osbatch sets while it loads a new 
 - osbatch: ingest_chunk as the Lambda runs it (read, parse, map, versioned bulk, checkpoints), with the
   product's client and `sink.bulk` defaults but for concurrency, which is the blaster's best.
 - helpers.bulk: `opensearchpy.helpers.bulk` with its defaults.
-Then rounds of blaster-best, osbatch, helpers.bulk, one after the other (ABCABC...), so that whatever
-else runs on the machine hits them all alike; ratios are per round, reported as medians. Each run is
-checked: the document count, and a sample of documents whose vectors must equal the source's.
+Then rounds of blaster-best, osbatch, helpers.bulk, one after the other, each round starting one later
+(ABC BCA CAB...), so that whatever else runs on the machine hits them all alike; ratios are per round,
+reported as medians. Each run is checked: the document count, and a sample of documents whose vectors
+must equal the source's.
 
 Per run it prints docs/s, the client's CPU per document (this process, all threads: robust to the
 shared machine) and the node's (its process CPU from _nodes/stats).
@@ -139,7 +140,11 @@ def main(url: str, records: int, rounds: int, work: Path) -> None:
     results: list[list[Run]] = []
     for number in range(rounds):
         print(f"round {number + 1} of {rounds}:")
-        results.append([race(client, contender, records, path, sample) for contender in contenders])
+        # Each round starts one contender later (ABC, BCA, CAB), so load that drifts within a round does not
+        # always favour the same one; results stay in contender order.
+        order = [(number + n) % len(contenders) for n in range(len(contenders))]
+        runs = {n: race(client, contenders[n], records, path, sample) for n in order}
+        results.append([runs[n] for n in range(len(contenders))])
     client.indices.delete(index=INDEX, ignore_unavailable=True)
     minutes = (time.perf_counter() - started) / 60
     print(f"{minutes:.1f} minutes for the sweep and {rounds} rounds")
