@@ -9,10 +9,12 @@ Baseline, in the same run: the same path with the standard library's json in pla
 shipped codec). Prints lines/s for both, and the ratio, each a median of several repeats.
 
 With --node, the real thing instead: ingest into the local OpenSearch node against a pre-serialized
-`_bulk` blaster and `opensearchpy.helpers.bulk`, plus peak RSS as the file grows (bench/ingest_node.py).
+`_bulk` blaster and `opensearchpy.helpers.bulk` (bench/ingest_node.py). With --memory, peak RSS of the
+ingest path on a 64 MiB and a 2 GiB output file (bench/ingest_memory.py).
 
     .venv/bin/python bench/ingest.py [--lines 4000] [--repeats 3]
-    OSBATCH_OPENSEARCH_PORT=9203 .venv/bin/python bench/ingest.py --node [--records 200000]
+    OSBATCH_OPENSEARCH_PORT=9203 .venv/bin/python bench/ingest.py --node [--records 200000] [--rounds 3]
+    .venv/bin/python bench/ingest.py --memory [--memory-gib 2]
 """
 
 from __future__ import annotations
@@ -149,7 +151,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--node", action="store_true", help="ingest into the local OpenSearch node instead")
     parser.add_argument("--records", type=int, default=200_000, help="records for --node")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of every contender for --node")
+    parser.add_argument("--memory", action="store_true", help="peak RSS on a small and a large output file")
+    parser.add_argument("--memory-gib", type=float, default=2, help="the large file's size for --memory")
     args = parser.parse_args()
+    if args.memory:
+        import tempfile
+
+        from bench.ingest_memory import main as memory_main
+
+        with tempfile.TemporaryDirectory(prefix="osbatch-bench-", dir="/tmp") as work:
+            memory_main(Path(work), int(args.memory_gib * 2**30))
+        return
     if args.node:
         import tempfile
 
@@ -157,7 +170,7 @@ def main() -> None:
         from local.runtime import local_runtime
 
         with tempfile.TemporaryDirectory(prefix="osbatch-bench-") as work:
-            node_main(local_runtime().opensearch.url, args.records, Path(work))
+            node_main(local_runtime().opensearch.url, args.records, args.rounds, Path(work))
         return
     body = output_lines(args.lines)
     with mock_aws():

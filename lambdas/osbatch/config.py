@@ -400,7 +400,7 @@ CHECKPOINT_BYTES = 32 * MiB
 
 
 class BulkConfig(Strict):
-    # AWS recommends 5-15 MiB bulk requests; vectors compress several-fold on the wire (gzip), but a domain's
+    # AWS recommends 5-15 MiB bulk requests; vectors compress about 2x on the wire (gzip), but a domain's
     # request cap (http.max_content_length: 10 MiB on the smallest instance types, 100 MiB on large ones)
     # applies to the uncompressed body, which is what these sizes measure.
     max_bytes: int = Field(8 * MiB, ge=1024, le=100 * MiB, description="target size of one bulk request")

@@ -7,6 +7,8 @@ the caller's: a pipeline in us-east-1 can write to a domain in eu-west-1.
 
 from __future__ import annotations
 
+import gzip
+import ipaddress
 import re
 from typing import Any
 from urllib.parse import urlparse
@@ -22,6 +24,29 @@ DOMAIN_HOST = re.compile(
 COLLECTION_HOST = re.compile(r"^[a-z0-9]+\.(?P<region>[a-z0-9-]+)\.aoss\.amazonaws\.com$")
 
 
+# Bulk bodies of float vectors shrink about 2x at any gzip level: level 1 gets 2.08x where opensearch-py's
+# default (9) gets 2.25x, at a ninth of the CPU (81 against 914 us per 7.7 KB vector document on an AMD
+# EPYC), and level 9 alone cost 20 times what parsing, mapping and serializing the document costs.
+GZIP_LEVEL = 1
+
+
+class FastGzipConnection(RequestsHttpConnection):
+    """opensearch-py's requests connection, compressing bodies at GZIP_LEVEL rather than gzip's default 9."""
+
+    def _gzip_compress(self, body: Any) -> bytes:
+        return gzip.compress(body, compresslevel=GZIP_LEVEL)
+
+
+def is_loopback(host: str) -> bool:
+    """A node on this machine (the local runtime's): compressing for it spends the CPU both sides share."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def endpoint_region(endpoint: str) -> str | None:
     """The region an AWS domain or collection endpoint names; None for any other host."""
     host = urlparse(endpoint).hostname or ""
@@ -29,8 +54,11 @@ def endpoint_region(endpoint: str) -> str | None:
     return match["region"] if match else None
 
 
-def opensearch_client(endpoint: str, region: str | None = None, timeout: int = 120) -> OpenSearch:
-    """A client for endpoint. `region` signs requests to HTTPS hosts whose name gives no region."""
+def opensearch_client(
+    endpoint: str, region: str | None = None, timeout: int = 120, compress: bool | None = None
+) -> OpenSearch:
+    """A client for endpoint. `region` signs requests to HTTPS hosts whose name gives no region.
+    compress: gzip request bodies; by default for every host but a loopback one."""
     if not endpoint:
         raise ValueError(
             "no OpenSearch endpoint: set sink.opensearch.endpoint or create_domain in the pipeline"
@@ -42,8 +70,9 @@ def opensearch_client(endpoint: str, region: str | None = None, timeout: int = 1
         "use_ssl": secure,
         "verify_certs": secure,
         "timeout": timeout,
-        "connection_class": RequestsHttpConnection,
-        "http_compress": True,  # bulk bodies of float vectors compress several-fold
+        "connection_class": FastGzipConnection,
+        # Bulk bodies halve on the wire; on loopback there is no wire, only the CPU the node needs too.
+        "http_compress": not is_loopback(url.hostname or "") if compress is None else compress,
         "pool_maxsize": 8,
         # BulkWriter owns retries (bounded, with jittered backoff); client retries would multiply them.
         "max_retries": 0,
