@@ -11,7 +11,8 @@ UNREACHABLE) and adds what it lacks: backoff between polls and an overall deadli
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from osbatch.backends.base import BackendThrottled, BackendUnavailable, BatchBackend
 from osbatch.config import PipelineConfig, PollingConfig
@@ -39,6 +40,22 @@ class ThrottledPastWindow(Exception):
 THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
 
 
+@contextmanager
+def _within_retry_window(config: PipelineConfig, jobs: JobTable, job_id: str, now: Clock) -> Iterator[None]:
+    """Throttling is retried by the workflow for the longest window of the stack's pipelines; this holds
+    each pipeline to its own, counted from the job's first throttled attempt."""
+    try:
+        yield
+    except BackendThrottled as error:
+        waited = now() - jobs.throttled_since(job_id, now())
+        if waited >= config.inference.retry_time_window_seconds:
+            raise ThrottledPastWindow(
+                f"still throttled after {round(waited)} s, past retry_time_window "
+                f"{config.inference.retry_time_window}: {error}"
+            ) from error
+        raise
+
+
 def start_job(
     state: JobState,
     *,
@@ -48,55 +65,31 @@ def start_job(
     output_bucket: str,
     now: Clock,
 ) -> JobState:
-    try:
-        return _start_job(
-            state, config=config, backend=backend, jobs=jobs, output_bucket=output_bucket, now=now
-        )
-    except BackendThrottled as error:
-        window = config.inference.retry_time_window_seconds
-        waited = now() - jobs.throttled_since(state.job_id, now())
-        if waited >= window:
-            raise ThrottledPastWindow(
-                f"still throttled after {round(waited)} s, past retry_time_window "
-                f"{config.inference.retry_time_window}: {error}"
-            ) from error
-        raise
-
-
-def _start_job(
-    state: JobState,
-    *,
-    config: PipelineConfig,
-    backend: BatchBackend,
-    jobs: JobTable,
-    output_bucket: str,
-    now: Clock,
-) -> JobState:
     assert state.prepared is not None, "StartJob runs after Prepare"
-    limit = config.inference.max_jobs_in_flight
-    # A DynamoDB semaphore with a queue (JobTable.acquire_slot): waiting jobs start in the order they
-    # first asked. Finalize and FailJob release the slot.
-    if not jobs.acquire_slot(config.name, state.job_id, limit, now()):
-        raise JobSlotsFull(
-            f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
-        )
-
     prepared = state.prepared
-    # A job Prepare grouped before remote jobs existed (an execution that spans a deploy) is one remote job
-    # over its whole input.
+    # A job Prepare grouped before remote jobs existed (an execution that spans a deploy) is one remote
+    # job over its whole input.
     groups = prepared.jobs or [
         PreparedJob(
             index=0, input_uri=prepared.input_uri, parts=prepared.parts, records=prepared.valid, bytes=0
         )
     ]
+    limit = config.inference.max_jobs_in_flight
     remotes = []
-    for part in groups:
-        output_uri = s3_uri(output_bucket, f"{job_output_prefix(state.job_id)}{job_group(part.index)}")
-        remote = backend.submit(remote_job_name(state.job_id, part.index), part.input_uri, output_uri)
-        remotes.append(remote.model_copy(update={"index": part.index, "records": part.records}))
-        # Recorded as each is created, so a cancel, or a FailJob after StartJob's retries ran out, can
-        # stop every remote job created so far.
-        jobs.update(state.job_id, JobStateName.RUNNING, remote_jobs=[_ref(r) for r in remotes])
+    with _within_retry_window(config, jobs, state.job_id, now):
+        # A DynamoDB semaphore with a queue (JobTable.acquire_slot): waiting jobs start in the order they
+        # first asked. Finalize and FailJob release the slot.
+        if not jobs.acquire_slot(config.name, state.job_id, limit, now()):
+            raise JobSlotsFull(
+                f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
+            )
+        for part in groups:
+            output_uri = s3_uri(output_bucket, f"{job_output_prefix(state.job_id)}{job_group(part.index)}")
+            remote = backend.submit(remote_job_name(state.job_id, part.index), part.input_uri, output_uri)
+            remotes.append(remote.model_copy(update={"index": part.index, "records": part.records}))
+            # Recorded as each is created, so a cancel, or a FailJob after StartJob's retries ran out, can
+            # stop every remote job created so far.
+            jobs.update(state.job_id, JobStateName.RUNNING, remote_jobs=[_ref(r) for r in remotes])
     jobs.update(state.job_id, JobStateName.RUNNING, submitted_at=utc_now())
     polling = config.inference.polling
     poll = PollState(
