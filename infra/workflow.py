@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -230,8 +230,8 @@ class JobWorkflow(Construct):
         return park
 
     @staticmethod
-    def _add_lambda_retries(task: tasks.LambdaInvoke) -> None:
-        for rule in LAMBDA_RETRIES:
+    def _add_lambda_retries(task: tasks.LambdaInvoke, rules: Sequence[LambdaRetry] = LAMBDA_RETRIES) -> None:
+        for rule in rules:
             task.add_retry(
                 errors=list(rule.errors),
                 interval=Duration.seconds(rule.interval_seconds),
@@ -259,7 +259,7 @@ class JobWorkflow(Construct):
             },
             max_concurrency=MAP_MAX_CONCURRENCY,
             # 0 unless the pipeline says otherwise, so a failed chunk fails the job visibly; a tolerated
-            # one leaves its chunk unreported, which Finalize reports as unaccounted (PARTIALLY_COMPLETED).
+            # one leaves its chunk unreported, whose records Finalize dead-letters (PARTIALLY_COMPLETED).
             tolerated_failure_percentage_path=TOLERATED_FAILURE_PATH,
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
@@ -267,14 +267,7 @@ class JobWorkflow(Construct):
         chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
         # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
         # retrying loses and duplicates nothing (osbatch.ingest.chunk).
-        chunk.add_retry(
-            errors=list(KILLED_ATTEMPT.errors),
-            interval=Duration.seconds(KILLED_ATTEMPT.interval_seconds),
-            backoff_rate=KILLED_ATTEMPT.backoff_rate,
-            max_delay=Duration.seconds(KILLED_ATTEMPT.max_delay_seconds),
-            max_attempts=KILLED_ATTEMPT.attempts,
-            jitter_strategy=sfn.JitterType.FULL,
-        )
+        self._add_lambda_retries(chunk, [KILLED_ATTEMPT])
         ingest_chunks.item_processor(chunk)
         return ingest_chunks
 

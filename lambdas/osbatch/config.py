@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
 import yaml
-from pydantic import ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from osbatch.jsonpaths import compile_path
 from osbatch.search.spec import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
@@ -56,6 +56,16 @@ def parse_duration(value: str | int) -> int:
 
 
 Seconds = Annotated[int, Field(ge=1)]
+
+
+def _has_text_slot(value: str) -> str:
+    if "{text}" not in value:
+        raise ValueError("prompt must contain {text}, where the record's text goes")
+    return value
+
+
+# An enrichment prompt (Bedrock Claude, OpenAI chat): the record's text goes where it says {text}.
+Prompt = Annotated[str, AfterValidator(_has_text_slot)]
 
 
 class SourceConfig(Strict):
@@ -232,18 +242,11 @@ class BedrockJobConfig(Strict):
     input_type: Literal["search_document", "search_query", "classification", "clustering"] = "search_document"
     truncate: Literal["NONE", "START", "END"] = "END"
     # Anthropic Claude messages: `{text}` in the prompt is replaced by the record's text.
-    prompt: str = "Summarize the following text in two sentences:\n\n{text}"
+    prompt: Prompt = "Summarize the following text in two sentences:\n\n{text}"
     max_tokens: int = Field(512, ge=1, le=8192)
     anthropic_version: str = "bedrock-2023-05-31"
     timeout_hours: int = Field(24, ge=24, le=168, description="timeoutDurationInHours (24-168)")
     quotas: BedrockQuotas = BedrockQuotas()
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_has_text(cls, value: str) -> str:
-        if "{text}" not in value:
-            raise ValueError("prompt must contain {text}, where the record's text goes")
-        return value
 
 
 class OpenAIJobConfig(Strict):
@@ -256,18 +259,11 @@ class OpenAIJobConfig(Strict):
     model: str = Field(min_length=1, description="e.g. text-embedding-3-small")
     endpoint: Literal["/v1/embeddings", "/v1/chat/completions"] = "/v1/embeddings"
     dimensions: int | None = Field(None, ge=1)
-    prompt: str = "Summarize the following text in two sentences:\n\n{text}"
+    prompt: Prompt = "Summarize the following text in two sentences:\n\n{text}"
     max_tokens: int = Field(256, ge=1)
     # The Batch API's limits per input file (50,000 requests, 200 MB; 50,000 embedding inputs per batch).
     max_requests_per_file: int = Field(50_000, ge=1, le=50_000)
     max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024, le=200 * 1000 * 1000)
-
-    @field_validator("prompt")
-    @classmethod
-    def _prompt_has_text(cls, value: str) -> str:
-        if "{text}" not in value:
-            raise ValueError("prompt must contain {text}, where the record's text goes")
-        return value
 
 
 class MlCommonsJobConfig(Strict):

@@ -33,7 +33,6 @@ from osbatch.backends.base import (
     BackendStatus,
     BackendThrottled,
     BackendUnavailable,
-    OutputLine,
     OutputObject,
 )
 from osbatch.backends.sagemaker import SageMakerBackend, list_outputs
@@ -129,14 +128,14 @@ class MlCommonsBackend:
     job_limits = SageMakerBackend.job_limits  # ML Commons runs SageMaker transform jobs
     joins_source = False  # the connector runs SageMaker with JoinSource=Input
     result_key = SageMakerBackend.result_key
+    # SageMaker's line shape: the record travels through the job with its line number, and needs no join.
+    input_line = SageMakerBackend.input_line
+    parse_output = SageMakerBackend.parse_output
 
     def __init__(self, settings: MlCommonsJobConfig, ml: MlCommons, s3: S3Client) -> None:
         self._settings = settings
         self._ml = ml
         self._s3 = s3
-
-    def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
-        return {**record, "_osbatch": {"line": line}}
 
     def _model_id(self) -> str:
         model = self._ml.find_model(self._settings.model)
@@ -219,9 +218,6 @@ class MlCommonsBackend:
 
     def outputs(self, remote: RemoteJob) -> list[OutputObject]:
         return list_outputs(self._s3, remote.output_uri)
-
-    def parse_output(self, line: dict[str, Any]) -> OutputLine:
-        raise NotImplementedError("SageMaker output lines carry their record; there is nothing to join")
 
 
 def _error_text(error: Exception) -> str:
