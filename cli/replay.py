@@ -1,9 +1,15 @@
 """`osbatch replay <job id | s3://bucket/dead-letter object>`: re-ingest dead letters after a fix.
 
-A job id replays every ingest dead-letter object of the job; an S3 URI replays that object. Records that
-fail again go to `dead-letter/<job>/replay/`, one object per replayed object (so a second replay replaces
-the first one's). Prepare's dead letters, input lines that never reached the model, are written to a local
-JSONL file to fix and `osbatch submit` again.
+A job id replays every dead-letter object of the job; an S3 URI replays that object. What a letter holds
+decides what a replay can do with it:
+- a model output line that failed to parse, map or index (`ingest/`) is mapped with the pipeline's current
+  field_map and written by _id; records that fail again go to `dead-letter/<job>/replay/`, one object per
+  replayed object (so a second replay replaces the first one's);
+- a record that never got a model output (Prepare's bad lines in `parse/`, a per-record error of the
+  service, a record the output lacks) cannot be indexed without inference: it is written, as the user wrote
+  it, to a local JSONL file to fix and `osbatch submit` again;
+- a file-level letter (a remote job or a whole job that failed) stands for records that are still in the
+  uploaded file: the replay names the file to upload again (safe: documents are written by _id).
 """
 
 from __future__ import annotations
@@ -12,16 +18,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from osbatch import jsonlines
 from osbatch.config import PipelineConfig
-from osbatch.contracts import dead_letter_prefix
+from osbatch.contracts import (
+    INDEX_DEAD_LETTERS,
+    INFERENCE_DEAD_LETTERS,
+    INGEST_DEAD_LETTERS,
+    PREPARE_DEAD_LETTERS,
+    REPLAY_DEAD_LETTERS,
+    dead_letter_prefix,
+)
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.replay import ReplayReport, input_records, replay
+from osbatch.ingest.replay import ReplayReport, file_level, input_records, needs_inference, replay
 from osbatch.s3uri import split_s3_uri
 
-INGEST_DIR = "ingest/"
-PREPARE_DIR = "prepare/"
-REPLAY_DIR = "replay/"
+# The folders a job id replays, in this order (a replay's own failures are replayed by naming the object).
+FOLDERS = (INGEST_DEAD_LETTERS, PREPARE_DEAD_LETTERS, INFERENCE_DEAD_LETTERS, INDEX_DEAD_LETTERS)
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -53,32 +66,46 @@ def replay_job(
     prefix = dead_letter_prefix(job_id)
     if what.startswith("s3://"):
         bucket, key = split_s3_uri(what)
-        ingest, prepare = ([key], []) if f"/{PREPARE_DIR}" not in key else ([], [key])
+        keys = [key]
     else:
-        ingest = list(_keys(s3, bucket, prefix + INGEST_DIR))
-        prepare = list(_keys(s3, bucket, prefix + PREPARE_DIR))
+        keys = [key for folder in FOLDERS for key in _keys(s3, bucket, prefix + folder)]
     total = ReplayReport()
     target = IngestTarget.of_pipeline(config)
-    for key in ingest:
+    resubmit: list[bytes] = []
+    uploads: dict[str, int] = {}  # file to upload again -> the records its file-level letters stand for
+    for key in keys:
+        indexable = []
+        for raw in _lines(s3, bucket, key):
+            if not raw.strip():
+                continue
+            entry = jsonlines.loads(raw)
+            if file_level(entry):
+                uploads[entry["record"]["file"]] = (
+                    uploads.get(entry["record"]["file"], 0) + entry["record"]["records"]
+                )
+            elif needs_inference(entry) or key.startswith(prefix + PREPARE_DEAD_LETTERS):
+                resubmit.append(raw)
+            else:
+                indexable.append(raw)
+        if not indexable:
+            continue
         name = key.rsplit("/", 1)[-1]
         dead = DeadLetterWriter(
-            s3, bucket, f"{prefix}{REPLAY_DIR}{name}", job_id=job_id, source=f"s3://{bucket}/{key}"
+            s3, bucket, f"{prefix}{REPLAY_DEAD_LETTERS}{name}", job_id=job_id, source=f"s3://{bucket}/{key}"
         )
-        report = replay(_lines(s3, bucket, key), target=target, opensearch=opensearch, dead_letters=dead)
+        report = replay(indexable, target=target, opensearch=opensearch, dead_letters=dead)
         say(f"  {key}: {report.read} read, {report.indexed} indexed, {report.dead_lettered} failed again")
         total.read += report.read
         total.indexed += report.indexed
         total.dead_lettered += report.dead_lettered
-    resubmit = 0
-    if prepare:
+    if resubmit:
         resubmit_dir.mkdir(parents=True, exist_ok=True)
         path = resubmit_dir / f"{job_id}-resubmit.jsonl"
         with path.open("wb") as out:
-            for key in prepare:
-                for line in input_records(_lines(s3, bucket, key)):
-                    out.write(line)
-                    resubmit += 1
-        say(f"  {resubmit} input records never reached the model: fix them in {path} and `osbatch submit` it")
-    again = f"; failures in s3://{bucket}/{prefix}{REPLAY_DIR}" if total.dead_lettered else ""
+            out.writelines(input_records(resubmit))
+        say(f"  {len(resubmit)} records never got a model output: fix them in {path} and `osbatch submit` it")
+    for file, records in uploads.items():
+        say(f"  {records} records of {file} were not indexed because their job failed: upload {file} again")
+    again = f"; failures in s3://{bucket}/{prefix}{REPLAY_DEAD_LETTERS}" if total.dead_lettered else ""
     say(f"replayed {total.read}: {total.indexed} indexed, {total.dead_lettered} failed again{again}")
     return total

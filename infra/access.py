@@ -23,6 +23,7 @@ from osbatch.contracts import (
     job_input_prefix,
     job_joined_prefix,
     job_output_prefix,
+    job_parts_key,
     job_source_prefix,
     plan_key,
     report_key,
@@ -50,6 +51,7 @@ def grant_function_access(
     job_inputs = [out.arn_for_objects(f"{job_input_prefix('*')}*")]
     job_outputs = [out.arn_for_objects(f"{job_output_prefix('*')}*")]
     plans = [out.arn_for_objects(plan_key("*", "*"))]
+    parts = [out.arn_for_objects(job_parts_key("*"))]
     reports = [out.arn_for_objects(report_key("*"))]
     dead_letters = [dead.arn_for_objects(f"{DEAD_LETTER_PREFIX}*")]
     bus = [Stack.of(storage).format_arn(service="events", resource="event-bus", resource_name="default")]
@@ -72,7 +74,7 @@ def grant_function_access(
     grant("submit", ["states:StartExecution"], [state_machine_arn])
 
     grant("prepare", ["s3:GetObject"], inputs, INPUT_KEYS)
-    grant("prepare", WRITE, job_inputs)
+    grant("prepare", WRITE, [*job_inputs, *parts])
     # Rebalancing the last remote job (steps/parts.py) reads parts back, copies some and deletes the old.
     grant("prepare", ["s3:GetObject", "s3:DeleteObject"], job_inputs)
     grant("prepare", REWRITE, dead_letters)
@@ -97,9 +99,13 @@ def grant_function_access(
     grant("ingest-chunk", [GET, PUT, UPDATE], table)
 
     grant("finalize", ["s3:PutObject"], reports)
-    # Remote jobs that failed while others completed are dead-lettered at file level (steps/failed_parts.py).
-    grant("finalize", WRITE, dead_letters)
-    grant("finalize", [QUERY, UPDATE], table)
+    # Remote jobs that failed while others completed are dead-lettered at file level (steps/failed_parts.py);
+    # the chunks the Map tolerated failing, from their checkpoints (steps/unreported.py: read the plans and
+    # the model output, read checkpoints and write the chunks' counts); and the records a part's output
+    # lacks, by diffing it with the part (steps/dropped.py). A dead-letter object with nothing is deleted.
+    grant("finalize", ["s3:GetObject"], [*plans, *job_outputs, *job_inputs, *parts])
+    grant("finalize", REWRITE, dead_letters)
+    grant("finalize", [GET, PUT, QUERY, UPDATE], table)
     grant("finalize", ["events:PutEvents"], bus)
 
     grant("fail-job", ["s3:PutObject"], reports)
@@ -108,7 +114,8 @@ def grant_function_access(
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
     # The records of chunks that never reported become dead letters (steps/unreported.py): read the plan
     # and the model output, read checkpoints and write the chunks' counts.
-    grant("fail-job", ["s3:GetObject"], [*plans, *job_outputs])
+    # The parts whose output was ingested and came up short are diffed, as in Finalize.
+    grant("fail-job", ["s3:GetObject"], [*plans, *job_outputs, *job_inputs, *parts])
     grant("fail-job", REWRITE, dead_letters)
     grant("fail-job", [GET, PUT], table)
     grant("fail-job", ["events:PutEvents"], bus)

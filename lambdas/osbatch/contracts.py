@@ -41,6 +41,11 @@ def job_joined_prefix(job_id: str) -> str:
     return f"{job_prefix(job_id)}joined/"
 
 
+def job_parts_key(job_id: str) -> str:
+    """Prepare's list of the input parts: each part's remote job, key and record count (steps/parts.py)."""
+    return f"{job_prefix(job_id)}parts.json"
+
+
 def job_output_prefix(job_id: str) -> str:
     """Where the backend writes the model output."""
     return f"{job_prefix(job_id)}output/"
@@ -92,14 +97,29 @@ def dead_letter_prefix(job_id: str) -> str:
     return f"{DEAD_LETTER_PREFIX}{job_id}/"
 
 
+# The folders under dead_letter_prefix(job_id) (dead_letter_key's `stage`): Prepare's bad lines, the ingest
+# chunks' records, records that never got a model output, and what a replay could not index again.
+PREPARE_DEAD_LETTERS = "parse/"
+INGEST_DEAD_LETTERS = "ingest/"
+INFERENCE_DEAD_LETTERS = "inference/"
+INDEX_DEAD_LETTERS = "index/"  # a failed job's file-level letter, once its model had finished
+REPLAY_DEAD_LETTERS = "replay/"
+
+
 def remote_job_dead_letter_key(job_id: str, index: int) -> str:
     """`dead-letter/<job_id>/inference/job-NNNNN.jsonl`: the file-level letter of remote job `index`,
     apart from the per-output letters PlanIngest writes under the same stage."""
-    return f"{dead_letter_prefix(job_id)}inference/{job_group(index).rstrip('/')}.jsonl"
+    return f"{dead_letter_prefix(job_id)}{INFERENCE_DEAD_LETTERS}{job_group(index).rstrip('/')}.jsonl"
 
 
-def dead_letter_key(job_id: str, stage: str, part: int, segment: int = 0) -> str:
-    """`dead-letter/<job_id>/<stage>/<part>.jsonl`; for ingest, part is the chunk, and a chunk's later
-    checkpoint segments are `<part>.<segment>.jsonl`."""
+def dropped_records_dead_letter_key(job_id: str, part_file: str) -> str:
+    """`dead-letter/<job_id>/inference/part-NNNNN.jsonl`: records input part `part_file` sent to the model
+    that its output lacks, found by Finalize's diff (steps/dropped.py)."""
+    return f"{dead_letter_prefix(job_id)}{INFERENCE_DEAD_LETTERS}{part_file}"
+
+
+def dead_letter_key(job_id: str, folder: str, part: int, segment: int = 0) -> str:
+    """`dead-letter/<job_id>/<folder><part>.jsonl` (folder: one of the *_DEAD_LETTERS above); for ingest,
+    part is the chunk, and a chunk's later checkpoint segments are `<part>.<segment>.jsonl`."""
     suffix = f".{segment:04d}" if segment else ""
-    return f"{dead_letter_prefix(job_id)}{stage}/{part:05d}{suffix}.jsonl"
+    return f"{dead_letter_prefix(job_id)}{folder}{part:05d}{suffix}.jsonl"

@@ -8,8 +8,8 @@ runs, its item is its checkpoint (offset and counts together); only a finished c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -66,6 +66,8 @@ class ChunkTally:
 
     counts: ChunkCounts
     reported: frozenset[int]
+    # Each reported chunk's lines: which output object came up short (steps/dropped.py).
+    lines: Mapping[int, int] = field(default_factory=dict)
 
     def missing(self, planned: int) -> list[int]:
         return [chunk for chunk in range(planned) if chunk not in self.reported]
@@ -167,7 +169,7 @@ class JobTable:
         With `planned`, only chunks 0..planned-1 count: items left by an earlier plan of the same job that
         had more chunks are not part of this one.
         """
-        total, reported = ChunkCounts(), set()
+        total, lines = ChunkCounts(), {}
         for item in self._query(
             KeyConditionExpression=Key("job_id").eq(job_id) & Key("item").begins_with(CHUNK_PREFIX),
             ConsistentRead=True,
@@ -176,8 +178,8 @@ class JobTable:
             if (planned is not None and chunk >= planned) or "checkpoint" in item:
                 continue  # another plan's, or a chunk still under way (or killed): not reported
             total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
-            reported.add(chunk)
-        return ChunkTally(total, frozenset(reported))
+            lines[chunk] = int(item["lines"])
+        return ChunkTally(total, frozenset(lines), lines)
 
     def bulk_load_active(self, index: str) -> bool:
         response = self._table.get_item(Key=_lease_key(index), ConsistentRead=True)

@@ -1,8 +1,9 @@
 """Fault injection for the batch emulators, so tests can make the services misbehave the way they do.
 
-One process-wide settings object, read by the Bedrock emulator at each call. Inside the moto server it is
-set over HTTP (`POST /_osbatch/emulators/faults` with a JSON object of the fields below, `GET` to read);
-in-process tests call `FAULTS.update(...)`. `reset()` restores the defaults.
+One process-wide settings object, read by the emulators at each call (a SageMaker transform job takes a copy
+when it is created, as a Bedrock job does). Inside the moto server it is set over HTTP
+(`POST /_osbatch/emulators/faults` with a JSON object of the fields below, `GET` to read); in-process tests
+call `FAULTS.update(...)`. `reset()` restores the defaults.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ from moto.sagemaker.models import FakeTransformJob, SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 from moto.sagemaker.utils import arn_formatter
 
+from local.emulators.faults import FAULTS
 from local.emulators.jobs import JobRecord, JobRunner
 from local.emulators.s3_io import ClientFactory
 from local.emulators.sagemaker_request import TransformRequestError, TransformSpec
@@ -76,7 +77,9 @@ class TransformService:
         _set_fields(
             job, failure_reason=None, transform_end_time=None, labeling_job_arn=None, auto_ml_job_arn=None
         )
-        work = TransformWork(spec, self._s3_clients(backend.region_name), self._load_embedder)
+        work = TransformWork(
+            spec, self._s3_clients(backend.region_name), self._load_embedder, FAULTS.snapshot()
+        )
         self.runner.start(job.arn, work, on_change=functools.partial(_show_state, job))
         return job
 

@@ -33,6 +33,7 @@ import numpy as np
 from botocore.exceptions import ClientError
 
 from local.emulators.batching import EmbedRequest, embed_in_batches
+from local.emulators.faults import Faults
 from local.emulators.jobs import JobContext, JobFailed, JobStopped
 from local.emulators.jsonpath_filter import JsonPathMiss
 from local.emulators.s3_io import (
@@ -77,10 +78,13 @@ class _Record:
 class TransformWork:
     """One transform job's work: every input object through the model into its .out object."""
 
-    def __init__(self, spec: TransformSpec, s3: S3Client, load_embedder: EmbedderLoader) -> None:
+    def __init__(
+        self, spec: TransformSpec, s3: S3Client, load_embedder: EmbedderLoader, faults: Faults | None = None
+    ) -> None:
         self._spec = spec
         self._s3 = s3
         self._load_embedder = load_embedder
+        self._faults = faults or Faults()
 
     def __call__(self, context: JobContext) -> None:
         embedder = self._embedder()
@@ -179,7 +183,11 @@ class TransformWork:
                     continue  # a blank line is no record
                 if limit is not None and len(line) > limit:
                     raise client_error(f"Line {number} of {source.uri} is larger than MaxPayloadInMB")
-                yield self._request(line, number, source)
+                request = self._request(line, number, source)
+                dropped = self._faults.drop_records_containing
+                if dropped and any(dropped in text for text in request.texts):
+                    continue  # the fault: a record the job completes without, and no line for it
+                yield request
         except LineTooLong as error:
             raise client_error(f"{error}: larger than MaxPayloadInMB") from error
 

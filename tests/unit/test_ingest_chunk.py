@@ -2,15 +2,16 @@ from __future__ import annotations
 
 import json
 import random
+import threading
 from typing import Any
 
 import pytest
 
 from osbatch.config import PipelineConfig, parse_pipeline
-from osbatch.contracts import dead_letter_key
+from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.models import ChunkResult, IngestChunk
+from osbatch.ingest.models import Checkpoint, ChunkResult, IngestChunk
 from osbatch.ingest.readers import plan_chunks
 from osbatch.jobs import JobTable, TableProgress
 from osbatch.models import SourceObject
@@ -93,10 +94,10 @@ def run(
         end=end,
         version_base=version_base,
     )
-    key = dead_letter_key(job.job_id, "ingest", chunk)
+    key = dead_letter_key(job.job_id, INGEST_DEAD_LETTERS, chunk)
 
     def dead_letters(segment: int) -> DeadLetterWriter:
-        key = dead_letter_key(job.job_id, "ingest", chunk, segment)
+        key = dead_letter_key(job.job_id, INGEST_DEAD_LETTERS, chunk, segment)
         return DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
 
     sleeps: list[float] = []
@@ -354,7 +355,7 @@ def test_a_chunk_killed_midway_resumes_from_its_checkpoint_with_exact_counts(s3:
 
     def attempt(cluster: KnnCluster) -> ChunkResult:
         def dead_letters(segment: int) -> DeadLetterWriter:
-            key = dead_letter_key(job.job_id, "ingest", 0, segment)
+            key = dead_letter_key(job.job_id, INGEST_DEAD_LETTERS, 0, segment)
             return DeadLetterWriter(s3, DLQ, key, job_id=job.job_id, source=job.source.uri)
 
         return ingest_chunk(
@@ -389,3 +390,80 @@ def test_a_chunk_killed_midway_resumes_from_its_checkpoint_with_exact_counts(s3:
     # And nothing was duplicated: each bad record is exactly one dead letter across the segments
     dead = dead_letters_stored(s3)
     assert sorted(int(d["record"]["_id"]) for d in dead) == list(range(0, 400, 10))
+
+
+WAIT_SECONDS = 5  # how long RelayCluster holds a request for the next one before it gives up
+
+
+class RelayCluster(KnnCluster):
+    """Holds each bulk request until the next one arrives (not the one holding `last_id`), and counts the
+    times it gave up waiting: a writer that stops sending while requests are in flight shows there."""
+
+    def __init__(self, last_id: str) -> None:
+        super().__init__()
+        self.last_id = last_id
+        self.arrived = [threading.Event() for _ in range(1000)]
+        self.gave_up = 0
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
+        with self._lock:
+            number, self._count = self._count, self._count + 1
+        self.arrived[number].set()
+        last = f'"_id":"{self.last_id}"' in body.decode()
+        if not last and not self.arrived[number + 1].wait(timeout=WAIT_SECONDS):
+            with self._lock:
+                self.gave_up += 1
+        return super().bulk(body=body, index=index)
+
+
+class MemoryProgress:
+    """The chunk item in memory."""
+
+    def __init__(self) -> None:
+        self.saved: list[Checkpoint] = []
+
+    def load(self) -> None:
+        return None
+
+    def save(self, checkpoint: Checkpoint) -> None:
+        self.saved.append(checkpoint)
+
+
+def test_checkpoints_never_stop_the_requests_after_them(s3: Any) -> None:
+    # Given 120 records, small requests with two in flight, a checkpoint every ~30 records, and a cluster
+    # that answers a request only once the next one has arrived
+    config = parse_pipeline(
+        pipeline_dict(sink={**pipeline_dict()["sink"], "bulk": {"max_bytes": 1024, "concurrency": 2}})
+    )
+    data = b"".join(good(n, line=n + 1) + b"\n" for n in range(120))
+    s3.put_object(Bucket=OUT, Key=KEY, Body=data)
+    cluster, progress = RelayCluster(last_id="119"), MemoryProgress()
+    job = IngestChunk(
+        job_id="msmarco-1", pipeline="msmarco", source=UPLOAD, chunk=0, bucket=OUT, key=KEY, start=0,
+        end=len(data),
+    )  # fmt: skip
+
+    # When the chunk is ingested
+    result = ingest_chunk(
+        job,
+        target=IngestTarget.of_pipeline(config),
+        s3=s3,
+        opensearch=cluster,
+        dead_letters=lambda segment: DeadLetterWriter(
+            s3, DLQ, dead_letter_key(job.job_id, INGEST_DEAD_LETTERS, 0, segment), job_id="j", source="s"
+        ),
+        progress=progress,
+        checkpoint_bytes=len(data) // 4,
+    )
+
+    # Then checkpoints were saved, each with the records before it
+    assert len(progress.saved) == 3
+    assert [data[: c.offset].count(b"\n") for c in progress.saved] == [c.lines for c in progress.saved]
+    assert [c.indexed for c in progress.saved] == [c.lines for c in progress.saved]
+    # And no request waited for a checkpoint: the next request was always on its way while one was in flight
+    assert cluster.gave_up == 0
+    # And every record is indexed, with exact counts
+    assert result == ChunkResult(chunk=0, lines=120, indexed=120, dead_lettered=0)
+    assert sorted(cluster.docs, key=int) == [str(n) for n in range(120)]

@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 
-from osbatch.contracts import dead_letter_key
+from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
 from osbatch.ingest.dead_letter import DeadLetterWriter
 
 BUCKET = "osb-dlq"
@@ -23,7 +23,7 @@ def stored(s3: Any, key: str) -> list[dict[str, Any]]:
 
 def test_key_follows_the_contract_layout() -> None:
     # Given / When a chunk's dead-letter key is made
-    key = dead_letter_key("msmarco-3f2a", "ingest", 3)
+    key = dead_letter_key("msmarco-3f2a", INGEST_DEAD_LETTERS, 3)
 
     # Then it is dead-letter/<job_id>/<stage>/<part>.jsonl, part zero-padded so keys sort by chunk
     assert key == "dead-letter/msmarco-3f2a/ingest/00003.jsonl"

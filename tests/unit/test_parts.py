@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from osbatch.backends.base import InputLimits, JobLimits
-from osbatch.steps.parts import PartWriter, TooManyRemoteJobs
+from osbatch.steps.parts import PartWriter, TooManyRemoteJobs, read_parts_list, write_parts_list
 
 PREFIX = "jobs/j/input/"
 SOURCES = "jobs/j/source/"
@@ -81,6 +81,24 @@ def test_the_last_job_under_the_minimum_takes_records_from_the_one_before(s3: An
     for key, lines in inputs.items():
         source = sources[key.split("/", 1)[1]]
         assert [record["_osbatch"]["line"] - 1 for record in source] == [line["recordId"] for line in lines]
+
+
+def test_the_parts_list_names_every_part_as_closed_after_rebalancing(s3: Any) -> None:
+    # Given jobs of 10, 10 and 3 records, rebalanced so the last takes a split part of the second
+    writer = write(s3, 23, InputLimits(10, 10**6), JobLimits(10, 10**9, min_records_per_job=4))
+    # When the parts list is written and read back
+    write_parts_list(s3, "osb-out", "jobs/j/parts.json", writer.parts_list())
+    parts = read_parts_list(s3, "osb-out", "jobs/j/parts.json")
+    # Then each entry names a part where it is, in its remote job, with the records it holds
+    inputs = listing(s3, PREFIX)
+    assert [(part.job, part.key.removeprefix(PREFIX), part.records) for part in parts] == [
+        (0, "job-00000/part-00000.jsonl", 10),
+        (1, "job-00001/part-00001.jsonl", 9),
+        (2, "job-00002/part-00003.jsonl", 1),
+        (2, "job-00002/part-00002.jsonl", 3),
+    ]
+    assert all(len(inputs[part.key.removeprefix(PREFIX)]) == part.records for part in parts)
+    assert [part.name for part in parts] == [part.key.rsplit("/", 1)[1] for part in parts]
 
 
 def test_whole_parts_move_when_they_fit_the_shortfall(s3: Any) -> None:

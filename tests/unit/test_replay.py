@@ -6,6 +6,13 @@ import json
 from typing import Any
 
 from osbatch.config import parse_pipeline
+from osbatch.contracts import (
+    INGEST_DEAD_LETTERS,
+    PREPARE_DEAD_LETTERS,
+    dead_letter_key,
+    dropped_records_dead_letter_key,
+    remote_job_dead_letter_key,
+)
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.replay import input_records, replay
@@ -83,8 +90,13 @@ def test_replaying_a_job_reads_its_ingest_dead_letters_and_hands_back_its_input_
 
     ingest = [dead_letter("map", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
     prepare = [dead_letter("parse", {"_id": "7", "text": "no newline fix"}, line=5)]
-    s3.put_object(Bucket=DLQ, Key="dead-letter/j/ingest/00000.jsonl", Body=b"\n".join(ingest) + b"\n")
-    s3.put_object(Bucket=DLQ, Key="dead-letter/j/prepare/00000.jsonl", Body=b"\n".join(prepare) + b"\n")
+    s3.put_object(
+        Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest) + b"\n"
+    )
+    # (the keys Prepare and the chunks write)
+    s3.put_object(
+        Bucket=DLQ, Key=dead_letter_key("j", PREPARE_DEAD_LETTERS, 0), Body=b"\n".join(prepare) + b"\n"
+    )
     cluster = KnnCluster()
     said: list[str] = []
 
@@ -99,3 +111,40 @@ def test_replaying_a_job_reads_its_ingest_dead_letters_and_hands_back_its_input_
     assert sorted(cluster.docs) == ["1"]
     assert (tmp_path / "j-resubmit.jsonl").read_bytes() == b'{"_id":"7","text":"no newline fix"}\n'
     assert said[-1] == "replayed 1: 1 indexed, 0 failed again"
+
+
+def test_records_without_a_model_output_are_handed_back_and_failed_jobs_name_the_file_to_upload(
+    s3: Any, tmp_path: Any
+) -> None:
+    # Given a job whose service failed one record (in a chunk's letters), whose output lacked another, and
+    # one of whose remote jobs failed as a whole
+    from cli.replay import replay_job
+
+    failed = dead_letter("inference", {"_id": "5", "text": "e", "_osbatch": {"line": 5, "error": {}}}, line=5)
+    lacked = dead_letter("inference", {"_id": "6", "text": "f"}, line=6)
+    whole = dead_letter(
+        "inference", {"file": "s3://in/a.jsonl", "records": 40, "prepared_input": "s3://o/p/"}
+    )
+    letters = {
+        dead_letter_key("j", INGEST_DEAD_LETTERS, 0): [failed],
+        dropped_records_dead_letter_key("j", "part-00000.jsonl"): [lacked],
+        remote_job_dead_letter_key("j", 1): [whole],
+    }
+    for key, entries in letters.items():
+        s3.put_object(Bucket=DLQ, Key=key, Body=b"\n".join(entries) + b"\n")
+    cluster = KnnCluster()
+    said: list[str] = []
+
+    # When the job is replayed
+    report = replay_job(
+        "j", job_id="j", config=parse_pipeline(pipeline_dict(sink=fixed_sink())), s3=s3, bucket=DLQ,
+        opensearch=cluster, resubmit_dir=tmp_path, say=said.append,
+    )  # fmt: skip
+
+    # Then nothing is indexed without a model output: both records are in the file to upload again, as
+    # the user wrote them
+    assert (report.read, report.indexed, cluster.docs) == (0, 0, {})
+    resubmit = (tmp_path / "j-resubmit.jsonl").read_bytes()
+    assert resubmit == b'{"_id":"5","text":"e"}\n{"_id":"6","text":"f"}\n'
+    # And the failed remote job's 40 records are named by the file that holds them
+    assert "40 records of s3://in/a.jsonl were not indexed because their job failed" in said[-2]

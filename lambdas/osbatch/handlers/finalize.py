@@ -22,6 +22,7 @@ def finalize(state: JobState, env: Runtime) -> JobState:
         dead_letter_bucket=env.settings.dead_letter_bucket,
         publish=env.events.publish,
         index_load=IndexLoad(env.opensearch(config), config.sink.index),
+        diff_output=not env.backend(config).joins_source,
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     if report.unaccounted:

@@ -6,7 +6,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from osbatch.contracts import dead_letter_key
+from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import runtime
 from osbatch.ingest.batch_job import batch_target, is_batch_chunk, load_staged
@@ -30,7 +30,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         target, cited = batch_target(staged, chunk.file, config), staged.files[chunk.file].cited
 
     def dead_letters(segment: int) -> DeadLetterWriter:
-        key = dead_letter_key(chunk.job_id, "ingest", chunk.chunk, segment)
+        key = dead_letter_key(chunk.job_id, INGEST_DEAD_LETTERS, chunk.chunk, segment)
         return DeadLetterWriter(s3, env.settings.dead_letter_bucket, key, job_id=chunk.job_id, source=cited)
 
     domain = env.domain_writers(config)

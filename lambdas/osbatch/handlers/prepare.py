@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from osbatch.contracts import dead_letter_key
+from osbatch.contracts import PREPARE_DEAD_LETTERS, dead_letter_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
@@ -17,7 +17,7 @@ def prepare(state: JobState, env: Runtime) -> JobState:
     dead_letters = DeadLetterWriter(
         s3,
         env.settings.dead_letter_bucket,
-        dead_letter_key(state.job_id, "parse", 0),
+        dead_letter_key(state.job_id, PREPARE_DEAD_LETTERS, 0),
         job_id=state.job_id,
         source=state.source.uri,
     )

@@ -159,7 +159,7 @@ class BulkWriter:
         self.requests = 0
         self.throttled = 0
         self.superseded = 0
-        self._taken = 0
+        self.requests_cut = 0  # each is settled once, in this order (on_settled)
 
     def add(self, doc: MappedDoc, ref: RecordRef, end: int | None = None, version: int | None = None) -> None:
         """end: the input offset just past this record (default: its start), reported back by on_settled.
@@ -183,7 +183,7 @@ class BulkWriter:
             cap = self._max_request_bytes
             reason = f"the document is {len(payload)} bytes, over the {cap}-byte request cap"
             self.flush()
-            self._record(Settled(end, failures=[Failure(ref, reason)]))
+            self._settle_in_order(Settled(end, failures=[Failure(ref, reason)]))
             return
         # Under the cap, a document bigger than max_bytes still goes, alone: OpenSearch decides its fate.
         if self._buffer and self._buffered_bytes + len(payload) > self._max_bytes:
@@ -197,25 +197,13 @@ class BulkWriter:
         batch, self._buffer, self._buffered_bytes = self._buffer, [], 0
         if not batch:
             return
+        self.requests_cut += 1
         if self._pool is None:
             self._record(self._send(batch, self._buffer_end))
             return
         while len(self._in_flight) >= self._concurrency:
             self._record(self._in_flight.popleft().result())
         self._in_flight.append(self._pool.submit(self._send, batch, self._buffer_end))
-
-    def drain(self) -> list[Failure]:
-        """Send what is buffered, wait for every request, and hand over (and forget) the failures so far."""
-        self.flush()
-        while self._in_flight:
-            self._record(self._in_flight.popleft().result())
-        failures, self._failures = self._failures, []
-        return failures
-
-    def take_indexed(self) -> int:
-        """The documents indexed since the last call (what a checkpoint adds to its count)."""
-        indexed, self._taken = self.indexed - self._taken, self.indexed
-        return indexed
 
     def close(self) -> list[Failure]:
         """Send what is buffered and wait for every request; the failures of every request so far."""
@@ -239,6 +227,16 @@ class BulkWriter:
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (0-based): full jitter over a capped exponential."""
         return self._rng() * min(self._max_backoff, self._initial_backoff * 2**retry)
+
+    def _settle_in_order(self, settled: Settled) -> None:
+        """A request's outcome known without sending it: settled after the requests cut before it."""
+        self.requests_cut += 1
+        if self._pool is None or not self._in_flight:
+            self._record(settled)
+            return
+        done: Future[Settled] = Future()
+        done.set_result(settled)
+        self._in_flight.append(done)
 
     def _record(self, settled: Settled) -> None:
         # Only the caller's thread runs this, so the totals need no lock.

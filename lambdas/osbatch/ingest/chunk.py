@@ -12,13 +12,14 @@ import hashlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
 from osbatch.ingest.bulk import BulkClient, BulkWriter
+from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import FieldMapper, MappingError
-from osbatch.ingest.models import Checkpoint, ChunkResult, Failure, IngestChunk, MappedDoc, RecordRef
+from osbatch.ingest.models import Checkpoint, ChunkResult, IngestChunk, MappedDoc, RecordRef
 from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, original, parse_record
@@ -30,17 +31,6 @@ def input_line(record: dict[str, Any]) -> int | None:
     bookkeeping = record.get(BOOKKEEPING_KEY)
     line = bookkeeping.get("line") if isinstance(bookkeeping, dict) else None
     return line if isinstance(line, int) and not isinstance(line, bool) else None
-
-
-class ChunkProgress(Protocol):
-    """Where a chunk's checkpoint is kept (the job table's chunk item)."""
-
-    def load(self) -> Checkpoint | None: ...
-
-    def save(self, checkpoint: Checkpoint) -> None: ...
-
-
-DeadLetters = Callable[[int], DeadLetterWriter]  # segment number -> the writer of that segment's dead letters
 
 
 @dataclass(frozen=True)
@@ -80,23 +70,28 @@ def ingest_chunk(
 ) -> ChunkResult:
     """Ingest the chunk, resuming from its checkpoint when an earlier attempt left one.
 
-    Every checkpoint_bytes of input, the requests in flight are awaited, the segment's dead letters stored
-    and then the checkpoint saved: the next line's offset and the counts so far. A retry starts there, with
-    those counts, so an attempt killed at any moment loses and duplicates nothing: lines before the offset
-    are indexed or in stored dead letters, and lines after it are read again (indexing by _id overwrites,
-    and the dead-letter segment after the checkpoint is rewritten under the same key).
+    Every checkpoint_bytes of input a checkpoint is marked (ingest/checkpoints.py): once the requests before
+    it settle, the segment's dead letters are stored and then the checkpoint saved: the next line's offset
+    and the counts so far. A retry starts there, with those counts, so an attempt killed at any moment loses
+    and duplicates nothing: lines before the offset are indexed or in stored dead letters, and lines after it
+    are read again (indexing by _id overwrites, and the dead-letter segment after the checkpoint is rewritten
+    under the same key).
     """
-    mapper = target.mapper
-    writer = BulkWriter.configured(opensearch, target.index, target.bulk, upsert=target.upsert, sleep=sleep)
     resumed = progress.load() if progress is not None else None
     done = resumed or Checkpoint(offset=chunk.start)
     if done.offset >= chunk.end:
-        writer.close()
         return ChunkResult(
             chunk=chunk.chunk, lines=done.lines, indexed=done.indexed, dead_lettered=done.dead_lettered
         )
-    segment = dead_letters(done.segment)
-    lines = 0
+    checkpoints = Checkpoints(done, dead_letters, progress)
+    writer = BulkWriter.configured(
+        opensearch,
+        target.index,
+        target.bulk,
+        upsert=target.upsert,
+        sleep=sleep,
+        on_settled=checkpoints.settled,
+    )
     since_checkpoint = 0
     try:
         for offset, raw in iter_chunk_lines(
@@ -105,23 +100,22 @@ def ingest_chunk(
             length = raw.length if isinstance(raw, OversizedLine) else len(raw)
             since_checkpoint += length + 1
             if raw.strip():
-                lines += 1
-                _ingest_line(chunk, offset, raw, mapper, writer, segment)
+                checkpoints.line_read()
+                _ingest_line(chunk, offset, raw, target.mapper, writer, checkpoints.letters)
             if progress is not None and since_checkpoint >= checkpoint_bytes:
-                done = _checkpoint(done, offset + length + 1, lines, writer, segment)
-                progress.save(done)
-                segment = dead_letters(done.segment)
-                lines = since_checkpoint = 0
-        _dead_letter_failures(writer.close(), segment)
+                writer.flush()  # the request under way ends at the checkpoint
+                checkpoints.mark(offset + length + 1, writer.requests_cut)
+                since_checkpoint = 0
+        writer.close()  # its failures were dead-lettered as each request settled
     except BaseException:
         writer.abort()  # no request may run on once the attempt has failed; the retry resumes
         raise
-    dead_lettered = segment.close()
+    total = checkpoints.finish()
     return ChunkResult(
         chunk=chunk.chunk,
-        lines=done.lines + lines,
-        indexed=done.indexed + writer.take_indexed(),
-        dead_lettered=done.dead_lettered + dead_lettered,
+        lines=total.lines,
+        indexed=total.indexed,
+        dead_lettered=total.dead_lettered,
         throttled=writer.throttled,
     )
 
@@ -153,27 +147,3 @@ def _ingest_line(
         doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
     version = None if chunk.version_base is None or line is None else chunk.version_base + line
     writer.add(doc, RecordRef(offset, line, raw), version=version)
-
-
-def _checkpoint(
-    done: Checkpoint, offset: int, lines: int, writer: BulkWriter, segment: DeadLetterWriter
-) -> Checkpoint:
-    """Everything read so far settled and stored: the checkpoint that says so (not yet saved)."""
-    _dead_letter_failures(writer.drain(), segment)
-    indexed = writer.take_indexed()
-    return Checkpoint(
-        offset=offset,
-        lines=done.lines + lines,
-        indexed=done.indexed + indexed,
-        dead_lettered=done.dead_lettered + segment.close(),
-        segment=done.segment + 1,
-    )
-
-
-def _dead_letter_failures(failures: list[Failure], dead_letters: DeadLetterWriter) -> None:
-    for failure in failures:
-        ref = failure.ref
-        record = parse_record(ref.raw, at_object_start=ref.offset == 0)
-        dead_letters.add(
-            stage="index", reason=failure.reason, record=record, line=ref.line, offset=ref.offset
-        )

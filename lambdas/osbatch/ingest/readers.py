@@ -134,6 +134,15 @@ def iter_chunk_lines(
         body.close()
 
 
+def object_lines(s3: Any, bucket: str, key: str) -> Iterator[tuple[int, bytes]]:
+    """(byte offset, line without its newline) for every line of a whole object, streamed."""
+    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+    try:
+        yield from split_lines(body.iter_chunks(READ_SIZE), 0, max_line_bytes=MAX_LINE_BYTES, key=key)
+    finally:
+        body.close()
+
+
 def plan_chunks(sizes: Iterable[tuple[str, int]], chunk_bytes: int) -> list[dict[str, Any]]:
     """[{"key", "start", "end"}]: each object cut into byte ranges of at most chunk_bytes, in order.
 

@@ -3,8 +3,9 @@
 The dead letters of ingest chunks (`dead-letter/<job>/ingest/`, model output lines) are mapped with the
 pipeline's current field_map and bulk-written by _id, so a replay run twice leaves the index as one run
 does. Records that still fail become dead letters again, in the replay's own object, with the new reason.
-Prepare's dead letters (`.../prepare/`: input lines that never reached the model) cannot be indexed without
-inference; `input_records` turns them into a JSONL file to fix and upload again.
+Records that never got a model output (Prepare's bad lines, a service's per-record errors, records its output
+lacks) cannot be indexed without inference; `input_records` turns them into a JSONL file to fix and upload
+again.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import MappingError
 from osbatch.ingest.models import MappedDoc, RecordRef
+from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.records import RecordError, parse_record
 
 
@@ -73,9 +75,23 @@ def replay(
     return report
 
 
+def needs_inference(entry: dict[str, Any]) -> bool:
+    """A record that never got a model output: only another upload, not a replay, can index it."""
+    return entry.get("stage") == "inference" and not file_level(entry)
+
+
+def file_level(entry: dict[str, Any]) -> bool:
+    """A letter that stands for many records of a file (a failed job or remote job), not for one record."""
+    record = entry.get("record")
+    return isinstance(record, dict) and "file" in record and isinstance(record.get("records"), int)
+
+
 def input_records(entries: Iterable[bytes]) -> Iterable[bytes]:
-    """Prepare's dead letters as input lines again: the original record, or the raw line as it was."""
+    """Dead letters of records that never got a model output as input lines again: the record as the user
+    wrote it (osbatch's `_osbatch` bookkeeping removed), or the raw line as it was."""
     for raw in entries:
         if raw.strip():
             record = jsonlines.loads(raw)["record"]
+            if isinstance(record, dict):
+                record = {key: value for key, value in record.items() if key != BOOKKEEPING_KEY}
             yield (record.encode() if isinstance(record, str) else jsonlines.dumps(record)) + b"\n"

@@ -3,12 +3,12 @@
 Conservation is checked here: records_in = indexed + dead_lettered. Whatever breaks it is reported as
 `unaccounted`, never hidden: records the backend silently dropped (sent to the model, absent from its
 output), chunks of the ingest plan that never reported, and the valid records of a job that failed
-before they were indexed. Most of these become dead letters, so `unaccounted` stays 0: records a joining
-backend (Bedrock, OpenAI) dropped are found by diffing line numbers at PlanIngest (steps/join.py), a
-failed Map's unreported chunks are dead-lettered from their checkpoints (steps/unreported.py), and a job
-that failed before ingest has its file dead-lettered whole. What remains unaccounted: records SageMaker's
-output lacks (its output is not diffed), and the chunks a tolerated Map failure left unreported. A
-finished job with any shortfall, or any record missing from the output, ends PARTIALLY_COMPLETED.
+before they were indexed. All of these become dead letters, so `unaccounted` stays 0: records a joining
+backend (Bedrock, OpenAI) dropped are found by diffing line numbers at PlanIngest (steps/join.py), records
+SageMaker's output lacks by diffing the short parts at Finalize (steps/dropped.py), the unreported chunks
+of a failed or tolerated Map are dead-lettered from their checkpoints (steps/unreported.py), and a job
+that failed before ingest has its file dead-lettered whole. A finished job with any shortfall, or any
+record missing from the output, ends PARTIALLY_COMPLETED.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from osbatch.backends.base import BatchBackend
 from osbatch.config import PipelineConfig
 from osbatch.contracts import (
+    INDEX_DEAD_LETTERS,
+    INFERENCE_DEAD_LETTERS,
     dead_letter_key,
     dead_letter_prefix,
     job_joined_prefix,
@@ -37,6 +39,7 @@ from osbatch.jobs import ChunkTally, JobTable, utc_now
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, RemoteJob
 from osbatch.search.bulk_load import IndexLoad, begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
+from osbatch.steps.dropped import FAIL_JOB_DIFF_BYTES, FINALIZE_DIFF_BYTES, dead_letter_dropped
 from osbatch.steps.failed_parts import dead_letter_failed_parts, dead_letter_remote_jobs
 from osbatch.steps.join import join_outputs
 from osbatch.steps.unreported import dead_letter_unreported
@@ -113,7 +116,7 @@ def plan_ingest(
 
         def dead_letters(number: int) -> DeadLetterWriter:
             # Numbered across plans, so a later plan's letters never overwrite an earlier one's.
-            key = dead_letter_key(state.job_id, "inference", objects_before + number)
+            key = dead_letter_key(state.job_id, INFERENCE_DEAD_LETTERS, objects_before + number)
             return DeadLetterWriter(s3, dead_letter_bucket, key, job_id=state.job_id, source=state.source.uri)
 
         joined = join_outputs(
@@ -168,7 +171,10 @@ def finalize_job(
     dead_letter_bucket: str,
     publish: Publish,
     index_load: IndexLoad | None = None,
+    diff_output: bool = False,
 ) -> tuple[JobState, JobReport]:
+    """diff_output: the backend's output carries its records (no join at PlanIngest), so records it lacks
+    are found here, when the counts come up short (steps/dropped.py)."""
     assert state.prepared is not None or state.batch is not None, "Finalize runs after Prepare"
     if index_load is not None:
         index_load.end(jobs, state.job_id)  # before the report: a job is done once its index is searchable
@@ -184,12 +190,22 @@ def finalize_job(
     # Remote jobs that failed while others completed: their records never reached a model's output.
     failed_parts = dead_letter_failed_parts(state, s3, dead_letter_bucket)
     unaccounted = _unaccounted(state, tally) - failed_parts
+    dropped = 0
+    if diff_output and unaccounted > 0:
+        dropped = dead_letter_dropped(
+            state,
+            tally,
+            s3=s3,
+            output_bucket=output_bucket,
+            dead_letter_bucket=dead_letter_bucket,
+            budget_bytes=FINALIZE_DIFF_BYTES,
+        )
+        unaccounted -= dropped
     reasons = _shortfalls(missing, planned, unaccounted, state.plan)
-    if state.plan is not None and state.plan.dead_lettered:
+    lacking = (state.plan.dead_lettered if state.plan else 0) + dropped
+    if lacking:
         reasons.insert(
-            0,
-            f"{state.plan.dead_lettered} records are missing from the model output "
-            "(dead-lettered at stage inference)",
+            0, f"{lacking} records are missing from the model output (dead-lettered at stage inference)"
         )
     if state.status is not None and state.status.state is JobStateName.PARTIALLY_COMPLETED:
         reasons.insert(0, state.status.reason or "the inference job completed partially")
@@ -197,7 +213,9 @@ def finalize_job(
     reason = "; ".join(reasons) or None
     report = _report(state, final, reason, tally, unaccounted, dead_letter_bucket)
     # chunks_reported: the chunks that reported themselves, not those settled above
-    report = replace(report, dead_lettered=report.dead_lettered + failed_parts, chunks_reported=reported)
+    report = replace(
+        report, dead_lettered=report.dead_lettered + failed_parts + dropped, chunks_reported=reported
+    )
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
@@ -255,6 +273,19 @@ def fail_job(
         report = replace(
             report, dead_lettered=report.dead_lettered + letters, unaccounted=report.unaccounted - letters
         )
+        # The remote jobs ingested before the failure may lack records, as in Finalize.
+        if backend is not None and not backend.joins_source and report.unaccounted > 0:
+            dropped = dead_letter_dropped(
+                state,
+                tally,
+                s3=s3,
+                output_bucket=output_bucket,
+                dead_letter_bucket=dead_letter_bucket,
+                budget_bytes=FAIL_JOB_DIFF_BYTES,
+            )
+            report = replace(
+                report, dead_lettered=report.dead_lettered + dropped, unaccounted=report.unaccounted - dropped
+            )
     _store(report, jobs, s3, output_bucket, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
@@ -280,8 +311,9 @@ def _dead_letter_file(state: JobState, report: JobReport, s3: S3Client, bucket: 
     valid = state.prepared.valid
     inferred = state.status is not None and state.status.state in INFERRED
     stage: Stage = "index" if inferred else "inference"
+    folder = INDEX_DEAD_LETTERS if inferred else INFERENCE_DEAD_LETTERS
     letters = DeadLetterWriter(
-        s3, bucket, dead_letter_key(state.job_id, stage, 0), job_id=state.job_id, source=state.source.uri
+        s3, bucket, dead_letter_key(state.job_id, folder, 0), job_id=state.job_id, source=state.source.uri
     )
     file_level: dict[str, Any] = {
         "file": state.source.uri,

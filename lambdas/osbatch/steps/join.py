@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, OutputObject
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
+from osbatch.ingest.readers import object_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 
 if TYPE_CHECKING:
@@ -33,7 +33,6 @@ if TYPE_CHECKING:
 
 ERROR_KEY = "error"  # under BOOKKEEPING_KEY: the service's error for this record
 SPOOL_BYTES = 64 * 1024 * 1024
-READ_BYTES = 1024 * 1024
 MISSING_FROM_OUTPUT = "missing from model output: the service returned no result and no error for it"
 
 
@@ -77,20 +76,16 @@ def join_outputs(
         letters = dead_letters(number)
         for line in sorted(records.keys() - answered):
             record = jsonlines.loads(records[line])
+            record.pop(BOOKKEEPING_KEY, None)  # the record as the user wrote it
             letters.add(stage="inference", reason=MISSING_FROM_OUTPUT, record=record, line=line)
         missing += letters.close()
     return Joined(joined, missing)
 
 
-def _lines(s3: S3Client, bucket: str, key: str) -> Any:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    return split_lines(body.iter_chunks(READ_BYTES), 0, max_line_bytes=MAX_LINE_BYTES, key=key)
-
-
 def _source_records(s3: S3Client, bucket: str, key: str) -> dict[int, bytes]:
     """line number -> the record's raw JSON line, for one part."""
     records: dict[int, bytes] = {}
-    for _, raw in _lines(s3, bucket, key):
+    for _, raw in object_lines(s3, bucket, key):
         if raw.strip():
             records[int(jsonlines.loads(raw)[BOOKKEEPING_KEY]["line"])] = raw
     return records
@@ -107,7 +102,7 @@ def _join_one(
     """The joined object's size, and the lines of `records` some output line answered."""
     size, answered = 0, set()
     with tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as spool:
-        for _, raw in _lines(s3, output.bucket, output.key):
+        for _, raw in object_lines(s3, output.bucket, output.key):
             if not raw.strip():
                 continue
             record = _joined(backend, raw, records)

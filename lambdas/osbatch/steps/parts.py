@@ -6,6 +6,9 @@ remote job. Part numbers run over the whole upload, so a part's name is unique i
 records (joined backends) stay at `source/part-MMMMM.jsonl` whichever group holds it. Groups fill in order
 and a part is cut early when its group is full, so no part straddles two remote jobs.
 
+Prepare also writes the list of parts (contracts.job_parts_key: each part's remote job, key and records),
+so Finalize can tell which part's output came up short without reading any output (steps/dropped.py).
+
 Minimum records per job (Bedrock refuses a job below it): only the last group can fall under it, since every
 earlier one was closed full. The previous group's tail records then move into it: whole parts by copy, and
 at most one part split in two, read back from S3 (a part is bounded by the per-file limits). Both groups stay
@@ -19,16 +22,18 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from pydantic import TypeAdapter
+
 from osbatch import jsonlines
 from osbatch.backends.base import InputLimits, JobLimits
 from osbatch.contracts import job_group
-from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
+from osbatch.ingest.readers import object_lines
+from osbatch.models import Model
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 SPOOL_BYTES = 64 * 1024 * 1024  # parts above this spill to /tmp instead of Lambda memory
-READ_BYTES = 1024 * 1024
 
 
 class TooManyRemoteJobs(ValueError):
@@ -60,6 +65,26 @@ class Group:
     @property
     def bytes(self) -> int:
         return sum(part.bytes for part in self.parts)
+
+
+class PreparedPart(Model):
+    """One input part as the parts list records it."""
+
+    name: str  # part_name(number): its output object is `<name>.out`
+    job: int  # the remote job (PreparedJob.index) it was sent to
+    key: str  # in the output bucket
+    records: int
+
+
+PARTS_LIST = TypeAdapter(list[PreparedPart])
+
+
+def write_parts_list(s3: S3Client, bucket: str, key: str, parts: list[PreparedPart]) -> None:
+    s3.put_object(Bucket=bucket, Key=key, Body=PARTS_LIST.dump_json(parts))
+
+
+def read_parts_list(s3: S3Client, bucket: str, key: str) -> list[PreparedPart]:
+    return PARTS_LIST.validate_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
 class PartWriter:
@@ -116,6 +141,19 @@ class PartWriter:
         if self._file is not None:
             self._upload()
         self._rebalance()
+
+    def parts_list(self) -> list[PreparedPart]:
+        """Every part as closed (after rebalancing moved or split any), in remote job order."""
+        return [
+            PreparedPart(
+                name=part_name(part.number),
+                job=group.index,
+                key=self.input_key(group, part.number),
+                records=part.records,
+            )
+            for group in self.groups
+            for part in group.parts
+        ]
 
     def _file_full(self, incoming: int) -> bool:
         return (
@@ -196,8 +234,7 @@ class PartWriter:
 
     def _cut(self, key: str, keep: int, tail_key: str) -> tuple[int, int]:
         """Rewrite `key` with its first `keep` lines and put the others at `tail_key`; their sizes."""
-        body = self._s3.get_object(Bucket=self._bucket, Key=key)["Body"]
-        lines = split_lines(body.iter_chunks(READ_BYTES), 0, max_line_bytes=MAX_LINE_BYTES, key=key)
+        lines = object_lines(self._s3, self._bucket, key)
         sizes = [0, 0]
         with (
             tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES) as head,

@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from osbatch.backends.base import BatchBackend, InputLimits
 from osbatch.config import PipelineConfig
-from osbatch.contracts import job_group, job_input_prefix, job_source_prefix
+from osbatch.contracts import job_group, job_input_prefix, job_parts_key, job_source_prefix
 from osbatch.ingest.dead_letter import Stage
-from osbatch.ingest.readers import MAX_LINE_BYTES, split_lines
+from osbatch.ingest.readers import object_lines
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.jobs import JobTable
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob
@@ -22,7 +22,7 @@ from osbatch.records import RecordError, json_type, original, parse_record
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
 from osbatch.seen_ids import SeenIds
-from osbatch.steps.parts import PartWriter
+from osbatch.steps.parts import PartWriter, write_parts_list
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -69,8 +69,7 @@ def prepare_job(
     records_in = valid = blank = duplicates = 0
     seen = SeenIds()
 
-    body = s3.get_object(Bucket=state.source.bucket, Key=state.source.key)["Body"]
-    lines = split_lines(body.iter_chunks(1024 * 1024), 0, max_line_bytes=MAX_LINE_BYTES, key=state.source.key)
+    lines = object_lines(s3, state.source.bucket, state.source.key)
     for number, (_, raw) in enumerate(lines, start=1):
         if not raw.strip():
             blank += 1  # a blank line is not a record (trailing newlines, spacing)
@@ -90,6 +89,7 @@ def prepare_job(
         valid += 1
         duplicates += not seen.add(doc_id)
     parts.close()
+    write_parts_list(s3, output_bucket, job_parts_key(state.job_id), parts.parts_list())
     dead_lettered = dead_letters.close()
 
     prepared = Prepared(

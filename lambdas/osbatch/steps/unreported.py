@@ -10,16 +10,16 @@ dead letters too: not confirmed indexed, and a replay by _id overwrites them har
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING
 
-from osbatch.contracts import dead_letter_key, plan_key, plan_name
+from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
 from osbatch.ingest.chunk import input_line
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import iter_chunk_lines
 from osbatch.jobs import ChunkCounts, ChunkTally, JobTable
 from osbatch.models import JobState
 from osbatch.records import RecordError, original, parse_record
+from osbatch.steps.plans import plan_items
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -34,13 +34,7 @@ def dead_letter_unreported(
     if plan is None or not tally.missing(plan.chunks):
         return 0
     # A missing chunk may be from any of the job's plans (one per finished remote job).
-    items = [
-        item
-        for number in range(plan.number + 1)
-        for item in json.loads(
-            s3.get_object(Bucket=plan.bucket, Key=plan_key(state.job_id, plan_name(number)))["Body"].read()
-        )
-    ]
+    items = plan_items(s3, state.job_id, plan)
     missing = set(tally.missing(plan.chunks))
     settled = 0
     for item in items:
@@ -54,7 +48,9 @@ def dead_letter_unreported(
             if checkpoint
             else ChunkCounts()
         )
-        key = dead_letter_key(state.job_id, "ingest", chunk, checkpoint.segment if checkpoint else 0)
+        key = dead_letter_key(
+            state.job_id, INGEST_DEAD_LETTERS, chunk, checkpoint.segment if checkpoint else 0
+        )
         writer = DeadLetterWriter(s3, dead_letter_bucket, key, job_id=state.job_id, source=state.source.uri)
         lines = 0
         if start < int(item["end"]):
