@@ -139,7 +139,8 @@ def grant_join_access(functions: Functions, storage: Storage) -> None:
 
 def grant_batch_ingest_access(functions: Functions, storage: Storage, source_buckets: Sequence[str]) -> None:
     """`osbatch batch-ingest --stack` (osbatch.ingest.batch_job): plan-ingest reads the staged request,
-    ingest-chunk reads it and the request's files, fail-job reads the files of chunks that never reported.
+    ingest-chunk reads it and the request's files, finalize and fail-job read the files of chunks that never
+    reported.
     S3 sources are read where they are, so only the buckets named in context `batch_ingest_buckets` are
     readable, and only by those two functions; local and OpenAI files are staged under jobs/<id>/."""
     out = storage.output_bucket
@@ -149,8 +150,10 @@ def grant_batch_ingest_access(functions: Functions, storage: Storage, source_buc
     sources = [f"arn:{partition}:s3:::{bucket}/*" for bucket in source_buckets]
     allow(functions.role("plan-ingest"), ["s3:GetObject"], requests, reason=RUNTIME_IDS)
     allow(functions.role("ingest-chunk"), ["s3:GetObject"], [*requests, *staged], reason=RUNTIME_IDS)
-    allow(functions.role("fail-job"), ["s3:GetObject"], staged, reason=RUNTIME_IDS)
+    # Finalize, for the chunks a tolerated Map failure left unreported, reads them as fail-job does.
+    for settler in ("finalize", "fail-job"):
+        allow(functions.role(settler), ["s3:GetObject"], staged, reason=RUNTIME_IDS)
     if sources:
         reason = "Objects of the buckets context batch_ingest_buckets names; a request chooses the keys."
-        allow(functions.role("ingest-chunk"), ["s3:GetObject"], sources, reason=reason)
-        allow(functions.role("fail-job"), ["s3:GetObject"], sources, reason=reason)
+        for reader in ("ingest-chunk", "finalize", "fail-job"):
+            allow(functions.role(reader), ["s3:GetObject"], sources, reason=reason)

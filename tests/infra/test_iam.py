@@ -60,7 +60,7 @@ EXPECTED = {
     },
     "finalize": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
-        "events:PutEvents", *LOAD,
+        "events:PutEvents", *LOAD, "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem",
     },
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
@@ -187,6 +187,7 @@ def test_batch_requests_read_only_their_staged_objects_and_the_allowed_source_bu
     source = f"arn:<AWS::Partition>:s3:::{BATCH_SOURCE_BUCKET}/*"
     assert {function: found for function, found in others.items() if found} == {
         "ingest-chunk": [source],
+        "finalize": [source],
         "fail-job": [source],
     }
     # And the staged request and files are read only by the steps that run a request
@@ -207,7 +208,11 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
         "/jobs/*/input/*",
     ]
     # And each writer reaches only its own part of the layout
-    assert _keys(main, "prepare", "s3:PutObject") == ["/dead-letter/*", "/jobs/*/input/*"]
+    assert _keys(main, "prepare", "s3:PutObject") == [
+        "/dead-letter/*",
+        "/jobs/*/input/*",
+        "/jobs/*/parts.json",
+    ]
     assert _keys(main, "plan-ingest", "s3:PutObject") == ["/jobs/*/plans/*.json"]
     assert _keys(main, "ingest-chunk", "s3:GetObject") == [
         "/jobs/*/batch-files/*",
@@ -217,11 +222,15 @@ def test_object_grants_are_held_to_their_key_prefixes(main: Synthesized) -> None
     assert _keys(main, "ingest-chunk", "s3:PutObject") == ["/dead-letter/*"]
     assert _keys(main, "finalize", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
     assert _keys(main, "fail-job", "s3:PutObject") == ["/dead-letter/*", "/reports/*.json"]
-    assert _keys(main, "fail-job", "s3:GetObject") == [
-        "/jobs/*/batch-files/*",
-        "/jobs/*/output/*",
-        "/jobs/*/plans/*.json",
-    ]
+    # And the steps that settle unreported chunks and diff short outputs read plans, outputs and inputs
+    for settler in ("finalize", "fail-job"):
+        assert _keys(main, settler, "s3:GetObject") == [
+            "/jobs/*/batch-files/*",
+            "/jobs/*/input/*",
+            "/jobs/*/output/*",
+            "/jobs/*/parts.json",
+            "/jobs/*/plans/*.json",
+        ], settler
 
 
 def test_listing_is_held_to_key_prefixes(main: Synthesized) -> None:
