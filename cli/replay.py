@@ -14,9 +14,10 @@ decides what a replay can do with it:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from osbatch import jsonlines
 from osbatch.config import PipelineConfig
@@ -35,6 +36,8 @@ from osbatch.s3uri import split_s3_uri
 
 # The folders a job id replays, in this order (a replay's own failures are replayed by naming the object).
 FOLDERS = (INGEST_DEAD_LETTERS, PREPARE_DEAD_LETTERS, INFERENCE_DEAD_LETTERS, INDEX_DEAD_LETTERS)
+# The folders whose letters never hold a model output line, so nothing in them can be indexed again.
+OUTPUT_LESS = (PREPARE_DEAD_LETTERS, INFERENCE_DEAD_LETTERS, INDEX_DEAD_LETTERS)
 
 
 def _keys(s3: Any, bucket: str, prefix: str) -> Iterator[str]:
@@ -49,6 +52,44 @@ def _lines(s3: Any, bucket: str, key: str) -> Iterator[bytes]:
         yield from body.iter_lines()
     finally:
         body.close()
+
+
+def _sorted_out(entries: Iterator[bytes], resubmit: _Resubmit, uploads: Counter[str]) -> Iterator[bytes]:
+    """The letters a replay can index; the others go to the resubmit file or the uploads as they pass."""
+    for raw in entries:
+        if not raw.strip():
+            continue
+        entry = jsonlines.loads(raw)
+        if file_level(entry):
+            uploads[entry["record"]["file"]] += entry["record"]["records"]
+        elif needs_inference(entry):
+            resubmit.add(raw)
+        else:
+            yield raw
+
+
+class _Resubmit:
+    """The local file of records to fix and upload again, created with its first record."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._out: BinaryIO | None = None
+
+    def add(self, raw: bytes) -> None:
+        if self._out is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._out = self.path.open("wb")
+        self._out.writelines(input_records([raw]))
+        self.count += 1
+
+    def extend(self, entries: Iterator[bytes]) -> None:
+        for raw in entries:
+            self.add(raw)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
 
 
 def replay_job(
@@ -71,39 +112,32 @@ def replay_job(
         keys = [key for folder in FOLDERS for key in _keys(s3, bucket, prefix + folder)]
     total = ReplayReport()
     target = IngestTarget.of_pipeline(config)
-    resubmit: list[bytes] = []
-    uploads: dict[str, int] = {}  # file to upload again -> the records its file-level letters stand for
-    for key in keys:
-        indexable = []
-        for raw in _lines(s3, bucket, key):
-            if not raw.strip():
+    resubmit = _Resubmit(resubmit_dir / f"{job_id}-resubmit.jsonl")
+    uploads: Counter[str] = Counter()  # file to upload again -> the records its file-level letters stand for
+    try:
+        for key in keys:
+            lines = _sorted_out(_lines(s3, bucket, key), resubmit, uploads)
+            if key.startswith(tuple(prefix + folder for folder in OUTPUT_LESS)):
+                resubmit.extend(lines)  # Prepare's bad lines: no model output line to index
                 continue
-            entry = jsonlines.loads(raw)
-            if file_level(entry):
-                uploads[entry["record"]["file"]] = (
-                    uploads.get(entry["record"]["file"], 0) + entry["record"]["records"]
-                )
-            elif needs_inference(entry) or key.startswith(prefix + PREPARE_DEAD_LETTERS):
-                resubmit.append(raw)
-            else:
-                indexable.append(raw)
-        if not indexable:
-            continue
-        name = key.rsplit("/", 1)[-1]
-        dead = DeadLetterWriter(
-            s3, bucket, f"{prefix}{REPLAY_DEAD_LETTERS}{name}", job_id=job_id, source=f"s3://{bucket}/{key}"
-        )
-        report = replay(indexable, target=target, opensearch=opensearch, dead_letters=dead)
-        say(f"  {key}: {report.read} read, {report.indexed} indexed, {report.dead_lettered} failed again")
-        total.read += report.read
-        total.indexed += report.indexed
-        total.dead_lettered += report.dead_lettered
-    if resubmit:
-        resubmit_dir.mkdir(parents=True, exist_ok=True)
-        path = resubmit_dir / f"{job_id}-resubmit.jsonl"
-        with path.open("wb") as out:
-            out.writelines(input_records(resubmit))
-        say(f"  {len(resubmit)} records never got a model output: fix them in {path} and `osbatch submit` it")
+            name = key.rsplit("/", 1)[-1]
+            dead = DeadLetterWriter(
+                s3,
+                bucket,
+                f"{prefix}{REPLAY_DEAD_LETTERS}{name}",
+                job_id=job_id,
+                source=f"s3://{bucket}/{key}",
+            )
+            report = replay(lines, target=target, opensearch=opensearch, dead_letters=dead)
+            say(f"  {key}: {report.read} read, {report.indexed} indexed, {report.dead_lettered} failed again")
+            total.read += report.read
+            total.indexed += report.indexed
+            total.dead_lettered += report.dead_lettered
+    finally:
+        resubmit.close()
+    if resubmit.count:
+        fix = f"fix them in {resubmit.path} and `osbatch submit` it"
+        say(f"  {resubmit.count} records never got a model output: {fix}")
     for file, records in uploads.items():
         say(f"  {records} records of {file} were not indexed because their job failed: upload {file} again")
     again = f"; failures in s3://{bucket}/{prefix}{REPLAY_DEAD_LETTERS}" if total.dead_lettered else ""

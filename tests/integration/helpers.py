@@ -7,9 +7,41 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from local.aws import session
+from local.deploy import deploy_local, load_pipelines
+from local.runtime import AWS_URL, LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.jobs import JobTable
+from osbatch.search.client import opensearch_client
 
 T = TypeVar("T")
+PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")  # the test pipelines (not the examples)
+
+
+def pipeline_configs() -> dict[str, PipelineConfig]:
+    return {config.name: config for config in load_pipelines(PIPELINES)}
+
+
+def deploy_stack(runtime: LocalRuntime, *fresh_indices: str) -> Any:
+    """The test pipelines' stack on the local runtime; the indices named start empty."""
+    client = opensearch_client(runtime.opensearch.url)
+    for index in fresh_indices:
+        client.indices.delete(index=index, ignore_unavailable=True)
+    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+
+
+def job_table(stack: Any) -> JobTable:
+    return JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
+
+
+def wait_for_remote_jobs(jobs: JobTable, job_id: str) -> list[dict[str, Any]]:
+    """Once StartJob recorded the job's remote jobs: what a cancel needs to find running."""
+    found: list[dict[str, Any]] = eventually(
+        lambda: (jobs.get(job_id) or {}).get("remote_jobs"), what=f"the remote jobs of {job_id}"
+    )
+    return found
 
 
 def eventually(probe: Callable[[], T | None], *, timeout: float = 120.0, what: str = "condition") -> T:

@@ -6,24 +6,21 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.contracts import report_key
 from osbatch.jobs import JobTable
-from osbatch.search.client import opensearch_client
+from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
 from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 __all__ = ["clean_faults"]  # the autouse fixture: every test starts and ends with no faults set
 # StartJob retries throttling for the longest retry_time_window of the deployed pipelines (PT2H), which the
 # runtime's clock runs at 1/100: about 72 s of waits before the job fails.
@@ -33,21 +30,18 @@ BEDROCK_MINIMUM = 100  # records per job (the emulator's default, as on AWS)
 
 @pytest.fixture(scope="module")
 def configs() -> dict[str, PipelineConfig]:
-    return {config.name: config for config in load_pipelines(PIPELINES)}
+    return pipeline_configs()
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, configs: dict[str, PipelineConfig]) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    for name in ("e2e-bedrock", "e2e-openai", "e2e-openai-throttle", "e2e-openai-expiry"):
-        client.indices.delete(index=configs[name].sink.index, ignore_unavailable=True)
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    fresh = ("e2e-bedrock", "e2e-openai", "e2e-openai-throttle", "e2e-openai-expiry")
+    return deploy_stack(runtime, *(configs[name].sink.index for name in fresh))
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 def faults_left(base: str) -> dict[str, Any]:

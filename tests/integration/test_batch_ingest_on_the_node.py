@@ -123,11 +123,10 @@ class OpenAIFiles(BaseHTTPRequestHandler):
         pass
 
 
-def test_the_three_file_openai_example_joins_on_custom_id(
-    client: OpenSearch, index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given the documented OpenAI batch output, its input, and a third file, served by a Files API endpoint
-    create(client, index, {"question_embedding": knn(), "answer_embedding": knn()})
+def serve_openai_example(monkeypatch: pytest.MonkeyPatch, tag: str) -> tuple[HTTPServer, dict[str, Any]]:
+    """Reference 001's three OpenAI files (the batch output, its input, and a third file whose
+    custom_field2 is `<tag>-<n>`), lines in a different order in each so the join cannot depend on it,
+    served by a Files API endpoint the SDK is pointed at. The server (to shut down) and the data_source."""
     output, inputs, other = [], [], []
     for n in (1, 2, 3):
         data = [{"object": "embedding", "index": i, "embedding": vector(n + i / 10)} for i in range(2)]
@@ -139,8 +138,9 @@ def test_the_three_file_openai_example_joins_on_custom_id(
         inputs.append(
             {"custom_id": f"request-{n}", "method": "POST", "url": "/v1/embeddings", "body": request}
         )
-        other.append({"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"two-{n}"})
-    # Lines in different orders in each file: the join must not depend on it
+        other.append(
+            {"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"{tag}-{n}"}
+        )
     OpenAIFiles.files = {
         "file-out": "".join(json.dumps(r) + "\n" for r in output).encode(),
         "file-in": "".join(json.dumps(r) + "\n" for r in reversed(inputs)).encode(),
@@ -150,8 +150,16 @@ def test_the_three_file_openai_example_joins_on_custom_id(
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    body = {**OPENAI_BODY, "index_name": index,
-            "data_source": {"type": "openAI", "source": ["file-out", "file-in", "file-other"]}}  # fmt: skip
+    return server, {"type": "openAI", "source": ["file-out", "file-in", "file-other"]}
+
+
+def test_the_three_file_openai_example_joins_on_custom_id(
+    client: OpenSearch, index: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the documented OpenAI batch output, its input, and a third file, served by a Files API endpoint
+    create(client, index, {"question_embedding": knn(), "answer_embedding": knn()})
+    server, files = serve_openai_example(monkeypatch, tag="two")
+    body = {**OPENAI_BODY, "index_name": index, "data_source": files}
 
     # When the request runs
     try:

@@ -6,23 +6,27 @@ import json
 import time
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli.search import semantic_search
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
+from tests.integration.helpers import (
+    PIPELINES,
+    deploy_stack,
+    job_table,
+    pipeline_configs,
+    wait_for_remote_jobs,
+)
 from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 
 def set_faults(**faults: Any) -> None:
@@ -38,20 +42,17 @@ def set_faults(**faults: Any) -> None:
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    return {config.name: config for config in load_pipelines(PIPELINES)}["e2e-bedrock"]
+    return pipeline_configs()["e2e-bedrock"]
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    return deploy_stack(runtime, config.sink.index)
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 @pytest.fixture(autouse=True)
@@ -121,13 +122,11 @@ def test_osbatch_cancel_stops_a_bedrock_or_openai_job(
     from cli.main import main
 
     # Given a job whose remote job stays in progress
-    config = {config.name: config for config in load_pipelines(PIPELINES)}[pipeline]
+    config = pipeline_configs()[pipeline]
     set_faults(hold_jobs=True)
     body = b"".join(json.dumps({"_id": f"held-{n}", "text": f"t {n}"}).encode() + b"\n" for n in range(100))
     job_id = upload(stack, config, f"held-{time.time_ns()}.jsonl", body)
-    deadline = time.monotonic() + 120
-    while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_remote_jobs(jobs, job_id)
     # When the user cancels it
     assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
     job = wait_for_end(jobs, job_id)
@@ -138,7 +137,7 @@ def test_osbatch_cancel_stops_a_bedrock_or_openai_job(
 
 def test_a_job_past_its_timeout_is_expired_and_stopped(stack: Any, jobs: JobTable) -> None:
     # Given a pipeline whose timeout_hours is seconds, and a Bedrock job that stays in progress
-    config = {config.name: config for config in load_pipelines(PIPELINES)}["e2e-expiry"]
+    config = pipeline_configs()["e2e-expiry"]
     set_faults(hold_jobs=True)
     body = b"".join(json.dumps({"_id": f"slow-{n}", "text": f"t {n}"}).encode() + b"\n" for n in range(100))
     # When it is uploaded and the deadline passes

@@ -5,52 +5,39 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cli.search import semantic_search
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
-from tests.integration.helpers import eventually
-from tests.integration.test_bedrock_backend import set_faults
+from tests.integration.helpers import deploy_stack, eventually, job_table, pipeline_configs
+from tests.integration.test_bedrock_backend import clean_faults, set_faults
 from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
+__all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
 # The emulator's quotas, the same as the pipeline's (pipelines/e2e-bedrock-parts.yaml).
 QUOTAS = {"min_records_per_job": 10, "max_records_per_job": 40}
 
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    return {config.name: config for config in load_pipelines(PIPELINES)}["e2e-bedrock-parts"]
+    return pipeline_configs()["e2e-bedrock-parts"]
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    return deploy_stack(runtime, config.sink.index)
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(runtime: LocalRuntime) -> Iterator[None]:
-    set_faults()
-    yield
-    set_faults()
+    return job_table(stack)
 
 
 def body_of(records: list[dict[str, Any]], extra: bytes = b"") -> bytes:

@@ -7,43 +7,37 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
-from osbatch.search.client import opensearch_client
+from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_end_to_end import upload, wait_for_end
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 # Bedrock's minimum is 100 records per job; SageMaker takes them as well.
 RECORDS = 100
 
 
 @pytest.fixture(scope="module")
 def configs() -> dict[str, PipelineConfig]:
-    return {config.name: config for config in load_pipelines(PIPELINES)}
+    return pipeline_configs()
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, configs: dict[str, PipelineConfig]) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    for name in ("e2e-wake", "e2e-wake-bedrock", "e2e"):
-        client.indices.delete(index=configs[name].sink.index, ignore_unavailable=True)
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    fresh = ("e2e-wake", "e2e-wake-bedrock", "e2e")
+    return deploy_stack(runtime, *(configs[name].sink.index for name in fresh))
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 def body(tag: str) -> bytes:

@@ -6,7 +6,6 @@ import contextlib
 import json
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,36 +13,38 @@ import pytest
 from cli.main import main
 from cli.search import semantic_search
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
+from tests.integration.helpers import (
+    PIPELINES,
+    deploy_stack,
+    job_table,
+    pipeline_configs,
+    wait_for_remote_jobs,
+)
 
 pytestmark = pytest.mark.integration
 # Its own prefix and index: these tests must never touch the demo's python-docs index.
 # Every integration module deploys the same pipelines, so moving between modules never reshapes the stack.
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    by_name = {config.name: config for config in load_pipelines(PIPELINES)}
+    by_name = pipeline_configs()
     return by_name["e2e"]
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    client.indices.delete(index=config.sink.index, ignore_unavailable=True)  # each run starts empty
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    return deploy_stack(runtime, config.sink.index)
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 def upload(stack: Any, config: PipelineConfig, name: str, body: bytes) -> str:
@@ -217,9 +218,7 @@ def test_cancel_stops_the_inference_job_and_the_job_ends_cancelled(
         job_id = upload(
             stack, config, f"e2e-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
         )
-        deadline = time.monotonic() + 120
-        while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_remote_jobs(jobs, job_id)
         # When the user cancels it
         assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
         job = wait_for_end(jobs, job_id)

@@ -10,10 +10,8 @@ every function is our real handler in its sandbox.
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,20 +21,19 @@ from opensearchpy import OpenSearch
 from cli.batch_stack import run_on_stack
 from local.aws import session
 from local.aws.sandbox.logs import log_file
-from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.contracts import plan_key, plan_name
 from osbatch.ingest.batch_request import parse_batch_request
 from osbatch.jobs import JobTable
-from tests.integration.test_batch_ingest_on_the_node import OpenAIFiles, vector
+from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
+from tests.integration.test_batch_ingest_on_the_node import serve_openai_example, vector
 from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
 from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
 from tests.unit.test_batch_ingest import OPENAI_BODY
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 INGEST_CHUNK_HANDLER = "osbatch.handlers.ingest_chunk.handler"
 KILL_TIMEOUT_SECONDS = 15  # the ingest-chunk function's Timeout during the kill test (900 when deployed)
 __all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
@@ -44,18 +41,17 @@ __all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
 
 @pytest.fixture(scope="module")
 def configs() -> dict[str, PipelineConfig]:
-    return {config.name: config for config in load_pipelines(PIPELINES)}
+    return pipeline_configs()
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime) -> Any:
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    return deploy_stack(runtime)
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 @pytest.fixture
@@ -96,26 +92,7 @@ def test_the_three_file_openai_example_runs_on_the_stacks_map_and_a_rerun_starts
     # Given the documented OpenAI output, its input and a third file, lines in different orders, served by
     # a Files API endpoint; the third file differs from any earlier run's, so this is a new job
     run = time.time_ns()
-    output, inputs, other = [], [], []
-    for n in (1, 2, 3):
-        data = [{"object": "embedding", "index": i, "embedding": vector(n + i / 10)} for i in range(2)]
-        response = {"status_code": 200, "body": {"object": "list", "data": data}}
-        output.append({"id": f"batch_req_{n}", "custom_id": f"request-{n}", "response": response})
-        body = {"model": "text-embedding-ada-002", "input": [f"question {n}", f"answer {n}"]}
-        inputs.append({"custom_id": f"request-{n}", "method": "POST", "url": "/v1/embeddings", "body": body})
-        other.append(
-            {"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"{run}-{n}"}
-        )
-    OpenAIFiles.files = {
-        "file-out": "".join(json.dumps(r) + "\n" for r in output).encode(),
-        "file-in": "".join(json.dumps(r) + "\n" for r in reversed(inputs)).encode(),
-        "file-other": "".join(json.dumps(r) + "\n" for r in (other[1], other[2], other[0])).encode(),
-    }
-    server = HTTPServer(("127.0.0.1", 0), OpenAIFiles)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    files = {"type": "openAI", "source": ["file-out", "file-in", "file-other"]}
+    server, files = serve_openai_example(monkeypatch, tag=str(run))
     request = {**OPENAI_BODY, "index_name": batch.sink.index, "data_source": files}
 
     # When it runs on the stack, and then runs again

@@ -5,36 +5,29 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from local.aws import session
-from local.deploy import deploy_local, load_pipelines
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
-from osbatch.search.client import opensearch_client
+from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_bedrock_backend import clean_faults
 from tests.integration.test_end_to_end import upload, wait_for_end
 
 pytestmark = pytest.mark.integration
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 __all__ = ["clean_faults"]  # resets faults and the emulators' peak counts around each test
 
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    return {config.name: config for config in load_pipelines(PIPELINES)}["e2e-slots"]
+    return pipeline_configs()["e2e-slots"]
 
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
-    return deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    return deploy_stack(runtime, config.sink.index)
 
 
 def peaks() -> dict[str, int]:
@@ -47,7 +40,7 @@ def test_twenty_uploads_at_once_never_run_more_than_three_jobs(
 ) -> None:
     # Given a pipeline with max_jobs_in_flight 3
     assert config.inference.max_jobs_in_flight == 3
-    jobs = JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
+    jobs = job_table(stack)
     # When 20 files are uploaded at once
     job_ids = [
         upload(

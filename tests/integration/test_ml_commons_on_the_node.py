@@ -7,7 +7,6 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,13 +14,20 @@ import pytest
 from cli.main import main
 from cli.search import semantic_search
 from local.aws import session
-from local.deploy import deploy_local, load_pipelines, transform_settings
+from local.deploy import transform_settings
 from local.emulators.node_facing import node_facing_host
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
 from osbatch.search.ml import MlCommons
+from tests.integration.helpers import (
+    PIPELINES,
+    deploy_stack,
+    job_table,
+    pipeline_configs,
+    wait_for_remote_jobs,
+)
 from tests.integration.test_bedrock_backend import TOPICS
 from tests.integration.test_end_to_end import upload, wait_for_end
 
@@ -32,13 +38,12 @@ pytestmark = [
         reason="no address ML Commons' batch calls can reach (local/emulators/node_facing.py)",
     ),
 ]
-PIPELINES = str(Path(__file__).parent / "pipelines" / "*.yaml")
 NAME = "e2e-ml-commons"
 
 
 @pytest.fixture(scope="module")
 def config() -> PipelineConfig:
-    return {config.name: config for config in load_pipelines(PIPELINES)}[NAME]
+    return pipeline_configs()[NAME]
 
 
 def run_setup(capsys: pytest.CaptureFixture[str]) -> str:
@@ -48,17 +53,14 @@ def run_setup(capsys: pytest.CaptureFixture[str]) -> str:
 
 @pytest.fixture(scope="module")
 def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    client = opensearch_client(runtime.opensearch.url)
-    client.indices.delete(index=config.sink.index, ignore_unavailable=True)
-    stack = deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
+    stack = deploy_stack(runtime, config.sink.index)
     assert main(["--pipelines", PIPELINES, "setup", "--pipeline", NAME]) == 0  # the batch model
     return stack
 
 
 @pytest.fixture(scope="module")
 def jobs(stack: Any) -> JobTable:
-    table = session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"])
-    return JobTable(table)
+    return job_table(stack)
 
 
 @pytest.fixture(scope="module")
@@ -142,9 +144,7 @@ def test_cancel_goes_through_ml_commons_and_the_job_ends_cancelled(
         job_id = upload(
             stack, config, f"mlc-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
         )
-        deadline = time.monotonic() + 120
-        while not (jobs.get(job_id) or {}).get("remote_jobs") and time.monotonic() < deadline:
-            time.sleep(0.2)
+        wait_for_remote_jobs(jobs, job_id)
         # When the user cancels it (POST /_plugins/_ml/tasks/<id>/_cancel)
         assert main(["--pipelines", PIPELINES, "cancel", job_id]) == 0
         job = wait_for_end(jobs, job_id)
