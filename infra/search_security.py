@@ -129,7 +129,10 @@ class SecurityMapping(Construct):
         stack = Stack.of(self)
         self.function_name = mapping_function_name(stack.stack_name)
         function_arn = stack.format_arn(
-            service="lambda", resource="function", resource_name=self.function_name
+            service="lambda",
+            resource="function",
+            resource_name=self.function_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
         self.master_role = iam.Role(
             self,
