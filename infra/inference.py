@@ -187,8 +187,8 @@ def model_arn(stack: Stack, name: str, region: str | None = None) -> str:
 
 def model_condition(model_arns: Sequence[str]) -> dict[str, Any]:
     """CreateTransformJob's sagemaker:ModelArn held to these models (SageMaker ARNs hold names in lower
-    case; the comparison ignores case, since a ModelName may have upper case)."""
-    return {"StringEqualsIgnoreCase": {"sagemaker:ModelArn": list(model_arns)}}
+    case, as model_arn writes them)."""
+    return {"ArnLike": {"sagemaker:ModelArn": list(model_arns)}}
 
 
 def _repository_arn(stack: Stack, image: str) -> str:
