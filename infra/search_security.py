@@ -85,11 +85,14 @@ FUNCTION_NAME_MAX = 64
 ENVIRONMENT_LIMIT = 4096
 ROLE_ARN_MAX = len("arn:aws-us-gov:iam::123456789012:role/") + 64
 ENDPOINT_MAX = 128
+# The index list is in the environment once (INDICES), not once per role: the handler puts it in its place.
+INDICES_PLACEHOLDER = "<indices>"
 
 
-def role_bodies(indices: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """Each OpenSearch role's body (PUT _plugins/_security/api/roles/<name>)."""
-    patterns = list(indices)
+def role_bodies(indices: Sequence[str] | str) -> dict[str, dict[str, Any]]:
+    """Each OpenSearch role's body (PUT _plugins/_security/api/roles/<name>); `indices` may be the
+    placeholder the handler replaces with its INDICES."""
+    patterns = indices if isinstance(indices, str) else list(indices)
 
     def on_indices(actions: list[str]) -> list[dict[str, Any]]:
         return [{"index_patterns": patterns, "allowed_actions": actions}]
@@ -161,13 +164,14 @@ class SecurityMapping(Construct):
         Returns the domain-policy statement that lets the master role apply it, and the resource."""
         stack = Stack.of(self)
         roles = [role for role in ROLE_ORDER if members.get(role)]
-        bodies = role_bodies(indices)
+        bodies = role_bodies(INDICES_PLACEHOLDER)
         requests: list[list[object]] = []
         for role in roles:
             requests.append([f"{SECURITY_API}/roles/{role}", bodies[role]])
             arns = list(dict.fromkeys(r.role_arn for r in members[role]))
             requests.append([f"{SECURITY_API}/rolesmapping/{role}", {"backend_roles": arns}])
-        _check_fits_the_environment(requests, sum(len(members[role]) for role in roles))
+        patterns = json.dumps(list(indices), separators=(",", ":"))
+        _check_fits_the_environment(requests, patterns, sum(len(members[role]) for role in roles))
 
         log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
         allow(self.master_role, ["logs:CreateLogStream", "logs:PutLogEvents"], [log_group.log_group_arn])
@@ -187,7 +191,7 @@ class SecurityMapping(Construct):
             timeout=Duration.minutes(2),
             log_group=log_group,
             # What it PUTs is the stack's, not the caller's: invoking it can only apply these again.
-            environment={"ENDPOINT": endpoint, "REQUESTS": mapping},
+            environment={"ENDPOINT": endpoint, "REQUESTS": mapping, "INDICES": patterns},
         )
         resource = CustomResource(
             self,
@@ -196,7 +200,7 @@ class SecurityMapping(Construct):
             resource_type="Custom::OpenSearchRoleMapping",
             # A copy of the function's REQUESTS, so a changed mapping reaches CloudFormation as an Update;
             # the handler never reads it.
-            properties={"Mapping": mapping},
+            properties={"Mapping": mapping, "Indices": patterns},
         )
         resource.node.add_dependency(function)  # the function's environment is updated first
         statement: dict[str, object] = {
@@ -208,10 +212,11 @@ class SecurityMapping(Construct):
         return [statement], resource
 
 
-def _check_fits_the_environment(requests: list[list[object]], arn_count: int) -> None:
+def _check_fits_the_environment(requests: list[list[object]], patterns: str, arn_count: int) -> None:
     """Fail synth, not the deploy, when the mapping would outgrow Lambda's 4 KB environment."""
     size = len(json.dumps(requests, separators=(",", ":"))) + arn_count * ROLE_ARN_MAX + ENDPOINT_MAX
-    if size > ENVIRONMENT_LIMIT - len("ENDPOINTREQUESTS"):
+    size += len(patterns)
+    if size > ENVIRONMENT_LIMIT - len("ENDPOINTREQUESTSINDICES"):
         raise ConfigError(
             f"fine_grained_access_control: the role mapping for these indices needs about {size} bytes of "
             f"Lambda environment, over its {ENVIRONMENT_LIMIT}; deploy fewer pipelines per stack"

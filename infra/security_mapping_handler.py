@@ -1,4 +1,5 @@
-"""Custom resource: PUT each (path, JSON body) of the function's REQUESTS to its ENDPOINT, SigV4-signed.
+"""Custom resource: PUT each (path, JSON body) of the function's REQUESTS to its ENDPOINT, SigV4-signed,
+"<indices>" in a body replaced by the function's INDICES (the list is in the environment once).
 
 Deployed as inline code by infra/search_security.py and run on the Lambda runtime's own boto3, so it needs
 no layer. The bodies come from the environment the stack set, never from the event: whoever may invoke the
@@ -46,7 +47,8 @@ def handler(event: dict[str, Any], context: Any) -> None:
     try:
         if event["RequestType"] in ("Create", "Update"):
             for path, body in json.loads(os.environ["REQUESTS"]):
-                put(os.environ["ENDPOINT"], path, json.dumps(body), os.environ["AWS_REGION"])
+                text = json.dumps(body).replace('"<indices>"', os.environ["INDICES"])
+                put(os.environ["ENDPOINT"], path, text, os.environ["AWS_REGION"])
     except Exception as error:  # CloudFormation must hear of every failure, or it waits an hour
         status, reason = "FAILED", f"{type(error).__name__}: {error}"[:900]
     respond(event, status, reason)

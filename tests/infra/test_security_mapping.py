@@ -9,12 +9,14 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra import security_mapping_handler
-from infra.search_security import ML_PROVISION_ACTIONS, mapping_function_name
+from infra.search_security import ML_PROVISION_ACTIONS, ROLE_ORDER, SecurityMapping, mapping_function_name
 from infra.stack import OsbatchStack
 from osbatch.config import ConfigError
 from tests.infra.helpers import (
@@ -30,10 +32,15 @@ from tests.infra.helpers import (
 
 FGAC = {"sink": {"opensearch": {**CREATED["sink"]["opensearch"], "fine_grained_access_control": True}}}
 
+BULK_ROLE = {
+    "cluster_permissions": ["indices:data/write/bulk"],
+    "index_permissions": [{"index_patterns": "<indices>"}],
+}
 REQUESTS = [
-    ["/_plugins/_security/api/roles/osbatch-bulk", {"cluster_permissions": ["indices:data/write/bulk"]}],
+    ["/_plugins/_security/api/roles/osbatch-bulk", BULK_ROLE],
     ["/_plugins/_security/api/rolesmapping/osbatch-bulk", {"backend_roles": ["arn:aws:iam::1:role/r"]}],
 ]
+INDICES = ["docs", "logs"]
 # What an invoker might try to have the master user apply: an admin role mapped to its own role.
 FORGED = [["/_plugins/_security/api/rolesmapping/all_access", {"backend_roles": ["arn:aws:iam::1:role/me"]}]]
 
@@ -75,6 +82,7 @@ def recorder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     # The function's environment, as infra/search_security.py sets it
     monkeypatch.setenv("ENDPOINT", server.url)
     monkeypatch.setenv("REQUESTS", json.dumps(REQUESTS))
+    monkeypatch.setenv("INDICES", json.dumps(INDICES))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -107,7 +115,12 @@ def test_create_puts_every_body_signed_for_the_domains_region(recorder: Recorder
     # Then each body of the environment, and only those, was PUT to its path on the environment's endpoint,
     # SigV4-signed for es in the domain's region
     puts = [(path, headers, body) for path, headers, body in recorder.received if path != "/response"]
-    assert [(path, json.loads(body)) for path, _, body in puts] == [tuple(r) for r in REQUESTS]
+    # (the role's index patterns are the environment's INDICES)
+    role = {**BULK_ROLE, "index_permissions": [{"index_patterns": INDICES}]}
+    assert [(path, json.loads(body)) for path, _, body in puts] == [
+        (REQUESTS[0][0], role),
+        tuple(REQUESTS[1]),
+    ]
     for _, headers, _ in puts:
         assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
         assert "/eu-west-1/es/aws4_request" in headers["Authorization"]
@@ -175,10 +188,12 @@ def _mapping_function(secured: Synthesized) -> dict[str, Any]:
 
 
 def _requests(secured: Synthesized) -> list[Any]:
-    """The function's REQUESTS, its ARN tokens left as CloudFormation objects."""
-    value = _mapping_function(secured)["Properties"]["Environment"]["Variables"]["REQUESTS"]
+    """The function's REQUESTS with its INDICES in place, as the handler PUTs them, its ARN tokens left as
+    CloudFormation objects."""
+    variables = _mapping_function(secured)["Properties"]["Environment"]["Variables"]
+    value = variables["REQUESTS"]
     text = "".join(p if isinstance(p, str) else json.dumps(json.dumps(p))[1:-1] for p in value["Fn::Join"][1])
-    return list(json.loads(text))
+    return list(json.loads(text.replace('"<indices>"', variables["INDICES"])))
 
 
 def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesized) -> None:
@@ -240,9 +255,11 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
         assert not any(role_id(secured, name) in mapped for name in others - set(functions)), role_path
         assert role_id(secured, "submit") not in text
     # And the resource carries the same mapping, so a change to it is an Update that applies it again
+    variables = _mapping_function(secured)["Properties"]["Environment"]["Variables"]
     assert mapping["Properties"] == {
         "ServiceToken": mapping["Properties"]["ServiceToken"],
-        "Mapping": _mapping_function(secured)["Properties"]["Environment"]["Variables"]["REQUESTS"],
+        "Mapping": variables["REQUESTS"],
+        "Indices": variables["INDICES"],
     }
     # And provisioning waits for the mapping, or the security plugin would refuse its first call
     (mapping_id,) = secured.of_type("Custom::OpenSearchRoleMapping")
@@ -355,3 +372,23 @@ def test_fine_grained_access_control_is_for_created_domains() -> None:
     # When the config is loaded / Then it is refused, pointing to what to do instead
     with pytest.raises(ConfigError, match="applies to a created domain"):
         pipeline(sink={"opensearch": {"endpoint": endpoint, "fine_grained_access_control": True}})
+
+
+def test_a_mapping_that_would_outgrow_the_functions_environment_fails_synth() -> None:
+    # Given a mapping of every role, as a stack with all backends has it, over 120 indices
+    stack = cdk.Stack(new_app(), "crowded")
+    mapping = SecurityMapping(stack, "Security")
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    indices = [f"pipeline-index-{i:04d}" for i in range(120)]
+    members = {name: [role] for name in ROLE_ORDER}
+
+    # When it is applied / Then synth stops, saying why, rather than the deploy
+    with pytest.raises(ConfigError, match="Lambda environment"):
+        mapping.apply(endpoint="https://x", domain_arn="arn", indices=indices, members=members)
+    # And the pipelines of a typical stack fit
+    mapping.apply(
+        endpoint="https://x",
+        domain_arn="arn",
+        indices=indices[:20],
+        members=members,
+    )
