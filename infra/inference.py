@@ -70,6 +70,23 @@ class InferenceAccess(Construct):
         self.model_arns = list(
             dict.fromkeys(model_arn(stack, name) for name in sagemaker_model_names(pipelines))
         )
+        # ML Commons' batch connectors run theirs, with this role too, in the connector's region.
+        batch = [
+            (p.inference.ml_commons.sagemaker.ModelName, p.inference.ml_commons.region)
+            for p in pipelines
+            if p.inference.backend is Backend.ML_COMMONS and p.inference.ml_commons is not None
+        ]
+        batch_jobs = [
+            stack.format_arn(
+                service="sagemaker",
+                region=region,
+                resource="transform-job",
+                resource_name=f"{REMOTE_JOB_PREFIX}*",
+            )
+            for region in dict.fromkeys(region for _, region in batch if region)
+        ]
+        trusted = [self._jobs, *batch_jobs, *self.model_arns]
+        trusted += [model_arn(stack, name, region) for name, region in batch]
         self.role = iam.Role(
             self,
             "SageMakerRole",
@@ -80,7 +97,7 @@ class InferenceAccess(Construct):
                 SAGEMAKER,
                 conditions={
                     "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": [self._jobs, *self.model_arns]},
+                    "ArnLike": {"aws:SourceArn": list(dict.fromkeys(trusted))},
                 },
             ),
         )

@@ -127,3 +127,27 @@ def test_batch_ingest_buckets_are_read_only_while_their_owner_is_the_expected_ac
         f"arn:<AWS::Partition>:s3:::{BATCH_SOURCE_BUCKET}/*": json.dumps({"Ref": "AWS::AccountId"}),
         "arn:<AWS::Partition>:s3:::partner-exports/*": '"444455556666"',
     }
+
+
+def test_the_sagemaker_role_trusts_the_ml_commons_model_and_its_regions_jobs() -> None:
+    # Given an ml-commons pipeline whose connector runs transform jobs in another region
+    config = pipeline(
+        **{
+            **BATCH,
+            "inference": {
+                **BATCH["inference"],
+                "ml_commons": {**BATCH["inference"]["ml_commons"], "region": "eu-west-1"},
+            },
+        }
+    )
+    stack = OsbatchStack(new_app(), "batch", pipelines=[config])
+    synth = Synthesized(stack, Template.from_stack(stack))
+    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("InferenceSageMakerRole")]
+    (trust,) = synth.resources[role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    # Then SageMaker may assume the model's role for that model and for osb-* jobs there, not elsewhere
+    sources = [render(arn) for arn in trust["Condition"]["ArnLike"]["aws:SourceArn"]]
+    assert sources == [
+        f"{PREFIX}transform-job/osb-*",
+        "arn:<AWS::Partition>:sagemaker:eu-west-1:<AWS::AccountId>:transform-job/osb-*",
+        "arn:<AWS::Partition>:sagemaker:eu-west-1:<AWS::AccountId>:model/minilm-embedder",
+    ]
