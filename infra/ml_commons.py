@@ -22,8 +22,14 @@ from osbatch.config import Backend, PipelineConfig
 from osbatch.contracts import JOBS_PREFIX, job_output_prefix
 from osbatch.search.ml import MODELS, TASKS
 
+# start-job's paths name the two model calls it makes: a wildcard on models/* would also allow _register,
+# _deploy, _undeploy and _predict on every model of the domain (any connector, as the connector role).
 CALLS: dict[str, tuple[tuple[str, str], ...]] = {
-    "start-job": (("es:ESHttpPost", f"{MODELS}/*"), ("es:ESHttpPost", f"{TASKS}/_search")),
+    "start-job": (
+        ("es:ESHttpPost", f"{MODELS}/_search"),
+        ("es:ESHttpPost", f"{MODELS}/*/_batch_predict"),
+        ("es:ESHttpPost", f"{TASKS}/_search"),
+    ),
     "poll-job": (("es:ESHttpGet", f"{TASKS}/*"), ("es:ESHttpPost", f"{TASKS}/*/_cancel")),
     "fail-job": (("es:ESHttpGet", f"{TASKS}/*"), ("es:ESHttpPost", f"{TASKS}/*/_cancel")),
 }

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from urllib.parse import urlparse
 
-from aws_cdk import Aws, Fn, RemovalPolicy, Stack
+from aws_cdk import Aws, CustomResource, Fn, RemovalPolicy, Stack
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
@@ -24,7 +24,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from infra.nag import acknowledge, allow
-from infra.search_security import SecurityMapping
+from infra.search_security import BULK_ROLE, INDEX_ROLE, LOAD_ROLE, SecurityMapping
 from osbatch.config import ConfigError, OpenSearchTarget, PipelineConfig
 from osbatch.search.client import DOMAIN_HOST
 
@@ -91,6 +91,7 @@ class SearchAccess(Construct):
         self.domain: opensearch.Domain | None = None
         self.endpoint: str | None = None
         self._security: SecurityMapping | None = None
+        self._members: dict[str, list[iam.IRole]] = {}
         self._domain_arn = ""
 
         created = [p for p in pipelines if p.sink.opensearch.create_domain]
@@ -144,18 +145,28 @@ class SearchAccess(Construct):
                         "Resource": resources,
                     }
                 )
+        self._members = {INDEX_ROLE: list(checkers), BULK_ROLE: list(writers), LOAD_ROLE: list(loaders)}
         if self.domain is not None:
-            if self._security is not None:
-                assert self.endpoint is not None
-                statements += self._security.apply(
-                    endpoint=self.endpoint,
-                    domain_arn=self._domain_arn,
-                    indices=list(dict.fromkeys(index for _, index in self._indices)),
-                    checkers=checkers,
-                    writers=writers,
-                    loaders=loaders,
-                )
             self._extend_domain_policy(statements)
+
+    def map_roles(self, members: Mapping[str, Sequence[iam.IRole]]) -> CustomResource | None:
+        """With fine-grained access control, map the index roles grant_index_access gave and `members`
+        (OpenSearch role -> IAM roles, infra/search_security.py) in the security plugin; the mapping's
+        custom resource, which whatever calls the domain as those roles must wait for. None without it."""
+        if self._security is None:
+            return None
+        assert self.endpoint is not None
+        merged = {role: list(arns) for role, arns in self._members.items()}
+        for role, extra in members.items():
+            merged[role] = list(dict.fromkeys([*merged.get(role, []), *extra]))
+        statements, resource = self._security.apply(
+            endpoint=self.endpoint,
+            domain_arn=self._domain_arn,
+            indices=list(dict.fromkeys(index for _, index in self._indices)),
+            members=merged,
+        )
+        self._extend_domain_policy(statements)
+        return resource
 
     def domain_arn(self, pipeline: PipelineConfig) -> str:
         """The ARN of the domain a pipeline writes to (the created one, or the one its endpoint names)."""
@@ -231,14 +242,25 @@ class SearchAccess(Construct):
                 slow_search_log_enabled=True,
                 slow_index_log_enabled=True,
                 app_log_enabled=True,
+                # Who did what through the security plugin; it exists only with fine-grained access control.
+                audit_log_enabled=True if self._security is not None else None,
             ),
             # Written below as a plain resource: the L2 would add a custom-resource Lambda for it.
             suppress_logs_resource_policy=True,
             removal_policy=RemovalPolicy.RETAIN,
         )
         groups = [
-            g for g in (domain.slow_search_log_group, domain.slow_index_log_group, domain.app_log_group) if g
+            g
+            for g in (
+                domain.slow_search_log_group,
+                domain.slow_index_log_group,
+                domain.app_log_group,
+                domain.audit_log_group,
+            )
+            if g
         ]
+        # Confused-deputy guard: OpenSearch Service writes these logs for this domain only.
+        domain_arn = stack.format_arn(service="es", resource="domain", resource_name=name)
         policy = logs.ResourcePolicy(
             self,
             "DomainLogsPolicy",
@@ -247,7 +269,10 @@ class SearchAccess(Construct):
                     principals=[iam.ServicePrincipal("es.amazonaws.com")],
                     actions=["logs:CreateLogStream", "logs:PutLogEvents"],
                     resources=[group.log_group_arn for group in groups],
-                    conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
+                    conditions={
+                        "StringEquals": {"aws:SourceAccount": stack.account},
+                        "ArnLike": {"aws:SourceArn": domain_arn},
+                    },
                 )
             ],
         )

@@ -1,8 +1,11 @@
-"""Custom resource: PUT each (path, JSON body) of ResourceProperties.Requests to the domain, SigV4-signed.
+"""Custom resource: PUT each (path, JSON body) of the function's REQUESTS to its ENDPOINT, SigV4-signed,
+"<indices>" in a body replaced by the function's INDICES (the list is in the environment once).
 
 Deployed as inline code by infra/search_security.py and run on the Lambda runtime's own boto3, so it needs
-no layer. Create and Update apply every request (each is an idempotent PUT); Delete leaves the mappings,
-since the domain itself is retained. Any failure is reported to CloudFormation with its reason.
+no layer. The bodies come from the environment the stack set, never from the event: whoever may invoke the
+function can only apply the stack's mapping again. Create and Update apply every request (each is an
+idempotent PUT); Delete leaves the mappings, since the domain itself is retained. Any failure is reported
+to CloudFormation with its reason.
 """
 
 from __future__ import annotations
@@ -40,12 +43,12 @@ def put(endpoint: str, path: str, body: str, region: str) -> int:
 
 
 def handler(event: dict[str, Any], context: Any) -> None:
-    props = event["ResourceProperties"]
     status, reason = "SUCCESS", "applied"
     try:
         if event["RequestType"] in ("Create", "Update"):
-            for path, body in props["Requests"]:
-                put(props["Endpoint"], path, body, props.get("Region") or os.environ["AWS_REGION"])
+            for path, body in json.loads(os.environ["REQUESTS"]):
+                text = json.dumps(body).replace('"<indices>"', os.environ["INDICES"])
+                put(os.environ["ENDPOINT"], path, text, os.environ["AWS_REGION"])
     except Exception as error:  # CloudFormation must hear of every failure, or it waits an hour
         status, reason = "FAILED", f"{type(error).__name__}: {error}"[:900]
     respond(event, status, reason)

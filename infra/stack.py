@@ -6,19 +6,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aws_cdk import Annotations, CfnOutput, Duration, Stack
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.access import grant_batch_ingest_access, grant_function_access, grant_join_access
 from infra.bedrock import BedrockAccess, bedrock_models
 from infra.functions import BULK_WRITERS, INDEX_CHECKERS, LOAD_SETTERS, Functions
 from infra.history import check_polling_fits
-from infra.inference import InferenceAccess
-from infra.ml_commons import grant_ml_commons
+from infra.inference import SAGEMAKER_LOG_GROUP_CONTEXT, InferenceAccess
+from infra.ml_commons import grant_ml_commons, uses_ml_commons
 from infra.monitoring import Monitoring
 from infra.notify import NO_TARGET_WARNING, AlarmTargets
 from infra.openai import OPENAI_CALLERS, grant_openai_secrets
 from infra.search import SearchAccess
 from infra.search_provisioning import SearchProvisioning
+from infra.search_security import INDEX_ROLE, ML_POLL_ROLE, ML_PROVISION_ROLE, ML_SUBMIT_ROLE
 from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
@@ -63,7 +65,11 @@ class OsbatchStack(Stack):
 
         storage = Storage(self, "Storage")
         inference = InferenceAccess(
-            self, "Inference", output_bucket=storage.output_bucket, pipelines=pipelines
+            self,
+            "Inference",
+            output_bucket=storage.output_bucket,
+            pipelines=pipelines,
+            create_log_group=self.node.try_get_context(SAGEMAKER_LOG_GROUP_CONTEXT) != "existing",
         )
         search = SearchAccess(self, "Search", pipelines=pipelines)
         functions = Functions(
@@ -97,10 +103,12 @@ class OsbatchStack(Stack):
         # Locally there is no provisioning custom resource: moto's CloudFormation cannot run the Provider
         # framework's Node.js functions, and the local Lambda sandboxes run Python only. The local demo runs
         # `osbatch setup` against the local node instead, the same provisioning code the resource runs.
+        provisioning = None
         if not self.node.try_get_context(LOCAL_OPENSEARCH_ENDPOINT):
-            SearchProvisioning(
+            provisioning = SearchProvisioning(
                 self, "SearchProvisioning", pipelines=pipelines, factory=functions.factory, search=search
             )
+        self._map_search_roles(search, functions, pipelines, provisioning)
         bedrock = self._bedrock(pipelines, storage, functions)
 
         trigger = Trigger(
@@ -163,6 +171,27 @@ class OsbatchStack(Stack):
             outputs["OpenSearchEndpoint"] = endpoint
         for output_id, value in outputs.items():
             CfnOutput(self, output_id, value=value)
+
+    @staticmethod
+    def _map_search_roles(
+        search: SearchAccess,
+        functions: Functions,
+        pipelines: Sequence[PipelineConfig],
+        provisioning: SearchProvisioning | None,
+    ) -> None:
+        """With fine-grained access control, the ML Commons callers' OpenSearch roles too; provisioning
+        waits for the mapping, or the security plugin would refuse its first call."""
+        members: dict[str, list[iam.IRole]] = {}
+        if provisioning is not None and provisioning.role is not None:
+            members[INDEX_ROLE] = [provisioning.role]
+            members[ML_PROVISION_ROLE] = [provisioning.role]
+        if uses_ml_commons(pipelines):
+            members[ML_SUBMIT_ROLE] = functions.roles("start-job")
+            members[ML_POLL_ROLE] = functions.roles("poll-job", "fail-job")
+        mapping = search.map_roles(members)
+        if mapping is not None and provisioning is not None:
+            for resource in provisioning.resources.values():
+                resource.node.add_dependency(mapping)
 
     def _bedrock(
         self, pipelines: Sequence[PipelineConfig], storage: Storage, functions: Functions

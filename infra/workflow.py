@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
@@ -162,10 +163,25 @@ class JobWorkflow(Construct):
         )
 
         log_group = logs.LogGroup(self, "Logs", retention=LOG_RETENTION)
+        # CDK's default role trusts any state machine of the account (stateMachine:*); this one trusts only
+        # this machine and the Distributed Map's child workflows, which run as <machine>/<map run label>.
+        machine_arn = state_machine_arn(self, name)
+        role = iam.Role(
+            self,
+            "StateMachineRole",
+            assumed_by=iam.ServicePrincipal(
+                "states.amazonaws.com",
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+                    "ArnLike": {"aws:SourceArn": [machine_arn, f"{machine_arn}/*"]},
+                },
+            ),
+        )
         self.state_machine = sfn.StateMachine(
             self,
             "StateMachine",
             state_machine_name=name,
+            role=role,
             state_machine_type=sfn.StateMachineType.STANDARD,
             query_language=sfn.QueryLanguage.JSON_PATH,
             definition_body=sfn.DefinitionBody.from_chainable(start),

@@ -6,6 +6,7 @@ synthesizes is a config the functions can run. Validation errors name the offend
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from enum import StrEnum
@@ -56,6 +57,16 @@ def parse_duration(value: str | int) -> int:
 
 
 Seconds = Annotated[int, Field(ge=1)]
+
+
+def is_loopback(host: str) -> bool:
+    """localhost, 127.0.0.0/8 or ::1: a host whose traffic never leaves the machine."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _has_text_slot(value: str) -> str:
@@ -143,6 +154,11 @@ class SageMakerJobConfig(Strict):
 S3_URL = re.compile(r"^s3://(?P<bucket>[a-z0-9][a-z0-9.-]{1,61}[a-z0-9])/(?P<key>.+)$")
 KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[A-Za-z0-9-]+$")
 ACCOUNT_ID = re.compile(r"^\d{12}$")
+# <account>.dkr.ecr.<region>.amazonaws.com/<repository>[:tag|@digest]: a private ECR image URI.
+ECR_IMAGE = re.compile(
+    r"^(?P<account>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
+    r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::[A-Za-z0-9_.-]+|@sha256:[0-9a-f]{64})?$"
+)
 
 
 class SageMakerModelAccess(Strict):
@@ -159,6 +175,21 @@ class SageMakerModelAccess(Strict):
         description="accounts whose ECR repositories hold the model's image, besides the stack's own "
         "(e.g. the AWS account of a Deep Learning Container in your region)",
     )
+    image: str | None = Field(
+        None,
+        description="the model's container image URI (<account>.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>)"
+        "; given, pulls are held to that one repository instead of any repository of the accounts",
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _ecr_image(cls, value: str | None) -> str | None:
+        if value is not None and not ECR_IMAGE.match(value):
+            raise ValueError(
+                f"'{value}' is not an ECR image URI like "
+                "123456789012.dkr.ecr.<region>.amazonaws.com/<repo>:<tag>"
+            )
+        return value
 
     @field_validator("model_data_url")
     @classmethod
@@ -264,6 +295,18 @@ class OpenAIJobConfig(Strict):
     # The Batch API's limits per input file (50,000 requests, 200 MB; 50,000 embedding inputs per batch).
     max_requests_per_file: int = Field(50_000, ge=1, le=50_000)
     max_file_bytes: int = Field(200 * 1000 * 1000, ge=1024, le=200 * 1000 * 1000)
+
+    @field_validator("api_base")
+    @classmethod
+    def _no_cleartext_key(cls, value: str) -> str:
+        # Every call carries `Authorization: Bearer <key>`; over http:// the key would cross the network in
+        # cleartext. Loopback (the local OpenAI emulator, local/runtime.py) never leaves the machine.
+        if value.startswith("http://") and not is_loopback(urlparse(value).hostname or ""):
+            raise ValueError(
+                f"'{value}': use https://; over http:// the API key (sent as a bearer token on every call) "
+                "would cross the network in cleartext (http:// is accepted for a loopback host only)"
+            )
+        return value
 
 
 class MlCommonsJobConfig(Strict):

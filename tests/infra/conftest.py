@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import aws_cdk as cdk
 import pytest
@@ -14,10 +17,20 @@ from tests.infra.helpers import (
     ALARM_TARGETS,
     BATCH_SOURCE_BUCKET,
     CREATED,
+    SCAN_SHAPES,
     SECOND,
     Synthesized,
     new_app,
     pipeline,
+    scan_shape,
+)
+from tests.infra.scanners import (
+    ScanReport,
+    cfn_lint_report,
+    checkov_report,
+    parliament_report,
+    start_cfn_lint,
+    start_checkov,
 )
 
 
@@ -62,3 +75,40 @@ def created(synth: Synth) -> Synthesized:
 @pytest.fixture(scope="session")
 def synth_all(synth: Synth) -> list[Synthesized]:
     return [synth.main, synth.created]
+
+
+@dataclass
+class ScanTemplates:
+    paths: dict[str, Path]  # shape -> its template file
+    templates: dict[str, dict[str, Any]]
+
+
+@pytest.fixture(scope="session")
+def scan_templates(tmp_path_factory: pytest.TempPathFactory) -> ScanTemplates:
+    # Given the four shapes the scanners read, each synthesized once in one app, written as `cdk synth` would
+    app = new_app()
+    stacks = {shape: scan_shape(app, shape) for shape in SCAN_SHAPES}
+    directory = tmp_path_factory.mktemp("scanned")
+    templates = {shape: Template.from_stack(stack).to_json() for shape, stack in stacks.items()}
+    paths = {}
+    for shape, template in templates.items():
+        paths[shape] = directory / f"{shape}.json"
+        paths[shape].write_text(json.dumps(template), encoding="utf-8")
+    return ScanTemplates(paths, templates)
+
+
+@pytest.fixture(scope="session")
+def scan_reports(scan_templates: ScanTemplates) -> dict[str, ScanReport]:
+    # When checkov (one run over all four) and cfn-lint run side by side, and parliament reads every policy
+    checkov = start_checkov(scan_templates.paths)
+    cfn_lint = start_cfn_lint(scan_templates.paths)
+    try:
+        reports = [parliament_report(scan_templates.templates)]
+        reports.append(cfn_lint_report(cfn_lint, scan_templates.paths))
+        reports.append(checkov_report(checkov, scan_templates.paths))
+    finally:
+        for process in (checkov, cfn_lint):
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return {report.scanner: report for report in reports}

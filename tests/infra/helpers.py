@@ -69,6 +69,19 @@ SECOND = {
         "mapping": {},
     },
 }
+# A pipeline on the ml-commons backend with no other search side (infra/ml_commons.py).
+BATCH = {
+    "name": "batch",
+    "source": {"prefix": "input/batch/"},
+    "inference": {
+        "backend": "ml-commons",
+        "sagemaker": None,
+        "ml_commons": {"model": "batch-minilm", "sagemaker": {"ModelName": "minilm-embedder"}},
+    },
+    "models": [],
+    "search_pipelines": [],
+    "search": {"query_model": None},
+}
 CREATED = {"sink": {"opensearch": {"endpoint": None, "create_domain": True}}}  # the production shape
 
 
@@ -181,3 +194,38 @@ def definition(synth: Synthesized) -> dict[str, Any]:
     text = machine["Properties"]["DefinitionString"]
     parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
     return json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))
+
+
+# The four shapes the scanners read (tests/infra/test_scanners.py): what `cdk synth` builds by default; every
+# example pipeline with alarm targets, tags and batch-ingest buckets; the same on a created domain; and on a
+# created domain with fine-grained access control.
+SCAN_SHAPES = ("default", "examples", "created", "fine-grained")
+SCAN_TAGS = {"cost-center": "search", "owner": "data-platform"}
+# A bucket of the stack's account, and one another account owns (context batch_ingest_buckets).
+SCAN_BATCH_BUCKETS = (BATCH_SOURCE_BUCKET, "partner-exports:444455556666")
+
+
+def with_created_domain(config: PipelineConfig, *, fine_grained: bool) -> PipelineConfig:
+    target = config.sink.opensearch.model_copy(
+        update={"endpoint": None, "create_domain": True, "fine_grained_access_control": fine_grained}
+    )
+    return config.model_copy(update={"sink": config.sink.model_copy(update={"opensearch": target})})
+
+
+def scan_shape(app: cdk.App, shape: str) -> OsbatchStack:
+    """One stack of `shape` (SCAN_SHAPES) in app, named after it."""
+    from infra.pipelines import DEFAULT_PATTERN, load_pipelines
+
+    if shape == "default":
+        return OsbatchStack(app, "osbatch-default", pipelines=load_pipelines(DEFAULT_PATTERN, ROOT))
+    configs = [*load_pipelines(DEFAULT_PATTERN, ROOT), *load_pipelines("pipelines/examples/*.yaml", ROOT)]
+    if shape != "examples":
+        configs = [with_created_domain(c, fine_grained=shape == "fine-grained") for c in configs]
+    return OsbatchStack(
+        app,
+        f"osbatch-{shape}",
+        pipelines=configs,
+        alarm_targets=ALARM_TARGETS,
+        resource_tags=SCAN_TAGS,
+        batch_ingest_buckets=list(SCAN_BATCH_BUCKETS),
+    )

@@ -147,8 +147,18 @@ def test_only_search_provisioning_passes_a_role_and_only_the_connector_role(
         # Then no job function passes a role: CreateTransformJob takes none (the user's model names it)
         # And the provisioning function passes exactly the connector role, to the connectors it creates
         (connector_role,) = [k for k in synthesized.of_type("AWS::IAM::Role") if "ConnectorRole" in k]
+        # And only to OpenSearch Service (its service principal, or its legacy one)
         assert passing == [
-            {"Action": "iam:PassRole", "Effect": "Allow", "Resource": {"Fn::GetAtt": [connector_role, "Arn"]}}
+            {
+                "Action": "iam:PassRole",
+                "Condition": {
+                    "StringEquals": {
+                        "iam:PassedToService": ["opensearchservice.amazonaws.com", "es.amazonaws.com"]
+                    }
+                },
+                "Effect": "Allow",
+                "Resource": {"Fn::GetAtt": [connector_role, "Arn"]},
+            }
         ]
         assert passing[0] in statements(synthesized, "provision-search")
 
@@ -294,7 +304,11 @@ def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized
 PIPELINE_PATHS = (
     r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh)?|/_search/pipeline/[a-z0-9-]+)$"
 )
-ML_COMMONS_IDS = r"/_plugins/_ml/(connectors|models|tasks)/\*$"
+# The ML Commons calls, each by its own path: an id wildcard stands for one generated id, never for a call.
+ML_COMMONS_CALLS = (
+    r"/_plugins/_ml/(connectors/_create|models/_search|models/_register|tasks/_search"
+    r"|models/\*/(_deploy|_undeploy|_batch_predict)|tasks/\*(/_cancel)?|connectors/\*|models/\*)$"
+)
 
 
 def test_no_grant_reaches_a_whole_domain(synth_all: list[Synthesized]) -> None:
@@ -314,7 +328,7 @@ def test_no_grant_reaches_a_whole_domain(synth_all: list[Synthesized]) -> None:
         for statement in es:
             for resource in as_list(statement["Resource"]):
                 path = resource["Fn::Join"][1][-1] if isinstance(resource, dict) else resource
-                if re.search(ML_COMMONS_IDS, path):
+                if re.search(ML_COMMONS_CALLS, path):
                     continue
                 assert re.search(PIPELINE_PATHS, path), render(resource)
                 assert "*" not in render(resource), render(resource)
@@ -325,9 +339,15 @@ def test_sagemaker_role_is_for_sagemaker_and_job_data_only(main: Synthesized) ->
     role = main.resources[_sagemaker_role(main)]["Properties"]
     (trust,) = role["AssumeRolePolicyDocument"]["Statement"]
 
-    # Then only SageMaker, acting for this account, can assume it
+    # Then only SageMaker, acting for this account, for osbatch's transform jobs or the configured models,
+    # can assume it
     assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
-    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    sources = "arn:<AWS::Partition>:sagemaker:<AWS::Region>:<AWS::AccountId>:"
+    assert [render(arn) for arn in trust["Condition"]["ArnLike"]["aws:SourceArn"]] == [
+        f"{sources}transform-job/osb-*",
+        f"{sources}model/minilm-embedder",
+    ]
     # And it reads job inputs and writes job outputs, nothing else in the bucket
     s3 = _sagemaker_grants(main, "s3:")
     assert [r.split(".Arn>")[1] for r in s3["s3:GetObject"] if ".Arn>" in r] == ["/jobs/*/input/*"]

@@ -9,6 +9,7 @@ from aws_cdk.assertions import Template
 from infra.stack import LOCAL_OPENSEARCH_ENDPOINT, OsbatchStack
 from osbatch.config import Backend
 from tests.infra.helpers import (
+    BATCH,
     Synthesized,
     as_list,
     function_ids,
@@ -21,18 +22,6 @@ from tests.infra.helpers import (
 from tests.infra.test_search_provisioning import connector_role, search_resources
 
 DOMAIN = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
-BATCH = {
-    "name": "batch",
-    "source": {"prefix": "input/batch/"},
-    "inference": {
-        "backend": "ml-commons",
-        "sagemaker": None,
-        "ml_commons": {"model": "batch-minilm", "sagemaker": {"ModelName": "minilm-embedder"}},
-    },
-    "models": [],
-    "search_pipelines": [],
-    "search": {"query_model": None},
-}
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +55,10 @@ def test_the_connector_role_runs_only_osbatch_transform_jobs(batch: Synthesized)
 
 def test_the_job_functions_reach_the_batch_paths_and_the_cluster(batch: Synthesized) -> None:
     # Then start-job submits, poll-job reads and cancels, fail-job cancels, each on the pipeline's domain
-    assert resources_for(batch, "start-job", "es:ESHttpPost") == [
-        f"{DOMAIN}/_plugins/_ml/models/*",
+    # (the model search and _batch_predict only: not _register, _deploy, _undeploy or _predict on any model)
+    assert sorted(resources_for(batch, "start-job", "es:ESHttpPost")) == [
+        f"{DOMAIN}/_plugins/_ml/models/*/_batch_predict",
+        f"{DOMAIN}/_plugins/_ml/models/_search",
         f"{DOMAIN}/_plugins/_ml/tasks/_search",
     ]
     for name in ("poll-job", "fail-job"):
@@ -106,3 +97,23 @@ def test_a_sagemaker_stack_grants_no_batch_path() -> None:
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[plain])
     synth = Synthesized(stack, Template.from_stack(stack))
     assert not [r for r in resources_for(synth, "start-job", "es:ESHttpPost") if "_plugins/_ml" in r]
+
+
+def test_a_created_domain_trusts_start_job_with_the_same_two_model_paths() -> None:
+    # Given the ml-commons pipeline on a created domain, whose access policy names each grant
+    created = pipeline(**BATCH, sink={"opensearch": {"endpoint": None, "create_domain": True}})
+    stack = OsbatchStack(new_app(), "osbatch", pipelines=[created])
+    synth = Synthesized(stack, Template.from_stack(stack))
+    (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
+    start_job = synth.resources[function_ids(synth)["start-job"]]["Properties"]["Role"]["Fn::GetAtt"][0]
+
+    # When the statements naming start-job's role are read
+    paths = [
+        render(resource).rsplit("/_plugins/", 1)[-1]
+        for statement in domain["Properties"]["AccessPolicies"]["Statement"]
+        if start_job in render(statement["Principal"]["AWS"]) and "_plugins" in render(statement["Resource"])
+        for resource in as_list(statement["Resource"])
+    ]
+
+    # Then the domain lets it search models and batch-predict, and no other model call
+    assert sorted(paths) == ["_ml/models/*/_batch_predict", "_ml/models/_search", "_ml/tasks/_search"]

@@ -181,9 +181,13 @@ def test_provisioning_may_call_only_the_ml_pipeline_and_index_paths(main: Synthe
         [
             ("es:ESHttpPut", "/python-docs"),
             ("es:ESHttpGet", "/python-docs/_mapping"),
-            ("es:ESHttpPost", "/_plugins/_ml/connectors/*"),
+            # each ML Commons call by its path: POST never reaches models/<id>/_predict or _batch_predict
+            ("es:ESHttpPost", "/_plugins/_ml/connectors/_create"),
             ("es:ESHttpPut", "/_plugins/_ml/connectors/*"),
-            ("es:ESHttpPost", "/_plugins/_ml/models/*"),
+            ("es:ESHttpPost", "/_plugins/_ml/models/_search"),
+            ("es:ESHttpPost", "/_plugins/_ml/models/_register"),
+            ("es:ESHttpPost", "/_plugins/_ml/models/*/_deploy"),
+            ("es:ESHttpPost", "/_plugins/_ml/models/*/_undeploy"),
             ("es:ESHttpPut", "/_plugins/_ml/models/*"),
             ("es:ESHttpGet", "/_plugins/_ml/tasks/*"),
             ("es:ESHttpGet", "/_search/pipeline/python-docs-rerank"),

@@ -9,27 +9,40 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
+import aws_cdk as cdk
 import pytest
+from aws_cdk import aws_iam as iam
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra import security_mapping_handler
+from infra.search_security import ML_PROVISION_ACTIONS, ROLE_ORDER, SecurityMapping, mapping_function_name
 from infra.stack import OsbatchStack
 from osbatch.config import ConfigError
-from tests.infra.helpers import CREATED, Synthesized, new_app, pipeline, role_id, statements_of_role
+from tests.infra.helpers import (
+    BATCH,
+    CREATED,
+    Synthesized,
+    new_app,
+    pipeline,
+    render,
+    role_id,
+    statements_of_role,
+)
 
 FGAC = {"sink": {"opensearch": {**CREATED["sink"]["opensearch"], "fine_grained_access_control": True}}}
 
+BULK_ROLE = {
+    "cluster_permissions": ["indices:data/write/bulk"],
+    "index_permissions": [{"index_patterns": "<indices>"}],
+}
 REQUESTS = [
-    [
-        "/_plugins/_security/api/roles/osbatch-bulk",
-        json.dumps({"cluster_permissions": ["indices:data/write/bulk"]}),
-    ],
-    [
-        "/_plugins/_security/api/rolesmapping/osbatch-bulk",
-        json.dumps({"backend_roles": ["arn:aws:iam::1:role/r"]}),
-    ],
+    ["/_plugins/_security/api/roles/osbatch-bulk", BULK_ROLE],
+    ["/_plugins/_security/api/rolesmapping/osbatch-bulk", {"backend_roles": ["arn:aws:iam::1:role/r"]}],
 ]
+INDICES = ["docs", "logs"]
+# What an invoker might try to have the master user apply: an admin role mapped to its own role.
+FORGED = [["/_plugins/_security/api/rolesmapping/all_access", {"backend_roles": ["arn:aws:iam::1:role/me"]}]]
 
 
 class Recorder(HTTPServer):
@@ -64,7 +77,12 @@ class Handler(BaseHTTPRequestHandler):
 def recorder(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Recorder]:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
     server = Recorder(getattr(request, "param", 200))
+    # The function's environment, as infra/search_security.py sets it
+    monkeypatch.setenv("ENDPOINT", server.url)
+    monkeypatch.setenv("REQUESTS", json.dumps(REQUESTS))
+    monkeypatch.setenv("INDICES", json.dumps(INDICES))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
@@ -78,7 +96,8 @@ def event(server: Recorder, request_type: str) -> dict[str, Any]:
         "StackId": "arn:aws:cloudformation:eu-west-1:1:stack/s/uuid",
         "RequestId": "request-1",
         "LogicalResourceId": "Mapping",
-        "ResourceProperties": {"Endpoint": server.url, "Region": "eu-west-1", "Requests": REQUESTS},
+        # An invoker controls the event: whatever it carries is never applied
+        "ResourceProperties": {"Endpoint": "https://elsewhere.example", "Requests": FORGED, "Mapping": "x"},
     }
 
 
@@ -88,13 +107,20 @@ def _response(server: Recorder) -> dict[str, Any]:
 
 
 def test_create_puts_every_body_signed_for_the_domains_region(recorder: Recorder) -> None:
-    # Given a Create request with a role and its mapping
+    # Given a function whose environment holds a role and its mapping, and a Create request whose
+    # properties name other requests and another endpoint
     # When the handler runs
     security_mapping_handler.handler(event(recorder, "Create"), None)
 
-    # Then each body was PUT to its path, SigV4-signed for es in the domain's region
+    # Then each body of the environment, and only those, was PUT to its path on the environment's endpoint,
+    # SigV4-signed for es in the domain's region
     puts = [(path, headers, body) for path, headers, body in recorder.received if path != "/response"]
-    assert [(path, body.decode()) for path, _, body in puts] == [tuple(r) for r in REQUESTS]
+    # (the role's index patterns are the environment's INDICES)
+    role = {**BULK_ROLE, "index_permissions": [{"index_patterns": INDICES}]}
+    assert [(path, json.loads(body)) for path, _, body in puts] == [
+        (REQUESTS[0][0], role),
+        tuple(REQUESTS[1]),
+    ]
     for _, headers, _ in puts:
         assert headers["Authorization"].startswith("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/")
         assert "/eu-west-1/es/aws4_request" in headers["Authorization"]
@@ -152,13 +178,31 @@ def test_the_domains_master_user_is_the_mapping_functions_role(secured: Synthesi
     assert code == Path(security_mapping_handler.__file__).read_text() and len(code) < 4096
 
 
+def _mapping_function(secured: Synthesized) -> dict[str, Any]:
+    (function,) = [
+        f
+        for f in secured.of_type("AWS::Lambda::Function").values()
+        if f["Properties"]["Handler"] == "index.handler"
+    ]
+    return function
+
+
+def _requests(secured: Synthesized) -> list[Any]:
+    """The function's REQUESTS with its INDICES in place, as the handler PUTs them, its ARN tokens left as
+    CloudFormation objects."""
+    variables = _mapping_function(secured)["Properties"]["Environment"]["Variables"]
+    value = variables["REQUESTS"]
+    text = "".join(p if isinstance(p, str) else json.dumps(json.dumps(p))[1:-1] for p in value["Fn::Join"][1])
+    return list(json.loads(text.replace('"<indices>"', variables["INDICES"])))
+
+
 def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesized) -> None:
-    # Given the custom resource's requests
+    # Given the role-mapping function's requests (its environment: never the invoking event)
+    requests = {path: body for path, body in _requests(secured)}
     (mapping,) = secured.of_type("Custom::OpenSearchRoleMapping").values()
-    requests = {path: body for path, body in mapping["Properties"]["Requests"]}
 
     def body(path: str) -> dict[str, Any]:
-        return dict(json.loads(requests[f"/_plugins/_security/api/{path}"]))
+        return dict(requests[f"/_plugins/_security/api/{path}"])
 
     # Then prepare and plan-ingest may create and check the pipeline's index, and nothing more
     assert body("roles/osbatch-index") == {
@@ -191,21 +235,96 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
             }
         ]
     }
+    # And provision-search may make the ML Commons and search-pipeline calls of provisioning, by name
+    assert body("roles/osbatch-ml-provision") == {"cluster_permissions": ML_PROVISION_ACTIONS}
+    assert all(
+        action.startswith(("cluster:admin/opensearch/ml/", "cluster:admin/search/pipeline/"))
+        for action in ML_PROVISION_ACTIONS
+    )
     # And each role maps exactly its functions' IAM roles as backend roles
-    text = json.dumps(mapping["Properties"]["Requests"])
+    text = json.dumps(_requests(secured))
     for role_path, functions in (
-        ("osbatch-index", ("prepare", "plan-ingest")),
+        ("osbatch-index", ("prepare", "plan-ingest", "provision-search")),
         ("osbatch-bulk", ("ingest-chunk",)),
         ("osbatch-load", ("plan-ingest", "finalize", "fail-job")),
+        ("osbatch-ml-provision", ("provision-search",)),
     ):
-        mapped = requests[f"/_plugins/_security/api/rolesmapping/{role_path}"]
-        assert all(role_id(secured, name) in json.dumps(mapped) for name in functions), role_path
-        others = {"prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job"} - set(functions)
-        assert not any(role_id(secured, name) in json.dumps(mapped) for name in others), role_path
+        mapped = json.dumps(requests[f"/_plugins/_security/api/rolesmapping/{role_path}"])
+        assert all(role_id(secured, name) in mapped for name in functions), role_path
+        others = {"prepare", "plan-ingest", "ingest-chunk", "finalize", "fail-job", "provision-search"}
+        assert not any(role_id(secured, name) in mapped for name in others - set(functions)), role_path
         assert role_id(secured, "submit") not in text
+    # And the resource carries the same mapping, so a change to it is an Update that applies it again
+    variables = _mapping_function(secured)["Properties"]["Environment"]["Variables"]
+    assert mapping["Properties"] == {
+        "ServiceToken": mapping["Properties"]["ServiceToken"],
+        "Mapping": variables["REQUESTS"],
+        "Indices": variables["INDICES"],
+    }
+    # And provisioning waits for the mapping, or the security plugin would refuse its first call
+    (mapping_id,) = secured.of_type("Custom::OpenSearchRoleMapping")
+    for search in secured.of_type("Custom::OsbatchSearch").values():
+        assert mapping_id in search["DependsOn"]
 
 
-def test_the_master_role_may_only_put_those_six_security_paths(secured: Synthesized) -> None:
+def test_the_ml_commons_callers_get_the_least_ml_commons_actions() -> None:
+    # Given an ml-commons pipeline on a created domain with fine-grained access control
+    config = pipeline(**{**BATCH, **FGAC})
+    stack = OsbatchStack(new_app(), "secured-batch", pipelines=[config])
+    synth = Synthesized(stack, Template.from_stack(stack))
+    requests = {path: body for path, body in _requests(synth)}
+    api = "/_plugins/_security/api"
+
+    # Then start-job may find the model, batch-predict and find its tasks; poll-job and fail-job may read
+    # and cancel a task; nothing else of ML Commons
+    assert requests[f"{api}/roles/osbatch-ml-submit"] == {
+        "cluster_permissions": [
+            "cluster:admin/opensearch/ml/models/search",
+            "cluster:admin/opensearch/ml/predict",
+            "cluster:admin/opensearch/ml/tasks/search",
+        ]
+    }
+    assert requests[f"{api}/roles/osbatch-ml-poll"] == {
+        "cluster_permissions": [
+            "cluster:admin/opensearch/ml/tasks/get",
+            "cluster:admin/opensearch/ml/tasks/cancel",
+        ]
+    }
+    # And each maps exactly those functions' roles
+    for role, functions in (
+        ("osbatch-ml-submit", ("start-job",)),
+        ("osbatch-ml-poll", ("poll-job", "fail-job")),
+    ):
+        mapped = json.dumps(requests[f"{api}/rolesmapping/{role}"])
+        assert sorted(
+            name for name in ("start-job", "poll-job", "fail-job") if role_id(synth, name) in mapped
+        ) == sorted(functions), role
+
+
+def test_only_this_stacks_mapping_function_may_be_the_master_user(secured: Synthesized) -> None:
+    # Given the master role's trust and the function's name
+    function = _mapping_function(secured)
+    master = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    (trust,) = secured.resources[master]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    # Then Lambda may assume it only for that function of this account (no other function handed the role)
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    assert render(trust["Condition"]["ArnLike"]["aws:SourceArn"]) == (
+        "arn:<AWS::Partition>:lambda:<AWS::Region>:<AWS::AccountId>:function:secured-fgac-role-mapping"
+    )
+    assert function["Properties"]["FunctionName"] == "secured-fgac-role-mapping"
+
+
+def test_a_long_stack_name_still_names_a_valid_function() -> None:
+    # Given a stack name as long as CloudFormation allows
+    name = mapping_function_name("s" * 128)
+    # Then the function name fits Lambda's 64 characters and keeps the suffix
+    assert len(name) <= 64 and name.endswith("-fgac-role-mapping")
+    assert mapping_function_name("osbatch") == "osbatch-fgac-role-mapping"
+
+
+def test_the_master_role_may_only_put_the_security_paths_of_its_roles(secured: Synthesized) -> None:
     # Given the domain policy's statement for the master role, and its IAM grant
     (domain,) = secured.of_type("AWS::OpenSearchService::Domain").values()
     master = domain["Properties"]["AdvancedSecurityOptions"]["MasterUserOptions"]["MasterUserARN"][
@@ -217,18 +336,27 @@ def test_the_master_role_may_only_put_those_six_security_paths(secured: Synthesi
         if isinstance(s["Principal"]["AWS"], dict) and s["Principal"]["AWS"]["Fn::GetAtt"][0] == master
     ]
     expected = [
-        "/_plugins/_security/api/roles/osbatch-index",
-        "/_plugins/_security/api/rolesmapping/osbatch-index",
-        "/_plugins/_security/api/roles/osbatch-bulk",
-        "/_plugins/_security/api/rolesmapping/osbatch-bulk",
-        "/_plugins/_security/api/roles/osbatch-load",
-        "/_plugins/_security/api/rolesmapping/osbatch-load",
+        f"/_plugins/_security/api/{kind}/{role}"
+        for role in ("osbatch-index", "osbatch-bulk", "osbatch-load", "osbatch-ml-provision")
+        for kind in ("roles", "rolesmapping")
     ]
-    # Then both name exactly the role and mapping paths, and only PUT
+    # Then both name exactly the role and mapping paths of the roles it writes, and only PUT
     assert statement["Action"] == "es:ESHttpPut"
     assert [r["Fn::Join"][1][-1] for r in statement["Resource"]] == expected
     es = [s for s in statements_of_role(secured, master) if s["Action"] == "es:ESHttpPut"]
     assert [sorted(r["Fn::Join"][1][-1] for r in s["Resource"]) for s in es] == [sorted(expected)]
+
+
+def test_a_fine_grained_domain_publishes_audit_logs(secured: Synthesized) -> None:
+    # Given the created domain with fine-grained access control
+    (domain,) = secured.of_type("AWS::OpenSearchService::Domain").values()
+    audit = domain["Properties"]["LogPublishingOptions"]["AUDIT_LOGS"]
+    # Then its audit logs go to a log group of the stack, which the domain may write (for itself only)
+    assert audit["Enabled"] is True
+    group = audit["CloudWatchLogsLogGroupArn"]["Fn::GetAtt"][0]
+    assert secured.resources[group]["Type"] == "AWS::Logs::LogGroup"
+    (policy,) = secured.of_type("AWS::Logs::ResourcePolicy").values()
+    assert group in json.dumps(policy["Properties"]["PolicyDocument"])
 
 
 def test_a_secured_stack_passes_cdk_nag(secured: Synthesized) -> None:
@@ -244,3 +372,23 @@ def test_fine_grained_access_control_is_for_created_domains() -> None:
     # When the config is loaded / Then it is refused, pointing to what to do instead
     with pytest.raises(ConfigError, match="applies to a created domain"):
         pipeline(sink={"opensearch": {"endpoint": endpoint, "fine_grained_access_control": True}})
+
+
+def test_a_mapping_that_would_outgrow_the_functions_environment_fails_synth() -> None:
+    # Given a mapping of every role, as a stack with all backends has it, over 120 indices
+    stack = cdk.Stack(new_app(), "crowded")
+    mapping = SecurityMapping(stack, "Security")
+    role = iam.Role(stack, "R", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+    indices = [f"pipeline-index-{i:04d}" for i in range(120)]
+    members = {name: [role] for name in ROLE_ORDER}
+
+    # When it is applied / Then synth stops, saying why, rather than the deploy
+    with pytest.raises(ConfigError, match="Lambda environment"):
+        mapping.apply(endpoint="https://x", domain_arn="arn", indices=indices, members=members)
+    # And the pipelines of a typical stack fit
+    mapping.apply(
+        endpoint="https://x",
+        domain_arn="arn",
+        indices=indices[:20],
+        members=members,
+    )

@@ -133,3 +133,11 @@ def test_the_job_id_is_the_same_for_the_same_request_and_file_versions_only() ->
     assert batch_job_id("msmarco", OPENAI_BODY, [("s3://b/out.jsonl", 10, "etag-2")]) != first
     assert batch_job_id("msmarco", {**OPENAI_BODY, "ingest_fields": []}, files) != first
     assert first.startswith("msmarco-batch-")
+
+
+def test_a_batch_ingest_bucket_may_name_its_owners_account() -> None:
+    # Given bucket:account entries
+    # Then a 12-digit account is kept with its bucket, anything else after the colon is refused
+    assert buckets_from_context("offlinebatch:444455556666") == ["offlinebatch:444455556666"]
+    with pytest.raises(ConfigError, match="bucket:account"):
+        buckets_from_context("offlinebatch:partner")

@@ -151,3 +151,39 @@ def test_remote_jobs_per_upload_are_bounded() -> None:
         parse_pipeline(data)
     # And the default is 100
     assert parse_pipeline(pipeline_dict()).inference.max_remote_jobs == 100
+
+
+def _openai_pipeline(api_base: str) -> dict:  # type: ignore[type-arg]
+    data = pipeline_dict()
+    data["inference"] = {
+        "backend": "openai",
+        "openai": {"api_base": api_base, "api_key_secret": "openai-key", "model": "text-embedding-3-small"},
+    }
+    return data
+
+
+@pytest.mark.parametrize(
+    "api_base", ["http://api.openai.com/v1", "http://10.0.0.5:8080/v1", "http://proxy.internal/v1"]
+)
+def test_openai_over_plain_http_to_another_host_is_refused_saying_why(api_base: str) -> None:
+    # Given an OpenAI api_base over http:// on a host that is not this machine
+    # When the config is loaded
+    # Then it is refused: the bearer key would cross the network in cleartext
+    with pytest.raises(ConfigError, match=r"inference\.openai\.api_base: .*cleartext"):
+        parse_pipeline(_openai_pipeline(api_base))
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    [
+        "https://api.openai.com/v1",
+        "http://127.0.0.1:4610/v1",
+        "http://localhost:4610/v1",
+        "http://[::1]:4610/v1",
+    ],
+)
+def test_openai_over_https_or_to_a_loopback_emulator_is_accepted(api_base: str) -> None:
+    # Given https anywhere, or http to a loopback host (the local OpenAI emulator)
+    # When the config is loaded / Then it is accepted as given
+    config = parse_pipeline(_openai_pipeline(api_base))
+    assert config.inference.openai is not None and config.inference.openai.api_base == api_base
