@@ -3,8 +3,8 @@
 With it on (sink.opensearch.fine_grained_access_control), IAM only lets a request in; the security plugin
 then decides what it may do, by the backend roles the caller's IAM role maps to. A small custom resource
 (inline code, infra/security_mapping_handler.py) signs PUTs to the security REST API as the domain's master
-user, a role only that function can assume (a SourceArn condition names it), with bodies the stack sets in
-the function's environment and never takes from the invoking event:
+user, with bodies the stack sets in the function's environment and never takes from the invoking event, so
+invoking it can only re-apply this stack's mapping:
 - roles/osbatch-index: create, check and read the mapping of the pipelines' indices (prepare, plan-ingest,
   and provision-search, which creates the index before its models);
 - roles/osbatch-bulk: bulk into them, new fields included (ingest-chunk);
@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from aws_cdk import ArnFormat, CustomResource, Duration, Stack
+from aws_cdk import CustomResource, Duration, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
@@ -131,25 +131,16 @@ class SecurityMapping(Construct):
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self.function_name = mapping_function_name(stack.stack_name)
-        function_arn = stack.format_arn(
-            service="lambda",
-            resource="function",
-            resource_name=self.function_name,
-            arn_format=ArnFormat.COLON_RESOURCE_NAME,
-        )
         self.master_role = iam.Role(
             self,
             "MasterRole",
             description="osbatch: the created domain's fine-grained access control master user",
-            # Only the mapping function of this stack may run as the master user, not any function in the
-            # account that is handed the role (Lambda passes the function's ARN as aws:SourceArn).
-            assumed_by=iam.ServicePrincipal(
-                "lambda.amazonaws.com",
-                conditions={
-                    "StringEquals": {"aws:SourceAccount": stack.account},
-                    "ArnLike": {"aws:SourceArn": function_arn},
-                },
-            ),
+            # The trust Lambda documents for an execution role ("Defining Lambda function permissions with an
+            # execution role", docs.aws.amazon.com/lambda/latest/dg/lambda-intro-execution-role.html): Lambda
+            # documents no aws:SourceArn for assuming it, so a condition on one could make the function
+            # unassumable. What ties the role to this stack is the function: it applies only the bodies in its
+            # own environment, and handing the role to another function takes iam:PassRole on it.
+            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
         )
 
     def apply(
