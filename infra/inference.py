@@ -10,8 +10,14 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import allow
-from osbatch.config import S3_URL, PipelineConfig
-from osbatch.contracts import JOBS_PREFIX, REMOTE_JOB_PREFIX, job_input_prefix, job_output_prefix
+from osbatch.infra_facts import (
+    JOBS_PREFIX,
+    REMOTE_JOB_PREFIX,
+    S3_URL,
+    PipelineConfig,
+    job_input_prefix,
+    job_output_prefix,
+)
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 NO_RESOURCE_LEVEL = (

@@ -17,10 +17,15 @@ from infra.functions import BATCH_CALLERS, Functions
 from infra.nag import allow
 from infra.search import SearchAccess
 from infra.storage import Storage
-from osbatch.backends.ml_commons import LEDGER_NAME
-from osbatch.config import Backend, PipelineConfig
-from osbatch.contracts import JOBS_PREFIX, job_output_prefix
-from osbatch.search.ml import MODELS, TASKS
+from osbatch.infra_facts import (
+    JOBS_PREFIX,
+    LEDGER_NAME,
+    MODELS,
+    TASKS,
+    Backend,
+    PipelineConfig,
+    job_output_prefix,
+)
 
 CALLS: dict[str, tuple[tuple[str, str], ...]] = {
     "start-job": (("es:ESHttpPost", f"{MODELS}/*"), ("es:ESHttpPost", f"{TASKS}/_search")),

@@ -17,7 +17,7 @@ import yaml
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from osbatch.jsonpaths import compile_path
-from osbatch.search.spec import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
+from osbatch.search_config import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
 from osbatch.strict import Strict
 
 # The deployed configs, as pipelines_to_json writes them, inside the `osbatch` package of the functions' code
@@ -217,8 +217,9 @@ class BedrockQuotas(Strict):
 
     @model_validator(mode="after")
     def _room_to_rebalance(self) -> BedrockQuotas:
-        # Prepare moves records from the last full job to a last job under the minimum (steps/parts.py);
-        # both stay at or above the minimum only if a job holds at least twice the minimum.
+        # Prepare moves records from the last full job to a last job under the minimum
+        # (steps/support/parts.py); both stay at or above the minimum only if a job holds at least twice the
+        # minimum.
         if self.max_records_per_job < 2 * self.min_records_per_job:
             raise ValueError(
                 f"max_records_per_job ({self.max_records_per_job}) must be at least twice "

@@ -23,8 +23,9 @@ from osbatch.backends.base import BackendThrottled
 from osbatch.backends.bedrock import BedrockBackend, line_of, model_input, record_id
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
 from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.record_paths import inference_error
 from osbatch.models import JobStateName, RemoteJob
-from osbatch.steps.join import inference_error, join_outputs
+from osbatch.steps.support.join import join_outputs
 
 REGION = "us-east-1"
 BUCKET = "osb-out"

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from osbatch.ingest.domain_limit import DomainWriters, LimitSettings, NoWriterSlot
+from osbatch.dal.domain_writers import DomainWriters, LimitSettings, NoWriterSlot
 from tests.unit.conftest import create_job_table
 
 

@@ -79,7 +79,7 @@ class BatchBackend(Protocol):
     limits: InputLimits
     job_limits: JobLimits
     # True when output lines lack the source record: Prepare then keeps the records next to the input and
-    # PlanIngest joins each output line back onto its record (steps/join.py) before ingest reads it.
+    # PlanIngest joins each output line back onto its record (steps/support/join.py) before ingest reads it.
     joins_source: bool
     result_key: str  # where the model output sits in the (joined) output record
 

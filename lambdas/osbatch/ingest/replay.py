@@ -19,9 +19,9 @@ from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.field_map import MappingError
-from osbatch.ingest.models import MappedDoc, RecordRef
 from osbatch.ingest.record_paths import BOOKKEEPING_KEY
-from osbatch.records import RecordError, parse_record
+from osbatch.ingest.records import RecordError, parse_record
+from osbatch.models.ingest import MappedDoc, RecordRef
 
 
 @dataclass
