@@ -21,9 +21,9 @@ from opensearchpy import OpenSearch, helpers
 from osbatch.batch_ingestion.local_files import LocalFiles
 from osbatch.config import BulkConfig
 from osbatch.contracts import LINE_BITS
+from osbatch.field_map import FieldMapper
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.field_map import FieldMapper
 from osbatch.models import SourceObject
 from osbatch.models.ingest import Checkpoint, IngestChunk
 from osbatch.search.client import opensearch_client

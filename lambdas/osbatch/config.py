@@ -465,7 +465,7 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _field_map_builds(self) -> PipelineConfig:
         # Build the very mapper ingest uses, so every mapping mistake surfaces at synth time, not mid-job.
-        from osbatch.ingest.field_map import FieldMapper
+        from osbatch.field_map import FieldMapper
 
         try:
             FieldMapper(self.sink.field_map, self.sink.ingest_fields, self.source.id_path)

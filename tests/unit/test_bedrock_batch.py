@@ -23,8 +23,8 @@ from osbatch.backends.base import BackendThrottled
 from osbatch.backends.bedrock import BedrockBackend, line_of, model_input, record_id
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.record_paths import inference_error
 from osbatch.models import JobStateName, RemoteJob
+from osbatch.record_paths import inference_error
 from osbatch.steps.support.join import join_outputs
 
 REGION = "us-east-1"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from osbatch.ingest.field_map import FieldMapper, MappingError
+from osbatch.field_map import FieldMapper, MappingError
 from osbatch.models.ingest import MappedDoc
 
 SAGEMAKER_LINE = {

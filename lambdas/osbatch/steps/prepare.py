@@ -16,9 +16,9 @@ from osbatch.contracts import job_group, job_input_prefix, job_parts_key, job_so
 from osbatch.dal import JobStore
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.ingest.records import RecordError, json_type, original, parse_record
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob
+from osbatch.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.support.parts import PartWriter, write_parts_list

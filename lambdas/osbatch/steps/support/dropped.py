@@ -30,8 +30,8 @@ from osbatch.contracts import dropped_records_dead_letter_key, job_parts_key
 from osbatch.dal import ChunkTally, JobStore
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY
 from osbatch.models import JobState
+from osbatch.record_paths import BOOKKEEPING_KEY
 from osbatch.s3uri import s3_uri
 from osbatch.steps.support.join import MISSING_FROM_OUTPUT, source_name
 from osbatch.steps.support.parts import PreparedPart, read_parts_list

@@ -26,7 +26,7 @@ from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, OutputObject
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY, ERROR_KEY
+from osbatch.record_paths import BOOKKEEPING_KEY, ERROR_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
