@@ -12,10 +12,9 @@ domain takes without rejecting, however many jobs there are.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -25,6 +24,7 @@ from osbatch.dal.keys import domain_writers_key
 from osbatch.retry import Backoff, Hooks, TryAgain, before_deadline, retrying
 
 # Polling for a free slot: 0.5 s doubling to 10 s, each wait spread over [0.5, 1.5) of that.
+NO_HOOKS = Hooks()  # time.sleep and random.random
 SLOT_POLL = Backoff(initial=0.5, cap=10.0, low=0.5, high=1.5)
 
 
@@ -48,21 +48,20 @@ class DomainWriters:
         settings: LimitSettings = LimitSettings(),
         *,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
-        """`table` is the job table's boto3 Table resource; `domain` names the cluster (its endpoint)."""
+        """`table` is the job table's boto3 Table resource; `domain` names the cluster (its endpoint);
+        `hooks`, the sleep and random source of the polling for a free slot."""
         self._table = table
         self._key = domain_writers_key(domain)
         self._settings = settings
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
+        self._hooks = hooks
 
     def acquire(self, writer: str, *, wait_seconds: float) -> None:
         """Take a writer slot, waiting (with jittered polling) while all are taken."""
         self._ensure_item()
-        hooks = Hooks(sleep=self._sleep, rng=self._rng, before_sleep=lambda _: self._expire_lapsed())
+        hooks = replace(self._hooks, before_sleep=lambda _: self._expire_lapsed())
         polls = retrying(SLOT_POLL, before_deadline(self._clock() + wait_seconds, self._clock), hooks=hooks)
         for attempt in polls:
             with attempt:

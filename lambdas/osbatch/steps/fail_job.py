@@ -67,9 +67,8 @@ def fail_job(
         state, tally, why=f"the job failed ({reason or final.value})", store=store
     ):
         tally = jobs.chunk_totals(state.job_id, state.plan.chunks if state.plan else 0)
-    report = build_report(
-        state, final, reason, tally, unaccounted_records(state, tally), store.dead_letter_bucket
-    )
+    ending = JobStatus(state=final, reason=reason)
+    report = build_report(state, ending, tally, unaccounted_records(state, tally), store.dead_letter_bucket)
     if state.plan is None and state.prepared is not None and state.prepared.valid > 0:
         report = _dead_letter_file(state, report, s3, store.dead_letter_bucket)
     elif state.plan is not None:
@@ -90,7 +89,7 @@ def fail_job(
             )
     store_report(report, store, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
-    return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+    return state.model_copy(update={"status": ending}), report
 
 
 def _running_remotes(state: JobState, jobs: JobTable) -> list[RemoteJob]:

@@ -71,14 +71,15 @@ def finalize_job(
         reasons.insert(0, state.status.reason or "the inference job completed partially")
     final = JobStateName.PARTIALLY_COMPLETED if reasons else JobStateName.COMPLETED
     reason = "; ".join(reasons) or None
-    report = build_report(state, final, reason, tally, unaccounted, store.dead_letter_bucket)
+    ending = JobStatus(state=final, reason=reason)
+    report = build_report(state, ending, tally, unaccounted, store.dead_letter_bucket)
     # chunks_reported: the chunks that reported themselves, not those settled above
     report = replace(
         report, dead_lettered=report.dead_lettered + failed_parts + dropped, chunks_reported=reported
     )
     store_report(report, store, publish)
     jobs.release_slot(state.pipeline, state.job_id)
-    return state.model_copy(update={"status": JobStatus(state=final, reason=reason)}), report
+    return state.model_copy(update={"status": ending}), report
 
 
 def _shortfalls(missing: list[int], planned: int, unaccounted: int, plan: IngestPlan | None) -> list[str]:

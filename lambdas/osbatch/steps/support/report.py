@@ -13,7 +13,7 @@ from typing import Any
 
 from osbatch.contracts import dead_letter_prefix, report_key
 from osbatch.dal import ChunkTally, JobStore, utc_now
-from osbatch.models import JobState, JobStateName
+from osbatch.models import JobState, JobStateName, JobStatus
 
 Publish = Callable[[dict[str, Any]], None]
 
@@ -38,18 +38,14 @@ class JobReport:
 
 
 def build_report(
-    state: JobState,
-    final: JobStateName,
-    reason: str | None,
-    tally: ChunkTally,
-    unaccounted: int,
-    dead_letter_bucket: str,
+    state: JobState, ending: JobStatus, tally: ChunkTally, unaccounted: int, dead_letter_bucket: str
 ) -> JobReport:
+    """ending: the job's terminal state and its reason."""
     prepared = state.prepared
     return JobReport(
         job_id=state.job_id,
         pipeline=state.pipeline,
-        state=final.value,
+        state=ending.state.value,
         source=state.source.uri,
         # A batch request has no Prepare: its records are the lines its chunks read.
         records_in=prepared.records_in if prepared else tally.counts.lines,
@@ -59,7 +55,7 @@ def build_report(
         duplicate_ids=prepared.duplicate_ids if prepared else 0,
         chunks_planned=state.plan.chunks if state.plan else 0,
         chunks_reported=len(tally.reported),
-        reason=reason,
+        reason=ending.reason,
         remote_jobs=[remote.arn or remote.id for remote in state.remotes],
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
