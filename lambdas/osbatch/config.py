@@ -7,6 +7,7 @@ synthesizes is a config the functions can run. Validation errors name the offend
 from __future__ import annotations
 
 import json
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -97,6 +98,12 @@ class PollingConfig(Strict):
                 f"({self.max_interval_seconds}); the wait grows from the first to the second"
             )
         return self
+
+
+def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
+    """The wait before the next poll: grown by backoff_rate (rounded up) to max_interval_seconds. PollJob
+    applies it; the synth-time history check (infra/history.py) replays it to count a job's polls."""
+    return min(polling.max_interval_seconds, math.ceil(wait_seconds * polling.backoff_rate))
 
 
 class SageMakerJobConfig(Strict):

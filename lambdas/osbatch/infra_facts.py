@@ -7,6 +7,7 @@ schema itself, which is the input the stack is synthesized from. Nothing here do
 each name stays defined where it belongs and is re-exported.
 """
 
+from osbatch.backends.base import THROTTLED_ERRORS
 from osbatch.backends.ml_commons import LEDGER_NAME
 from osbatch.backends.remote_events import STATE_CHANGE_EVENTS, StateChangeEvent
 from osbatch.config import (
@@ -18,6 +19,7 @@ from osbatch.config import (
     PipelineConfig,
     PollingConfig,
     load_pipeline,
+    next_wait_seconds,
     pipelines_to_json,
 )
 from osbatch.contracts import (
@@ -39,8 +41,6 @@ from osbatch.search.client import DOMAIN_HOST
 from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 from osbatch.search.ml import CONNECTORS, MODELS, SEARCH_PIPELINE, TASKS
 from osbatch.search.provision import hybrid_pipeline_name
-from osbatch.steps.poll_job import next_wait_seconds
-from osbatch.steps.start_job import THROTTLED_ERRORS
 
 __all__ = [
     "CONNECTORS",

@@ -1,9 +1,13 @@
-"""Park and wake: WaitForJob ends when the remote job's completion event arrives, not only at its timeout.
+"""ParkJob (WaitForJob's task): WaitForJob ends when the remote job's completion event arrives, not only at
+its timeout.
 
 WaitForJob is a `lambda:invoke.waitForTaskToken` task: `park` stores its token and returns, and the task
 waits until someone calls SendTaskSuccess with that token or its TimeoutSecondsPath ($.poll.wait_seconds)
-passes, which is the polling fallback. `wake` runs for each terminal state-change event of one of
-osbatch's remote jobs (remote_events.py) and sends the token, so PollJob runs at once.
+passes, which is the polling fallback. `wake` (steps/wake_job.py) runs for each terminal state-change event
+of one of osbatch's remote jobs (backends/remote_events.py) and sends the token, so PollJob runs at once.
+
+Park and wake each first write their half (dal/wakeups.py) and then try to claim both at once, so the task
+is resumed exactly once whichever came first (steps/support/resume.py).
 """
 
 from __future__ import annotations

@@ -8,22 +8,15 @@ polls and an overall deadline.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 
 from osbatch.backends.base import BackendUnavailable, BatchBackend
-from osbatch.config import PipelineConfig, PollingConfig
+from osbatch.config import PipelineConfig, PollingConfig, next_wait_seconds
 from osbatch.dal import JobTable
 from osbatch.models import JobState, JobStateName, JobStatus, PollState
 from osbatch.steps.support.remote_jobs import overall_status
 
 Clock = Callable[[], float]
-
-
-def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
-    """The wait before the next poll: grown by backoff_rate (rounded up) to max_interval_seconds. The
-    synth-time history check (infra/history.py) replays this to count a job's polls."""
-    return min(polling.max_interval_seconds, math.ceil(wait_seconds * polling.backoff_rate))
 
 
 def timeout_used_percent(poll: PollState, polling: PollingConfig, now: float) -> float:

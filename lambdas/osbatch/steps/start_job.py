@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from osbatch.backends.base import BackendThrottled, BatchBackend
+from osbatch.backends.base import BackendThrottled, BatchBackend, JobSlotsFull
 from osbatch.config import PipelineConfig
 from osbatch.contracts import job_group, job_output_prefix, remote_job_name
 from osbatch.dal import JobStore, JobTable, utc_now
@@ -21,19 +21,10 @@ from osbatch.s3uri import s3_uri
 Clock = Callable[[], float]
 
 
-class JobSlotsFull(BackendThrottled):
-    """max_jobs_in_flight reached; retried like throttling."""
-
-
 class ThrottledPastWindow(Exception):
     """Throttled (or without a free slot) for longer than the pipeline's retry_time_window. Not retried:
     the state machine's Retry covers the longest window of all its pipelines, so each pipeline's own
     window is enforced here; FailJob then fails the job and dead-letters its file."""
-
-
-# StartJob's Retry rule (infra/workflow.py). Lambda reports an exception's own class name as the error,
-# so every subclass that is retried must be named, not only the base class.
-THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
 
 
 @contextmanager
