@@ -35,7 +35,7 @@ from local.model.cpu import CpuInfo  # noqa: E402
 from local.paths import logs_dir  # noqa: E402
 from local.runtime import AWS_URL, local_runtime  # noqa: E402
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled  # noqa: E402
-from osbatch.jobs import JobTable  # noqa: E402
+from osbatch.dal import JobTable  # noqa: E402
 from osbatch.models import JobStateName, job_id_for  # noqa: E402
 from osbatch.search.client import opensearch_client  # noqa: E402
 

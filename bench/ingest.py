@@ -43,8 +43,8 @@ from osbatch import jsonlines  # noqa: E402
 from osbatch.config import parse_pipeline  # noqa: E402
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk  # noqa: E402
 from osbatch.ingest.dead_letter import DeadLetterWriter  # noqa: E402
-from osbatch.ingest.models import IngestChunk  # noqa: E402
 from osbatch.models import SourceObject  # noqa: E402
+from osbatch.models.ingest import IngestChunk  # noqa: E402
 
 CONFIG = parse_pipeline(
     {

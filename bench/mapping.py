@@ -27,8 +27,8 @@ import jsonpath_ng  # noqa: E402
 import orjson  # noqa: E402
 
 from osbatch import jsonlines  # noqa: E402
-from osbatch.ingest.field_map import FieldMapper  # noqa: E402
-from osbatch.records import parse_record  # noqa: E402
+from osbatch.field_map import FieldMapper  # noqa: E402
+from osbatch.ingest.records import parse_record  # noqa: E402
 
 FIELD_MAP = {
     "_id": "$._id",

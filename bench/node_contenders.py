@@ -18,15 +18,15 @@ import numpy as np
 import orjson
 from opensearchpy import OpenSearch, helpers
 
+from osbatch.batch_ingestion.local_files import LocalFiles
 from osbatch.config import BulkConfig
+from osbatch.contracts import LINE_BITS
+from osbatch.field_map import FieldMapper
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.field_map import FieldMapper
-from osbatch.ingest.local_files import LocalFiles
-from osbatch.ingest.models import Checkpoint, IngestChunk
 from osbatch.models import SourceObject
+from osbatch.models.ingest import Checkpoint, IngestChunk
 from osbatch.search.client import opensearch_client
-from osbatch.steps.finish import LINE_BITS
 
 DIM = 384
 FIELD_MAP = {"_id": "$._id", "chunk": "$.text", "chunk_embedding": "$.SageMakerOutput"}

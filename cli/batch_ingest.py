@@ -15,12 +15,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from osbatch.batch_ingestion.local_files import LocalFiles
+from osbatch.batch_ingestion.request import BatchIngestRequest, BatchRequestError, parse_batch_request
+from osbatch.batch_ingestion.run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
 from osbatch.config import BulkConfig
-from osbatch.ingest.batch_request import BatchIngestRequest, BatchRequestError, parse_batch_request
-from osbatch.ingest.batch_run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
-from osbatch.ingest.local_files import LocalFiles
-from osbatch.ingest.models import ChunkResult
 from osbatch.ingest.readers import ObjectStore
+from osbatch.models.ingest import ChunkResult
 from osbatch.s3uri import split_s3_uri
 
 OPENAI_DEFAULT_URL = "https://api.openai.com/v1"

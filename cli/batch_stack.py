@@ -1,7 +1,7 @@
 """`osbatch batch-ingest request.json --stack`: the request run by the deployed stack's job workflow.
 
 The CLI stages what the functions need in the output bucket (the body, and any local or OpenAI file, which
-the functions cannot reach), then starts an execution that skips inference (osbatch.ingest.batch_job): the
+the functions cannot reach), then starts an execution that skips inference (osbatch.batch_ingestion.job): the
 same PlanIngest, Distributed Map of ingest-chunk functions, Finalize and report as a job. S3 sources stay
 where they are; the stack reads only the buckets of its context `batch_ingest_buckets`.
 """
@@ -18,12 +18,12 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.batch_ingest import BatchIngestError, input_files
+from osbatch.batch_ingestion.job import StagedBatch, StagedFile, batch_job_id
+from osbatch.batch_ingestion.request import BatchIngestRequest
+from osbatch.batch_ingestion.run import BatchReport, InputFile
 from osbatch.config import PipelineConfig
 from osbatch.contracts import batch_files_prefix, batch_request_key, dead_letter_prefix
-from osbatch.ingest.batch_job import StagedBatch, StagedFile, batch_job_id
-from osbatch.ingest.batch_request import BatchIngestRequest
-from osbatch.ingest.batch_run import BatchReport, InputFile
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.models import BatchIngest, JobState, SourceObject
 
 POLL_SECONDS = 2.0

@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import NoRegionError
 
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 
 STACK_NAME = os.environ.get("OSBATCH_STACK", "osbatch")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from osbatch.wakeups import WAKE_TOKEN
+from osbatch.dal.wakeups import WAKE_TOKEN
 
 # Internal: the parked workflow's task token is a capability to resume it, and long; not for display.
 HIDDEN = {"item", WAKE_TOKEN}

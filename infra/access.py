@@ -1,6 +1,6 @@
 """Each function's data-plane permissions, one block per row of docs/architecture.md's function table.
 
-The actions are the calls the handlers make (lambdas/osbatch/steps, jobs.py, ingest/), held to the key
+The actions are the calls the handlers make (lambdas/osbatch/steps, dal/jobs.py, ingest/), held to the key
 prefixes docs/architecture.md gives. SageMaker and OpenSearch grants live with those concerns
 (inference.py, search.py); the SQS event source grants submit its queue.
 """
@@ -15,10 +15,10 @@ from infra.batch_ingest import source_bucket
 from infra.functions import Functions
 from infra.nag import allow
 from infra.storage import Storage
-from osbatch.config import PipelineConfig
-from osbatch.contracts import (
+from osbatch.infra_facts import (
     DEAD_LETTER_PREFIX,
     JOBS_PREFIX,
+    PipelineConfig,
     batch_files_prefix,
     batch_request_key,
     job_input_prefix,
@@ -76,7 +76,8 @@ def grant_function_access(
 
     grant("prepare", ["s3:GetObject"], inputs, INPUT_KEYS)
     grant("prepare", WRITE, [*job_inputs, *parts])
-    # Rebalancing the last remote job (steps/parts.py) reads parts back, copies some and deletes the old.
+    # Rebalancing the last remote job (steps/support/parts.py) reads parts back, copies some and deletes the
+    # old.
     grant("prepare", ["s3:GetObject", "s3:DeleteObject"], job_inputs)
     grant("prepare", REWRITE, dead_letters)
     grant("prepare", [UPDATE], table)
@@ -85,8 +86,9 @@ def grant_function_access(
 
     grant("poll-job", [UPDATE], table)
 
-    # steps/wake.py on the job item (wakeups.py): park stores its token and claims; wake checks the job
-    # exists, records the finish and claims. SendTaskSuccess is granted with the rules (infra/wake.py).
+    # steps/park_job.py and steps/wake_job.py on the job item (dal/wakeups.py): park stores its token and
+    # claims; wake checks the job exists, records the finish and claims. SendTaskSuccess is granted with the
+    # rules (infra/wake.py).
     grant("park-job", [UPDATE], table)
     grant("wake-job", [GET, UPDATE], table)
 
@@ -100,10 +102,11 @@ def grant_function_access(
     grant("ingest-chunk", [GET, PUT, UPDATE], table)
 
     grant("finalize", ["s3:PutObject"], reports)
-    # Remote jobs that failed while others completed are dead-lettered at file level (steps/failed_parts.py);
-    # the chunks the Map tolerated failing, from their checkpoints (steps/unreported.py: read the plans and
-    # the model output, read checkpoints and write the chunks' counts); and the records a part's output
-    # lacks, by diffing it with the part (steps/dropped.py). A dead-letter object with nothing is deleted.
+    # Remote jobs that failed while others completed are dead-lettered at file level
+    # (steps/support/failed_parts.py); the chunks the Map tolerated failing, from their checkpoints
+    # (steps/support/unreported.py: read the plans and the model output, read checkpoints and write the
+    # chunks' counts); and the records a part's output lacks, by diffing it with the part
+    # (steps/support/dropped.py). A dead-letter object with nothing is deleted.
     grant("finalize", ["s3:GetObject"], [*plans, *job_outputs, *job_inputs, *parts])
     grant("finalize", REWRITE, dead_letters)
     grant("finalize", [GET, PUT, QUERY, UPDATE], table)
@@ -113,8 +116,8 @@ def grant_function_access(
     # A job throttled past its retry window has its input dead-lettered at file level.
     grant("fail-job", WRITE, dead_letters)
     grant("fail-job", [QUERY, UPDATE], table)  # sums what the chunks indexed before the failure
-    # The records of chunks that never reported become dead letters (steps/unreported.py): read the plan
-    # and the model output, read checkpoints and write the chunks' counts.
+    # The records of chunks that never reported become dead letters (steps/support/unreported.py): read the
+    # plan and the model output, read checkpoints and write the chunks' counts.
     # The parts whose output was ingested and came up short are diffed, as in Finalize.
     grant("fail-job", ["s3:GetObject"], [*plans, *job_outputs, *job_inputs, *parts])
     grant("fail-job", REWRITE, dead_letters)
@@ -123,8 +126,8 @@ def grant_function_access(
 
 
 def grant_join_access(functions: Functions, storage: Storage) -> None:
-    """For backends whose output lacks the source record (Bedrock, OpenAI; steps/join.py): prepare keeps
-    the records, plan-ingest joins the output onto them, ingest-chunk reads the joined output."""
+    """For backends whose output lacks the source record (Bedrock, OpenAI; steps/support/join.py): prepare
+    keeps the records, plan-ingest joins the output onto them, ingest-chunk reads the joined output."""
     out = storage.output_bucket
     sources = [out.arn_for_objects(f"{job_source_prefix('*')}*")]
     joined = [out.arn_for_objects(f"{job_joined_prefix('*')}*")]
@@ -139,7 +142,7 @@ def grant_join_access(functions: Functions, storage: Storage) -> None:
 
 
 def grant_batch_ingest_access(functions: Functions, storage: Storage, source_buckets: Sequence[str]) -> None:
-    """`osbatch batch-ingest --stack` (osbatch.ingest.batch_job): plan-ingest reads the staged request,
+    """`osbatch batch-ingest --stack` (osbatch.batch_ingestion.job): plan-ingest reads the staged request,
     ingest-chunk reads it and the request's files, finalize and fail-job read the files of chunks that never
     reported.
     S3 sources are read where they are, so only the buckets named in context `batch_ingest_buckets` are

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any, NamedTuple
 
-from osbatch.config import ConfigError
+from osbatch.infra_facts import ConfigError
 
 BATCH_INGEST_BUCKETS_CONTEXT = "batch_ingest_buckets"
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")

@@ -16,7 +16,7 @@ from constructs import Construct
 
 from infra.inference import grant_job_data
 from infra.nag import allow
-from osbatch.config import Backend, PipelineConfig
+from osbatch.infra_facts import Backend, PipelineConfig
 
 BEDROCK = "bedrock.amazonaws.com"
 JOB_ARN_REASON = "Bedrock names invocation jobs with a generated id; the grant is held to invocation jobs."

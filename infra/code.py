@@ -19,7 +19,7 @@ from aws_cdk import Names, Stage
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_to_json
+from osbatch.infra_facts import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_to_json
 
 SOURCE = Path(__file__).resolve().parent.parent / "lambdas"
 PACKAGE = "osbatch"

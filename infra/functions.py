@@ -15,7 +15,7 @@ from constructs import Construct
 from infra.code import code_asset
 from infra.layer import dependencies_layer
 from infra.nag import acknowledge, allow
-from osbatch.config import Backend, PipelineConfig
+from osbatch.infra_facts import Backend, PipelineConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_RETENTION = logs.RetentionDays.ONE_MONTH

@@ -25,8 +25,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
-from osbatch.config import ConfigError, PipelineConfig, PollingConfig
-from osbatch.steps.remote import next_wait_seconds
+from osbatch.infra_facts import ConfigError, PipelineConfig, PollingConfig, next_wait_seconds
 
 HISTORY_LIMIT = 25_000
 EVENTS_PER_STATE = {"Task": 5, "Wait": 2, "Choice": 2, "Pass": 2, "Succeed": 2, "Fail": 1, "Map": 6}

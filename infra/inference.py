@@ -13,8 +13,16 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import allow
-from osbatch.config import ECR_IMAGE, S3_URL, Backend, PipelineConfig
-from osbatch.contracts import JOBS_PREFIX, REMOTE_JOB_PREFIX, job_input_prefix, job_output_prefix
+from osbatch.infra_facts import (
+    ECR_IMAGE,
+    JOBS_PREFIX,
+    REMOTE_JOB_PREFIX,
+    S3_URL,
+    Backend,
+    PipelineConfig,
+    job_input_prefix,
+    job_output_prefix,
+)
 
 SAGEMAKER = "sagemaker.amazonaws.com"
 TRANSFORM_LOG_GROUP = "/aws/sagemaker/TransformJobs"

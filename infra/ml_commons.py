@@ -17,10 +17,15 @@ from infra.functions import BATCH_CALLERS, Functions
 from infra.nag import allow
 from infra.search import SearchAccess
 from infra.storage import Storage
-from osbatch.backends.ml_commons import LEDGER_NAME
-from osbatch.config import Backend, PipelineConfig
-from osbatch.contracts import JOBS_PREFIX, job_output_prefix
-from osbatch.search.ml import MODELS, TASKS
+from osbatch.infra_facts import (
+    JOBS_PREFIX,
+    LEDGER_NAME,
+    MODELS,
+    TASKS,
+    Backend,
+    PipelineConfig,
+    job_output_prefix,
+)
 
 # start-job's paths name the two model calls it makes: a wildcard on models/* would also allow _register,
 # _deploy, _undeploy and _predict on every model of the domain (any connector, as the connector role).

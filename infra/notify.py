@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from osbatch.config import ConfigError
+from osbatch.infra_facts import ConfigError
 
 EMAILS_CONTEXT, TOPICS_CONTEXT = "alarm_emails", "alarm_topic_arns"
 EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")

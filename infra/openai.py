@@ -13,7 +13,7 @@ from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.nag import allow
-from osbatch.config import PipelineConfig
+from osbatch.infra_facts import PipelineConfig
 
 # The steps that talk to OpenAI: create (start-job), retrieve and cancel (poll-job, fail-job), download
 # the output and error files (plan-ingest).

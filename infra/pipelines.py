@@ -5,7 +5,7 @@ from __future__ import annotations
 import glob
 from pathlib import Path
 
-from osbatch.config import ConfigError, PipelineConfig, load_pipeline
+from osbatch.infra_facts import ConfigError, PipelineConfig, load_pipeline
 
 DEFAULT_PATTERN = "pipelines/*.yaml"
 

@@ -25,8 +25,7 @@ from constructs import Construct
 
 from infra.nag import acknowledge, allow
 from infra.search_security import BULK_ROLE, INDEX_ROLE, LOAD_ROLE, SecurityMapping
-from osbatch.config import ConfigError, OpenSearchTarget, PipelineConfig
-from osbatch.search.client import DOMAIN_HOST
+from osbatch.infra_facts import DOMAIN_HOST, ConfigError, OpenSearchTarget, PipelineConfig
 
 # (action, path under the index) for each kind of client: what ensure_compatible_index and BulkWriter send.
 INDEX_CHECKS = (("es:ESHttpPut", ""), ("es:ESHttpHead", ""), ("es:ESHttpGet", "/_mapping"))

@@ -29,11 +29,19 @@ from infra.functions import LOG_RETENTION, FunctionFactory, FunctionSpec
 from infra.inference import model_arn, model_condition
 from infra.nag import acknowledge, allow, wildcard_finding
 from infra.search import SearchAccess
-from osbatch.config import Backend, ConfigError, PipelineConfig
-from osbatch.contracts import REMOTE_JOB_PREFIX
-from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
-from osbatch.search.ml import CONNECTORS, MODELS, SEARCH_PIPELINE, TASKS
-from osbatch.search.provision import hybrid_pipeline_name
+from osbatch.infra_facts import (
+    CONNECTORS,
+    MODELS,
+    REMOTE_JOB_PREFIX,
+    RESOURCE_TYPE,
+    SEARCH_PIPELINE,
+    TASKS,
+    Backend,
+    ConfigError,
+    PipelineConfig,
+    SearchResourceProperties,
+    hybrid_pipeline_name,
+)
 
 PROVISION_SEARCH = FunctionSpec(
     "osbatch.handlers.provision_search.handler",

@@ -33,7 +33,7 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import allow
-from osbatch.config import ConfigError
+from osbatch.infra_facts import ConfigError
 
 HANDLER = Path(__file__).with_name("security_mapping_handler.py")
 SECURITY_API = "/_plugins/_security/api"

@@ -26,9 +26,9 @@ from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.wake import WakeRules
 from infra.workflow import INGEST_LOOP, POLL_LOOP, JobWorkflow, state_machine_arn
-from osbatch.config import Backend, PipelineConfig
+from osbatch.infra_facts import Backend, PipelineConfig
 
-# Backends whose output lacks the source record, so PlanIngest joins it back (steps/join.py).
+# Backends whose output lacks the source record, so PlanIngest joins it back (steps/support/join.py).
 JOINING_BACKENDS = frozenset({Backend.BEDROCK, Backend.OPENAI})
 
 # Context the local runtime sets (local/deploy.py): the local node's URL.

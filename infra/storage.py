@@ -10,7 +10,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 # Key layout from docs/architecture.md: the lifecycle rules and IAM grants use the prefixes the code writes.
-from osbatch.contracts import DEAD_LETTER_PREFIX, JOBS_BY_PIPELINE_INDEX, JOBS_PREFIX
+from osbatch.infra_facts import DEAD_LETTER_PREFIX, JOBS_BY_PIPELINE_INDEX, JOBS_PREFIX
 
 
 @dataclass(frozen=True)

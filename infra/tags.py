@@ -9,7 +9,7 @@ from typing import Any
 
 from aws_cdk import Stack, Tags
 
-from osbatch.config import ConfigError
+from osbatch.infra_facts import ConfigError
 
 STACK_TAG = "osbatch:stack"
 PIPELINE_TAG = "osbatch:pipeline"  # on the resources one pipeline owns (its EventBridge rule)

@@ -14,7 +14,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.tags import PIPELINE_TAG
-from osbatch.config import PipelineConfig
+from osbatch.infra_facts import PipelineConfig
 
 MAX_RECEIVE_COUNT = 5  # an event that fails five submits is poison, not throttling: park it in the DLQ
 BATCH_SIZE = 10

@@ -1,9 +1,9 @@
 """Completion noticed at once: EventBridge rules on the services' job state-change events -> wake-job.
 
-One rule per service (osbatch.remote_events names the source, detail-type and fields, with the AWS pages
-that document them), matching only terminal states of jobs named with osbatch's remote job prefix, on the
-default bus where AWS services put their events. wake-job sends the parked WaitForJob's task token;
-park-job sends it itself when the event came first. Both may call SendTaskSuccess on this state machine
+One rule per service (osbatch.backends.remote_events names the source, detail-type and fields, with the
+AWS pages that document them), matching only terminal states of jobs named with osbatch's remote job
+prefix, on the default bus where AWS services put their events. wake-job sends the parked WaitForJob's task
+token; park-job sends it itself when the event came first. Both may call SendTaskSuccess on this state machine
 only. A lost event costs nothing but time: WaitForJob's timeout still polls.
 """
 
@@ -19,8 +19,7 @@ from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.nag import allow
-from osbatch.contracts import REMOTE_JOB_PREFIX
-from osbatch.remote_events import STATE_CHANGE_EVENTS, StateChangeEvent
+from osbatch.infra_facts import REMOTE_JOB_PREFIX, STATE_CHANGE_EVENTS, StateChangeEvent
 
 # An event that outlives a poll interval is no longer worth delivering (the poll has run by then);
 # EventBridge retries a failed Lambda delivery within these bounds.

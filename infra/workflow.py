@@ -18,8 +18,7 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge, allow, flatten
-from osbatch.contracts import plan_key
-from osbatch.steps.remote import THROTTLED_ERRORS
+from osbatch.infra_facts import THROTTLED_ERRORS, plan_key
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,8 @@ KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?", "PartFinished?")
 # The states a job passes through once per remote job whose output it ingests (at most max_remote_jobs).
 INGEST_LOOP = ("PlanIngest", "IngestChunks", "PartFinished?")
-# Set by StartJob and grown by PollJob (steps/remote.py): how long WaitForJob waits for an event.
+# Set by StartJob and grown by PollJob (steps/start_job.py and steps/poll_job.py): how long WaitForJob waits
+# for an event.
 WAIT_SECONDS_PATH = "$.poll.wait_seconds"
 # Set by PlanIngest from the pipeline's sink.tolerated_chunk_failure_percentage.
 TOLERATED_FAILURE_PATH = "$.plan.tolerated_failure_percentage"
@@ -73,7 +73,7 @@ DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
 FAILED = ("FAILED", "CANCELLED", "EXPIRED", "UNREACHABLE")
 # The fields of an IngestChunk that come from each item of chunks.json (the job's fields come from the state).
 CHUNK_FIELDS = ("chunk", "bucket", "key", "start", "end", "version_base", "file")
-# A JobState with `batch` is a `_batch_ingestion` request (osbatch.ingest.batch_job): no inference to run.
+# A JobState with `batch` is a `_batch_ingestion` request (osbatch.batch_ingestion.job): no inference to run.
 BATCH_PATH = "$.batch"
 
 
@@ -224,9 +224,9 @@ class JobWorkflow(Construct):
         return task
 
     def _park(self, poll_job: sfn.IChainable, fail_job: sfn.IChainable) -> tasks.LambdaInvoke:
-        """WaitForJob: a Wait that an event can end early (steps/wake.py). park-job stores the task token;
-        wake-job sends it when the remote job's completion event arrives, and the timeout, the poll
-        interval, is the polling fallback. The state passes through unchanged either way."""
+        """WaitForJob: a Wait that an event can end early (steps/park_job.py and steps/wake_job.py). park-job
+        stores the task token; wake-job sends it when the remote job's completion event arrives, and the
+        timeout, the poll interval, is the polling fallback. The state passes through unchanged either way."""
         park = tasks.LambdaInvoke(
             self,
             "WaitForJob",

@@ -21,7 +21,7 @@ from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
 from local.runtime import local_runtime
 from local.search_setup import provision_local
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 from osbatch.search.queries import Mode

@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from osbatch.remote_events import STATE_CHANGE_EVENTS
+from osbatch.backends.remote_events import STATE_CHANGE_EVENTS
 
 
 @dataclass(frozen=True)

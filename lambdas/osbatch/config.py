@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import re
 from enum import StrEnum
 from pathlib import Path
@@ -18,7 +19,7 @@ import yaml
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from osbatch.jsonpaths import compile_path
-from osbatch.search.spec import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
+from osbatch.search_config import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
 from osbatch.strict import Strict
 
 # The deployed configs, as pipelines_to_json writes them, inside the `osbatch` package of the functions' code
@@ -108,6 +109,12 @@ class PollingConfig(Strict):
                 f"({self.max_interval_seconds}); the wait grows from the first to the second"
             )
         return self
+
+
+def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
+    """The wait before the next poll: grown by backoff_rate (rounded up) to max_interval_seconds. PollJob
+    applies it; the synth-time history check (infra/history.py) replays it to count a job's polls."""
+    return min(polling.max_interval_seconds, math.ceil(wait_seconds * polling.backoff_rate))
 
 
 class SageMakerJobConfig(Strict):
@@ -248,8 +255,9 @@ class BedrockQuotas(Strict):
 
     @model_validator(mode="after")
     def _room_to_rebalance(self) -> BedrockQuotas:
-        # Prepare moves records from the last full job to a last job under the minimum (steps/parts.py);
-        # both stay at or above the minimum only if a job holds at least twice the minimum.
+        # Prepare moves records from the last full job to a last job under the minimum
+        # (steps/support/parts.py); both stay at or above the minimum only if a job holds at least twice the
+        # minimum.
         if self.max_records_per_job < 2 * self.min_records_per_job:
             raise ValueError(
                 f"max_records_per_job ({self.max_records_per_job}) must be at least twice "
@@ -507,7 +515,7 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _field_map_builds(self) -> PipelineConfig:
         # Build the very mapper ingest uses, so every mapping mistake surfaces at synth time, not mid-job.
-        from osbatch.ingest.field_map import FieldMapper
+        from osbatch.field_map import FieldMapper
 
         try:
             FieldMapper(self.sink.field_map, self.sink.ingest_fields, self.source.id_path)

@@ -16,6 +16,10 @@ DEAD_LETTER_PREFIX = "dead-letter/"
 REMOTE_JOB_PREFIX = "osb-"
 # SageMaker's TransformJobName pattern, which Bedrock's jobName also accepts (both at most 63 characters).
 REMOTE_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+# A plan's document versions are its time in seconds above LINE_BITS bits of input line: a later plan (a
+# re-upload, a re-run) outranks every line of an earlier one, and 2^31 seconds of plans fit a signed 64-bit
+# version. PlanIngest writes each chunk's version_base so; ingest adds the record's line (ingest/chunk.py).
+LINE_BITS = 32
 # The job table's sparse GSI on (pipeline, created_at): only job items carry `pipeline`.
 JOBS_BY_PIPELINE_INDEX = "by-pipeline"
 
@@ -42,7 +46,8 @@ def job_joined_prefix(job_id: str) -> str:
 
 
 def job_parts_key(job_id: str) -> str:
-    """Prepare's list of the input parts: each part's remote job, key and record count (steps/parts.py)."""
+    """Prepare's list of the input parts: each part's remote job, key and record count
+    (steps/support/parts.py)."""
     return f"{job_prefix(job_id)}parts.json"
 
 
@@ -52,7 +57,7 @@ def job_output_prefix(job_id: str) -> str:
 
 
 def batch_request_key(job_id: str) -> str:
-    """A `_batch_ingestion` request run by the stack (ingest/batch_job.py): the body and its files."""
+    """A `_batch_ingestion` request run by the stack (batch_ingestion/job.py): the body and its files."""
     return f"{job_prefix(job_id)}batch-request.json"
 
 
@@ -114,7 +119,7 @@ def remote_job_dead_letter_key(job_id: str, index: int) -> str:
 
 def dropped_records_dead_letter_key(job_id: str, part_file: str) -> str:
     """`dead-letter/<job_id>/inference/part-NNNNN.jsonl`: records input part `part_file` sent to the model
-    that its output lacks, found by Finalize's diff (steps/dropped.py)."""
+    that its output lacks, found by Finalize's diff (steps/support/dropped.py)."""
     return f"{dead_letter_prefix(job_id)}{INFERENCE_DEAD_LETTERS}{part_file}"
 
 

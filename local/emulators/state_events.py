@@ -1,8 +1,8 @@
 """The state-change events SageMaker and Bedrock put on the account's default bus, emitted by the emulators.
 
-Same source, detail-type and detail shape as the services (osbatch.remote_events cites the AWS pages), put
-through moto's EventBridge, so the deployed rules route them to the real wake-job function as on AWS. As
-there, an event is sent after the state is visible to Describe/Get calls, and a delivery problem never
+Same source, detail-type and detail shape as the services (osbatch.backends.remote_events cites the AWS
+pages), put through moto's EventBridge, so the deployed rules route them to the real wake-job function as on
+AWS. As there, an event is sent after the state is visible to Describe/Get calls, and a delivery problem never
 affects the job.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 
 from moto.events.models import events_backends
 
-from osbatch.remote_events import BEDROCK_BATCH, SAGEMAKER_TRANSFORM, StateChangeEvent
+from osbatch.backends.remote_events import BEDROCK_BATCH, SAGEMAKER_TRANSFORM, StateChangeEvent
 
 LOG = logging.getLogger(__name__)
 DEFAULT_BUS = "default"

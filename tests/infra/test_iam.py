@@ -37,7 +37,7 @@ SQS_CONSUME = {
 }
 WRITE = {"s3:PutObject", "s3:AbortMultipartUpload"}
 REWRITE = {*WRITE, "s3:DeleteObject"}
-# The calls each handler makes (lambdas/osbatch/steps, jobs.py, ingest/), and nothing more.
+# The calls each handler makes (lambdas/osbatch/steps, dal/jobs.py, ingest/), and nothing more.
 EXPECTED = {
     "submit": {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",

@@ -10,7 +10,7 @@ import pytest
 from tests.infra.helpers import Synthesized, function_ids, render, resources_for
 
 MACHINE = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:stateMachine:osbatch-jobs"
-# The patterns, written out from the AWS pages remote_events.py cites, not derived from that module.
+# The patterns, written out from the AWS pages backends/remote_events.py cites, not derived from that module.
 EXPECTED_PATTERNS = [
     {
         "source": ["aws.sagemaker"],

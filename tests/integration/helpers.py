@@ -13,7 +13,7 @@ from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 
 T = TypeVar("T")

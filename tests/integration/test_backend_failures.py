@@ -15,7 +15,7 @@ from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.contracts import report_key
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
 from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end

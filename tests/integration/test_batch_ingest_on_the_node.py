@@ -21,8 +21,8 @@ from cli.batch_ingest import run
 from local.aws import session
 from local.opensearch import localize_mapping
 from local.runtime import AWS_URL, LocalRuntime
+from osbatch.batch_ingestion.request import parse_batch_request
 from osbatch.config import BulkConfig
-from osbatch.ingest.batch_request import parse_batch_request
 from tests.unit.test_batch_ingest import OPENAI_BODY, SAGEMAKER_BODY
 
 pytestmark = pytest.mark.integration

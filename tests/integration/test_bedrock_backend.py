@@ -15,7 +15,7 @@ from local.aws import session
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 from tests.integration.helpers import (
     PIPELINES,

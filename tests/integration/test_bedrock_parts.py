@@ -13,7 +13,7 @@ from cli.search import semantic_search
 from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 from tests.integration.helpers import deploy_stack, eventually, job_table, pipeline_configs
 from tests.integration.test_bedrock_backend import clean_faults, set_faults

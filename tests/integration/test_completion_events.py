@@ -15,7 +15,7 @@ from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_end_to_end import upload, wait_for_end
 

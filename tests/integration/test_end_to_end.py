@@ -15,7 +15,7 @@ from cli.search import semantic_search
 from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 from tests.integration.helpers import (

@@ -23,10 +23,10 @@ from local.aws import session
 from local.aws.sandbox.logs import log_file
 from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
+from osbatch.batch_ingestion.request import parse_batch_request
 from osbatch.config import PipelineConfig
 from osbatch.contracts import plan_key, plan_name
-from osbatch.ingest.batch_request import parse_batch_request
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
 from tests.integration.test_batch_ingest_on_the_node import serve_openai_example, vector
 from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
@@ -210,7 +210,7 @@ def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_du
 
 
 # OpenAI's output is diffed as PlanIngest joins it onto its records; SageMaker's carries its records and is
-# diffed at Finalize, once the chunks' counts come up short (steps/dropped.py).
+# diffed at Finalize, once the chunks' counts come up short (steps/support/dropped.py).
 @pytest.mark.parametrize("pipeline", ["e2e-openai", "e2e"])
 def test_records_the_service_silently_drops_are_dead_lettered_so_nothing_is_unaccounted(
     stack: Any, configs: dict[str, PipelineConfig], jobs: JobTable, pipeline: str

@@ -18,7 +18,7 @@ from local.deploy import transform_settings
 from local.emulators.node_facing import node_facing_host
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 from osbatch.search.ml import MlCommons
 from tests.integration.helpers import (

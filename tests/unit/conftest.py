@@ -10,7 +10,7 @@ import yaml
 from moto import mock_aws
 
 from osbatch.config import PipelineConfig, parse_pipeline
-from osbatch.jobs import JobTable
+from osbatch.dal import JobStore, JobTable
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -111,6 +111,11 @@ def s3(aws: None) -> Any:
     for bucket in ("osb-in", "osb-out", "osb-dlq"):
         client.create_bucket(Bucket=bucket)
     return client
+
+
+def job_store(jobs: JobTable, s3: Any) -> JobStore:
+    """The steps' port on the unit tests' job table and buckets (the `s3` fixture creates them)."""
+    return JobStore(jobs, s3, output_bucket="osb-out", dead_letter_bucket="osb-dlq")
 
 
 def example_pipeline_files() -> list[Path]:

@@ -11,10 +11,10 @@ import pytest
 
 from cli.batch_ingest import BatchIngestError, load_request
 from cli.batch_ingest import run as run_command
+from osbatch.batch_ingestion.local_files import LocalFiles
+from osbatch.batch_ingestion.request import BatchIngestRequest, BatchRequestError, parse_batch_request
+from osbatch.batch_ingestion.run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
 from osbatch.config import BulkConfig
-from osbatch.ingest.batch_request import BatchIngestRequest, BatchRequestError, parse_batch_request
-from osbatch.ingest.batch_run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
-from osbatch.ingest.local_files import LocalFiles
 from tests.unit.fake_opensearch import FakeIndices
 
 SAGEMAKER_BODY = {

@@ -11,23 +11,26 @@ import pytest
 from cli.batch_ingest import BatchIngestError
 from cli.batch_stack import pipeline_for
 from infra.batch_ingest import buckets_from_context
-from osbatch.config import ConfigError, PipelineConfig
-from osbatch.contracts import batch_request_key
-from osbatch.ingest.batch_job import (
+from osbatch.batch_ingestion.job import (
     BatchTargetError,
     StagedBatch,
     StagedFile,
     batch_job_id,
     batch_target,
     is_batch_chunk,
-    plan_batch_ingest,
 )
-from osbatch.ingest.batch_request import parse_batch_request
+from osbatch.batch_ingestion.request import parse_batch_request
+from osbatch.config import ConfigError, PipelineConfig
+from osbatch.contracts import batch_request_key
+from osbatch.dal import JobTable
 from osbatch.ingest.chunk import ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.models import IngestChunk
-from osbatch.jobs import JobTable
 from osbatch.models import BatchIngest, JobState, SourceObject
+from osbatch.models.ingest import IngestChunk
+from osbatch.steps.plan_ingest import plan_ingest
+from osbatch.steps.support.ports import DeployedPipeline
+from tests.unit.conftest import job_store
+from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
 from tests.unit.test_batch_ingest import OPENAI_BODY, Cluster, openai_files
 
@@ -50,6 +53,10 @@ def staged_request(s3: Any, tmp_path: Path, body: dict[str, Any]) -> JobState:
     )
 
 
+def deployed(config: PipelineConfig) -> DeployedPipeline:
+    return DeployedPipeline(config, ScriptedBackend(), FakeClient())
+
+
 def test_the_three_file_example_plans_like_a_job_and_each_chunk_maps_its_own_file(
     config: PipelineConfig, jobs: JobTable, s3: Any, tmp_path: Path
 ) -> None:
@@ -57,10 +64,7 @@ def test_the_three_file_example_plans_like_a_job_and_each_chunk_maps_its_own_fil
     body = {**OPENAI_BODY, "index_name": config.sink.index}
     state = staged_request(s3, tmp_path, body)
     # When PlanIngest runs it, in 150-byte chunks
-    planned = plan_batch_ingest(
-        state, config=config, s3=s3, opensearch=FakeClient(), jobs=jobs, output_bucket="osb-out",
-        chunk_bytes=150,
-    )  # fmt: skip
+    planned = plan_ingest(state, pipeline=deployed(config), store=job_store(jobs, s3), chunk_bytes=150)
     # Then the plan covers every file, each item saying which file it reads, and the job is INGESTING
     assert planned.plan is not None
     items = json.loads(s3.get_object(Bucket="osb-out", Key=planned.plan.key)["Body"].read())
@@ -96,10 +100,7 @@ def test_a_request_for_another_index_than_the_pipelines_is_refused(
     state = staged_request(s3, tmp_path, {**OPENAI_BODY, "index_name": "elsewhere"})
     # When it is planned, then it fails, saying which index the pipeline may write
     with pytest.raises(BatchTargetError, match=f"is not pipeline 'msmarco''s index '{config.sink.index}'"):
-        plan_batch_ingest(
-            state, config=config, s3=s3, opensearch=FakeClient(), jobs=jobs, output_bucket="osb-out",
-            chunk_bytes=150,
-        )  # fmt: skip
+        plan_ingest(state, pipeline=deployed(config), store=job_store(jobs, s3), chunk_bytes=150)
     # And it is a job of its pipeline all the same, for FailJob to record the failure on
     assert (jobs.get(JOB) or {})["pipeline"] == "msmarco"
 

@@ -24,7 +24,8 @@ from osbatch.backends.bedrock import BedrockBackend, line_of, model_input, recor
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
-from osbatch.steps.join import inference_error, join_outputs
+from osbatch.record_paths import inference_error
+from osbatch.steps.support.join import join_outputs
 
 REGION = "us-east-1"
 BUCKET = "osb-out"

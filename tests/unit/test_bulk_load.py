@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.search.bulk_load import IndexLoad
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
 

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from osbatch.ingest.domain_limit import DomainWriters, LimitSettings, NoWriterSlot
+from osbatch.dal.domain_writers import DomainWriters, LimitSettings, NoWriterSlot
+from osbatch.retry import Hooks
 from tests.unit.conftest import create_job_table
 
 
@@ -28,7 +29,11 @@ def table(aws: None) -> Any:
 
 def writers(table: Any, clock: Clock, **settings: int) -> DomainWriters:
     return DomainWriters(
-        table, "https://search-docs.example", LimitSettings(**settings), clock=clock, sleep=clock.sleep
+        table,
+        "https://search-docs.example",
+        LimitSettings(**settings),
+        clock=clock,
+        hooks=Hooks(sleep=clock.sleep),
     )
 
 

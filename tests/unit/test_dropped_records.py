@@ -8,12 +8,14 @@ from typing import Any
 
 from osbatch.backends.base import InputLimits, JobLimits
 from osbatch.contracts import job_input_prefix, job_output_prefix, job_parts_key, plan_key, plan_name
+from osbatch.dal import ChunkCounts, JobStore, JobTable
 from osbatch.ingest.readers import iter_chunk_lines, plan_chunks
-from osbatch.jobs import ChunkCounts, JobTable
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, PreparedJob, RemoteJob
-from osbatch.steps.dropped import NOT_DIFFED, UNMATCHED, dead_letter_dropped
-from osbatch.steps.finish import JobReport, fail_job, finalize_job
-from osbatch.steps.parts import PartWriter, write_parts_list
+from osbatch.steps.fail_job import fail_job
+from osbatch.steps.finalize import finalize_job
+from osbatch.steps.support.dropped import NOT_DIFFED, UNMATCHED, dead_letter_dropped
+from osbatch.steps.support.parts import PartWriter, write_parts_list
+from osbatch.steps.support.report import JobReport
 from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.test_finish import JOB, SOURCE
 
@@ -114,9 +116,8 @@ class Job:
 
     def finalize(self, state: JobState) -> JobReport:
         _, report = finalize_job(
-            state, jobs=self.jobs, s3=self.s3, output_bucket=OUT, dead_letter_bucket=DLQ,
-            publish=lambda event: None, diff_output=True,
-        )  # fmt: skip
+            state, store=JobStore(self.jobs, self.s3, OUT, DLQ), publish=lambda event: None, diff_output=True
+        )
         return report
 
     def letters(self, part: int) -> list[dict[str, Any]]:
@@ -218,9 +219,7 @@ def test_past_the_read_budget_a_short_part_is_dead_lettered_at_file_level(s3: An
     tally = jobs.chunk_totals(JOB, state.plan.chunks if state.plan else 0)
 
     # When the dropped records are dead-lettered
-    dropped = dead_letter_dropped(
-        state, tally, s3=s3, output_bucket=OUT, dead_letter_bucket=DLQ, budget_bytes=0
-    )
+    dropped = dead_letter_dropped(state, tally, store=JobStore(jobs, s3, OUT, DLQ), budget_bytes=0)
 
     # Then the shortfall is one letter that stands for it, and says why it was not diffed
     assert dropped == 1
@@ -255,9 +254,8 @@ def test_a_job_failing_after_its_output_was_ingested_dead_letters_what_the_outpu
 
     # When FailJob runs
     _, report = fail_job(
-        state, backend=backend, jobs=jobs, s3=s3, output_bucket=OUT, dead_letter_bucket=DLQ,
-        publish=lambda event: None,
-    )  # fmt: skip
+        state, store=JobStore(jobs, s3, OUT, DLQ), backend=backend, publish=lambda event: None
+    )
 
     # Then the record is a dead letter too
     assert (report.state, report.indexed, report.dead_lettered, report.unaccounted) == ("FAILED", 7, 1, 0)

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from osbatch.ingest.field_map import FieldMapper, MappingError
-from osbatch.ingest.models import MappedDoc
+from osbatch.field_map import FieldMapper, MappingError
+from osbatch.models.ingest import MappedDoc
 
 SAGEMAKER_LINE = {
     "_id": "1185869",

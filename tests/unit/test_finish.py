@@ -9,9 +9,14 @@ import pytest
 
 from osbatch.backends.base import THROTTLED_PAST_WINDOW, OutputObject
 from osbatch.config import PipelineConfig
-from osbatch.jobs import ChunkCounts, JobTable
+from osbatch.dal import ChunkCounts, JobTable
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
-from osbatch.steps.finish import TOLERATED_CHUNK, JobReport, fail_job, finalize_job, plan_ingest
+from osbatch.steps.fail_job import fail_job
+from osbatch.steps.finalize import TOLERATED_CHUNK, finalize_job
+from osbatch.steps.plan_ingest import plan_ingest
+from osbatch.steps.support.ports import DeployedPipeline
+from osbatch.steps.support.report import JobReport
+from tests.unit.conftest import job_store
 from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
 
@@ -55,29 +60,14 @@ def awaiting_plan() -> JobState:
 
 def finalize(jobs: JobTable, s3: Any, state: JobState) -> tuple[JobState, JobReport, list[dict[str, Any]]]:
     published: list[dict[str, Any]] = []
-    result, report = finalize_job(
-        state,
-        jobs=jobs,
-        s3=s3,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
-        publish=published.append,
-    )
+    result, report = finalize_job(state, store=job_store(jobs, s3), publish=published.append)
     return result, report, published
 
 
 def fail(
     jobs: JobTable, s3: Any, state: JobState, backend: ScriptedBackend | None = None
 ) -> tuple[JobState, JobReport]:
-    return fail_job(
-        state,
-        backend=backend,
-        jobs=jobs,
-        s3=s3,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
-        publish=lambda event: None,
-    )
+    return fail_job(state, store=job_store(jobs, s3), backend=backend, publish=lambda event: None)
 
 
 @pytest.fixture
@@ -100,15 +90,7 @@ def test_plan_cuts_the_outputs_into_chunks_and_marks_the_job_ingesting(
     state = awaiting_plan()
     # When the ingest is planned
     result = plan_ingest(
-        state,
-        config=config,
-        backend=backend,
-        s3=s3,
-        opensearch=cluster,
-        jobs=job,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
-        chunk_bytes=64,
+        state, pipeline=DeployedPipeline(config, backend, cluster), store=job_store(job, s3), chunk_bytes=64
     )
     # Then the index exists, the plan lists three byte ranges the Map reads, and the job is INGESTING
     assert [index for index, _ in cluster.indices.created] == ["msmarco"]
@@ -131,14 +113,7 @@ def test_the_plan_carries_the_pipelines_tolerated_chunk_failures(
     backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/a.out", 10)])
     # When the ingest is planned
     result = plan_ingest(
-        awaiting_plan(),
-        config=tolerant,
-        backend=backend,
-        s3=s3,
-        opensearch=FakeClient(),
-        jobs=job,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
+        awaiting_plan(), pipeline=DeployedPipeline(tolerant, backend, FakeClient()), store=job_store(job, s3)
     )
     # Then the plan carries it where the Distributed Map reads its ToleratedFailurePercentagePath
     assert result.plan is not None
@@ -428,14 +403,7 @@ def test_a_failed_load_still_restores_the_index_settings(
     s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
     backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
     state = plan_ingest(
-        awaiting_plan(),
-        config=config,
-        backend=backend,
-        s3=s3,
-        opensearch=cluster,
-        jobs=job,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
+        awaiting_plan(), pipeline=DeployedPipeline(config, backend, cluster), store=job_store(job, s3)
     )
     assert cluster.indices.settings["msmarco"]["refresh_interval"] == "-1"
 
@@ -443,11 +411,8 @@ def test_a_failed_load_still_restores_the_index_settings(
     failed = state.model_copy(update={"error": {"Error": "States.TaskFailed", "Cause": "chunk 0 died"}})
     fail_job(
         failed,
+        store=job_store(job, s3),
         backend=None,
-        jobs=job,
-        s3=s3,
-        output_bucket="osb-out",
-        dead_letter_bucket="osb-dlq",
         publish=lambda event: None,
         index_load=IndexLoad(cluster, "msmarco"),
     )
@@ -493,10 +458,8 @@ def test_each_finished_remote_job_is_planned_once_and_chunk_numbers_run_on(
     cluster = FakeClient()
 
     def plan(state: JobState) -> JobState:
-        args = {"config": config, "backend": backend, "s3": s3, "opensearch": cluster, "jobs": job}
-        return plan_ingest(
-            state, **args, output_bucket="osb-out", dead_letter_bucket="osb-dlq", chunk_bytes=64
-        )
+        pipeline = DeployedPipeline(config, backend, cluster)
+        return plan_ingest(state, pipeline=pipeline, store=job_store(job, s3), chunk_bytes=64)
 
     # When the first is planned
     first = plan(state)
@@ -533,7 +496,7 @@ def test_a_failed_remote_job_among_completed_ones_is_dead_lettered_at_file_level
 ) -> None:
     # Given 31 records (1 bad line), three remote jobs of 10: the second FAILED, the others completed and
     # their chunks indexed 10 and 9 (1 dead-lettered at index)
-    from osbatch.steps.remote_jobs import overall_status
+    from osbatch.steps.support.remote_jobs import overall_status
 
     state = three_remote_jobs([JobStateName.COMPLETED, JobStateName.FAILED, JobStateName.COMPLETED])
     state = state.model_copy(

@@ -9,7 +9,7 @@ import pytest
 from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportError
 
 from osbatch.ingest.bulk import BulkWriter, OpenSearchAccessError
-from osbatch.ingest.models import MappedDoc, RecordRef
+from osbatch.models.ingest import MappedDoc, RecordRef
 
 MAPPER_REASON = (
     "mapper_parsing_exception: failed to parse field [chunk_embedding] of type [knn_vector] in document with "

@@ -9,12 +9,12 @@ import pytest
 
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
+from osbatch.dal import JobTable, TableProgress
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.models import Checkpoint, ChunkResult, IngestChunk
 from osbatch.ingest.readers import plan_chunks
-from osbatch.jobs import JobTable, TableProgress
 from osbatch.models import SourceObject
+from osbatch.models.ingest import Checkpoint, ChunkResult, IngestChunk
 from tests.unit.conftest import pipeline_dict
 
 OUT, DLQ = "osb-out", "osb-dlq"
@@ -235,7 +235,7 @@ def test_rerunning_a_chunk_overwrites_instead_of_duplicating(s3: Any, config: Pi
 def test_a_record_the_model_failed_is_dead_lettered_at_stage_inference(
     s3: Any, config: PipelineConfig
 ) -> None:
-    # Given joined output (steps/join.py) with one result and one record the service failed
+    # Given joined output (steps/support/join.py) with one result and one record the service failed
     failed = {
         "_id": "2",
         "text": "t",

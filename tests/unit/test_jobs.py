@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from osbatch.jobs import WAITER_GONE_SECONDS, ChunkCounts, JobTable
+from osbatch.dal import WAITER_GONE_SECONDS, ChunkCounts, JobTable
 from osbatch.models import JobStateName, SourceObject
 
 SOURCE = SourceObject(bucket="in", key="input/msmarco/a.jsonl", etag="e1", size=10)

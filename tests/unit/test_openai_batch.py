@@ -22,7 +22,8 @@ from osbatch.backends.openai_http import OpenAIHttp
 from osbatch.config import OpenAIJobConfig
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
-from osbatch.steps.join import MISSING_FROM_OUTPUT, inference_error, join_outputs
+from osbatch.record_paths import inference_error
+from osbatch.steps.support.join import MISSING_FROM_OUTPUT, join_outputs
 
 KEY = "sk-test-0123456789"
 BUCKET = "osb-out"

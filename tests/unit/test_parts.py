@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from osbatch.backends.base import InputLimits, JobLimits
-from osbatch.steps.parts import PartWriter, TooManyRemoteJobs, read_parts_list, write_parts_list
+from osbatch.steps.support.parts import PartWriter, TooManyRemoteJobs, read_parts_list, write_parts_list
 
 PREFIX = "jobs/j/input/"
 SOURCES = "jobs/j/source/"

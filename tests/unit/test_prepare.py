@@ -8,11 +8,12 @@ import pytest
 from osbatch.backends.base import InputLimits
 from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import PipelineConfig, parse_pipeline
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.models import JobState, SourceObject
 from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
-from tests.unit.conftest import pipeline_dict
+from osbatch.steps.support.ports import DeployedPipeline
+from tests.unit.conftest import job_store, pipeline_dict
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
 
 
@@ -53,12 +54,8 @@ def run_prepare(
     dead = ListDeadLetters()
     result = prepare_job(
         state,
-        config=config,
-        s3=s3,
-        opensearch=cluster or FakeClient(),
-        backend=backend,
-        jobs=jobs,
-        output_bucket="osb-out",
+        pipeline=DeployedPipeline(config, backend, cluster or FakeClient()),
+        store=job_store(jobs, s3),
         dead_letters=dead,
     )
     return result, dead
@@ -214,12 +211,8 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
     # When Prepare runs
     prepare_job(
         state,
-        config=config,
-        s3=s3,
-        opensearch=FakeClient(),
-        backend=backend,
-        jobs=jobs,
-        output_bucket="osb-out",
+        pipeline=DeployedPipeline(config, backend, FakeClient()),
+        store=job_store(jobs, s3),
         dead_letters=ListDeadLetters(),
     )
 

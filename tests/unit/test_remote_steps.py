@@ -4,15 +4,10 @@ import pytest
 
 from osbatch.backends.base import BackendStatus, BackendUnavailable
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobStore, JobTable
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob, SourceObject
-from osbatch.steps.remote import (
-    JobSlotsFull,
-    ThrottledPastWindow,
-    poll_job,
-    start_job,
-    timeout_used_percent,
-)
+from osbatch.steps.poll_job import poll_job, timeout_used_percent
+from osbatch.steps.start_job import JobSlotsFull, ThrottledPastWindow, start_job
 from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
@@ -44,9 +39,8 @@ def started(
         prepared_state(remote_jobs=remote_jobs),
         config=config,
         backend=backend,
-        jobs=jobs,
-        output_bucket="osb-out",
         now=lambda: 1000.0,
+        store=JobStore(jobs, None, "osb-out", "osb-dlq"),
     )
 
 
@@ -77,9 +71,8 @@ def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> 
             prepared_state(),
             config=config,
             backend=backend,
-            jobs=jobs,
-            output_bucket="osb-out",
             now=lambda: 0.0,
+            store=JobStore(jobs, None, "osb-out", "osb-dlq"),
         )
     assert backend.submitted == []
 
@@ -99,9 +92,8 @@ def test_throttling_is_retried_within_the_pipelines_own_window_then_fails_the_st
             prepared_state(),
             config=config,
             backend=ScriptedBackend(),
-            jobs=jobs,
-            output_bucket="o",
             now=lambda: at,
+            store=JobStore(jobs, None, "o", "osb-dlq"),
         )
 
     # When StartJob is throttled first at t=1000 and retried just inside the window
@@ -282,7 +274,7 @@ def test_a_job_prepared_before_remote_jobs_were_grouped_is_one_remote_job(
     backend = ScriptedBackend()
     # When it starts
     state = start_job(
-        old, config=config, backend=backend, jobs=jobs, output_bucket="osb-out", now=lambda: 0.0
+        old, config=config, backend=backend, now=lambda: 0.0, store=JobStore(jobs, None, "osb-out", "osb-dlq")
     )
     # Then its whole input is one remote job
     assert backend.submitted == ["osb-msmarco-1-000"]

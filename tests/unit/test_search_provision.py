@@ -9,7 +9,7 @@ import pytest
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.search.connectors import ConnectorTarget, connector_body
 from osbatch.search.provision import OnnxArtifact, ProvisionError, provision_search
-from osbatch.search.spec import ModelSpec
+from osbatch.search_config import ModelSpec
 from tests.unit.conftest import pipeline_dict
 from tests.unit.fake_ml_commons import FakeSearchClient
 

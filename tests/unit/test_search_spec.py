@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from osbatch.config import ConfigError, load_pipeline, parse_pipeline
-from osbatch.search.spec import MlInferenceStep, RerankStep
+from osbatch.search_config import MlInferenceStep, RerankStep
 from tests.unit.conftest import REPO, pipeline_dict
 
 MODELS = [

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from osbatch.seen_ids import SeenIds
+from osbatch.steps.support.seen_ids import SeenIds
 
 
 def test_each_id_is_new_once_and_growth_loses_none() -> None:

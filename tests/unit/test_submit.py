@@ -7,8 +7,8 @@ import boto3
 import pytest
 
 from osbatch.config import PipelineConfig, parse_pipeline
-from osbatch.jobs import JobTable
-from osbatch.steps.submit import ObjectCreatedEvent, pipeline_for, source_from_event, submit_object
+from osbatch.dal import JobTable
+from osbatch.steps.submit import ObjectCreatedEvent, Workflow, pipeline_for, source_from_event, submit_object
 from tests.unit.conftest import object_created, pipeline_dict
 
 
@@ -29,8 +29,7 @@ def submit(key: str, s3: Any, jobs: JobTable, sfn: tuple[Any, str], config: Pipe
         pipelines={config.name: config},
         jobs=jobs,
         s3=s3,
-        sfn=client,
-        state_machine_arn=arn,
+        workflow=Workflow(client, arn),
     )
 
 

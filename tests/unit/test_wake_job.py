@@ -2,7 +2,7 @@
 
 A state machine parks on a real task token (moto's SQS waitForTaskToken integration hands it to the test,
 as Lambda's would hand it to park-job) with TimeoutSecondsPath, as WaitForJob does; the events are the
-services' documented shapes (osbatch.remote_events cites them).
+services' documented shapes (osbatch.backends.remote_events cites them).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Time
 
 from local.aws.patches import stepfunctions
 from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
+from osbatch.dal import JobTable
+from osbatch.dal.wakeups import WAKE_PENDING, WAKE_TOKEN
 from osbatch.handlers import park_job, wake_job, wiring
-from osbatch.jobs import JobTable
 from osbatch.models import SourceObject
-from osbatch.wakeups import WAKE_PENDING, WAKE_TOKEN
 from tests.unit.conftest import create_job_table, pipeline_dict
 
 JOB_ID = "msmarco-3f2a9c1e0b7d4a55"

@@ -16,6 +16,15 @@ class BackendThrottled(Exception):
     with backoff for the pipeline's retry_time_window; the class name is matched by the Retry rule."""
 
 
+class JobSlotsFull(BackendThrottled):
+    """The pipeline has max_jobs_in_flight jobs running (StartJob's slot queue); retried like throttling."""
+
+
+# The workflow's StartJob Retry rule (infra/workflow.py). Lambda reports an exception's own class name as
+# the error, so every subclass that is retried must be named, not only the base class.
+THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
+
+
 # A progress flag on a FAILED status: the service kept refusing the work past retry_time_window after the
 # job was created (OpenAI's token_limit_exceeded batches). FailJob then treats it as it treats StartJob's
 # spent throttling retries: no record reached a model, so the file is dead-lettered whole.
@@ -79,7 +88,7 @@ class BatchBackend(Protocol):
     limits: InputLimits
     job_limits: JobLimits
     # True when output lines lack the source record: Prepare then keeps the records next to the input and
-    # PlanIngest joins each output line back onto its record (steps/join.py) before ingest reads it.
+    # PlanIngest joins each output line back onto its record (steps/support/join.py) before ingest reads it.
     joins_source: bool
     result_key: str  # where the model output sits in the (joined) output record
 

@@ -10,7 +10,7 @@ job, and the recordId is documented as an 11-character alphanumeric string, too 
 `_id` (any string up to 512 bytes). So the recordId carries only the record's line in the user's file
 (`record_id(line)`: "R" + ten digits, unique in the job, deterministic), and Prepare keeps the valid
 source records of each input part next to it (contracts.job_source_prefix). PlanIngest joins each output
-line back onto its record by that line number (steps/join.py): the joined record is the source record
+line back onto its record by that line number (steps/support/join.py): the joined record is the source record
 with `modelOutput` added, exactly the shape SageMaker's JoinSource=Input gives, so field_map addresses
 `$.modelOutput.embedding`, `$.text`, `$._id` and any other source field, and a dead letter cites the line.
 """

@@ -9,7 +9,7 @@ from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
 from osbatch.search.bulk_load import IndexLoad
-from osbatch.steps.finish import fail_job
+from osbatch.steps.fail_job import fail_job
 
 
 def fail(state: JobState, env: Runtime) -> JobState:
@@ -17,10 +17,7 @@ def fail(state: JobState, env: Runtime) -> JobState:
     result, report = fail_job(
         state,
         backend=env.backend(config) if config else None,
-        jobs=env.jobs,
-        s3=env.client("s3"),
-        output_bucket=env.settings.output_bucket,
-        dead_letter_bucket=env.settings.dead_letter_bucket,
+        store=env.store,
         publish=env.events.publish,
         index_load=IndexLoad(env.opensearch(config), config.sink.index) if config else None,
     )

@@ -9,17 +9,14 @@ from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
 from osbatch.search.bulk_load import IndexLoad
-from osbatch.steps.finish import finalize_job
+from osbatch.steps.finalize import finalize_job
 
 
 def finalize(state: JobState, env: Runtime) -> JobState:
     config = env.pipeline(state.pipeline)
     result, report = finalize_job(
         state,
-        jobs=env.jobs,
-        s3=env.client("s3"),
-        output_bucket=env.settings.output_bucket,
-        dead_letter_bucket=env.settings.dead_letter_bucket,
+        store=env.store,
         publish=env.events.publish,
         index_load=IndexLoad(env.opensearch(config), config.sink.index),
         diff_output=not env.backend(config).joins_source,

@@ -6,7 +6,7 @@ from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
-from osbatch.steps.remote import poll_job, timeout_used_percent
+from osbatch.steps.poll_job import poll_job, timeout_used_percent
 
 
 def poll(state: JobState, env: Runtime) -> JobState:

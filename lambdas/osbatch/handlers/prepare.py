@@ -21,16 +21,7 @@ def prepare(state: JobState, env: Runtime) -> JobState:
         job_id=state.job_id,
         source=state.source.uri,
     )
-    result = prepare_job(
-        state,
-        config=config,
-        s3=s3,
-        opensearch=env.opensearch(config),
-        backend=env.backend(config),
-        jobs=env.jobs,
-        output_bucket=env.settings.output_bucket,
-        dead_letters=dead_letters,
-    )
+    result = prepare_job(state, pipeline=env.deployed(config), store=env.store, dead_letters=dead_letters)
     assert result.prepared is not None
     metrics.add_metric(name="RecordsIn", unit=MetricUnit.Count, value=result.prepared.records_in)
     metrics.add_metric(name="DeadLetteredRecords", unit=MetricUnit.Count, value=result.prepared.dead_lettered)

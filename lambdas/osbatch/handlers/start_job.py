@@ -6,7 +6,7 @@ from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
-from osbatch.steps.remote import start_job
+from osbatch.steps.start_job import start_job
 
 
 def start(state: JobState, env: Runtime) -> JobState:
@@ -15,8 +15,7 @@ def start(state: JobState, env: Runtime) -> JobState:
         state,
         config=config,
         backend=env.backend(config),
-        jobs=env.jobs,
-        output_bucket=env.settings.output_bucket,
+        store=env.store,
         now=env.now,
     )
     metrics.add_metric(name="InferenceJobsSubmitted", unit=MetricUnit.Count, value=len(result.remotes))

@@ -12,7 +12,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.wiring import Runtime, runtime
-from osbatch.steps.submit import ObjectCreatedRecord, source_from_event, submit_object
+from osbatch.steps.submit import ObjectCreatedRecord, Workflow, source_from_event, submit_object
 
 # Each record is parsed into ObjectCreatedRecord before record_handler sees it; a record that does not
 # validate is a batch item failure, logged (via `logger`) with the validation error naming the field.
@@ -29,8 +29,7 @@ def record_handler(record: ObjectCreatedRecord, env: Runtime) -> None:
         pipelines=env.pipelines,
         jobs=env.jobs,
         s3=env.client("s3"),
-        sfn=env.client("stepfunctions"),
-        state_machine_arn=env.settings.state_machine_arn,
+        workflow=Workflow(env.client("stepfunctions"), env.settings.state_machine_arn),
     )
     logger.info(outcome.detail, extra={"job_id": outcome.job_id, "message_id": record.messageId})
     if outcome.started:

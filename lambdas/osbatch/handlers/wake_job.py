@@ -8,7 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from osbatch.handlers.observability import logger, tracer
 from osbatch.handlers.wiring import runtime
-from osbatch.steps.wake import RemoteJobEvent, wake
+from osbatch.steps.wake_job import RemoteJobEvent, wake
 
 
 @logger.inject_lambda_context

@@ -24,11 +24,11 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from osbatch.backends import backend_for
 from osbatch.backends.base import BatchBackend
 from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_from_json
+from osbatch.dal import DomainWriters, JobStore, JobTable, LimitSettings, Wakeups
 from osbatch.events import JobEvents
-from osbatch.ingest.domain_limit import DomainWriters, LimitSettings
-from osbatch.jobs import JobTable
 from osbatch.search.client import opensearch_client
-from osbatch.wakeups import Wakeups
+from osbatch.steps.ingest_chunk import SinkDomain
+from osbatch.steps.support.ports import DeployedPipeline
 
 # Standard retry mode: bounded retries with backoff for every AWS call the functions make.
 AWS_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"})
@@ -106,6 +106,19 @@ class Runtime:
     @cached_property
     def jobs(self) -> JobTable:
         return JobTable(self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table))
+
+    @cached_property
+    def store(self) -> JobStore:
+        """The job table and the stack's buckets: where every step reads and writes a job."""
+        return JobStore(
+            self.jobs, self.client("s3"), self.settings.output_bucket, self.settings.dead_letter_bucket
+        )
+
+    def deployed(self, config: PipelineConfig) -> DeployedPipeline:
+        return DeployedPipeline(config, self.backend(config), self.opensearch(config))
+
+    def sink_domain(self, config: PipelineConfig) -> SinkDomain:
+        return SinkDomain(self.opensearch(config), self.domain_writers(config))
 
     @cached_property
     def wakeups(self) -> Wakeups:

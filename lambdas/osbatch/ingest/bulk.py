@@ -30,7 +30,8 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
-from osbatch.ingest.models import Failure, MappedDoc, RecordRef
+from osbatch.models.ingest import Failure, MappedDoc, RecordRef
+from osbatch.retry import Backoff, Hooks, TryAgain, after_attempts, retrying
 
 if TYPE_CHECKING:
     from osbatch.config import BulkConfig
@@ -141,8 +142,7 @@ class BulkWriter:
         self._max_bytes = max_bytes if max_request_bytes is None else min(max_bytes, max_request_bytes)
         self._max_request_bytes = max_request_bytes
         self._max_retries = max_retries
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
+        self._backoff = Backoff(initial=initial_backoff, cap=max_backoff)
         self._on_settled = on_settled
         self._upsert = upsert
         self._sleep = sleep
@@ -226,7 +226,7 @@ class BulkWriter:
 
     def backoff(self, retry: int) -> float:
         """Seconds before retry number `retry` (0-based): full jitter over a capped exponential."""
-        return self._rng() * min(self._max_backoff, self._initial_backoff * 2**retry)
+        return self._backoff.delay(retry, self._rng)
 
     def _settle_in_order(self, settled: Settled) -> None:
         """A request's outcome known without sending it: settled after the requests cut before it."""
@@ -252,34 +252,41 @@ class BulkWriter:
         settled = Settled(end)
         pending = batch
         last_error = ""
-        for attempt in range(self._max_retries + 1):
-            if attempt:
-                self._sleep(self.backoff(attempt - 1))
-            try:
+        tries = retrying(
+            self._backoff,
+            after_attempts(self._max_retries + 1),
+            hooks=Hooks(sleep=self._sleep, rng=self._rng),
+        )
+        for attempt in tries:
+            with attempt:
+                number = attempt.retry_state.attempt_number - 1
                 settled.requests += 1
-                response = self._client.bulk(
-                    body=b"".join(item.payload for item in pending), index=self._index
-                )
-            except TransportError as error:
-                if error.status_code in FATAL_REQUEST_STATUSES:
-                    raise OpenSearchAccessError(_request_reason(error)) from error
-                last_error = _request_reason(error)
-                if not _retryable(error):
-                    _fail(settled, pending, last_error)
+                try:
+                    response = self._client.bulk(
+                        body=b"".join(item.payload for item in pending), index=self._index
+                    )
+                except TransportError as error:
+                    if error.status_code in FATAL_REQUEST_STATUSES:
+                        raise OpenSearchAccessError(_request_reason(error)) from error
+                    last_error = _request_reason(error)
+                    if not _retryable(error):
+                        _fail(settled, pending, last_error)
+                        return settled
+                    settled.throttled += error.status_code == 429
+                    # Status and type only: reasons can quote field values; logs must not hold documents.
+                    logger.warning(
+                        "bulk request failed",
+                        extra={"status": error.status_code, "attempt": number, "docs": len(pending)},
+                    )
+                    raise TryAgain from None
+                pending, item_error = _settle(settled, pending, response, upsert=self._upsert)
+                last_error = item_error or last_error
+                if not pending:
                     return settled
-                settled.throttled += error.status_code == 429
-                # Status and type only: reasons can quote field values, and logs must not hold documents.
-                logger.warning(
-                    "bulk request failed",
-                    extra={"status": error.status_code, "attempt": attempt, "docs": len(pending)},
-                )
-                continue
-            pending, item_error = _settle(settled, pending, response, upsert=self._upsert)
-            last_error = item_error or last_error
-            if not pending:
-                return settled
-            settled.throttled += 1
-            logger.warning("bulk items rejected", extra={"attempt": attempt, "docs": len(pending)})
+                settled.throttled += 1
+                logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})
+                raise TryAgain
+        # The retries are spent.
         _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
         return settled
 

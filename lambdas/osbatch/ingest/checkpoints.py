@@ -22,8 +22,8 @@ from typing import Protocol
 
 from osbatch.ingest.bulk import Settled
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.models import Checkpoint, Failure
-from osbatch.records import parse_record
+from osbatch.ingest.records import parse_record
+from osbatch.models.ingest import Checkpoint, Failure
 
 DeadLetters = Callable[[int], DeadLetterWriter]  # segment number -> the writer of that segment's dead letters
 

@@ -15,15 +15,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
+from osbatch.field_map import FieldMapper, MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.field_map import FieldMapper, MappingError
-from osbatch.ingest.models import Checkpoint, ChunkResult, IngestChunk, MappedDoc, RecordRef
 from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY
-from osbatch.records import RecordError, original, parse_record
-from osbatch.steps.join import inference_error
+from osbatch.ingest.records import RecordError, original, parse_record
+from osbatch.models.ingest import Checkpoint, ChunkResult, IngestChunk, MappedDoc, RecordRef
+from osbatch.record_paths import BOOKKEEPING_KEY, inference_error
 
 
 def input_line(record: dict[str, Any]) -> int | None:

@@ -88,7 +88,7 @@ def split_lines(
 
 class ObjectStore(Protocol):
     """What ingest needs of S3: ranged reads, and writing or deleting (dead letters). boto3's S3 client is
-    one; ingest/local_files.py is another, for `batch-ingest` of local files."""
+    one; batch_ingestion/local_files.py is another, for `batch-ingest` of local files."""
 
     def get_object(self, *, Bucket: str, Key: str, Range: str) -> Any: ...
 

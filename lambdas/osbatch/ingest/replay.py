@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from osbatch import jsonlines
+from osbatch.field_map import MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.field_map import MappingError
-from osbatch.ingest.models import MappedDoc, RecordRef
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY
-from osbatch.records import RecordError, parse_record
+from osbatch.ingest.records import RecordError, parse_record
+from osbatch.models.ingest import MappedDoc, RecordRef
+from osbatch.record_paths import BOOKKEEPING_KEY
 
 
 @dataclass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 
 REFRESH = "refresh_interval"
 REPLICAS = "number_of_replicas"

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from osbatch.search.spec import ModelSpec, Task
+from osbatch.search_config import ModelSpec, Task
 
 JSON_HEADERS = {"content-type": "application/json"}
 DEFAULT_EMBEDDING_PRE = "connector.pre_process.default.embedding"

@@ -6,12 +6,13 @@ with an injected sleep so tests run instantly.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
 from typing import Any
 
 from opensearchpy.exceptions import NotFoundError, TransportError
+
+from osbatch.retry import Backoff, Hooks, after_attempts, retrying
 
 ML = "/_plugins/_ml"
 # The paths provisioning calls; infra/search_provisioning.py grants exactly these.
@@ -25,7 +26,7 @@ DEPLOYED = "DEPLOYED"
 # A node (or domain) that has just started answers 503 while ML Commons' system indices recover
 # (no_shard_available_action_exception on .plugins-ml-config): retried, bounded, with jittered backoff.
 UNAVAILABLE_RETRIES = 8
-UNAVAILABLE_MAX_DELAY_SECONDS = 30.0
+UNAVAILABLE_BACKOFF = Backoff(initial=0.5, cap=30.0, low=0.5, high=1.0)
 
 
 class MlCommonsError(RuntimeError):
@@ -47,14 +48,15 @@ class MlCommons:
         self._timeout = task_timeout_seconds
 
     def _call(self, method: str, path: str, body: Any = None) -> Any:
-        for attempt in range(UNAVAILABLE_RETRIES + 1):
-            try:
+        tries = retrying(
+            UNAVAILABLE_BACKOFF,
+            after_attempts(UNAVAILABLE_RETRIES + 1),
+            retry_on=lambda error: isinstance(error, TransportError) and error.status_code == 503,
+            hooks=Hooks(sleep=self._sleep),
+        )
+        for attempt in tries:
+            with attempt:
                 return self._client.transport.perform_request(method, path, body=body)
-            except TransportError as error:
-                if error.status_code != 503 or attempt == UNAVAILABLE_RETRIES:
-                    raise
-                delay = min(UNAVAILABLE_MAX_DELAY_SECONDS, 0.5 * 2**attempt)
-                self._sleep(random.uniform(delay / 2, delay))
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def find_model(self, name: str) -> dict[str, Any] | None:

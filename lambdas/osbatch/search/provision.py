@@ -26,7 +26,7 @@ from osbatch.search.batch_connector import batch_connector_body, settings_of
 from osbatch.search.connectors import ConnectorTarget, connector_body
 from osbatch.search.index import ensure_compatible_index
 from osbatch.search.ml import DEPLOYED, MlCommons
-from osbatch.search.spec import ModelSpec, OnnxModel
+from osbatch.search_config import ModelSpec, OnnxModel
 
 # In parentheses: ML Commons allows only letters, digits, spaces and basic punctuation in descriptions.
 FINGERPRINT = re.compile(r"\s*\(osbatch ([0-9a-f]{12})\)$")

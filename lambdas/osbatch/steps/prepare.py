@@ -3,30 +3,30 @@
 The index is created (or its mapping checked) first, so an unreachable cluster or a bad mapping fails the
 job before any inference is paid for. Bad lines never reach the model (one malformed line would fail a whole
 SageMaker job): they go to the dead-letter store with the reason, and the counts say how many. Valid records
-are cut into parts that fit the backend's limits, grouped into remote jobs (steps/parts.py). The input is
-streamed; nothing holds the whole file in memory (the ids seen so far take 16 bytes each, see seen_ids.py)."""
+are cut into parts that fit the backend's limits, grouped into remote jobs (steps/support/parts.py). The input
+is streamed; nothing holds the whole file in memory (the ids seen so far take 16 bytes each, see
+steps/support/seen_ids.py)."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Protocol
 
-from osbatch.backends.base import BatchBackend, InputLimits
-from osbatch.config import PipelineConfig
+from osbatch.backends.base import InputLimits
 from osbatch.contracts import job_group, job_input_prefix, job_parts_key, job_source_prefix
+from osbatch.dal import JobStore
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
-from osbatch.jobs import JobTable
+from osbatch.ingest.records import RecordError, json_type, original, parse_record
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob
-from osbatch.records import RecordError, json_type, original, parse_record
+from osbatch.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
-from osbatch.seen_ids import SeenIds
-from osbatch.steps.parts import PartWriter, write_parts_list
+from osbatch.steps.support.parts import PartWriter, write_parts_list
+from osbatch.steps.support.ports import DeployedPipeline
+from osbatch.steps.support.seen_ids import SeenIds
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
-    from opensearchpy import OpenSearch
+    pass
 
 
 class DeadLetters(Protocol):
@@ -38,16 +38,10 @@ class DeadLetters(Protocol):
 
 
 def prepare_job(
-    state: JobState,
-    *,
-    config: PipelineConfig,
-    s3: S3Client,
-    opensearch: OpenSearch,
-    backend: BatchBackend,
-    jobs: JobTable,
-    output_bucket: str,
-    dead_letters: DeadLetters,
+    state: JobState, *, pipeline: DeployedPipeline, store: JobStore, dead_letters: DeadLetters
 ) -> JobState:
+    config, backend, opensearch = pipeline.config, pipeline.backend, pipeline.opensearch
+    jobs, s3, output_bucket = store.table, store.s3, store.output_bucket
     ensure_compatible_index(opensearch, config.sink.index, config.sink.mapping)
     id_path = RecordPath(config.source.id_path)
     text_path = RecordPath(config.source.text_path)

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from pydantic import Field, Json
 
 from osbatch.config import PipelineConfig
-from osbatch.jobs import JobTable
+from osbatch.dal import JobTable
 from osbatch.models import JobState, SourceObject, job_id_for
 
 if TYPE_CHECKING:
@@ -87,14 +87,21 @@ def pipeline_for(key: str, pipelines: dict[str, PipelineConfig]) -> PipelineConf
     return max(matches, key=lambda config: len(config.source.prefix), default=None)
 
 
+@dataclass(frozen=True)
+class Workflow:
+    """The job workflow's state machine, which Submit starts one execution of per job."""
+
+    sfn: SFNClient
+    state_machine_arn: str
+
+
 def submit_object(
     source: SourceObject,
     *,
     pipelines: dict[str, PipelineConfig],
     jobs: JobTable,
     s3: S3Client,
-    sfn: SFNClient,
-    state_machine_arn: str,
+    workflow: Workflow,
 ) -> SubmitOutcome:
     if source.key.endswith(IGNORED_SUFFIXES):
         return SubmitOutcome(None, False, f"ignored {source.uri}: not an input object")
@@ -117,8 +124,8 @@ def submit_object(
     try:
         # StartExecution with the same name and input as a running execution succeeds without starting
         # another; a closed one raises ExecutionAlreadyExists. Either way one execution per job.
-        started = sfn.start_execution(
-            stateMachineArn=state_machine_arn, name=job_id, input=json.dumps(state.dump())
+        started = workflow.sfn.start_execution(
+            stateMachineArn=workflow.state_machine_arn, name=job_id, input=json.dumps(state.dump())
         )
     except ClientError as error:
         if error.response["Error"]["Code"] == "ExecutionAlreadyExists":

@@ -7,7 +7,7 @@ records (joined backends) stay at `source/part-MMMMM.jsonl` whichever group hold
 and a part is cut early when its group is full, so no part straddles two remote jobs.
 
 Prepare also writes the list of parts (contracts.job_parts_key: each part's remote job, key and records),
-so Finalize can tell which part's output came up short without reading any output (steps/dropped.py).
+so Finalize can tell which part's output came up short without reading any output (steps/support/dropped.py).
 
 Minimum records per job (Bedrock refuses a job below it): only the last group can fall under it, since every
 earlier one was closed full. The previous group's tail records then move into it: whole parts by copy, and

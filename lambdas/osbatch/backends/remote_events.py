@@ -2,7 +2,8 @@
 
 SageMaker and Bedrock put an event on the account's default bus whenever one of their jobs changes state;
 osbatch's wake rules (infra/wake.py) match the terminal ones of its own jobs, the wake-job function reads
-them (steps/wake.py), and the local emulators emit them in the same shape (local/emulators/state_events.py).
+them (steps/park_job.py and steps/wake_job.py), and the local emulators emit them in the same shape
+(local/emulators/state_events.py).
 
 - SageMaker: source `aws.sagemaker`, detail-type `SageMaker Transform Job State Change`; `detail` is the
   DescribeTransformJob response (TransformJobName, TransformJobArn, TransformJobStatus, FailureReason, ...).

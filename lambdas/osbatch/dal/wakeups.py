@@ -15,7 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from osbatch.jobs import JOB_ITEM
+from osbatch.dal.items import condition_failed
+from osbatch.dal.keys import job_key
 
 WAKE_TOKEN = "wake_token"
 WAKE_PENDING = "wake_pending"
@@ -35,7 +36,7 @@ class Wakeups:
     def store_token(self, job_id: str, token: str) -> None:
         """The parked task's token; replaces the token of an earlier wait, which has timed out by now."""
         self._table.update_item(
-            Key=_key(job_id),
+            Key=job_key(job_id),
             UpdateExpression="SET #token = :token",
             ExpressionAttributeNames={"#token": WAKE_TOKEN},
             ExpressionAttributeValues={":token": token},
@@ -45,14 +46,14 @@ class Wakeups:
         """Record remote jobs that finished; False if there is no such job (nothing is written then)."""
         try:
             self._table.update_item(
-                Key=_key(job_id),
+                Key=job_key(job_id),
                 UpdateExpression="ADD #pending :names",
                 ConditionExpression="attribute_exists(job_id)",
                 ExpressionAttributeNames={"#pending": WAKE_PENDING},
                 ExpressionAttributeValues={":names": set(remote_names)},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -61,23 +62,21 @@ class Wakeups:
         """Take the token and the pending finishes together, if both are there; None otherwise."""
         try:
             response = self._table.update_item(
-                Key=_key(job_id),
+                Key=job_key(job_id),
                 UpdateExpression="REMOVE #token, #pending",
                 ConditionExpression="attribute_exists(#token) AND attribute_exists(#pending)",
                 ExpressionAttributeNames={"#token": WAKE_TOKEN, "#pending": WAKE_PENDING},
                 ReturnValues="ALL_OLD",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return None
             raise
         old = response["Attributes"]
         return Claim(str(old[WAKE_TOKEN]), frozenset(str(name) for name in old[WAKE_PENDING]))
 
     def job_exists(self, job_id: str) -> bool:
-        response = self._table.get_item(Key=_key(job_id), ProjectionExpression="job_id", ConsistentRead=True)
+        response = self._table.get_item(
+            Key=job_key(job_id), ProjectionExpression="job_id", ConsistentRead=True
+        )
         return "Item" in response
-
-
-def _key(job_id: str) -> dict[str, str]:
-    return {"job_id": job_id, "item": JOB_ITEM}

@@ -1,5 +1,5 @@
 """Reading back a job's ingest plans: every plan's chunk items, for the Finalize and FailJob steps that
-settle chunks (steps/unreported.py) or compare them with the input (steps/dropped.py)."""
+settle chunks (steps/support/unreported.py) or compare them with the input (steps/support/dropped.py)."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
-from osbatch.ingest.models import MappedDoc
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
+from osbatch.models.ingest import MappedDoc
+from osbatch.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
 
 ID_KEY = "_id"
 _SOURCE_PREFIX = re.compile(r"^source\[(\d+)\]\.(?=\$)")

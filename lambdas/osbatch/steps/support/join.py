@@ -26,12 +26,11 @@ from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, OutputObject
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY
+from osbatch.record_paths import BOOKKEEPING_KEY, ERROR_KEY
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-ERROR_KEY = "error"  # under BOOKKEEPING_KEY: the service's error for this record
 SPOOL_BYTES = 64 * 1024 * 1024
 MISSING_FROM_OUTPUT = "missing from model output: the service returned no result and no error for it"
 
@@ -39,15 +38,6 @@ MISSING_FROM_OUTPUT = "missing from model output: the service returned no result
 def source_name(output_key: str) -> str:
     """`…/part-00003.jsonl.out` -> `part-00003.jsonl`: the input part an output object answers."""
     return posixpath.basename(output_key).removesuffix(".out")
-
-
-def inference_error(record: dict[str, Any]) -> str | None:
-    """The service's error a joined record carries, as a dead letter's reason; None for a result."""
-    bookkeeping = record.get(BOOKKEEPING_KEY)
-    error = bookkeeping.get(ERROR_KEY) if isinstance(bookkeeping, dict) else None
-    if not isinstance(error, dict):
-        return None
-    return f"{error.get('code')}: {error.get('message')}"
 
 
 @dataclass(frozen=True)

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from osbatch.batch_ingestion.request import BatchIngestRequest
 from osbatch.config import BulkConfig
-from osbatch.ingest.batch_request import BatchIngestRequest
 from osbatch.ingest.bulk import BulkClient
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.models import ChunkResult, IngestChunk
 from osbatch.ingest.readers import ObjectStore, plan_chunks
 from osbatch.models import SourceObject
+from osbatch.models.ingest import ChunkResult, IngestChunk
 
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024
 PIPELINE = "batch-ingest"  # what dead letters and chunks name as their pipeline

@@ -1,13 +1,13 @@
 """Records the model output lacks, for backends whose output carries its records (SageMaker's
 JoinSource=Input, and the transform jobs ML Commons runs): found by diffing line numbers, dead-lettered.
 
-Bedrock's and OpenAI's outputs are diffed as PlanIngest joins them onto their records (steps/join.py).
+Bedrock's and OpenAI's outputs are diffed as PlanIngest joins them onto their records (steps/support/join.py).
 SageMaker's need no join, and diffing every output up front would read each byte a second time for a loss
 Batch Transform almost never has (a model that answers fewer records than it was sent fails the job). So the
 diff runs only when Finalize finds a shortfall, and only on the parts that have one: the parts list
-(steps/parts.py) says how many records each input part sent, and the chunks' line counts say how many lines
-its output object held. For a part that came up short, the part and its output are read once more and their
-`_osbatch.line` numbers compared. Each record missing from the output becomes one dead letter (stage
+(steps/support/parts.py) says how many records each input part sent, and the chunks' line counts say how many
+lines its output object held. For a part that came up short, the part and its output are read once more and
+their `_osbatch.line` numbers compared. Each record missing from the output becomes one dead letter (stage
 `inference`, reason MISSING_FROM_OUTPUT, the record as the user wrote it), which `osbatch replay` hands back
 to upload again.
 
@@ -27,15 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from osbatch import jsonlines
 from osbatch.contracts import dropped_records_dead_letter_key, job_parts_key
+from osbatch.dal import ChunkTally, JobStore
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.record_paths import BOOKKEEPING_KEY
-from osbatch.jobs import ChunkTally
 from osbatch.models import JobState
+from osbatch.record_paths import BOOKKEEPING_KEY
 from osbatch.s3uri import s3_uri
-from osbatch.steps.join import MISSING_FROM_OUTPUT, source_name
-from osbatch.steps.parts import PreparedPart, read_parts_list
-from osbatch.steps.plans import plan_items
+from osbatch.steps.support.join import MISSING_FROM_OUTPUT, source_name
+from osbatch.steps.support.parts import PreparedPart, read_parts_list
+from osbatch.steps.support.plans import plan_items
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -56,15 +56,14 @@ def dead_letter_dropped(
     state: JobState,
     tally: ChunkTally,
     *,
-    s3: S3Client,
-    output_bucket: str,
-    dead_letter_bucket: str,
+    store: JobStore,
     budget_bytes: int,
 ) -> int:
     """Dead-letter the records missing from the ingested parts' output; how many. A part with no shortfall
     is never read. A re-run writes the same objects again."""
     if state.prepared is None or state.plan is None:
         return 0
+    s3, output_bucket, dead_letter_bucket = store.s3, store.output_bucket, store.dead_letter_bucket
     ingested = {remote.index for remote in state.remotes if remote.ingested}
     lines: dict[str, int] = defaultdict(int)
     outputs: dict[str, Objects] = defaultdict(dict)

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from osbatch.ingest.field_map import ID_KEY, FieldMapper
+from osbatch.field_map import ID_KEY, FieldMapper
 
 _PREFIX = re.compile(r"^source\[(\d+)\]\.(?=\$)")
 CREDENTIAL_REFUSED = (

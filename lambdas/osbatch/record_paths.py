@@ -17,6 +17,7 @@ from osbatch.jsonpaths import compile_path
 
 MISSING: Final = object()
 BOOKKEEPING_KEY: Final = "_osbatch"
+ERROR_KEY: Final = "error"  # under BOOKKEEPING_KEY: the service's error for a joined record
 
 Step = str | int
 
@@ -92,3 +93,12 @@ def _walk(value: Any, steps: tuple[Step, ...]) -> Any:
                 return MISSING
             value = value[step]
     return value
+
+
+def inference_error(record: dict[str, Any]) -> str | None:
+    """The service's error a joined record carries, as a dead letter's reason; None for a result."""
+    bookkeeping = record.get(BOOKKEEPING_KEY)
+    error = bookkeeping.get(ERROR_KEY) if isinstance(bookkeeping, dict) else None
+    if not isinstance(error, dict):
+        return None
+    return f"{error.get('code')}: {error.get('message')}"

@@ -13,26 +13,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
+from osbatch.dal import ChunkCounts, ChunkTally, JobStore
 from osbatch.ingest.chunk import input_line
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import iter_chunk_lines
-from osbatch.jobs import ChunkCounts, ChunkTally, JobTable
+from osbatch.ingest.records import RecordError, original, parse_record
 from osbatch.models import JobState
-from osbatch.records import RecordError, original, parse_record
-from osbatch.steps.plans import plan_items
+from osbatch.steps.support.plans import plan_items
 
 if TYPE_CHECKING:
-    from mypy_boto3_s3 import S3Client
+    pass
 
 
-def dead_letter_unreported(
-    state: JobState, tally: ChunkTally, *, why: str, jobs: JobTable, s3: S3Client, dead_letter_bucket: str
-) -> int:
+def dead_letter_unreported(state: JobState, tally: ChunkTally, *, why: str, store: JobStore) -> int:
     """Dead-letter the unreported chunks' records ("not indexed: <why>") and record their counts; how many
     chunks were settled."""
     plan = state.plan
     if plan is None or not tally.missing(plan.chunks):
         return 0
+    jobs, s3, dead_letter_bucket = store.table, store.s3, store.dead_letter_bucket
     # A missing chunk may be from any of the job's plans (one per finished remote job).
     items = plan_items(s3, state.job_id, plan)
     missing = set(tally.missing(plan.chunks))

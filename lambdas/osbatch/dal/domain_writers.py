@@ -12,16 +12,20 @@ domain takes without rejecting, however many jobs there are.
 
 from __future__ import annotations
 
-import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-DOMAIN_PREFIX = "domain#"
-WRITERS_ITEM = "writers"
+from osbatch.dal.items import condition_failed
+from osbatch.dal.keys import domain_writers_key
+from osbatch.retry import Backoff, Hooks, TryAgain, before_deadline, retrying
+
+# Polling for a free slot: 0.5 s doubling to 10 s, each wait spread over [0.5, 1.5) of that.
+NO_HOOKS = Hooks()  # time.sleep and random.random
+SLOT_POLL = Backoff(initial=0.5, cap=10.0, low=0.5, high=1.5)
 
 
 class NoWriterSlot(RuntimeError):
@@ -44,28 +48,27 @@ class DomainWriters:
         settings: LimitSettings = LimitSettings(),
         *,
         clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], None] = time.sleep,
-        rng: Callable[[], float] = random.random,
+        hooks: Hooks = NO_HOOKS,
     ) -> None:
-        """`table` is the job table's boto3 Table resource; `domain` names the cluster (its endpoint)."""
+        """`table` is the job table's boto3 Table resource; `domain` names the cluster (its endpoint);
+        `hooks`, the sleep and random source of the polling for a free slot."""
         self._table = table
-        self._key = {"job_id": f"{DOMAIN_PREFIX}{domain}", "item": WRITERS_ITEM}
+        self._key = domain_writers_key(domain)
         self._settings = settings
         self._clock = clock
-        self._sleep = sleep
-        self._rng = rng
+        self._hooks = hooks
 
     def acquire(self, writer: str, *, wait_seconds: float) -> None:
         """Take a writer slot, waiting (with jittered polling) while all are taken."""
         self._ensure_item()
-        deadline = self._clock() + wait_seconds
-        delay = 0.5
-        while not self._try_acquire(writer):
-            if self._clock() >= deadline:
-                raise NoWriterSlot(f"no ingest writer slot for {self._key['job_id']} within {wait_seconds}s")
-            self._expire_lapsed()
-            self._sleep(delay * (0.5 + self._rng()))
-            delay = min(delay * 2, 10.0)
+        hooks = replace(self._hooks, before_sleep=lambda _: self._expire_lapsed())
+        polls = retrying(SLOT_POLL, before_deadline(self._clock() + wait_seconds, self._clock), hooks=hooks)
+        for attempt in polls:
+            with attempt:
+                if self._try_acquire(writer):
+                    return
+                raise TryAgain
+        raise NoWriterSlot(f"no ingest writer slot for {self._key['job_id']} within {wait_seconds}s")
 
     def release(self, writer: str, *, throttled: bool) -> None:
         """Give the slot back, and adapt the limit to what this writer saw."""
@@ -91,7 +94,7 @@ class DomainWriters:
                 ConditionExpression="attribute_not_exists(job_id)",
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            if not condition_failed(error):
                 raise
 
     def _try_acquire(self, writer: str) -> bool:
@@ -105,7 +108,7 @@ class DomainWriters:
                 ExpressionAttributeValues={":expiry": int(self._clock()) + self._settings.lease_seconds},
             )
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True
@@ -140,7 +143,7 @@ class DomainWriters:
         try:
             self._table.update_item(Key=self._key, **kwargs)
         except ClientError as error:
-            if error.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            if condition_failed(error):
                 return False
             raise
         return True

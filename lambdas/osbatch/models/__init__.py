@@ -124,7 +124,7 @@ class IngestPlan(Model):
     number: int = 0  # contracts.plan_name(number) is its key; plans 0 .. number exist
     # The Distributed Map's ToleratedFailurePercentagePath: chunks that may fail without failing the job.
     tolerated_failure_percentage: float = 0
-    # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/join.py).
+    # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/support/join.py).
     dead_lettered: int = 0
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from osbatch.contracts import remote_job_dead_letter_key
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobState, RemoteJob
-from osbatch.steps.remote_jobs import failed_remotes
+from osbatch.steps.support.remote_jobs import failed_remotes
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -1,0 +1,97 @@
+"""The job report Finalize and FailJob write, and the conservation sums both settle a job with.
+
+Conservation: records_in = indexed + dead_lettered. Whatever breaks it is reported as `unaccounted`,
+never hidden (steps/finalize.py and steps/fail_job.py say how each shortfall becomes dead letters).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from osbatch.contracts import dead_letter_prefix, report_key
+from osbatch.dal import ChunkTally, JobStore, utc_now
+from osbatch.models import JobState, JobStateName, JobStatus
+
+Publish = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class JobReport:
+    job_id: str
+    pipeline: str
+    state: str
+    source: str
+    records_in: int
+    indexed: int
+    dead_lettered: int
+    unaccounted: int
+    duplicate_ids: int
+    chunks_planned: int
+    chunks_reported: int
+    reason: str | None
+    remote_jobs: list[str]
+    dead_letter_uri: str
+    finished_at: str
+
+
+def build_report(
+    state: JobState, ending: JobStatus, tally: ChunkTally, unaccounted: int, dead_letter_bucket: str
+) -> JobReport:
+    """ending: the job's terminal state and its reason."""
+    prepared = state.prepared
+    return JobReport(
+        job_id=state.job_id,
+        pipeline=state.pipeline,
+        state=ending.state.value,
+        source=state.source.uri,
+        # A batch request has no Prepare: its records are the lines its chunks read.
+        records_in=prepared.records_in if prepared else tally.counts.lines,
+        indexed=tally.counts.indexed,
+        dead_lettered=dead_lettered_records(state, tally),
+        unaccounted=unaccounted,
+        duplicate_ids=prepared.duplicate_ids if prepared else 0,
+        chunks_planned=state.plan.chunks if state.plan else 0,
+        chunks_reported=len(tally.reported),
+        reason=ending.reason,
+        remote_jobs=[remote.arn or remote.id for remote in state.remotes],
+        dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
+        finished_at=utc_now(),
+    )
+
+
+def store_report(report: JobReport, store: JobStore, publish: Publish) -> None:
+    """The report in the output bucket, its figures on the job item, and the event."""
+    jobs, s3, output_bucket = store.table, store.s3, store.output_bucket
+    body = asdict(report)
+    key = report_key(report.job_id)
+    s3.put_object(Bucket=output_bucket, Key=key, Body=json.dumps(body, indent=2).encode())
+    jobs.update(
+        report.job_id,
+        JobStateName(report.state),
+        records_in=report.records_in,
+        indexed=report.indexed,
+        dead_lettered=report.dead_lettered,
+        unaccounted=report.unaccounted,
+        duplicate_ids=report.duplicate_ids,
+        reason=report.reason,
+        finished_at=report.finished_at,
+        report=f"s3://{output_bucket}/{key}",
+    )
+    publish(body)
+
+
+def unaccounted_records(state: JobState, tally: ChunkTally) -> int:
+    prepared = state.prepared
+    if prepared is None:
+        return 0
+    return prepared.records_in - tally.counts.indexed - dead_lettered_records(state, tally)
+
+
+def dead_lettered_records(state: JobState, tally: ChunkTally) -> int:
+    """Prepare's bad lines, PlanIngest's records missing from the output, and the chunks' dead letters."""
+    prepared = state.prepared.dead_lettered if state.prepared else 0
+    planned = state.plan.dead_lettered if state.plan else 0
+    return prepared + planned + tally.counts.dead_lettered
