@@ -65,6 +65,8 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	@# The CLI above the product, local/ beneath the CLI (--config is deprecated in import-linter 2: positional).
+	$(VENV)/bin/lint-imports --no-cache .importlinter-cli
 
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
