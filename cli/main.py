@@ -60,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=["knn", "neural", "hybrid"],
         default="knn",
-        help="knn: embed the query here; neural: the node embeds it; hybrid: BM25 and vector, normalized",
+        help="knn: a vector from the pipeline's own model (its real-time API, else its query_model); "
+        "neural: the node embeds it; hybrid: BM25 and vector, normalized",
     )
     search.add_argument("--search-pipeline", help="run the hits through this search pipeline")
     search.add_argument("--json", action="store_true", help="print the raw response")

@@ -75,7 +75,9 @@ def run_search(
     if by_node or query_vector is None:
         model_id = _query_model_id(client, config, mode)
     vector = query_vector(query) if model_id is None and query_vector is not None else None
-    body = search_body(config, mode, query, k=k, vector=vector, model_id=model_id)
+    # knn without a client-side embedder is the node's embedding: a neural clause with the query model
+    clause = Mode.NEURAL if mode is Mode.KNN and vector is None else mode
+    body = search_body(config, clause, query, k=k, vector=vector, model_id=model_id)
     if search_pipeline:
         ext, namespace, key = QUERY_TEXT_EXT
         body[ext] = {namespace: {key: query}}

@@ -50,8 +50,9 @@ COHERE = "cohere"
 CLAUDE = "claude"
 _FAMILIES = (("amazon.titan-embed-text-v2", TITAN), ("cohere.embed", COHERE), ("anthropic.claude", CLAUDE))
 MANIFEST_NAME = "manifest.json.out"
-# Titan Text Embeddings V2's output sizes, 1024 by default ("Amazon Titan Embeddings G1 - Text", V2 request:
-# https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html)
+# Titan Text Embeddings V2's output sizes, 1024 by default ("Amazon Titan Text Embeddings models",
+# https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html; the request's
+# `dimensions`: "Amazon Titan Embeddings G1 - Text", .../userguide/model-parameters-titan-embed-text.html)
 TITAN_DIMENSIONS = (256, 512, 1024)
 TITAN_DEFAULT_DIMENSIONS = 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024

@@ -4,9 +4,10 @@ moto 5.2.5 has no bedrock-runtime. InvokeModel is `POST /model/{modelId}/invoke`
 request as the body, answered with the model's own response body (API reference "InvokeModel",
 https://docs.aws.amazon.com/bedrock/latest/APIReference/API_runtime_InvokeModel.html). The bodies are those
 a batch job's `modelInput` and `modelOutput` hold (bedrock_batch.py), so both paths share one
-implementation: Titan Text Embeddings V2's `{"inputText", "dimensions", "normalize"}` ->
-`{"embedding", "embeddingsByType", "inputTextTokenCount"}` in the requested size ("Amazon Titan Embeddings
-G1 - Text", https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html),
+implementation: Titan Text Embeddings V2's `{"inputText", "dimensions", "normalize"}` -> `{"embedding",
+"embeddingsByType", "inputTextTokenCount"}` in the requested size, 1024 by default, or 512 or 256 ("Amazon
+Titan Text Embeddings models", https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html;
+the bodies: "Amazon Titan Embeddings G1 - Text", .../userguide/model-parameters-titan-embed-text.html),
 and Cohere Embed's `{"texts", "input_type"}` -> `{"embeddings", ...}`. osbatch calls it to embed a knn
 query with the pipeline's model (osbatch/search/query_vectors.py). A body the model does not take, or a
 model the emulator has no local stand-in for, is the API's ValidationException (HTTP 400).

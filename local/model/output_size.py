@@ -1,7 +1,8 @@
 """Embeddings of the size a request asks for, made from the local MiniLM's 384 dimensions.
 
-Titan Text Embeddings V2 answers with `dimensions` 256, 512 or 1024 ("Amazon Titan Embeddings G1 - Text",
-https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html, V2 request),
+Titan Text Embeddings V2 answers with `dimensions` 256, 512 or 1024 ("Amazon Titan Text Embeddings models",
+https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html; the request field:
+"Amazon Titan Embeddings G1 - Text", .../bedrock/latest/userguide/model-parameters-titan-embed-text.html),
 and OpenAI's text-embedding-3 models with any `dimensions` up to their size ("Vector embeddings",
 https://platform.openai.com/docs/guides/embeddings, "Reducing embedding dimensions"). A local index mapped
 with the real size then takes the emulators' vectors as it would the services'.

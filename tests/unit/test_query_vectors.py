@@ -29,6 +29,7 @@ from local.emulators.bedrock_runtime import with_bedrock_runtime
 from local.emulators.openai_server import BatchStore, serve
 from osbatch.config import PipelineConfig, load_pipeline
 from osbatch.search.queries import Mode
+from tests.unit.fake_ml_commons import FakeMlTransport
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "pipelines" / "examples"
 KEY = "sk-test-query"
@@ -185,3 +186,26 @@ def test_knn_without_a_query_embedder_or_query_model_says_what_to_configure() ->
     # Then the error names the setting that would make it work
     assert "search.query_model" in str(refused.value)
     assert "osbatch setup --pipeline python-docs" in str(refused.value)
+
+
+class RecordingSearch:
+    """A node with the query model registered, recording the search it is sent."""
+
+    def __init__(self) -> None:
+        self.transport = FakeMlTransport()
+        self.transport.models["m-1"] = {"name": "python-docs-minilm", "model_state": "DEPLOYED"}
+        self.bodies: list[dict[str, Any]] = []
+
+    def search(self, *, body: dict[str, Any], **_: Any) -> dict[str, Any]:
+        self.bodies.append(body)
+        return {"hits": {"hits": []}}
+
+
+def test_knn_without_a_query_embedder_has_the_node_embed_with_the_query_model() -> None:
+    # Given a SageMaker pipeline on AWS whose query_model is registered on the node
+    client = RecordingSearch()
+    # When it is searched in knn mode with no client-side embedder
+    run_search(client, sagemaker_pipeline("python-docs-minilm"), "gzip", k=3, mode=Mode.KNN)
+    # Then the node embeds the query with that model: a neural clause naming its id, and no vector
+    (body,) = client.bodies
+    assert body["query"] == {"neural": {"chunk_embedding": {"query_text": "gzip", "model_id": "m-1", "k": 3}}}
