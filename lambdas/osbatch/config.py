@@ -227,7 +227,8 @@ class BedrockQuotas(Strict):
         return self
 
 
-TITAN_DEFAULT_DIMENSIONS = 1024  # what Titan Text Embeddings V2 answers in when a request names no size
+# What Titan Text Embeddings V2 answers in when a request names no size.
+TITAN_DEFAULT_DIMENSIONS: Literal[1024] = 1024
 
 
 class BedrockJobConfig(Strict):
