@@ -92,6 +92,7 @@ test: install lint
 bench: install
 	$(PY) bench/embed.py
 	$(PY) bench/ingest.py
+	$(PY) bench/cli_startup.py
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

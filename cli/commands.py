@@ -1,37 +1,72 @@
-"""The CLI's commands. Each takes parsed arguments, does one thing, and returns an exit code."""
+"""The CLI's commands. Each takes parsed arguments, does one thing, and returns an exit code.
+
+Each command imports what it uses inside itself, so one command never pays for another's imports: boto3
+and the job table for `jobs`, the search client for `search`, the local runtime only for the commands that
+act on it (`up`, `down`, `demo`, `deploy --local`, and `status`, `search`, `setup`, `batch-ingest`, `cancel`
+where they find it up). pyproject.toml's import contracts and tests/unit/test_cli_imports.py hold
+that line.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from cli.target import Target, TargetError, resolve_target
-from cli.views import job_detail, jobs_table
-from osbatch.backends import backend_for
-from osbatch.config import PipelineConfig
-from osbatch.models import JobStateName, RemoteJob
+if TYPE_CHECKING:
+    from cli.target import Target
+    from osbatch.backends.query_vectors import QueryEmbedder
+    from osbatch.config import PipelineConfig
+
+# The repository: pipeline globs are relative to it, as app.py reads them.
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class CommandError(RuntimeError):
     """A command cannot do what was asked; the message says why and what to do."""
 
 
+def is_expected(error: Exception) -> bool:
+    """An error the CLI reports in one line (exit 2) rather than with a traceback."""
+    from osbatch.config import ConfigError
+
+    return isinstance(error, ConfigError | CommandError)
+
+
+@contextlib.contextmanager
+def _local_runtime_errors() -> Iterator[None]:
+    """The local runtime's own errors (a process that would not start, an unknown demo backend), as ours."""
+    from local.demo_backends import UnknownBackend
+    from local.process import StartupError
+
+    try:
+        yield
+    except (StartupError, UnknownBackend) as error:
+        raise CommandError(str(error)) from None
+
+
 def up(args: argparse.Namespace) -> int:
     from local.runtime import local_runtime
 
-    local_runtime().up()
+    with _local_runtime_errors():
+        local_runtime().up()
     return 0
 
 
 def down(args: argparse.Namespace) -> int:
     from local.runtime import local_runtime
 
-    local_runtime().down()
+    with _local_runtime_errors():
+        local_runtime().down()
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
+    from cli.target import TargetError, resolve_target
+    from cli.views import job_detail
+
     if args.job_id:
         job = _target().jobs.get(args.job_id)
         if job is None:
@@ -64,9 +99,11 @@ def deploy(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    from local.demo import run_demo
+    from cli.demo import run_demo
+    from local.demo_backends import DEFAULT_BACKEND
 
-    return run_demo(args.backend)
+    with _local_runtime_errors():
+        return run_demo(args.backend or DEFAULT_BACKEND)
 
 
 def submit(args: argparse.Namespace) -> int:
@@ -84,11 +121,16 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def jobs(args: argparse.Namespace) -> int:
+    from cli.views import jobs_table
+
     print(jobs_table(_target().jobs.list_jobs(args.pipeline, args.limit)))
     return 0
 
 
 def cancel(args: argparse.Namespace) -> int:
+    from osbatch.backends import backend_for
+    from osbatch.models import JobStateName, RemoteJob
+
     target = _target()
     job = target.jobs.get(args.job_id)
     if job is None:
@@ -119,15 +161,38 @@ def search(args: argparse.Namespace) -> int:
     from osbatch.search.queries import Mode
 
     config = _pipeline(args.pipelines, args.pipeline)
-    client = _search_client(config)
+    mode = Mode(args.mode)
+    local = _local_node()
+    client = local or _opensearch(_target(), config)
+    query_vector = _query_vector(config, local=local is not None) if mode is not Mode.NEURAL else None
     try:
         response = run_search(
-            client, config, args.query, k=args.k, mode=Mode(args.mode), search_pipeline=args.search_pipeline
+            client,
+            config,
+            args.query,
+            k=args.k,
+            mode=mode,
+            search_pipeline=args.search_pipeline,
+            query_vector=query_vector,
         )
     except SearchSetupError as error:
         raise CommandError(str(error)) from None
     print_response(response, config, as_json=args.json)
     return 0
+
+
+def _query_vector(config: PipelineConfig, *, local: bool) -> QueryEmbedder | None:
+    """The query's vector from the model that embedded the documents (cli/search.py: query_embedder)."""
+    if local:
+        from cli.local_search import local_query_embedder
+
+        return local_query_embedder(config)
+    import boto3
+
+    from cli.search import query_embedder
+
+    session = boto3.session.Session()
+    return query_embedder(config, lambda service: session.client(service))  # type: ignore[call-overload]
 
 
 def setup(args: argparse.Namespace) -> int:
@@ -219,9 +284,8 @@ def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
     from pathlib import Path
 
     from cli.batch_stack import pipeline_for, run_on_stack
-    from local.deploy import load_pipelines
 
-    config = pipeline_for(request, load_pipelines(args.pipelines), args.pipeline)
+    config = pipeline_for(request, _pipelines(args.pipelines), args.pipeline)
     target = _target()
     with tempfile.TemporaryDirectory(prefix="osbatch-batch-") as scratch:
         report = run_on_stack(
@@ -263,16 +327,23 @@ def replay(args: argparse.Namespace) -> int:
 
 
 def _target() -> Target:
+    from cli.target import TargetError, resolve_target
+
     try:
         return resolve_target()
     except TargetError as error:
         raise CommandError(str(error)) from None
 
 
-def _pipeline(pattern: str, name: str) -> PipelineConfig:
-    from local.deploy import load_pipelines
+def _pipelines(pattern: str) -> list[PipelineConfig]:
+    """The configs app.py would synthesize, read the same way (relative to the repository)."""
+    from infra.pipelines import load_pipelines
 
-    configs = {config.name: config for config in load_pipelines(pattern)}
+    return load_pipelines(pattern, REPO_ROOT)
+
+
+def _pipeline(pattern: str, name: str) -> PipelineConfig:
+    configs = {config.name: config for config in _pipelines(pattern)}
     if name not in configs:
         known = ", ".join(sorted(configs)) or "none"
         raise CommandError(f"no pipeline '{name}' in {pattern}; known: {known}")

@@ -2,22 +2,24 @@
 
 Every command works against the local runtime when it is up and the stack is deployed there,
 and against AWS otherwise (the stack's CloudFormation outputs say where everything is).
+
+This module imports nothing but the standard library: the parser names each command's function in
+cli/commands.py, imported once a command runs, so `osbatch --help` starts in a fraction of a second and
+each command loads only what it uses (bench/cli_startup.py; the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from cli import commands
-from local.demo_backends import DEFAULT_BACKEND, DEMO_BACKENDS, UnknownBackend
-from local.process import StartupError
-from osbatch.config import ConfigError
-
-Command = Callable[[argparse.Namespace], int]
+# The demo's backends, for its help text; local/demo_backends.py's DEMO_BACKENDS is the table itself
+# (tests/unit/test_demo_backends.py keeps the two the same).
+DEMO_BACKEND_HELP = "sagemaker (the default), bedrock, openai or ml-commons"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,35 +31,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, run: Command, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str) -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(run=run)
+        command.set_defaults(run=name.replace("-", "_"))  # its function in cli/commands.py
         return command
 
-    add("up", commands.up, "start the local runtime (OpenSearch node and AWS emulator)")
-    add("down", commands.down, "stop the local runtime")
-    status = add("status", commands.status, "what runs where; with a job id, that job in detail")
+    add("up", "start the local runtime (OpenSearch node and AWS emulator)")
+    add("down", "stop the local runtime")
+    status = add("status", "what runs where; with a job id, that job in detail")
     status.add_argument("job_id", nargs="?")
-    deploy = add("deploy", commands.deploy, "deploy the stack into the local runtime (on AWS: cdk deploy)")
+    deploy = add("deploy", "deploy the stack into the local runtime (on AWS: cdk deploy)")
     deploy.add_argument("--local", action="store_true", required=True, help="deploy into the local runtime")
-    demo = add(
-        "demo", commands.demo, "the whole pipeline on sample data, locally; the runtime stays up afterwards"
-    )
-    demo.add_argument(
-        "--backend",
-        default=DEFAULT_BACKEND,
-        help=f"the inference backend the sample runs through: {', '.join(sorted(DEMO_BACKENDS))} "
-        f"(default {DEFAULT_BACKEND})",
-    )
-    submit = add("submit", commands.submit, "upload JSONL files as input for a pipeline")
+    demo = add("demo", "the whole pipeline on sample data, locally; the runtime stays up afterwards")
+    demo.add_argument("--backend", help=f"the inference backend the sample runs through: {DEMO_BACKEND_HELP}")
+    submit = add("submit", "upload JSONL files as input for a pipeline")
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--pipeline", required=True)
-    jobs = add("jobs", commands.jobs, "list jobs, newest first")
+    jobs = add("jobs", "list jobs, newest first")
     jobs.add_argument("--pipeline")
     jobs.add_argument("--limit", type=int, default=50)
-    cancel = add("cancel", commands.cancel, "stop a job's inference; the workflow records it as CANCELLED")
+    cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
-    search = add("search", commands.search, "k-NN, neural or hybrid search in a pipeline's index")
+    search = add("search", "k-NN, neural or hybrid search in a pipeline's index")
     search.add_argument("query")
     search.add_argument("--pipeline", required=True)
     search.add_argument("-k", "--k", type=int, default=10, help="hits to return (default 10)")
@@ -65,16 +60,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--mode",
         choices=["knn", "neural", "hybrid"],
         default="knn",
-        help="knn: embed the query here; neural: the node embeds it; hybrid: BM25 and vector, normalized",
+        help="knn: a vector from the pipeline's own model (its real-time API, else its query_model); "
+        "neural: the node embeds it; hybrid: BM25 and vector, normalized",
     )
     search.add_argument("--search-pipeline", help="run the hits through this search pipeline")
     search.add_argument("--json", action="store_true", help="print the raw response")
-    setup = add("setup", commands.setup, "create or update a pipeline's index, models and search pipelines")
+    setup = add("setup", "create or update a pipeline's index, models and search pipelines")
     setup.add_argument("--pipeline", required=True)
     setup.add_argument("--connector-role-arn", help="on AWS: the role ML Commons connectors sign as")
     batch = add(
         "batch-ingest",
-        commands.batch_ingest,
         "run an ML Commons _batch_ingestion request body (index_name, field_map, data_source) as is",
     )
     batch.add_argument("request", type=Path, help="the JSON body of POST /_plugins/_ml/_batch_ingestion")
@@ -91,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--pipeline", help="with --stack: the pipeline it runs under (default: the one whose index it names)"
     )
-    replay = add("replay", commands.replay, "re-ingest a job's dead letters once their cause is fixed")
+    replay = add("replay", "re-ingest a job's dead letters once their cause is fixed")
     replay.add_argument("what", help="a job id, or the s3:// URI of one dead-letter object")
     replay.add_argument("--job", help="the job of a dead-letter object (default: read from its key)")
     return parser
@@ -99,14 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = importlib.import_module("cli.commands")
     try:
-        return int(args.run(args))
-    except (ConfigError, commands.CommandError, StartupError, UnknownBackend) as error:
-        print(f"osbatch: error: {error}", file=sys.stderr)
-        return 2
+        return int(getattr(commands, args.run)(args))
     except KeyboardInterrupt:
         print("osbatch: interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        if not commands.is_expected(error):
+            raise
+        print(f"osbatch: error: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-from osbatch.config import PipelineConfig
+from osbatch.backends.query_vectors import ClientFactory, QueryEmbedder, backend_query_embedder
+from osbatch.config import Backend, PipelineConfig
 from osbatch.search.ml import MlCommons
 from osbatch.search.provision import hybrid_pipeline_name
 from osbatch.search.queries import QUERY_TEXT_EXT, Mode, search_body, vector_field
@@ -28,16 +28,24 @@ class Hit:
     extra: dict[str, Any]
 
 
-@lru_cache(maxsize=1)
-def _embedder() -> Any:
-    from local.model.embedder import OnnxSentenceEmbedder
-
-    return OnnxSentenceEmbedder.default()
+# Batch backends whose jobs run on the local MiniLM in the local runtime, so it embeds their queries there.
+LOCAL_MODEL_BACKENDS = frozenset({Backend.SAGEMAKER, Backend.ML_COMMONS})
 
 
-def embed_query(text: str) -> list[float]:
-    """The query vector from the pipeline's model: the same MiniLM that embedded the documents."""
-    return [float(x) for x in _embedder().embed([text])[0]]
+def query_embedder(
+    config: PipelineConfig, client: ClientFactory, *, local_model: QueryEmbedder | None = None
+) -> QueryEmbedder | None:
+    """How a knn query gets its vector from the model that embedded the documents, or None: then the
+    node's query_model does it (run_search).
+
+    The backend's real-time API with the batch job's own model and output size (Bedrock InvokeModel,
+    OpenAI embeddings: osbatch/backends/query_vectors.py); else, in the local runtime (local_model given),
+    the local MiniLM for the backends whose jobs run on it there.
+    """
+    embedder = backend_query_embedder(config, client)
+    if embedder is None and local_model is not None and config.inference.backend in LOCAL_MODEL_BACKENDS:
+        return local_model
+    return embedder
 
 
 def run_search(
@@ -48,18 +56,28 @@ def run_search(
     k: int = 10,
     mode: Mode = Mode.KNN,
     search_pipeline: str | None = None,
+    query_vector: QueryEmbedder | None = None,
 ) -> dict[str, Any]:
-    """The raw search response of one query in `mode`, through `search_pipeline` if given."""
+    """The raw search response of one query in `mode`, through `search_pipeline` if given.
+
+    query_vector embeds the query with the model that embedded the documents (the backend's real-time
+    API, or locally the local model; query_embedder below). Without one, the vector modes fall back to
+    the pipeline's query_model, which the node runs (a neural clause), and say what to configure if
+    there is none either.
+    """
     if mode is Mode.HYBRID and search_pipeline is not None:
         raise SearchSetupError(
             "hybrid search runs through the pipeline's own hybrid search pipeline; "
             "a request takes one search pipeline, so drop --search-pipeline"
         )
     model_id = None
-    if mode is Mode.NEURAL or (mode is Mode.HYBRID and config.search.query_model):
-        model_id = _query_model_id(client, config)
-    vector = embed_query(query) if model_id is None else None
-    body = search_body(config, mode, query, k=k, vector=vector, model_id=model_id)
+    by_node = mode is Mode.NEURAL or (mode is Mode.HYBRID and config.search.query_model)
+    if by_node or query_vector is None:
+        model_id = _query_model_id(client, config, mode)
+    vector = query_vector(query) if model_id is None and query_vector is not None else None
+    # knn without a client-side embedder is the node's embedding: a neural clause with the query model
+    clause = Mode.NEURAL if mode is Mode.KNN and vector is None else mode
+    body = search_body(config, clause, query, k=k, vector=vector, model_id=model_id)
     if search_pipeline:
         ext, namespace, key = QUERY_TEXT_EXT
         body[ext] = {namespace: {key: query}}
@@ -69,11 +87,19 @@ def run_search(
     return response
 
 
-def _query_model_id(client: Any, config: PipelineConfig) -> str:
+def _query_model_id(client: Any, config: PipelineConfig, mode: Mode) -> str:
     name = config.search.query_model
     if name is None:
+        if mode is Mode.NEURAL:
+            raise SearchSetupError(
+                f"pipeline {config.name}: neural search needs search.query_model in its config"
+            )
         raise SearchSetupError(
-            f"pipeline {config.name}: neural search needs search.query_model in its config"
+            f"pipeline {config.name}: {mode.value} search needs the query embedded by the model that "
+            f"embedded the documents, and its {config.inference.backend.value} backend has no real-time "
+            "API osbatch can call for that. Set search.query_model to a text_embedding model in models: "
+            "(e.g. a remote SageMaker endpoint or Bedrock model serving the batch model) and run "
+            f"`osbatch setup --pipeline {config.name}`"
         )
     found = MlCommons(client).find_model(name)
     if found is None:
@@ -83,8 +109,10 @@ def _query_model_id(client: Any, config: PipelineConfig) -> str:
     return str(found["model_id"])
 
 
-def semantic_search(client: Any, config: PipelineConfig, query: str, k: int = 5) -> list[Hit]:
-    return hits_of(run_search(client, config, query, k=k), config)
+def semantic_search(
+    client: Any, config: PipelineConfig, query: str, k: int = 5, *, query_vector: QueryEmbedder | None = None
+) -> list[Hit]:
+    return hits_of(run_search(client, config, query, k=k, query_vector=query_vector), config)
 
 
 def hits_of(response: dict[str, Any], config: PipelineConfig) -> list[Hit]:

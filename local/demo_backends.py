@@ -1,6 +1,6 @@
 """Which pipeline `make demo BACKEND=...` runs the sample through, one entry per inference backend.
 
-Every entry runs the same demo (local/demo.py): the same sample, summary and searches, on its own prefix
+Every entry runs the same demo (cli/demo.py): the same sample, summary and searches, on its own prefix
 and index. Adding a backend to the demo is one entry here and its pipeline config in pipelines/examples/.
 """
 

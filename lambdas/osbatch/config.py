@@ -266,6 +266,10 @@ class BedrockQuotas(Strict):
         return self
 
 
+# What Titan Text Embeddings V2 answers in when a request names no size.
+TITAN_DEFAULT_DIMENSIONS: Literal[1024] = 1024
+
+
 class BedrockJobConfig(Strict):
     """CreateModelInvocationJob settings and how each record becomes a `modelInput`."""
 
@@ -275,7 +279,7 @@ class BedrockJobConfig(Strict):
     )
     family: BedrockModelFamily
     # Titan Text Embeddings V2
-    dimensions: Literal[256, 512, 1024] = 1024
+    dimensions: Literal[256, 512, 1024] = TITAN_DEFAULT_DIMENSIONS
     normalize: bool = True
     # Cohere Embed
     input_type: Literal["search_document", "search_query", "classification", "clustering"] = "search_document"
@@ -550,7 +554,21 @@ class PipelineConfig(Strict):
                     f"search.query_model: '{self.search.query_model}' is not a text_embedding model in "
                     "models:"
                 )
+            self._query_model_size(query_model)
         return self
+
+    def _query_model_size(self, query_model: ModelSpec) -> None:
+        """A Titan query model must answer in the size the batch job embedded the documents in."""
+        batch = self.inference.bedrock
+        remote = query_model.remote.bedrock if query_model.remote else None
+        if batch is None or remote is None or remote.model != batch.model_id:
+            return
+        if (remote.dimensions or TITAN_DEFAULT_DIMENSIONS) != batch.dimensions:
+            raise ValueError(
+                f"models.{query_model.name}: answers in {remote.dimensions or TITAN_DEFAULT_DIMENSIONS} "
+                f"dimensions, the batch job embeds in {batch.dimensions}; set its bedrock.dimensions: "
+                f"{batch.dimensions}"
+            )
 
     def to_json(self) -> str:
         # Defaults are left out: functions re-validate and restore them, and the deployed file stays short.

@@ -45,6 +45,10 @@ class SageMakerEndpoint(Strict):
 class BedrockModel(Strict):
     model: str = Field(min_length=1, description="a Bedrock model id, e.g. amazon.titan-embed-text-v2:0")
     region: str | None = None
+    # Titan Text Embeddings V2's output size ("Amazon Titan Embeddings G1 - Text", V2 request:
+    # https://docs.aws.amazon.com/bedrock/latest/userguide/model-parameters-titan-embed-text.html); the model
+    # answers 1024 without it. A query model must give the size the documents were embedded in.
+    dimensions: Literal[256, 512, 1024] | None = None
 
 
 class RemoteModel(Strict):

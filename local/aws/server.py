@@ -12,6 +12,7 @@ boto3 and `aws --endpoint-url http://127.0.0.1:4599` work against it (any creden
   SQS, Lambda, Step Functions and SNS targets;
 - Wait states and Retry intervals take `--time-scale` times as long (the definitions are untouched);
 - SageMaker's path-style calls of ML Commons' batch connector are served (local/emulators/sagemaker_paths.py).
+- Bedrock's real-time InvokeModel answers for the embedding models (local/emulators/bedrock_runtime.py).
 See local/aws/patches/ for exactly what is patched and why. GET /_osbatch/health answers when ready.
 """
 
@@ -157,13 +158,14 @@ def main(argv: list[str] | None = None) -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     atexit.register(stop_sandboxes)
+    from local.emulators.bedrock_runtime import with_bedrock_runtime
     from local.emulators.faults import with_checkpoint_hold, with_fault_route
     from local.emulators.sagemaker_paths import with_sagemaker_paths
+    from local.model import load_embedder
 
+    moto_app = with_sagemaker_paths(DomainDispatcherApplication(create_backend_app))
     app = with_health(
-        with_fault_route(
-            with_checkpoint_hold(with_sagemaker_paths(DomainDispatcherApplication(create_backend_app)))
-        ),
+        with_fault_route(with_checkpoint_hold(with_bedrock_runtime(moto_app, lambda: load_embedder(None)))),
         {"port": args.port, "time_scale": args.time_scale, "pid": os.getpid()},
     )
     LOG.info("AWS emulator on %s (time scale %s)", endpoint_url, args.time_scale)

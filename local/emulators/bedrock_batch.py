@@ -18,7 +18,8 @@ Model families (the `modelInput` bodies of InvokeModel):
 - Anthropic Claude messages (`anthropic.claude*`): `{"anthropic_version", "max_tokens", "messages"}` ->
   `{"id", "type": "message", "role": "assistant", "content": [{"type": "text", "text"}], "stop_reason",
   "usage"}`.
-The vectors are the local MiniLM's (384 dimensions, whatever `dimensions` asks for). There is no local
+The vectors are the local MiniLM's, in the size Titan's `dimensions` asks for (1024 when it names none, as
+the service does; local/model/output_size.py says how 384 become 256, 512 or 1024). There is no local
 language model: the Claude "summary" is the text's leading sentences cut to max_tokens words, so the
 format and the field mapping are real, the prose is not. (The text is the prompt's last paragraph.)
 """
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from botocore.exceptions import ClientError
 
 from local.emulators.batching import EmbedRequest, embed_in_batches
@@ -41,12 +43,18 @@ from local.emulators.faults import Faults
 from local.emulators.jobs import JobContext, JobFailed, JobStopped
 from local.emulators.s3_io import S3Client, S3Location, S3ObjectWriter, iter_lines, list_keys
 from local.model import Embedder
+from local.model.output_size import resize
 
 TITAN = "titan"
 COHERE = "cohere"
 CLAUDE = "claude"
 _FAMILIES = (("amazon.titan-embed-text-v2", TITAN), ("cohere.embed", COHERE), ("anthropic.claude", CLAUDE))
 MANIFEST_NAME = "manifest.json.out"
+# Titan Text Embeddings V2's output sizes, 1024 by default ("Amazon Titan Text Embeddings models",
+# https://docs.aws.amazon.com/bedrock/latest/userguide/titan-embedding-models.html; the request's
+# `dimensions`: "Amazon Titan Embeddings G1 - Text", .../userguide/model-parameters-titan-embed-text.html)
+TITAN_DIMENSIONS = (256, 512, 1024)
+TITAN_DEFAULT_DIMENSIONS = 1024
 MAX_LINE_BYTES = 16 * 1024 * 1024
 HOLD_POLL_SECONDS = 0.05
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -204,7 +212,7 @@ class InvocationWork:
         if embedder is not None:
             requests = (EmbedRequest(record, record.texts, size=0) for record in ready)
             for record, vectors in embed_in_batches(requests, embedder, before_batch=context.check_stop):
-                lines.append(self._embedding_line(record, vectors.tolist()))
+                lines.append(self._embedding_line(record, vectors))
         else:
             for record in ready:
                 context.check_stop()
@@ -247,34 +255,7 @@ class InvocationWork:
             yield record
 
     def _texts(self, body: Any) -> list[str]:
-        if not isinstance(body, dict):
-            raise RecordError("#: expected type: JSONObject")
-        if self._family == TITAN:
-            text = body.get("inputText")
-            if not isinstance(text, str):
-                raise RecordError("#: required key [inputText] not found")
-            unknown = set(body) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
-            if unknown:
-                raise RecordError(f"#: extraneous key [{sorted(unknown)[0]}] is not permitted")
-            return [text]
-        if self._family == COHERE:
-            texts = body.get("texts")
-            if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
-                raise RecordError("texts must be a list of strings")
-            if not 0 < len(texts) <= 96:
-                raise RecordError("texts must hold between 1 and 96 strings")
-            return texts
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages or "max_tokens" not in body:
-            raise RecordError("messages and max_tokens are required")
-        texts = []
-        for message in messages:
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                texts.append(content)
-            elif isinstance(content, list):
-                texts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
-        return texts
+        return texts_of(self._family, body)
 
     def _error_line(self, record: _Record, message: str) -> bytes:
         self.counts.errors += 1
@@ -286,25 +267,10 @@ class InvocationWork:
             }
         )
 
-    def _embedding_line(self, record: _Record, vectors: list[list[float]]) -> bytes:
+    def _embedding_line(self, record: _Record, vectors: np.ndarray) -> bytes:
         self.counts.success += 1
-        tokens = sum(_tokens(text) for text in record.texts)
-        self.counts.input_tokens += tokens
-        output: dict[str, Any]
-        if self._family == TITAN:
-            vector = vectors[0]
-            output = {
-                "embedding": vector,
-                "embeddingsByType": {"float": vector},
-                "inputTextTokenCount": tokens,
-            }
-        else:
-            output = {
-                "id": str(uuid.uuid4()),
-                "embeddings": vectors,
-                "response_type": "embeddings_floats",
-                "texts": record.texts,
-            }
+        output = embedding_output(self._family, record.model_input, record.texts, vectors)
+        self.counts.input_tokens += sum(_tokens(text) for text in record.texts)
         return _dump({"recordId": record.record_id, "modelInput": record.model_input, "modelOutput": output})
 
     def _message_line(self, record: _Record) -> bytes:
@@ -332,6 +298,63 @@ class InvocationWork:
         body = json.dumps(self.counts.manifest()).encode()
         self._s3.put_object(Bucket=self._output.bucket, Key=f"{self._output.key}{MANIFEST_NAME}", Body=body)
         self._on_counts(self.counts)
+
+
+def texts_of(family: str, body: Any) -> list[str]:
+    """The texts of one InvokeModel body of `family`; RecordError for a body the model does not take."""
+    if not isinstance(body, dict):
+        raise RecordError("#: expected type: JSONObject")
+    if family == TITAN:
+        text = body.get("inputText")
+        if not isinstance(text, str):
+            raise RecordError("#: required key [inputText] not found")
+        unknown = set(body) - {"inputText", "dimensions", "normalize", "embeddingTypes"}
+        if unknown:
+            raise RecordError(f"#: extraneous key [{sorted(unknown)[0]}] is not permitted")
+        if body.get("dimensions", TITAN_DEFAULT_DIMENSIONS) not in TITAN_DIMENSIONS:
+            raise RecordError(f"#/dimensions: {body['dimensions']} is not a valid enum value")
+        return [text]
+    if family == COHERE:
+        texts = body.get("texts")
+        if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
+            raise RecordError("texts must be a list of strings")
+        if not 0 < len(texts) <= 96:
+            raise RecordError("texts must hold between 1 and 96 strings")
+        return texts
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages or "max_tokens" not in body:
+        raise RecordError("messages and max_tokens are required")
+    texts = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            texts.append(content)
+        elif isinstance(content, list):
+            texts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
+    return texts
+
+
+def embedding_output(
+    family: str, body: dict[str, Any], texts: list[str], vectors: np.ndarray
+) -> dict[str, Any]:
+    """An embedding model's answer to one InvokeModel body, from the local model's vectors of its texts."""
+    tokens = sum(_tokens(text) for text in texts)
+    if family == TITAN:
+        sized = resize(
+            vectors, body.get("dimensions", TITAN_DEFAULT_DIMENSIONS), normalize=body.get("normalize", True)
+        )
+        vector = sized[0].tolist()
+        return {
+            "embedding": vector,
+            "embeddingsByType": {"float": vector},
+            "inputTextTokenCount": tokens,
+        }
+    return {
+        "id": str(uuid.uuid4()),
+        "embeddings": vectors.tolist(),
+        "response_type": "embeddings_floats",
+        "texts": texts,
+    }
 
 
 def _dump(value: Any) -> bytes:

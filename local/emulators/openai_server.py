@@ -4,8 +4,10 @@
 
 Routes (https://platform.openai.com/docs/api-reference/files, .../batch): POST /v1/files (multipart,
 purpose=batch), GET /v1/files/{id}, GET /v1/files/{id}/content, POST /v1/batches, GET /v1/batches,
-GET /v1/batches/{id}, POST /v1/batches/{id}/cancel. Errors are `{"error": {message, type, code}}` with the
-API's status codes (401 for a wrong key, 404 for an unknown id), so the official SDK works unchanged.
+GET /v1/batches/{id}, POST /v1/batches/{id}/cancel, and POST /v1/embeddings, the real-time call
+(https://platform.openai.com/docs/api-reference/embeddings/create) that embeds knn queries. Errors are
+`{"error": {message, type, code}}` with the API's status codes (401 for a wrong key, 404 for an unknown
+id), so the official SDK works unchanged.
 
 Semantics: a batch moves validating -> in_progress -> finalizing -> completed; cancel moves it to
 cancelling -> cancelled and keeps the results so far in the output file. Successes go to the output file,
@@ -13,6 +15,10 @@ failed requests to a separate error file (`response: null`, `error: {code, messa
 order; `request_counts` is the progress. Faults (faults.py): `throttle_creates` fails the next batches with
 `token_limit_exceeded` (the enqueued-token limit: a failed batch, not a 429), `fail_records_containing`
 fails matching requests, `hold_jobs` keeps batches in progress, `fail_status_calls` answers 500.
+
+Embeddings have the model's size: `dimensions` if the request names it, else the model's full size
+(text-embedding-3-small 1536, -large 3072, ada-002 1536; any other model the local MiniLM's 384), made
+from the local MiniLM's vectors as local/model/output_size.py says.
 
 The API key is the SecretString of a Secrets Manager secret in the AWS emulator (default name
 `osbatch/openai-api-key`), read at each request, so the backend and this server share it the AWS way.
@@ -35,16 +41,51 @@ from dataclasses import asdict, dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import numpy as np
+
 from local.emulators.batching import EmbedRequest, embed_in_batches
 from local.emulators.faults import FAULTS, FAULTS_PATH, FaultSettings
 from local.emulators.jobs import JobContext, JobFailed, JobRecord, JobRunner, JobState, JobStopped
 from local.model import Embedder
+from local.model.output_size import MODEL_DIMENSIONS as MODEL_DIMENSIONS_OF_THE_LOCAL_MODEL
+from local.model.output_size import resize
 
 LOG = logging.getLogger("local.emulators.openai")
 DEFAULT_SECRET = "osbatch/openai-api-key"
 HEALTH_PATH = "/_osbatch/health"  # as local.aws.HEALTH_PATH, which the runtime's ready check uses
 JSON = "application/json"
-_ROUTE = re.compile(r"^/v1/(files|batches)(?:/([^/]+))?(?:/(content|cancel))?/?$")
+_ROUTE = re.compile(r"^/v1/(files|batches|embeddings)(?:/([^/]+))?(?:/(content|cancel))?/?$")
+# The models' full output sizes ("Vector embeddings", https://platform.openai.com/docs/guides/embeddings);
+# ada-002 takes no `dimensions`.
+MODEL_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+FIXED_SIZE_MODELS = frozenset({"text-embedding-ada-002"})
+
+
+def output_dimensions(body: dict[str, Any]) -> int:
+    """The size of the vectors an embeddings request asks for; ApiError for one the model cannot give."""
+    model = str(body.get("model") or "")
+    full = MODEL_DIMENSIONS.get(model, MODEL_DIMENSIONS_OF_THE_LOCAL_MODEL)
+    requested = body.get("dimensions")
+    if requested is None:
+        return full
+    if model in FIXED_SIZE_MODELS:
+        raise ApiError(400, "invalid_request_error", "This model does not support specifying dimensions.")
+    if not isinstance(requested, int) or isinstance(requested, bool) or not 1 <= requested <= full:
+        raise ApiError(400, "invalid_request_error", f"Invalid 'dimensions': {requested!r}; at most {full}.")
+    return requested
+
+
+def embeddings_response(body: dict[str, Any], vectors: np.ndarray, texts: list[str]) -> dict[str, Any]:
+    """The embeddings endpoint's answer (the same as a batch line's response body)."""
+    sized = resize(vectors, output_dimensions(body))
+    data = [{"object": "embedding", "index": i, "embedding": v.tolist()} for i, v in enumerate(sized)]
+    tokens = sum(len(text.split()) for text in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
 
 
 def _id(prefix: str) -> str:
@@ -201,8 +242,11 @@ class BatchWork:
             )
             marker = self._faults.fail_records_containing
             dropped = self._faults.drop_records_containing
+            size_error = _size_error(body) if embedder else None
             if not isinstance(texts, list) or not all(isinstance(text, str) for text in texts):
                 self._error(line, "invalid_request", "'input' must be a string or a list of strings")
+            elif size_error is not None:
+                self._error(line, "invalid_request", size_error)
             elif dropped and any(dropped in text for text in texts):
                 self._batch["request_counts"]["completed"] += 1  # counted, yet absent from the output
             elif marker and any(marker in text for text in texts):
@@ -213,14 +257,7 @@ class BatchWork:
         if embedder is not None:
             requests = (EmbedRequest(line, texts, size=0) for line, texts in ready)
             for line, vectors in embed_in_batches(requests, embedder, before_batch=context.check_stop):
-                data = [
-                    {"object": "embedding", "index": i, "embedding": v.tolist()}
-                    for i, v in enumerate(vectors)
-                ]
-                tokens = sum(len(text.split()) for text in texts_of(line))
-                usage = {"prompt_tokens": tokens, "total_tokens": tokens}
-                model = line["body"].get("model")
-                self._ok(line, {"object": "list", "data": data, "model": model, "usage": usage})
+                self._ok(line, embeddings_response(line["body"], vectors, texts_of(line)))
         else:
             for line, texts in ready:
                 context.check_stop()
@@ -251,6 +288,14 @@ class BatchWork:
                 name = f"{self._batch['id']}_{field_name}.jsonl"
                 stored = self._store.add_file(name, "batch_output", b"".join(lines))
                 self._batch[field_name] = stored.id
+
+
+def _size_error(body: dict[str, Any]) -> str | None:
+    try:
+        output_dimensions(body)
+    except ApiError as error:
+        return error.message
+    return None
 
 
 def texts_of(line: dict[str, Any]) -> Any:
@@ -345,10 +390,19 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
                 return 200, json.dumps(listing).encode(), "application/json"
             if kind == "batches" and method == "GET" and item:
                 return 200, json.dumps(store.get_batch(item)).encode(), "application/json"
+            if kind == "embeddings" and method == "POST" and item is None:
+                return 200, json.dumps(self._embeddings(json.loads(self._body() or b"{}"))).encode(), JSON
             if kind == "batches" and method == "POST" and action == "cancel":
                 self._body()
                 return 200, json.dumps(store.cancel(str(item))).encode(), "application/json"
             raise ApiError(404, "invalid_request_error", f"Unknown request URL: {method} {self.path}")
+
+        def _embeddings(self, body: dict[str, Any]) -> dict[str, Any]:
+            texts = texts_of({"body": body})
+            if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
+                raise ApiError(400, "invalid_request_error", "'input' must be a string or a list of strings")
+            output_dimensions(body)  # a size the model cannot give fails before the model runs
+            return embeddings_response(body, store._load_embedder().embed(texts), texts)
 
         def do_GET(self) -> None:
             self._handle("GET")

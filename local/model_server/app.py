@@ -2,12 +2,15 @@
 
 | route | request body | response body |
 |---|---|---|
-| POST /embed | `["text", ...]` or `"text"` | `[[float, ...], ...]`, one vector per text (1) |
+| POST /embed[?dimensions=N] | `["text", ...]` or `"text"` | `[[float, ...], ...]`, a vector per text (1)(2) |
 | POST /similarity | `{"inputs": {"text", "text_pair"}}` or a list | `{"label", "score"}`, or a list |
 | POST /generate | `{"prompt": "..."}` | `{"response": "...", "model": "...", "passages": [...]}` |
 | GET /health | | `{"status": "ok", "models": [...]}` |
 
 (1) the DJL / SageMaker shape that `connector.post_process.default.embedding` reads.
+(2) N long when the connector asks for a size (a Bedrock Titan query model with `dimensions`), made from the
+local model's 384 as the Bedrock emulator makes its batch outputs (local/model/output_size.py), so a query
+vector meets the documents the emulator embedded.
 
 A request of the wrong shape gets HTTP 400 with `{"error": "..."}`, which ML Commons reports as the model's
 error, so `ignore_failure` can be tested against a model that really fails.
@@ -20,6 +23,7 @@ import logging
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from local.model_server.models import EXTRACTIVE_MODEL, BadInput, LocalModels
 
@@ -28,13 +32,16 @@ ROUTES = ("/embed", "/similarity", "/generate")
 MAX_BODY = 32 * 1024 * 1024
 
 
-def handle(models: LocalModels, path: str, body: Any) -> Any:
-    """The JSON response to a POST to `path`; raises BadInput for a body this route cannot read."""
+def handle(models: LocalModels, target: str, body: Any) -> Any:
+    """The JSON response to a POST to `target`; raises BadInput for a body this route cannot read."""
+    url = urlsplit(target)
+    path = url.path
     if path == "/embed":
         texts = [body] if isinstance(body, str) else body
         if not isinstance(texts, list):
             raise BadInput('/embed expects a JSON list of strings, e.g. ["hello world"]')
-        return models.embed(texts)
+        dimensions = parse_qs(url.query).get("dimensions")
+        return models.embed(texts, int(dimensions[0]) if dimensions else None)
     if path == "/similarity":
         inputs = body.get("inputs") if isinstance(body, dict) else None
         if isinstance(inputs, list):

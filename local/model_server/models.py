@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from local.model.embedder import Embedder
+from local.model.output_size import resize
 
 SIMILARITY_LABEL = "LABEL_0"  # a one-output cross-encoder's only label, as Hugging Face names it
 EXTRACTIVE_MODEL = "osbatch-extractive-minilm"
@@ -45,11 +46,11 @@ class LocalModels:
         self.embedder = embedder
         self.answer_passages = answer_passages
 
-    def embed(self, texts: Sequence[Any]) -> list[list[float]]:
+    def embed(self, texts: Sequence[Any], dimensions: int | None = None) -> list[list[float]]:
         for position, text in enumerate(texts):
             if not isinstance(text, str):
                 raise BadInput(f"input {position} is {type(text).__name__}, not a string")
-        return [[float(x) for x in row] for row in self.embedder.embed(list(texts))]
+        return [[float(x) for x in row] for row in resize(self.embedder.embed(list(texts)), dimensions)]
 
     def similarity(self, text: Any, text_pair: Any) -> dict[str, Any]:
         if not isinstance(text, str) or not isinstance(text_pair, str):

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cli.local_search import local_query_embedder
 from cli.search import semantic_search
 from local.aws import session
 from local.emulators.faults import FAULTS_PATH
@@ -98,7 +99,9 @@ def test_a_partially_completed_job_indexes_the_rest_and_dead_letters_the_failed_
     # And the documents have their own ids, text and vectors: a k-NN query finds the right one first
     client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
-    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    hits = semantic_search(
+        client, config, "decompress a .gz file", k=3, query_vector=local_query_embedder(config)
+    )
     assert hits[0].doc_id == "bedrock-gzip"
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cli.local_search import local_query_embedder
 from cli.search import semantic_search
 from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
@@ -101,7 +102,13 @@ def test_one_upload_becomes_three_bedrock_jobs_each_ingested_as_it_finishes(
     assert (report["records_in"], report["indexed"], len(report["remote_jobs"])) == (85, 85, 3)
     assert indexed_ids(runtime, config.sink.index, [r["_id"] for r in records]) == {r["_id"] for r in records}
     # And the documents are the right ones: a k-NN query finds the gzip passage first
-    hits = semantic_search(opensearch_client(runtime.opensearch.url), config, "decompress a .gz file", k=3)
+    hits = semantic_search(
+        opensearch_client(runtime.opensearch.url),
+        config,
+        "decompress a .gz file",
+        k=3,
+        query_vector=local_query_embedder(config),
+    )
     assert hits[0].doc_id == "parts-0"
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from cli.local_search import local_query_embedder
 from cli.main import main
 from cli.search import semantic_search
 from local.aws import session
@@ -127,7 +128,9 @@ def test_an_upload_ends_in_the_index_with_every_record_accounted_for(
     # And a k-NN query with the same model finds the right document first
     client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
-    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    hits = semantic_search(
+        client, config, "decompress a .gz file", k=3, query_vector=local_query_embedder(config)
+    )
     assert hits[0].doc_id == "e2e-gzip"
 
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from cli.local_search import local_query_embedder
 from cli.main import main
 from cli.search import semantic_search
 from local.aws import session
@@ -108,7 +109,9 @@ def test_an_upload_goes_through_ml_commons_batch_predict_to_searchable_documents
     # And a k-NN query finds the right document first
     client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
-    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    hits = semantic_search(
+        client, config, "decompress a .gz file", k=3, query_vector=local_query_embedder(config)
+    )
     assert hits[0].doc_id == "mlc-gzip"
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from cli.local_search import local_query_embedder
 from cli.search import semantic_search
 from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
@@ -67,5 +68,7 @@ def test_an_upload_is_embedded_by_the_batch_api_with_failures_dead_lettered(
     # And a k-NN query finds the right document first
     client = opensearch_client(runtime.opensearch.url)
     client.indices.refresh(index=config.sink.index)
-    hits = semantic_search(client, config, "decompress a .gz file", k=3)
+    hits = semantic_search(
+        client, config, "decompress a .gz file", k=3, query_vector=local_query_embedder(config)
+    )
     assert hits[0].doc_id == "openai-gzip"

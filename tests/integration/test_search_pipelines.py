@@ -208,23 +208,29 @@ def test_override_false_keeps_and_true_replaces_an_existing_field(
 def test_search_modes_find_the_known_answers_and_hnsw_matches_exact_search(
     client: OpenSearch, embedder: OnnxSentenceEmbedder
 ) -> None:
-    from local.search_quality import hnsw_recall, index_sample, load_queries, recall, sample_records
     from osbatch.config import load_pipeline
     from osbatch.search.queries import Mode
+    from tests.integration.search_quality import (
+        hnsw_recall,
+        index_sample,
+        load_queries,
+        recall,
+        sample_records,
+    )
 
     # Given the sample indexed with MiniLM vectors, and queries whose answers are known
     config = load_pipeline(CONFIG)
     assert index_sample(client, config, embedder, sample_records()) > 2600
     queries = load_queries()
     # When each mode answers every query
-    scores = {mode: recall(client, config, queries, mode) for mode in Mode}
+    scores = {mode: recall(client, config, queries, mode, embedder) for mode in Mode}
     # Then the node's own embedding (neural) finds what the local embedding (knn) finds: same model
     assert scores[Mode.NEURAL] == pytest.approx(scores[Mode.KNN], abs=0.05)
     # And every mode finds most answers in its top 10, hybrid at least as many as BM25's absence costs knn
     assert min(scores.values()) >= 0.7
     assert scores[Mode.HYBRID] >= scores[Mode.KNN] - 0.05
     # And the HNSW graph returns nearly the exact top 10
-    assert hnsw_recall(client, config, queries) >= 0.9
+    assert hnsw_recall(client, config, queries, embedder) >= 0.9
 
 
 def test_an_invalid_processor_is_refused_before_anything_is_sent(

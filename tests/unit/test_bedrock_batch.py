@@ -134,7 +134,10 @@ def test_job_embeds_and_ingest_gets_ids_back_through_the_join(aws: tuple[Any, An
     assert [output.key.rsplit("/", 1)[-1] for output in outputs] == ["part-00000.jsonl.out"]
     raw = read_lines(s3, outputs[0].key)
     assert sorted(line["recordId"] for line in raw) == [record_id(1), record_id(2), record_id(3)]
-    assert all(len(line["modelOutput"]["embedding"]) == 384 for line in raw if "modelOutput" in line)
+    # in the size the job's Titan body asks for (TITAN: dimensions 1024), not the local model's 384
+    assert all(
+        len(line["modelOutput"]["embedding"]) == TITAN.dimensions for line in raw if "modelOutput" in line
+    )
     # When the output is joined onto the source records
     joined = join_outputs(
         job,
@@ -151,7 +154,7 @@ def test_job_embeds_and_ingest_gets_ids_back_through_the_join(aws: tuple[Any, An
     records = {record["_osbatch"]["line"]: record for record in read_lines(s3, joined.outputs[0].key)}
     # Then every record has its _id, text and model output again, and the failed one cites its line
     assert records[1]["_id"] == "doc-1" and records[1]["text"] == "first text"
-    assert len(records[3]["modelOutput"]["embedding"]) == 384
+    assert len(records[3]["modelOutput"]["embedding"]) == TITAN.dimensions
     assert records[2]["_id"] == "doc-2" and "modelOutput" not in records[2]
     assert (inference_error(records[2]) or "").startswith("400: ")
     assert inference_error(records[1]) is None

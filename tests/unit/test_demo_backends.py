@@ -14,9 +14,9 @@ def test_an_unknown_backend_fails_at_once_listing_the_choices(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a demo that must not start anything for a backend it does not know
-    import local.demo
+    import cli.demo
 
-    monkeypatch.setattr(local.demo, "local_runtime", lambda: pytest.fail("the runtime was started"))
+    monkeypatch.setattr(cli.demo, "local_runtime", lambda: pytest.fail("the runtime was started"))
     # When `make demo BACKEND=nope` runs
     code = main(["demo", "--backend", "nope"])
     # Then it exits 2 with one line that lists every backend it does know
@@ -45,3 +45,13 @@ def test_every_demo_has_its_own_prefix_and_index() -> None:
     ]
     # Then no two share a prefix or an index, so one backend's demo never mixes into another's results
     assert len({c.source.prefix for c in configs}) == len({c.sink.index for c in configs}) == len(configs)
+
+
+def test_the_demo_help_names_every_backend_and_the_default() -> None:
+    # Given the help text cli/main.py shows without importing local/ / Then it names exactly the backends
+    from cli.main import DEMO_BACKEND_HELP
+    from local.demo_backends import DEFAULT_BACKEND
+
+    named = DEMO_BACKEND_HELP.replace(" (the default)", "").replace(" or ", ", ").split(", ")
+    assert sorted(named) == sorted(DEMO_BACKENDS)
+    assert f"{DEFAULT_BACKEND} (the default)" in DEMO_BACKEND_HELP

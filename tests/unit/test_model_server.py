@@ -79,3 +79,21 @@ def test_the_answer_is_the_most_similar_passage_and_says_it_is_extractive() -> N
 def test_a_prompt_without_context_is_refused() -> None:
     with pytest.raises(BadInput, match="no context"):
         handle(MODELS, "/generate", {"prompt": "which month was cheapest?"})
+
+
+class UnitVectors:
+    """The local model's size: text n gets the n-th unit vector of 384."""
+
+    dimension = 384
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.eye(self.dimension, dtype=np.float32)[[int(text) for text in texts]]
+
+
+def test_embed_answers_in_the_size_the_connector_asks_for() -> None:
+    # Given the local model's 384-dimension vectors / When a connector asks /embed for 512 dimensions
+    vectors = handle(LocalModels(UnitVectors(), answer_passages=1), "/embed?dimensions=512", ["0", "1", "1"])
+    # Then each vector is 512 long and similarities are the model's: orthogonal stays so, equal stays equal
+    assert [len(vector) for vector in vectors] == [512, 512, 512]
+    assert np.dot(vectors[0], vectors[1]) == pytest.approx(0.0, abs=1e-6)
+    assert np.dot(vectors[1], vectors[2]) == pytest.approx(1.0, abs=1e-6)

@@ -85,7 +85,8 @@ def test_the_official_sdk_runs_a_batch_unchanged(api: str) -> None:
     outputs = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
     errors = [json.loads(line) for line in client.files.content(batch.error_file_id).text.splitlines()]
     assert sorted(line["custom_id"] for line in outputs) == ["line-1", "line-3"]
-    assert all(len(line["response"]["body"]["data"][0]["embedding"]) == 384 for line in outputs)
+    # text-embedding-3-small's full size, as the request names no dimensions
+    assert all(len(line["response"]["body"]["data"][0]["embedding"]) == 1536 for line in outputs)
     assert [(line["custom_id"], line["response"]) for line in errors] == [("line-2", None)]
     assert errors[0]["error"]["code"] == "server_error"
 
@@ -182,7 +183,7 @@ def test_one_upload_is_a_batch_per_part_and_the_results_join_back_onto_their_rec
         for raw in s3.get_object(Bucket=BUCKET, Key=output.key)["Body"].read().splitlines():
             record = json.loads(raw)
             records[record["_osbatch"]["line"]] = record
-    assert records[1]["_id"] == "doc-1" and len(records[1]["response"]["data"][0]["embedding"]) == 384
+    assert records[1]["_id"] == "doc-1" and len(records[1]["response"]["data"][0]["embedding"]) == 1536
     assert records[3]["_id"] == "doc-3" and records[3]["text"] == "gamma text"
     assert (inference_error(records[2]) or "").startswith("server_error: ")
 

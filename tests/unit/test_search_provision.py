@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -165,6 +166,26 @@ def test_aws_connectors_sign_as_the_role_and_carry_no_keys() -> None:
         bedrock["actions"][0]["url"]
         == "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.x/invoke"
     )
+
+
+def test_a_titan_query_model_asks_for_its_size_on_aws_and_locally() -> None:
+    # Given a Titan embedding model that must answer in 512 dimensions, the batch job's size
+    titan = ModelSpec.model_validate(
+        {
+            "name": "titan",
+            "task": "text_embedding",
+            "remote": {"bedrock": {"model": "amazon.titan-embed-text-v2:0", "dimensions": 512}},
+        }
+    )
+    # When its connector is built for AWS and for the local model server
+    aws = connector_body(
+        titan, ConnectorTarget(role_arn="arn:aws:iam::123456789012:role/s", region="eu-west-1")
+    )
+    local = connector_body(titan, LOCAL)
+    # Then InvokeModel's body names the size, and the local model server is asked for the same
+    request = json.loads(aws["actions"][0]["request_body"].replace("${parameters.inputText}", "q"))
+    assert request == {"inputText": "q", "dimensions": 512}
+    assert local["actions"][0]["url"] == "http://127.0.0.1:8601/embed?dimensions=512"
 
 
 def test_the_hybrid_pipeline_carries_the_configured_normalization() -> None:

@@ -165,3 +165,26 @@ def test_the_search_side_stays_out_of_the_lambda_environment() -> None:
     # Then none of the search side is there (no job function reads it), and it still parses
     assert not {"models", "search", "search_pipelines"} & set(serialized)
     assert parse_pipeline(serialized).name == config.name
+
+
+TITAN_BATCH = {
+    "backend": "bedrock",
+    "bedrock": {
+        "model_id": "amazon.titan-embed-text-v2:0",
+        "family": "titan-embed-text-v2",
+        "dimensions": 512,
+    },
+}
+
+
+@pytest.mark.parametrize(("query_size", "refused"), [(None, True), (1024, True), (512, False)])
+def test_a_titan_query_model_answers_in_the_batch_jobs_size(query_size: int | None, refused: bool) -> None:
+    # Given a Bedrock pipeline embedding in 512 dimensions and a Titan query model of another or the same size
+    bedrock = {"model": "amazon.titan-embed-text-v2:0", **({"dimensions": query_size} if query_size else {})}
+    model = {"name": "titan", "task": "text_embedding", "remote": {"bedrock": bedrock}}
+    data = pipeline_dict(inference=TITAN_BATCH, models=[model], search={"query_model": "titan"})
+    # Then a query model whose vectors would not fit the index is refused, naming the size to set
+    if refused:
+        assert "set its bedrock.dimensions: 512" in error_of(data)
+    else:
+        assert parse_pipeline(data).search.query_model == "titan"

@@ -77,10 +77,13 @@ def connector_body(model: ModelSpec, target: ConnectorTarget) -> dict[str, Any]:
 
 
 def _local(model: ModelSpec, server: str) -> dict[str, Any]:
+    bedrock = model.remote.bedrock if model.remote else None
+    # The size a Titan query model answers in on AWS, which the local model server gives too.
+    size = f"?dimensions={bedrock.dimensions}" if bedrock and bedrock.dimensions else ""
     action: dict[str, Any] = {
         "action_type": "predict",
         "method": "POST",
-        "url": f"{server.rstrip('/')}{LOCAL_ROUTES[model.task]}",
+        "url": f"{server.rstrip('/')}{LOCAL_ROUTES[model.task]}{size}",
         "headers": JSON_HEADERS,
         "request_body": REQUEST_BODIES[model.task],
     }
@@ -117,8 +120,9 @@ def _aws(model: ModelSpec, target: ConnectorTarget) -> dict[str, Any]:
         service = "bedrock"
         url = f"https://bedrock-runtime.{region}.amazonaws.com/model/{remote.bedrock.model}/invoke"
         if model.task is Task.TEXT_EMBEDDING:
+            size = f', "dimensions": {remote.bedrock.dimensions}' if remote.bedrock.dimensions else ""
             action = {
-                "request_body": '{ "inputText": "${parameters.inputText}" }',
+                "request_body": '{ "inputText": "${parameters.inputText}"' + size + " }",
                 "pre_process_function": BEDROCK_EMBEDDING_PRE,
                 "post_process_function": BEDROCK_EMBEDDING_POST,
             }

@@ -1,9 +1,12 @@
-"""`make demo`: the whole pipeline on sample data, on this machine, with no AWS account.
+"""`osbatch demo` (`make demo`): the whole pipeline on sample data, on this machine, with no AWS account.
 
 Start the runtime, deploy the synthesized stack into it, upload the sample, follow the jobs while they
 run and ingest, print the accounting, and search the result. Re-running it is safe: the same files are
 the same jobs, so a second run starts nothing and shows the same numbers. `make demo BACKEND=bedrock`
 (openai, ml-commons) runs the same through another backend's pipeline (local/demo_backends.py).
+
+A local-runtime command: this module imports local/ at its top, so the CLI imports it only inside the
+`demo` command (the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cli.local_search import local_query_embedder
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
@@ -64,9 +68,10 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
     ok = summarize(finished, uploads, time.monotonic() - started)
 
     client.indices.refresh(index=config.sink.index)
+    query_vector = local_query_embedder(config)
     for query in QUERIES:
         print(f'\nsearch: "{query}"')
-        print_hits(semantic_search(client, config, query, k=3))
+        print_hits(semantic_search(client, config, query, k=3, query_vector=query_vector))
     search_side(client, config, demo, progress)
     print(
         f"\nthe runtime is still up: `osbatch --pipelines '{demo.pipelines}' jobs`, "

@@ -14,7 +14,7 @@ from typing import Any
 
 from opensearchpy import helpers
 
-from cli.search import embed_query, run_search
+from cli.search import run_search
 from local.paths import REPO_ROOT
 from osbatch.config import PipelineConfig
 from osbatch.search.queries import Mode, vector_field
@@ -69,20 +69,27 @@ def index_sample(
     return int(indexed)
 
 
-def recall(client: Any, config: PipelineConfig, queries: list[Query], mode: Mode, k: int = 10) -> float:
+def recall(
+    client: Any, config: PipelineConfig, queries: list[Query], mode: Mode, embedder: Any, k: int = 10
+) -> float:
+    """The share of queries whose answer is in the top k; knn queries embedded by `embedder` (MiniLM)."""
     found = 0
     for query in queries:
-        response = run_search(client, config, query.text, k=k, mode=mode)
+        response = run_search(
+            client, config, query.text, k=k, mode=mode, query_vector=lambda text: _vector(embedder, text)
+        )
         found += query.answer in {hit["_id"] for hit in response["hits"]["hits"]}
     return found / len(queries)
 
 
-def hnsw_recall(client: Any, config: PipelineConfig, queries: list[Query], k: int = 10) -> float:
+def hnsw_recall(
+    client: Any, config: PipelineConfig, queries: list[Query], embedder: Any, k: int = 10
+) -> float:
     """Mean overlap of the HNSW top k with the exact top k (script_score over every document)."""
     field = vector_field(config)
     overlaps = []
     for query in queries:
-        vector = embed_query(query.text)
+        vector = _vector(embedder, query.text)
         approximate = client.search(
             index=config.sink.index,
             body={"size": k, "_source": False, "query": {"knn": {field: {"vector": vector, "k": k}}}},
@@ -107,6 +114,10 @@ def hnsw_recall(client: Any, config: PipelineConfig, queries: list[Query], k: in
         top = {hit["_id"] for hit in exact["hits"]["hits"]}
         overlaps.append(len(top & {hit["_id"] for hit in approximate["hits"]["hits"]}) / len(top))
     return sum(overlaps) / len(overlaps)
+
+
+def _vector(embedder: Any, text: str) -> list[float]:
+    return [float(x) for x in embedder.embed([text])[0]]
 
 
 def _space(config: PipelineConfig) -> str:
