@@ -29,9 +29,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
 
+from bench.machine import cpu_summary  # noqa: E402
 from local.aws import session  # noqa: E402
 from local.deploy import deploy_local, load_pipelines  # noqa: E402
-from local.model.cpu import CpuInfo  # noqa: E402
 from local.paths import logs_dir  # noqa: E402
 from local.runtime import AWS_URL, local_runtime  # noqa: E402
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled  # noqa: E402
@@ -150,7 +150,7 @@ def main() -> int:
     stack = deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
     jobs = JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
     events = session().client("events", endpoint_url=AWS_URL)
-    print(f"cpu: {CpuInfo.of_this_machine().summary()}")
+    print(f"cpu: {cpu_summary()}")
     print(
         f"{RECORDS} records per job, poll interval 3600 s (36 s on the emulator's clock), "
         f"{args.runs} runs each"
