@@ -10,7 +10,10 @@ with (a) the event path (the wake rules deployed) and (b) polling only (the wake
 baseline, in the same run. The runtime's processes must use this worktree's ports (OSBATCH_* variables).
 
     OSBATCH_HOME=... OSBATCH_AWS_PORT=... OSBATCH_OPENSEARCH_PORT=... \
-        .venv/bin/python bench/completion_delay.py [--runs 3]
+        .venv/bin/python bench/completion_delay.py [--runs 3] [--quick]
+
+It starts the local runtime if it is not running (and leaves it running). --quick: one run per backend
+and path.
 """
 
 from __future__ import annotations
@@ -127,8 +130,10 @@ def describe(runs: list[Run]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="jobs per backend and path")
+    parser.add_argument("--runs", type=int, default=None, help="jobs per backend and path (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one job per backend and path")
     args = parser.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
     runtime = local_runtime()
     runtime.up(progress=lambda _: None)
     client = opensearch_client(runtime.opensearch.url)
@@ -151,17 +156,14 @@ def main() -> int:
     jobs = JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
     events = session().client("events", endpoint_url=AWS_URL)
     print(f"cpu: {cpu_summary()}")
-    print(
-        f"{RECORDS} records per job, poll interval 3600 s (36 s on the emulator's clock), "
-        f"{args.runs} runs each"
-    )
+    print(f"{RECORDS} records per job, poll interval 3600 s (36 s on the emulator's clock), {runs} runs each")
     failed = False
     try:
         for backend, pipeline in BACKENDS.items():
             one_run(stack, jobs, pipeline, f"{backend}-warm")  # first invocations start the sandboxes
-            woken = [one_run(stack, jobs, pipeline, f"{backend}-event") for _ in range(args.runs)]
+            woken = [one_run(stack, jobs, pipeline, f"{backend}-event") for _ in range(runs)]
             with wake_rules_disabled(events):
-                polled = [one_run(stack, jobs, pipeline, f"{backend}-poll") for _ in range(args.runs)]
+                polled = [one_run(stack, jobs, pipeline, f"{backend}-poll") for _ in range(runs)]
             event_delay = statistics.median(run.delay for run in woken)
             poll_delay = statistics.median(run.delay for run in polled)
             speedup = poll_delay / event_delay if event_delay > 0 else float("inf")
