@@ -76,14 +76,19 @@ def first_indexed(index: str, doc_prefix: str, offset: int) -> dt.datetime | Non
 
 
 def remote_end(job: dict[str, Any]) -> dt.datetime:
-    if ":transform-job/" in job["remote_arn"]:
-        sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
-        described = sagemaker.describe_transform_job(TransformJobName=job["remote_id"])
-        end: dt.datetime = described["TransformEndTime"]
-    else:
-        bedrock = session().client("bedrock", endpoint_url=AWS_URL)
-        end = bedrock.get_model_invocation_job(jobIdentifier=job["remote_arn"])["endTime"]
-    return end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+    """When the last of the job's remote jobs ended: the completion that lets ingest start."""
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
+    bedrock = session().client("bedrock", endpoint_url=AWS_URL)
+    ends = []
+    for remote in job["remote_jobs"]:  # {"id", "arn", "output_uri"} per remote job (steps/remote.py)
+        if ":transform-job/" in remote["arn"]:
+            end: dt.datetime = sagemaker.describe_transform_job(TransformJobName=remote["id"])[
+                "TransformEndTime"
+            ]
+        else:
+            end = bedrock.get_model_invocation_job(jobIdentifier=remote["arn"])["endTime"]
+        ends.append(end if end.tzinfo else end.replace(tzinfo=dt.UTC))
+    return max(ends)
 
 
 def wait_for(probe: Callable[[], Any], what: str, timeout: float = 600) -> Any:

@@ -119,7 +119,7 @@ def verdicts_in(output: list[str]) -> list[Verdict]:
 def execute(run: Run, quick: bool) -> Outcome:
     """Run one bench, echoing its output as it comes, and collect its verdicts."""
     argv = run.argv(quick)
-    print(f"\n=== bench/{' '.join([run.script.name, *argv[3:]])}", flush=True)
+    print(f"\n=== bench/{' '.join([run.script.name, *argv[2:]])}", flush=True)
     started = time.perf_counter()
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     with subprocess.Popen(
