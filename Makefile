@@ -20,7 +20,7 @@ help:
 	@echo "make test   lint, type-check, unit, infra and integration tests"
 	@echo "make up / make down / make status   the local runtime"
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
-	@echo "make bench  benchmarks (bench/)"
+	@echo "make bench  every benchmark in bench/ and a table of their verdicts (QUICK=1: a few minutes)"
 
 install: $(STAMP) $(NODE_STAMP) $(SCANNERS_STAMP)
 
@@ -89,10 +89,10 @@ test-integration: install
 test: install lint
 	$(VENV)/bin/pytest tests -q
 
+# Every bench in bench/ (bench/run.py), then a table of their verdicts; QUICK=1 for the few-minute version.
+# Those that need the local runtime start it (and stop it after) or are reported as SKIP with the reason.
 bench: install
-	$(PY) bench/embed.py
-	$(PY) bench/ingest.py
-	$(PY) bench/cli_startup.py
+	$(PY) bench/run.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

@@ -10,7 +10,10 @@ with (a) the event path (the wake rules deployed) and (b) polling only (the wake
 baseline, in the same run. The runtime's processes must use this worktree's ports (OSBATCH_* variables).
 
     OSBATCH_HOME=... OSBATCH_AWS_PORT=... OSBATCH_OPENSEARCH_PORT=... \
-        .venv/bin/python bench/completion_delay.py [--runs 3]
+        .venv/bin/python bench/completion_delay.py [--runs 3] [--quick]
+
+It starts the local runtime if it is not running (and leaves it running). --quick: one run per backend
+and path.
 """
 
 from __future__ import annotations
@@ -29,9 +32,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
 
+from bench.machine import cpu_summary  # noqa: E402
 from local.aws import session  # noqa: E402
 from local.deploy import deploy_local, load_pipelines  # noqa: E402
-from local.model.cpu import CpuInfo  # noqa: E402
 from local.paths import logs_dir  # noqa: E402
 from local.runtime import AWS_URL, local_runtime  # noqa: E402
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled  # noqa: E402
@@ -73,14 +76,19 @@ def first_indexed(index: str, doc_prefix: str, offset: int) -> dt.datetime | Non
 
 
 def remote_end(job: dict[str, Any]) -> dt.datetime:
-    if ":transform-job/" in job["remote_arn"]:
-        sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
-        described = sagemaker.describe_transform_job(TransformJobName=job["remote_id"])
-        end: dt.datetime = described["TransformEndTime"]
-    else:
-        bedrock = session().client("bedrock", endpoint_url=AWS_URL)
-        end = bedrock.get_model_invocation_job(jobIdentifier=job["remote_arn"])["endTime"]
-    return end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+    """When the last of the job's remote jobs ended: the completion that lets ingest start."""
+    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
+    bedrock = session().client("bedrock", endpoint_url=AWS_URL)
+    ends = []
+    for remote in job["remote_jobs"]:  # {"id", "arn", "output_uri"} per remote job (steps/remote.py)
+        if ":transform-job/" in remote["arn"]:
+            end: dt.datetime = sagemaker.describe_transform_job(TransformJobName=remote["id"])[
+                "TransformEndTime"
+            ]
+        else:
+            end = bedrock.get_model_invocation_job(jobIdentifier=remote["arn"])["endTime"]
+        ends.append(end if end.tzinfo else end.replace(tzinfo=dt.UTC))
+    return max(ends)
 
 
 def wait_for(probe: Callable[[], Any], what: str, timeout: float = 600) -> Any:
@@ -127,8 +135,10 @@ def describe(runs: list[Run]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3, help="jobs per backend and path")
+    parser.add_argument("--runs", type=int, default=None, help="jobs per backend and path (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one job per backend and path")
     args = parser.parse_args()
+    runs = args.runs or (1 if args.quick else 3)
     runtime = local_runtime()
     runtime.up(progress=lambda _: None)
     client = opensearch_client(runtime.opensearch.url)
@@ -150,18 +160,15 @@ def main() -> int:
     stack = deploy_local(PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None)
     jobs = JobTable(session().resource("dynamodb", endpoint_url=AWS_URL).Table(stack.outputs["JobTableName"]))
     events = session().client("events", endpoint_url=AWS_URL)
-    print(f"cpu: {CpuInfo.of_this_machine().summary()}")
-    print(
-        f"{RECORDS} records per job, poll interval 3600 s (36 s on the emulator's clock), "
-        f"{args.runs} runs each"
-    )
+    print(f"cpu: {cpu_summary()}")
+    print(f"{RECORDS} records per job, poll interval 3600 s (36 s on the emulator's clock), {runs} runs each")
     failed = False
     try:
         for backend, pipeline in BACKENDS.items():
             one_run(stack, jobs, pipeline, f"{backend}-warm")  # first invocations start the sandboxes
-            woken = [one_run(stack, jobs, pipeline, f"{backend}-event") for _ in range(args.runs)]
+            woken = [one_run(stack, jobs, pipeline, f"{backend}-event") for _ in range(runs)]
             with wake_rules_disabled(events):
-                polled = [one_run(stack, jobs, pipeline, f"{backend}-poll") for _ in range(args.runs)]
+                polled = [one_run(stack, jobs, pipeline, f"{backend}-poll") for _ in range(runs)]
             event_delay = statistics.median(run.delay for run in woken)
             poll_delay = statistics.median(run.delay for run in polled)
             speedup = poll_delay / event_delay if event_delay > 0 else float("inf")

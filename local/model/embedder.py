@@ -19,22 +19,18 @@ import numpy as np
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from local.model import packaged, quantize
-from local.model.variant import GraphVariant, for_this_machine
+from local.model import packaged
 
 DEFAULT_MAX_SEQ_LENGTH = 256
 # Texts are sorted by length, then cut into batches of at most this many padded tokens. What makes a batch
 # fast is that its activations stay in cache, which depends on tokens, not texts. Measured on 1 core:
 # 16 short queries (~18 tokens) or 4 passages (~130 tokens) per batch beat both smaller and larger ones.
 DEFAULT_BATCH_TOKENS = 512
-# The int8 graph (local.model.quantize) is fastest with half that: measured on 1 core, 256 tokens ran short
-# queries ~10% faster than 512 (and 1024-4096 slower still), passages the same.
-INT8_BATCH_TOKENS = 256
 DEFAULT_BATCH_SIZE = 64  # and at most this many texts
 
 
 class Session(Protocol):
-    """What the embedder needs of an onnxruntime.InferenceSession (tests also run graphs emulated)."""
+    """What the embedder needs of an onnxruntime.InferenceSession."""
 
     def get_inputs(self) -> Sequence[Any]: ...
 
@@ -64,7 +60,8 @@ def default_threads() -> int:
     return max(1, min(cores, 4))
 
 
-def _session(model_path: Path, threads: int) -> ort.InferenceSession:
+def open_session(model_path: Path, threads: int, *, optimized_to: Path | None = None) -> ort.InferenceSession:
+    """An onnxruntime session on the graph as it is; optimized_to also writes the graph onnxruntime runs."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     # One graph, run op after op: inter-op parallelism only adds threads that compete with intra-op ones.
@@ -74,8 +71,10 @@ def _session(model_path: Path, threads: int) -> ort.InferenceSession:
     # busy 2-core box a descheduled spinner stalls every op (measured there: 2 threads ran short queries
     # faster with spinning off than on).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if optimized_to is not None:
+        options.optimized_model_filepath = str(optimized_to)
     # onnxruntime fuses bias + residual Add + LayerNormalization into SkipLayerNormalization, which on this
-    # build ran ~4x slower than the Add and LayerNormalization it replaces (profiled on the int8 graph).
+    # build ran ~4x slower than the Add and LayerNormalization it replaces (profiled on MiniLM).
     return ort.InferenceSession(
         str(model_path),
         options,
@@ -104,16 +103,6 @@ def _max_seq_length(folder: Path) -> int:
     return DEFAULT_MAX_SEQ_LENGTH
 
 
-def _graph(source: Path, variant: GraphVariant) -> Path:
-    if variant is GraphVariant.SHIPPED:
-        return source
-    return quantize.derived_graph(source, unsigned_weights=variant.unsigned_weights)
-
-
-def _batch_tokens(variant: GraphVariant) -> int:
-    return DEFAULT_BATCH_TOKENS if variant is GraphVariant.SHIPPED else INT8_BATCH_TOKENS
-
-
 def _find_onnx(folder: Path) -> Path:
     # Hugging Face repos exported with optimum keep the graph in onnx/; plain exports put it at the top.
     for candidate in (folder / "model.onnx", folder / "onnx" / "model.onnx"):
@@ -137,10 +126,8 @@ class OnnxSentenceEmbedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         threads: int = 1,
-        variant: GraphVariant | None = None,
     ) -> None:
         self._session = session
-        self.variant = variant  # which graph default() / from_folder() chose; None for a graph given as is
         self._tokenizer = tokenizer
         self._pad_id = pad_id
         self.batch_size = batch_size
@@ -162,18 +149,16 @@ class OnnxSentenceEmbedder:
         batch_size: int = DEFAULT_BATCH_SIZE,
         batch_tokens: int = DEFAULT_BATCH_TOKENS,
         threads: int | None = None,
-        variant: GraphVariant | None = None,
     ) -> OnnxSentenceEmbedder:
         threads = threads or default_threads()
         tokenizer, pad_id = configured_tokenizer(tokenizer_path, max_seq_length)
         return cls(
-            _session(model_path, threads),
+            open_session(model_path, threads),
             tokenizer,
             pad_id=pad_id,
             batch_size=batch_size,
             batch_tokens=batch_tokens,
             threads=threads,
-            variant=variant,
         )
 
     @classmethod
@@ -184,29 +169,21 @@ class OnnxSentenceEmbedder:
         max_seq_length: int | None = None,
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
-        int8: bool = False,
     ) -> OnnxSentenceEmbedder:
         """Any sentence-transformers model exported to ONNX: model.onnx (or onnx/model.onnx) + tokenizer.json.
 
-        max_seq_length defaults to the folder's sentence_bert_config.json, else 256. int8=True runs the
-        graph through local.model.quantize first (cached), in the form exact on this CPU
-        (local.model.variant); check its vectors against your model's own before relying on it: the
-        rewrite was validated on all-MiniLM-L6-v2 only.
+        max_seq_length defaults to the folder's sentence_bert_config.json, else 256. The graph runs as it is.
         """
         folder = Path(folder)
         tokenizer_path = folder / "tokenizer.json"
         if not tokenizer_path.is_file():
             raise FileNotFoundError(f"no tokenizer.json in {folder}")
-        model_path = _find_onnx(folder)
-        variant = for_this_machine() if int8 else GraphVariant.SHIPPED
         return cls.from_files(
-            _graph(model_path, variant),
+            _find_onnx(folder),
             tokenizer_path,
             max_seq_length=max_seq_length or _max_seq_length(folder),
             batch_size=batch_size,
-            batch_tokens=_batch_tokens(variant),
             threads=threads,
-            variant=variant,
         )
 
     @classmethod
@@ -215,25 +192,19 @@ class OnnxSentenceEmbedder:
         *,
         batch_size: int = DEFAULT_BATCH_SIZE,
         threads: int | None = None,
-        variant: GraphVariant | None = None,
     ) -> OnnxSentenceEmbedder:
-        """The packaged all-MiniLM-L6-v2 (384 dimensions).
+        """The packaged all-MiniLM-L6-v2 (384 dimensions), its graph run as shipped.
 
-        By default on the int8 rewrite of the packaged graph (local.model.quantize) in the form whose
-        products are exact on this CPU (local.model.variant): every reference vector within a cosine of
-        0.996 of sentence-transformers' on any x86-64 CPU. variant= forces one; GraphVariant.SHIPPED runs
-        the graph as shipped, which computes its products in fp32.
+        That graph computes every product in fp32 (local.model.packaged), so its vectors are the same on
+        every CPU up to float rounding: within a cosine of 0.99 of sentence-transformers' everywhere.
         """
-        variant = variant or for_this_machine()
         reference = packaged.sentence_transformers_folder()
         return cls.from_files(
-            _graph(packaged.onnx_model_path(), variant),
+            packaged.onnx_model_path(),
             reference / "tokenizer.json",
             max_seq_length=_max_seq_length(reference),
             batch_size=batch_size,
-            batch_tokens=_batch_tokens(variant),
             threads=threads,
-            variant=variant,
         )
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:

