@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
@@ -15,17 +13,11 @@ from tests.infra.helpers import (
     BATCH_SOURCE_BUCKET,
     CREATED,
     SECOND,
+    Synth,
     Synthesized,
     new_app,
     pipeline,
 )
-
-
-@dataclass
-class Synth:
-    app: cdk.App
-    main: Synthesized
-    created: Synthesized
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from infra.notify import AlarmTargets
 from infra.search_provisioning import PROVISION_FUNCTION, PROVISION_SEARCH
 from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
+from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pipelines" / "python-docs.yaml"
@@ -181,3 +182,28 @@ def definition(synth: Synthesized) -> dict[str, Any]:
     text = machine["Properties"]["DefinitionString"]
     parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
     return json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts))
+
+
+def search_resources(synth: Synthesized) -> dict[str, SearchResourceProperties]:
+    """Pipeline name -> the properties of its custom resource, read back with the handler's own model."""
+    found = {}
+    for resource in synth.of_type(RESOURCE_TYPE).values():
+        # Intrinsics (the role ARN, the region) resolve at deploy time; rendered as <...> here.
+        values = {key: render(value) for key, value in resource["Properties"].items()}
+        properties = SearchResourceProperties.model_validate(values)
+        found[properties.pipeline().name] = properties
+    return found
+
+
+def connector_role(synth: Synthesized) -> str:
+    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("SearchProvisioningConnectorRole")]
+    return role
+
+
+@dataclass
+class Synth:
+    """The suite's one synthesized app: its main stack and the stack that creates its domain."""
+
+    app: cdk.App
+    main: Synthesized
+    created: Synthesized

@@ -11,14 +11,15 @@ from osbatch.config import Backend
 from tests.infra.helpers import (
     Synthesized,
     as_list,
+    connector_role,
     function_ids,
     new_app,
     pipeline,
     render,
     resources_for,
+    search_resources,
     statements_of_role,
 )
-from tests.infra.test_search_provisioning import connector_role, search_resources
 
 DOMAIN = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
 BATCH = {

@@ -20,11 +20,13 @@ from tests.infra.helpers import (
     SECOND,
     Synthesized,
     as_list,
+    connector_role,
     example_data,
     function_ids,
     new_app,
     pipeline,
     render,
+    search_resources,
     statements,
     statements_of_role,
 )
@@ -39,22 +41,6 @@ BEDROCK_MODEL = {
     "task": "generate",
     "remote": {"bedrock": {"model": "anthropic.claude-3-haiku-20240307-v1:0"}},
 }
-
-
-def search_resources(synth: Synthesized) -> dict[str, SearchResourceProperties]:
-    """Pipeline name -> the properties of its custom resource, read back with the handler's own model."""
-    found = {}
-    for resource in synth.of_type(RESOURCE_TYPE).values():
-        # Intrinsics (the role ARN, the region) resolve at deploy time; rendered as <...> here.
-        values = {key: render(value) for key, value in resource["Properties"].items()}
-        properties = SearchResourceProperties.model_validate(values)
-        found[properties.pipeline().name] = properties
-    return found
-
-
-def connector_role(synth: Synthesized) -> str:
-    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("SearchProvisioningConnectorRole")]
-    return role
 
 
 @pytest.fixture(scope="module")

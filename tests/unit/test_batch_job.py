@@ -28,8 +28,9 @@ from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.models import IngestChunk
 from osbatch.jobs import JobTable
 from osbatch.models import BatchIngest, JobState, SourceObject
-from tests.unit.fake_opensearch import FakeClient
-from tests.unit.test_batch_ingest import OPENAI_BODY, Cluster, openai_files
+from tests.helpers import OPENAI_BODY
+from tests.unit.fake_opensearch import Cluster, FakeClient
+from tests.unit.helpers import openai_files
 
 JOB = "msmarco-batch-0123456789abcdef"
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from osbatch.ingest.domain_limit import DomainWriters, LimitSettings, NoWriterSlot
-from tests.unit.conftest import create_job_table
+from tests.unit.helpers import create_job_table
 
 
 class Clock:

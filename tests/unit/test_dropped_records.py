@@ -15,7 +15,7 @@ from osbatch.steps.dropped import NOT_DIFFED, UNMATCHED, dead_letter_dropped
 from osbatch.steps.finish import JobReport, fail_job, finalize_job
 from osbatch.steps.parts import PartWriter, write_parts_list
 from tests.unit.fake_backend import ScriptedBackend
-from tests.unit.test_finish import JOB, SOURCE
+from tests.unit.helpers import JOB, SOURCE
 
 OUT, DLQ = "osb-out", "osb-dlq"
 OUTPUT = f"s3://{OUT}/{job_output_prefix(JOB)}job-00000/"

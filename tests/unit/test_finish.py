@@ -10,14 +10,13 @@ import pytest
 from osbatch.backends.base import THROTTLED_PAST_WINDOW, OutputObject
 from osbatch.config import PipelineConfig
 from osbatch.jobs import ChunkCounts, JobTable
-from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob
 from osbatch.steps.finish import TOLERATED_CHUNK, JobReport, fail_job, finalize_job, plan_ingest
 from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
+from tests.unit.helpers import JOB, SOURCE
 
-JOB = "msmarco-1"
 PLAN = "jobs/msmarco-1/plans/00000.json"
-SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
 REMOTE = RemoteJob(id="osb-msmarco-1", arn="arn:job", output_uri="s3://osb-out/jobs/msmarco-1/output/")
 
 

@@ -12,8 +12,8 @@ from osbatch.jobs import JobTable
 from osbatch.models import JobState, SourceObject
 from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
-from tests.unit.conftest import pipeline_dict
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
+from tests.unit.helpers import pipeline_dict
 
 
 class ListDeadLetters:

@@ -12,7 +12,7 @@ import pytest
 
 from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged, quantize, variant
 
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "minilm_reference.jsonl"
 
 
 @pytest.fixture(scope="session")
