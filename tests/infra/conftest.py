@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aws_cdk.assertions import Template
 
 from infra.stack import OsbatchStack
 from tests.infra.helpers import (
@@ -36,8 +35,8 @@ def synth() -> Iterator[Synth]:
     # When both stacks are synthesized once (this also runs CloudFormation's template validation)
     yield Synth(
         app,
-        Synthesized(main, Template.from_stack(main)),
-        Synthesized(created, Template.from_stack(created)),
+        Synthesized.of(main),
+        Synthesized.of(created),
     )
 
 

@@ -93,6 +93,11 @@ class Synthesized:
         self.resources: dict[str, dict[str, Any]] = self.template.to_json()["Resources"]
         self.outputs: dict[str, dict[str, Any]] = self.template.to_json().get("Outputs", {})
 
+    @classmethod
+    def of(cls, stack: OsbatchStack) -> Synthesized:
+        """The stack synthesized (this also runs CloudFormation's template validation)."""
+        return cls(stack, Template.from_stack(stack))
+
     def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
 

@@ -50,7 +50,7 @@ def changed() -> Synthesized:
     data["models"].append(BEDROCK_MODEL)
     data["search"]["hybrid"]["weights"] = [0.5, 0.5]
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[pipeline(**data)])
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_each_search_pipeline_has_a_resource_carrying_its_validated_config(main: Synthesized) -> None:

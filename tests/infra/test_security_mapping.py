@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra import security_mapping_handler
@@ -131,7 +130,7 @@ def test_delete_leaves_the_retained_domains_mappings(recorder: Recorder) -> None
 def secured() -> Synthesized:
     # Given a created domain with fine-grained access control
     stack = OsbatchStack(new_app(), "secured", pipelines=[pipeline(**FGAC)])
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_the_domains_master_user_is_the_mapping_functions_role(secured: Synthesized) -> None:

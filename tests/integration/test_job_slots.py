@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from local.runtime import LocalRuntime
 from osbatch.config import PipelineConfig
-from tests.integration.helpers import faults, job_table, upload, wait_for_end
+from osbatch.jobs import JobTable
+from tests.integration.helpers import faults, upload, wait_for_end
 
 # clean_faults resets the emulators' peak counts around each test
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
@@ -18,11 +18,10 @@ PIPELINE = "e2e-slots"
 
 
 def test_twenty_uploads_at_once_never_run_more_than_three_jobs(
-    stack: Any, config: PipelineConfig, runtime: LocalRuntime
+    stack: Any, config: PipelineConfig, jobs: JobTable
 ) -> None:
     # Given a pipeline with max_jobs_in_flight 3
     assert config.inference.max_jobs_in_flight == 3
-    jobs = job_table(stack)
     # When 20 files are uploaded at once
     job_ids = [
         upload(
