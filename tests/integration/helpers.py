@@ -85,6 +85,12 @@ def wait_for_remote_jobs(jobs: JobTable, job_id: str) -> list[dict[str, Any]]:
     return found
 
 
+def wait_for_free_slots(jobs: JobTable, pipeline: str) -> None:
+    """Wait until no job holds one of the pipeline's job slots. Finalize and FailJob give a job's slot back
+    just after they write the terminal state wait_for_end sees, so the two are not read at one instant."""
+    eventually(lambda: jobs.slot_holders(pipeline) == set(), what=f"every job slot of {pipeline} given back")
+
+
 def submitted_all(stack: Any) -> None:
     """Wait until the submit queue holds no message, visible or in flight."""
     sqs = session().client("sqs", endpoint_url=AWS_URL)

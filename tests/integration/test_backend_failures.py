@@ -23,6 +23,7 @@ from tests.integration.helpers import (
     set_faults,
     upload,
     wait_for_end,
+    wait_for_free_slots,
 )
 
 # every test starts and ends with no faults set
@@ -78,7 +79,7 @@ def test_a_throttled_bedrock_create_is_retried_and_the_job_completes(
         BEDROCK_MINIMUM,
         0,
     )
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 def test_a_batch_failed_with_token_limit_exceeded_is_created_again_and_the_job_completes(
@@ -151,7 +152,7 @@ def test_bedrock_throttled_past_the_retry_window_fails_and_dead_letters_the_file
     (file_level,) = [letter for letter in letters if letter["stage"] == "inference"]
     assert file_level["record"]["records"] == BEDROCK_MINIMUM
     assert "ThrottlingException" in file_level["reason"]
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 def test_openai_throttled_past_the_retry_window_fails_and_dead_letters_the_file(
@@ -170,7 +171,7 @@ def test_openai_throttled_past_the_retry_window_fails_and_dead_letters_the_file(
     assert report(stack, job_id)["unaccounted"] == 0
     (file_level,) = [letter for letter in dead_letters(stack, job_id) if letter["stage"] == "inference"]
     assert file_level["record"]["records"] == 3 and "token_limit_exceeded" in file_level["reason"]
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 # --- status calls failing: UNREACHABLE ---
@@ -196,7 +197,7 @@ def test_status_calls_failing_in_a_row_make_the_job_unreachable(
     written = report(stack, job_id)
     assert (written["state"], written["unaccounted"]) == ("UNREACHABLE", 0)
     # And the pipeline's job slot was given back
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 # --- overall timeout: EXPIRED, and the remote job stopped ---
@@ -214,7 +215,7 @@ def test_an_openai_job_past_its_timeout_is_expired_and_its_batch_cancelled(
     # Then the job is EXPIRED with the reason, its records dead-lettered at file level, its slot free
     assert job["state"] == "EXPIRED" and "timeout_hours" in job["reason"], job
     assert (report(stack, job_id)["dead_lettered"], report(stack, job_id)["unaccounted"]) == (3, 0)
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
     # And the batch was cancelled rather than left running
     ((batch_id,),) = [ref["arn"].split(",") for ref in job["remote_jobs"]]
     assert openai_batch(batch_id)["status"] in {"cancelling", "cancelled"}
