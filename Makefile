@@ -12,12 +12,13 @@ NODE_STAMP := node_modules/.installed
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo up down status test test-unit test-infra test-integration lint bench synth lock clean help
+.PHONY: install demo up down status test test-unit test-infra test-integration test-local lint bench synth lock clean help
 
 help:
 	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
 	@echo "            BACKEND=bedrock, openai or ml-commons runs it through that backend (default sagemaker)"
-	@echo "make test   lint, type-check, unit, infra and integration tests"
+	@echo "make test   lint, type-check, unit, infra, integration and local-runtime tests"
+	@echo "            (make test-unit, test-infra, test-integration, test-local: one suite each)"
 	@echo "make up / make down / make status   the local runtime"
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
 	@echo "make bench  every benchmark in bench/ and a table of their verdicts (QUICK=1: a few minutes)"
@@ -77,6 +78,8 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports --no-cache
 
+# The product's suites: unit (no network), infra (CDK), integration (on the local runtime; one already up,
+# the demo's say, is used as it is and left up). test-local: the local runtime's own tests (tests/local).
 test-unit: $(STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
@@ -85,6 +88,9 @@ test-infra: install
 
 test-integration: install
 	$(VENV)/bin/pytest tests/integration -q -m integration
+
+test-local: install
+	$(VENV)/bin/pytest tests/local -q
 
 test: install lint
 	$(VENV)/bin/pytest tests -q

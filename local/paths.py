@@ -19,9 +19,11 @@ def cache_dir() -> Path:
     return Path(os.environ.get("OSBATCH_CACHE", default))
 
 
-def logs_dir() -> Path:
-    return state_dir() / "logs"
+def logs_dir(home: Path | None = None) -> Path:
+    """The logs under `home`, or under state_dir() when none is given."""
+    return (home or state_dir()) / "logs"
 
 
-def run_dir() -> Path:
-    return state_dir() / "run"
+def run_dir(home: Path | None = None) -> Path:
+    """The pid files under `home`, or under state_dir() when none is given."""
+    return (home or state_dir()) / "run"

@@ -61,15 +61,18 @@ class ManagedProcess:
         cwd: Path | None = None,
         ready: Callable[[], bool],
         describe_ready: str = "",
+        home: Path | None = None,
     ) -> None:
+        """home: the state folder its log and pid file go in (the process's own OSBATCH_HOME is up to
+        `env`); state_dir() when none is given."""
         self.name = name
         self.argv = list(argv)
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.ready = ready
         self.describe_ready = describe_ready
-        self.log_path = logs_dir() / f"{name}.log"
-        self.pid_path = run_dir() / f"{name}.pid"
+        self.log_path = logs_dir(home) / f"{name}.log"
+        self.pid_path = run_dir(home) / f"{name}.pid"
 
     def pid(self) -> int | None:
         try:

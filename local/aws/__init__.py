@@ -9,8 +9,10 @@ processes, really executes Step Functions, and deploys `cdk synth` output throug
 from __future__ import annotations
 
 import json
+import os
 import sys
 import urllib.request
+from pathlib import Path
 
 import boto3
 
@@ -51,10 +53,15 @@ def emulator_process(
     name: str = "aws",
     env: dict[str, str] | None = None,
     node_facing: bool = False,
+    home: Path | None = None,
 ) -> ManagedProcess:
-    """node_facing: also listen where ML Commons' batch calls reach it (local/emulators/node_facing.py)."""
+    """node_facing: also listen where ML Commons' batch calls reach it (local/emulators/node_facing.py).
+    home: the emulator's own state folder (its pid file, logs and sandboxes), given to it as OSBATCH_HOME,
+    so a caller can run one beside the runtime without changing its own environment."""
     url = endpoint_url(port)
     command = [sys.executable, "-m", "local.aws.server", "--port", str(port), "--time-scale", str(time_scale)]
+    if home is not None:
+        env = {**(os.environ if env is None else env), "OSBATCH_HOME": str(home)}
     return ManagedProcess(
         name,
         [*command, *(["--node-facing"] if node_facing else [])],
@@ -62,4 +69,5 @@ def emulator_process(
         cwd=REPO_ROOT,
         ready=lambda: is_ready(url),
         describe_ready=f"at {url} (time scale {time_scale})",
+        home=home,
     )

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aws_cdk as cdk
 import pytest
 from aws_cdk.assertions import Template
 
@@ -19,6 +18,7 @@ from tests.infra.helpers import (
     CREATED,
     SCAN_SHAPES,
     SECOND,
+    Synth,
     Synthesized,
     new_app,
     pipeline,
@@ -32,13 +32,6 @@ from tests.infra.scanners import (
     start_cfn_lint,
     start_checkov,
 )
-
-
-@dataclass
-class Synth:
-    app: cdk.App
-    main: Synthesized
-    created: Synthesized
 
 
 @pytest.fixture(scope="session")
@@ -57,8 +50,8 @@ def synth() -> Iterator[Synth]:
     # When both stacks are synthesized once (this also runs CloudFormation's template validation)
     yield Synth(
         app,
-        Synthesized(main, Template.from_stack(main)),
-        Synthesized(created, Template.from_stack(created)),
+        Synthesized.of(main),
+        Synthesized.of(created),
     )
 
 

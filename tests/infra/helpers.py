@@ -17,6 +17,7 @@ from infra.notify import AlarmTargets
 from infra.search_provisioning import PROVISION_FUNCTION, PROVISION_SEARCH
 from infra.stack import OsbatchStack
 from osbatch.config import PipelineConfig, parse_pipeline
+from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "pipelines" / "python-docs.yaml"
@@ -104,6 +105,11 @@ class Synthesized:
         # Crossing jsii for the whole template is slow; read it once.
         self.resources: dict[str, dict[str, Any]] = self.template.to_json()["Resources"]
         self.outputs: dict[str, dict[str, Any]] = self.template.to_json().get("Outputs", {})
+
+    @classmethod
+    def of(cls, stack: OsbatchStack) -> Synthesized:
+        """The stack synthesized (this also runs CloudFormation's template validation)."""
+        return cls(stack, Template.from_stack(stack))
 
     def of_type(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == cfn_type}
@@ -229,3 +235,28 @@ def scan_shape(app: cdk.App, shape: str) -> OsbatchStack:
         resource_tags=SCAN_TAGS,
         batch_ingest_buckets=list(SCAN_BATCH_BUCKETS),
     )
+
+
+def search_resources(synth: Synthesized) -> dict[str, SearchResourceProperties]:
+    """Pipeline name -> the properties of its custom resource, read back with the handler's own model."""
+    found = {}
+    for resource in synth.of_type(RESOURCE_TYPE).values():
+        # Intrinsics (the role ARN, the region) resolve at deploy time; rendered as <...> here.
+        values = {key: render(value) for key, value in resource["Properties"].items()}
+        properties = SearchResourceProperties.model_validate(values)
+        found[properties.pipeline().name] = properties
+    return found
+
+
+def connector_role(synth: Synthesized) -> str:
+    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("SearchProvisioningConnectorRole")]
+    return role
+
+
+@dataclass
+class Synth:
+    """The suite's one synthesized app: its main stack and the stack that creates its domain."""
+
+    app: cdk.App
+    main: Synthesized
+    created: Synthesized

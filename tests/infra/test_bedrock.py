@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from aws_cdk.assertions import Template
 
 from infra.stack import OsbatchStack
 from tests.infra.helpers import (
@@ -53,7 +52,7 @@ def bedrock_stack() -> Iterator[Synthesized]:
         ],
     )
     # When it is synthesized
-    yield Synthesized(stack, Template.from_stack(stack))
+    yield Synthesized.of(stack)
 
 
 def job_role(synth: Synthesized) -> str:

@@ -168,7 +168,7 @@ def test_the_code_asset_changes_with_a_config_and_only_then() -> None:
         "changed": [pipeline(sink={"index": "python-docs-v2"})],
     }
     built = {name: OsbatchStack(app, name, pipelines=configs) for name, configs in stacks.items()}
-    keys = {name: code_keys(Synthesized(stack, Template.from_stack(stack))) for name, stack in built.items()}
+    keys = {name: code_keys(Synthesized.of(stack)) for name, stack in built.items()}
 
     # Then equal configs give the same asset (no needless code update) and a changed one a new asset
     assert keys["same-a"] == keys["same-b"]
@@ -187,7 +187,7 @@ def test_forty_pipelines_synthesize() -> None:
 
     # When the stack is synthesized
     stack = OsbatchStack(new_app(), "forty", pipelines=pipelines)
-    synthesized = Synthesized(stack, Template.from_stack(stack))
+    synthesized = Synthesized.of(stack)
 
     # Then every pipeline has its rule and every config is in the code asset, none in an environment
     assert len(trigger_rules(synthesized)) == 40

@@ -4,7 +4,6 @@ osbatch's transform jobs only, and the job functions reach exactly ML Commons' b
 from __future__ import annotations
 
 import pytest
-from aws_cdk.assertions import Template
 
 from infra.stack import LOCAL_OPENSEARCH_ENDPOINT, OsbatchStack
 from osbatch.config import Backend
@@ -12,14 +11,15 @@ from tests.infra.helpers import (
     BATCH,
     Synthesized,
     as_list,
+    connector_role,
     function_ids,
     new_app,
     pipeline,
     render,
     resources_for,
+    search_resources,
     statements_of_role,
 )
-from tests.infra.test_search_provisioning import connector_role, search_resources
 
 DOMAIN = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
 
@@ -28,7 +28,7 @@ DOMAIN = "arn:<AWS::Partition>:es:us-east-1:<AWS::AccountId>:domain/my-domain"
 def batch() -> Synthesized:
     # Given a stack whose one pipeline runs on the ml-commons backend, with no other search side
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[pipeline(**BATCH)])
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_the_batch_model_is_provisioned_by_the_custom_resource(batch: Synthesized) -> None:
@@ -84,7 +84,7 @@ def test_the_batch_callers_get_the_overriding_endpoint() -> None:
     stack = OsbatchStack(
         app, "osbatch", pipelines=[pipeline(**BATCH)], opensearch_endpoint="http://127.0.0.1:9200"
     )
-    synth = Synthesized(stack, Template.from_stack(stack))
+    synth = Synthesized.of(stack)
     # Then start-job, poll-job and fail-job call ML Commons there
     ids = function_ids(synth)
     for name in ("start-job", "poll-job", "fail-job"):
@@ -95,7 +95,7 @@ def test_the_batch_callers_get_the_overriding_endpoint() -> None:
 def test_a_sagemaker_stack_grants_no_batch_path() -> None:
     plain = pipeline(models=[], search_pipelines=[], search={"query_model": None})
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[plain])
-    synth = Synthesized(stack, Template.from_stack(stack))
+    synth = Synthesized.of(stack)
     assert not [r for r in resources_for(synth, "start-job", "es:ESHttpPost") if "_plugins/_ml" in r]
 
 
@@ -103,7 +103,7 @@ def test_a_created_domain_trusts_start_job_with_the_same_two_model_paths() -> No
     # Given the ml-commons pipeline on a created domain, whose access policy names each grant
     created = pipeline(**BATCH, sink={"opensearch": {"endpoint": None, "create_domain": True}})
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[created])
-    synth = Synthesized(stack, Template.from_stack(stack))
+    synth = Synthesized.of(stack)
     (domain,) = synth.of_type("AWS::OpenSearchService::Domain").values()
     start_job = synth.resources[function_ids(synth)["start-job"]]["Properties"]["Role"]["Fn::GetAtt"][0]
 

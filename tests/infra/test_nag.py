@@ -10,8 +10,7 @@ from constructs import IConstruct
 import infra.nag
 from infra.nag import allow, flatten
 from infra.stack import OsbatchStack
-from tests.infra.conftest import Synth
-from tests.infra.helpers import ALARM_TARGETS, CREATED, SECOND, new_app, pipeline
+from tests.infra.helpers import ALARM_TARGETS, CREATED, SECOND, Synth, new_app, pipeline
 
 
 def test_aws_solutions_checks_pass_on_both_stacks(synth: Synth) -> None:

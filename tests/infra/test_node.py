@@ -10,7 +10,7 @@ from pathlib import Path
 import jsii
 
 from infra.jsii_node import PINNED_NODE, use_pinned_node
-from tests.infra.conftest import Synth
+from tests.infra.helpers import Synth
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -35,7 +35,7 @@ def tagged() -> Synthesized:
     stack = OsbatchStack(
         new_app(), "tagged", pipelines=[pipeline()], resource_tags={"cost-center": "search", "owner": "ml"}
     )
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_every_taggable_resource_carries_the_stack_and_the_required_tags(tagged: Synthesized) -> None:

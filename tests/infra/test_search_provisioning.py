@@ -20,11 +20,13 @@ from tests.infra.helpers import (
     SECOND,
     Synthesized,
     as_list,
+    connector_role,
     example_data,
     function_ids,
     new_app,
     pipeline,
     render,
+    search_resources,
     statements,
     statements_of_role,
 )
@@ -41,22 +43,6 @@ BEDROCK_MODEL = {
 }
 
 
-def search_resources(synth: Synthesized) -> dict[str, SearchResourceProperties]:
-    """Pipeline name -> the properties of its custom resource, read back with the handler's own model."""
-    found = {}
-    for resource in synth.of_type(RESOURCE_TYPE).values():
-        # Intrinsics (the role ARN, the region) resolve at deploy time; rendered as <...> here.
-        values = {key: render(value) for key, value in resource["Properties"].items()}
-        properties = SearchResourceProperties.model_validate(values)
-        found[properties.pipeline().name] = properties
-    return found
-
-
-def connector_role(synth: Synthesized) -> str:
-    (role,) = [k for k in synth.of_type("AWS::IAM::Role") if k.startswith("SearchProvisioningConnectorRole")]
-    return role
-
-
 @pytest.fixture(scope="module")
 def changed() -> Synthesized:
     # Given the example pipeline with one more model (a Bedrock one) and other hybrid weights
@@ -64,7 +50,7 @@ def changed() -> Synthesized:
     data["models"].append(BEDROCK_MODEL)
     data["search"]["hybrid"]["weights"] = [0.5, 0.5]
     stack = OsbatchStack(new_app(), "osbatch", pipelines=[pipeline(**data)])
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_each_search_pipeline_has_a_resource_carrying_its_validated_config(main: Synthesized) -> None:

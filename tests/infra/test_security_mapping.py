@@ -12,7 +12,6 @@ from typing import Any
 import aws_cdk as cdk
 import pytest
 from aws_cdk import aws_iam as iam
-from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
 from infra import security_mapping_handler
@@ -156,7 +155,7 @@ def test_delete_leaves_the_retained_domains_mappings(recorder: Recorder) -> None
 def secured() -> Synthesized:
     # Given a created domain with fine-grained access control
     stack = OsbatchStack(new_app(), "secured", pipelines=[pipeline(**FGAC)])
-    return Synthesized(stack, Template.from_stack(stack))
+    return Synthesized.of(stack)
 
 
 def test_the_domains_master_user_is_the_mapping_functions_role(secured: Synthesized) -> None:
@@ -270,7 +269,7 @@ def test_the_ml_commons_callers_get_the_least_ml_commons_actions() -> None:
     # Given an ml-commons pipeline on a created domain with fine-grained access control
     config = pipeline(**{**BATCH, **FGAC})
     stack = OsbatchStack(new_app(), "secured-batch", pipelines=[config])
-    synth = Synthesized(stack, Template.from_stack(stack))
+    synth = Synthesized.of(stack)
     requests = {path: body for path, body in _requests(synth)}
     api = "/_plugins/_security/api"
 

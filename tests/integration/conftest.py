@@ -1,78 +1,49 @@
-"""Fixtures for the integration tests.
+"""Fixtures of the integration tests, which run the test pipelines (tests/integration/pipelines) on the
+local runtime (the `runtime` fixture, tests/conftest.py).
 
-`runtime`: the whole local runtime (OpenSearch + AWS emulator on their ports), started once per session
-and stopped only if we started it. `emulator` ... `aws`: one AWS emulator on a free port with the test
-CDK app (tests/integration/stacks) deployed through its CloudFormation, shared by the emulator tests.
+A module names its pipeline in `PIPELINE` (the `config` fixture), and in `FRESH` the pipelines whose
+indices the `stack` fixture empties before its tests (default: its PIPELINE; none without one). Every
+module deploys the same pipelines, so moving between modules never reshapes the stack. `clean_faults`
+clears the emulators' faults (and peak counts) around each test of a module that sets them.
 """
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
-import boto3
 import pytest
 
-from local.aws import emulator_process, endpoint_url
-from local.aws.cdk_deploy import DeployedStack, deploy_assembly
-from local.runtime import LocalRuntime, local_runtime
-from tests.integration.stacks.test_stack import SEARCH_ENDPOINT, STACK_NAME, synthesize
-
-TIME_SCALE = 0.01
-Aws = Callable[..., Any]  # aws("s3") or aws("lambda", config=...): a client of the test emulator
+from local.runtime import LocalRuntime
+from osbatch.config import PipelineConfig
+from osbatch.dal import JobTable
+from tests.integration.helpers import deploy_stack, job_table, pipeline_configs, set_faults
 
 
-@pytest.fixture(scope="session")
-def runtime() -> Iterator[LocalRuntime]:
-    runtime = local_runtime()
-    was_up = runtime.is_up()
-    runtime.up()
-    yield runtime
-    if not was_up:
-        runtime.down()  # a CI run must not leave servers behind
+@pytest.fixture(scope="module")
+def configs() -> dict[str, PipelineConfig]:
+    return pipeline_configs()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+@pytest.fixture(scope="module")
+def config(request: pytest.FixtureRequest, configs: dict[str, PipelineConfig]) -> PipelineConfig:
+    return configs[request.module.PIPELINE]
 
 
-@pytest.fixture(scope="session")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("OSBATCH_HOME", str(tmp_path_factory.mktemp("osbatch-home")))
-        port = _free_port()
-        process = emulator_process(port, TIME_SCALE, name=f"aws-test-{port}")
-        process.start(timeout=60)
-        try:
-            yield endpoint_url(port)
-        finally:
-            process.stop()
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, runtime: LocalRuntime, configs: dict[str, PipelineConfig]) -> Any:
+    pipeline = getattr(request.module, "PIPELINE", None)
+    fresh = getattr(request.module, "FRESH", (pipeline,) if pipeline else ())
+    return deploy_stack(runtime, *(configs[name].sink.index for name in fresh))
 
 
-@pytest.fixture(scope="session")
-def assembly(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return synthesize(tmp_path_factory.mktemp("cdk.out"), search_endpoint=SEARCH_ENDPOINT)
+@pytest.fixture(scope="module")
+def jobs(stack: Any) -> JobTable:
+    return job_table(stack)
 
 
-@pytest.fixture(scope="session")
-def deployed(emulator: str, assembly: Path) -> DeployedStack:
-    return deploy_assembly(assembly, STACK_NAME, endpoint_url=emulator, progress=print)
-
-
-@pytest.fixture(scope="session")
-def aws(emulator: str, deployed: DeployedStack) -> Aws:
-    def client(service: str, **config: Any) -> Any:
-        return boto3.client(  # type: ignore[call-overload]
-            service,
-            endpoint_url=emulator,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-            **config,
-        )
-
-    return client
+@pytest.fixture
+def clean_faults(runtime: LocalRuntime) -> Iterator[None]:
+    set_faults()
+    yield
+    set_faults()

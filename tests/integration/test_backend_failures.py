@@ -11,45 +11,28 @@ from typing import Any
 import pytest
 
 from local.aws import session
-from local.emulators.faults import FAULTS_PATH
-from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
+from local.runtime import AWS_URL, OPENAI_URL
 from osbatch.config import PipelineConfig
-from osbatch.contracts import report_key
 from osbatch.dal import JobTable
-from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
-from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
-from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
+from tests.integration.helpers import (
+    OPENAI_BASE,
+    TOPICS,
+    dead_letters,
+    faults,
+    report,
+    set_faults,
+    upload,
+    wait_for_end,
+    wait_for_free_slots,
+)
 
-pytestmark = pytest.mark.integration
-__all__ = ["clean_faults"]  # the autouse fixture: every test starts and ends with no faults set
+# every test starts and ends with no faults set
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
+FRESH = ("e2e-bedrock", "e2e-openai", "e2e-openai-throttle", "e2e-openai-expiry")
 # StartJob retries throttling for the longest retry_time_window of the deployed pipelines (PT2H), which the
 # runtime's clock runs at 1/100: about 72 s of waits before the job fails.
 EXHAUSTED_TIMEOUT = 600
 BEDROCK_MINIMUM = 100  # records per job (the emulator's default, as on AWS)
-
-
-@pytest.fixture(scope="module")
-def configs() -> dict[str, PipelineConfig]:
-    return pipeline_configs()
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, configs: dict[str, PipelineConfig]) -> Any:
-    fresh = ("e2e-bedrock", "e2e-openai", "e2e-openai-throttle", "e2e-openai-expiry")
-    return deploy_stack(runtime, *(configs[name].sink.index for name in fresh))
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
-
-
-def faults_left(base: str) -> dict[str, Any]:
-    with urllib.request.urlopen(f"{base}{FAULTS_PATH}", timeout=10) as response:
-        return dict(json.loads(response.read()))
-
-
-OPENAI_BASE = OPENAI_URL.removesuffix("/v1")
 
 
 def jsonl(records: list[dict[str, Any]], bad_lines: tuple[bytes, ...] = ()) -> bytes:
@@ -61,12 +44,6 @@ def jsonl(records: list[dict[str, Any]], bad_lines: tuple[bytes, ...] = ()) -> b
 def records(prefix: str, count: int) -> list[dict[str, Any]]:
     named = [{"_id": f"{prefix}-{name}", "text": text} for name, text in TOPICS]
     return (named + [{"_id": f"{prefix}-{n}", "text": f"Passage number {n}."} for n in range(count)])[:count]
-
-
-def report(stack: Any, job_id: str) -> dict[str, Any]:
-    s3 = session().client("s3", endpoint_url=AWS_URL)
-    body = s3.get_object(Bucket=stack.outputs["OutputBucketName"], Key=report_key(job_id))["Body"].read()
-    return dict(json.loads(body))
 
 
 def openai_key() -> str:
@@ -95,14 +72,14 @@ def test_a_throttled_bedrock_create_is_retried_and_the_job_completes(
     job_id = upload(stack, config, f"throttled-{time.time_ns()}.jsonl", jsonl(records("bt", BEDROCK_MINIMUM)))
     job = wait_for_end(jobs, job_id)
     # Then StartJob's retries used up both refusals, and the job completed with every record indexed
-    assert faults_left(AWS_URL)["throttle_creates"] == 0
+    assert faults(AWS_URL)["throttle_creates"] == 0
     assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == (
         "COMPLETED",
         BEDROCK_MINIMUM,
         BEDROCK_MINIMUM,
         0,
     )
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 def test_a_batch_failed_with_token_limit_exceeded_is_created_again_and_the_job_completes(
@@ -115,7 +92,7 @@ def test_a_batch_failed_with_token_limit_exceeded_is_created_again_and_the_job_c
     job_id = upload(stack, config, f"throttled-{time.time_ns()}.jsonl", jsonl(records("ot", 3)))
     job = wait_for_end(jobs, job_id)
     # Then both failed batches were created again within the retry window, and the job completed
-    assert faults_left(OPENAI_BASE)["throttle_creates"] == 0
+    assert faults(OPENAI_BASE)["throttle_creates"] == 0
     assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == ("COMPLETED", 3, 3, 0)
 
 
@@ -175,7 +152,7 @@ def test_bedrock_throttled_past_the_retry_window_fails_and_dead_letters_the_file
     (file_level,) = [letter for letter in letters if letter["stage"] == "inference"]
     assert file_level["record"]["records"] == BEDROCK_MINIMUM
     assert "ThrottlingException" in file_level["reason"]
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 def test_openai_throttled_past_the_retry_window_fails_and_dead_letters_the_file(
@@ -194,7 +171,7 @@ def test_openai_throttled_past_the_retry_window_fails_and_dead_letters_the_file(
     assert report(stack, job_id)["unaccounted"] == 0
     (file_level,) = [letter for letter in dead_letters(stack, job_id) if letter["stage"] == "inference"]
     assert file_level["record"]["records"] == 3 and "token_limit_exceeded" in file_level["reason"]
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 # --- status calls failing: UNREACHABLE ---
@@ -220,7 +197,7 @@ def test_status_calls_failing_in_a_row_make_the_job_unreachable(
     written = report(stack, job_id)
     assert (written["state"], written["unaccounted"]) == ("UNREACHABLE", 0)
     # And the pipeline's job slot was given back
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
 
 
 # --- overall timeout: EXPIRED, and the remote job stopped ---
@@ -238,7 +215,7 @@ def test_an_openai_job_past_its_timeout_is_expired_and_its_batch_cancelled(
     # Then the job is EXPIRED with the reason, its records dead-lettered at file level, its slot free
     assert job["state"] == "EXPIRED" and "timeout_hours" in job["reason"], job
     assert (report(stack, job_id)["dead_lettered"], report(stack, job_id)["unaccounted"]) == (3, 0)
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)
     # And the batch was cancelled rather than left running
     ((batch_id,),) = [ref["arn"].split(",") for ref in job["remote_jobs"]]
     assert openai_batch(batch_id)["status"] in {"cancelling", "cancelled"}

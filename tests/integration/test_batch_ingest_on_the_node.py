@@ -7,10 +7,8 @@ documented one, its nmslib fields moved to lucene by localize_mapping (the local
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -23,19 +21,15 @@ from local.opensearch import localize_mapping
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.batch_ingestion.request import parse_batch_request
 from osbatch.config import BulkConfig
-from tests.unit.test_batch_ingest import OPENAI_BODY, SAGEMAKER_BODY
+from tests.helpers import OPENAI_BODY, SAGEMAKER_BODY
+from tests.integration.helpers import DIM, serve_openai_example, vector
 
 pytestmark = pytest.mark.integration
-DIM = 384
 
 
 def knn(dimension: int = DIM) -> dict[str, Any]:
     method = {"engine": "nmslib", "space_type": "cosinesimil", "name": "hnsw"}
     return {"type": "knn_vector", "dimension": dimension, "method": method}
-
-
-def vector(seed: float) -> list[float]:
-    return [seed] + [0.5] * (DIM - 1)
 
 
 @pytest.fixture
@@ -106,51 +100,6 @@ def test_the_sagemaker_example_from_s3_indexes_good_lines_and_dead_letters_bad_o
     assert "dimension" in reasons[2].lower()
     assert reasons[3].startswith("mapper_parsing_exception")
     assert said[-1].endswith(f"dead letters in {tmp_path}/{report.run_id}/")
-
-
-class OpenAIFiles(BaseHTTPRequestHandler):
-    files: dict[str, bytes] = {}
-
-    def do_GET(self) -> None:
-        file_id = self.path.split("/")[-2]
-        content = self.files.get(file_id)
-        self.send_response(200 if content is not None else 404)
-        self.end_headers()
-        if content is not None and self.headers.get("Authorization") == "Bearer test-key":
-            self.wfile.write(content)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-def serve_openai_example(monkeypatch: pytest.MonkeyPatch, tag: str) -> tuple[HTTPServer, dict[str, Any]]:
-    """Reference 001's three OpenAI files (the batch output, its input, and a third file whose
-    custom_field2 is `<tag>-<n>`), lines in a different order in each so the join cannot depend on it,
-    served by a Files API endpoint the SDK is pointed at. The server (to shut down) and the data_source."""
-    output, inputs, other = [], [], []
-    for n in (1, 2, 3):
-        data = [{"object": "embedding", "index": i, "embedding": vector(n + i / 10)} for i in range(2)]
-        response = {"status_code": 200, "body": {"object": "list", "data": data}}
-        output.append(
-            {"id": f"batch_req_{n}", "custom_id": f"request-{n}", "response": response, "error": None}
-        )
-        request = {"model": "text-embedding-ada-002", "input": [f"question {n}", f"answer {n}"]}
-        inputs.append(
-            {"custom_id": f"request-{n}", "method": "POST", "url": "/v1/embeddings", "body": request}
-        )
-        other.append(
-            {"custom_id": f"request-{n}", "custom_field1": f"one-{n}", "custom_field2": f"{tag}-{n}"}
-        )
-    OpenAIFiles.files = {
-        "file-out": "".join(json.dumps(r) + "\n" for r in output).encode(),
-        "file-in": "".join(json.dumps(r) + "\n" for r in reversed(inputs)).encode(),
-        "file-other": "".join(json.dumps(r) + "\n" for r in (other[1], other[2], other[0])).encode(),
-    }
-    server = HTTPServer(("127.0.0.1", 0), OpenAIFiles)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    monkeypatch.setenv("OPENAI_BASE_URL", f"http://127.0.0.1:{server.server_port}/v1")
-    monkeypatch.setenv("OPENAI_API_KEY", "test-key")
-    return server, {"type": "openAI", "source": ["file-out", "file-in", "file-other"]}
 
 
 def test_the_three_file_openai_example_joins_on_custom_id(

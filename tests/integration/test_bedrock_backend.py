@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -13,61 +11,23 @@ import pytest
 from cli.local_search import local_query_embedder
 from cli.search import semantic_search
 from local.aws import session
-from local.emulators.faults import FAULTS_PATH
-from local.runtime import AWS_URL, OPENAI_URL, LocalRuntime
+from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 from tests.integration.helpers import (
     PIPELINES,
-    deploy_stack,
-    job_table,
+    TOPICS,
+    dead_letters,
     pipeline_configs,
+    set_faults,
+    upload,
+    wait_for_end,
     wait_for_remote_jobs,
 )
-from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
 
-pytestmark = pytest.mark.integration
-
-
-def set_faults(**faults: Any) -> None:
-    """The emulators' fault settings (local/emulators/faults.py), in the AWS and the OpenAI emulator."""
-    method = "POST" if faults else "DELETE"
-    for base in (AWS_URL, OPENAI_URL.removesuffix("/v1")):
-        request = urllib.request.Request(
-            f"{base}{FAULTS_PATH}", data=json.dumps(faults).encode(), method=method
-        )
-        with urllib.request.urlopen(request, timeout=10):
-            pass
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    return pipeline_configs()["e2e-bedrock"]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    return deploy_stack(runtime, config.sink.index)
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
-
-
-@pytest.fixture(autouse=True)
-def clean_faults(runtime: LocalRuntime) -> Iterator[None]:
-    set_faults()
-    yield
-    set_faults()
-
-
-TOPICS = [
-    ("gzip", "Open a gzip-compressed file in binary or text mode, returning a file object."),
-    ("thread", "A class that represents a thread of control running in the background."),
-    ("date", "Return the current local date and time as a datetime object."),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
+PIPELINE = "e2e-bedrock"
 
 
 def test_a_partially_completed_job_indexes_the_rest_and_dead_letters_the_failed_records(

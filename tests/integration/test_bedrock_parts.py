@@ -16,29 +16,13 @@ from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
-from tests.integration.helpers import deploy_stack, eventually, job_table, pipeline_configs
-from tests.integration.test_bedrock_backend import clean_faults, set_faults
-from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
+from tests.helpers import eventually
+from tests.integration.helpers import dead_letters, set_faults, upload, wait_for_end
 
-pytestmark = pytest.mark.integration
-__all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
+PIPELINE = "e2e-bedrock-parts"
 # The emulator's quotas, the same as the pipeline's (pipelines/e2e-bedrock-parts.yaml).
 QUOTAS = {"min_records_per_job": 10, "max_records_per_job": 40}
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    return pipeline_configs()["e2e-bedrock-parts"]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    return deploy_stack(runtime, config.sink.index)
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
 
 
 def body_of(records: list[dict[str, Any]], extra: bytes = b"") -> bytes:

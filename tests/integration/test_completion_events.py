@@ -12,32 +12,16 @@ from typing import Any
 import pytest
 
 from local.aws import session
-from local.runtime import AWS_URL, LocalRuntime
+from local.runtime import AWS_URL
 from local.workflow_history import execution_arn, poll_history, wake_rules_disabled
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
-from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
-from tests.integration.test_end_to_end import upload, wait_for_end
+from tests.integration.helpers import upload, wait_for_end
 
 pytestmark = pytest.mark.integration
 # Bedrock's minimum is 100 records per job; SageMaker takes them as well.
 RECORDS = 100
-
-
-@pytest.fixture(scope="module")
-def configs() -> dict[str, PipelineConfig]:
-    return pipeline_configs()
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, configs: dict[str, PipelineConfig]) -> Any:
-    fresh = ("e2e-wake", "e2e-wake-bedrock", "e2e")
-    return deploy_stack(runtime, *(configs[name].sink.index for name in fresh))
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
+FRESH = ("e2e-wake", "e2e-wake-bedrock", "e2e")
 
 
 def body(tag: str) -> bytes:

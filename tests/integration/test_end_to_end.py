@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
-from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
@@ -17,76 +16,21 @@ from local.aws import session
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
-from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 from tests.integration.helpers import (
     PIPELINES,
-    deploy_stack,
-    job_table,
-    pipeline_configs,
+    dead_letters,
+    sagemaker_model_environment,
+    submitted_all,
+    upload,
+    wait_for_end,
     wait_for_remote_jobs,
 )
 
 pytestmark = pytest.mark.integration
+PIPELINE = "e2e"
 # Its own prefix and index: these tests must never touch the demo's python-docs index.
 # Every integration module deploys the same pipelines, so moving between modules never reshapes the stack.
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    by_name = pipeline_configs()
-    return by_name["e2e"]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    return deploy_stack(runtime, config.sink.index)
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
-
-
-def upload(stack: Any, config: PipelineConfig, name: str, body: bytes) -> str:
-    s3 = session().client("s3", endpoint_url=AWS_URL)
-    bucket = stack.outputs["InputBucketName"]
-    key = f"{config.source.prefix}{name}"
-    etag = s3.put_object(Bucket=bucket, Key=key, Body=body)["ETag"].strip('"')
-    return job_id_for(config.name, bucket, key, etag)
-
-
-def wait_for_end(jobs: JobTable, job_id: str, timeout: float = 300) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        job = jobs.get(job_id)
-        if job and JobStateName(job["state"]).terminal:
-            return job
-        time.sleep(0.5)
-    raise AssertionError(f"job {job_id} did not end within {timeout}s: {jobs.get(job_id)}")
-
-
-def submitted_all(stack: Any, timeout: float = 120) -> None:
-    """Wait until the submit queue holds no message, visible or in flight."""
-    sqs = session().client("sqs", endpoint_url=AWS_URL)
-    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        counts = sqs.get_queue_attributes(QueueUrl=stack.outputs["SubmitQueueUrl"], AttributeNames=names)
-        if all(value == "0" for value in counts["Attributes"].values()):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"the submit queue still holds messages after {timeout}s")
-
-
-def dead_letters(stack: Any, job_id: str) -> list[dict[str, Any]]:
-    s3 = session().client("s3", endpoint_url=AWS_URL)
-    bucket = stack.outputs["DeadLetterBucketName"]
-    listing = s3.list_objects_v2(Bucket=bucket, Prefix=f"dead-letter/{job_id}/").get("Contents", [])
-    lines = []
-    for item in listing:
-        lines += s3.get_object(Bucket=bucket, Key=item["Key"])["Body"].read().decode().splitlines()
-    return [json.loads(line) for line in lines]
 
 
 def test_an_upload_ends_in_the_index_with_every_record_accounted_for(
@@ -188,28 +132,10 @@ def test_a_failed_transform_job_fails_the_job_with_sagemakers_reason(
     assert job["records_in"] == 1
 
 
-@contextlib.contextmanager
-def model_environment(config: PipelineConfig, environment: dict[str, str]) -> Iterator[None]:
+def model_environment(config: PipelineConfig, environment: dict[str, str]) -> AbstractContextManager[None]:
     """The pipeline's SageMaker model with this container environment, restored afterwards."""
     assert config.inference.sagemaker is not None
-    model = config.inference.sagemaker.ModelName
-    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
-    healthy = sagemaker.describe_model(ModelName=model)
-    sagemaker.delete_model(ModelName=model)
-    sagemaker.create_model(
-        ModelName=model,
-        PrimaryContainer={"Image": "local", "Environment": environment},
-        ExecutionRoleArn=healthy["ExecutionRoleArn"],
-    )
-    try:
-        yield
-    finally:
-        sagemaker.delete_model(ModelName=model)
-        sagemaker.create_model(
-            ModelName=model,
-            PrimaryContainer=healthy["PrimaryContainer"],
-            ExecutionRoleArn=healthy["ExecutionRoleArn"],
-        )
+    return sagemaker_model_environment(config.inference.sagemaker.ModelName, environment)
 
 
 def test_cancel_stops_the_inference_job_and_the_job_ends_cancelled(

@@ -21,37 +21,27 @@ from opensearchpy import OpenSearch
 from cli.batch_stack import run_on_stack
 from local.aws import session
 from local.aws.sandbox.logs import log_file
-from local.emulators.faults import FAULTS_PATH
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.batch_ingestion.request import parse_batch_request
 from osbatch.config import PipelineConfig
 from osbatch.contracts import plan_key, plan_name
 from osbatch.dal import JobTable
-from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
-from tests.integration.test_batch_ingest_on_the_node import serve_openai_example, vector
-from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
-from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
-from tests.unit.test_batch_ingest import OPENAI_BODY
+from tests.helpers import OPENAI_BODY
+from tests.integration.helpers import (
+    TOPICS,
+    dead_letters,
+    faults,
+    serve_openai_example,
+    set_faults,
+    upload,
+    vector,
+    wait_for_end,
+)
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
 INGEST_CHUNK_HANDLER = "osbatch.handlers.ingest_chunk.handler"
 KILL_TIMEOUT_SECONDS = 15  # the ingest-chunk function's Timeout during the kill test (900 when deployed)
-__all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
-
-
-@pytest.fixture(scope="module")
-def configs() -> dict[str, PipelineConfig]:
-    return pipeline_configs()
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime) -> Any:
-    return deploy_stack(runtime)
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
+FRESH: tuple[str, ...] = ()  # the batch fixture empties its own index
 
 
 @pytest.fixture
@@ -142,13 +132,6 @@ def timeouts(function: str) -> int:
     path = log_file(function)
     text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
     return text.count(f"Task timed out after {KILL_TIMEOUT_SECONDS:.2f} seconds")
-
-
-def faults() -> dict[str, Any]:
-    import urllib.request
-
-    with urllib.request.urlopen(f"{AWS_URL}{FAULTS_PATH}", timeout=10) as response:
-        return dict(json.loads(response.read()))
 
 
 def test_a_chunk_killed_by_its_timeout_resumes_from_its_checkpoint_losing_and_duplicating_nothing(

@@ -4,43 +4,24 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.request
 from typing import Any
 
 import pytest
 
-from local.emulators.faults import FAULTS_PATH
-from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
-from tests.integration.test_bedrock_backend import clean_faults
-from tests.integration.test_end_to_end import upload, wait_for_end
+from osbatch.dal import JobTable
+from tests.integration.helpers import faults, upload, wait_for_end, wait_for_free_slots
 
-pytestmark = pytest.mark.integration
-__all__ = ["clean_faults"]  # resets faults and the emulators' peak counts around each test
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    return pipeline_configs()["e2e-slots"]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    return deploy_stack(runtime, config.sink.index)
-
-
-def peaks() -> dict[str, int]:
-    with urllib.request.urlopen(f"{AWS_URL}{FAULTS_PATH}", timeout=10) as response:
-        return dict(json.loads(response.read())["peaks"])
+# clean_faults resets the emulators' peak counts around each test
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
+PIPELINE = "e2e-slots"
 
 
 def test_twenty_uploads_at_once_never_run_more_than_three_jobs(
-    stack: Any, config: PipelineConfig, runtime: LocalRuntime
+    stack: Any, config: PipelineConfig, jobs: JobTable
 ) -> None:
     # Given a pipeline with max_jobs_in_flight 3
     assert config.inference.max_jobs_in_flight == 3
-    jobs = job_table(stack)
     # When 20 files are uploaded at once
     job_ids = [
         upload(
@@ -58,7 +39,7 @@ def test_twenty_uploads_at_once_never_run_more_than_three_jobs(
     # Then every job completed, the emulator never had more than 3 transform jobs running at once,
     # and every slot was given back
     assert [job["state"] for job in finished] == ["COMPLETED"] * 20
-    observed = peaks().get("sagemaker", 0)
+    observed = faults()["peaks"].get("sagemaker", 0)
     print(f"most transform jobs running at once: {observed}")
     assert 1 <= observed <= 3
-    assert jobs.slot_holders(config.name) == set()
+    wait_for_free_slots(jobs, config.name)

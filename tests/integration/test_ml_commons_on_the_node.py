@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -14,23 +12,21 @@ import pytest
 from cli.local_search import local_query_embedder
 from cli.main import main
 from cli.search import semantic_search
-from local.aws import session
 from local.deploy import transform_settings
 from local.emulators.node_facing import node_facing_host
-from local.runtime import AWS_URL, LocalRuntime
+from local.runtime import LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
 from osbatch.search.ml import MlCommons
 from tests.integration.helpers import (
     PIPELINES,
-    deploy_stack,
-    job_table,
-    pipeline_configs,
+    TOPICS,
+    sagemaker_model_environment,
+    upload,
+    wait_for_end,
     wait_for_remote_jobs,
 )
-from tests.integration.test_bedrock_backend import TOPICS
-from tests.integration.test_end_to_end import upload, wait_for_end
 
 pytestmark = [
     pytest.mark.integration,
@@ -39,29 +35,19 @@ pytestmark = [
         reason="no address ML Commons' batch calls can reach (local/emulators/node_facing.py)",
     ),
 ]
-NAME = "e2e-ml-commons"
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    return pipeline_configs()[NAME]
+PIPELINE = "e2e-ml-commons"
 
 
 def run_setup(capsys: pytest.CaptureFixture[str]) -> str:
-    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", NAME]) == 0
+    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", PIPELINE]) == 0
     return capsys.readouterr().out
 
 
 @pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    stack = deploy_stack(runtime, config.sink.index)
-    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", NAME]) == 0  # the batch model
+def stack(stack: Any) -> Any:
+    """The shared stack fixture's stack, and the batch model `osbatch setup` registers."""
+    assert main(["--pipelines", PIPELINES, "setup", "--pipeline", PIPELINE]) == 0
     return stack
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
 
 
 @pytest.fixture(scope="module")
@@ -115,35 +101,14 @@ def test_an_upload_goes_through_ml_commons_batch_predict_to_searchable_documents
     assert hits[0].doc_id == "mlc-gzip"
 
 
-@contextmanager
-def held_model(config: PipelineConfig) -> Iterator[None]:
-    """The pipeline's SageMaker model held until stopped (the emulator's OSBATCH_LOCAL_HOLD_UNTIL_STOPPED)."""
-    settings = transform_settings(config)
-    assert settings is not None
-    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
-    healthy = sagemaker.describe_model(ModelName=settings.ModelName)
-    sagemaker.delete_model(ModelName=settings.ModelName)
-    sagemaker.create_model(
-        ModelName=settings.ModelName,
-        PrimaryContainer={"Image": "local", "Environment": {"OSBATCH_LOCAL_HOLD_UNTIL_STOPPED": "true"}},
-        ExecutionRoleArn=healthy["ExecutionRoleArn"],
-    )
-    try:
-        yield
-    finally:
-        sagemaker.delete_model(ModelName=settings.ModelName)
-        sagemaker.create_model(
-            ModelName=settings.ModelName,
-            PrimaryContainer=healthy["PrimaryContainer"],
-            ExecutionRoleArn=healthy["ExecutionRoleArn"],
-        )
-
-
 def test_cancel_goes_through_ml_commons_and_the_job_ends_cancelled(
     stack: Any, config: PipelineConfig, jobs: JobTable, ml: MlCommons, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a job whose transform runs until it is stopped, so it cannot finish before the cancel
-    with held_model(config):
+    settings = transform_settings(config)
+    assert settings is not None
+    held = {"OSBATCH_LOCAL_HOLD_UNTIL_STOPPED": "true"}
+    with sagemaker_model_environment(settings.ModelName, held):
         job_id = upload(
             stack, config, f"mlc-cancel-{time.time_ns()}.jsonl", b'{"_id": "c", "text": "held"}\n'
         )

@@ -15,27 +15,10 @@ from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
 from osbatch.search.client import opensearch_client
-from tests.integration.helpers import deploy_stack, job_table, pipeline_configs
-from tests.integration.test_bedrock_backend import TOPICS, clean_faults, set_faults
-from tests.integration.test_end_to_end import dead_letters, upload, wait_for_end
+from tests.integration.helpers import TOPICS, dead_letters, set_faults, upload, wait_for_end
 
-pytestmark = pytest.mark.integration
-__all__ = ["clean_faults"]  # the autouse fixture, shared with the Bedrock tests
-
-
-@pytest.fixture(scope="module")
-def config() -> PipelineConfig:
-    return pipeline_configs()["e2e-openai"]
-
-
-@pytest.fixture(scope="module")
-def stack(runtime: LocalRuntime, config: PipelineConfig) -> Any:
-    return deploy_stack(runtime, config.sink.index)
-
-
-@pytest.fixture(scope="module")
-def jobs(stack: Any) -> JobTable:
-    return job_table(stack)
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
+PIPELINE = "e2e-openai"
 
 
 def test_an_upload_is_embedded_by_the_batch_api_with_failures_dead_lettered(

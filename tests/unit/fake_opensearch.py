@@ -1,7 +1,8 @@
-"""An in-memory stand-in for the index API calls osbatch makes, answering as OpenSearch answers them."""
+"""In-memory stand-ins for the index and bulk calls osbatch makes, answering as OpenSearch answers them."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from opensearchpy.exceptions import RequestError
@@ -65,3 +66,67 @@ class FakeClient:
 
     def count(self, *, index: str) -> dict[str, Any]:
         return {"count": self.docs}
+
+
+class Cluster:
+    """Bulk `index` and `update` + `doc_as_upsert` actions, applied as OpenSearch applies them."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
+        lines = body.decode().splitlines()
+        items = []
+        for action_line, source_line in zip(lines[0::2], lines[1::2], strict=True):
+            ((kind, meta),) = json.loads(action_line).items()
+            source = json.loads(source_line)
+            if kind == "update":
+                assert source["doc_as_upsert"] is True
+                self.docs[meta["_id"]] = {**self.docs.get(meta["_id"], {}), **source["doc"]}
+            else:
+                self.docs[meta["_id"]] = source
+            items.append({kind: {"_id": meta["_id"], "status": 200}})
+        return {"errors": False, "items": items}
+
+
+class KnnCluster:
+    """A fake OpenSearch bulk endpoint with a 3-dimension knn_vector mapping: keeps documents by id and
+    rejects vectors of another length the way OpenSearch does."""
+
+    def __init__(self) -> None:
+        self.docs: dict[str, dict[str, Any]] = {}
+        self.versions: dict[str, int] = {}
+        self.requests = 0
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
+        self.requests += 1
+        lines = body.decode().splitlines()
+        results = []
+        for action, source in zip(lines[0::2], lines[1::2], strict=True):
+            meta = json.loads(action)["index"]
+            doc_id = meta["_id"]
+            doc = json.loads(source)
+            if meta.get("version_type") == "external_gte" and meta["version"] < self.versions.get(doc_id, 0):
+                conflict = {"type": "version_conflict_engine_exception", "reason": f"[{doc_id}]: conflict"}
+                results.append({"index": {"_id": doc_id, "status": 409, "error": conflict}})
+                continue
+            if "version" in meta:
+                self.versions[doc_id] = meta["version"]
+            vector = doc.get("chunk_embedding")
+            if not isinstance(vector, list) or len(vector) != 3:
+                error = {
+                    "type": "mapper_parsing_exception",
+                    "reason": (
+                        "failed to parse field [chunk_embedding] of type [knn_vector] "
+                        f"in document with id '{doc_id}'"
+                    ),
+                    "caused_by": {
+                        "type": "illegal_argument_exception",
+                        "reason": f"Vector dimension mismatch. Expected: 3, Actual: {len(vector)}",
+                    },
+                }
+                results.append({"index": {"_id": doc_id, "status": 400, "error": error}})
+            else:
+                self.docs[doc_id] = doc
+                results.append({"index": {"_id": doc_id, "status": 201}})
+        return {"errors": any(r["index"]["status"] != 201 for r in results), "items": results}

@@ -15,69 +15,9 @@ from osbatch.batch_ingestion.local_files import LocalFiles
 from osbatch.batch_ingestion.request import BatchIngestRequest, BatchRequestError, parse_batch_request
 from osbatch.batch_ingestion.run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
 from osbatch.config import BulkConfig
-from tests.unit.fake_opensearch import FakeIndices
-
-SAGEMAKER_BODY = {
-    "index_name": "my-nlp-index",
-    "field_map": {
-        "chapter": "$.content[0]",
-        "title": "$.content[1]",
-        "chapter_embedding": "$.SageMakerOutput[0]",
-        "title_embedding": "$.SageMakerOutput[1]",
-        "_id": "$.id",
-    },
-    "ingest_fields": ["$.id"],
-    "data_source": {"type": "s3", "source": ["s3://offlinebatch/output/sagemaker_batch.json.out"]},
-}
-OPENAI_BODY = {
-    "index_name": "my-nlp-index-openai",
-    "field_map": {
-        "question": "source[1].$.body.input[0]",
-        "answer": "source[1].$.body.input[1]",
-        "question_embedding": "source[0].$.response.body.data[0].embedding",
-        "answer_embedding": "source[0].$.response.body.data[1].embedding",
-        "_id": ["source[0].$.custom_id", "source[1].$.custom_id"],
-    },
-    "ingest_fields": ["source[2].$.custom_field1", "source[2].$.custom_field2"],
-    "data_source": {"type": "openAI", "source": ["file-output", "file-input", "file-other"]},
-}
-
-
-class Cluster:
-    """Bulk `index` and `update` + `doc_as_upsert` actions, applied as OpenSearch applies them."""
-
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-
-    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
-        lines = body.decode().splitlines()
-        items = []
-        for action_line, source_line in zip(lines[0::2], lines[1::2], strict=True):
-            ((kind, meta),) = json.loads(action_line).items()
-            source = json.loads(source_line)
-            if kind == "update":
-                assert source["doc_as_upsert"] is True
-                self.docs[meta["_id"]] = {**self.docs.get(meta["_id"], {}), **source["doc"]}
-            else:
-                self.docs[meta["_id"]] = source
-            items.append({kind: {"_id": meta["_id"], "status": 200}})
-        return {"errors": False, "items": items}
-
-
-def openai_files(tmp_path: Path, order: list[int]) -> list[Path]:
-    """The OpenAI Batch API output, its input and a third file, lines in the given order."""
-    output, inputs, other = [], [], []
-    for n in order:
-        data = [{"object": "embedding", "index": i, "embedding": [n + 0.1 * i, 0.5]} for i in range(2)]
-        output.append({"custom_id": f"request-{n}", "response": {"status_code": 200, "body": {"data": data}}})
-        inputs.append({"custom_id": f"request-{n}", "body": {"input": [f"question {n}", f"answer {n}"]}})
-        other.append({"custom_id": f"request-{n}", "custom_field1": f"f1-{n}", "custom_field2": n})
-    paths = []
-    for name, rows in (("output", output), ("input", inputs), ("other", other)):
-        path = tmp_path / f"{name}.jsonl"
-        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
-        paths.append(path)
-    return paths
+from tests.helpers import OPENAI_BODY, SAGEMAKER_BODY
+from tests.unit.fake_opensearch import Cluster, FakeIndices
+from tests.unit.helpers import openai_files
 
 
 def run(

@@ -29,10 +29,10 @@ from osbatch.models import BatchIngest, JobState, SourceObject
 from osbatch.models.ingest import IngestChunk
 from osbatch.steps.plan_ingest import plan_ingest
 from osbatch.steps.support.ports import DeployedPipeline
-from tests.unit.conftest import job_store
+from tests.helpers import OPENAI_BODY
 from tests.unit.fake_backend import ScriptedBackend
-from tests.unit.fake_opensearch import FakeClient
-from tests.unit.test_batch_ingest import OPENAI_BODY, Cluster, openai_files
+from tests.unit.fake_opensearch import Cluster, FakeClient
+from tests.unit.helpers import job_store, openai_files
 
 JOB = "msmarco-batch-0123456789abcdef"
 

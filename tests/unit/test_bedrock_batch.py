@@ -7,7 +7,6 @@ what the backend parses, so both are exercised together here, plus the join that
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,9 +15,7 @@ import pytest
 from botocore.config import Config
 from moto import mock_aws
 
-import local.emulators
 from local.emulators.faults import FAULTS
-from local.model import Embedder, load_embedder
 from osbatch.backends.base import BackendThrottled
 from osbatch.backends.bedrock import BedrockBackend, line_of, model_input, record_id
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
@@ -26,6 +23,7 @@ from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.record_paths import inference_error
 from osbatch.steps.support.join import join_outputs
+from tests.helpers import eventually
 
 REGION = "us-east-1"
 BUCKET = "osb-out"
@@ -33,15 +31,8 @@ ROLE = "arn:aws:iam::123456789012:role/osbatch-bedrock"
 TITAN = BedrockJobConfig(model_id="amazon.titan-embed-text-v2:0", family=BedrockModelFamily.TITAN_EMBED_V2)
 
 
-@pytest.fixture(scope="module")
-def minilm() -> Embedder:
-    return load_embedder()
-
-
 @pytest.fixture
-def aws(minilm: Embedder) -> Iterator[tuple[Any, Any]]:
-    local.emulators.install(embedder_loader=lambda _folder: minilm)
-    FAULTS.reset()
+def aws(emulators: None) -> Iterator[tuple[Any, Any]]:
     FAULTS.update(min_records_per_job=1)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
@@ -49,8 +40,6 @@ def aws(minilm: Embedder) -> Iterator[tuple[Any, Any]]:
         # No client-side retries: the workflow's Retry rule is what retries a throttled submit.
         no_retries = Config(retries={"total_max_attempts": 1, "mode": "standard"})
         yield s3, boto3.client("bedrock", region_name=REGION, config=no_retries)
-    FAULTS.reset()
-    local.emulators.uninstall()
 
 
 def backend(clients: tuple[Any, Any], settings: BedrockJobConfig = TITAN) -> BedrockBackend:
@@ -69,13 +58,14 @@ def prepare(clients: tuple[Any, Any], job: BedrockBackend, texts: list[str]) -> 
     s3.put_object(Bucket=BUCKET, Key="jobs/j/source/part-00000.jsonl", Body=sources.encode())
 
 
-def wait(job: BedrockBackend, remote: RemoteJob, timeout: float = 60) -> JobStateName:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait(job: BedrockBackend, remote: RemoteJob) -> JobStateName:
+    """The remote job's state once it ended (the emulator runs it on a thread)."""
+
+    def ended() -> JobStateName | None:
         state = job.status(remote).state
-        if state.terminal or time.monotonic() > deadline:
-            return state
-        time.sleep(0.05)
+        return state if state.terminal else None
+
+    return eventually(ended, timeout=60, interval=0.05, what=f"the end of {remote.id}")
 
 
 def read_lines(s3: Any, key: str) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ from osbatch.config import (
     pipelines_from_json,
     pipelines_to_json,
 )
-from tests.unit.conftest import example_pipeline_files, pipeline_dict
+from tests.unit.helpers import example_pipeline_files, pipeline_dict
 
 
 def test_a_valid_config_parses_with_defaults() -> None:

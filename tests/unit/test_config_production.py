@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from osbatch.config import ConfigError, parse_pipeline
-from tests.unit.conftest import pipeline_dict
+from tests.unit.helpers import pipeline_dict
 
 
 def _sink(**opensearch: Any) -> dict[str, Any]:

@@ -8,7 +8,7 @@ import pytest
 
 from osbatch.dal.domain_writers import DomainWriters, LimitSettings, NoWriterSlot
 from osbatch.retry import Hooks
-from tests.unit.conftest import create_job_table
+from tests.unit.helpers import create_job_table
 
 
 class Clock:

@@ -17,7 +17,7 @@ from osbatch.steps.support.dropped import NOT_DIFFED, UNMATCHED, dead_letter_dro
 from osbatch.steps.support.parts import PartWriter, write_parts_list
 from osbatch.steps.support.report import JobReport
 from tests.unit.fake_backend import ScriptedBackend
-from tests.unit.test_finish import JOB, SOURCE
+from tests.unit.helpers import JOB, SOURCE
 
 OUT, DLQ = "osb-out", "osb-dlq"
 OUTPUT = f"s3://{OUT}/{job_output_prefix(JOB)}job-00000/"

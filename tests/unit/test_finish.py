@@ -10,19 +10,17 @@ import pytest
 from osbatch.backends.base import THROTTLED_PAST_WINDOW, OutputObject
 from osbatch.config import PipelineConfig
 from osbatch.dal import ChunkCounts, JobTable
-from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob, SourceObject
+from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus, Prepared, RemoteJob
 from osbatch.steps.fail_job import fail_job
 from osbatch.steps.finalize import TOLERATED_CHUNK, finalize_job
 from osbatch.steps.plan_ingest import plan_ingest
 from osbatch.steps.support.ports import DeployedPipeline
 from osbatch.steps.support.report import JobReport
-from tests.unit.conftest import job_store
 from tests.unit.fake_backend import ScriptedBackend
 from tests.unit.fake_opensearch import FakeClient
+from tests.unit.helpers import JOB, SOURCE, job_store
 
-JOB = "msmarco-1"
 PLAN = "jobs/msmarco-1/plans/00000.json"
-SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
 REMOTE = RemoteJob(id="osb-msmarco-1", arn="arn:job", output_uri="s3://osb-out/jobs/msmarco-1/output/")
 
 

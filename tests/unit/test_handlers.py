@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +15,8 @@ import osbatch
 from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
 from osbatch.handlers import prepare, submit, wiring
 from osbatch.models import JobState
-from tests.unit.conftest import create_job_table, object_created, pipeline_dict
 from tests.unit.fake_opensearch import FakeClient
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "osbatch-test"
-    memory_limit_in_mb: int = 512
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:osbatch-test"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
+from tests.unit.helpers import FakeContext, create_job_table, object_created, pipeline_dict
 
 
 @pytest.fixture

@@ -15,55 +15,13 @@ from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.readers import plan_chunks
 from osbatch.models import SourceObject
 from osbatch.models.ingest import Checkpoint, ChunkResult, IngestChunk
-from tests.unit.conftest import pipeline_dict
+from tests.unit.fake_opensearch import KnnCluster
+from tests.unit.helpers import pipeline_dict
 
 OUT, DLQ = "osb-out", "osb-dlq"
 KEY = "jobs/msmarco-1/output/part-1.jsonl.out"
 UPLOAD = SourceObject(bucket="osb-in", key="input/msmarco/part-1.jsonl")
 SOURCE = UPLOAD.uri
-
-
-class KnnCluster:
-    """A fake OpenSearch bulk endpoint with a 3-dimension knn_vector mapping: keeps documents by id and
-    rejects vectors of another length the way OpenSearch does."""
-
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
-        self.versions: dict[str, int] = {}
-        self.requests = 0
-
-    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
-        self.requests += 1
-        lines = body.decode().splitlines()
-        results = []
-        for action, source in zip(lines[0::2], lines[1::2], strict=True):
-            meta = json.loads(action)["index"]
-            doc_id = meta["_id"]
-            doc = json.loads(source)
-            if meta.get("version_type") == "external_gte" and meta["version"] < self.versions.get(doc_id, 0):
-                conflict = {"type": "version_conflict_engine_exception", "reason": f"[{doc_id}]: conflict"}
-                results.append({"index": {"_id": doc_id, "status": 409, "error": conflict}})
-                continue
-            if "version" in meta:
-                self.versions[doc_id] = meta["version"]
-            vector = doc.get("chunk_embedding")
-            if not isinstance(vector, list) or len(vector) != 3:
-                error = {
-                    "type": "mapper_parsing_exception",
-                    "reason": (
-                        "failed to parse field [chunk_embedding] of type [knn_vector] "
-                        f"in document with id '{doc_id}'"
-                    ),
-                    "caused_by": {
-                        "type": "illegal_argument_exception",
-                        "reason": f"Vector dimension mismatch. Expected: 3, Actual: {len(vector)}",
-                    },
-                }
-                results.append({"index": {"_id": doc_id, "status": 400, "error": error}})
-            else:
-                self.docs[doc_id] = doc
-                results.append({"index": {"_id": doc_id, "status": 201}})
-        return {"errors": any(r["index"]["status"] != 201 for r in results), "items": results}
 
 
 def good(n: int, *, line: int | None = None) -> bytes:

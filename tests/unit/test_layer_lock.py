@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.unit.conftest import REPO
+from tests.unit.helpers import REPO
 
 LOCK = REPO / "requirements" / "lambda.lock"
 TOP_LEVEL = REPO / "requirements" / "lambda.txt"

@@ -33,8 +33,8 @@ from osbatch.search.batch_connector import (
 from osbatch.search.connectors import ConnectorTarget, ConnectorTargetError
 from osbatch.search.ml import MlCommons
 from osbatch.search.provision import provision_search
-from tests.unit.conftest import pipeline_dict
 from tests.unit.fake_ml_commons import FakeSearchClient
+from tests.unit.helpers import pipeline_dict
 
 ROLE = "arn:aws:iam::123456789012:role/osbatch-connector"
 AWS = ConnectorTarget(role_arn=ROLE, region="us-east-1")

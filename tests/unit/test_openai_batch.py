@@ -1,21 +1,17 @@
-"""The OpenAI Batch API emulator (HTTP on 127.0.0.1) with the official SDK and with osbatch's backend."""
+"""osbatch's OpenAI backend against the OpenAI Batch API emulator (HTTP on 127.0.0.1, the `openai_api`
+fixture); tests/local/unit/test_openai_emulator.py holds the emulator's own tests, with the official SDK."""
 
 from __future__ import annotations
 
 import json
-import socket
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import boto3
-import openai
 import pytest
 from moto import mock_aws
 
 from local.emulators.faults import FAULTS
-from local.emulators.openai_server import BatchStore, serve
-from local.model import Embedder, load_embedder
 from osbatch.backends.base import THROTTLED_PAST_WINDOW
 from osbatch.backends.openai import OpenAIBackend, custom_id, line_of
 from osbatch.backends.openai_http import OpenAIHttp
@@ -24,77 +20,9 @@ from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.record_paths import inference_error
 from osbatch.steps.support.join import MISSING_FROM_OUTPUT, join_outputs
+from tests.helpers import OPENAI_TEST_KEY, eventually
 
-KEY = "sk-test-0123456789"
 BUCKET = "osb-out"
-
-
-@pytest.fixture(scope="module")
-def minilm() -> Embedder:
-    return load_embedder()
-
-
-@pytest.fixture
-def api(minilm: Embedder) -> Iterator[str]:
-    FAULTS.reset()
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    server = serve(port, BatchStore(lambda: minilm), lambda: KEY)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.shutdown()
-    FAULTS.reset()
-
-
-def request_lines(texts: list[str], first_line: int = 1) -> bytes:
-    return b"".join(
-        json.dumps(
-            {
-                "custom_id": custom_id(number),
-                "method": "POST",
-                "url": "/v1/embeddings",
-                "body": {"model": "text-embedding-3-small", "input": text},
-            }
-        ).encode()
-        + b"\n"
-        for number, text in enumerate(texts, first_line)
-    )
-
-
-def test_the_official_sdk_runs_a_batch_unchanged(api: str) -> None:
-    # Given the SDK pointed at the emulator, and one request the model will fail
-    FAULTS.update(fail_records_containing="POISON")
-    client = openai.OpenAI(base_url=api, api_key=KEY)
-    # When it uploads a file, creates a batch and retrieves it until it ends
-    uploaded = client.files.create(file=("in.jsonl", request_lines(["a", "POISON", "c"])), purpose="batch")
-    batch = client.batches.create(
-        input_file_id=uploaded.id, endpoint="/v1/embeddings", completion_window="24h"
-    )
-    while batch.status not in {"completed", "failed", "cancelled", "expired"}:
-        time.sleep(0.05)
-        batch = client.batches.retrieve(batch.id)
-    # Then it completed with the counts, results in the output file and the failure in the error file
-    assert batch.status == "completed"
-    assert batch.request_counts is not None
-    assert (batch.request_counts.total, batch.request_counts.completed, batch.request_counts.failed) == (
-        3,
-        2,
-        1,
-    )
-    assert batch.output_file_id and batch.error_file_id
-    outputs = [json.loads(line) for line in client.files.content(batch.output_file_id).text.splitlines()]
-    errors = [json.loads(line) for line in client.files.content(batch.error_file_id).text.splitlines()]
-    assert sorted(line["custom_id"] for line in outputs) == ["line-1", "line-3"]
-    # text-embedding-3-small's full size, as the request names no dimensions
-    assert all(len(line["response"]["body"]["data"][0]["embedding"]) == 1536 for line in outputs)
-    assert [(line["custom_id"], line["response"]) for line in errors] == [("line-2", None)]
-    assert errors[0]["error"]["code"] == "server_error"
-
-
-def test_a_wrong_key_is_refused_as_the_api_does(api: str) -> None:
-    # Given a client with the wrong key / When it lists batches / Then it gets a 401 AuthenticationError
-    with pytest.raises(openai.AuthenticationError):
-        openai.OpenAI(base_url=api, api_key="sk-wrong").batches.list()
 
 
 @pytest.fixture
@@ -103,7 +31,7 @@ def aws() -> Iterator[tuple[Any, Any]]:
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket=BUCKET)
         secrets = boto3.client("secretsmanager", region_name="us-east-1")
-        secrets.create_secret(Name="openai-key", SecretString=KEY)
+        secrets.create_secret(Name="openai-key", SecretString=OPENAI_TEST_KEY)
         yield s3, secrets
 
 
@@ -142,14 +70,14 @@ def prepare_parts(s3: Any, job: OpenAIBackend, parts: list[list[str]]) -> None:
         line += len(texts)
 
 
-def wait(job: OpenAIBackend, remote: RemoteJob, clock: Clock | None = None) -> JobStateName:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+def wait(job: OpenAIBackend, remote: RemoteJob) -> JobStateName:
+    """The remote job's state once it ended (the emulator runs the batch on a thread)."""
+
+    def ended() -> JobStateName | None:
         state = job.status(remote).state
-        if state.terminal:
-            return state
-        time.sleep(0.05)
-    raise AssertionError("the batch did not end")
+        return state if state.terminal else None
+
+    return eventually(ended, timeout=60, interval=0.05, what="the end of the batch")
 
 
 def submit(job: OpenAIBackend) -> RemoteJob:
@@ -159,12 +87,12 @@ def submit(job: OpenAIBackend) -> RemoteJob:
 
 
 def test_one_upload_is_a_batch_per_part_and_the_results_join_back_onto_their_records(
-    api: str, aws: tuple[Any, Any]
+    openai_api: str, aws: tuple[Any, Any]
 ) -> None:
     # Given two prepared parts, one request of which the model fails
     s3, _ = aws
     FAULTS.update(fail_records_containing="POISON")
-    job = backend(api, aws, Clock())
+    job = backend(openai_api, aws, Clock())
     prepare_parts(s3, job, [["alpha text", "POISON text"], ["gamma text"]])
     # When the job is submitted twice (a re-run of StartJob) and runs to its end
     remote = submit(job)
@@ -205,12 +133,12 @@ def join(job: OpenAIBackend, s3: Any, outputs: Any) -> Any:
 
 
 def test_a_record_the_service_silently_drops_becomes_a_dead_letter_at_the_join(
-    api: str, aws: tuple[Any, Any]
+    openai_api: str, aws: tuple[Any, Any]
 ) -> None:
     # Given two parts, and a service that returns neither a result nor an error for one record
     s3, _ = aws
     FAULTS.update(drop_records_containing="LOST")
-    job = backend(api, aws, Clock())
+    job = backend(openai_api, aws, Clock())
     prepare_parts(s3, job, [["alpha text"], ["LOST text", "gamma text"]])
     remote = submit(job)
     wait(job, remote)
@@ -232,13 +160,13 @@ def test_a_record_the_service_silently_drops_becomes_a_dead_letter_at_the_join(
 
 
 def test_token_limit_exceeded_is_retried_then_gives_up_after_the_window(
-    api: str, aws: tuple[Any, Any]
+    openai_api: str, aws: tuple[Any, Any]
 ) -> None:
     # Given the enqueued-token limit fails the first batch, and a one-hour retry window
     s3, _ = aws
     FAULTS.update(throttle_creates=1)
     clock = Clock()
-    job = backend(api, aws, clock)
+    job = backend(openai_api, aws, clock)
     prepare_parts(s3, job, [["alpha"]])
     remote = submit(job)
     # When the job is polled
@@ -250,9 +178,14 @@ def test_token_limit_exceeded_is_retried_then_gives_up_after_the_window(
     second = job.submit(
         "docs-1111111111111111", f"s3://{BUCKET}/jobs/j/input/", f"s3://{BUCKET}/jobs/k/output/"
     )
-    while job.status(second).state is JobStateName.RUNNING and clock.now < 1000 + 3600:
+
+    def ended_or_window_passed() -> bool:
+        if job.status(second).state is not JobStateName.RUNNING or clock.now >= 1000 + 3600:
+            return True
         clock.now += 1200
-        time.sleep(0.05)
+        return False
+
+    eventually(ended_or_window_passed, interval=0.05, what="the end of the batch or of the window")
     clock.now += 1200
     # Then the job FAILS with the error, flagged as throttled past the window (FailJob dead-letters its file)
     status = job.status(second)
@@ -261,11 +194,11 @@ def test_token_limit_exceeded_is_retried_then_gives_up_after_the_window(
     assert status.progress[THROTTLED_PAST_WINDOW] is True
 
 
-def test_cancel_ends_cancelled(api: str, aws: tuple[Any, Any]) -> None:
+def test_cancel_ends_cancelled(openai_api: str, aws: tuple[Any, Any]) -> None:
     # Given a batch held in progress
     s3, _ = aws
     FAULTS.update(hold_jobs=True)
-    job = backend(api, aws, Clock())
+    job = backend(openai_api, aws, Clock())
     prepare_parts(s3, job, [["alpha"]])
     remote = submit(job)
     # When it is cancelled / Then it ends CANCELLED

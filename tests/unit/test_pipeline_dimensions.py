@@ -12,7 +12,7 @@ from infra.pipelines import load_pipelines
 from local.emulators.openai_server import MODEL_DIMENSIONS as OPENAI_FULL_SIZES
 from osbatch.config import Backend, BedrockModelFamily, PipelineConfig
 from osbatch.search.queries import vector_field
-from tests.unit.conftest import REPO
+from tests.unit.helpers import REPO
 
 GLOBS = ("pipelines/*.yaml", "pipelines/examples/*.yaml", "tests/integration/pipelines/*.yaml")
 

@@ -13,8 +13,8 @@ from osbatch.models import JobState, SourceObject
 from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.ports import DeployedPipeline
-from tests.unit.conftest import job_store, pipeline_dict
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
+from tests.unit.helpers import job_store, pipeline_dict
 
 
 class ListDeadLetters:

@@ -10,9 +10,8 @@ from pydantic import ValidationError
 
 from osbatch.handlers import provision_search
 from osbatch.search.custom_resource import RESOURCE_TYPE
-from tests.unit.conftest import pipeline_dict
 from tests.unit.fake_ml_commons import FakeSearchClient
-from tests.unit.test_handlers import FakeContext
+from tests.unit.helpers import FakeContext, pipeline_dict
 
 ENDPOINT = "https://search-my-domain-abc123.us-east-1.es.amazonaws.com"
 ROLE = "arn:aws:iam::123456789012:role/osbatch-connectors"

@@ -16,8 +16,8 @@ from osbatch.contracts import (
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.replay import input_records, replay
-from tests.unit.conftest import pipeline_dict
-from tests.unit.test_ingest_chunk import KnnCluster
+from tests.unit.fake_opensearch import KnnCluster
+from tests.unit.helpers import pipeline_dict
 
 DLQ = "osb-dlq"
 

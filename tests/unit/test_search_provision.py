@@ -11,8 +11,8 @@ from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.search.connectors import ConnectorTarget, connector_body
 from osbatch.search.provision import OnnxArtifact, ProvisionError, provision_search
 from osbatch.search_config import ModelSpec
-from tests.unit.conftest import pipeline_dict
 from tests.unit.fake_ml_commons import FakeSearchClient
+from tests.unit.helpers import pipeline_dict
 
 LOCAL = ConnectorTarget(model_server_url="http://127.0.0.1:8601")
 EMBEDDER = {"name": "embedder", "task": "text_embedding", "remote": {"sagemaker": {"endpoint": "minilm"}}}

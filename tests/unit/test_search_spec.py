@@ -9,7 +9,7 @@ import pytest
 
 from osbatch.config import ConfigError, load_pipeline, parse_pipeline
 from osbatch.search_config import MlInferenceStep, RerankStep
-from tests.unit.conftest import REPO, pipeline_dict
+from tests.unit.helpers import REPO, pipeline_dict
 
 MODELS = [
     {"name": "embedder", "task": "text_embedding", "remote": {"sagemaker": {"endpoint": "minilm"}}},

@@ -9,7 +9,7 @@ import pytest
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.steps.submit import ObjectCreatedEvent, Workflow, pipeline_for, source_from_event, submit_object
-from tests.unit.conftest import object_created, pipeline_dict
+from tests.unit.helpers import object_created, pipeline_dict
 
 
 @pytest.fixture

@@ -8,10 +8,8 @@ services' documented shapes (osbatch.backends.remote_events cites them).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,22 +24,12 @@ from osbatch.dal import JobTable
 from osbatch.dal.wakeups import WAKE_PENDING, WAKE_TOKEN
 from osbatch.handlers import park_job, wake_job, wiring
 from osbatch.models import SourceObject
-from tests.unit.conftest import create_job_table, pipeline_dict
+from tests.helpers import eventually
+from tests.unit.helpers import FakeContext, create_job_table, pipeline_dict
 
 JOB_ID = "msmarco-3f2a9c1e0b7d4a55"
 REMOTE = f"osb-{JOB_ID}"
 LONG_WAIT = 3600  # the poll interval: only an event can end the wait within the test
-
-
-@dataclass
-class FakeContext:
-    function_name: str = "osbatch-test"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:osbatch-test"
-    aws_request_id: str = "req-1"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
 
 
 def sagemaker_event(name: str = REMOTE, status: str = "Completed") -> dict[str, Any]:
@@ -124,24 +112,24 @@ class Workflow:
             name=uuid.uuid4().hex,
             input=json.dumps({"job_id": JOB_ID, "poll": {"wait_seconds": wait_seconds}}),
         )["executionArn"]
-        for _ in range(100):
-            messages = self._sqs.receive_message(QueueUrl=self._queue, WaitTimeSeconds=1).get("Messages")
-            if messages:
-                self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=messages[0]["ReceiptHandle"])
-                return execution, json.loads(messages[0]["Body"])
-        raise AssertionError("the execution never parked")
+
+        def parked() -> list[dict[str, Any]] | None:
+            return self._sqs.receive_message(QueueUrl=self._queue, WaitTimeSeconds=1).get("Messages")
+
+        (message, *_) = eventually(parked, interval=0, what="the execution parked")
+        self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
+        return execution, json.loads(message["Body"])
 
     def ended_in(self, execution: str) -> str:
         """The state the execution ended in, waiting for it to end (it runs on moto's threads)."""
-        for _ in range(200):
+
+        def succeeded() -> list[dict[str, Any]] | None:
             events = self._sfn.get_execution_history(executionArn=execution)["events"]
-            if events[-1]["type"] == "ExecutionSucceeded":
-                entered = [
-                    e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e
-                ]
-                return str(entered[-1])
-            time.sleep(0.05)
-        raise AssertionError("the execution never ended")
+            return events if events[-1]["type"] == "ExecutionSucceeded" else None
+
+        events = eventually(succeeded, timeout=30, interval=0.05, what="the execution's end")
+        entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
+        return str(entered[-1])
 
     def parked_seconds(self, execution: str) -> float:
         """From the park's TaskStateEntered to how it ended, by the execution history's timestamps."""

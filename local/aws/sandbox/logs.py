@@ -22,8 +22,9 @@ _file_locks: dict[Path, threading.Lock] = {}
 _registry_lock = threading.Lock()
 
 
-def log_file(function_name: str) -> Path:
-    return logs_dir() / "lambda" / f"{function_name}.log"
+def log_file(function_name: str, home: Path | None = None) -> Path:
+    """The function's log file in the state folder `home` (state_dir() when none is given)."""
+    return logs_dir(home) / "lambda" / f"{function_name}.log"
 
 
 class LogStream:

@@ -10,6 +10,7 @@ import pytest
 from opensearchpy import OpenSearch
 
 from local.opensearch import OpenSearchNode, localize_mapping
+from local.runtime import LocalRuntime
 
 pytestmark = pytest.mark.integration
 
@@ -17,11 +18,10 @@ VECTORS = {"east": [1.0, 0.0, 0.0], "north": [0.0, 1.0, 0.0], "up": [0.0, 0.0, 1
 
 
 @pytest.fixture(scope="module")
-def node() -> OpenSearchNode:
-    node = OpenSearchNode()
-    # Reuses a running node and leaves it running for the tests after these; `osbatch down` stops it.
-    node.start(timeout=600)  # the first run also downloads and assembles it
-    return node
+def node(runtime: LocalRuntime) -> OpenSearchNode:
+    # The runtime's node: the one already up (the demo's), or one started for this session and stopped at
+    # its end, on the runtime's port and in its home either way.
+    return runtime.opensearch
 
 
 @pytest.fixture(scope="module")

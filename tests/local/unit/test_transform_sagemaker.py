@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -16,17 +15,13 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 import local.emulators
-from local.model import Embedder, load_embedder
+from local.model import Embedder
+from tests.helpers import eventually
 
 REGION = "us-east-1"
 BUCKET = "osb-data"
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 TERMINAL = {"Completed", "Failed", "Stopped"}
-
-
-@pytest.fixture(scope="session")
-def minilm() -> Embedder:
-    return load_embedder()
 
 
 @pytest.fixture
@@ -66,13 +61,15 @@ def start_job(sagemaker: Any, name: str = "job-1", **overrides: Any) -> None:
     sagemaker.create_transform_job(**request)
 
 
-def wait_for_end(sagemaker: Any, name: str = "job-1", timeout: float = 60) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    while True:
+def wait_for_end(sagemaker: Any, name: str = "job-1") -> dict[str, Any]:
+    """The transform job's description once it ended (the emulator runs it on a thread)."""
+
+    def ended() -> dict[str, Any] | None:
         job: dict[str, Any] = sagemaker.describe_transform_job(TransformJobName=name)
-        if job["TransformJobStatus"] in TERMINAL or time.monotonic() > deadline:
-            return job
-        time.sleep(0.05)
+        return job if job["TransformJobStatus"] in TERMINAL else None
+
+    found: dict[str, Any] = eventually(ended, timeout=60, interval=0.05, what=f"the end of {name}")
+    return found
 
 
 def output_lines(s3: Any, key: str) -> list[Any]:

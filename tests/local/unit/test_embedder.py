@@ -13,13 +13,7 @@ import pytest
 from local.model import Embedder, OnnxSentenceEmbedder, load_embedder, packaged
 from local.model.embedder import open_session
 
-REFERENCE = Path(__file__).resolve().parents[1] / "fixtures" / "minilm_reference.jsonl"
-
-
-@pytest.fixture(scope="session")
-def minilm() -> Embedder:
-    # What local mode uses: OnnxSentenceEmbedder.default(), the packaged graph as shipped.
-    return load_embedder()
+REFERENCE = Path(__file__).resolve().parents[2] / "fixtures" / "minilm_reference.jsonl"
 
 
 def reference_rows() -> list[dict]:

@@ -4,7 +4,6 @@ and the terminal events match the wake rules' patterns (written out here from th
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,11 +11,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-import local.emulators
 from local.emulators.faults import FAULTS
-from local.model import Embedder, load_embedder
 from osbatch.backends.bedrock import BedrockBackend
 from osbatch.config import BedrockJobConfig
+from tests.helpers import eventually
 
 REGION = "us-east-1"
 BUCKET = "osb-data"
@@ -41,16 +39,9 @@ WAKE_PATTERNS = {
 }
 
 
-@pytest.fixture(scope="module")
-def minilm() -> Embedder:
-    return load_embedder()
-
-
 @pytest.fixture
-def bus(minilm: Embedder) -> Iterator[dict[str, Any]]:
+def bus(emulators: None) -> Iterator[dict[str, Any]]:
     """Two rules per service on the default bus, into queues: every event, and the wake rule's."""
-    local.emulators.install(embedder_loader=lambda _folder: minilm)
-    FAULTS.reset()
     FAULTS.update(min_records_per_job=1)
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
@@ -70,20 +61,22 @@ def bus(minilm: Embedder) -> Iterator[dict[str, Any]]:
                 events.put_targets(Rule=name, Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
                 queues[name] = url
         yield {"s3": s3, "sqs": sqs, "queues": queues}
-    FAULTS.reset()
-    local.emulators.uninstall()
 
 
 def received(bus: dict[str, Any], queue: str, until_status: str, status_of: Any) -> list[dict[str, Any]]:
     """The events the queue got, read until one with until_status arrives (the job runs on a thread)."""
     found: list[dict[str, Any]] = []
-    for _ in range(600):
+
+    def arrived() -> bool:
         response = bus["sqs"].receive_message(QueueUrl=bus["queues"][queue], MaxNumberOfMessages=10)
-        found += [json.loads(message["Body"]) for message in response.get("Messages", [])]
-        if any(status_of(event) == until_status for event in found):
-            return found
-        time.sleep(0.05)
-    raise AssertionError(f"no {until_status} event in {queue}: {found}")
+        found.extend(json.loads(message["Body"]) for message in response.get("Messages", []))
+        return any(status_of(event) == until_status for event in found)
+
+    try:
+        eventually(arrived, timeout=30, interval=0.05, what=f"a {until_status} event in {queue}")
+    except AssertionError as error:
+        raise AssertionError(f"{error}: {found}") from None
+    return found
 
 
 def test_a_transform_job_announces_its_states_and_its_completion_matches_the_wake_rule(

@@ -1,12 +1,13 @@
 """Each Lambda invocation runs in a sandbox process of its function, with Lambda's limits.
 
-The functions are in tests/integration/stacks (handlers/limits.py), deployed once by conftest.py.
+The functions are in tests/local/integration/stacks (handlers/limits.py), deployed once by conftest.py.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,9 +17,9 @@ from botocore.exceptions import ClientError
 from local.aws import is_ready
 from local.aws.cdk_deploy import DeployedStack
 from local.aws.sandbox.logs import log_file
-from tests.integration.conftest import Aws
-from tests.integration.helpers import aws_cli, eventually
-from tests.integration.stacks.test_stack import FAN_OUT_ITEMS
+from tests.helpers import eventually
+from tests.local.integration.helpers import Aws, aws_cli
+from tests.local.integration.stacks.stack_app import FAN_OUT_ITEMS
 
 pytestmark = pytest.mark.integration
 
@@ -108,7 +109,7 @@ def test_a_function_past_its_memory_size_is_killed(deployed: DeployedStack, aws:
 
 
 def test_a_crashing_sandbox_fails_only_its_invocation(
-    deployed: DeployedStack, aws: Aws, emulator: str
+    deployed: DeployedStack, aws: Aws, emulator: str, emulator_home: Path
 ) -> None:
     # Given a handler that ends its own process
     function = deployed.outputs["CrashFunctionName"]
@@ -122,8 +123,8 @@ def test_a_crashing_sandbox_fails_only_its_invocation(
     assert payload["errorMessage"].endswith("Runtime exited with error: exit status 3")
     assert again_error is None and isinstance(again["pid"], int)
     assert is_ready(emulator)
-    # (the emulator fixture set OSBATCH_HOME for this process too, so log_file finds the emulator's file)
-    assert "Runtime exited with error: exit status 3" in log_file(function).read_text()
+    # (in the emulator's own state folder)
+    assert "Runtime exited with error: exit status 3" in log_file(function, emulator_home).read_text()
 
 
 def test_reserved_concurrency_throttles_the_invocation_past_it(deployed: DeployedStack, aws: Aws) -> None:

@@ -1,6 +1,6 @@
 """The local AWS emulator end to end: a real CDK app deployed through its CloudFormation, driven by boto3.
 
-One emulator process (time scale 0.01) and one deployment (tests/integration/conftest.py) serve the
+One emulator process (time scale 0.01) and one deployment (tests/local/integration/conftest.py) serve the
 emulator tests.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from local.aws.cdk_deploy import DeployedStack, deploy_assembly
-from tests.integration.conftest import TIME_SCALE, Aws
-from tests.integration.helpers import aws_cli, eventually
-from tests.integration.stacks.test_stack import SEARCH_ENDPOINT, STACK_NAME, synthesize
+from tests.helpers import eventually
+from tests.local.integration.helpers import TIME_SCALE, Aws, aws_cli
+from tests.local.integration.stacks.stack_app import SEARCH_ENDPOINT, STACK_NAME, synthesize
 
 pytestmark = pytest.mark.integration
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from local.process import ManagedProcess, StartupError
+from tests.helpers import eventually
 
 
 @pytest.fixture(autouse=True)
@@ -50,10 +50,12 @@ def test_a_crashed_piece_is_named_with_its_log(tmp_path: Path) -> None:
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     # When its status is read (once the kernel has delivered the kill)
-    deadline = time.monotonic() + 10
-    while process.status().running and time.monotonic() < deadline:
-        time.sleep(0.05)
-    status = process.status()
+    status = eventually(
+        lambda: None if (read := process.status()).running else read,
+        timeout=10,
+        interval=0.05,
+        what="the process read as not running",
+    )
     # Then it is reported as crashed, by name, with where its log is
     assert not status.running
     assert status.describe() == f"opensearch-test: crashed (log: {process.log_path})"

@@ -1,0 +1,73 @@
+"""Helpers every suite may use: the one way to wait, the session's local runtime, and the documented
+`_batch_ingestion` bodies."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from local.runtime import LocalRuntime
+
+T = TypeVar("T")
+OPENAI_TEST_KEY = "sk-test-0123456789"  # the key the `openai_api` fixture's emulator accepts
+
+
+def eventually(
+    probe: Callable[[], T | None], *, timeout: float = 120.0, interval: float = 0.1, what: str = "condition"
+) -> T:
+    """Poll until `probe` returns something truthy, and return it. The timeout only stops a hung test; no
+    assertion depends on how long anything took."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"{what} not reached within {timeout}s")
+
+
+@contextlib.contextmanager
+def shared_runtime(runtime: LocalRuntime) -> Iterator[LocalRuntime]:
+    """The local runtime for a test session. One already up (the demo's, or `osbatch up`'s) is used as it is
+    and left running; otherwise it is started here and stopped at the end, so a CI run leaves no server
+    behind. Which runtime that is, is what `osbatch up` would find: the home and ports of this process's
+    environment (OSBATCH_HOME, OSBATCH_*_PORT), which no fixture changes, so the tests never look in one
+    home for a runtime whose ports another home's runtime holds."""
+    was_up = runtime.is_up()
+    runtime.up()
+    try:
+        yield runtime
+    finally:
+        if not was_up:
+            runtime.down()
+
+
+# The request bodies of the ML Commons "Asynchronous batch ingestion" API page
+# (docs.opensearch.org, /latest/ml-commons-plugin/api/async-batch-ingest/), without their `credential` block.
+SAGEMAKER_BODY: dict[str, Any] = {
+    "index_name": "my-nlp-index",
+    "field_map": {
+        "chapter": "$.content[0]",
+        "title": "$.content[1]",
+        "chapter_embedding": "$.SageMakerOutput[0]",
+        "title_embedding": "$.SageMakerOutput[1]",
+        "_id": "$.id",
+    },
+    "ingest_fields": ["$.id"],
+    "data_source": {"type": "s3", "source": ["s3://offlinebatch/output/sagemaker_batch.json.out"]},
+}
+OPENAI_BODY: dict[str, Any] = {
+    "index_name": "my-nlp-index-openai",
+    "field_map": {
+        "question": "source[1].$.body.input[0]",
+        "answer": "source[1].$.body.input[1]",
+        "question_embedding": "source[0].$.response.body.data[0].embedding",
+        "answer_embedding": "source[0].$.response.body.data[1].embedding",
+        "_id": ["source[0].$.custom_id", "source[1].$.custom_id"],
+    },
+    "ingest_fields": ["source[2].$.custom_field1", "source[2].$.custom_field2"],
+    "data_source": {"type": "openAI", "source": ["file-output", "file-input", "file-other"]},
+}

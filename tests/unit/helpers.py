@@ -1,0 +1,131 @@
+"""Helpers the unit tests share: pipeline configs, events, a job table on moto, and the files they read."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from osbatch.dal import JobStore, JobTable
+from osbatch.models import SourceObject
+
+REPO = Path(__file__).resolve().parents[2]
+# The job the step tests run, and the upload it came from.
+JOB = "msmarco-1"
+SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
+
+
+def pipeline_dict(**overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "name": "msmarco",
+        "source": {"prefix": "input/msmarco/"},
+        "inference": {
+            "backend": "sagemaker",
+            "max_jobs_in_flight": 2,
+            "polling": {"interval_seconds": 60, "max_interval_seconds": 300, "max_failed_polls": 3},
+            "sagemaker": {"ModelName": "minilm-embedder"},
+        },
+        "sink": {
+            "opensearch": {"endpoint": "http://127.0.0.1:9200"},
+            "index": "msmarco",
+            "field_map": {"_id": "$._id", "chunk": "$.text", "chunk_embedding": "$.SageMakerOutput"},
+        },
+    }
+    config.update(overrides)
+    return config
+
+
+def example_pipeline_files() -> list[Path]:
+    return sorted((REPO / "pipelines").glob("**/*.yaml"))
+
+
+def job_store(jobs: JobTable, s3: Any) -> JobStore:
+    """The steps' port on the unit tests' job table and buckets (the `s3` fixture creates them)."""
+    return JobStore(jobs, s3, output_bucket="osb-out", dead_letter_bucket="osb-dlq")
+
+
+def object_created(key: str, bucket: str = "osb-in", etag: str = "stale") -> dict[str, Any]:
+    """An S3 `Object Created` event as EventBridge delivers it to the submit queue.
+
+    https://docs.aws.amazon.com/AmazonS3/latest/userguide/ev-events.html
+    """
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2024-11-28T10:00:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 3, "etag": etag, "sequencer": "00617F08299329D189"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "123456789012",
+            "source-ip-address": "1.2.3.4",
+            "reason": "PutObject",
+        },
+    }
+
+
+def create_job_table(name: str = "jobs") -> Any:
+    """The job table with its by-pipeline index, on whatever moto mock is active."""
+    dynamodb = boto3.resource("dynamodb", region_name="us-east-1")
+    return dynamodb.create_table(
+        TableName=name,
+        KeySchema=[
+            {"AttributeName": "job_id", "KeyType": "HASH"},
+            {"AttributeName": "item", "KeyType": "RANGE"},
+        ],
+        AttributeDefinitions=[
+            {"AttributeName": "job_id", "AttributeType": "S"},
+            {"AttributeName": "item", "AttributeType": "S"},
+            {"AttributeName": "pipeline", "AttributeType": "S"},
+            {"AttributeName": "created_at", "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-pipeline",
+                "KeySchema": [
+                    {"AttributeName": "pipeline", "KeyType": "HASH"},
+                    {"AttributeName": "created_at", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+@dataclass
+class FakeContext:
+    """The Lambda context object's fields the handlers read."""
+
+    function_name: str = "osbatch-test"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = "arn:aws:lambda:us-east-1:123456789012:function:osbatch-test"
+    aws_request_id: str = "req-1"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def openai_files(tmp_path: Path, order: list[int]) -> list[Path]:
+    """The OpenAI Batch API output, its input and a third file, lines in the given order."""
+    output, inputs, other = [], [], []
+    for n in order:
+        data = [{"object": "embedding", "index": i, "embedding": [n + 0.1 * i, 0.5]} for i in range(2)]
+        output.append({"custom_id": f"request-{n}", "response": {"status_code": 200, "body": {"data": data}}})
+        inputs.append({"custom_id": f"request-{n}", "body": {"input": [f"question {n}", f"answer {n}"]}})
+        other.append({"custom_id": f"request-{n}", "custom_field1": f"f1-{n}", "custom_field2": n})
+    paths = []
+    for name, rows in (("output", output), ("input", inputs), ("other", other)):
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+        paths.append(path)
+    return paths
