@@ -6,6 +6,7 @@ import json
 import pydoc
 from collections.abc import Sequence
 from functools import cache
+from itertools import pairwise
 
 import pytest
 
@@ -56,8 +57,8 @@ def assert_covers(text: str, passages: Sequence[Passage]) -> None:
     assert passages[0].start == 0
     assert passages[-1].end == len(text)
     # Each passage starts at or before the end of the one before: no character between them is dropped.
-    assert all(later.start <= earlier.end for earlier, later in zip(passages, passages[1:], strict=False))
-    assert all(later.start > earlier.start for earlier, later in zip(passages, passages[1:], strict=False))
+    assert all(later.start <= earlier.end for earlier, later in pairwise(passages))
+    assert all(later.start > earlier.start for earlier, later in pairwise(passages))
 
 
 @pytest.mark.parametrize("index", range(6))
@@ -94,10 +95,8 @@ def test_overlap_repeats_the_share_of_tokens_asked_for() -> None:
     # When the text is chunked
     passages = list(split.passages(text))
     # Then each passage starts inside the one before, and the shared text is about 20 of its tokens
-    shared = [
-        minilm().count(text[later.start : earlier.end]) for earlier, later in zip(passages, passages[1:])
-    ]
-    assert all(later.start < earlier.end for earlier, later in zip(passages, passages[1:], strict=False))
+    shared = [minilm().count(text[later.start : earlier.end]) for earlier, later in pairwise(passages)]
+    assert all(later.start < earlier.end for earlier, later in pairwise(passages))
     assert 15 <= sorted(shared)[len(shared) // 2] <= 25
 
 

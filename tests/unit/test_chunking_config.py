@@ -65,16 +65,18 @@ def test_an_empty_chunking_section_means_fixed_token_length_with_its_defaults() 
     [
         (
             {"fixed_token_length": {"overlap_rate": 0.6}},
-            "source.chunking.algorithms.0.fixed_token_length.overlap_rate: Input should be less than or equal to 0.5",
+            "source.chunking.algorithms.0.fixed_token_length.overlap_rate: "
+            "Input should be less than or equal to 0.5",
         ),
         (
             {"fixed_token_length": {"token_limit": 0}},
-            "source.chunking.algorithms.0.fixed_token_length.token_limit: Input should be greater than or equal to 1",
+            "source.chunking.algorithms.0.fixed_token_length.token_limit: "
+            "Input should be greater than or equal to 1",
         ),
         (
             {"fixed_token_length": {"max_chunk_limit": 0}},
-            "source.chunking.algorithms.0.fixed_token_length.max_chunk_limit: Input should be greater than or "
-            "equal to 1",
+            "source.chunking.algorithms.0.fixed_token_length.max_chunk_limit: "
+            "Input should be greater than or equal to 1",
         ),
         ({"semantic": {}}, "source.chunking.algorithms.0.semantic: unknown field (check the spelling)"),
         (
@@ -126,7 +128,7 @@ def test_delimiters_alone_are_refused_for_minilm_which_would_ignore_long_passage
 def test_bedrock_counts_utf8_bytes_and_may_split_on_delimiters_alone() -> None:
     # Given Titan, whose tokenizer osbatch does not have
     config = parse_pipeline(bedrock({"algorithms": [{"delimiter": {"delimiter": "\n"}}]}))
-    # Then the byte upper bound applies, and a delimiter-only chain is allowed (Titan refuses what is too long)
+    # Then the byte upper bound applies, and delimiters alone are allowed (Titan refuses what is too long)
     assert config.chunking_tokenizer is TokenizerName.UTF8_BYTES
 
 

@@ -69,7 +69,8 @@ def test_the_lambda_code_imports_without_the_left_out_packages() -> None:
         # Chunking's tokenizer loads tokenizer.json from a file; from_pretrained alone needs huggingface_hub.
         "from osbatch.chunking.tokens import TokenizerJsonCounter\n"
         "assert TokenizerJsonCounter.__init__\n"
-        "import tokenizers; tokenizers.Tokenizer(tokenizers.models.WordPiece({'[UNK]': 0}, unk_token='[UNK]'))\n"
+        "import tokenizers\n"
+        "tokenizers.Tokenizer(tokenizers.models.WordPiece({'[UNK]': 0}, unk_token='[UNK]'))\n"
         "print(len(names))\n"
     )
     # When every module of the Lambda package is imported
