@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 SAMPLE = ROOT / "samples" / "python-modules"
-PIPELINE = ROOT / "pipelines" / "python-modules.yaml"
+PIPELINE = ROOT / "pipelines" / "examples" / "python-modules.yaml"
 MEMORY_TARGET_MB = 300
 MRR_RATIO_TARGET = 1.5
 RECALL_TARGET = 0.9
