@@ -7,8 +7,10 @@ Which one applies (spec.TokenizerName):
 - `utf8-bytes` (bedrock and openai): one token per UTF-8 byte. Titan Text Embeddings V2 and OpenAI's
   embedding models (cl100k_base for text-embedding-3-*) tokenize with byte-level subword vocabularies in which
   every token covers at least one byte of the input, so a text never has more tokens than bytes: the count
-  is an upper bound, about 4x high for English. OpenAI's encodings are not available offline here (tiktoken
-  downloads them at run time), and Titan's tokenizer is not published, hence the bound instead of a count.
+  is an upper bound, about 4x high for English. Titan's tokenizer is not published, and tiktoken downloads
+  OpenAI's encodings at run time, hence the bound instead of a count. (The `bpe-openai` package on PyPI ships
+  cl100k_base inside its wheel and counts offline, checked at 0.1.4; at 41 MB a wheel it would triple the
+  layer, so an exact OpenAI count waits until the bound proves too coarse.)
   The bound also keeps a passage under Titan's 50,000-character limit (a character is at least one byte).
 """
 
