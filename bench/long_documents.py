@@ -170,7 +170,8 @@ def quality(tokenizer: Path) -> tuple[float, float, float, float]:
     np.maximum.at(best.T, np.array(owners), (query @ parts.T).T)  # a document scores as its best passage
     passage_found = ranks(best, expected)
     for name, found in (("whole text", whole_found), ("passages", passage_found)):
-        print(f"  {name:>10}: MRR@10 {mrr(found):.2f}, recall@10 {recall(found):.2f}")
+        first = sum(rank == 1 for rank in found)
+        print(f"  {name:>10}: MRR@10 {mrr(found):.2f}, recall@10 {recall(found):.2f}, first for {first}")
     return mrr(whole_found), recall(whole_found), mrr(passage_found), recall(passage_found)
 
 
