@@ -64,8 +64,11 @@ synth: install
 
 # The dependency layer installs exactly this, with hashes (infra/layer.py). Re-run after editing lambda.txt.
 # opensearch-py requires opensearch-protobufs (and so grpcio and protobuf, 18 MB) for a gRPC client that
-# nothing here imports; tests/unit/test_layer_lock.py keeps it that way.
-LOCK_EXCLUDED := opensearch-protobufs grpcio protobuf
+# nothing here imports; tests/unit/test_layer_lock.py keeps it that way. Likewise tokenizers requires
+# huggingface-hub (and its HTTP, CLI and Xet stack, ~20 MB) for Tokenizer.from_pretrained only: osbatch loads
+# tokenizer.json from a file.
+LOCK_EXCLUDED := opensearch-protobufs grpcio protobuf \
+	huggingface-hub hf-xet httpx2 httpcore2 h11 anyio click filelock fsspec packaging tqdm truststore
 lock: $(STAMP)
 	$(VENV)/bin/uv pip compile requirements/lambda.txt --quiet --generate-hashes \
 		--python-version 3.12 --python-platform aarch64-manylinux_2_17 \

@@ -18,6 +18,8 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from osbatch.chunking.spec import ChunkingConfig, TokenizerName
+from osbatch.chunking.tokens import MAX_TOKENS
 from osbatch.jsonpaths import compile_path
 from osbatch.search_config import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
 from osbatch.strict import Strict
@@ -86,6 +88,10 @@ class SourceConfig(Strict):
     format: Literal["jsonl"] = "jsonl"
     id_path: str = "$._id"
     text_path: str = "$.text"
+    chunking: ChunkingConfig | None = Field(
+        None,
+        description="split each record's text into passages (osbatch.chunking); none: one input per record",
+    )
 
     @field_validator("id_path", "text_path")
     @classmethod
@@ -502,6 +508,17 @@ class SinkConfig(Strict):
     )
 
 
+# How chunking counts tokens when the config does not say: the model each backend serves here (the local
+# runtime and the examples run all-MiniLM-L6-v2 on SageMaker and ML Commons), or a safe upper bound for the
+# hosted models whose tokenizers osbatch does not have (osbatch.chunking.tokens).
+DEFAULT_TOKENIZERS = {
+    Backend.SAGEMAKER: TokenizerName.MINILM,
+    Backend.ML_COMMONS: TokenizerName.MINILM,
+    Backend.BEDROCK: TokenizerName.UTF8_BYTES,
+    Backend.OPENAI: TokenizerName.UTF8_BYTES,
+}
+
+
 class PipelineConfig(Strict):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,30}$", description="short id; used in resource and job names"
@@ -525,6 +542,36 @@ class PipelineConfig(Strict):
             FieldMapper(self.sink.field_map, self.sink.ingest_fields, self.source.id_path)
         except ValueError as error:
             raise ValueError(f"sink.{error}") from None
+        return self
+
+    @property
+    def chunking_tokenizer(self) -> TokenizerName | None:
+        """How this pipeline's chunking counts tokens (None: it does not chunk)."""
+        chunking = self.source.chunking
+        if chunking is None:
+            return None
+        return chunking.tokenizer or DEFAULT_TOKENIZERS[self.inference.backend]
+
+    @model_validator(mode="after")
+    def _chunking_fits_the_model(self) -> PipelineConfig:
+        chunking, tokenizer = self.source.chunking, self.chunking_tokenizer
+        if chunking is None or tokenizer is None:
+            return self
+        most = MAX_TOKENS[tokenizer]
+        for number, step in enumerate(chunking.algorithms):
+            algorithm = step.fixed_token_length
+            if algorithm is not None and algorithm.token_limit is not None and algorithm.token_limit > most:
+                raise ValueError(
+                    f"source.chunking.algorithms.{number}.fixed_token_length.token_limit: "
+                    f"{algorithm.token_limit} is over the {most} tokens {tokenizer} passages may hold; "
+                    f"use at most {most}"
+                )
+        if tokenizer is TokenizerName.MINILM and not chunking.token_limits:
+            # Delimiters alone leave passages of any length, and MiniLM would silently read only their start.
+            raise ValueError(
+                "source.chunking.algorithms: add a fixed_token_length step; all-MiniLM-L6-v2 reads "
+                f"{most} tokens of a passage and would ignore the rest of longer ones"
+            )
         return self
 
     @model_validator(mode="after")

@@ -12,8 +12,8 @@ from tests.unit.helpers import REPO
 LOCK = REPO / "requirements" / "lambda.lock"
 TOP_LEVEL = REPO / "requirements" / "lambda.txt"
 # Left out by `make lock` (Makefile LOCK_EXCLUDED): opensearch-py's gRPC client, never imported here.
-EXCLUDED = ("opensearch-protobufs", "grpcio", "protobuf")
-EXCLUDED_MODULES = ("grpc", "google.protobuf", "opensearch.protobufs")
+EXCLUDED = ("opensearch-protobufs", "grpcio", "protobuf", "huggingface-hub", "hf-xet", "httpx2", "fsspec")
+EXCLUDED_MODULES = ("grpc", "google.protobuf", "opensearch.protobufs", "huggingface_hub", "hf_xet", "httpx2")
 
 
 def _entries(text: str) -> dict[str, tuple[str, list[str]]]:
@@ -49,7 +49,8 @@ def test_the_lock_is_current_with_the_top_level_requirements() -> None:
 def test_the_lock_leaves_out_the_unused_grpc_client() -> None:
     # Given the lock
     locked = _entries(LOCK.read_text())
-    # Then opensearch-py's gRPC dependencies (about 18 MB unzipped) are not in the layer
+    # Then opensearch-py's gRPC dependencies (about 18 MB unzipped) and tokenizers' Hub client are not in
+    # the layer
     assert not set(EXCLUDED) & set(locked)
 
 
@@ -65,6 +66,11 @@ def test_the_lambda_code_imports_without_the_left_out_packages() -> None:
         "import importlib, pkgutil, osbatch\n"
         "names = [m.name for m in pkgutil.walk_packages(osbatch.__path__, 'osbatch.')]\n"
         "for name in names: importlib.import_module(name)\n"
+        # Chunking's tokenizer loads tokenizer.json from a file; from_pretrained alone needs huggingface_hub.
+        "from osbatch.chunking.tokens import TokenizerJsonCounter\n"
+        "assert TokenizerJsonCounter.__init__\n"
+        "import tokenizers\n"
+        "tokenizers.Tokenizer(tokenizers.models.WordPiece({'[UNK]': 0}, unk_token='[UNK]'))\n"
         "print(len(names))\n"
     )
     # When every module of the Lambda package is imported
