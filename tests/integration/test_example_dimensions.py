@@ -21,9 +21,7 @@ from local.runtime import LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.search.client import opensearch_client
 from osbatch.search.queries import vector_field
-from tests.integration.helpers import job_table
-from tests.integration.test_bedrock_backend import TOPICS
-from tests.integration.test_end_to_end import upload, wait_for_end
+from tests.integration.helpers import TOPICS, job_table, upload, wait_for_end
 
 pytestmark = pytest.mark.integration
 
