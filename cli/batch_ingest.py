@@ -1,9 +1,10 @@
 """`osbatch batch-ingest request.json`: an ML Commons `_batch_ingestion` body, run by osbatch's ingest engine.
 
-The request is reference 001's body as is; where it runs is the CLI's business: the index on the local node
-when the runtime is up (or --endpoint), files from S3 (the standard credential chain), local paths, or the
-OpenAI Files API (OPENAI_API_KEY; OPENAI_BASE_URL for a compatible endpoint). Dead letters go to a local
-directory, one JSONL file per chunk.
+The request is the body of OpenSearch's "Asynchronous batch ingestion" API, as is
+(https://docs.opensearch.org/latest/ml-commons-plugin/api/async-batch-ingest/); where it runs is the CLI's
+business: the index on the local node when the runtime is up (or --endpoint), files from S3 (the standard
+credential chain), local paths, or the OpenAI Files API (OPENAI_API_KEY; OPENAI_BASE_URL for a compatible
+endpoint). Dead letters go to a local directory, one JSONL file per chunk.
 """
 
 from __future__ import annotations
@@ -96,7 +97,7 @@ def run(
         # A bulk into a missing index would create it with dynamic mappings: vectors as plain floats.
         raise BatchIngestError(
             f"index '{request.index_name}' does not exist; create it with its knn_vector mapping first "
-            "(PUT /<index>, as reference 001's first step does)"
+            "(PUT /<index>, the first step of OpenSearch's Asynchronous batch ingestion guide)"
         )
     run_id = time.strftime("batch-%Y%m%dT%H%M%SZ", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="osbatch-batch-") as scratch:

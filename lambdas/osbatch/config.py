@@ -44,7 +44,8 @@ _DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
 def parse_duration(value: str | int) -> int:
-    """Seconds from '90', '2h', '15m', '1h30m' or an ISO-8601 'PT9M' (the form reference 000 uses)."""
+    """Seconds from '90', '2h', '15m', '1h30m' or an ISO-8601 'PT9M' (the form the pipelines in AWS's
+    offline batch inference page use; cited at SageMakerJobConfig)."""
     if isinstance(value, int):
         return value
     text = value.strip().lower()
@@ -124,7 +125,10 @@ def next_wait_seconds(wait_seconds: int, polling: PollingConfig) -> int:
 
 
 class SageMakerJobConfig(Strict):
-    """The CreateTransformJob settings reference 000 puts in the SageMaker batch connector."""
+    """The CreateTransformJob settings of the SageMaker batch connector in AWS's page "Using an OpenSearch
+    Ingestion pipeline with machine learning offline batch inference":
+    https://docs.aws.amazon.com/opensearch-service/latest/developerguide/configure-clients-ml-commons-batch.html
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -328,7 +332,9 @@ class OpenAIJobConfig(Strict):
 
 
 class MlCommonsJobConfig(Strict):
-    """ML Commons `_batch_predict` through a connector built from reference 000's SageMaker batch blueprint.
+    """ML Commons `_batch_predict` through a connector built from AWS's SageMaker batch blueprint.
+
+    The blueprint is the SageMaker batch connector of AWS's page (see SageMakerJobConfig).
 
     `osbatch setup` (on AWS, the search provisioning custom resource) creates the connector and registers
     `model`; each job then calls `POST /_plugins/_ml/models/<id>/_batch_predict` with its own input and output

@@ -1,6 +1,8 @@
 """ML Commons `_batch_ingestion` field mapping: one source record -> one OpenSearch document.
 
-Semantics follow ML Commons (reference 001) with two deliberate differences:
+Semantics follow ML Commons (OpenSearch, "Asynchronous batch ingestion":
+https://docs.opensearch.org/latest/ml-commons-plugin/remote-models/async-batch-ingestion/)
+with two deliberate differences:
 - a path missing from a record raises MappingError for that record only; osbatch dead-letters it, where
   ML Commons fails the whole task;
 - without an `_id` mapping the id comes from the pipeline's source.id_path, so a re-run overwrites documents

@@ -1,10 +1,12 @@
 """The search side of a pipeline config: ML Commons models, search pipelines and query settings.
 
-Everything reference 004 says about the `ml_inference` search response processor is checked here, before
-anything is sent, so a bad config fails `osbatch setup` (and synth) with a message naming the field rather
-than failing on the cluster, or worse, being accepted and doing something else at query time. The rules
-follow ML Commons' own factory (MLInferenceSearchResponseProcessor.Factory, 3.6) plus the ones it leaves
-to run time (a `_request.` path that is not a JSONPath, a `${input_map.x}` placeholder nothing fills).
+Everything OpenSearch's page "ML inference search response processor" says about the processor
+(https://docs.opensearch.org/latest/search-plugins/search-pipelines/ml-inference-search-response/)
+is checked here, before anything is sent, so a bad config fails `osbatch setup` (and synth) with a message
+naming the field rather than failing on the cluster, or worse, being accepted and doing something else at
+query time. The rules follow ML Commons' own factory (MLInferenceSearchResponseProcessor.Factory, 3.6) plus
+the ones it leaves to run time (a `_request.` path that is not a JSONPath, a `${input_map.x}` placeholder
+nothing fills).
 """
 
 from __future__ import annotations
@@ -19,11 +21,11 @@ from osbatch.jsonpaths import compile_path
 from osbatch.strict import Strict
 
 NAME = r"^[a-z][a-z0-9_-]{0,62}$"
-# Output keys under this prefix go into the search response's `ext`, not into hits (reference 004).
+# Output keys under this prefix go into the search response's `ext`, not into hits (the processor page).
 EXTENSION_PREFIX = "ext.ml_inference."
 REQUEST_PREFIXES = ("$._request.", "_request.")
 REMOTE = "remote"
-# function_name values ML Commons accepts for a local model in this processor (reference 004).
+# function_name values ML Commons accepts for a local model in this processor (the processor page).
 LOCAL_FUNCTIONS = frozenset({"text_embedding", "text_similarity", "sparse_encoding", "sparse_tokenize"})
 DEFAULT_MAX_PREDICTION_TASKS = 10
 _PLACEHOLDER = re.compile(r"\$\{(input_map|model_config|ml_inference)\.([^}]+)\}")
@@ -101,7 +103,7 @@ FieldMap = dict[str, str]
 
 
 class MlInferenceProcessor(Strict):
-    """The `ml_inference` search response processor, every parameter of reference 004."""
+    """The `ml_inference` search response processor, every parameter of its page."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, protected_namespaces=())
 
@@ -126,7 +128,7 @@ class MlInferenceProcessor(Strict):
     @field_validator("function_name")
     @classmethod
     def _known_function(cls, value: str) -> str:
-        name = value.lower()  # ML Commons reads it case-insensitively ("REMOTE" in reference 004)
+        name = value.lower()  # ML Commons reads it case-insensitively ("REMOTE" on its page)
         if name != REMOTE and name not in LOCAL_FUNCTIONS:
             known = ", ".join(sorted({REMOTE, *LOCAL_FUNCTIONS}))
             raise ValueError(f"function_name '{value}' is not one of {known}")
@@ -144,7 +146,7 @@ class MlInferenceProcessor(Strict):
         return maps
 
     @model_validator(mode="after")
-    def _reference_004_rules(self) -> MlInferenceProcessor:
+    def _documented_rules(self) -> MlInferenceProcessor:
         if (self.model is None) == (self.model_id is None):
             raise ValueError("set exactly one of 'model' (a name from models:) or 'model_id'")
         if self.function_name != REMOTE and self.model_input is None:
@@ -209,7 +211,7 @@ class MlInferenceProcessor(Strict):
 
 
 def _check_request_path(path: str) -> None:
-    """A `_request.` path reads the search request; it must be a JSONPath into it (reference 004)."""
+    """A `_request.` path reads the search request; it must be a JSONPath into it (the processor page)."""
     for prefix in REQUEST_PREFIXES:
         if path.startswith(prefix):
             rest = path[len(prefix) :]
@@ -255,8 +257,8 @@ class SearchPipelineSpec(Strict):
     @field_validator("response_processors", mode="before")
     @classmethod
     def _one_processor_per_entry(cls, value: Any) -> Any:
-        # Reference 004 writes `{"ml_inference": {...}, "rerank": {...}}` as one entry; OpenSearch reads each
-        # key as its own processor, in order, so it is split here the same way.
+        # The processor page writes `{"ml_inference": {...}, "rerank": {...}}` as one entry; OpenSearch
+        # reads each key as its own processor, in order, so it is split here the same way.
         if not isinstance(value, list):
             return value
         steps: list[Any] = []

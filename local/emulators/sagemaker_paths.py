@@ -1,11 +1,13 @@
 """Path-style SageMaker calls, as ML Commons' batch connector blueprint makes them, for moto.
 
-Reference 000's blueprint names the operation in the URL path (`POST https://api.sagemaker.<region>
-.amazonaws.com/CreateTransformJob`, and a GET with a body for DescribeTransformJob). moto serves SageMaker's
-JSON protocol only: `POST /` with `X-Amz-Target: SageMaker.<Operation>`. This WSGI wrapper turns
-`/sagemaker/<Operation>` (the local connector's URLs, search/batch_connector.py) into that request, body
-and signature untouched; the signature's credential scope already names sagemaker, which is how moto
-picks the service.
+The SageMaker batch connector blueprint of AWS's page "Using an OpenSearch Ingestion pipeline with
+machine learning offline batch inference"
+(https://docs.aws.amazon.com/opensearch-service/latest/developerguide/configure-clients-ml-commons-batch.html)
+names the operation in the URL path (`POST https://api.sagemaker.<region>.amazonaws.com/CreateTransformJob`,
+and a GET with a body for DescribeTransformJob). moto serves SageMaker's JSON protocol only: `POST /`
+with `X-Amz-Target: SageMaker.<Operation>`. This WSGI wrapper turns `/sagemaker/<Operation>` (the local
+connector's URLs, search/batch_connector.py) into that request, body and signature untouched; the
+signature's credential scope already names sagemaker, which is how moto picks the service.
 """
 
 from __future__ import annotations

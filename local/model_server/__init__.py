@@ -1,4 +1,7 @@
-"""The local model server: the models reference 004's search-time examples call, over HTTP on 127.0.0.1.
+"""The local model server: the models search-time examples call, over HTTP on 127.0.0.1.
+
+The examples are those of OpenSearch's page "ML inference search response processor":
+https://docs.opensearch.org/latest/search-plugins/search-pipelines/ml-inference-search-response/
 
     python -m local.model_server --port 8601
 

@@ -12,7 +12,7 @@ from infra.workflow import INGEST_LOOP, POLL_LOOP
 from osbatch.config import ConfigError, PollingConfig
 from tests.infra.helpers import Synthesized, definition, new_app, pipeline
 
-# The example: a poll every minute for three days.
+# The worst case the check exists for: a poll every minute for three days.
 EVERY_MINUTE = {"inference": {"polling": {"interval_seconds": 60, "max_interval_seconds": 60}}}
 
 

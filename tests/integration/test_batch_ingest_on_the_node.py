@@ -1,4 +1,8 @@
-"""`osbatch batch-ingest` with reference 001's request bodies, on the real local node and the emulator's S3.
+"""`osbatch batch-ingest` with the documented request bodies, on the real local node and the emulator's S3.
+
+The bodies are those of OpenSearch's "Asynchronous batch ingestion" (the guide and its API page):
+https://docs.opensearch.org/latest/ml-commons-plugin/remote-models/async-batch-ingestion/
+https://docs.opensearch.org/latest/ml-commons-plugin/api/async-batch-ingest/
 
 The bodies are the documented ones without their `credential` block (refused by design). The index is the
 documented one, its nmslib fields moved to lucene by localize_mapping (the local node has no nmslib).

@@ -1,7 +1,8 @@
 """Ingestion on the deployed stack in the local runtime: moto executes the synthesized state machine, and
 every function is our real handler in its sandbox.
 
-- `osbatch batch-ingest --stack` with reference 001's three-file OpenAI example (no credential block), and
+- `osbatch batch-ingest --stack` with the three-file OpenAI example of OpenSearch's "Asynchronous batch
+  ingestion" API page (no credential block), and
   its re-run, which starts nothing new;
 - an ingest chunk killed by its Lambda timeout mid-way, retried by the Map, resuming from its checkpoint;
 - records the model service silently drops (OpenAI, SageMaker), dead-lettered by diffing line numbers.

@@ -1,7 +1,9 @@
-"""Reference 004's examples on the local node: ML Commons' real `ml_inference` processor calling real models.
+"""The search response processor's examples on the local node: ML Commons' real `ml_inference` processor
+calling real models. The examples are those of OpenSearch's page "ML inference search response processor":
+https://docs.opensearch.org/latest/search-plugins/search-pipelines/ml-inference-search-response/
 
 `osbatch setup` provisions tests/integration/pipelines/search.yaml (models, connectors, search pipelines);
-each test indexes the reference's own sample documents into an index of its own and searches through one
+each test indexes the page's own sample documents into an index of its own and searches through one
 search pipeline. Model outputs are checked against the local MiniLM computed here, independently.
 """
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 CONFIG = "tests/integration/pipelines/search.yaml"
 PIPELINE = "search-e2e"
-# Every vector the node computes must match the local MiniLM to this cosine (the reference's bar, 0.99).
+# Every vector the node computes must match the local MiniLM to this cosine (bench/embed.py's bar, 0.99).
 MIN_COSINE = 0.99
 
 
@@ -95,7 +97,7 @@ def test_example_1_remote_embedding_model_adds_passage_embedding(
 def test_example_2_local_onnx_model_in_ml_commons(client: OpenSearch, embedder: OnnxSentenceEmbedder) -> None:
     # Given the passages, and the ONNX model that ML Commons itself runs (function_name text_embedding)
     index_docs(client, "osbatch-it-my-index", PASSAGES)
-    # When the reference's term query runs through the local-model pipeline
+    # When the page's term query runs through the local-model pipeline
     body = {"query": {"term": {"passage_text": {"value": "hello"}}}}
     response = search(client, "osbatch-it-my-index", body, "ml-inference-local-embedding")
     # Then the one hit has a passage_embedding computed inside the node, equal to the local MiniLM's
@@ -236,7 +238,7 @@ def test_search_modes_find_the_known_answers_and_hnsw_matches_exact_search(
 def test_an_invalid_processor_is_refused_before_anything_is_sent(
     client: OpenSearch, tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given a config whose new pipeline writes to the response ext one_to_one (reference 004 forbids it)
+    # Given a config whose new pipeline writes to the response ext one_to_one (the processor page forbids it)
     import yaml
 
     data = yaml.safe_load((REPO_ROOT / CONFIG).read_text())

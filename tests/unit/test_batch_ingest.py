@@ -1,4 +1,8 @@
-"""`_batch_ingestion` bodies as reference 001 documents them, run by the ingest engine on local files."""
+"""`_batch_ingestion` bodies as OpenSearch documents them, run by the ingest engine on local files.
+
+OpenSearch, "Asynchronous batch ingestion":
+https://docs.opensearch.org/latest/ml-commons-plugin/api/async-batch-ingest/
+"""
 
 from __future__ import annotations
 
@@ -48,7 +52,7 @@ def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_three_file_openai_example_joins_into_the_same_documents_in_any_order(tmp_path: Path) -> None:
-    # Given the documented three-file request (reference 001), without its credential
+    # Given the documented three-file request, without its credential
     request = BatchIngestRequest.model_validate(OPENAI_BODY)
     assert request.joins
     results = []

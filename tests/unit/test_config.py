@@ -18,7 +18,7 @@ def test_a_valid_config_parses_with_defaults() -> None:
     data = pipeline_dict()
     # When it is parsed
     config = parse_pipeline(data)
-    # Then defaults fill in the job settings from reference 000
+    # Then defaults fill in the job settings of AWS's SageMaker batch connector blueprint
     assert config.inference.sagemaker is not None
     assert config.inference.sagemaker.DataProcessing["JoinSource"] == "Input"
     assert config.inference.retry_time_window_seconds == 7200

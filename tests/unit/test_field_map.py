@@ -14,7 +14,8 @@ SAGEMAKER_LINE = {
 
 
 def test_reference_example_maps_content_vectors_and_id() -> None:
-    # Given the single-file request of reference 001, with a list of vectors and contents
+    # Given the single-file request of OpenSearch's "Asynchronous batch ingestion", with a list of vectors
+    # and contents
     mapper = FieldMapper(
         {
             "chapter": "$.content[0]",
@@ -64,7 +65,7 @@ def test_dotted_targets_build_nested_objects() -> None:
 
 
 def test_id_list_takes_the_first_path_present_and_skips_nulls() -> None:
-    # Given an _id list, as in reference 001's multi-file example but within one file
+    # Given an _id list, as in that page's multi-file example but within one file
     mapper = FieldMapper({"text": "$.text", "_id": ["$.custom_id", "$.recordId", "$._id"]})
 
     # When records carry different id fields, one of them null

@@ -85,7 +85,7 @@ def test_the_aws_connector_is_the_blueprint_signed_as_the_role_with_no_key() -> 
     assert (body["protocol"], body["credential"]) == ("aws_sigv4", {"roleArn": ROLE})
     assert "key" not in json.dumps(body).lower()
     assert body["parameters"]["service_name"] == "sagemaker"
-    # And its actions are the blueprint's path-style SageMaker calls, with reference 000's methods
+    # And its actions are the blueprint's path-style SageMaker calls, with the blueprint's methods
     assert {name: (a["method"], a["url"]) for name, a in actions.items()} == {
         BATCH_PREDICT: ("POST", "https://api.sagemaker.us-east-1.amazonaws.com/CreateTransformJob"),
         BATCH_PREDICT_STATUS: ("GET", "https://api.sagemaker.us-east-1.amazonaws.com/DescribeTransformJob"),

@@ -1,4 +1,8 @@
-"""The search side of a pipeline config: reference 004's rules, checked before anything is sent."""
+"""The search side of a pipeline config: the processor page's rules, checked before anything is sent.
+
+OpenSearch, "ML inference search response processor":
+https://docs.opensearch.org/latest/search-plugins/search-pipelines/ml-inference-search-response/
+"""
 
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ def error_of(data: dict[str, Any]) -> str:
     return str(error.value)
 
 
-def test_every_reference_004_example_parses() -> None:
-    # Given the integration config, which holds reference 004's four examples
+def test_every_documented_example_parses() -> None:
+    # Given the integration config, which holds the processor page's four examples
     config = load_pipeline(REPO / "tests" / "integration" / "pipelines" / "search.yaml")
     # Then all of them validate, and the rerank written in one entry with ml_inference becomes its own step
     names = [pipeline.name for pipeline in config.search_pipelines]
@@ -98,7 +102,7 @@ def test_body_resolves_model_names_and_keeps_every_parameter() -> None:
         ({"input_map": [{}]}, "entry 0 is empty"),
     ],
 )
-def test_a_processor_breaking_a_reference_004_rule_is_refused_with_the_reason(
+def test_a_processor_breaking_a_documented_rule_is_refused_with_the_reason(
     processor: dict[str, Any], message: str
 ) -> None:
     # Given a processor that breaks one rule / When the config is parsed / Then the error says which
@@ -121,7 +125,7 @@ def test_function_name_must_match_the_model_kind() -> None:
     )
 
 
-def test_remote_is_read_case_insensitively_as_reference_004_writes_it() -> None:
+def test_remote_is_read_case_insensitively_as_the_processor_page_writes_it() -> None:
     config = parse_pipeline(with_processor(function_name="REMOTE"))
     step = config.search_pipelines[0].response_processors[0]
     assert isinstance(step, MlInferenceStep) and step.ml_inference.function_name == "remote"

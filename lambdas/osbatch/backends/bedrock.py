@@ -57,7 +57,8 @@ STATUS_MAP = {
 THROTTLING_CODES = frozenset(
     {"ThrottlingException", "ServiceQuotaExceededException", "TooManyRequestsException"}
 )
-# Data Prepper also retries a 400 whose message says so (reference README, "Bedrock batch inference").
+# Data Prepper's ml_inference processor also retries a 400 whose message says so: shouldRetry in
+# opensearch-project/data-prepper, data-prepper-plugins/ml-inference-processor, BedrockBatchJobCreator.java.
 THROTTLING_MESSAGES = ("quota for number of concurrent invoke-model jobs", "throttling")
 RECORD_ID_DIGITS = 10  # "R" + 10 digits = 11 characters, the documented recordId length
 _RECORD_ID = re.compile(rf"^R(\d{{{RECORD_ID_DIGITS}}})$")

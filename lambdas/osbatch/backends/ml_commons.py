@@ -1,4 +1,8 @@
-"""ML Commons `_batch_predict`: reference 000's own route, through the pipeline's batch connector.
+"""ML Commons `_batch_predict` through the pipeline's batch connector.
+
+This is the route of AWS's page "Using an OpenSearch Ingestion pipeline with machine learning offline
+batch inference":
+https://docs.aws.amazon.com/opensearch-service/latest/developerguide/configure-clients-ml-commons-batch.html
 
 Submit is `POST /_plugins/_ml/models/<id>/_batch_predict` with the job's name and prepared locations; ML
 Commons runs the connector's batch_predict action (CreateTransformJob, search/batch_connector.py) and keeps a
@@ -81,7 +85,7 @@ def remote_status(remote_job: dict[str, Any]) -> str | None:
 
 
 def state_of(task: dict[str, Any]) -> JobStateName:
-    """The reference README's mapping, with PartiallyCompleted (status or counts) kept honest."""
+    """ML Commons' mapping (STATE_RULES), with PartiallyCompleted (status or counts) kept honest."""
     remote_job = task.get("remote_job") or {}
     state = JobStateName.RUNNING  # anything else, including a job SageMaker has not described yet
     for name in STATUS_FIELDS:

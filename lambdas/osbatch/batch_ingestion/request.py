@@ -1,4 +1,8 @@
-"""The body of ML Commons' `POST /_plugins/_ml/_batch_ingestion` (reference 001), accepted as is.
+"""The body of ML Commons' `POST /_plugins/_ml/_batch_ingestion`, accepted as is.
+
+OpenSearch documents it in "Asynchronous batch ingestion", the guide and its API page:
+https://docs.opensearch.org/latest/ml-commons-plugin/remote-models/async-batch-ingestion/
+https://docs.opensearch.org/latest/ml-commons-plugin/api/async-batch-ingest/
 
 One file: its field_map and ingest_fields map each line to a document, as a pipeline's sink does. Several
 files: each file writes the fields whose paths name it (`source[N].$...`, no prefix meaning source[0]) into
@@ -48,7 +52,7 @@ def parse_batch_request(data: Any) -> BatchIngestRequest:
 def credential_refused(data: dict[str, Any]) -> str:
     """Refused rather than ignored: a run with other credentials than the body names could read another
     account's objects. The message shows the body without the block, so the fix is a copy; the block
-    itself (the only place reference 001 puts secrets) is never echoed."""
+    itself (the only place the documented bodies put secrets) is never echoed."""
     rest = {key: value for key, value in data.items() if key != "credential"}
     return f"{CREDENTIAL_REFUSED}; the same request without it:\n{json.dumps(rest, indent=2)}"
 

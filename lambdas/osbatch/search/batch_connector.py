@@ -1,5 +1,8 @@
-"""The ML Commons batch connector of the `ml-commons` backend: reference 000's SageMaker batch blueprint,
-built from the pipeline config.
+"""The ML Commons batch connector of the `ml-commons` backend, built from the pipeline config.
+
+It is the SageMaker batch connector blueprint of AWS's page "Using an OpenSearch Ingestion pipeline with
+machine learning offline batch inference":
+https://docs.aws.amazon.com/opensearch-service/latest/developerguide/configure-clients-ml-commons-batch.html
 
 Three actions: `batch_predict` (CreateTransformJob), `batch_predict_status` (DescribeTransformJob) and
 `cancel_batch_predict` (StopTransformJob), each with its own `request_body`. ML Commons derives a missing
@@ -34,9 +37,9 @@ OPERATIONS = {
     BATCH_PREDICT_STATUS: "DescribeTransformJob",
     CANCEL_BATCH_PREDICT: "StopTransformJob",
 }
-# Reference 000's methods: the status call is a GET that carries its body.
+# The blueprint's methods: the status call is a GET that carries its body.
 METHODS = {BATCH_PREDICT: "POST", BATCH_PREDICT_STATUS: "GET", CANCEL_BATCH_PREDICT: "POST"}
-# Reference 000's batch_predict body, plus MaxPayloadInMB (a SageMakerJobConfig setting). Objects and
+# The blueprint's batch_predict body, plus MaxPayloadInMB (a SageMakerJobConfig setting). Objects and
 # numbers are substituted unquoted: ML Commons keeps a parameter given as an object as its JSON text.
 CREATE_BODY = (
     '{ "BatchStrategy": "${parameters.BatchStrategy}", "ModelName": "${parameters.ModelName}", '

@@ -158,7 +158,7 @@ def _ensure_model(
 
 
 def _ensure_batch_model(ml: MlCommons, config: PipelineConfig, target: ConnectorTarget) -> tuple[str, Change]:
-    """The `ml-commons` backend's model: reference 000's batch connector, registered like any remote model."""
+    """The `ml-commons` backend's model: AWS's SageMaker batch connector (search/batch_connector.py)."""
     settings = config.inference.ml_commons
     assert settings is not None, "only for pipelines with the ml-commons backend"
     text = f"osbatch {config.name} batch inference"

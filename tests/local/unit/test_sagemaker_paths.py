@@ -20,7 +20,8 @@ def seen_by_moto(environ: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_get_with_a_body_to_describe_is_a_json_protocol_post() -> None:
-    # Given the status call reference 000's blueprint makes (a GET with a body, the operation in the path)
+    # Given the status call AWS's SageMaker batch connector blueprint makes (a GET with a body, the operation
+    # in the path)
     environ = {
         "PATH_INFO": "/sagemaker/DescribeTransformJob",
         "REQUEST_METHOD": "GET",
