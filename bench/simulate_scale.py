@@ -96,6 +96,7 @@ SHORT_STEP_SECONDS = {
 # functions' architecture (infra/functions.py), $0.0000133334 per GB-second, $0.20 per 1M requests.
 # AWS Step Functions pricing (aws.amazon.com/step-functions/pricing/): Standard, $0.025 per 1,000 state
 # transitions, retries included.
+NO_WRITER_SLOT = "NoWriterSlot fails the Map child (not retried)"
 LAMBDA_ARM_PER_GB_SECOND = 0.0000133334
 LAMBDA_PER_REQUEST = 0.20 / 1e6
 SFN_PER_TRANSITION = 0.025 / 1000
@@ -113,6 +114,9 @@ class Retrier:
     def delay(self, retry: int, rng: random.Random) -> float:
         ceiling = min(self.cap, self.interval * 2**retry)
         return ceiling * rng.random() if self.jitter else ceiling
+
+
+NO_SLOT_RETRIER = Retrier(30, 300, 20)  # the what-if fix: a Retry on NoWriterSlot for IngestChunk
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,7 @@ class Scenario:
     # the upload's slot given back when its last transform job ends instead of at Finalize.
     ingest_concurrency: int | None = None
     release_slot_at_inference_end: bool = False
+    retry_no_writer_slot: bool = False  # IngestChunk retries NoWriterSlot (30 s doubling to 300 s, 20 times)
 
 
 def deployed_design() -> Design:
@@ -586,6 +591,20 @@ class ChunkRun:
         sim = self.sim
         sim.ingest_running -= 1
         sim.invoke("ingest-chunk", sim.loop.now - self.started)
+        if (
+            failure == NO_WRITER_SLOT
+            and sim.s.retry_no_writer_slot
+            and self.retries < NO_SLOT_RETRIER.attempts
+        ):
+            sim.t.transitions += 1
+            sim.loop.at(
+                NO_SLOT_RETRIER.delay(self.retries, sim.rng),
+                self.map.child,
+                self.number,
+                self.lines,
+                self.retries + 1,
+            )
+            return
         self.map.child_done(self.number, self.retries, failure)
 
 
@@ -665,6 +684,8 @@ def scenario_name(s: Scenario) -> str:
         name += f" lambdas={s.ingest_concurrency}"
     if s.release_slot_at_inference_end:
         name += " slot@inference-end"
+    if s.retry_no_writer_slot:
+        name += " retry-NoWriterSlot"
     return name
 
 
@@ -727,6 +748,17 @@ def scenarios(files: int, per_file: int, nodes: list[int]) -> list[Scenario]:
         replace(base, nodes=middle, ingest_concurrency=80),
         replace(base, nodes=middle, ingest_concurrency=80, release_slot_at_inference_end=True),
         replace(base, nodes=nodes[0], ingest_concurrency=80, release_slot_at_inference_end=True),
+        replace(base, nodes=middle, jobs_in_flight=4, retry_window_hours=2.0),  # every default
+        *(
+            replace(
+                base,
+                nodes=n,
+                ingest_concurrency=80,
+                release_slot_at_inference_end=True,
+                retry_no_writer_slot=True,
+            )
+            for n in (nodes[0], middle)
+        ),
         replace(base, nodes=middle, files=files // 2, records_per_file=per_file * 2),
     ]
 
