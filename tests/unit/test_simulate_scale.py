@@ -9,9 +9,10 @@ from bench import simulate_scale as sim
 from osbatch.dal.domain_writers import LimitSettings
 
 FUNCTIONS = (*sim.SHORT_STEP_SECONDS, "prepare", "ingest-chunk")
+DEPLOYED_WRITERS = LimitSettings()
 
 
-def small_design(writers: LimitSettings = LimitSettings()) -> sim.Design:
+def small_design(writers: LimitSettings = DEPLOYED_WRITERS) -> sim.Design:
     """The deployed design's shape with explicit figures (deployed_design() imports aws-cdk)."""
     return sim.Design(
         memory_mb=dict.fromkeys(FUNCTIONS, 1024),
