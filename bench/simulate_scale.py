@@ -391,11 +391,9 @@ class Execution:
             self.pending_wake = True
 
     def park(self) -> None:
-        """WaitForJob: callback task; a finish recorded meanwhile resumes it at once."""
-        self.task("park-job")
+        """WaitForJob: a callback Task invoking park-job; a finish recorded meanwhile resumes it at once."""
         self.state("Task", callback=True)
-        self.events -= EVENTS_PER_STATE["Task"]  # park-job's invocation is WaitForJob's own Task
-        self.transitions -= 1
+        self.sim.invoke("park-job", SHORT_STEP_SECONDS["park-job"])
         if self.pending_wake:
             self.pending_wake = False
             return self.poll()
@@ -679,7 +677,7 @@ class Row:
 def scenario_name(s: Scenario) -> str:
     name = f"N={s.nodes} q={s.queue_size} slots={s.jobs_in_flight} win={s.retry_window_hours:g}h"
     if s.records_per_file != 10_000_000:
-        name += f" {s.files}x{s.records_per_file:.0e}"
+        name += f" {s.files}x{short(s.records_per_file)}"
     if s.ingest_concurrency:
         name += f" lambdas={s.ingest_concurrency}"
     if s.release_slot_at_inference_end:
@@ -777,9 +775,10 @@ def main(argv: list[str] | None = None) -> int:
     design = deployed_design()
     rows = [Row(s, simulate(design, s)) for s in scenarios(files, per_file, sorted(args.nodes))]
     print(
-        f"{files * per_file:.0e} records in {files} uploads of {per_file:.0e} (unless named), SageMaker, "
+        f"{short(files * per_file)} records in {files} uploads of {short(per_file)} (unless named), "
+        "SageMaker, "
         f"1 ml.m4.xlarge per transform job at the seed's {RECORDS_PER_INSTANCE_SECOND:.1f} records/s; "
-        f"data nodes of 8 cores; seed: {SEED_RECORDS:.0e} records embedded in {SEED_HOURS:g} h on "
+        f"data nodes of 8 cores; seed: {short(int(SEED_RECORDS))} records embedded in {SEED_HOURS:g} h on "
         f"{SEED_INSTANCES} instances"
     )
     print("\n".join(table(rows)))
@@ -788,7 +787,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def verdicts(rows: list[Row], records: int, sweep: int) -> int:
-    label = f"{records:.0e} records"
+    label = f"{short(records)} records"
     history = max(max(row.totals.histories) for row in rows)
     conserved = all(row.conserved() for row in rows)
     swept, default_window, default_slots, small_queue = (
@@ -830,6 +829,12 @@ def seed_embedding_hours(s: Scenario, records: int) -> float:
     remote_jobs = math.ceil(s.records_per_file / 1_000_000)
     instances = min(s.files, s.jobs_in_flight) * remote_jobs * s.instances_per_job
     return records / (RECORDS_PER_INSTANCE_SECOND * instances) / 3600
+
+
+def short(count: int) -> str:
+    """1e9, 2e7: the way the docs write record counts."""
+    mantissa, exponent = f"{count:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
 
 
 def _verdict(ok: bool) -> str:
