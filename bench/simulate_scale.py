@@ -690,7 +690,8 @@ def scenario_name(s: Scenario) -> str:
 def table(rows: list[Row]) -> list[str]:
     header = (
         "scenario | end to end | last inference end -> last doc | peak writers (limit) | 429 rate "
-        "| peak tasks per node | history events max (children) | transitions | Lambda GB-s | Lambda $ "
+        "| peak tasks per node | history events max (children) | transitions | Lambda GB-s (requests) "
+        "| Lambda $ "
         "| SFN $ | failed uploads"
     )
     lines = [header, "|".join("---" for _ in header.split("|"))]
@@ -701,7 +702,8 @@ def table(rows: list[Row]) -> list[str]:
         lines.append(
             f"{scenario_name(row.scenario)} | {t.last_indexed / 3600:.1f} h | {row.tail_hours:.2f} h | "
             f"{t.peak_writers} ({t.peak_limit}) | {row.reject_rate:.2%} | {t.peak_node_tasks} | "
-            f"{max(t.histories)} ({t.child_history_max}) | {t.transitions:,} | {t.lambda_gb_seconds:,.0f} | "
+            f"{max(t.histories)} ({t.child_history_max}) | {t.transitions:,} | "
+            f"{t.lambda_gb_seconds:,.0f} ({t.lambda_requests:,}) | "
             f"{lam:,.2f} | {sfn:,.2f} | {failed}"
         )
     return lines
