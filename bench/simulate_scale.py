@@ -822,6 +822,13 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
         f"{default_slots.totals.last_indexed / 3600:.1f} h "
         f"(informational)",
     ]
+    fixed = [row for row in rows if row.scenario.retry_no_writer_slot]
+    lines += [
+        f"{label} on N={row.scenario.nodes} with the proposed fixes (what-if): "
+        f"{row.totals.last_indexed / 3600:.1f} h, uploads failed {sum(row.totals.failed_uploads.values())} "
+        "(informational)"
+        for row in fixed
+    ]
     print("\n".join(lines))
     return 0 if conserved else 1
 
