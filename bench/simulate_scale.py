@@ -1,0 +1,854 @@
+"""A billion records through the deployed design, simulated: where the time goes and what breaks first.
+
+A discrete-event simulation of one pipeline on the SageMaker backend, from 100 uploads of 1e7 records
+(uploaded at once) to the last document indexed, on an OpenSearch domain of N data nodes:
+
+- uploads: Prepare cuts each into parts of `max_records_per_part` and remote jobs of SageMaker's
+  JobLimits (1,000,000 records); StartJob takes one of `max_jobs_in_flight` slots per upload (held until
+  Finalize), and a refused StartJob is retried by the state machine's throttling retrier (30 s doubling to
+  10 min) until `retry_time_window`, then fails (ThrottledPastWindow), as steps/start_job.py does;
+- transform jobs: `instances_per_job` ml.m4.xlarge each, at the seed's throughput per instance;
+- the workflow's loop per execution (infra/workflow.py): WaitForJob (ended by the completion event or by
+  its timeout, the poll interval growing 60 s x 1.5 to 600 s), PollJob, PartFinished?, PlanIngest of the
+  ready remote jobs' output (plan_chunks, 64 MiB chunks), the Distributed Map (MaxConcurrency 8);
+- ingest-chunk Lambdas: reserved concurrency (a throttled Map child is retried 10 s doubling to 300 s,
+  10 attempts, full jitter, then fails the Map); the per-domain writer lease (dal/domain_writers.py: slot
+  polling 0.5 s doubling to 10 s, up to a third of the 900 s timeout, then NoWriterSlot, which no retrier
+  catches; the limit +1 per clean chunk, halved per chunk that saw a 429, between 1 and 64); bulk requests
+  of 8 MiB, 2 in flight per chunk, rejected items retried with full jitter (0.5 s doubling to 30 s, 5
+  retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
+- the cluster: one primary shard per data node, documents routed evenly, so each bulk request puts one
+  shard task of docs/N on every node. Each node has a write pool of `cores` threads and a queue of
+  `queue_size` tasks (OpenSearch "Thread pool settings", docs.opensearch.org .../configuring-opensearch/
+  thread-pool-settings/: write, fixed, size = allocated processors, queue 10000); a task finding the
+  queue full is rejected (429, es_rejected_execution_exception). All nodes see identical arrivals and
+  service times, so one representative node is simulated exactly under that assumption.
+
+Why a heapq event loop and not simpy: the model is a handful of callback-driven resources (a thread
+pool, a lease table, a Lambda pool), about four events per bulk request; a 40-line loop runs ~1e6 bulk
+requests per scenario in seconds without generator-per-process overhead or a new dependency.
+
+Calibration figures, measured on this project's 2-core development machine (AMD EPYC, avx2 and
+avx512f/bw/dq/vl/vnni; README "Performance", bench/ingest.py --node, 200,000 records, 2026-12-01):
+- NODE_MS_PER_DOC 1.0: node CPU per document, lucene HNSW 384-dim, 0 replicas (0.89-1.13 ms measured);
+- CLIENT_US_PER_DOC 44: osbatch's client CPU per document (42-46 us measured), scaled to the ingest
+  function's CPU share (1,024 MB of Lambda's 1,769 MB per vCPU: AWS Lambda "Configure Lambda function
+  memory", docs.aws.amazon.com/lambda/latest/dg/configuration-memory.html);
+- OUTPUT_LINE_BYTES 8.6 KiB (SageMaker output line with a 384-dim vector) and MAPPED_DOC_BYTES 7.7 KB
+  (the bulk document), the sizes of bench/ingest.py's lines.
+Seed figure: 1e9 records embedded in 14 h on 100 ml.m4.xlarge, i.e. 198 records/s per instance.
+Assumptions (not measured): INPUT_RECORD_BYTES 1 KiB per input record; Prepare's cost per record that of
+the ingest path (CLIENT_US_PER_DOC, scaled); 50 ms per bulk round trip besides the node's work; short
+functions' durations (SHORT_STEP_SECONDS); +-5% spread of transform job durations; the per-document node
+cost stays at the measured 200k-document figure as shards grow to 1e8+ documents (HNSW insertion grows
+with the graph, so this is optimistic); no indexing-pressure (memory) rejections.
+
+    .venv/bin/python bench/simulate_scale.py [--quick] [--nodes 3 6 12 24]
+
+--quick simulates 1e7 records (10 uploads of 1e6) instead of 1e9 (100 of 1e7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import math
+import random
+import sys
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "lambdas")]
+
+from infra.history import (  # noqa: E402
+    EVENTS_PER_CALLBACK,
+    EVENTS_PER_RETRY,
+    EVENTS_PER_STATE,
+    EXECUTION_EVENTS,
+    HISTORY_LIMIT,
+)
+from osbatch.config import BulkConfig, PollingConfig, next_wait_seconds  # noqa: E402
+from osbatch.dal.domain_writers import SLOT_POLL, LimitSettings  # noqa: E402
+from osbatch.ingest.readers import plan_chunks  # noqa: E402
+from osbatch.retry import Backoff  # noqa: E402
+from osbatch.steps.plan_ingest import DEFAULT_CHUNK_BYTES  # noqa: E402
+
+NODE_MS_PER_DOC = 1.0
+CLIENT_US_PER_DOC = 44.0
+LAMBDA_MB_PER_VCPU = 1769
+OUTPUT_LINE_BYTES = int(8.6 * 1024)
+MAPPED_DOC_BYTES = 7700
+INPUT_RECORD_BYTES = 1024
+SEED_RECORDS, SEED_HOURS, SEED_INSTANCES = 1e9, 14.0, 100
+RECORDS_PER_INSTANCE_SECOND = SEED_RECORDS / (SEED_HOURS * 3600 * SEED_INSTANCES)
+BULK_ROUND_TRIP_SECONDS = 0.05
+DURATION_SPREAD = 0.05
+# Assumed durations of the short steps (seconds): a handful of DynamoDB/S3/API calls each.
+SHORT_STEP_SECONDS = {
+    "submit": 0.1, "start-job": 0.5, "park-job": 0.2, "wake-job": 0.1, "poll-job": 0.3,
+    "plan-ingest": 2.0, "finalize": 3.0, "fail-job": 1.0,
+}  # fmt: skip
+# Prices, us-east-1, read 2026-12-06. AWS Lambda pricing (aws.amazon.com/lambda/pricing/): Arm, the
+# functions' architecture (infra/functions.py), $0.0000133334 per GB-second, $0.20 per 1M requests.
+# AWS Step Functions pricing (aws.amazon.com/step-functions/pricing/): Standard, $0.025 per 1,000 state
+# transitions, retries included.
+NO_WRITER_SLOT = "NoWriterSlot fails the Map child (not retried)"
+LAMBDA_ARM_PER_GB_SECOND = 0.0000133334
+LAMBDA_PER_REQUEST = 0.20 / 1e6
+SFN_PER_TRANSITION = 0.025 / 1000
+
+
+@dataclass(frozen=True)
+class Retrier:
+    """A Step Functions Retry rule: interval doubling to a cap, `attempts` retries, full jitter or none."""
+
+    interval: float
+    cap: float
+    attempts: int
+    jitter: bool = True
+
+    def delay(self, retry: int, rng: random.Random) -> float:
+        ceiling = min(self.cap, self.interval * 2**retry)
+        return ceiling * rng.random() if self.jitter else ceiling
+
+
+NO_SLOT_RETRIER = Retrier(30, 300, 20)  # the what-if fix: a Retry on NoWriterSlot for IngestChunk
+
+
+@dataclass(frozen=True)
+class Design:
+    """What the deployed stack fixes; deployed_design() reads it from infra/ and the product's config."""
+
+    memory_mb: dict[str, int]
+    ingest_concurrency: int  # ingest-chunk's reserved concurrency
+    map_concurrency: int
+    lambda_throttled: Retrier  # Lambda.TooManyRequestsException on every task, the Map's children too
+    start_throttled: Retrier  # JobSlotsFull / BackendThrottled on StartJob (no jitter)
+    ingest_timeout: float
+    records_per_part: int = 100_000
+    records_per_job: int = 1_000_000
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    bulk: BulkConfig = field(default_factory=BulkConfig)
+    writers: LimitSettings = field(default_factory=LimitSettings)
+    polling: PollingConfig = field(default_factory=PollingConfig)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    files: int
+    records_per_file: int
+    nodes: int
+    cores_per_node: int = 8
+    queue_size: int = 10_000
+    jobs_in_flight: int = 10
+    instances_per_job: int = 1
+    retry_window_hours: float = 48.0
+    seed: int = 1
+    # What-ifs, not the deployed design: ingest-chunk's reserved concurrency instead of the stack's, and
+    # the upload's slot given back when its last transform job ends instead of at Finalize.
+    ingest_concurrency: int | None = None
+    release_slot_at_inference_end: bool = False
+    retry_no_writer_slot: bool = False  # IngestChunk retries NoWriterSlot (30 s doubling to 300 s, 20 times)
+
+
+def deployed_design() -> Design:
+    """The stack's own figures: imports infra/ (aws-cdk), so only the bench's main calls it."""
+    from infra.functions import FUNCTIONS
+    from infra.workflow import (
+        LAMBDA_THROTTLED,
+        MAP_MAX_CONCURRENCY,
+        THROTTLE_INTERVAL_SECONDS,
+        THROTTLE_MAX_DELAY_SECONDS,
+    )
+    from osbatch.backends.sagemaker import SageMakerBackend
+    from osbatch.config import InferenceConfig
+
+    ingest = FUNCTIONS["ingest-chunk"]
+    assert ingest.reserved_concurrency is not None
+    inference = InferenceConfig.model_fields
+    return Design(
+        memory_mb={name: spec.memory_mb for name, spec in FUNCTIONS.items()},
+        ingest_concurrency=ingest.reserved_concurrency,
+        map_concurrency=MAP_MAX_CONCURRENCY,
+        lambda_throttled=Retrier(
+            LAMBDA_THROTTLED.interval_seconds, LAMBDA_THROTTLED.max_delay_seconds, LAMBDA_THROTTLED.attempts
+        ),
+        start_throttled=Retrier(THROTTLE_INTERVAL_SECONDS, THROTTLE_MAX_DELAY_SECONDS, 0, jitter=False),
+        ingest_timeout=ingest.timeout_seconds,
+        records_per_part=int(inference["max_records_per_part"].default),
+        records_per_job=SageMakerBackend.job_limits.max_records_per_job,
+    )
+
+
+class Loop:
+    """The event loop: callbacks ordered by time, ties by scheduling order."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self._heap: list[tuple[float, int, Callable[..., None], tuple[Any, ...]]] = []
+        self._seq = 0
+
+    def at(self, delay: float, action: Callable[..., None], *args: Any) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (self.now + delay, self._seq, action, args))
+
+    def run(self) -> None:
+        while self._heap:
+            self.now, _, action, args = heapq.heappop(self._heap)
+            action(*args)
+
+
+class Node:
+    """One data node's write pool: `threads` tasks at once, `queue_size` waiting, the rest rejected."""
+
+    def __init__(self, loop: Loop, threads: int, queue_size: int, ms_per_doc: float) -> None:
+        self._loop, self._threads, self._queue_size = loop, threads, queue_size
+        self._seconds_per_doc = ms_per_doc / 1000
+        self._busy = 0
+        self._queue: deque[tuple[float, Callable[[], None]]] = deque()
+        self.peak_tasks = 0
+
+    def submit(self, docs: float, done: Callable[[], None]) -> bool:
+        if self._busy < self._threads:
+            self._start(docs, done)
+        elif len(self._queue) < self._queue_size:
+            self._queue.append((docs, done))
+        else:
+            return False
+        self.peak_tasks = max(self.peak_tasks, self._busy + len(self._queue))
+        return True
+
+    def _start(self, docs: float, done: Callable[[], None]) -> None:
+        self._busy += 1
+        self._loop.at(docs * self._seconds_per_doc, self._finish, done)
+
+    def _finish(self, done: Callable[[], None]) -> None:
+        self._busy -= 1
+        if self._queue:
+            self._start(*self._queue.popleft())
+        done()
+
+
+@dataclass
+class Totals:
+    records: int = 0
+    indexed: int = 0
+    dead_lettered: int = 0
+    chunks_done: set[tuple[int, int]] = field(default_factory=set)
+    duplicate_chunks: int = 0
+    attempts: int = 0
+    rejected: int = 0
+    peak_writers: int = 0
+    peak_limit: int = 0
+    lambda_gb_seconds: float = 0.0
+    lambda_requests: int = 0
+    transitions: int = 0
+    histories: list[int] = field(default_factory=list)
+    child_history_max: int = 0
+    failed_uploads: dict[str, int] = field(default_factory=dict)
+    last_inference_end: float = 0.0
+    last_indexed: float = 0.0
+    throttled_children: int = 0
+    peak_node_tasks: int = 0
+
+    def fail(self, reason: str) -> None:
+        self.failed_uploads[reason] = self.failed_uploads.get(reason, 0) + 1
+
+
+class Simulation:
+    def __init__(self, design: Design, scenario: Scenario) -> None:
+        self.d, self.s = design, scenario
+        self.loop = Loop()
+        self.rng = random.Random(scenario.seed)
+        self.node = Node(self.loop, scenario.cores_per_node, scenario.queue_size, NODE_MS_PER_DOC)
+        self.t = Totals(records=scenario.files * scenario.records_per_file)
+        self.limit = design.writers.initial
+        self.leases: set[tuple[int, int]] = set()
+        self.ingest_running = 0
+        self.slots_held = 0
+        self.tickets: deque[int] = deque()
+        self.ingest_concurrency = scenario.ingest_concurrency or design.ingest_concurrency
+        self.docs_per_request = max(1, design.bulk.max_bytes // MAPPED_DOC_BYTES)
+        self.client_seconds_per_doc = (
+            CLIENT_US_PER_DOC / 1e6 * LAMBDA_MB_PER_VCPU / design.memory_mb["ingest-chunk"]
+        )
+
+    def run(self) -> Totals:
+        for upload in range(self.s.files):
+            Execution(self, upload).start()
+        self.loop.run()
+        self.t.peak_node_tasks = self.node.peak_tasks
+        return self.t
+
+    def invoke(self, function: str, seconds: float) -> None:
+        """Bill one Lambda invocation."""
+        self.t.lambda_requests += 1
+        self.t.lambda_gb_seconds += self.d.memory_mb[function] / 1024 * seconds
+
+
+class Execution:
+    """One upload's Standard execution: its states, history events and transitions."""
+
+    def __init__(self, sim: Simulation, upload: int) -> None:
+        self.sim, self.upload = sim, upload
+        self.events = EXECUTION_EVENTS
+        self.transitions = 0
+        self.remotes: list[dict[str, Any]] = []
+        self.ready: list[int] = []  # remote jobs ended, output not yet planned
+        self.pending_wake = False
+        self.parked = False
+        self.wait_seconds = sim.d.polling.interval_seconds
+        self.wait_token = 0
+        self.failed = False
+        self.first_throttled: float | None = None
+        self.chunks_planned = 0
+        self.slot_returned = False
+        self.indexed = 0  # documents this upload's chunks indexed, and dead-lettered
+        self.dead_lettered = 0
+
+    def state(self, kind: str, *, retries: int = 0, callback: bool = False) -> None:
+        self.events += (
+            EVENTS_PER_STATE[kind] + EVENTS_PER_RETRY * retries + (EVENTS_PER_CALLBACK if callback else 0)
+        )
+        self.transitions += 1 + retries
+
+    def task(self, function: str, seconds: float | None = None) -> float:
+        seconds = SHORT_STEP_SECONDS[function] if seconds is None else seconds
+        self.state("Task")
+        self.sim.invoke(function, seconds)
+        return seconds
+
+    def start(self) -> None:
+        sim = self.sim
+        sim.invoke("submit", SHORT_STEP_SECONDS["submit"])
+        self.state("Choice")  # BatchIngest?
+        records = sim.s.records_per_file
+        prepare_seconds = (
+            records
+            * sim.client_seconds_per_doc
+            * sim.d.memory_mb["ingest-chunk"]
+            / sim.d.memory_mb["prepare"]
+        )
+        if prepare_seconds > sim.d.ingest_timeout:
+            sim.t.fail("Prepare past its 900 s timeout")
+            return self.end(failed=True)
+        self.task("prepare", prepare_seconds)
+        self.state("Choice")  # HasRecords?
+        sim.tickets.append(self.upload)
+        sim.loop.at(prepare_seconds, self.start_job, 0)
+
+    def start_job(self, retry: int) -> None:
+        sim = self.sim
+        if sim.slots_held < sim.s.jobs_in_flight and sim.tickets[0] == self.upload:
+            sim.tickets.popleft()
+            sim.slots_held += 1
+            self.task("start-job")
+            self.events += EVENTS_PER_RETRY * retry
+            self.transitions += retry
+            return self.submit_remote_jobs()
+        sim.invoke("start-job", SHORT_STEP_SECONDS["start-job"])
+        self.first_throttled = sim.loop.now if self.first_throttled is None else self.first_throttled
+        if sim.loop.now - self.first_throttled >= sim.s.retry_window_hours * 3600:
+            sim.tickets.remove(self.upload)
+            self.task("start-job")
+            self.events += EVENTS_PER_RETRY * retry
+            self.transitions += retry
+            sim.t.fail("ThrottledPastWindow waiting for a slot")
+            return self.end(failed=True)
+        sim.loop.at(sim.d.start_throttled.delay(retry, sim.rng), self.start_job, retry + 1)
+
+    def submit_remote_jobs(self) -> None:
+        sim = self.sim
+        records, index = sim.s.records_per_file, 0
+        while records > 0:
+            job_records = min(records, sim.d.records_per_job)
+            records -= job_records
+            rate = RECORDS_PER_INSTANCE_SECOND * sim.s.instances_per_job
+            spread = 1 + DURATION_SPREAD * (2 * sim.rng.random() - 1)
+            self.remotes.append({"records": job_records})
+            sim.loop.at(job_records / rate * spread, self.remote_ended, index)
+            index += 1
+        self.park()
+
+    def remote_ended(self, index: int) -> None:
+        sim = self.sim
+        if self.failed:
+            return  # FailJob stopped it
+        sim.t.last_inference_end = max(sim.t.last_inference_end, sim.loop.now)
+        sim.invoke("wake-job", SHORT_STEP_SECONDS["wake-job"])
+        self.remotes[index]["ended"] = True
+        if sim.s.release_slot_at_inference_end and all(r.get("ended") for r in self.remotes):
+            self.give_back_slot()
+        if self.parked:
+            self.parked = False
+            self.wait_token += 1
+            self.poll()
+        else:
+            self.pending_wake = True
+
+    def park(self) -> None:
+        """WaitForJob: a callback Task invoking park-job; a finish recorded meanwhile resumes it at once."""
+        self.state("Task", callback=True)
+        self.sim.invoke("park-job", SHORT_STEP_SECONDS["park-job"])
+        if self.pending_wake:
+            self.pending_wake = False
+            return self.poll()
+        self.parked = True
+        self.wait_token += 1
+        self.sim.loop.at(self.wait_seconds, self.wait_timeout, self.wait_token)
+
+    def wait_timeout(self, token: int) -> None:
+        if token == self.wait_token and self.parked:
+            self.parked = False
+            self.poll()
+
+    def poll(self) -> None:
+        self.task("poll-job", SHORT_STEP_SECONDS["poll-job"])
+        self.wait_seconds = next_wait_seconds(self.wait_seconds, self.sim.d.polling)
+        self.state("Choice")  # JobDone?
+        self.state("Choice")  # PartFinished?
+        self.ready = [
+            i for i, remote in enumerate(self.remotes) if remote.get("ended") and not remote.get("planned")
+        ]
+        if self.ready:
+            return self.plan_ingest()
+        if all(remote.get("ended") for remote in self.remotes):
+            return self.finalize()
+        self.park()
+
+    def plan_ingest(self) -> None:
+        sim = self.sim
+        seconds = self.task("plan-ingest")
+        items: list[tuple[int, int]] = []  # (chunk number, lines)
+        for index in self.ready:
+            self.remotes[index]["planned"] = True
+            records = self.remotes[index]["records"]
+            parts = [
+                min(sim.d.records_per_part, records - s) for s in range(0, records, sim.d.records_per_part)
+            ]
+            sizes = [(f"{index}/{p}", n * OUTPUT_LINE_BYTES) for p, n in enumerate(parts)]
+            for chunk in plan_chunks(sizes, sim.d.chunk_bytes):
+                lines = _lines_starting_in(chunk["start"], chunk["end"], OUTPUT_LINE_BYTES)
+                items.append((self.chunks_planned, lines))
+                self.chunks_planned += 1
+        self.state("Map")
+        sim.loop.at(seconds, MapRun(self, items).start)
+
+    def after_map(self, failed: str | None) -> None:
+        if failed:
+            self.sim.t.fail(failed)
+            return self.end(failed=True)
+        self.state("Choice")  # PartFinished?
+        if all(remote.get("ended") for remote in self.remotes) and all(
+            r.get("planned") for r in self.remotes
+        ):
+            return self.finalize()
+        self.park()
+
+    def give_back_slot(self) -> None:
+        if self.remotes and not self.slot_returned:
+            self.slot_returned = True
+            self.sim.slots_held -= 1  # Finalize and FailJob give the upload's slot back
+
+    def finalize(self) -> None:
+        self.task("finalize")
+        self.end(failed=False)
+
+    def end(self, *, failed: bool) -> None:
+        sim = self.sim
+        if failed:
+            self.task("fail-job")
+            self.state("Fail")
+            self.failed = True
+            lost = sim.s.records_per_file - self.indexed - self.dead_lettered
+            sim.t.dead_lettered += lost  # FailJob dead-letters what no chunk indexed (steps/fail_job.py)
+        self.give_back_slot()
+        sim.t.histories.append(self.events)
+        sim.t.transitions += self.transitions
+
+
+class MapRun:
+    """The Distributed Map: up to map_concurrency child executions, each one ingest-chunk invocation."""
+
+    def __init__(self, execution: Execution, items: list[tuple[int, int]]) -> None:
+        self.ex, self.sim = execution, execution.sim
+        self.items = deque(items)
+        self.running = 0
+        self.failure: str | None = None
+
+    def start(self) -> None:
+        self.fill()
+        if not self.running:
+            self.ex.after_map(None)
+
+    def fill(self) -> None:
+        while self.items and self.running < self.sim.d.map_concurrency and not self.failure:
+            number, lines = self.items.popleft()
+            self.running += 1
+            self.child(number, lines, 0)
+
+    def child(self, number: int, lines: int, retry: int) -> None:
+        sim = self.sim
+        if sim.ingest_running >= sim.ingest_concurrency:  # Lambda.TooManyRequestsException
+            sim.t.throttled_children += 1
+            if retry >= sim.d.lambda_throttled.attempts:
+                return self.child_done(number, retry, "Lambda throttled past the Map child's retries")
+            sim.loop.at(sim.d.lambda_throttled.delay(retry, sim.rng), self.child, number, lines, retry + 1)
+            return
+        sim.ingest_running += 1
+        ChunkRun(self, number, lines, retry).start()
+
+    def child_done(self, number: int, retries: int, failure: str | None) -> None:
+        sim = self.sim
+        child_events = EXECUTION_EVENTS + EVENTS_PER_STATE["Task"] + EVENTS_PER_RETRY * retries
+        sim.t.child_history_max = max(sim.t.child_history_max, child_events)
+        sim.t.transitions += 1 + retries
+        self.running -= 1
+        if failure and not self.failure:
+            self.failure = failure
+        self.fill()
+        if not self.running and (not self.items or self.failure):
+            self.ex.after_map(self.failure)
+
+
+class ChunkRun:
+    """One ingest-chunk invocation: writer lease, then the bulk requests, 2 in flight, settled in order."""
+
+    def __init__(self, map_run: MapRun, number: int, lines: int, retries: int) -> None:
+        self.map, self.sim = map_run, map_run.sim
+        self.number, self.lines, self.retries = number, lines, retries
+        self.key = (map_run.ex.upload, number)
+        self.started = self.sim.loop.now
+        self.throttled = False
+        self.unsent = lines
+        self.in_flight: deque[Request] = deque()
+        self.building = False
+
+    def start(self) -> None:
+        self.acquire(0, self.sim.loop.now + self.sim.d.ingest_timeout / 3)
+
+    def acquire(self, poll: int, deadline: float) -> None:
+        sim = self.sim
+        if len(sim.leases) < sim.limit:
+            sim.leases.add(self.key)
+            sim.t.peak_writers = max(sim.t.peak_writers, len(sim.leases))
+            return self.build()
+        wait = Backoff(SLOT_POLL.initial, SLOT_POLL.cap, SLOT_POLL.low, SLOT_POLL.high).delay(
+            poll, sim.rng.random
+        )
+        if sim.loop.now + wait >= deadline:
+            sim.loop.at(
+                deadline - sim.loop.now, self.finish, "NoWriterSlot fails the Map child (not retried)"
+            )
+            return
+        sim.loop.at(wait, self.acquire, poll + 1, deadline)
+
+    def build(self) -> None:
+        """Cut the next request (client CPU), then send it once fewer than `concurrency` are in flight."""
+        if not self.unsent:
+            if not self.in_flight:
+                self.release()
+            return
+        docs = min(self.unsent, self.sim.docs_per_request)
+        self.unsent -= docs
+        self.building = True
+        self.sim.loop.at(docs * self.sim.client_seconds_per_doc, self.built, docs)
+
+    def built(self, docs: int) -> None:
+        self.building = False
+        request = Request(self, docs)
+        self.in_flight.append(request)
+        request.send(0)
+        if len(self.in_flight) < self.sim.d.bulk.concurrency:
+            self.build()
+
+    def settled(self) -> None:
+        # The oldest is awaited first: a settled request behind an unsettled one keeps its place.
+        while self.in_flight and self.in_flight[0].done:
+            self.in_flight.popleft()
+        if not self.building and len(self.in_flight) < self.sim.d.bulk.concurrency:
+            self.build()
+
+    def release(self) -> None:
+        sim, writers = self.sim, self.sim.d.writers
+        sim.leases.discard(self.key)
+        sim.limit = (
+            max(writers.floor, sim.limit // 2) if self.throttled else min(writers.ceiling, sim.limit + 1)
+        )
+        sim.t.peak_limit = max(sim.t.peak_limit, sim.limit)
+        if self.key in sim.t.chunks_done:
+            sim.t.duplicate_chunks += 1
+        sim.t.chunks_done.add(self.key)
+        self.finish(None)
+
+    def finish(self, failure: str | None) -> None:
+        sim = self.sim
+        sim.ingest_running -= 1
+        sim.invoke("ingest-chunk", sim.loop.now - self.started)
+        if (
+            failure == NO_WRITER_SLOT
+            and sim.s.retry_no_writer_slot
+            and self.retries < NO_SLOT_RETRIER.attempts
+        ):
+            sim.t.transitions += 1
+            sim.loop.at(
+                NO_SLOT_RETRIER.delay(self.retries, sim.rng),
+                self.map.child,
+                self.number,
+                self.lines,
+                self.retries + 1,
+            )
+            return
+        self.map.child_done(self.number, self.retries, failure)
+
+
+class Request:
+    """One bulk request and its retries of rejected items (the whole request: all its shard tasks share
+    the representative node's fate)."""
+
+    def __init__(self, chunk: ChunkRun, docs: int) -> None:
+        self.chunk, self.sim, self.docs, self.done = chunk, chunk.sim, docs, False
+
+    def send(self, retry: int) -> None:
+        sim = self.sim
+        sim.t.attempts += 1
+        half = BULK_ROUND_TRIP_SECONDS / 2
+        accepted = sim.node.submit(self.docs / sim.s.nodes, lambda: sim.loop.at(half, self.indexed))
+        if not accepted:
+            sim.t.rejected += 1
+            self.chunk.throttled = True
+            if retry >= sim.d.bulk.max_retries:
+                sim.loop.at(BULK_ROUND_TRIP_SECONDS, self.settle, 0)
+                return
+            backoff = min(sim.d.bulk.max_backoff_seconds, sim.d.bulk.initial_backoff_seconds * 2**retry)
+            sim.loop.at(BULK_ROUND_TRIP_SECONDS + backoff * sim.rng.random(), self.send, retry + 1)
+
+    def indexed(self) -> None:
+        self.settle(self.docs)
+
+    def settle(self, indexed: int) -> None:
+        sim = self.sim
+        sim.t.indexed += indexed
+        sim.t.dead_lettered += self.docs - indexed
+        self.chunk.map.ex.indexed += indexed
+        self.chunk.map.ex.dead_lettered += self.docs - indexed
+        if indexed:
+            sim.t.last_indexed = sim.loop.now
+        self.done = True
+        self.chunk.settled()
+
+
+def _lines_starting_in(start: int, end: int, line_bytes: int) -> int:
+    """Lines of `line_bytes` at offsets 0, L, 2L, ... that start in [start, end): what a chunk owns."""
+    return math.ceil(end / line_bytes) - math.ceil(start / line_bytes)
+
+
+def simulate(design: Design, scenario: Scenario) -> Totals:
+    return Simulation(design, scenario).run()
+
+
+@dataclass(frozen=True)
+class Row:
+    scenario: Scenario
+    totals: Totals
+
+    @property
+    def tail_hours(self) -> float:
+        return max(0.0, self.totals.last_indexed - self.totals.last_inference_end) / 3600
+
+    @property
+    def reject_rate(self) -> float:
+        return self.totals.rejected / max(1, self.totals.attempts)
+
+    def cost(self) -> tuple[float, float]:
+        t = self.totals
+        lam = t.lambda_gb_seconds * LAMBDA_ARM_PER_GB_SECOND + t.lambda_requests * LAMBDA_PER_REQUEST
+        return lam, t.transitions * SFN_PER_TRANSITION
+
+    def conserved(self) -> bool:
+        t = self.totals
+        return t.indexed + t.dead_lettered == t.records and t.duplicate_chunks == 0
+
+
+def scenario_name(s: Scenario) -> str:
+    name = f"N={s.nodes} q={s.queue_size} slots={s.jobs_in_flight} win={s.retry_window_hours:g}h"
+    if s.records_per_file != 10_000_000:
+        name += f" {s.files}x{short(s.records_per_file)}"
+    if s.ingest_concurrency:
+        name += f" lambdas={s.ingest_concurrency}"
+    if s.release_slot_at_inference_end:
+        name += " slot@inference-end"
+    if s.retry_no_writer_slot:
+        name += " retry-NoWriterSlot"
+    return name
+
+
+def table(rows: list[Row]) -> list[str]:
+    header = (
+        "scenario | end to end | last inference end -> last doc | peak writers (limit) | 429 rate "
+        "| peak tasks per node | history events max (children) | transitions | Lambda GB-s (requests) "
+        "| Lambda $ "
+        "| SFN $ | failed uploads"
+    )
+    lines = [header, "|".join("---" for _ in header.split("|"))]
+    for row in rows:
+        t = row.totals
+        lam, sfn = row.cost()
+        failed = ", ".join(f"{n} {why}" for why, n in t.failed_uploads.items()) or "0"
+        lines.append(
+            f"{scenario_name(row.scenario)} | {t.last_indexed / 3600:.1f} h | {row.tail_hours:.2f} h | "
+            f"{t.peak_writers} ({t.peak_limit}) | {row.reject_rate:.2%} | {t.peak_node_tasks} | "
+            f"{max(t.histories)} ({t.child_history_max}) | {t.transitions:,} | "
+            f"{t.lambda_gb_seconds:,.0f} ({t.lambda_requests:,}) | "
+            f"{lam:,.2f} | {sfn:,.2f} | {failed}"
+        )
+    return lines
+
+
+def upload_limits(design: Design, records_per_file: int) -> list[str]:
+    """What one upload may hold before Prepare refuses it: max_remote_jobs x per-job records, and time."""
+    from osbatch.config import BedrockQuotas, InferenceConfig, OpenAIJobConfig
+
+    remote_jobs = int(InferenceConfig.model_fields["max_remote_jobs"].default)
+    per_job = {
+        "sagemaker": design.records_per_job,
+        "bedrock": BedrockQuotas().max_records_per_job,
+        "openai": int(OpenAIJobConfig.model_fields["max_requests_per_file"].default),
+    }
+    prepare_records = int(
+        design.ingest_timeout / (CLIENT_US_PER_DOC / 1e6 * LAMBDA_MB_PER_VCPU / design.memory_mb["prepare"])
+    )
+    lines = [
+        f"Prepare's {design.ingest_timeout:.0f} s timeout at the ingest path's cost per record: "
+        f"~{prepare_records:,} records per upload"
+    ]
+    for backend, records in per_job.items():
+        most = remote_jobs * records
+        verdict = "fits" if most >= records_per_file else "REFUSED by Prepare (TooManyRemoteJobs)"
+        lines.append(
+            f"{backend}: max_remote_jobs {remote_jobs} x {records:,} records per remote job = {most:,} "
+            f"per upload; "
+            f"an upload of {records_per_file:,}: {verdict}"
+        )
+    return lines
+
+
+def scenarios(files: int, per_file: int, nodes: list[int]) -> list[Scenario]:
+    base = Scenario(files=files, records_per_file=per_file, nodes=nodes[0])
+    middle = nodes[len(nodes) // 2]
+    return [
+        *(replace(base, nodes=n) for n in nodes),
+        replace(base, nodes=middle, retry_window_hours=2.0),  # the default retry_time_window, PT2H
+        replace(base, nodes=middle, jobs_in_flight=4),  # the default max_jobs_in_flight
+        replace(base, nodes=middle, queue_size=8),  # a tiny write queue, as the reliability scenarios set it
+        replace(base, nodes=middle, ingest_concurrency=80),
+        replace(base, nodes=middle, ingest_concurrency=80, release_slot_at_inference_end=True),
+        replace(base, nodes=nodes[0], ingest_concurrency=80, release_slot_at_inference_end=True),
+        replace(base, nodes=middle, jobs_in_flight=4, retry_window_hours=2.0),  # every default
+        *(
+            replace(
+                base,
+                nodes=n,
+                ingest_concurrency=80,
+                release_slot_at_inference_end=True,
+                retry_no_writer_slot=True,
+            )
+            for n in (nodes[0], middle)
+        ),
+        replace(base, nodes=middle, files=files // 2, records_per_file=per_file * 2),
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="1e7 records (10 uploads of 1e6)")
+    parser.add_argument("--nodes", type=int, nargs="+", default=[3, 6, 12, 24])
+    args = parser.parse_args(argv)
+    from bench.machine import cpu_summary
+
+    print(f"cpu: {cpu_summary()} (runs the simulation; its calibration figures were measured on an AMD EPYC)")
+    files, per_file = (10, 1_000_000) if args.quick else (100, 10_000_000)
+    design = deployed_design()
+    rows = [Row(s, simulate(design, s)) for s in scenarios(files, per_file, sorted(args.nodes))]
+    print(
+        f"{short(files * per_file)} records in {files} uploads of {short(per_file)} (unless named), "
+        "SageMaker, "
+        f"1 ml.m4.xlarge per transform job at the seed's {RECORDS_PER_INSTANCE_SECOND:.1f} records/s; "
+        f"data nodes of 8 cores; seed: {short(int(SEED_RECORDS))} records embedded in {SEED_HOURS:g} h on "
+        f"{SEED_INSTANCES} instances"
+    )
+    print("\n".join(table(rows)))
+    print("\n".join(upload_limits(design, per_file)))
+    return verdicts(rows, files * per_file, len(args.nodes))
+
+
+def verdicts(rows: list[Row], records: int, sweep: int) -> int:
+    label = f"{short(records)} records"
+    history = max(max(row.totals.histories) for row in rows)
+    conserved = all(row.conserved() for row in rows)
+    swept, default_window, default_slots, small_queue = (
+        rows[:sweep],
+        rows[sweep],
+        rows[sweep + 1],
+        rows[sweep + 2],
+    )
+    failed_sweep = sum(sum(row.totals.failed_uploads.values()) for row in swept)
+    failed_window = sum(default_window.totals.failed_uploads.values())
+    middle = next(row for row in swept if row.scenario.nodes == default_window.scenario.nodes)
+    seed_hours = seed_embedding_hours(middle.scenario, records)
+    ratio = middle.totals.last_indexed / 3600 / seed_hours
+    lines = [
+        f"{label}, history events per execution: {history} (target <= {HISTORY_LIMIT:,}): "
+        f"{_verdict(history <= HISTORY_LIMIT)}",
+        f"simulation conservation: every record indexed once (target exact): {_verdict(conserved)}",
+        f"{label}, 429 rate with a write queue of {small_queue.scenario.queue_size} vs "
+        f"{middle.scenario.queue_size}: {small_queue.reject_rate:.2%} vs {middle.reject_rate:.2%} "
+        f"(target higher): {_verdict(small_queue.reject_rate > middle.reject_rate)}",
+        f"{label}, uploads failed over N={','.join(str(r.scenario.nodes) for r in swept)}, "
+        "10 slots, 48 h window: "
+        f"{failed_sweep} (target 0): {_verdict(failed_sweep == 0)}",
+        f"{label}, uploads failed with the default retry_time_window PT2H: {failed_window} (target 0): "
+        f"{_verdict(failed_window == 0)}",
+        f"{label} on N={middle.scenario.nodes}, end to end vs the seed's embedding alone "
+        f"({seed_hours:.1f} h): "
+        f"{middle.totals.last_indexed / 3600:.1f} h, {ratio:.2f}x (target <= 1.1x): {_verdict(ratio <= 1.1)}",
+        f"{label}, default max_jobs_in_flight 4, end to end: "
+        f"{default_slots.totals.last_indexed / 3600:.1f} h "
+        f"(informational)",
+    ]
+    fixed = [row for row in rows if row.scenario.retry_no_writer_slot]
+    lines += [
+        f"{label} on N={row.scenario.nodes} with the proposed fixes (what-if): "
+        f"{row.totals.last_indexed / 3600:.1f} h, uploads failed {sum(row.totals.failed_uploads.values())} "
+        "(informational)"
+        for row in fixed
+    ]
+    print("\n".join(lines))
+    return 0 if conserved else 1
+
+
+def seed_embedding_hours(s: Scenario, records: int) -> float:
+    """The seed's rate (1e9 records in 14 h on 100 instances) on the instances this scenario runs at once."""
+    remote_jobs = math.ceil(s.records_per_file / 1_000_000)
+    instances = min(s.files, s.jobs_in_flight) * remote_jobs * s.instances_per_job
+    return records / (RECORDS_PER_INSTANCE_SECOND * instances) / 3600
+
+
+def short(count: int) -> str:
+    """1e9, 2e7: the way the docs write record counts."""
+    mantissa, exponent = f"{count:.0e}".split("e")
+    return f"{mantissa}e{int(exponent)}"
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

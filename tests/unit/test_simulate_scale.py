@@ -1,0 +1,97 @@
+"""bench/simulate_scale.py: the scale simulation conserves records and its cluster rejects what its queues
+cannot hold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from bench import simulate_scale as sim
+from osbatch.dal.domain_writers import LimitSettings
+
+FUNCTIONS = (*sim.SHORT_STEP_SECONDS, "prepare", "ingest-chunk")
+DEPLOYED_WRITERS = LimitSettings()
+
+
+def small_design(writers: LimitSettings = DEPLOYED_WRITERS) -> sim.Design:
+    """The deployed design's shape with explicit figures (deployed_design() imports aws-cdk)."""
+    return sim.Design(
+        memory_mb=dict.fromkeys(FUNCTIONS, 1024),
+        ingest_concurrency=40,
+        map_concurrency=8,
+        lambda_throttled=sim.Retrier(10, 300, 10),
+        start_throttled=sim.Retrier(30, 600, 0, jitter=False),
+        ingest_timeout=900,
+        writers=writers,
+    )
+
+
+def pinned_writers(count: int) -> LimitSettings:
+    return LimitSettings(initial=count, floor=count, ceiling=count)
+
+
+def test_every_record_is_indexed_once_and_every_execution_fits_its_history() -> None:
+    # Given three uploads of 250,000 records (three remote jobs each) on a domain of two nodes
+    scenario = sim.Scenario(files=3, records_per_file=250_000, nodes=2, jobs_in_flight=2)
+
+    # When the simulation runs them to the end
+    totals = sim.simulate(small_design(), scenario)
+
+    # Then every record is indexed, none twice, no upload failed, and the histories stay small
+    assert totals.indexed == 750_000
+    assert totals.dead_lettered == 0
+    assert totals.duplicate_chunks == 0
+    assert not totals.failed_uploads
+    assert len(totals.histories) == 3
+    assert max(totals.histories) <= sim.HISTORY_LIMIT
+    assert totals.last_indexed >= totals.last_inference_end > 0
+
+
+def test_the_429_rate_rises_once_writers_outnumber_what_the_queues_hold() -> None:
+    # Given one node with one write thread and a queue of one task: room for one writer's two requests
+    scenario = sim.Scenario(
+        files=2, records_per_file=60_000, nodes=1, cores_per_node=1, queue_size=1, jobs_in_flight=2
+    )
+
+    # When one writer, then eight, bulk into it
+    one = sim.Simulation(small_design(pinned_writers(1)), scenario).run()
+    eight = sim.Simulation(small_design(pinned_writers(8)), scenario).run()
+
+    # Then one writer is never rejected, eight are, and either way every record is indexed or dead-lettered
+    assert one.rejected == 0
+    assert eight.rejected > 0
+    assert eight.rejected / eight.attempts > one.rejected / one.attempts
+    for totals in (one, eight):
+        assert totals.indexed + totals.dead_lettered == 120_000
+        assert totals.duplicate_chunks == 0
+
+
+def test_the_adaptive_writer_limit_backs_off_when_the_node_rejects() -> None:
+    # Given the deployed limit settings (start 8, ceiling 64) and a node that holds two requests at once
+    scenario = sim.Scenario(
+        files=2, records_per_file=200_000, nodes=1, cores_per_node=1, queue_size=1, jobs_in_flight=2
+    )
+    roomy = replace(scenario, cores_per_node=8, queue_size=10_000)
+
+    # When the same uploads run against it and against a node with room to spare
+    tight = sim.simulate(small_design(), scenario)
+    easy = sim.simulate(small_design(), roomy)
+
+    # Then only the tight node rejects, and there the limit never climbs as it does on the roomy one
+    assert tight.rejected > 0
+    assert easy.rejected == 0
+    assert tight.peak_limit < easy.peak_limit
+
+
+def test_an_upload_waiting_past_the_retry_window_for_a_slot_fails_with_its_records_dead_lettered() -> None:
+    # Given one slot, a two-hour retry window and three uploads whose transform job runs about 1.4 hours
+    scenario = sim.Scenario(
+        files=3, records_per_file=1_000_000, nodes=2, jobs_in_flight=1, retry_window_hours=2.0
+    )
+
+    # When they are uploaded at once
+    totals = sim.simulate(small_design(), scenario)
+
+    # Then the third waits past the window and fails, and its records are dead letters, not lost
+    assert totals.failed_uploads == {"ThrottledPastWindow waiting for a slot": 1}
+    assert totals.indexed == 2_000_000
+    assert totals.dead_lettered == 1_000_000
