@@ -164,7 +164,8 @@ def _cost(
         hours = tokens / per_job * count / 3600 if per_job else 0.0
         return CostEstimate(
             usd=round(hours * price.usd, 4),
-            basis=f"{hours:.3f} instance-hours of {count} x {instance_type} x ${price.usd}/hour",
+            basis=f"{hours:.3f} instance-hours of {count} x {instance_type} x ${price.usd}/hour (inference "
+            "time only: instance start-up is not counted)",
             price=price,
         )
     model = _model(config)

@@ -159,9 +159,10 @@ def read_pieces(handle: BinaryIO) -> Iterator[bytes]:
 
 
 def _not_jsonl(name: str, records: int, bad: BadLines) -> str:
-    first = next((example.reason for example in bad.examples if example.file == name), "no JSON object")
+    first = next((example for example in bad.examples if example.file == name), None)
+    why = f" (line {first.line}: {first.reason})" if first else ""
     return (
-        f"{name} is not JSONL: none of its first {records} lines is a JSON object (line 1: {first}); "
+        f"{name} is not JSONL: none of its first {records} lines is a JSON object{why}; "
         "osbatch reads one JSON object per line"
     )
 
