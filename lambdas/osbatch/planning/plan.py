@@ -128,6 +128,14 @@ def plan_files(
     )
 
 
+def offline_backend(config: PipelineConfig) -> BatchBackend:
+    """The pipeline's backend for its limits and input lines only: it is given no client, so it can call
+    nothing (input_line and the limits need none)."""
+    from osbatch.backends import backend_for
+
+    return backend_for(config, lambda _name: None, opensearch=lambda: None)
+
+
 def _time(
     config: PipelineConfig, jobs: list[RemoteJobPlan], tokens: int, valid: int, prices: Prices, rates: Rates
 ) -> TimeEstimate:
