@@ -82,3 +82,16 @@ def test_an_s3_object_is_planned_and_a_missing_key_is_one_clear_error(
     # And a key that does not exist is one clear line, exit 2
     assert main(["plan", "s3://osb-in/input/nope.jsonl", "--pipeline", "python-docs"]) == 2
     assert capsys.readouterr().err == "osbatch: error: s3://osb-in/input/nope.jsonl: no such key\n"
+
+
+def test_the_token_estimate_can_be_asked_for_and_is_labelled_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+    # Given the demo sample, whose pipeline's model has its own tokenizer
+    args = ["plan", str(SAMPLE / "part-1.jsonl"), "--pipeline", "python-docs", "--json"]
+    # When it is planned with the estimate, and exactly
+    assert main([*args, "--tokens", "estimate"]) == 0
+    estimated = json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    exact = json.loads(capsys.readouterr().out)
+    # Then the estimate says it is one, and differs from the exact count
+    assert estimated["tokens_exact"] is False and estimated["tokens_counted_by"].startswith("estimate")
+    assert exact["tokens_exact"] is True and estimated["tokens"] != exact["tokens"]
