@@ -4,8 +4,9 @@ Every command works against the local runtime when it is up and the stack is dep
 and against AWS otherwise (the stack's CloudFormation outputs say where everything is).
 
 This module imports nothing but the standard library: the parser names each command's function in
-cli/commands.py (or its own module, as cli/plan.py for `plan`), imported once a command runs, so `osbatch --help` starts in a fraction of a second and
-each command loads only what it uses (bench/cli_startup.py; the import contracts in pyproject.toml).
+cli/commands.py (or in a module of its own, as cli/plan.py for `plan`), imported once a command runs, so
+`osbatch --help` starts in a fraction of a second and each command loads only what it uses
+(bench/cli_startup.py; the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -59,7 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--prices", type=Path, action="append", default=[], help="a price table overriding the package's"
     )
     plan.add_argument(
-        "--throughput", type=Path, action="append", default=[], help="a throughput table overriding the package's"
+        "--throughput",
+        type=Path,
+        action="append",
+        default=[],
+        help="a throughput table overriding the package's",
     )
     plan.add_argument(
         "--tokens",

@@ -90,7 +90,7 @@ def _s3_pieces(stack: contextlib.ExitStack, uri: str) -> Iterator[bytes]:
     except BotoCoreError as error:
         raise CommandError(f"{uri}: {error}") from None
     stack.callback(body.close)
-    return body.iter_chunks(READ_SIZE)  # type: ignore[no-any-return]
+    return body.iter_chunks(READ_SIZE)
 
 
 def _minilm(tokenizer: Path | None) -> TokenCounter | None:
@@ -119,8 +119,8 @@ def _tokens(config: PipelineConfig, tokenizer: Path | None, *, estimate: bool) -
         counter = _minilm(tokenizer)
         if counter is not None:
             return counter, "exact: all-MiniLM-L6-v2's own tokenizer.json", True
-    estimate = EstimatedTokens()
-    return estimate, estimate.how, False
+    estimated = EstimatedTokens()
+    return estimated, estimated.how, False
 
 
 def _chunker(config: PipelineConfig, tokenizer: Path | None) -> Any:
@@ -150,7 +150,9 @@ def render(result: Plan) -> str:
         f"  bad lines    {result.bad_lines:,} (Prepare would dead-letter them)",
     ]
     lines += [f"    {count:,} x {reason}" for reason, count in result.bad_reasons.items()]
-    lines += [f"    e.g. {bad['file']} line {bad['line']}: {bad['reason']}" for bad in result.bad_examples[:3]]
+    lines += [
+        f"    e.g. {bad['file']} line {bad['line']}: {bad['reason']}" for bad in result.bad_examples[:3]
+    ]
     if result.passages is not None:
         lines.append(f"  passages     {result.passages:,}")
     lines.append(f"  input tokens {result.tokens:,} ({result.tokens_counted_by})")
@@ -178,7 +180,8 @@ def render(result: Plan) -> str:
         lines.append(f"estimated cost: unknown: {cost.why_not}")
     else:
         lines.append(
-            f"estimated cost: ${cost.usd:,.4f} = {cost.basis} (prices of {cost.price.date}, {cost.price.source})"
+            f"estimated cost: ${cost.usd:,.4f} = {cost.basis} "
+            f"(prices of {cost.price.date}, {cost.price.source})"
         )
     return "\n".join(lines)
 

@@ -95,7 +95,11 @@ def test_remote_jobs_are_the_ones_prepare_would_create_within_the_backends_per_j
     # When 10 records are planned
     result = plan(config, ("a.jsonl", docs(10)))
     # Then it takes 3 batches of 4, 4 and 2 requests, each one part
-    assert [(job.index, job.parts, job.records) for job in result.remote_jobs] == [(0, 1, 4), (1, 1, 4), (2, 1, 2)]
+    assert [(job.index, job.parts, job.records) for job in result.remote_jobs] == [
+        (0, 1, 4),
+        (1, 1, 4),
+        (2, 1, 2),
+    ]
     assert result.limits["max_records_per_job"] == 4
 
 
@@ -114,7 +118,10 @@ def test_each_file_is_its_own_upload_with_its_own_remote_jobs() -> None:
     # Given two files / When they are planned together
     result = plan(parse_pipeline(pipeline_dict()), ("a.jsonl", docs(3)), ("b.jsonl", docs(2)))
     # Then each has its own job 0, and the counts are summed
-    assert [(job.file, job.index, job.records) for job in result.remote_jobs] == [("a.jsonl", 0, 3), ("b.jsonl", 0, 2)]
+    assert [(job.file, job.index, job.records) for job in result.remote_jobs] == [
+        ("a.jsonl", 0, 3),
+        ("b.jsonl", 0, 2),
+    ]
     assert result.valid == 5
 
 
@@ -170,7 +177,9 @@ def test_passages_are_counted_where_the_pipeline_chunks_and_unchunkable_records_
 
 def test_a_file_that_is_not_jsonl_is_an_error_that_says_so() -> None:
     # Given a CSV file / When it is planned / Then the error names the file and its first line's reason
-    with pytest.raises(NotJsonl, match=r"csv\.txt is not JSONL: none of its first 3 lines.*\(line 1: malformed"):
+    with pytest.raises(
+        NotJsonl, match=r"csv\.txt is not JSONL: none of its first 3 lines.*\(line 1: malformed"
+    ):
         plan(parse_pipeline(pipeline_dict()), ("csv.txt", b"a,b\n1,2\n3,4\n"))
 
 
@@ -196,7 +205,9 @@ def rate(value: float, kind: str = "assumption") -> Rate:
 def test_token_priced_backends_cost_tokens_times_the_dated_price() -> None:
     # Given Bedrock Titan V2 at $0.02 per million tokens, read on 2026-01-02
     config = parse_pipeline(pipeline_dict(inference={"backend": "bedrock", "bedrock": TITAN}))
-    price = Price(usd=0.02, per="million_tokens", date=datetime.date(2026, 1, 2), source="https://example.com/p")
+    price = Price(
+        usd=0.02, per="million_tokens", date=datetime.date(2026, 1, 2), source="https://example.com/p"
+    )
     prices = {"bedrock": {"amazon.titan-embed-text-v2:0": price}}
     # When 250 records of 40 bytes each (10 estimated tokens) are planned
     result = plan(config, ("a.jsonl", docs(250, "x" * 40)), prices=prices)
@@ -251,4 +262,6 @@ def test_a_model_without_a_price_gets_no_cost_and_says_why() -> None:
     # When planned / Then the cost is unknown, never guessed, and the reason names the entry and the fix
     cost = plan(config, ("a.jsonl", docs(1))).cost
     assert cost.usd is None
-    assert cost.why_not is not None and "openai.my-own-embedder" in cost.why_not and "--prices" in cost.why_not
+    assert (
+        cost.why_not is not None and "openai.my-own-embedder" in cost.why_not and "--prices" in cost.why_not
+    )

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from cli.main import main
@@ -20,7 +19,16 @@ def test_the_demo_sample_is_planned_with_counts_jobs_time_and_a_dated_cost(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given the demo sample and its pipeline / When it is planned as JSON
-    code = main(["plan", str(SAMPLE / "part-1.jsonl"), str(SAMPLE / "part-2.jsonl"), "--pipeline", "python-docs", "--json"])
+    code = main(
+        [
+            "plan",
+            str(SAMPLE / "part-1.jsonl"),
+            str(SAMPLE / "part-2.jsonl"),
+            "--pipeline",
+            "python-docs",
+            "--json",
+        ]
+    )
     result = json.loads(capsys.readouterr().out)
     # Then the counts are the sample's (its bad lines are there on purpose), and nothing else ran
     assert code == 0
@@ -51,7 +59,9 @@ def test_a_missing_file_is_one_clear_error(tmp_path: Path, capsys: pytest.Captur
     assert capsys.readouterr().err == f"osbatch: error: {tmp_path / 'nope.jsonl'}: no such file\n"
 
 
-def test_a_file_that_is_not_jsonl_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_file_that_is_not_jsonl_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a CSV file
     path = tmp_path / "table.csv"
     path.write_text("id,text\n1,hello\n")
@@ -60,7 +70,9 @@ def test_a_file_that_is_not_jsonl_is_one_clear_error(tmp_path: Path, capsys: pyt
     assert "table.csv is not JSONL" in capsys.readouterr().err
 
 
-def test_an_undated_price_override_is_one_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_an_undated_price_override_is_one_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     # Given a price override without a date
     prices = tmp_path / "prices.yaml"
     prices.write_text("sagemaker:\n  ml.m5.xlarge: {usd: 1, per: instance_hour, source: me}\n")
@@ -84,7 +96,9 @@ def test_an_s3_object_is_planned_and_a_missing_key_is_one_clear_error(
     assert capsys.readouterr().err == "osbatch: error: s3://osb-in/input/nope.jsonl: no such key\n"
 
 
-def test_the_token_estimate_can_be_asked_for_and_is_labelled_as_one(capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_token_estimate_can_be_asked_for_and_is_labelled_as_one(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     # Given the demo sample, whose pipeline's model has its own tokenizer
     args = ["plan", str(SAMPLE / "part-1.jsonl"), "--pipeline", "python-docs", "--json"]
     # When it is planned with the estimate, and exactly

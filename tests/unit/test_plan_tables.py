@@ -50,7 +50,9 @@ def test_an_override_replaces_the_shipped_entry_and_adds_new_ones(tmp_path: Path
 def test_a_malformed_entry_says_what_is_wrong(tmp_path: Path) -> None:
     # Given a throughput entry with a negative rate and an unknown kind
     override = tmp_path / "rates.yaml"
-    override.write_text("ingest:\n  docs_per_second: {value: -1, kind: guess, date: 2027-01-01, source: me}\n")
+    override.write_text(
+        "ingest:\n  docs_per_second: {value: -1, kind: guess, date: 2027-01-01, source: me}\n"
+    )
     # When it is loaded / Then the error names the entry and each field at fault
     with pytest.raises(TableError, match=r"ingest\.docs_per_second: value: .*greater than 0.*kind:"):
         load_rates(override)

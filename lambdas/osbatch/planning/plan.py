@@ -88,7 +88,11 @@ def plan_files(
     ]
     jobs = [
         RemoteJobPlan(
-            file=scan.name, index=group.index, parts=len(group.parts), records=group.records, bytes=group.bytes
+            file=scan.name,
+            index=group.index,
+            parts=len(group.parts),
+            records=group.records,
+            bytes=group.bytes,
         )
         for scan in scans
         for group in scan.groups
@@ -113,7 +117,9 @@ def plan_files(
         tokens_counted_by=tokens_how,
         tokens_exact=tokens_exact,
         limits={
-            "max_records_per_file": min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
+            "max_records_per_file": min(
+                backend.limits.max_records_per_file, config.inference.max_records_per_part
+            ),
             "max_bytes_per_file": backend.limits.max_bytes_per_file,
             "max_records_per_job": limits.max_records_per_job,
             "max_bytes_per_job": limits.max_bytes_per_job,
@@ -182,7 +188,7 @@ def _cost(
         return _unpriced(f"{service}.{model}")
     return CostEstimate(
         usd=round(tokens / 1e6 * price.usd, 4),
-        basis=f"{tokens:,} input tokens x ${price.usd} per million ({model}, batch)",
+        basis=f"{tokens:,} input tokens x ${price.usd} per million ({model})",
         price=price,
     )
 
@@ -192,7 +198,8 @@ def _unpriced(entry: str) -> CostEstimate:
         usd=None,
         basis="",
         price=None,
-        why_not=f"no price for {entry} in the price table; add it with --prices FILE (with its date and source)",
+        why_not=f"no price for {entry} in the price table; add it with --prices FILE "
+        "(with its date and source)",
     )
 
 
@@ -213,7 +220,9 @@ def _rate(rates: Rates, section: str, name: str) -> Rate:
     try:
         return rates[section][name]
     except KeyError:
-        raise TableError(f"the throughput table has no {section}.{name}: add it with --throughput FILE") from None
+        raise TableError(
+            f"the throughput table has no {section}.{name}: add it with --throughput FILE"
+        ) from None
 
 
 def _service(config: PipelineConfig) -> str:

@@ -11,10 +11,11 @@ so Finalize can tell which part's output came up short without reading any outpu
 
 Minimum records per job (Bedrock refuses a job below it): only the last group can fall under it, since every
 earlier one was closed full. The previous group's tail records then move into it: whole parts by copy, and
-at most one part split in two, read back from S3 (a part is bounded by the per-file limits). Where each part
-and group ends is planning/layout.py's arithmetic, which `osbatch plan` runs without writing anything. Both groups stay
+at most one part split in two, read back from S3 (a part is bounded by the per-file limits). Both groups stay
 at or above the minimum as long as max_records_per_job >= 2 * min_records_per_job, which config validation
 holds Bedrock's quotas to; a group closed full by bytes with fewer records than that gives what it can.
+Where each part and group ends is planning/layout.py's arithmetic, which `osbatch plan` runs without
+writing anything.
 """
 
 from __future__ import annotations
