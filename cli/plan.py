@@ -36,7 +36,11 @@ def plan(args: argparse.Namespace) -> int:
 
     config = _pipeline(args.pipelines, args.pipeline)
     try:
-        prices, rates = load_prices(*args.prices), load_rates(*args.throughput)
+        # The pipeline's own `estimates` first, then the files given, each over the one before.
+        where = f"pipeline {config.name}: estimates"
+        estimates = config.estimates
+        prices = load_prices((f"{where}.prices", estimates.prices), *args.prices)
+        rates = load_rates((f"{where}.throughput", estimates.throughput), *args.throughput)
     except TableError as error:
         raise CommandError(str(error)) from None
     tokens, how, exact = _tokens(config, args.tokenizer, estimate=args.tokens == "estimate")

@@ -109,3 +109,33 @@ def test_the_token_estimate_can_be_asked_for_and_is_labelled_as_one(
     # Then the estimate says it is one, and differs from the exact count
     assert estimated["tokens_exact"] is False and estimated["tokens_counted_by"].startswith("estimate")
     assert exact["tokens_exact"] is True and estimated["tokens"] != exact["tokens"]
+
+
+def test_a_pipelines_own_estimates_override_the_tables_and_are_checked_alike(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the demo pipeline with its own instance price, and a copy whose price has no date
+    config = (REPO / "pipelines" / "python-docs.yaml").read_text()
+    priced = tmp_path / "priced.yaml"
+    priced.write_text(
+        config
+        + "estimates:\n  prices:\n    sagemaker:\n      ml.m5.xlarge: "
+        + "{usd: 2.3, per: instance_hour, vcpus: 4, date: 2027-01-02, source: our contract}\n"
+    )
+    undated = tmp_path / "undated.yaml"
+    undated.write_text(
+        config
+        + "estimates:\n  prices:\n    sagemaker:\n      ml.m5.xlarge: {usd: 2.3, per: instance_hour, source: us}\n"
+    )
+    args = ["plan", str(SAMPLE / "part-1.jsonl"), "--pipeline", "python-docs"]
+    # When the sample is planned under each
+    assert main(["--pipelines", str(priced), *args, "--json"]) == 0
+    price = json.loads(capsys.readouterr().out)["cost"]["price"]
+    code = main(["--pipelines", str(undated), *args])
+    # Then the pipeline's price is used, with its date; and the undated one is refused, named
+    assert (price["usd"], price["date"], price["source"]) == (2.3, "2027-01-02", "our contract")
+    assert code == 2
+    assert (
+        "pipeline python-docs: estimates.prices: sagemaker.ml.m5.xlarge has no date"
+        in capsys.readouterr().err
+    )

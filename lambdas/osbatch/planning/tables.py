@@ -8,6 +8,7 @@ can date. A user's file of the same shape overrides or adds entries (`osbatch pl
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -47,18 +48,23 @@ Prices = dict[str, dict[str, Price]]
 Rates = dict[str, dict[str, Rate]]
 
 
-def load_prices(*overrides: Path) -> Prices:
+# An override: a file of the table's shape, or (where, its sections) from a pipeline config's `estimates`.
+Override = Path | tuple[str, Mapping[str, Any]]
+
+
+def load_prices(*overrides: Override) -> Prices:
     return _load(Price, PRICES, overrides)
 
 
-def load_rates(*overrides: Path) -> Rates:
+def load_rates(*overrides: Override) -> Rates:
     return _load(Rate, THROUGHPUT, overrides)
 
 
-def _load(kind: type[Dated], base: Path, overrides: tuple[Path, ...]) -> Any:
+def _load(kind: type[Dated], base: Path, overrides: tuple[Override, ...]) -> Any:
     table: dict[str, dict[str, Any]] = {}
-    for path in (base, *overrides):
-        for section, entries in _read(path).items():
+    for override in (base, *overrides):
+        path, sections = (override, _read(override)) if isinstance(override, Path) else override
+        for section, entries in sections.items():
             if not isinstance(entries, dict):
                 raise TableError(f"{path}: {section} must map names to entries")
             for name, entry in entries.items():
@@ -78,7 +84,7 @@ def _read(path: Path) -> dict[str, Any]:
     return data
 
 
-def _entry(kind: type[Dated], path: Path, where: str, entry: Any) -> Dated:
+def _entry(kind: type[Dated], path: Path | str, where: str, entry: Any) -> Dated:
     if isinstance(entry, dict) and "date" not in entry:
         raise TableError(
             f"{path}: {where} has no date: every figure names the date it was read from its source "
