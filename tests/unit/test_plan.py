@@ -265,3 +265,12 @@ def test_a_model_without_a_price_gets_no_cost_and_says_why() -> None:
     assert (
         cost.why_not is not None and "openai.my-own-embedder" in cost.why_not and "--prices" in cost.why_not
     )
+
+
+def test_the_files_bytes_are_counted_whether_or_not_it_ends_in_a_newline() -> None:
+    # Given the same records with and without a final newline / When each is planned
+    data = docs(3)
+    ended, unended = (plan(parse_pipeline(pipeline_dict()), ("a.jsonl", body)) for body in (data, data[:-1]))
+    # Then each counts its own bytes, and the same records
+    assert (ended.bytes, unended.bytes) == (len(data), len(data) - 1)
+    assert ended.valid == unended.valid == 3

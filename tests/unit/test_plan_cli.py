@@ -125,7 +125,8 @@ def test_a_pipelines_own_estimates_override_the_tables_and_are_checked_alike(
     undated = tmp_path / "undated.yaml"
     undated.write_text(
         config
-        + "estimates:\n  prices:\n    sagemaker:\n      ml.m5.xlarge: {usd: 2.3, per: instance_hour, source: us}\n"
+        + "estimates:\n  prices:\n    sagemaker:\n"
+        + "      ml.m5.xlarge: {usd: 2.3, per: instance_hour, source: us}\n"
     )
     args = ["plan", str(SAMPLE / "part-1.jsonl"), "--pipeline", "python-docs"]
     # When the sample is planned under each

@@ -106,10 +106,16 @@ def scan_file(
     )
     scan = FileScan(name)
     objects = 0
-    for number, (offset, raw) in enumerate(
-        split_lines(pieces, 0, max_line_bytes=MAX_LINE_BYTES, key=name), start=1
+
+    def counted(pieces: Iterable[bytes]) -> Iterator[bytes]:
+        for piece in pieces:
+            scan.bytes += len(piece)
+            yield piece
+
+    for number, (_, raw) in enumerate(
+        split_lines(counted(pieces), 0, max_line_bytes=MAX_LINE_BYTES, key=name), start=1
     ):
-        scan.lines, scan.bytes = number, offset + len(raw) + 1
+        scan.lines = number
         if not raw.strip():
             scan.blank_lines += 1
             continue
