@@ -4,8 +4,9 @@ Every command works against the local runtime when it is up and the stack is dep
 and against AWS otherwise (the stack's CloudFormation outputs say where everything is).
 
 This module imports nothing but the standard library: the parser names each command's function in
-cli/commands.py, imported once a command runs, so `osbatch --help` starts in a fraction of a second and
-each command loads only what it uses (bench/cli_startup.py; the import contracts in pyproject.toml).
+cli/commands.py (or in a module of its own, as cli/plan.py for `plan`), imported once a command runs, so
+`osbatch --help` starts in a fraction of a second and each command loads only what it uses
+(bench/cli_startup.py; the import contracts in pyproject.toml).
 """
 
 from __future__ import annotations
@@ -31,9 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def add(name: str, help_text: str) -> argparse.ArgumentParser:
+    def add(name: str, help_text: str, module: str = "cli.commands") -> argparse.ArgumentParser:
         command = sub.add_parser(name, help=help_text, description=help_text)
-        command.set_defaults(run=name.replace("-", "_"))  # its function in cli/commands.py
+        command.set_defaults(run=name.replace("-", "_"), module=module)  # its function in that module
         return command
 
     add("up", "start the local runtime (OpenSearch node and AWS emulator)")
@@ -47,6 +48,34 @@ def build_parser() -> argparse.ArgumentParser:
     submit = add("submit", "upload JSONL files as input for a pipeline")
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--pipeline", required=True)
+    plan = add(
+        "plan",
+        "what a run of these files would send, create, take and cost; submits nothing",
+        module="cli.plan",
+    )
+    plan.add_argument("files", nargs="+", help="JSONL files: local paths or s3://bucket/key")
+    plan.add_argument("--pipeline", required=True)
+    plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    plan.add_argument(
+        "--prices", type=Path, action="append", default=[], help="a price table overriding the package's"
+    )
+    plan.add_argument(
+        "--throughput",
+        type=Path,
+        action="append",
+        default=[],
+        help="a throughput table overriding the package's",
+    )
+    plan.add_argument(
+        "--tokens",
+        choices=["exact", "estimate"],
+        default="exact",
+        help="exact: the model's own tokenizer where osbatch has it (MiniLM; about 1 MB/s on one core); "
+        "estimate: UTF-8 bytes / 4, labelled as an estimate (default: exact)",
+    )
+    plan.add_argument(
+        "--tokenizer", type=Path, help="all-MiniLM-L6-v2's tokenizer.json (default: the installed one)"
+    )
     jobs = add("jobs", "list jobs, newest first")
     jobs.add_argument("--pipeline")
     jobs.add_argument("--limit", type=int, default=50)
@@ -96,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     commands = importlib.import_module("cli.commands")
     try:
-        return int(getattr(commands, args.run)(args))
+        return int(getattr(importlib.import_module(args.module), args.run)(args))
     except KeyboardInterrupt:
         print("osbatch: interrupted", file=sys.stderr)
         return 130

@@ -525,6 +525,19 @@ DEFAULT_TOKENIZERS = {
 }
 
 
+# A price or throughput table entry as `osbatch plan` reads it (osbatch/planning/tables.py checks each one).
+TableEntries = dict[str, dict[str, dict[str, Any]]]
+
+
+class EstimatesConfig(Strict):
+    """This pipeline's overrides of `osbatch plan`'s price and throughput tables (osbatch/planning/prices.yaml
+    and throughput.yaml): entries of the same shape, each with its date and source. The plan checks them
+    (an entry without a date is refused) and prefers them to the package's."""
+
+    prices: TableEntries = Field(default_factory=dict, description="e.g. sagemaker: {ml.m5.xlarge: {...}}")
+    throughput: TableEntries = Field(default_factory=dict, description="e.g. ingest: {docs_per_second: ...}")
+
+
 class PipelineConfig(Strict):
     name: str = Field(
         pattern=r"^[a-z][a-z0-9-]{0,30}$", description="short id; used in resource and job names"
@@ -538,6 +551,7 @@ class PipelineConfig(Strict):
     )
     search: SearchSpec = SearchSpec()
     search_pipelines: list[SearchPipelineSpec] = Field(default_factory=list)
+    estimates: EstimatesConfig = EstimatesConfig()
 
     @model_validator(mode="after")
     def _field_map_builds(self) -> PipelineConfig:

@@ -26,7 +26,7 @@ def modules_after(*args: str) -> set[str]:
     return set(json.loads(result.stdout.splitlines()[-1]))
 
 
-@pytest.mark.parametrize("args", [("--help",), ("jobs", "--help"), ("jobs",)])
+@pytest.mark.parametrize("args", [("--help",), ("jobs", "--help"), ("jobs",), ("plan", "--help")])
 def test_parsing_a_command_line_imports_neither_local_nor_the_product(args: tuple[str, ...]) -> None:
     # Given a fresh interpreter / When `osbatch` parses a command line
     modules = modules_after(*args)

@@ -1,7 +1,8 @@
 """Parsing one JSONL line into a record, with the reasons a person needs when it fails.
 
 Prepare (user input) and ingest (model output) both parse lines here, so a line is judged the same way
-at both ends of the pipeline.
+at both ends of the pipeline; Prepare and `osbatch plan` (planning/plan.py) both check a record's id and
+text here, so the plan's bad lines are the ones Prepare would dead-letter, for the same reasons.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from osbatch import jsonlines
 from osbatch.ingest.readers import OversizedLine
+from osbatch.record_paths import MISSING, RecordPath
 
 _JSON_KINDS = {
     list: "an array",
@@ -55,3 +57,30 @@ def original(raw: bytes, error: RecordError) -> Any:
 
 def json_type(value: Any) -> str:
     return _JSON_KINDS.get(type(value), "null")
+
+
+def _first(path: RecordPath, record: dict[str, Any]) -> Any:
+    """The value at path; for an indefinite path (`$..text`), its first match."""
+    value = path.lookup(record)
+    if not path.definite and value is not MISSING:
+        return value[0]
+    return value
+
+
+def require_id(record: dict[str, Any], path: RecordPath, expression: str) -> str:
+    """The record's id as OpenSearch will store it (`_id` is a string: 7 and "7" are one document)."""
+    value = _first(path, record)
+    if value is MISSING:
+        raise RecordError(f"missing id at {expression}")
+    if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
+        raise RecordError(f"id at {expression} is {json_type(value)}, expected a non-empty string or number")
+    return str(value)
+
+
+def require_text(record: dict[str, Any], path: RecordPath, expression: str) -> str:
+    value = _first(path, record)
+    if value is MISSING:
+        raise RecordError(f"missing text at {expression}")
+    if not isinstance(value, str):
+        raise RecordError(f"text at {expression} is {json_type(value)}, expected a string")
+    return value

@@ -16,9 +16,9 @@ from osbatch.contracts import job_group, job_input_prefix, job_parts_key, job_so
 from osbatch.dal import JobStore
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import object_lines
-from osbatch.ingest.records import RecordError, json_type, original, parse_record
+from osbatch.ingest.records import RecordError, original, parse_record, require_id, require_text
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob
-from osbatch.record_paths import BOOKKEEPING_KEY, MISSING, RecordPath
+from osbatch.record_paths import BOOKKEEPING_KEY, RecordPath
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.support.parts import PartWriter, write_parts_list
@@ -71,8 +71,8 @@ def prepare_job(
         records_in += 1
         try:
             record = parse_record(raw, at_object_start=number == 1)
-            doc_id = _require_id(record, id_path, config.source.id_path)
-            text = _require_text(record, text_path, config.source.text_path)
+            doc_id = require_id(record, id_path, config.source.id_path)
+            text = require_text(record, text_path, config.source.text_path)
         except RecordError as error:
             dead_letters.add(line=number, stage="parse", reason=str(error), record=original(raw, error))
             continue
@@ -114,30 +114,3 @@ def prepare_job(
         duplicate_ids=duplicates,
     )
     return state.model_copy(update={"prepared": prepared})
-
-
-def _first(path: RecordPath, record: dict[str, Any]) -> Any:
-    """The value at path; for an indefinite path (`$..text`), its first match."""
-    value = path.lookup(record)
-    if not path.definite and value is not MISSING:
-        return value[0]
-    return value
-
-
-def _require_id(record: dict[str, Any], path: RecordPath, expression: str) -> str:
-    """The record's id as OpenSearch will store it (`_id` is a string: 7 and "7" are one document)."""
-    value = _first(path, record)
-    if value is MISSING:
-        raise RecordError(f"missing id at {expression}")
-    if not isinstance(value, str | int) or isinstance(value, bool) or value == "":
-        raise RecordError(f"id at {expression} is {json_type(value)}, expected a non-empty string or number")
-    return str(value)
-
-
-def _require_text(record: dict[str, Any], path: RecordPath, expression: str) -> str:
-    value = _first(path, record)
-    if value is MISSING:
-        raise RecordError(f"missing text at {expression}")
-    if not isinstance(value, str):
-        raise RecordError(f"text at {expression} is {json_type(value)}, expected a string")
-    return value

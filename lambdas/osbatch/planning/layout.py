@@ -1,0 +1,138 @@
+"""How valid records are cut into parts and parts grouped into remote jobs: the arithmetic alone, no I/O.
+
+Prepare's PartWriter (steps/support/parts.py) writes the files this layout decides on; `osbatch plan`
+(planning/plan.py) runs the same layout over sizes only, so the plan's remote jobs are the ones Prepare
+would create. Parts fit the backend's InputLimits (per file), groups its JobLimits (per remote job). Groups
+fill in order and a part is cut early when its group is full, so no part straddles two remote jobs.
+
+Minimum records per job (Bedrock refuses a job below it): only the last group can fall under it, since every
+earlier one was closed full. The previous group's tail records then move into it: whole parts, and at most
+one part split in two (`rebalance`, whose callbacks do the writer's I/O).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from osbatch.backends.base import InputLimits, JobLimits
+
+
+class TooManyRemoteJobs(ValueError):
+    """The upload needs more remote jobs than inference.max_remote_jobs allows."""
+
+
+@dataclass
+class Part:
+    number: int
+    records: int
+    bytes: int
+
+
+@dataclass
+class Group:
+    """The parts of one remote job."""
+
+    index: int
+    parts: list[Part] = field(default_factory=list)
+
+    @property
+    def records(self) -> int:
+        return sum(part.records for part in self.parts)
+
+    @property
+    def bytes(self) -> int:
+        return sum(part.bytes for part in self.parts)
+
+
+# (part, from group, to group): the whole part moves.
+MovePart = Callable[[Part, Group, Group], None]
+# (part, from group, to group, records kept, new part number) -> (bytes kept, bytes moved).
+SplitPart = Callable[[Part, Group, Group, int, int], tuple[int, int]]
+
+
+class PartLayout:
+    """The open part's size, the closed parts and their groups, as lines of given sizes arrive."""
+
+    def __init__(self, limits: InputLimits, job_limits: JobLimits, max_jobs: int | None = None) -> None:
+        self._limits, self._job_limits, self._max_jobs = limits, job_limits, max_jobs
+        self.groups: list[Group] = []
+        self.parts = 0  # parts closed so far (and the number the open one will get)
+        self.is_open = False
+        self.records = 0  # in the open part
+        self.bytes = 0
+
+    def must_close(self, incoming: int) -> bool:
+        """Whether the open part must be closed before a line of `incoming` bytes."""
+        return self.is_open and (self._file_full(incoming) or self._group_full(incoming))
+
+    def open(self, incoming: int) -> Group:
+        """Open a part for a line of `incoming` bytes (in a new group when the last is full); its group."""
+        if not self.groups or self._group_full(incoming) or self._group_at_part_limit():
+            self._new_group()
+        self.is_open = True
+        return self.groups[-1]
+
+    def add(self, size: int) -> None:
+        self.records += 1
+        self.bytes += size
+
+    def close(self) -> Part:
+        """Close the open part into the last group."""
+        part = Part(self.parts, self.records, self.bytes)
+        self.groups[-1].parts.append(part)
+        self.is_open, self.records, self.bytes = False, 0, 0
+        self.parts += 1
+        return part
+
+    def rebalance(self, move: MovePart, split: SplitPart) -> None:
+        """Bring the last group up to min_records_per_job from the one before; `move` and `split` do the
+        I/O (or nothing, for a plan) before the layout records the change."""
+        if len(self.groups) < 2:
+            return
+        previous, last = self.groups[-2], self.groups[-1]
+        minimum = self._job_limits.min_records_per_job
+        while last.records < minimum and previous.parts:
+            moving = min(minimum - last.records, previous.records - minimum)
+            if moving <= 0:
+                return  # the previous group is at the minimum itself: nothing to spare
+            part = previous.parts[-1]
+            if moving >= part.records:
+                move(part, previous, last)
+                previous.parts.remove(part)
+                last.parts.insert(0, part)
+            else:
+                keep, number = part.records - moving, self.parts
+                self.parts += 1
+                kept, moved = split(part, previous, last, keep, number)
+                part.records, part.bytes = keep, kept
+                last.parts.insert(0, Part(number, moving, moved))
+
+    def _file_full(self, incoming: int) -> bool:
+        return (
+            self.records >= self._limits.max_records_per_file
+            or self.bytes + incoming > self._limits.max_bytes_per_file
+        )
+
+    def _group_full(self, incoming: int) -> bool:
+        group = self.groups[-1]
+        records = group.records + self.records
+        if not records:
+            return False  # a record is never alone in a group of its own making
+        limits = self._job_limits
+        return (
+            records + 1 > limits.max_records_per_job
+            or group.bytes + self.bytes + incoming > limits.max_bytes_per_job
+        )
+
+    def _group_at_part_limit(self) -> bool:
+        most = self._job_limits.max_parts_per_job
+        return most is not None and len(self.groups[-1].parts) >= most
+
+    def _new_group(self) -> None:
+        if self._max_jobs is not None and len(self.groups) >= self._max_jobs:
+            raise TooManyRemoteJobs(
+                f"the upload needs more than {self._max_jobs} remote jobs within the backend's per-job "
+                "limits (inference.max_remote_jobs); split the file or raise the limit"
+            )
+        self.groups.append(Group(len(self.groups)))
