@@ -1,7 +1,8 @@
 """The CLI's exit codes, defined once: `osbatch --help` and README.md list them from here.
 
-Standard library only: cli/main.py imports this module before any command runs (tests/unit/test_cli_imports.py).
-The aws CLI documents its codes the same way ("Return codes", docs.aws.amazon.com/cli/latest/topic/return-codes.html).
+Standard library only: cli/main.py imports it before any command runs (tests/unit/test_cli_imports.py).
+The aws CLI documents its codes the same way (AWS CLI User Guide, "Command line return codes",
+docs.aws.amazon.com/cli/latest/userguide/cli-usage-returncodes.html).
 """
 
 from __future__ import annotations

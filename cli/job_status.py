@@ -71,11 +71,7 @@ def _elapsed(start: Any, end: Any) -> str:
 
 def summarize(job: dict[str, Any], *, dead_letters: str, report: str) -> JobSummary:
     """`dead_letters` and `report` are the job's S3 places (the stack's buckets, osbatch.contracts' keys)."""
-    facts = [
-        (label, str(job[key]))
-        for label, key in FACTS
-        if job.get(key) not in (None, "")
-    ]
+    facts = [(label, str(job[key])) for label, key in FACTS if job.get(key) not in (None, "")]
     counts = [(label, str(job[key])) for label, key in COUNTS if job.get(key) is not None]
     remotes = job.get("remote_jobs") or []
     rows = [

@@ -66,8 +66,10 @@ def wait_for_job(
 
 
 def _wildcard(pattern: str) -> re.Pattern[str]:
-    """An EventBridge `wildcard` filter: `*` matches anything, `\\*` and `\\\\` are literal (EventBridge User
-    Guide, "Wildcard matching", docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html)."""
+    """An EventBridge `wildcard` filter: `*` matches anything, `\\*` and `\\\\` are literal.
+
+    EventBridge User Guide, "Wildcard matching",
+    docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern-operators.html"""
     out, index = [], 0
     while index < len(pattern):
         char = pattern[index]

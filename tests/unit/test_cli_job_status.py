@@ -23,8 +23,11 @@ def running_job(**fields: Any) -> dict[str, Any]:
         "records_in": 120,
         "dead_lettered": 2,
         "remote_jobs": [
-            {"id": "osb-docs-0", "arn": "arn:aws:sagemaker:us-east-1:1:transform-job/osb-docs-0",
-             "output_uri": "s3://osb-out/jobs/docs/output/0/"},
+            {
+                "id": "osb-docs-0",
+                "arn": "arn:aws:sagemaker:us-east-1:1:transform-job/osb-docs-0",
+                "output_uri": "s3://osb-out/jobs/docs/output/0/",
+            },
             {"id": "osb-docs-1", "arn": "", "output_uri": "s3://osb-out/jobs/docs/output/1/"},
         ],
         "remote_jobs_done": 1,
@@ -56,7 +59,9 @@ def test_remote_jobs_are_a_table_not_a_python_repr() -> None:
     heading = lines.index("remote jobs (1/2 done, last status InProgress, 3 polls)")
     assert lines[heading + 1].split() == ["#", "REMOTE", "JOB", "OUTPUT"]
     assert lines[heading + 2].split() == [
-        "1", "arn:aws:sagemaker:us-east-1:1:transform-job/osb-docs-0", "s3://osb-out/jobs/docs/output/0/"
+        "1",
+        "arn:aws:sagemaker:us-east-1:1:transform-job/osb-docs-0",
+        "s3://osb-out/jobs/docs/output/0/",
     ]
     assert lines[heading + 3].split() == ["2", "osb-docs-1", "s3://osb-out/jobs/docs/output/1/"]
     assert "{'id'" not in text and "[{" not in text
@@ -94,8 +99,9 @@ def test_at_a_terminal_rich_draws_the_same_sections(capsys: pytest.CaptureFixtur
 
 
 def test_json_is_the_item_without_its_internal_fields() -> None:
-    from cli.output import public, to_json
     from decimal import Decimal
+
+    from cli.output import public, to_json
 
     # Given an item as DynamoDB returns it (Decimals, nested too) with the workflow's token
     job = running_job(wake_token="AQCE", records_in=Decimal("120"), rate=Decimal("1.5"))

@@ -34,8 +34,13 @@ def add_job(jobs: JobTable, job_id: str, pipeline: str, state: JobStateName, age
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("30m", timedelta(minutes=30)), ("1h", timedelta(hours=1)),
-     ("2d", timedelta(days=2)), ("1.5H", timedelta(hours=1.5))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("30m", timedelta(minutes=30)),
+        ("1h", timedelta(hours=1)),
+        ("2d", timedelta(days=2)),
+        ("1.5H", timedelta(hours=1.5)),
+    ],
 )
 def test_since_reads_a_number_and_a_unit(text: str, expected: timedelta) -> None:
     # Given a duration as typed / When it is parsed / Then it is that long
