@@ -23,7 +23,7 @@ from osbatch.chunking import (
     Utf8ByteEstimate,
 )
 from osbatch.chunking.tokens import MINILM_MAX_TOKENS, Span
-from tests.unit.conftest import REPO
+from tests.unit.helpers import REPO
 
 SAMPLE = REPO / "samples" / "python-modules" / "modules.jsonl"
 

@@ -8,7 +8,7 @@ import pytest
 
 from osbatch.chunking import TokenizerName
 from osbatch.config import ConfigError, load_pipeline, parse_pipeline, pipelines_from_json, pipelines_to_json
-from tests.unit.conftest import REPO, pipeline_dict
+from tests.unit.helpers import REPO, pipeline_dict
 
 
 def with_chunking(chunking: dict[str, Any], **overrides: Any) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from tests.unit.conftest import REPO
+from tests.unit.helpers import REPO
 
 FOLDER = REPO / "samples" / "python-modules"
 
