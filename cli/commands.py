@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,21 @@ class NoJobStarted(CommandError):
     """`submit` uploaded a file but no job appeared; the message names the likely cause."""
 
 
+# AWS error codes for credentials it does not accept: AWS is not reachable with them, as with none at all
+# (AWS STS API Reference, "Common Errors", docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html).
+REFUSED_CREDENTIALS = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"}
+)
+
+
+def _credentials_refused(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return (
+        isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in REFUSED_CREDENTIALS
+    )
+
+
 def exit_code_for(error: Exception) -> ExitCode | None:
     """The exit code of an error the CLI reports in one line, or None for a bug (a traceback)."""
     from botocore.exceptions import (
@@ -61,7 +77,7 @@ def exit_code_for(error: Exception) -> ExitCode | None:
         NoRegionError,
         OpenSearchUnreachable,
     )
-    if isinstance(error, unreachable):
+    if isinstance(error, unreachable) or _credentials_refused(error):
         return ExitCode.UNREACHABLE
     if isinstance(error, NoJobStarted):
         return ExitCode.NO_JOB
@@ -187,9 +203,11 @@ def submit(args: argparse.Namespace) -> int:
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
     silent = []
+    # One wait for all the uploads: each file's job gets whatever of it the ones before left.
+    deadline = time.monotonic() + args.appear_timeout
     for path, key in keys.items():
         uri = f"s3://{bucket}/{key}"
-        job, seen_before = _upload(target, s3, bucket, key, path, config.name, args.appear_timeout)
+        job, seen_before = _upload(target, s3, bucket, key, path, config.name, deadline)
         if args.json:
             from cli.output import to_json
 
@@ -208,9 +226,10 @@ def submit(args: argparse.Namespace) -> int:
 
 
 def _upload(
-    target: Target, s3: Any, bucket: str, key: str, path: Path, pipeline: str, timeout: float
+    target: Target, s3: Any, bucket: str, key: str, path: Path, pipeline: str, deadline: float
 ) -> tuple[dict[str, Any] | None, bool]:
-    """Upload one file; its job once it appears (None after `timeout`), and whether it existed before."""
+    """Upload one file; its job once it appears (None at the `time.monotonic()` deadline), and whether
+    the job existed before the upload."""
     from cli.submit import wait_for_job
     from osbatch.models import job_id_for
 
@@ -220,9 +239,10 @@ def _upload(
     etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
     job_id = job_id_for(pipeline, bucket, key, etag)
     existing = target.jobs.get(job_id)
-    if existing is not None or timeout <= 0:
+    left = deadline - time.monotonic()
+    if existing is not None or left <= 0:
         return existing, existing is not None
-    return wait_for_job(lambda: target.jobs.get(job_id), timeout), False
+    return wait_for_job(lambda: target.jobs.get(job_id), left), False
 
 
 def _no_job_message(target: Target, s3: Any, bucket: str, keys: list[str], timeout: float) -> str:

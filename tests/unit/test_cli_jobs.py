@@ -164,3 +164,17 @@ def test_output_into_a_closed_pipe_ends_quietly() -> None:
     # Then the CLI stops without a traceback or "Exception ignored", and exits OK
     assert process.wait() == ExitCode.OK
     assert err == ""
+
+
+def test_credentials_aws_refuses_count_as_unreachable() -> None:
+    from botocore.exceptions import ClientError
+
+    from cli.commands import exit_code_for
+
+    # Given AWS answering with an expired token, and with a throttle
+    expired = ClientError({"Error": {"Code": "ExpiredToken", "Message": "expired"}}, "DescribeStacks")
+    throttled = ClientError({"Error": {"Code": "ThrottlingException", "Message": "slow"}}, "Scan")
+    # When the CLI maps them to exit codes
+    # Then the refused credentials are UNREACHABLE; anything else stays a traceback (None), not a guess
+    assert exit_code_for(expired) == ExitCode.UNREACHABLE
+    assert exit_code_for(throttled) is None

@@ -212,24 +212,27 @@ def test_an_upload_that_starts_no_job_exits_non_zero_naming_the_cause(
     )
     trigger["events"].disable_rule(Name="msmarco-object-created")
     (tmp_path / "a.jsonl").write_text('{"_id": "1", "text": "x"}\n')
-    # When a file is submitted with a short wait
+    (tmp_path / "b.jsonl").write_text('{"_id": "2", "text": "y"}\n')
+    # When two files are submitted with a short wait
     code = main(
         [
             "--pipelines",
             str(write_pipeline(tmp_path)),
             "submit",
             str(tmp_path / "a.jsonl"),
+            str(tmp_path / "b.jsonl"),
             "--pipeline",
             "msmarco",
             "--appear-timeout",
             "0.01",
         ]
     )
-    # Then it was uploaded, no job appeared, and the exit code and message name the disabled rule
+    # Then both were uploaded, no job appeared, and the exit code and message name the disabled rule
     captured = capsys.readouterr()
     assert code == ExitCode.NO_JOB
     assert f"uploaded {tmp_path / 'a.jsonl'} to s3://osb-in/{KEY}; no job yet" in captured.out
-    assert "no job appeared within 0.01s" in captured.err
+    assert f"uploaded {tmp_path / 'b.jsonl'} to s3://osb-in/{PREFIX}b.jsonl; no job yet" in captured.out
+    assert f"no job appeared within 0.01s for {KEY}, {PREFIX}b.jsonl" in captured.err
     assert "(msmarco-object-created); enable it" in captured.err
 
 
