@@ -281,7 +281,7 @@ def jobs(args: argparse.Namespace) -> int:
     else:
         from cli.views import jobs_table
 
-        print(jobs_table(chosen))
+        print(jobs_table(chosen) if chosen or not filtering else "no jobs match those filters")
     return ExitCode.OK
 
 

@@ -91,6 +91,9 @@ def test_jobs_filters_by_state_pipeline_and_age_as_json(
     assert [job["job_id"] for job in listed] == ["docs-recent-failed"]
     assert listed[0]["state"] == "FAILED" and listed[0]["records_in"] == 3
     assert "item" not in listed[0]
+    # And a filter nothing matches says so, rather than that there are no jobs at all
+    assert main(["jobs", "--state", "CANCELLED"]) == ExitCode.OK
+    assert capsys.readouterr().out == "no jobs match those filters\n"
 
 
 def test_an_unknown_state_is_a_usage_error_naming_the_states(
