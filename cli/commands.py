@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -360,19 +360,35 @@ def setup(args: argparse.Namespace) -> int:
     from osbatch.search.provision import ProvisionError
 
     config = _pipeline(args.pipelines, args.pipeline)  # every search-side rule is checked before sending
+    # With --json, stdout holds only the JSON; the local setup's notes go to stderr.
+    notes = _to_stderr if args.json else print
     try:
-        result = _provision(config, args.connector_role_arn)
+        result = _provision(config, args.connector_role_arn, notes)
     except (ProvisionError, MlCommonsError) as error:
         raise CommandError(str(error)) from None
     except TransportError as error:
         raise CommandError(f"OpenSearch refused a setup request: {error.info or error}") from None
+    if args.json:
+        from dataclasses import asdict
+
+        from cli.output import to_json
+
+        changes = [asdict(change) for change in result.changes]
+        print(to_json({"pipeline": config.name, "changed": result.changed, "changes": changes}))
+        return ExitCode.OK
     for change in result.changes:
         print(change.describe())
     print("nothing changed" if not result.changed else f"pipeline {config.name}: search side provisioned")
     return ExitCode.OK
 
 
-def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def _provision(config: PipelineConfig, role_arn: str | None, notes: Callable[[str], None] = print) -> Any:
     from osbatch.search.connectors import ConnectorTarget
     from osbatch.search.provision import provision_search
 
@@ -383,7 +399,7 @@ def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
 
         if not local_runtime().models.status().running:
             raise CommandError("the local model server is not running; run `osbatch up` first")
-        return provision_local(local, config)
+        return provision_local(local, config, notes)
     if not role_arn:
         raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
     target = _target()

@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup = add("setup", "create or update a pipeline's index, models and search pipelines")
     setup.add_argument("--pipeline", required=True)
     setup.add_argument("--connector-role-arn", help="on AWS: the role ML Commons connectors sign as")
+    setup.add_argument("--json", action="store_true", help="print what changed as JSON")
     batch = add(
         "batch-ingest",
         "run an ML Commons _batch_ingestion request body (index_name, field_map, data_source) as is",

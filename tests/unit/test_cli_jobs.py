@@ -181,3 +181,26 @@ def test_credentials_aws_refuses_count_as_unreachable() -> None:
     # Then the refused credentials are UNREACHABLE; anything else stays a traceback (None), not a guess
     assert exit_code_for(expired) == ExitCode.UNREACHABLE
     assert exit_code_for(throttled) is None
+
+
+def test_setup_json_is_the_changes_alone(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from osbatch.search.provision import Change, Provisioned
+
+    # Given a setup that notes something along the way and changes one thing
+    def provision(config: Any, role_arn: Any, notes: Any) -> Provisioned:
+        notes("note: the local node has no k-NN on this field")
+        return Provisioned(
+            changes=[Change("index", config.sink.index, "created"), Change("model", "m", "unchanged")]
+        )
+
+    monkeypatch.setattr("cli.commands._provision", provision)
+    # When `osbatch setup --json` runs
+    code = main(["setup", "--pipeline", "python-docs", "--json"])
+    captured = capsys.readouterr()
+    # Then stdout is one JSON document of the changes, and the note went to stderr
+    result = json.loads(captured.out)
+    assert code == ExitCode.OK and result["pipeline"] == "python-docs" and result["changed"] is True
+    assert [change["action"] for change in result["changes"]] == ["created", "unchanged"]
+    assert "note: the local node" in captured.err
