@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
     from cli.target import Target
@@ -28,11 +31,59 @@ class CommandError(RuntimeError):
     """A command cannot do what was asked; the message says why and what to do."""
 
 
-def is_expected(error: Exception) -> bool:
-    """An error the CLI reports in one line (exit 2) rather than with a traceback."""
+class Unreachable(CommandError):
+    """Neither the local runtime nor AWS answered (cli.exit_codes: UNREACHABLE)."""
+
+
+class NoJobStarted(CommandError):
+    """`submit` uploaded a file but no job appeared; the message names the likely cause."""
+
+
+# AWS error codes for credentials it does not accept: AWS is not reachable with them, as with none at all
+# (AWS STS API Reference, "Common Errors", docs.aws.amazon.com/STS/latest/APIReference/CommonErrors.html).
+REFUSED_CREDENTIALS = frozenset(
+    {"ExpiredToken", "ExpiredTokenException", "InvalidClientTokenId", "UnrecognizedClientException"}
+)
+
+
+def _credentials_refused(error: Exception) -> bool:
+    from botocore.exceptions import ClientError
+
+    return (
+        isinstance(error, ClientError) and error.response.get("Error", {}).get("Code") in REFUSED_CREDENTIALS
+    )
+
+
+def exit_code_for(error: Exception) -> ExitCode | None:
+    """The exit code of an error the CLI reports in one line, or None for a bug (a traceback)."""
+    from botocore.exceptions import (
+        ConnectTimeoutError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        NoRegionError,
+    )
+    from opensearchpy.exceptions import ConnectionError as OpenSearchUnreachable
+
+    from cli.job_filters import FilterError
+    from cli.target import TargetError
     from osbatch.config import ConfigError
 
-    return isinstance(error, ConfigError | CommandError)
+    unreachable = (
+        Unreachable,
+        TargetError,
+        EndpointConnectionError,
+        ConnectTimeoutError,
+        NoCredentialsError,
+        NoRegionError,
+        OpenSearchUnreachable,
+    )
+    if isinstance(error, unreachable) or _credentials_refused(error):
+        return ExitCode.UNREACHABLE
+    if isinstance(error, NoJobStarted):
+        return ExitCode.NO_JOB
+    if isinstance(error, ConfigError | CommandError | FilterError):
+        return ExitCode.USAGE
+    return None
 
 
 @contextlib.contextmanager
@@ -52,7 +103,7 @@ def up(args: argparse.Namespace) -> int:
 
     with _local_runtime_errors():
         local_runtime().up()
-    return 0
+    return ExitCode.OK
 
 
 def down(args: argparse.Namespace) -> int:
@@ -60,30 +111,59 @@ def down(args: argparse.Namespace) -> int:
 
     with _local_runtime_errors():
         local_runtime().down()
-    return 0
+    return ExitCode.OK
 
 
 def status(args: argparse.Namespace) -> int:
     from cli.target import TargetError, resolve_target
-    from cli.views import job_detail
 
     if args.job_id:
-        job = _target().jobs.get(args.job_id)
-        if job is None:
-            raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
-        print(job_detail(job))
-        return 0
+        return _job_status(args.job_id, as_json=args.json)
     from local.runtime import local_runtime
 
     pieces = local_runtime().status()
-    for piece in pieces:
-        print(piece.describe())
     try:
         target = resolve_target()
-        print(f"commands act on: {target.name} stack ({target.endpoint_url or 'AWS'})")
+        acts_on: dict[str, Any] = {"target": target.name, "endpoint": target.endpoint_url or "AWS"}
+        acts_on_line = f"commands act on: {target.name} stack ({target.endpoint_url or 'AWS'})"
     except TargetError as error:
-        print(f"commands act on: nothing yet ({error})")
-    return 0 if all(piece.running for piece in pieces) else 1
+        acts_on = {"target": None, "error": str(error)}
+        acts_on_line = f"commands act on: nothing yet ({error})"
+    if args.json:
+        from cli.output import to_json
+
+        described = [{"running": piece.running, "description": piece.describe()} for piece in pieces]
+        print(to_json({"pieces": described, "acts_on": acts_on}))
+    else:
+        for piece in pieces:
+            print(piece.describe())
+        print(acts_on_line)
+    return ExitCode.OK if all(piece.running for piece in pieces) else ExitCode.FAILED
+
+
+def _job_status(job_id: str, *, as_json: bool) -> int:
+    from cli.job_status import plain_text, print_rich, summarize
+    from cli.output import is_terminal, public, to_json
+    from osbatch.contracts import dead_letter_prefix, report_key
+    from osbatch.models import JobStateName
+
+    target = _target()
+    job = target.jobs.get(job_id)
+    if job is None:
+        raise CommandError(f"no job {job_id}; `osbatch jobs` lists them")
+    if as_json:
+        print(to_json(public(job)))
+    else:
+        summary = summarize(
+            job,
+            dead_letters=f"s3://{target.output('DeadLetterBucketName')}/{dead_letter_prefix(job_id)}",
+            report=f"s3://{target.output('OutputBucketName')}/{report_key(job_id)}",
+        )
+        if is_terminal():
+            print_rich(summary)
+        else:
+            print(plain_text(summary))
+    return ExitCode.FAILED if job.get("state") == JobStateName.FAILED.value else ExitCode.OK
 
 
 def deploy(args: argparse.Namespace) -> int:
@@ -95,7 +175,7 @@ def deploy(args: argparse.Namespace) -> int:
         raise CommandError("the local runtime is not up; run `osbatch up` first")
     stack = deploy_local(args.pipelines, opensearch_url=runtime.opensearch.url)
     print(f"deployed stack {stack.stack_name} into the local runtime ({len(stack.resources)} resources)")
-    return 0
+    return ExitCode.OK
 
 
 def demo(args: argparse.Namespace) -> int:
@@ -107,24 +187,102 @@ def demo(args: argparse.Namespace) -> int:
 
 
 def submit(args: argparse.Namespace) -> int:
+    from cli.submit import ignored_because
+
     config = _pipeline(args.pipelines, args.pipeline)  # a bad config is reported before anything is sent
+    pipelines = {known.name: known for known in _pipelines(args.pipelines)}
+    keys = {}
+    for path in args.files:  # every file is checked before any is uploaded
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        keys[path] = f"{config.source.prefix}{path.name}"
+        reason = ignored_because(keys[path], config, pipelines)
+        if reason:
+            raise CommandError(f"{path}: not uploaded, the trigger would ignore it: {reason}")
     target = _target()
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
-    for path in args.files:
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file")
-        key = f"{config.source.prefix}{path.name}"
-        s3.upload_file(str(path), bucket, key)
-        print(f"uploaded {path} to s3://{bucket}/{key}")
-    return 0
+    silent = []
+    # One wait for all the uploads: each file's job gets whatever of it the ones before left.
+    deadline = time.monotonic() + args.appear_timeout
+    for path, key in keys.items():
+        uri = f"s3://{bucket}/{key}"
+        job, seen_before = _upload(target, s3, bucket, key, path, config.name, deadline)
+        if args.json:
+            from cli.output import to_json
+
+            print(to_json({"file": str(path), "uri": uri, "job_id": job and job["job_id"]}, indent=None))
+        elif job is None:
+            print(f"uploaded {path} to {uri}; no job yet")
+        elif seen_before:
+            print(f"uploaded {path} to {uri}: the same content as job {job['job_id']} ({job['state']})")
+        else:
+            print(f"uploaded {path} to {uri}: job {job['job_id']} ({job['state']})")
+        if job is None and args.appear_timeout > 0:
+            silent.append(key)
+    if silent:
+        raise NoJobStarted(_no_job_message(target, s3, bucket, silent, args.appear_timeout))
+    return ExitCode.OK
+
+
+def _upload(
+    target: Target, s3: Any, bucket: str, key: str, path: Path, pipeline: str, deadline: float
+) -> tuple[dict[str, Any] | None, bool]:
+    """Upload one file; its job once it appears (None at the `time.monotonic()` deadline), and whether
+    the job existed before the upload."""
+    from cli.submit import wait_for_job
+    from osbatch.models import job_id_for
+
+    s3.upload_file(str(path), bucket, key)
+    # The job id the submit function derives from the object (osbatch.steps.submit): the same bytes at the
+    # same key are the same job, which it does not start again.
+    etag = s3.head_object(Bucket=bucket, Key=key)["ETag"].strip('"')
+    job_id = job_id_for(pipeline, bucket, key, etag)
+    existing = target.jobs.get(job_id)
+    left = deadline - time.monotonic()
+    if existing is not None or left <= 0:
+        return existing, existing is not None
+    return wait_for_job(lambda: target.jobs.get(job_id), left), False
+
+
+def _no_job_message(target: Target, s3: Any, bucket: str, keys: list[str], timeout: float) -> str:
+    from cli.submit import TriggerCheck
+
+    check = TriggerCheck(
+        events=target.client("events"),
+        s3=s3,
+        sqs=target.client("sqs"),
+        submit_queue_url=target.outputs.get("SubmitQueueUrl"),
+        submit_dlq_url=target.outputs.get("SubmitDlqUrl"),
+    )
+    causes = check.causes(bucket, keys[0])
+    found = "; ".join(causes) or (
+        "the bucket's notifications, the pipeline's rule and the submit queues look fine: the submit "
+        "function may be slow or failing; see its logs, and `osbatch jobs` in a moment"
+    )
+    return f"no job appeared within {timeout:g}s for {', '.join(keys)}: {found}"
 
 
 def jobs(args: argparse.Namespace) -> int:
-    from cli.views import jobs_table
+    import sys
 
-    print(jobs_table(_target().jobs.list_jobs(args.pipeline, args.limit)))
-    return 0
+    from cli.job_filters import parse_since, parse_state, select_jobs
+
+    state = parse_state(args.state) if args.state else None
+    since = parse_since(args.since) if args.since else None
+    filtering = state is not None or since is not None
+    # Filters apply before the limit, so with one the command reads every job of the pipeline (or table).
+    listed = _target().jobs.list_jobs(args.pipeline, sys.maxsize if filtering else args.limit)
+    chosen = select_jobs(listed, state=state, since=since, limit=args.limit)
+    if args.json:
+        from cli.output import public, to_json
+
+        print(to_json([public(job) for job in chosen]))
+    else:
+        from cli.views import jobs_table
+
+        print(jobs_table(chosen) if chosen or not filtering else "no jobs match those filters")
+    return ExitCode.OK
 
 
 def cancel(args: argparse.Namespace) -> int:
@@ -153,7 +311,7 @@ def cancel(args: argparse.Namespace) -> int:
         backend.cancel(RemoteJob(id=ref["id"], arn=ref.get("arn", ""), output_uri=ref["output_uri"]))
     target.jobs.update(args.job_id, JobStateName.CANCELLING)
     print(f"cancelling {args.job_id}; the workflow records CANCELLED once the inference job has stopped")
-    return 0
+    return ExitCode.OK
 
 
 def search(args: argparse.Namespace) -> int:
@@ -178,7 +336,7 @@ def search(args: argparse.Namespace) -> int:
     except SearchSetupError as error:
         raise CommandError(str(error)) from None
     print_response(response, config, as_json=args.json)
-    return 0
+    return ExitCode.OK
 
 
 def _query_vector(config: PipelineConfig, *, local: bool) -> QueryEmbedder | None:
@@ -202,19 +360,35 @@ def setup(args: argparse.Namespace) -> int:
     from osbatch.search.provision import ProvisionError
 
     config = _pipeline(args.pipelines, args.pipeline)  # every search-side rule is checked before sending
+    # With --json, stdout holds only the JSON; the local setup's notes go to stderr.
+    notes = _to_stderr if args.json else print
     try:
-        result = _provision(config, args.connector_role_arn)
+        result = _provision(config, args.connector_role_arn, notes)
     except (ProvisionError, MlCommonsError) as error:
         raise CommandError(str(error)) from None
     except TransportError as error:
         raise CommandError(f"OpenSearch refused a setup request: {error.info or error}") from None
+    if args.json:
+        from dataclasses import asdict
+
+        from cli.output import to_json
+
+        changes = [asdict(change) for change in result.changes]
+        print(to_json({"pipeline": config.name, "changed": result.changed, "changes": changes}))
+        return ExitCode.OK
     for change in result.changes:
         print(change.describe())
     print("nothing changed" if not result.changed else f"pipeline {config.name}: search side provisioned")
-    return 0
+    return ExitCode.OK
 
 
-def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
+def _to_stderr(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr)
+
+
+def _provision(config: PipelineConfig, role_arn: str | None, notes: Callable[[str], None] = print) -> Any:
     from osbatch.search.connectors import ConnectorTarget
     from osbatch.search.provision import provision_search
 
@@ -225,7 +399,7 @@ def _provision(config: PipelineConfig, role_arn: str | None) -> Any:
 
         if not local_runtime().models.status().running:
             raise CommandError("the local model server is not running; run `osbatch up` first")
-        return provision_local(local, config)
+        return provision_local(local, config, notes)
     if not role_arn:
         raise CommandError("on AWS, connectors sign as a role: pass --connector-role-arn")
     target = _target()
@@ -275,7 +449,7 @@ def batch_ingest(args: argparse.Namespace) -> int:
         )
     except BatchIngestError as error:
         raise CommandError(str(error)) from None
-    return 1 if report.dead_lettered else 0
+    return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 
 
 def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
@@ -298,7 +472,7 @@ def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
             jobs=target.jobs,
             scratch=Path(scratch),
         )
-    return 1 if report.dead_lettered else 0
+    return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -323,7 +497,7 @@ def replay(args: argparse.Namespace) -> int:
         opensearch=_opensearch(target, config),
         resubmit_dir=Path.cwd(),
     )
-    return 1 if report.dead_lettered else 0
+    return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 
 
 def _target() -> Target:
@@ -332,7 +506,7 @@ def _target() -> Target:
     try:
         return resolve_target()
     except TargetError as error:
-        raise CommandError(str(error)) from None
+        raise Unreachable(str(error)) from None
 
 
 def _pipelines(pattern: str) -> list[PipelineConfig]:

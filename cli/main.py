@@ -18,13 +18,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from cli.exit_codes import ExitCode, exit_codes_help
+
 # The demo's backends, for its help text; local/demo_backends.py's DEMO_BACKENDS is the table itself
 # (tests/unit/test_demo_backends.py keeps the two the same).
 DEMO_BACKEND_HELP = "sagemaker (the default), bedrock, openai or ml-commons"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="osbatch", description="Offline batch ML inference for OpenSearch.")
+    parser = argparse.ArgumentParser(
+        prog="osbatch",
+        description="Offline batch ML inference for OpenSearch.",
+        epilog=exit_codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument(
         "--pipelines",
         default=os.environ.get("OSBATCH_PIPELINES_GLOB", "pipelines/*.yaml"),
@@ -41,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("down", "stop the local runtime")
     status = add("status", "what runs where; with a job id, that job in detail")
     status.add_argument("job_id", nargs="?")
+    status.add_argument("--json", action="store_true", help="print the job (or the runtime's pieces) as JSON")
     deploy = add("deploy", "deploy the stack into the local runtime (on AWS: cdk deploy)")
     deploy.add_argument("--local", action="store_true", required=True, help="deploy into the local runtime")
     demo = add("demo", "the whole pipeline on sample data, locally; the runtime stays up afterwards")
@@ -48,6 +56,15 @@ def build_parser() -> argparse.ArgumentParser:
     submit = add("submit", "upload JSONL files as input for a pipeline")
     submit.add_argument("files", nargs="+", type=Path)
     submit.add_argument("--pipeline", required=True)
+    submit.add_argument(
+        "--appear-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for each upload's job to appear before looking for the cause (default 30; "
+        "0: do not wait)",
+    )
+    submit.add_argument("--json", action="store_true", help="print each upload and its job as a JSON line")
     plan = add(
         "plan",
         "what a run of these files would send, create, take and cost; submits nothing",
@@ -77,8 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--tokenizer", type=Path, help="all-MiniLM-L6-v2's tokenizer.json (default: the installed one)"
     )
     jobs = add("jobs", "list jobs, newest first")
-    jobs.add_argument("--pipeline")
-    jobs.add_argument("--limit", type=int, default=50)
+    jobs.add_argument("--pipeline", help="only this pipeline's jobs")
+    jobs.add_argument("--state", type=str.upper, help="only jobs in this state (e.g. FAILED, RUNNING)")
+    jobs.add_argument("--since", help="only jobs created within this long, e.g. 30m, 1h, 2d")
+    jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON array")
     cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
     search = add("search", "k-NN, neural or hybrid search in a pipeline's index")
@@ -97,6 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     setup = add("setup", "create or update a pipeline's index, models and search pipelines")
     setup.add_argument("--pipeline", required=True)
     setup.add_argument("--connector-role-arn", help="on AWS: the role ML Commons connectors sign as")
+    setup.add_argument("--json", action="store_true", help="print what changed as JSON")
     batch = add(
         "batch-ingest",
         "run an ML Commons _batch_ingestion request body (index_name, field_map, data_source) as is",
@@ -126,14 +147,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = importlib.import_module("cli.commands")
     try:
         return int(getattr(importlib.import_module(args.module), args.run)(args))
+    except BrokenPipeError:
+        # The reader closed the pipe (`osbatch jobs | head -1`): stop quietly, without "Exception ignored"
+        # when Python flushes stdout at exit (the signal module's "Note on SIGPIPE", docs.python.org).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except KeyboardInterrupt:
         print("osbatch: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as error:
-        if not commands.is_expected(error):
+        code = commands.exit_code_for(error)
+        if code is None:
             raise
         print(f"osbatch: error: {error}", file=sys.stderr)
-        return 2
+        return code
 
 
 if __name__ == "__main__":

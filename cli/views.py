@@ -1,4 +1,4 @@
-"""Plain-text tables and summaries for the terminal."""
+"""Plain-text tables for the terminal (cli/job_status.py: one job in detail)."""
 
 from __future__ import annotations
 
@@ -38,31 +38,3 @@ def jobs_table(jobs: Sequence[dict[str, Any]]) -> str:
     return table(
         [[job.get(key) for _, key in JOB_COLUMNS] for job in jobs], [title for title, _ in JOB_COLUMNS]
     )
-
-
-def job_detail(job: dict[str, Any]) -> str:
-    order = [
-        "job_id",
-        "pipeline",
-        "state",
-        "reason",
-        "source",
-        "records_in",
-        "valid",
-        "indexed",
-        "dead_lettered",
-        "unaccounted",
-        "remote_jobs",
-        "remote_jobs_done",
-        "remote_status",
-        "polls",
-        "chunks",
-        "created_at",
-        "submitted_at",
-        "finished_at",
-        "report",
-        "execution_arn",
-    ]
-    keys = [key for key in order if key in job] + sorted(set(job) - set(order) - HIDDEN)
-    width = max(len(key) for key in keys)
-    return "\n".join(f"{key.ljust(width)}  {job[key]}" for key in keys)

@@ -36,3 +36,22 @@ def s3(aws: None) -> Any:
     for bucket in ("osb-in", "osb-out", "osb-dlq"):
         client.create_bucket(Bucket=bucket)
     return client
+
+
+# The stack outputs the CLI reads, naming the unit tests' buckets and job table (tests/unit/helpers.py).
+CLI_OUTPUTS = {
+    "InputBucketName": "osb-in",
+    "OutputBucketName": "osb-out",
+    "DeadLetterBucketName": "osb-dlq",
+    "JobTableName": "jobs",
+}
+
+
+@pytest.fixture
+def cli_target(jobs: JobTable, s3: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The CLI's commands act on moto's buckets and job table, never on a local runtime that may be up."""
+    from cli.target import Target
+
+    target = Target("test", None, dict(CLI_OUTPUTS), session=boto3.session.Session(region_name="us-east-1"))
+    monkeypatch.setattr("cli.target.resolve_target", lambda: target)
+    return target

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from local.aws.patches import cloudformation, eventbridge, lambda_invoke, sqs_poller, stepfunctions
+from local.aws.patches import (
+    cloudformation,
+    eventbridge,
+    lambda_invoke,
+    s3_notifications,
+    sqs_poller,
+    stepfunctions,
+)
 
 _installed = False
 
@@ -14,6 +21,7 @@ def install(*, endpoint_url: str, time_scale: float) -> None:
     lambda_invoke.install(endpoint_url)
     cloudformation.install()
     eventbridge.install()
+    s3_notifications.install()
     stepfunctions.install(time_scale)
     sqs_poller.install(time_scale)
     _installed = True

@@ -1,0 +1,171 @@
+"""`osbatch status <job>`: one job as a person reads it, or as JSON.
+
+A summary (what, state, why), the counts, the remote inference jobs as a table, the timeline, and where the
+dead letters and the report are. rich renders it at a terminal; anything else (a pipe, a file, CI) gets
+the same sections as plain lines, so scripts that grep them keep working.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cli.views import HIDDEN, table
+
+COUNTS = (
+    ("records in", "records_in"),
+    ("valid", "valid"),
+    ("indexed", "indexed"),
+    ("dead-lettered", "dead_lettered"),
+    ("unaccounted", "unaccounted"),
+    ("duplicate ids", "duplicate_ids"),
+)
+TIMELINE = (("created", "created_at"), ("submitted", "submitted_at"), ("finished", "finished_at"))
+REMOTE_HEADERS = ("#", "REMOTE JOB", "OUTPUT")
+FACTS = (("pipeline", "pipeline"), ("state", "state"), ("reason", "reason"), ("source", "source"))
+# Fields the sections above show; any other field of the item is listed under "more", so none is lost.
+SHOWN = {
+    "job_id",
+    *(key for _, key in FACTS + COUNTS + TIMELINE),
+    "remote_jobs",
+    "remote_jobs_done",
+    "remote_status",
+    "polls",
+    "chunks",
+    "report",
+    "execution_arn",
+}
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    title: str
+    facts: list[tuple[str, str]]
+    counts: list[tuple[str, str]]
+    remote_headers: Sequence[str]
+    remote_rows: list[list[str]]
+    remote_progress: str
+    timeline: list[tuple[str, str]]
+    places: list[tuple[str, str]] = field(default_factory=list)
+    more: list[tuple[str, str]] = field(default_factory=list)
+
+
+def _when(text: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def _elapsed(start: Any, end: Any) -> str:
+    began, ended = _when(start), _when(end)
+    if began is None or ended is None:
+        return ""
+    seconds = int((ended - began).total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"+{hours}h{minutes:02d}m{seconds:02d}s" if hours else f"+{minutes}m{seconds:02d}s"
+
+
+def summarize(job: dict[str, Any], *, dead_letters: str, report: str) -> JobSummary:
+    """`dead_letters` and `report` are the job's S3 places (the stack's buckets, osbatch.contracts' keys)."""
+    facts = [(label, str(job[key])) for label, key in FACTS if job.get(key) not in (None, "")]
+    counts = [(label, str(job[key])) for label, key in COUNTS if job.get(key) is not None]
+    remotes = job.get("remote_jobs") or []
+    rows = [
+        [str(position), str(ref.get("arn") or ref.get("id", "")), str(ref.get("output_uri", ""))]
+        for position, ref in enumerate(remotes, start=1)
+    ]
+    progress = ""
+    if remotes:
+        progress = f"{job.get('remote_jobs_done', 0)}/{len(remotes)} done"
+        if job.get("remote_status"):
+            progress += f", last status {job['remote_status']}"
+        if job.get("polls") is not None:
+            progress += f", {job['polls']} polls"
+    created = job.get("created_at")
+    timeline = [
+        (label, f"{job[key]}  {_elapsed(created, job[key]) if key != 'created_at' else ''}".rstrip())
+        for label, key in TIMELINE
+        if job.get(key)
+    ]
+    if job.get("chunks") is not None:
+        timeline.append(("ingest chunks", str(job["chunks"])))
+    report_place = str(job.get("report") or f"{report} (written when the job ends)")
+    places = [("dead letters", dead_letters), ("report", report_place)]
+    if job.get("execution_arn"):
+        places.append(("workflow", str(job["execution_arn"])))
+    return JobSummary(
+        title=f"job {job['job_id']}",
+        facts=facts,
+        counts=counts,
+        remote_headers=REMOTE_HEADERS,
+        remote_rows=rows,
+        remote_progress=progress,
+        timeline=timeline,
+        places=places,
+        more=[(key, str(job[key])) for key in sorted(set(job) - SHOWN - HIDDEN)],
+    )
+
+
+def _pairs(pairs: list[tuple[str, str]]) -> str:
+    width = max((len(label) for label, _ in pairs), default=0)
+    return "\n".join(f"  {label.ljust(width)}  {value}" for label, value in pairs)
+
+
+def plain_text(summary: JobSummary) -> str:
+    """The summary for pipes and logs: one section per heading, two-space indents, no colour."""
+    parts = [summary.title, _pairs(summary.facts)]
+    if summary.counts:
+        parts += ["counts", _pairs(summary.counts)]
+    if summary.remote_rows:
+        remote_table = table(summary.remote_rows, summary.remote_headers)
+        parts += [
+            f"remote jobs ({summary.remote_progress})",
+            "\n".join(f"  {line}" for line in remote_table.splitlines()),
+        ]
+    else:
+        parts += ["remote jobs", "  none yet"]
+    if summary.timeline:
+        parts += ["timeline", _pairs(summary.timeline)]
+    parts += ["where", _pairs(summary.places)]
+    if summary.more:
+        parts += ["more", _pairs(summary.more)]
+    return "\n".join(parts)
+
+
+def print_rich(summary: JobSummary) -> None:
+    """The summary at a terminal: rich tables (rich.readthedocs.io, "Tables")."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    console.print(f"[bold]{summary.title}[/bold]")
+
+    def pairs(title: str, rows: list[tuple[str, str]]) -> None:
+        grid = Table(title=title, title_justify="left", show_header=False, box=None, padding=(0, 2))
+        grid.add_column(style="dim")
+        grid.add_column()
+        for label, value in rows:
+            grid.add_row(label, value)
+        console.print(grid)
+
+    pairs("", summary.facts)
+    if summary.counts:
+        pairs("counts", summary.counts)
+    remote = Table(title=f"remote jobs ({summary.remote_progress or 'none yet'})", title_justify="left")
+    for header in summary.remote_headers:
+        remote.add_column(header, overflow="fold")
+    for row in summary.remote_rows:
+        remote.add_row(*row)
+    if summary.remote_rows:
+        console.print(remote)
+    else:
+        console.print("remote jobs: none yet")
+    if summary.timeline:
+        pairs("timeline", summary.timeline)
+    pairs("where", summary.places)
+    if summary.more:
+        pairs("more", summary.more)
