@@ -70,7 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per command (median)")
     parser.add_argument("--start", action="store_true", help="start the local runtime if it is not up")
+    parser.add_argument("--quick", action="store_true", help="3 runs each, for a first look")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.runs = min(args.runs, 3)
     print(f"CPU: {cpu()}; {args.runs} runs each, medians")
 
     baseline, _ = timed([sys.executable, "-c", "pass"], lambda r: True, args.runs)

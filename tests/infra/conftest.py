@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
 from aws_cdk.assertions import Template
@@ -18,6 +15,7 @@ from tests.infra.helpers import (
     CREATED,
     SCAN_SHAPES,
     SECOND,
+    ScanTemplates,
     Synth,
     Synthesized,
     new_app,
@@ -68,12 +66,6 @@ def created(synth: Synth) -> Synthesized:
 @pytest.fixture(scope="session")
 def synth_all(synth: Synth) -> list[Synthesized]:
     return [synth.main, synth.created]
-
-
-@dataclass
-class ScanTemplates:
-    paths: dict[str, Path]  # shape -> its template file
-    templates: dict[str, dict[str, Any]]
 
 
 @pytest.fixture(scope="session")

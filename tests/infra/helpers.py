@@ -260,3 +260,9 @@ class Synth:
     app: cdk.App
     main: Synthesized
     created: Synthesized
+
+
+@dataclass
+class ScanTemplates:
+    paths: dict[str, Path]  # shape -> its template file
+    templates: dict[str, dict[str, Any]]

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.infra.conftest import ScanTemplates
-from tests.infra.helpers import SCAN_SHAPES
+from tests.infra.helpers import SCAN_SHAPES, ScanTemplates
 from tests.infra.scanners import MIN_REASON, ScanReport, load_skips, stale, unexplained
 
 SCANNERS = ("checkov", "cfn-lint", "parliament")
