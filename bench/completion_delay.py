@@ -80,7 +80,7 @@ def remote_end(job: dict[str, Any]) -> dt.datetime:
     sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
     bedrock = session().client("bedrock", endpoint_url=AWS_URL)
     ends = []
-    for remote in job["remote_jobs"]:  # {"id", "arn", "output_uri"} per remote job (steps/remote.py)
+    for remote in job["remote_jobs"]:  # {"id", "arn", "output_uri"} per remote job (steps/start_job.py)
         if ":transform-job/" in remote["arn"]:
             end: dt.datetime = sagemaker.describe_transform_job(TransformJobName=remote["id"])[
                 "TransformEndTime"

@@ -70,9 +70,7 @@ class InferenceAccess(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        self._jobs = stack.format_arn(
-            service="sagemaker", resource="transform-job", resource_name=f"{REMOTE_JOB_PREFIX}*"
-        )
+        self._jobs = transform_jobs_arn(stack)
         # The models the pipelines name (inference.sagemaker.ModelName): the only ones osbatch's transform
         # jobs may run, and the only ones besides those jobs that may run as this role.
         self.model_arns = list(
@@ -84,15 +82,7 @@ class InferenceAccess(Construct):
             for p in pipelines
             if p.inference.backend is Backend.ML_COMMONS and p.inference.ml_commons is not None
         ]
-        batch_jobs = [
-            stack.format_arn(
-                service="sagemaker",
-                region=region,
-                resource="transform-job",
-                resource_name=f"{REMOTE_JOB_PREFIX}*",
-            )
-            for region in dict.fromkeys(region for _, region in batch if region)
-        ]
+        batch_jobs = [transform_jobs_arn(stack, region) for region in dict.fromkeys(r for _, r in batch if r)]
         trusted = [self._jobs, *batch_jobs, *self.model_arns]
         trusted += [model_arn(stack, name, region) for name, region in batch]
         self.role = iam.Role(
@@ -204,6 +194,13 @@ def sagemaker_model_names(pipelines: Sequence[PipelineConfig]) -> list[str]:
         for p in pipelines
         if p.inference.backend is Backend.SAGEMAKER and p.inference.sagemaker is not None
     ]
+
+
+def transform_jobs_arn(stack: Stack, region: str | None = None) -> str:
+    """osbatch's transform jobs (named `osb-...`) in `region` (default: the stack's)."""
+    return stack.format_arn(
+        service="sagemaker", region=region, resource="transform-job", resource_name=f"{REMOTE_JOB_PREFIX}*"
+    )
 
 
 def model_arn(stack: Stack, name: str, region: str | None = None) -> str:

@@ -26,7 +26,7 @@ from aws_cdk import custom_resources as cr
 from constructs import Construct
 
 from infra.functions import LOG_RETENTION, FunctionFactory, FunctionSpec
-from infra.inference import model_arn, model_condition
+from infra.inference import model_arn, model_condition, transform_jobs_arn
 from infra.nag import acknowledge, allow, wildcard_finding
 from infra.search import SearchAccess
 from osbatch.infra_facts import (
@@ -202,15 +202,7 @@ class SearchProvisioning(Construct):
         if not batch:
             return
         regions = [settings.region or stack.region for settings in batch]
-        jobs = [
-            stack.format_arn(
-                service="sagemaker",
-                region=region,
-                resource="transform-job",
-                resource_name=f"{REMOTE_JOB_PREFIX}*",
-            )
-            for region in dict.fromkeys(regions)
-        ]
+        jobs = [transform_jobs_arn(stack, region) for region in dict.fromkeys(regions)]
         reason = f"Transform job names are generated per job; held to the '{REMOTE_JOB_PREFIX}' prefix."
         allow(role, ["sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"], jobs, reason=reason)
         # Only with the models the connectors name (ml_commons.sagemaker.ModelName), in their regions.
