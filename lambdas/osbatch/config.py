@@ -10,6 +10,7 @@ import ipaddress
 import json
 import math
 import re
+from collections.abc import Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,6 +28,14 @@ from osbatch.strict import Strict
 # The deployed configs, as pipelines_to_json writes them, inside the `osbatch` package of the functions' code
 # asset: synth writes the file (infra/code.py) and the handlers read it (handlers/wiring.py).
 DEPLOYED_PIPELINES_FILE = "pipelines.json"
+# all-MiniLM-L6-v2's tokenizer.json, beside it when a deployed pipeline chunks by MiniLM tokens: what
+# chunking counts a passage's tokens with (osbatch.chunking.tokens). Written by synth, read by the handlers.
+MINILM_TOKENIZER_FILE = "minilm-tokenizer.json"
+
+
+def needs_minilm_tokenizer(pipelines: Sequence[PipelineConfig]) -> bool:
+    """Whether any of these pipelines chunks by all-MiniLM-L6-v2 tokens (MINILM_TOKENIZER_FILE ships then)."""
+    return any(config.chunking_tokenizer is TokenizerName.MINILM for config in pipelines)
 
 
 class ConfigError(ValueError):
@@ -586,6 +595,7 @@ class PipelineConfig(Strict):
                     f"{algorithm.token_limit} is over the {most} tokens {tokenizer} passages may hold; "
                     f"use at most {most}"
                 )
+        self._chunking_has_a_layout()
         if tokenizer is TokenizerName.MINILM and not chunking.token_limits:
             # Delimiters alone leave passages of any length, and MiniLM would silently read only their start.
             raise ValueError(
@@ -593,6 +603,32 @@ class PipelineConfig(Strict):
                 f"{most} tokens of a passage and would ignore the rest of longer ones"
             )
         return self
+
+    def _chunking_has_a_layout(self) -> None:
+        """A chunking pipeline sends passages of text_path and indexes them in a nested knn_vector field."""
+        from osbatch.ingest.passage_layout import nested_vector_fields
+        from osbatch.record_paths import RecordPath
+
+        if RecordPath(self.source.text_path).names is None:
+            raise ValueError(
+                f"source.text_path: '{self.source.text_path}' must be a path of field names ($.a.b) when "
+                "source.chunking is set: each passage is sent in the record's place of its text"
+            )
+        nested = nested_vector_fields(self.sink.mapping)
+        if len(nested) != 1:
+            found = ", ".join(field.field for field in nested) or "none"
+            raise ValueError(
+                "sink.mapping.mappings.properties: a chunking pipeline indexes each record's passages in one "
+                "`nested` field whose properties hold a `knn_vector` (text, start, end and the vector), "
+                f"OpenSearch's nested k-NN layout; found {found}"
+            )
+        field = nested[0].field
+        clashing = [name for name in self.sink.field_map if name == field or name.startswith(f"{field}.")]
+        if clashing:
+            raise ValueError(
+                f"sink.field_map.{clashing[0]}: the nested field '{field}' is filled with the passages; "
+                "map the record's other fields only"
+            )
 
     @model_validator(mode="after")
     def _search_references(self) -> PipelineConfig:

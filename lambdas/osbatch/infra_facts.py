@@ -13,6 +13,7 @@ from osbatch.backends.remote_events import STATE_CHANGE_EVENTS, StateChangeEvent
 from osbatch.config import (
     DEPLOYED_PIPELINES_FILE,
     ECR_IMAGE,
+    MINILM_TOKENIZER_FILE,
     S3_URL,
     Backend,
     ConfigError,
@@ -20,6 +21,7 @@ from osbatch.config import (
     PipelineConfig,
     PollingConfig,
     load_pipeline,
+    needs_minilm_tokenizer,
     next_wait_seconds,
     pipelines_to_json,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "JOBS_BY_PIPELINE_INDEX",
     "JOBS_PREFIX",
     "LEDGER_NAME",
+    "MINILM_TOKENIZER_FILE",
     "MODELS",
     "REMOTE_JOB_PREFIX",
     "RESOURCE_TYPE",
@@ -76,6 +79,7 @@ __all__ = [
     "job_parts_key",
     "job_source_prefix",
     "load_pipeline",
+    "needs_minilm_tokenizer",
     "next_wait_seconds",
     "pipelines_to_json",
     "plan_key",

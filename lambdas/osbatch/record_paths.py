@@ -70,6 +70,22 @@ class RecordPath:
         """A single-valued path (`$.a.b[0]`), as opposed to one that can match many (`$..a`, `$.*`)."""
         return self._steps is not None
 
+    @property
+    def names(self) -> tuple[str, ...] | None:
+        """The field names of a path made of names only (`$.a.b`), else None."""
+        steps = self._steps
+        return steps if steps is not None and all(isinstance(step, str) for step in steps) else None  # type: ignore[return-value]
+
+    def holding(self, value: Any) -> dict[str, Any]:
+        """The smallest record in which this path (of names only, `names`) finds value: `$.a.b` -> {a: {b: v}}."""
+        names = self.names
+        if not names:
+            raise ValueError(f"{self.expression} is not a path of field names")
+        record: dict[str, Any] = {names[-1]: value}
+        for name in reversed(names[:-1]):
+            record = {name: record}
+        return record
+
     def lookup(self, record: dict[str, Any]) -> Any:
         """The value at this path, a list of values for an indefinite path, or MISSING."""
         if self._steps is not None:

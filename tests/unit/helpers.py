@@ -38,6 +38,39 @@ def pipeline_dict(**overrides: Any) -> dict[str, Any]:
     return config
 
 
+# A chunking pipeline's index: one document per record, its passages in a nested field with their vectors.
+NESTED_MAPPING: dict[str, Any] = {
+    "settings": {"index.knn": True},
+    "mappings": {
+        "properties": {
+            "title": {"type": "keyword"},
+            "passages": {
+                "type": "nested",
+                "properties": {
+                    "text": {"type": "text"},
+                    "start": {"type": "integer"},
+                    "end": {"type": "integer"},
+                    "embedding": {"type": "knn_vector", "dimension": 3},
+                },
+            },
+        }
+    },
+}
+
+
+def chunking_pipeline_dict(chunking: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """pipeline_dict chunking its records, with the nested mapping a chunking pipeline indexes into."""
+    config = pipeline_dict(**overrides)
+    config["source"] = {**config["source"], "chunking": chunking}
+    if "sink" not in overrides:
+        config["sink"] = {
+            **config["sink"],
+            "mapping": NESTED_MAPPING,
+            "field_map": {"_id": "$._id", "title": "$.title"},
+        }
+    return config
+
+
 def example_pipeline_files() -> list[Path]:
     return sorted((REPO / "pipelines").glob("**/*.yaml"))
 

@@ -8,13 +8,11 @@ import pytest
 
 from osbatch.chunking import TokenizerName
 from osbatch.config import ConfigError, load_pipeline, parse_pipeline, pipelines_from_json, pipelines_to_json
-from tests.unit.helpers import REPO, pipeline_dict
+from tests.unit.helpers import REPO, chunking_pipeline_dict, pipeline_dict
 
 
 def with_chunking(chunking: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    data = pipeline_dict(**overrides)
-    data["source"]["chunking"] = chunking
-    return data
+    return chunking_pipeline_dict(chunking, **overrides)
 
 
 def bedrock(chunking: dict[str, Any]) -> dict[str, Any]:

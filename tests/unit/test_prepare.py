@@ -99,6 +99,7 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
         "dead_lettered": 6,
         "blank_lines": 1,
         "duplicate_ids": 0,
+        "passages": None,  # the pipeline does not chunk
     }
     reasons = {item["line"]: item["reason"] for item in dead.items}
     assert reasons == {

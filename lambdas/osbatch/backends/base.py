@@ -5,6 +5,7 @@ Adding a backend touches one module and the `Backend` enum in config.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -77,11 +78,32 @@ class OutputLine:
 
     `line` is the record's line in the user's file, decoded from the recordId / custom_id; `result` is the
     model output as it is stored under RESULT_KEY of the joined record; `error` is {code, message}.
+    `passage`: for a chunked record, the number of the first passage the line answers (one, or several for
+    an OpenAI request whose input is a list); None for a whole record.
     """
 
     line: int | None
     result: Any = None
     error: dict[str, Any] | None = None
+    passage: int | None = None
+
+
+@dataclass(frozen=True)
+class PassageInput:
+    """One passage of a record as Prepare sends it: its number in the record, its text and offsets."""
+
+    number: int
+    text: str
+    start: int
+    end: int
+
+
+# text -> the smallest record holding it at source.text_path (where a SageMaker InputFilter finds it).
+TextHolder = Callable[[str], dict[str, Any]]
+
+
+class NotAnEmbedding(ValueError):
+    """A passage's model output holds no vector (a text-generation model): chunking needs an embedding."""
 
 
 class BatchBackend(Protocol):
@@ -108,5 +130,17 @@ class BatchBackend(Protocol):
     def outputs(self, remote: RemoteJob) -> list[OutputObject]: ...
 
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
-        """For joins_source backends: what one output line says about which record, and its result."""
+        """What one output line says about which record (and passage), and its result."""
+        ...
+
+    def passage_lines(
+        self, line: int, passages: Sequence[PassageInput], holder: TextHolder
+    ) -> list[tuple[dict[str, Any], int]]:
+        """The service's input lines for one record's passages (all of them, in order), in its natural shape,
+        each with how many passages it carries (what the per-job input quotas count)."""
+        ...
+
+    def embeddings(self, result: Any) -> list[Any]:
+        """The vectors in one output line's result, in the order of the passages it answers; raises
+        NotAnEmbedding when it holds none."""
         ...

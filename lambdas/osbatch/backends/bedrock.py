@@ -18,6 +18,7 @@ with `modelOutput` added, exactly the shape SageMaker's JoinSource=Input gives, 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -29,8 +30,11 @@ from osbatch.backends.base import (
     BackendUnavailable,
     InputLimits,
     JobLimits,
+    NotAnEmbedding,
     OutputLine,
     OutputObject,
+    PassageInput,
+    TextHolder,
 )
 from osbatch.config import BedrockJobConfig, BedrockModelFamily
 from osbatch.models import JobStateName, RemoteJob
@@ -65,6 +69,33 @@ _RECORD_ID = re.compile(rf"^R(\d{{{RECORD_ID_DIGITS}}})$")
 OUTPUT_SUFFIX = ".jsonl.out"
 MANIFEST_NAME = "manifest.json.out"
 RESULT_KEY = "modelOutput"
+
+
+# A chunked record's passage: "P" + the line in 6 base-36 digits + the passage in 4 (still 11 alphanumeric
+# characters): lines up to 36**6 (2.1 billion), passages up to 36**4 (1.6 million) per record.
+PASSAGE_LINE_DIGITS, PASSAGE_DIGITS = 6, 4
+_PASSAGE_ID = re.compile(rf"^P([0-9A-Z]{{{PASSAGE_LINE_DIGITS}}})([0-9A-Z]{{{PASSAGE_DIGITS}}})$")
+_BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _base36(value: int, digits: int) -> str:
+    if not 0 <= value < 36**digits:
+        raise ValueError(f"{value} does not fit {digits} base-36 digits of a Bedrock recordId")
+    text = ""
+    for _ in range(digits):
+        value, digit = divmod(value, 36)
+        text = _BASE36[digit] + text
+    return text
+
+
+def passage_record_id(line: int, passage: int) -> str:
+    return f"P{_base36(line, PASSAGE_LINE_DIGITS)}{_base36(passage, PASSAGE_DIGITS)}"
+
+
+def passage_of(record_id_value: Any) -> tuple[int, int] | None:
+    """(line, passage) of a passage's recordId; None for any other value."""
+    match = _PASSAGE_ID.match(record_id_value) if isinstance(record_id_value, str) else None
+    return (int(match.group(1), 36), int(match.group(2), 36)) if match else None
 
 
 def record_id(line: int) -> str:
@@ -127,6 +158,26 @@ class BedrockBackend:
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return {"recordId": record_id(line), "modelInput": model_input(self._settings, text)}
+
+    def passage_lines(
+        self, line: int, passages: Sequence[PassageInput], holder: TextHolder
+    ) -> list[tuple[dict[str, Any], int]]:
+        settings = self._settings
+        return [
+            ({"recordId": passage_record_id(line, passage.number), "modelInput": model_input(settings, passage.text)}, 1)
+            for passage in passages
+        ]
+
+    def embeddings(self, result: Any) -> list[Any]:
+        """Titan's `embedding`; Cohere's `embeddings` (a list, or by type with `float`), one text each."""
+        if isinstance(result, dict) and isinstance(result.get("embedding"), list):
+            return [result["embedding"]]
+        vectors = result.get("embeddings") if isinstance(result, dict) else None
+        if isinstance(vectors, dict):
+            vectors = vectors.get("float")
+        if isinstance(vectors, list) and vectors:
+            return [vectors[0]]
+        raise NotAnEmbedding(f"the model output holds no embedding: {str(result)[:200]}")
 
     def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
         try:
@@ -199,16 +250,21 @@ class BedrockBackend:
         return sorted(objects, key=lambda output: output.key)
 
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
-        number = line_of(line.get("recordId"))
+        number, passage = line_of(line.get("recordId")), None
+        if number is None and (found := passage_of(line.get("recordId"))) is not None:
+            number, passage = found
         error = line.get("error")
         if isinstance(error, dict):
             return OutputLine(
                 number,
                 error={"code": error.get("errorCode"), "message": str(error.get("errorMessage", ""))},
+                passage=passage,
             )
         if RESULT_KEY not in line:
-            return OutputLine(number, error={"code": "missing", "message": "no modelOutput and no error"})
-        return OutputLine(number, result=line[RESULT_KEY])
+            return OutputLine(
+                number, error={"code": "missing", "message": "no modelOutput and no error"}, passage=passage
+            )
+        return OutputLine(number, result=line[RESULT_KEY], passage=passage)
 
 
 def _error(error: ClientError) -> tuple[str, str]:

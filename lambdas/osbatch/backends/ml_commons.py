@@ -135,6 +135,8 @@ class MlCommonsBackend:
     # SageMaker's line shape: the record travels through the job with its line number, and needs no join.
     input_line = SageMakerBackend.input_line
     parse_output = SageMakerBackend.parse_output
+    passage_lines = SageMakerBackend.passage_lines
+    embeddings = SageMakerBackend.embeddings
 
     def __init__(self, settings: MlCommonsJobConfig, ml: MlCommons, s3: S3Client) -> None:
         self._settings = settings

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import urllib3.exceptions
@@ -33,8 +33,11 @@ from osbatch.backends.base import (
     BackendUnavailable,
     InputLimits,
     JobLimits,
+    NotAnEmbedding,
     OutputLine,
     OutputObject,
+    PassageInput,
+    TextHolder,
 )
 from osbatch.backends.openai_http import OpenAIError, OpenAIHttp
 from osbatch.config import OpenAIJobConfig
@@ -48,16 +51,45 @@ LEDGER_NAME = "batches.json"
 RESULT_KEY = "response"
 TOKEN_LIMIT = "token_limit_exceeded"
 RUNNING = frozenset({"validating", "in_progress", "finalizing"})
-_CUSTOM_ID = re.compile(r"^line-(\d+)$")
+_CUSTOM_ID = re.compile(r"^line-(\d+)(?:-(\d+))?$")
+# One embeddings request's `input` list: at most 2,048 inputs and 300,000 tokens summed over them ("Create
+# embeddings", platform.openai.com/docs/api-reference/embeddings/create). Tokens are bounded by UTF-8 bytes
+# (osbatch.chunking.tokens), so a request's passages stay under 300,000 bytes.
+MAX_INPUTS_PER_REQUEST = 2048
+MAX_INPUT_BYTES_PER_REQUEST = 300_000
 
 
-def custom_id(line: int) -> str:
-    return f"line-{line}"
+def custom_id(line: int, passage: int | None = None) -> str:
+    """`line-<n>` for a whole record; `line-<n>-<first passage>` for a request carrying passages."""
+    return f"line-{line}" if passage is None else f"line-{line}-{passage}"
 
 
 def line_of(value: Any) -> int | None:
     match = _CUSTOM_ID.match(value) if isinstance(value, str) else None
     return int(match.group(1)) if match else None
+
+
+def passage_of(value: Any) -> int | None:
+    match = _CUSTOM_ID.match(value) if isinstance(value, str) else None
+    return int(match.group(2)) if match and match.group(2) is not None else None
+
+
+def requests_of(passages: Sequence[PassageInput]) -> list[list[PassageInput]]:
+    """A record's passages in as few embeddings requests as the per-request limits allow, in order."""
+    requests: list[list[PassageInput]] = []
+    size = 0
+    for passage in passages:
+        length = len(passage.text.encode("utf-8", errors="surrogatepass"))
+        if (
+            not requests
+            or len(requests[-1]) >= MAX_INPUTS_PER_REQUEST
+            or size + length > MAX_INPUT_BYTES_PER_REQUEST
+        ):
+            requests.append([])
+            size = 0
+        requests[-1].append(passage)
+        size += length
+    return requests
 
 
 def request_body(settings: OpenAIJobConfig, text: str) -> dict[str, Any]:
@@ -101,6 +133,40 @@ class OpenAIBackend:
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         body = request_body(self._settings, text)
         return {"custom_id": custom_id(line), "method": "POST", "url": self._settings.endpoint, "body": body}
+
+    def passage_lines(
+        self, line: int, passages: Sequence[PassageInput], holder: TextHolder
+    ) -> list[tuple[dict[str, Any], int]]:
+        """The embeddings endpoint takes a list of inputs: one request carries a record's passages (more
+        only past the per-request limits), and its `data[i]` answers passage first + i."""
+        endpoint = self._settings.endpoint
+        if endpoint != "/v1/embeddings":  # a chat request takes one text
+            return [
+                (
+                    {
+                        "custom_id": custom_id(line, passage.number),
+                        "method": "POST",
+                        "url": endpoint,
+                        "body": request_body(self._settings, passage.text),
+                    },
+                    1,
+                )
+                for passage in passages
+            ]
+        lines = []
+        for request in requests_of(passages):
+            body = request_body(self._settings, "")
+            body["input"] = [passage.text for passage in request]
+            first = custom_id(line, request[0].number)
+            lines.append(({"custom_id": first, "method": "POST", "url": endpoint, "body": body}, len(request)))
+        return lines
+
+    def embeddings(self, result: Any) -> list[Any]:
+        """An embeddings response's vectors in input order (`data[i].index`)."""
+        data = result.get("data") if isinstance(result, dict) else None
+        if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+            raise NotAnEmbedding(f"the response holds no embeddings: {str(result)[:200]}")
+        return [item.get("embedding") for item in sorted(data, key=lambda item: int(item.get("index", 0)))]
 
     # --- the ledger: part name -> {file_id, batch_id}, plus when token_limit_exceeded first hit ---
 
@@ -222,10 +288,12 @@ class OpenAIBackend:
         return objects
 
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
-        number = line_of(line.get("custom_id"))
+        number, passage = line_of(line.get("custom_id")), passage_of(line.get("custom_id"))
         error = line.get("error")
         if isinstance(error, dict):
-            return OutputLine(number, error={"code": error.get("code"), "message": str(error.get("message"))})
+            return OutputLine(
+                number, error={"code": error.get("code"), "message": str(error.get("message"))}, passage=passage
+            )
         response = line.get(RESULT_KEY) or {}
         if response.get("status_code") != 200:
             body_error = (response.get("body") or {}).get("error") or {}
@@ -235,8 +303,9 @@ class OpenAIBackend:
                     "code": response.get("status_code"),
                     "message": str(body_error.get("message", "the request failed")),
                 },
+                passage=passage,
             )
-        return OutputLine(number, result=response.get("body"))
+        return OutputLine(number, result=response.get("body"), passage=passage)
 
 
 def _failed_with(batch: dict[str, Any], code: str) -> bool:

@@ -8,6 +8,7 @@ output line is that record with `SageMakerOutput` added, so the output carries e
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -18,11 +19,15 @@ from osbatch.backends.base import (
     BackendUnavailable,
     InputLimits,
     JobLimits,
+    NotAnEmbedding,
     OutputLine,
     OutputObject,
+    PassageInput,
+    TextHolder,
 )
 from osbatch.config import SageMakerJobConfig
 from osbatch.models import JobStateName, RemoteJob
+from osbatch.record_paths import BOOKKEEPING_KEY
 from osbatch.s3uri import split_s3_uri
 
 if TYPE_CHECKING:
@@ -120,8 +125,63 @@ class SageMakerBackend:
     def outputs(self, remote: RemoteJob) -> list[OutputObject]:
         return list_outputs(self._s3, remote.output_uri)
 
+    def passage_lines(
+        self, line: int, passages: Sequence[PassageInput], holder: TextHolder
+    ) -> list[tuple[dict[str, Any], int]]:
+        return passage_lines(line, passages, holder)
+
     def parse_output(self, line: dict[str, Any]) -> OutputLine:
-        raise NotImplementedError("SageMaker output lines carry their record; there is nothing to join")
+        return parse_passage_output(line)
+
+    def embeddings(self, result: Any) -> list[Any]:
+        return embeddings(result)
+
+
+# A chunked record's passages (SageMaker and ML Commons, which runs SageMaker): one line per passage holding
+# its text where the InputFilter reads it and the bookkeeping JoinSource=Input brings back, so the output
+# says which record and passage each vector belongs to (steps/support/passage_join.py groups them).
+
+
+def passage_lines(
+    line: int, passages: Sequence[PassageInput], holder: TextHolder
+) -> list[tuple[dict[str, Any], int]]:
+    count = len(passages)
+    return [
+        (
+            {
+            **holder(passage.text),
+            BOOKKEEPING_KEY: {
+                "line": line,
+                "passage": passage.number,
+                "passages": count,
+                "start": passage.start,
+                "end": passage.end,
+            },
+            },
+            1,
+        )
+        for passage in passages
+    ]
+
+
+def parse_passage_output(line: dict[str, Any]) -> OutputLine:
+    bookkeeping = line.get(BOOKKEEPING_KEY)
+    bookkeeping = bookkeeping if isinstance(bookkeeping, dict) else {}
+    number, passage = bookkeeping.get("line"), bookkeeping.get("passage")
+    number = number if isinstance(number, int) else None
+    passage = passage if isinstance(passage, int) else None
+    if SageMakerBackend.result_key not in line:
+        return OutputLine(number, error={"code": "missing", "message": "no SageMakerOutput"}, passage=passage)
+    return OutputLine(number, result=line[SageMakerBackend.result_key], passage=passage)
+
+
+def embeddings(result: Any) -> list[Any]:
+    """A sentence embedder's answer to one string: its vector (some containers wrap it in a list of one)."""
+    if isinstance(result, list) and len(result) == 1 and isinstance(result[0], list):
+        return [result[0]]
+    if isinstance(result, list) and result and all(isinstance(value, int | float) for value in result):
+        return [result]
+    raise NotAnEmbedding(f"the model output is not a vector: {str(result)[:200]}")
 
 
 def list_outputs(s3: S3Client, output_uri: str) -> list[OutputObject]:

@@ -10,6 +10,7 @@ from osbatch.handlers.wiring import Runtime
 from osbatch.models import JobState
 from osbatch.search.bulk_load import IndexLoad
 from osbatch.steps.finalize import finalize_job
+from osbatch.steps.support.passages import keeps_source
 
 
 def finalize(state: JobState, env: Runtime) -> JobState:
@@ -19,7 +20,7 @@ def finalize(state: JobState, env: Runtime) -> JobState:
         store=env.store,
         publish=env.events.publish,
         index_load=IndexLoad(env.opensearch(config), config.sink.index),
-        diff_output=not env.backend(config).joins_source,
+        diff_output=not keeps_source(config, env.backend(config)),
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     if report.unaccounted:

@@ -23,7 +23,13 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from osbatch.backends import backend_for
 from osbatch.backends.base import BatchBackend
-from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, pipelines_from_json
+from osbatch.chunking import Chunker, TokenCounter, TokenizerJsonCounter, TokenizerName, Utf8ByteEstimate
+from osbatch.config import (
+    DEPLOYED_PIPELINES_FILE,
+    MINILM_TOKENIZER_FILE,
+    PipelineConfig,
+    pipelines_from_json,
+)
 from osbatch.dal import DomainWriters, JobStore, JobTable, LimitSettings, Wakeups
 from osbatch.events import JobEvents
 from osbatch.search.client import opensearch_client
@@ -40,6 +46,8 @@ INFERENCE_CLIENT_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}
 INFERENCE_SERVICES = frozenset({"sagemaker", "bedrock"})
 # Synth writes the deployed configs into the code asset, next to this package's modules (infra/code.py).
 PIPELINES_PATH: Traversable = resources.files("osbatch").joinpath(DEPLOYED_PIPELINES_FILE)
+# Beside it when a deployed pipeline chunks by all-MiniLM-L6-v2 tokens (infra/code.py copies it).
+TOKENIZER_PATH: Traversable = resources.files("osbatch").joinpath(MINILM_TOKENIZER_FILE)
 
 
 class SettingsError(RuntimeError):
@@ -115,7 +123,7 @@ class Runtime:
         )
 
     def deployed(self, config: PipelineConfig) -> DeployedPipeline:
-        return DeployedPipeline(config, self.backend(config), self.opensearch(config))
+        return DeployedPipeline(config, self.backend(config), self.opensearch(config), chunker_for(config))
 
     def sink_domain(self, config: PipelineConfig) -> SinkDomain:
         return SinkDomain(self.opensearch(config), self.domain_writers(config))
@@ -152,6 +160,27 @@ class Runtime:
     @staticmethod
     def now() -> float:
         return time.time()
+
+
+def chunker_for(config: PipelineConfig, tokenizer: Traversable = TOKENIZER_PATH) -> Chunker | None:
+    """The pipeline's Chunker (None when it does not chunk), counting with the tokenizer its config names."""
+    if config.source.chunking is None:
+        return None
+    return Chunker(config.source.chunking, _counter(config.chunking_tokenizer, tokenizer))
+
+
+@lru_cache(maxsize=4)
+def _counter(name: TokenizerName | None, tokenizer: Traversable) -> TokenCounter:
+    """Cached: loading tokenizer.json takes ~0.1 s and the counter is stateless, so every pipeline shares it."""
+    if name is not TokenizerName.MINILM:
+        return Utf8ByteEstimate()
+    if not tokenizer.is_file():
+        raise SettingsError(
+            f"{tokenizer} is missing: a pipeline chunks by all-MiniLM-L6-v2 tokens and synth ships the "
+            "model's tokenizer.json with the code; redeploy the stack"
+        )
+    with resources.as_file(tokenizer) as path:
+        return TokenizerJsonCounter.from_file(path)
 
 
 @lru_cache(maxsize=64)

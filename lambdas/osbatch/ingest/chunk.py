@@ -19,6 +19,7 @@ from osbatch.field_map import FieldMapper, MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
 from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.passage_layout import NestedPassages, nested_vector_fields
 from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
 from osbatch.ingest.records import RecordError, original, parse_record
 from osbatch.models.ingest import Checkpoint, ChunkResult, IngestChunk, MappedDoc, RecordRef
@@ -36,18 +37,22 @@ def input_line(record: dict[str, Any]) -> int | None:
 class IngestTarget:
     """Where a chunk's records go and how: what a pipeline's sink and a `_batch_ingestion` body both give.
 
-    upsert: write `update` + `doc_as_upsert` actions, so several files' fields join into one document."""
+    upsert: write `update` + `doc_as_upsert` actions, so several files' fields join into one document.
+    passages: for a chunked pipeline, the nested field its passages fill (ingest/passage_layout.py)."""
 
     mapper: FieldMapper
     index: str
     bulk: BulkConfig
     upsert: bool = False
+    passages: NestedPassages | None = None
 
     @classmethod
     def of_pipeline(cls, config: PipelineConfig) -> IngestTarget:
         sink = config.sink
         mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
-        return cls(mapper, sink.index, sink.bulk)
+        # Config validation holds a chunking pipeline's mapping to exactly one such field.
+        nested = nested_vector_fields(sink.mapping) if config.source.chunking is not None else []
+        return cls(mapper, sink.index, sink.bulk, passages=nested[0] if nested else None)
 
 
 def derived_id(bucket: str, key: str, offset: int) -> str:
@@ -100,7 +105,7 @@ def ingest_chunk(
             since_checkpoint += length + 1
             if raw.strip():
                 checkpoints.line_read()
-                _ingest_line(chunk, offset, raw, target.mapper, writer, checkpoints.letters)
+                _ingest_line(chunk, offset, raw, target, writer, checkpoints.letters)
             if progress is not None and since_checkpoint >= checkpoint_bytes:
                 writer.flush()  # the request under way ends at the checkpoint
                 checkpoints.mark(offset + length + 1, writer.requests_cut)
@@ -123,7 +128,7 @@ def _ingest_line(
     chunk: IngestChunk,
     offset: int,
     raw: bytes,
-    mapper: FieldMapper,
+    target: IngestTarget,
     writer: BulkWriter,
     dead_letters: DeadLetterWriter,
 ) -> None:
@@ -138,7 +143,9 @@ def _ingest_line(
         dead_letters.add(stage="inference", reason=model_error, record=record, line=line, offset=offset)
         return
     try:
-        doc = mapper.map(record)
+        doc = target.mapper.map(record)
+        if target.passages is not None:
+            target.passages.fill(record, doc.body)
     except MappingError as error:
         dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)
         return

@@ -12,7 +12,8 @@ from typing import Any, Literal
 from osbatch import jsonlines
 from osbatch.ingest.readers import ObjectStore
 
-Stage = Literal["parse", "map", "index", "inference"]
+# chunk: the record's text gives no passage, or more than max_chunk_limit (osbatch.chunking).
+Stage = Literal["parse", "chunk", "map", "index", "inference"]
 # Past this, the spool moves to /tmp: a chunk whose every record fails must not exhaust memory.
 SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 

@@ -78,6 +78,7 @@ class Prepared(Model):
     dead_lettered: int
     blank_lines: int = 0
     duplicate_ids: int = 0  # valid records whose id an earlier line of the file already used
+    passages: int | None = None  # passages sent, for a pipeline that chunks records (None: it does not)
     # The parts grouped into remote jobs within the backend's JobLimits, in order.
     jobs: list[PreparedJob] = []
 
@@ -126,6 +127,8 @@ class IngestPlan(Model):
     tolerated_failure_percentage: float = 0
     # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/support/join.py).
     dead_lettered: int = 0
+    # Chunked pipelines: passages of the records joined with all their vectors (steps/support/passage_join.py).
+    passages_embedded: int = 0
 
 
 class BatchIngest(Model):

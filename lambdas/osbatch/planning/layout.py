@@ -8,6 +8,10 @@ fill in order and a part is cut early when its group is full, so no part straddl
 Minimum records per job (Bedrock refuses a job below it): only the last group can fall under it, since every
 earlier one was closed full. The previous group's tail records then move into it: whole parts, and at most
 one part split in two (`rebalance`, whose callbacks do the writer's I/O).
+
+Records and inputs: the quotas count what is sent (`records`: input lines, or for a chunked record the
+passages its lines carry), while the accounting counts the user's records (`sources`). A chunked record's
+lines are added as one unit, so they never straddle two parts, and a split keeps whole records.
 """
 
 from __future__ import annotations
@@ -25,8 +29,23 @@ class TooManyRemoteJobs(ValueError):
 @dataclass
 class Part:
     number: int
-    records: int
+    records: int  # inputs the service counts: lines, or passages for a chunked record
     bytes: int
+    sources: int = -1  # the user's records in it; -1: as many as records (one input line per record)
+
+    def __post_init__(self) -> None:
+        if self.sources < 0:
+            self.sources = self.records
+
+
+@dataclass(frozen=True)
+class SplitSizes:
+    """Where a split part was actually cut (at a record's end): what stays, and the bytes of each side."""
+
+    kept_records: int
+    kept_sources: int
+    kept_bytes: int
+    moved_bytes: int
 
 
 @dataclass
@@ -44,11 +63,16 @@ class Group:
     def bytes(self) -> int:
         return sum(part.bytes for part in self.parts)
 
+    @property
+    def sources(self) -> int:
+        return sum(part.sources for part in self.parts)
+
 
 # (part, from group, to group): the whole part moves.
 MovePart = Callable[[Part, Group, Group], None]
-# (part, from group, to group, records kept, new part number) -> (bytes kept, bytes moved).
-SplitPart = Callable[[Part, Group, Group, int, int], tuple[int, int]]
+# (part, from group, to group, records to keep, new part number) -> where it was cut. The cut may keep
+# more than asked, to the end of the record under way (a chunked record's passages stay together).
+SplitPart = Callable[[Part, Group, Group, int, int], SplitSizes]
 
 
 class PartLayout:
@@ -61,27 +85,30 @@ class PartLayout:
         self.is_open = False
         self.records = 0  # in the open part
         self.bytes = 0
+        self.sources = 0
 
-    def must_close(self, incoming: int) -> bool:
-        """Whether the open part must be closed before a line of `incoming` bytes."""
-        return self.is_open and (self._file_full(incoming) or self._group_full(incoming))
+    def must_close(self, incoming: int, records: int = 1) -> bool:
+        """Whether the open part must be closed before `records` inputs of `incoming` bytes."""
+        return self.is_open and (self._file_full(incoming, records) or self._group_full(incoming, records))
 
-    def open(self, incoming: int) -> Group:
-        """Open a part for a line of `incoming` bytes (in a new group when the last is full); its group."""
-        if not self.groups or self._group_full(incoming) or self._group_at_part_limit():
+    def open(self, incoming: int, records: int = 1) -> Group:
+        """Open a part for `records` inputs of `incoming` bytes (in a new group when the last is full)."""
+        if not self.groups or self._group_full(incoming, records) or self._group_at_part_limit():
             self._new_group()
         self.is_open = True
         return self.groups[-1]
 
-    def add(self, size: int) -> None:
-        self.records += 1
+    def add(self, size: int, records: int = 1) -> None:
+        """One user record of `records` inputs and `size` bytes."""
+        self.records += records
         self.bytes += size
+        self.sources += 1
 
     def close(self) -> Part:
         """Close the open part into the last group."""
-        part = Part(self.parts, self.records, self.bytes)
+        part = Part(self.parts, self.records, self.bytes, self.sources)
         self.groups[-1].parts.append(part)
-        self.is_open, self.records, self.bytes = False, 0, 0
+        self.is_open, self.records, self.bytes, self.sources = False, 0, 0, 0
         self.parts += 1
         return part
 
@@ -103,25 +130,28 @@ class PartLayout:
                 last.parts.insert(0, part)
             else:
                 keep, number = part.records - moving, self.parts
+                cut = split(part, previous, last, keep, number)
+                if cut.kept_records >= part.records:
+                    return  # the part is one record: nothing smaller can move
                 self.parts += 1
-                kept, moved = split(part, previous, last, keep, number)
-                part.records, part.bytes = keep, kept
-                last.parts.insert(0, Part(number, moving, moved))
+                moved = Part(number, part.records - cut.kept_records, cut.moved_bytes, part.sources - cut.kept_sources)
+                part.records, part.bytes, part.sources = cut.kept_records, cut.kept_bytes, cut.kept_sources
+                last.parts.insert(0, moved)
 
-    def _file_full(self, incoming: int) -> bool:
+    def _file_full(self, incoming: int, records: int = 1) -> bool:
         return (
-            self.records >= self._limits.max_records_per_file
+            self.records + records > self._limits.max_records_per_file
             or self.bytes + incoming > self._limits.max_bytes_per_file
         )
 
-    def _group_full(self, incoming: int) -> bool:
+    def _group_full(self, incoming: int, records: int = 1) -> bool:
         group = self.groups[-1]
-        records = group.records + self.records
-        if not records:
+        present = group.records + self.records
+        if not present:
             return False  # a record is never alone in a group of its own making
         limits = self._job_limits
         return (
-            records + 1 > limits.max_records_per_job
+            present + records > limits.max_records_per_job
             or group.bytes + self.bytes + incoming > limits.max_bytes_per_job
         )
 

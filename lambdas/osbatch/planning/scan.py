@@ -21,7 +21,7 @@ from osbatch.chunking import Chunker, NotChunkable
 from osbatch.config import PipelineConfig
 from osbatch.ingest.readers import MAX_LINE_BYTES, READ_SIZE, split_lines
 from osbatch.ingest.records import RecordError, parse_record, require_id, require_text
-from osbatch.planning.layout import Group, Part, PartLayout
+from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes
 from osbatch.record_paths import RecordPath
 
 MAX_REASONS = 50  # distinct reasons kept with their counts; the rest are counted as OTHER_REASONS
@@ -177,7 +177,7 @@ def _nothing_to_move(_part: Part, _from: Group, _to: Group) -> None:
     """A plan moves no file: the layout records the move."""
 
 
-def _split_by_share(part: Part, _from: Group, _to: Group, keep: int, _number: int) -> tuple[int, int]:
+def _split_by_share(part: Part, _from: Group, _to: Group, keep: int, _number: int) -> SplitSizes:
     """A plan keeps no records, so a split part's bytes are shared by record count."""
     kept = part.bytes * keep // part.records
-    return kept, part.bytes - kept
+    return SplitSizes(keep, keep, kept, part.bytes - kept)

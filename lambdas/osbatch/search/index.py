@@ -64,11 +64,15 @@ def ensure_compatible_index(client: Any, index: str, body: dict[str, Any]) -> bo
 
 
 def _fields(properties: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
-    """(dotted name, field mapping) of every leaf field, objects' sub-properties included."""
+    """(dotted name, field mapping) of every leaf field, objects' sub-properties included, and of every
+    object with its type (`nested` matters: an index where it is a plain object holds the passages' vectors
+    as unrelated arrays, so nested k-NN search cannot find them)."""
     for name, field in properties.items():
         if not isinstance(field, dict):
             continue
         if "properties" in field:
+            # GET _mapping leaves out an object's `type`; it is "object" unless it says otherwise.
+            yield f"{prefix}{name}", {"type": field.get("type", "object")}
             yield from _fields(field["properties"], f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", field

@@ -31,6 +31,7 @@ from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.bulk_load import begin_bulk_load
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.support.join import join_outputs
+from osbatch.steps.support.passages import keeps_source, passage_joiner
 from osbatch.steps.support.ports import DeployedPipeline
 
 DEFAULT_CHUNK_BYTES = 64 * 1024 * 1024  # one ingest Lambda streams and bulks this in well under a minute
@@ -65,7 +66,8 @@ def plan_ingest(
     previous = state.plan
     objects_before = previous.objects if previous else 0
     missing = 0
-    if backend.joins_source:
+    joiner = passage_joiner(config)
+    if keeps_source(config, backend):
 
         def dead_letters(number: int) -> DeadLetterWriter:
             # Numbered across plans, so a later plan's letters never overwrite an earlier one's.
@@ -82,6 +84,7 @@ def plan_ingest(
             source_prefix=job_source_prefix(state.job_id),
             joined_prefix=job_joined_prefix(state.job_id),
             dead_letters=dead_letters,
+            join_part=joiner,
         )
         outputs, missing = joined.outputs, joined.missing
     # Chunk numbers continue after the earlier plans', so the chunk items 0 .. chunks - 1 are every plan's.
@@ -108,6 +111,7 @@ def plan_ingest(
         number=number,
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
         dead_lettered=(previous.dead_lettered if previous else 0) + missing,  # every plan's
+        passages_embedded=(previous.passages_embedded if previous else 0) + (joiner.embedded if joiner else 0),
     )
     remotes = [
         remote.model_copy(update={"ingested": True}) if remote in ready else remote

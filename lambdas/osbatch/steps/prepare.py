@@ -22,6 +22,7 @@ from osbatch.record_paths import BOOKKEEPING_KEY, RecordPath
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
 from osbatch.steps.support.parts import PartWriter, write_parts_list
+from osbatch.steps.support.passages import PassageWriter, keeps_source
 from osbatch.steps.support.ports import DeployedPipeline
 from osbatch.steps.support.seen_ids import SeenIds
 
@@ -50,7 +51,7 @@ def prepare_job(
         min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
         backend.limits.max_bytes_per_file,
     )
-    source_prefix = job_source_prefix(state.job_id) if backend.joins_source else None
+    source_prefix = job_source_prefix(state.job_id) if keeps_source(config, backend) else None
     parts = PartWriter(
         s3,
         output_bucket,
@@ -62,6 +63,7 @@ def prepare_job(
     )
     records_in = valid = blank = duplicates = 0
     seen = SeenIds()
+    chunked = PassageWriter(pipeline.chunker, backend, config, limits) if pipeline.chunker else None
 
     lines = object_lines(s3, state.source.bucket, state.source.key)
     for number, (_, raw) in enumerate(lines, start=1):
@@ -76,10 +78,14 @@ def prepare_job(
         except RecordError as error:
             dead_letters.add(line=number, stage="parse", reason=str(error), record=original(raw, error))
             continue
-        # The line number travels with the record (SageMaker) or in the record id (joined backends), so
-        # ingest and dead letters can name the line of the user's file.
-        source = {**record, BOOKKEEPING_KEY: {"line": number}} if backend.joins_source else None
-        parts.write(backend.input_line(record, number, text), source)
+        if chunked is not None:
+            if not chunked.write(parts, record, number, text, dead_letters):
+                continue
+        else:
+            # The line number travels with the record (SageMaker) or in the record id (joined backends), so
+            # ingest and dead letters can name the line of the user's file.
+            source = {**record, BOOKKEEPING_KEY: {"line": number}} if backend.joins_source else None
+            parts.write(backend.input_line(record, number, text), source)
         valid += 1
         duplicates += not seen.add(doc_id)
     parts.close()
@@ -94,12 +100,13 @@ def prepare_job(
         dead_lettered=dead_lettered,
         blank_lines=blank,
         duplicate_ids=duplicates,
+        passages=chunked.sent if chunked else None,
         jobs=[
             PreparedJob(
                 index=group.index,
                 input_uri=s3_uri(output_bucket, f"{prefix}{job_group(group.index)}"),
                 parts=len(group.parts),
-                records=group.records,
+                records=group.sources,
                 bytes=group.bytes,
             )
             for group in parts.groups
@@ -112,5 +119,6 @@ def prepare_job(
         valid=valid,
         dead_lettered=dead_lettered,
         duplicate_ids=duplicates,
+        passages_sent=chunked.sent if chunked else None,
     )
     return state.model_copy(update={"prepared": prepared})

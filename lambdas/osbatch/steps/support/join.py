@@ -46,6 +46,12 @@ class Joined:
     missing: int  # records sent that no output line answered, dead-lettered here
 
 
+# Joins one output object onto its part's source records (line -> raw record) into s3://bucket/key; returns
+# the joined object's size and the lines some output line answered. _join_one for whole records,
+# steps/support/passage_join.py for chunked ones.
+PartJoiner = Callable[["BatchBackend", "S3Client", OutputObject, dict[int, bytes], str, str], tuple[int, set[int]]]
+
+
 def join_outputs(
     backend: BatchBackend,
     s3: S3Client,
@@ -55,13 +61,15 @@ def join_outputs(
     source_prefix: str,
     joined_prefix: str,
     dead_letters: Callable[[int], DeadLetterWriter],
+    join_part: PartJoiner | None = None,
 ) -> Joined:
     """dead_letters: output object number -> the writer of the records its output lacks."""
     joined, missing = [], 0
+    join_one = join_part or _join_one
     for number, output in enumerate(outputs):
         records = _source_records(s3, source_bucket, f"{source_prefix}{source_name(output.key)}")
         key = f"{joined_prefix}{posixpath.basename(output.key)}"
-        size, answered = _join_one(backend, s3, output, records, source_bucket, key)
+        size, answered = join_one(backend, s3, output, records, source_bucket, key)
         joined.append(OutputObject(source_bucket, key, size))
         letters = dead_letters(number)
         for line in sorted(records.keys() - answered):
@@ -121,6 +129,11 @@ def _joined(backend: BatchBackend, raw: bytes, records: dict[int, bytes]) -> dic
         return record
     record[backend.result_key] = parsed.result
     return record
+
+
+def unmatched(raw: bytes, message: str) -> dict[str, Any]:
+    """An output line that answers no record sent: kept as an error record, so it is counted."""
+    return _unmatched(raw, message)
 
 
 def _unmatched(raw: bytes, message: str) -> dict[str, Any]:

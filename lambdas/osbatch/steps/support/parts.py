@@ -20,7 +20,10 @@ writing anything.
 
 from __future__ import annotations
 
+import bisect
 import tempfile
+from array import array
+from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import TypeAdapter
@@ -30,7 +33,7 @@ from osbatch.backends.base import InputLimits, JobLimits
 from osbatch.contracts import job_group
 from osbatch.ingest.readers import object_lines
 from osbatch.models import Model
-from osbatch.planning.layout import Group, Part, PartLayout
+from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes
 from osbatch.planning.layout import TooManyRemoteJobs as TooManyRemoteJobs  # Prepare's callers catch it here
 
 if TYPE_CHECKING:
@@ -49,7 +52,7 @@ class PreparedPart(Model):
     name: str  # part_name(number): its output object is `<name>.out`
     job: int  # the remote job (PreparedJob.index) it was sent to
     key: str  # in the output bucket
-    records: int
+    records: int  # the user's records in it (a chunked record's passages are one record)
 
 
 PARTS_LIST = TypeAdapter(list[PreparedPart])
@@ -86,6 +89,11 @@ class PartWriter:
         self._source_prefix = source_prefix
         self._file: IO[bytes] | None = None
         self._source: IO[bytes] | None = None
+        # Per part, where each record ends: (inputs, lines) so far. A split cuts at a record's end, so a
+        # chunked record's lines stay together. Only a backend with a minimum per job has splits, and only
+        # the last two groups are rebalanced, so only they are kept (8 bytes a record each).
+        self._ends: dict[int, tuple[array[int], array[int]]] = {}
+        self._splits = job_limits.min_records_per_job > 1
 
     @property
     def groups(self) -> list[Group]:
@@ -102,19 +110,34 @@ class PartWriter:
         return f"{self._source_prefix}{part_name(number)}"
 
     def write(self, line: dict[str, Any], source: dict[str, Any] | None = None) -> None:
-        data = jsonlines.dump_line(line)
-        if self._layout.must_close(len(data)):
+        """One record sent as one input line."""
+        self.write_record([(line, 1)], source)
+
+    def write_record(self, lines: Sequence[tuple[dict[str, Any], int]], source: dict[str, Any] | None = None) -> None:
+        """One record's input lines, each with the inputs it carries (a chunked record's passages), all in
+        one part: a record is joined from one output object."""
+        data = [jsonlines.dump_line(line) for line, _ in lines]
+        size, inputs = sum(map(len, data)), sum(count for _, count in lines)
+        if self._layout.must_close(size, inputs):
             self._upload()
         if self._file is None:
-            self._layout.open(len(data))
+            groups = len(self.groups)
+            self._layout.open(size, inputs)
+            if len(self.groups) > groups:
+                self._forget_ends(before_group=len(self.groups) - 2)
             # Held open across writes and closed by _upload, so a context manager does not fit.
             self._file = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
             if self._source_prefix is not None:
                 self._source = tempfile.SpooledTemporaryFile(max_size=SPOOL_BYTES)  # noqa: SIM115
-        self._file.write(data)
+        for chunk in data:
+            self._file.write(chunk)
         if self._source is not None and source is not None:
             self._source.write(jsonlines.dump_line(source))
-        self._layout.add(len(data))
+        self._layout.add(size, inputs)
+        if self._splits:
+            ends = self._ends.setdefault(self.parts, (array("q"), array("q")))
+            ends[0].append(self._layout.records)
+            ends[1].append((ends[1][-1] if ends[1] else 0) + len(lines))
 
     def close(self) -> None:
         if self._file is not None:
@@ -128,7 +151,7 @@ class PartWriter:
                 name=part_name(part.number),
                 job=group.index,
                 key=self.input_key(group, part.number),
-                records=part.records,
+                records=part.sources,
             )
             for group in self.groups
             for part in group.parts
@@ -153,12 +176,32 @@ class PartWriter:
         self._s3.copy_object(Bucket=self._bucket, Key=new, CopySource={"Bucket": self._bucket, "Key": old})
         self._s3.delete_object(Bucket=self._bucket, Key=old)
 
-    def _split(self, part: Part, source: Group, target: Group, keep: int, number: int) -> tuple[int, int]:
-        """The records of `part` after the first `keep` become part `number` of `target`; their sizes."""
-        kept, moved = self._cut(self.input_key(source, part.number), keep, self.input_key(target, number))
+    def _split(self, part: Part, source: Group, target: Group, keep: int, number: int) -> SplitSizes:
+        """The records of `part` past its first `keep` inputs (to the end of the record under way) become
+        part `number` of `target`."""
+        inputs, lines = self._ends.get(part.number, (array("q"), array("q")))
+        if inputs:
+            record = bisect.bisect_left(inputs, keep)  # the first record ending at or past `keep`
+            kept_inputs, kept_lines, kept_records = inputs[record], lines[record], record + 1
+        else:
+            kept_inputs = kept_lines = kept_records = keep
+        if kept_inputs >= part.records:
+            return SplitSizes(part.records, part.sources, part.bytes, 0)  # one record: nothing to split
+        kept, moved = self._cut(self.input_key(source, part.number), kept_lines, self.input_key(target, number))
         if self._source_prefix is not None:
-            self._cut(self.source_key(part.number), keep, self.source_key(number))
-        return kept, moved
+            self._cut(self.source_key(part.number), kept_records, self.source_key(number))
+        if inputs:
+            self._ends[number] = (
+                array("q", (end - kept_inputs for end in inputs[kept_records:])),
+                array("q", (end - kept_lines for end in lines[kept_records:])),
+            )
+            self._ends[part.number] = (inputs[:kept_records], lines[:kept_records])
+        return SplitSizes(kept_inputs, kept_records, kept, moved)
+
+    def _forget_ends(self, before_group: int) -> None:
+        for group in self.groups[:max(before_group, 0)]:
+            for part in group.parts:
+                self._ends.pop(part.number, None)
 
     def _cut(self, key: str, keep: int, tail_key: str) -> tuple[int, int]:
         """Rewrite `key` with its first `keep` lines and put the others at `tail_key`; their sizes."""

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from osbatch.backends.base import BatchBackend
+from osbatch.chunking import Chunker
 from osbatch.config import PipelineConfig
 
 if TYPE_CHECKING:
@@ -18,8 +19,10 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class DeployedPipeline:
-    """A deployed pipeline as its steps use it: its config, its inference backend, its OpenSearch client."""
+    """A deployed pipeline as its steps use it: its config, its inference backend, its OpenSearch client and,
+    when it chunks records into passages, its Chunker."""
 
     config: PipelineConfig
     backend: BatchBackend
     opensearch: OpenSearch
+    chunker: Chunker | None = None
