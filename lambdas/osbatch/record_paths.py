@@ -77,7 +77,7 @@ class RecordPath:
         return steps if steps is not None and all(isinstance(step, str) for step in steps) else None  # type: ignore[return-value]
 
     def holding(self, value: Any) -> dict[str, Any]:
-        """The smallest record in which this path (of names only, `names`) finds value: `$.a.b` -> {a: {b: v}}."""
+        """The smallest record in which this path of names finds value: `$.a.b` -> {a: {b: value}}."""
         names = self.names
         if not names:
             raise ValueError(f"{self.expression} is not a path of field names")

@@ -28,7 +28,8 @@ def test_pipelines_that_do_not_count_minilm_tokens_ship_no_tokenizer(tmp_path: P
     # Given a pipeline that does not chunk, and one that chunks by the UTF-8 byte estimate
     plain = pipeline()
     by_bytes = pipeline(
-        name="bytes", source={"prefix": "input/b/", "chunking": {**CHUNKING["chunking"], "tokenizer": "utf8-bytes"}}
+        name="bytes",
+        source={"prefix": "input/b/", "chunking": {**CHUNKING["chunking"], "tokenizer": "utf8-bytes"}},
     )
 
     # When the code is staged

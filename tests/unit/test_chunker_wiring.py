@@ -41,7 +41,7 @@ def test_a_minilm_pipeline_counts_with_the_shipped_tokenizer() -> None:
 
 
 def test_a_missing_tokenizer_is_a_deployment_error_that_says_so(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="tokenizer.json"):
+    with pytest.raises(SettingsError, match=r"tokenizer\.json"):
         chunker_for(chunking_pipeline(), tmp_path / "minilm-tokenizer.json")
 
 

@@ -159,3 +159,29 @@ def test_the_long_documents_pipeline_chunks_with_minilm() -> None:
     assert config.chunking_tokenizer is TokenizerName.MINILM
     assert config.source.chunking is not None
     assert config.source.chunking.token_limits == [254]
+
+
+def test_a_chunking_pipeline_without_a_nested_knn_vector_is_refused_with_the_field_named() -> None:
+    # Given a chunking pipeline whose mapping has a top-level vector only (the unchunked layout)
+    data = pipeline_dict()
+    data["source"]["chunking"] = {}
+    data["sink"]["mapping"] = {"mappings": {"properties": {"v": {"type": "knn_vector", "dimension": 3}}}}
+    # Then validation says where the passages would go and that none was found
+    with pytest.raises(ConfigError, match=r"sink\.mapping\.mappings\.properties: .*`nested`.*found none"):
+        parse_pipeline(data)
+
+
+def test_a_chunking_pipeline_may_not_map_its_passages_field_itself() -> None:
+    data = with_chunking({})
+    data["sink"]["field_map"] = {"_id": "$._id", "passages": "$.text"}
+    with pytest.raises(
+        ConfigError, match=r"sink\.field_map\.passages: the nested field 'passages' is filled"
+    ):
+        parse_pipeline(data)
+
+
+def test_a_chunking_pipeline_needs_a_text_path_of_field_names() -> None:
+    data = with_chunking({})
+    data["source"]["text_path"] = "$..text"
+    with pytest.raises(ConfigError, match=r"source\.text_path: '\$\.\.text' must be a path of field names"):
+        parse_pipeline(data)

@@ -7,6 +7,7 @@ from opensearchpy.exceptions import RequestError
 
 from osbatch.search.index import IndexMappingConflict, ensure_compatible_index, ensure_index
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
+from tests.unit.helpers import NESTED_MAPPING
 
 MAPPING = {
     "settings": {"index.knn": True},
@@ -120,3 +121,26 @@ def test_another_space_type_is_refused() -> None:
     # When it is checked / Then the scores would not mean what the pipeline expects, so it is refused
     with pytest.raises(IndexMappingConflict, match=r"v\.method\.space_type is 'l2'"):
         ensure_compatible_index(client, "msmarco", wanted)
+
+
+def test_an_existing_index_whose_passages_are_a_plain_object_is_refused() -> None:
+    # Given a chunking pipeline's nested passages, and an index that maps the same field as a plain object
+    # (GET _mapping leaves an object's type out), with the same subfields
+    plain = {
+        "properties": {
+            "title": {"type": "keyword"},
+            "passages": {"properties": NESTED_MAPPING["mappings"]["properties"]["passages"]["properties"]},
+        }
+    }
+    client = FakeClient(FakeIndices(existing={"msmarco": plain}))
+
+    # When it is checked / Then the field is named: its passages' vectors could not be searched as nested
+    with pytest.raises(
+        IndexMappingConflict, match=r"passages\.type is 'object', the pipeline needs 'nested'"
+    ):
+        ensure_compatible_index(client, "msmarco", NESTED_MAPPING)
+
+
+def test_an_existing_index_with_the_nested_passages_passes_the_check() -> None:
+    client = FakeClient(FakeIndices(existing={"msmarco": NESTED_MAPPING["mappings"]}))
+    assert ensure_compatible_index(client, "msmarco", NESTED_MAPPING) is False

@@ -164,7 +164,13 @@ class BedrockBackend:
     ) -> list[tuple[dict[str, Any], int]]:
         settings = self._settings
         return [
-            ({"recordId": passage_record_id(line, passage.number), "modelInput": model_input(settings, passage.text)}, 1)
+            (
+                {
+                    "recordId": passage_record_id(line, passage.number),
+                    "modelInput": model_input(settings, passage.text),
+                },
+                1,
+            )
             for passage in passages
         ]
 

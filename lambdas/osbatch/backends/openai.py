@@ -158,7 +158,9 @@ class OpenAIBackend:
             body = request_body(self._settings, "")
             body["input"] = [passage.text for passage in request]
             first = custom_id(line, request[0].number)
-            lines.append(({"custom_id": first, "method": "POST", "url": endpoint, "body": body}, len(request)))
+            lines.append(
+                ({"custom_id": first, "method": "POST", "url": endpoint, "body": body}, len(request))
+            )
         return lines
 
     def embeddings(self, result: Any) -> list[Any]:
@@ -292,7 +294,9 @@ class OpenAIBackend:
         error = line.get("error")
         if isinstance(error, dict):
             return OutputLine(
-                number, error={"code": error.get("code"), "message": str(error.get("message"))}, passage=passage
+                number,
+                error={"code": error.get("code"), "message": str(error.get("message"))},
+                passage=passage,
             )
         response = line.get(RESULT_KEY) or {}
         if response.get("status_code") != 200:

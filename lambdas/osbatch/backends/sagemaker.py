@@ -149,14 +149,14 @@ def passage_lines(
     return [
         (
             {
-            **holder(passage.text),
-            BOOKKEEPING_KEY: {
-                "line": line,
-                "passage": passage.number,
-                "passages": count,
-                "start": passage.start,
-                "end": passage.end,
-            },
+                **holder(passage.text),
+                BOOKKEEPING_KEY: {
+                    "line": line,
+                    "passage": passage.number,
+                    "passages": count,
+                    "start": passage.start,
+                    "end": passage.end,
+                },
             },
             1,
         )

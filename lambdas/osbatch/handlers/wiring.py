@@ -171,7 +171,7 @@ def chunker_for(config: PipelineConfig, tokenizer: Traversable = TOKENIZER_PATH)
 
 @lru_cache(maxsize=4)
 def _counter(name: TokenizerName | None, tokenizer: Traversable) -> TokenCounter:
-    """Cached: loading tokenizer.json takes ~0.1 s and the counter is stateless, so every pipeline shares it."""
+    """Cached: loading tokenizer.json takes ~0.1 s and a counter is stateless, so pipelines share one."""
     if name is not TokenizerName.MINILM:
         return Utf8ByteEstimate()
     if not tokenizer.is_file():

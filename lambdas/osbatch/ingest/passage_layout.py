@@ -25,17 +25,20 @@ class NestedPassages:
     vector: str  # its knn_vector subfield
 
     def fill(self, record: dict[str, Any], body: dict[str, Any]) -> None:
-        """Put the joined record's passages (steps/support/passage_join.py) into the document's nested field."""
+        """Put the joined record's passages (steps/support/passage_join.py) in the document's nested field."""
         bookkeeping = record.get(BOOKKEEPING_KEY)
         passages = bookkeeping.get("passages") if isinstance(bookkeeping, dict) else None
         if not isinstance(passages, list):
-            raise MappingError(f"{self.field}: the record carries no passages (was it joined by a chunked job?)")
+            raise MappingError(
+                f"{self.field}: the record carries no passages (was it joined by a chunked job?)"
+            )
         parent = body
         *objects, name = self.field.split(".")
         for segment in objects:
             parent = parent.setdefault(segment, {})
         parent[name] = [
-            {"text": p["text"], "start": p["start"], "end": p["end"], self.vector: p["vector"]} for p in passages
+            {"text": p["text"], "start": p["start"], "end": p["end"], self.vector: p["vector"]}
+            for p in passages
         ]
 
 

@@ -127,7 +127,7 @@ class IngestPlan(Model):
     tolerated_failure_percentage: float = 0
     # Records the model output lacks (a silent drop), dead-lettered by PlanIngest (steps/support/join.py).
     dead_lettered: int = 0
-    # Chunked pipelines: passages of the records joined with all their vectors (steps/support/passage_join.py).
+    # Chunked pipelines: passages of the records joined with all their vectors (support/passage_join.py).
     passages_embedded: int = 0
 
 

@@ -134,7 +134,9 @@ class PartLayout:
                 if cut.kept_records >= part.records:
                     return  # the part is one record: nothing smaller can move
                 self.parts += 1
-                moved = Part(number, part.records - cut.kept_records, cut.moved_bytes, part.sources - cut.kept_sources)
+                moved = Part(
+                    number, part.records - cut.kept_records, cut.moved_bytes, part.sources - cut.kept_sources
+                )
                 part.records, part.bytes, part.sources = cut.kept_records, cut.kept_bytes, cut.kept_sources
                 last.parts.insert(0, moved)
 

@@ -111,7 +111,8 @@ def plan_ingest(
         number=number,
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
         dead_lettered=(previous.dead_lettered if previous else 0) + missing,  # every plan's
-        passages_embedded=(previous.passages_embedded if previous else 0) + (joiner.embedded if joiner else 0),
+        passages_embedded=(previous.passages_embedded if previous else 0)
+        + (joiner.embedded if joiner else 0),
     )
     remotes = [
         remote.model_copy(update={"ingested": True}) if remote in ready else remote

@@ -49,7 +49,9 @@ class Joined:
 # Joins one output object onto its part's source records (line -> raw record) into s3://bucket/key; returns
 # the joined object's size and the lines some output line answered. _join_one for whole records,
 # steps/support/passage_join.py for chunked ones.
-PartJoiner = Callable[["BatchBackend", "S3Client", OutputObject, dict[int, bytes], str, str], tuple[int, set[int]]]
+PartJoiner = Callable[
+    ["BatchBackend", "S3Client", OutputObject, dict[int, bytes], str, str], tuple[int, set[int]]
+]
 
 
 def join_outputs(

@@ -113,7 +113,9 @@ class PartWriter:
         """One record sent as one input line."""
         self.write_record([(line, 1)], source)
 
-    def write_record(self, lines: Sequence[tuple[dict[str, Any], int]], source: dict[str, Any] | None = None) -> None:
+    def write_record(
+        self, lines: Sequence[tuple[dict[str, Any], int]], source: dict[str, Any] | None = None
+    ) -> None:
         """One record's input lines, each with the inputs it carries (a chunked record's passages), all in
         one part: a record is joined from one output object."""
         data = [jsonlines.dump_line(line) for line, _ in lines]
@@ -187,7 +189,9 @@ class PartWriter:
             kept_inputs = kept_lines = kept_records = keep
         if kept_inputs >= part.records:
             return SplitSizes(part.records, part.sources, part.bytes, 0)  # one record: nothing to split
-        kept, moved = self._cut(self.input_key(source, part.number), kept_lines, self.input_key(target, number))
+        kept, moved = self._cut(
+            self.input_key(source, part.number), kept_lines, self.input_key(target, number)
+        )
         if self._source_prefix is not None:
             self._cut(self.source_key(part.number), kept_records, self.source_key(number))
         if inputs:
@@ -199,7 +203,7 @@ class PartWriter:
         return SplitSizes(kept_inputs, kept_records, kept, moved)
 
     def _forget_ends(self, before_group: int) -> None:
-        for group in self.groups[:max(before_group, 0)]:
+        for group in self.groups[: max(before_group, 0)]:
             for part in group.parts:
                 self._ends.pop(part.number, None)
 

@@ -83,7 +83,9 @@ class PassageJoiner:
                     spill.write(raw)
             answered = offsets.keys() | errors.keys()
             for line in sorted(answered):
-                emit(self._record(backend, line, records[line], errors.get(line), offsets.get(line, []), spill))
+                emit(
+                    self._record(backend, line, records[line], errors.get(line), offsets.get(line, []), spill)
+                )
             joined.seek(0)
             s3.upload_fileobj(joined, bucket, key)
         return size, set(answered)
@@ -136,6 +138,6 @@ def _vectors(
     more = ", ..." if len(missing) > SHOWN_MISSING else ""
     return [], {
         "code": "missing_passages",
-        "message": f"{len(missing)} of the record's {count} passages (passage {shown}{more}) are missing from "
-        "the model output; a record is indexed only with all its passages, so upload it again",
+        "message": f"{len(missing)} of the record's {count} passages (passage {shown}{more}) are missing "
+        "from the model output; a record is indexed only with all its passages, so upload it again",
     }
