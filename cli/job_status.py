@@ -21,6 +21,10 @@ COUNTS = (
     ("dead-lettered", "dead_lettered"),
     ("unaccounted", "unaccounted"),
     ("duplicate ids", "duplicate_ids"),
+    # A chunking pipeline's passages (absent otherwise): sent = embedded + dead-lettered once it ends.
+    ("passages sent", "passages_sent"),
+    ("passages embedded", "passages_embedded"),
+    ("passages dead-lettered", "passages_dead_lettered"),
 )
 TIMELINE = (("created", "created_at"), ("submitted", "submitted_at"), ("finished", "finished_at"))
 REMOTE_HEADERS = ("#", "REMOTE JOB", "OUTPUT")

@@ -14,11 +14,12 @@ from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.handlers.wiring import chunker_for
 from osbatch.ingest.chunk import IngestTarget
-from osbatch.models import JobState, SourceObject
+from osbatch.models import IngestPlan, JobState, Prepared, SourceObject
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.join import join_outputs
 from osbatch.steps.support.passages import passage_joiner
 from osbatch.steps.support.ports import DeployedPipeline
+from osbatch.steps.support.report import passage_counts
 from tests.unit.fake_opensearch import FakeClient
 from tests.unit.helpers import chunking_pipeline_dict, job_store
 
@@ -260,3 +261,19 @@ def test_bedrock_sends_one_titan_request_per_passage() -> None:
     assert [line["modelInput"]["inputText"] for line, _ in lines] == ["one", "two"]
     parsed = backend.parse_output({"recordId": lines[1][0]["recordId"], "modelOutput": {"embedding": [0.5]}})
     assert (parsed.line, parsed.passage, backend.embeddings(parsed.result)) == (9, 1, [[0.5]])
+
+
+def test_the_report_counts_passages_so_that_sent_is_embedded_plus_dead_lettered() -> None:
+    # Given a chunked job that sent 7 passages, of which the records joined whole held 5
+    state = JobState(job_id="j", pipeline="p", source=SourceObject(bucket="b", key="k"))
+    prepared = Prepared(input_uri="s3://o/i/", parts=1, records_in=3, valid=3, dead_lettered=0, passages=7)
+    plan = IngestPlan(bucket="o", key="k", chunks=1, objects=1, passages_embedded=5)
+    chunked = state.model_copy(update={"prepared": prepared, "plan": plan})
+
+    # Then the report's passages add up, and a job that never planned an ingest (failed) has none embedded
+    assert passage_counts(chunked) == {"sent": 7, "embedded": 5, "dead_lettered": 2}
+    failed = state.model_copy(update={"prepared": prepared})
+    assert passage_counts(failed) == {"sent": 7, "embedded": 0, "dead_lettered": 7}
+    # And an unchunked job reports no passages at all
+    whole = state.model_copy(update={"prepared": prepared.model_copy(update={"passages": None})})
+    assert passage_counts(whole) is None

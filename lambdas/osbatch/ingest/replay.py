@@ -5,7 +5,9 @@ pipeline's current field_map and bulk-written by _id, so a replay run twice leav
 does. Records that still fail become dead letters again, in the replay's own object, with the new reason.
 Records that never got a model output (Prepare's bad lines, a service's per-record errors, records its output
 lacks) cannot be indexed without inference; `input_records` turns them into a JSONL file to fix and upload
-again.
+again. For a chunked pipeline that holds for its records too: an ingest letter carries the record's passages
+with their vectors (written again as they were), and every other letter the record as the user wrote it, so
+the upload chunks it afresh (a record refused at stage `chunk` is fixed, or the chunking config changed).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ def replay(
             if not isinstance(record, dict):
                 raise RecordError("expected a JSON object")
             doc = target.mapper.map(record)
+            if target.passages is not None:  # a chunked record keeps its passages' vectors in its letter
+                target.passages.fill(record, doc.body)
         except (RecordError, MappingError) as error:
             line = entry.get("line")
             if isinstance(error, RecordError):

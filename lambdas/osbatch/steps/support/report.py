@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from osbatch.contracts import dead_letter_prefix, report_key
@@ -35,6 +35,8 @@ class JobReport:
     remote_jobs: list[str]
     dead_letter_uri: str
     finished_at: str
+    # A chunking pipeline's passages: {sent, embedded, dead_lettered} (None when it does not chunk).
+    passages: dict[str, int] | None = field(default=None)
 
 
 def build_report(
@@ -59,7 +61,18 @@ def build_report(
         remote_jobs=[remote.arn or remote.id for remote in state.remotes],
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
+        passages=passage_counts(state),
     )
+
+
+def passage_counts(state: JobState) -> dict[str, int] | None:
+    """Passages sent, embedded (of the records joined with every vector) and dead-lettered (the rest: their
+    records were refused, dropped, or never came back), so sent = embedded + dead_lettered for every job."""
+    sent = state.prepared.passages if state.prepared else None
+    if sent is None:
+        return None
+    embedded = state.plan.passages_embedded if state.plan else 0
+    return {"sent": sent, "embedded": embedded, "dead_lettered": sent - embedded}
 
 
 def store_report(report: JobReport, store: JobStore, publish: Publish) -> None:
@@ -79,8 +92,14 @@ def store_report(report: JobReport, store: JobStore, publish: Publish) -> None:
         reason=report.reason,
         finished_at=report.finished_at,
         report=f"s3://{output_bucket}/{key}",
+        **_passage_fields(report.passages),
     )
     publish(body)
+
+
+def _passage_fields(passages: dict[str, int] | None) -> dict[str, int]:
+    """The job item's flat passage counts (`osbatch status`, the job table); none for an unchunked job."""
+    return {f"passages_{name}": value for name, value in (passages or {}).items()}
 
 
 def unaccounted_records(state: JobState, tally: ChunkTally) -> int:
