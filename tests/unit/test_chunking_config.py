@@ -155,7 +155,7 @@ def test_chunking_survives_the_deployed_json() -> None:
 
 
 def test_the_long_documents_pipeline_chunks_with_minilm() -> None:
-    config = load_pipeline(REPO / "pipelines" / "examples" / "python-modules.yaml")
+    config = load_pipeline(REPO / "pipelines" / "python-modules.yaml")
     assert config.chunking_tokenizer is TokenizerName.MINILM
     assert config.source.chunking is not None
     assert config.source.chunking.token_limits == [254]

@@ -30,11 +30,11 @@ def test_an_invalid_pipeline_config_is_one_clear_error(
 
 
 def test_an_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    # Given the example pipelines / When a pipeline that does not exist is named
+    # Given the deployed pipelines (pipelines/*.yaml) / When a pipeline that does not exist is named
     code = main(["submit", str(tmp_path / "x.jsonl"), "--pipeline", "nope"])
     # Then the error says which ones exist
     assert code == 2
-    assert "no pipeline 'nope' in pipelines/*.yaml; known: python-docs" in capsys.readouterr().err
+    assert "no pipeline 'nope' in pipelines/*.yaml; known: python-docs, python-modules" in capsys.readouterr().err
 
 
 def test_without_a_local_stack_or_an_aws_region_the_target_error_says_what_to_do(
