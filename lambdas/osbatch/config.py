@@ -19,7 +19,7 @@ from urllib.parse import urlparse
 import yaml
 from pydantic import AfterValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from osbatch.chunking.spec import ChunkingConfig, TokenizerName
+from osbatch.chunking.spec import ChunkingConfig, IndexLayout, TokenizerName
 from osbatch.chunking.tokens import MAX_TOKENS
 from osbatch.jsonpaths import compile_path
 from osbatch.search_config import MlInferenceStep, ModelSpec, SearchPipelineSpec, SearchSpec, Task
@@ -513,6 +513,10 @@ class SinkConfig(Strict):
     )
     field_map: dict[str, str | list[str]] = Field(min_length=1)
     ingest_fields: list[str] = Field(default_factory=list)
+    layout: IndexLayout = Field(
+        IndexLayout.RECORD,
+        description="a chunking pipeline's documents: record (nested passages) or passage (one per passage)",
+    )
     bulk: BulkConfig = BulkConfig()
     tolerated_chunk_failure_percentage: float = Field(
         0,
@@ -584,6 +588,10 @@ class PipelineConfig(Strict):
     @model_validator(mode="after")
     def _chunking_fits_the_model(self) -> PipelineConfig:
         chunking, tokenizer = self.source.chunking, self.chunking_tokenizer
+        if chunking is None and self.sink.layout is IndexLayout.PASSAGE:
+            raise ValueError(
+                "sink.layout: passage indexes a record's passages; set source.chunking to make them"
+            )
         if chunking is None or tokenizer is None:
             return self
         most = MAX_TOKENS[tokenizer]
@@ -606,7 +614,7 @@ class PipelineConfig(Strict):
 
     def _chunking_has_a_layout(self) -> None:
         """A chunking pipeline sends passages of text_path and indexes them in a nested knn_vector field."""
-        from osbatch.ingest.passage_layout import nested_vector_fields
+        from osbatch.ingest.passage_layout import nested_vector_fields, passage_layout_fits
         from osbatch.record_paths import RecordPath
 
         if RecordPath(self.source.text_path).names is None:
@@ -614,6 +622,9 @@ class PipelineConfig(Strict):
                 f"source.text_path: '{self.source.text_path}' must be a path of field names ($.a.b) when "
                 "source.chunking is set: each passage is sent in the record's place of its text"
             )
+        if self.sink.layout is IndexLayout.PASSAGE:
+            passage_layout_fits(self.sink.mapping, self.sink.field_map)
+            return
         nested = nested_vector_fields(self.sink.mapping)
         if len(nested) != 1:
             found = ", ".join(field.field for field in nested) or "none"

@@ -46,12 +46,14 @@ def test_invalid_pipeline_fails_synth_naming_file_and_field(tmp_path: Path) -> N
     assert not (tmp_path / "out" / "manifest.json").exists()
 
 
-def test_the_example_pipeline_loads_with_the_default_glob() -> None:
+def test_the_example_pipelines_load_with_the_default_glob() -> None:
     # Given the repository's pipelines directory
     # When the default glob is loaded
-    (config,) = load_pipelines(root=ROOT)
+    config, long_documents = load_pipelines(root=ROOT)
 
-    # Then it is the python-docs example with the documented settings
+    # Then they are the long-documents pipeline, which chunks, and the python-docs example with the
+    # documented settings
+    assert long_documents.name == "python-modules" and long_documents.source.chunking is not None
     assert config.name == "python-docs"
     assert config.source.prefix == "input/python-docs/"
     assert (

@@ -34,7 +34,10 @@ def test_an_unknown_pipeline_lists_the_known_ones(capsys: pytest.CaptureFixture[
     code = main(["submit", str(tmp_path / "x.jsonl"), "--pipeline", "nope"])
     # Then the error says which ones exist
     assert code == 2
-    assert "no pipeline 'nope' in pipelines/*.yaml; known: python-docs, python-modules" in capsys.readouterr().err
+    assert (
+        "no pipeline 'nope' in pipelines/*.yaml; known: python-docs, python-modules"
+        in capsys.readouterr().err
+    )
 
 
 def test_without_a_local_stack_or_an_aws_region_the_target_error_says_what_to_do(

@@ -6,15 +6,19 @@ import json
 import random
 from typing import Any
 
+import pytest
+
 from osbatch.backends.base import OutputObject, PassageInput
 from osbatch.backends.bedrock import BedrockBackend, passage_of, passage_record_id
 from osbatch.backends.openai import OpenAIBackend
 from osbatch.backends.sagemaker import SageMakerBackend
-from osbatch.config import PipelineConfig, parse_pipeline
+from osbatch.config import ConfigError, PipelineConfig, parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.handlers.wiring import chunker_for
+from osbatch.ingest.bulk import BulkWriter
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.models import IngestPlan, JobState, Prepared, SourceObject
+from osbatch.models.ingest import MappedDoc, RecordRef
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.join import join_outputs
 from osbatch.steps.support.passages import passage_joiner
@@ -277,3 +281,124 @@ def test_the_report_counts_passages_so_that_sent_is_embedded_plus_dead_lettered(
     # And an unchunked job reports no passages at all
     whole = state.model_copy(update={"prepared": prepared.model_copy(update={"passages": None})})
     assert passage_counts(whole) is None
+
+
+PASSAGE_MAPPING = {
+    "settings": {"index.knn": True},
+    "mappings": {
+        "properties": {
+            "parent_id": {"type": "keyword"},
+            "title": {"type": "keyword"},
+            "text": {"type": "text"},
+            "embedding": {"type": "knn_vector", "dimension": 3},
+        }
+    },
+}
+
+
+def passage_layout(**sink: Any) -> dict[str, Any]:
+    data = chunking_pipeline_dict(CHUNKING)
+    data["sink"] = {
+        **data["sink"],
+        "layout": "passage",
+        "mapping": PASSAGE_MAPPING,
+        "field_map": {"_id": "$._id", "title": "$.title"},
+        **sink,
+    }
+    return data
+
+
+def test_the_passage_layout_makes_one_document_per_passage_named_after_its_record() -> None:
+    # Given a joined record with two passages, on a passage-layout pipeline
+    target = IngestTarget.of_pipeline(parse_pipeline(passage_layout(), "test"))
+    passages = [
+        {"text": "one ", "start": 0, "end": 4, "vector": [0.0, 0.0, 1.0]},
+        {"text": "two", "start": 4, "end": 7, "vector": [0.0, 1.0, 0.0]},
+    ]
+    record = {"_id": "r", "title": "T", "text": "one two", "_osbatch": {"line": 1, "passages": passages}}
+
+    # When it is laid out
+    assert target.passages is not None
+    docs = target.passages.documents(record, target.mapper.map(record))
+
+    # Then each passage is a document with the record's fields, its parent's id, its text, offsets and vector
+    assert [(doc.doc_id, doc.body) for doc in docs] == [
+        (
+            "r#0",
+            {
+                "title": "T",
+                "parent_id": "r",
+                "text": "one ",
+                "start": 0,
+                "end": 4,
+                "embedding": [0.0, 0.0, 1.0],
+            },
+        ),
+        (
+            "r#1",
+            {
+                "title": "T",
+                "parent_id": "r",
+                "text": "two",
+                "start": 4,
+                "end": 7,
+                "embedding": [0.0, 1.0, 0.0],
+            },
+        ),
+    ]
+
+
+def test_a_passage_layout_without_a_parent_id_keyword_is_refused_with_the_field_named() -> None:
+    mapping = {"mappings": {"properties": {"embedding": {"type": "knn_vector", "dimension": 3}}}}
+    with pytest.raises(ConfigError, match=r"sink\.mapping\.mappings\.properties\.parent_id: .*keyword"):
+        parse_pipeline(passage_layout(mapping=mapping), "test")
+
+
+def test_a_passage_layout_may_not_map_the_fields_it_writes() -> None:
+    with pytest.raises(ConfigError, match=r"sink\.field_map\.text: the passage layout writes 'text' itself"):
+        parse_pipeline(passage_layout(field_map={"_id": "$._id", "text": "$.text"}), "test")
+
+
+class OneItemFails:
+    """A bulk endpoint that refuses the document with one id and indexes every other."""
+
+    def __init__(self, refused: str) -> None:
+        self.refused = refused
+
+    def bulk(self, *, body: Any, index: Any = None) -> Any:
+        actions = [json.loads(line) for line in body.splitlines()[::2]]
+        items = []
+        for action in actions:
+            doc_id = action["index"]["_id"]
+            if doc_id == self.refused:
+                items.append(
+                    {
+                        "index": {
+                            "_id": doc_id,
+                            "status": 400,
+                            "error": {"type": "mapper_parsing_exception", "reason": "bad"},
+                        }
+                    }
+                )
+            else:
+                items.append({"index": {"_id": doc_id, "status": 201}})
+        return {"errors": True, "items": items}
+
+
+def test_a_record_of_several_documents_counts_once_and_is_not_indexed_in_part() -> None:
+    # Given two records of passage documents, one of whose passages the index refuses
+    writer = BulkWriter(
+        OneItemFails("b#1"), "idx", max_bytes=1 << 20, max_retries=0, initial_backoff=0, max_backoff=0
+    )
+    a, b = RecordRef(0, 1, b"a"), RecordRef(10, 2, b"b")
+
+    # When both are written
+    writer.add_record([MappedDoc("a#0", {}), MappedDoc("a#1", {})], a)
+    writer.add_record([MappedDoc("b#0", {}), MappedDoc("b#1", {}), MappedDoc("b#2", {})], b)
+    failures = writer.close()
+
+    # Then one record is indexed and the other is one failure with the index's reason, never two or three
+    assert writer.indexed == 1
+    assert [(failure.ref.line, failure.reason) for failure in failures] == [
+        (2, "mapper_parsing_exception: bad")
+    ]

@@ -17,6 +17,7 @@ from osbatch.chunking.spec import (
     ChunkingStep,
     Delimiter,
     FixedTokenLength,
+    IndexLayout,
     OnMaxChunkLimit,
     TokenizerName,
 )
@@ -30,6 +31,7 @@ __all__ = [
     "ChunkingStep",
     "Delimiter",
     "FixedTokenLength",
+    "IndexLayout",
     "NotChunkable",
     "OnMaxChunkLimit",
     "OnlyDelimiters",

@@ -36,6 +36,13 @@ class TokenizerName(StrEnum):
     UTF8_BYTES = "utf8-bytes"  # one token per UTF-8 byte: an upper bound for byte-level BPE models
 
 
+class IndexLayout(StrEnum):
+    """How a chunked record is indexed (`sink.layout`; ingest/passage_layout.py)."""
+
+    RECORD = "record"  # one document per record, its passages in a nested field (OpenSearch's nested k-NN)
+    PASSAGE = "passage"  # one document per passage, with the record's id as parent_id
+
+
 class OnMaxChunkLimit(StrEnum):
     DEAD_LETTER = "dead_letter"
     # text_chunking's behaviour: the rest of the text goes into the last chunk, past the token limit.

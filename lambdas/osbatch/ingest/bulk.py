@@ -11,6 +11,9 @@ Later lines win, whatever order requests land in: a document with a version (its
 its input line) goes with `version_type: external_gte`, so an earlier line's write that arrives after a
 later one's is refused with 409 and counted as superseded, not failed; a retry of the same write succeeds.
 
+A record may be several documents (a chunked record in the passage layout: add_record). They go in one
+request, and the record counts once: indexed when all its documents are, else one failure (the first reason).
+
 Requests settle in the order they were cut (the oldest in flight is awaited first), so `on_settled` sees a
 growing prefix of the input: everything before its offset is indexed or a failure. Checkpoints build on that.
 """
@@ -164,6 +167,31 @@ class BulkWriter:
     def add(self, doc: MappedDoc, ref: RecordRef, end: int | None = None, version: int | None = None) -> None:
         """end: the input offset just past this record (default: its start), reported back by on_settled.
         version: orders writes of one id (later wins); only for documents with an id."""
+        self.add_record([doc], ref, end, version)
+
+    def add_record(
+        self, docs: list[MappedDoc], ref: RecordRef, end: int | None = None, version: int | None = None
+    ) -> None:
+        """The documents of one record, sent in one request and counted as one record (see add)."""
+        payloads = [self._payload(doc, version) for doc in docs]
+        size = sum(map(len, payloads))
+        end = ref.offset if end is None else end
+        if self._max_request_bytes is not None and size > self._max_request_bytes:
+            # The domain would answer 413 for the whole request; refuse this one record instead.
+            cap = self._max_request_bytes
+            what = "document is" if len(docs) == 1 else f"record's {len(docs)} documents are"
+            reason = f"the {what} {size} bytes, over the {cap}-byte request cap"
+            self.flush()
+            self._settle_in_order(Settled(end, failures=[Failure(ref, reason)]))
+            return
+        # Under the cap, a record bigger than max_bytes still goes, alone: OpenSearch decides its fate.
+        if self._buffer and self._buffered_bytes + size > self._max_bytes:
+            self.flush()
+        self._buffer.extend(_Pending(ref, payload) for payload in payloads)
+        self._buffered_bytes += size
+        self._buffer_end = end
+
+    def _payload(self, doc: MappedDoc, version: int | None) -> bytes:
         meta: dict[str, Any] = {}
         if doc.doc_id is not None:
             meta["_id"] = doc.doc_id
@@ -176,21 +204,7 @@ class BulkWriter:
             if version is not None and doc.doc_id is not None:
                 meta.update(version=version, version_type="external_gte")
             action, source = {"index": meta}, doc.body
-        payload = jsonlines.dump_line(action) + jsonlines.dump_line(source)
-        end = ref.offset if end is None else end
-        if self._max_request_bytes is not None and len(payload) > self._max_request_bytes:
-            # The domain would answer 413 for the whole request; refuse this one document instead.
-            cap = self._max_request_bytes
-            reason = f"the document is {len(payload)} bytes, over the {cap}-byte request cap"
-            self.flush()
-            self._settle_in_order(Settled(end, failures=[Failure(ref, reason)]))
-            return
-        # Under the cap, a document bigger than max_bytes still goes, alone: OpenSearch decides its fate.
-        if self._buffer and self._buffered_bytes + len(payload) > self._max_bytes:
-            self.flush()
-        self._buffer.append(_Pending(ref, payload))
-        self._buffered_bytes += len(payload)
-        self._buffer_end = end
+        return jsonlines.dump_line(action) + jsonlines.dump_line(source)
 
     def flush(self) -> None:
         """Send what is buffered; waits only while the requests in flight are at the concurrency limit."""
@@ -249,6 +263,11 @@ class BulkWriter:
             self._on_settled(settled)
 
     def _send(self, batch: list[_Pending], end: int) -> Settled:
+        settled = self._send_documents(batch, end)
+        records = {id(item.ref) for item in batch}
+        return settled if len(records) == len(batch) else _per_record(settled, len(records))
+
+    def _send_documents(self, batch: list[_Pending], end: int) -> Settled:
         settled = Settled(end)
         pending = batch
         last_error = ""
@@ -323,6 +342,17 @@ def _settle(
         else:
             settled.failures.append(Failure(doc.ref, _item_reason(error or f"status {status}")))
     return retry, retry_reason
+
+
+def _per_record(settled: Settled, records: int) -> Settled:
+    """A request's document counts as record counts: every document ends indexed or failed, so a record is
+    indexed when none of its documents failed, and one failure (the first reason) otherwise."""
+    failures: dict[int, Failure] = {}
+    for failure in settled.failures:
+        failures.setdefault(id(failure.ref), failure)
+    settled.failures = list(failures.values())
+    settled.indexed = records - len(failures)
+    return settled
 
 
 def _fail(settled: Settled, pending: list[_Pending], reason: str) -> None:

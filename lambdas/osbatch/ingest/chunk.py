@@ -19,7 +19,7 @@ from osbatch.field_map import FieldMapper, MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
 from osbatch.ingest.dead_letter import DeadLetterWriter
-from osbatch.ingest.passage_layout import NestedPassages, nested_vector_fields
+from osbatch.ingest.passage_layout import Layout, layout_of
 from osbatch.ingest.readers import MAX_LINE_BYTES, ObjectStore, OversizedLine, iter_chunk_lines
 from osbatch.ingest.records import RecordError, original, parse_record
 from osbatch.models.ingest import Checkpoint, ChunkResult, IngestChunk, MappedDoc, RecordRef
@@ -38,21 +38,22 @@ class IngestTarget:
     """Where a chunk's records go and how: what a pipeline's sink and a `_batch_ingestion` body both give.
 
     upsert: write `update` + `doc_as_upsert` actions, so several files' fields join into one document.
-    passages: for a chunked pipeline, the nested field its passages fill (ingest/passage_layout.py)."""
+    passages: for a chunked pipeline, how its records become documents (ingest/passage_layout.py)."""
 
     mapper: FieldMapper
     index: str
     bulk: BulkConfig
     upsert: bool = False
-    passages: NestedPassages | None = None
+    passages: Layout | None = None
 
     @classmethod
     def of_pipeline(cls, config: PipelineConfig) -> IngestTarget:
         sink = config.sink
         mapper = FieldMapper(sink.field_map, sink.ingest_fields, config.source.id_path)
-        # Config validation holds a chunking pipeline's mapping to exactly one such field.
-        nested = nested_vector_fields(sink.mapping) if config.source.chunking is not None else []
-        return cls(mapper, sink.index, sink.bulk, passages=nested[0] if nested else None)
+        chunked = config.source.chunking is not None
+        return cls(
+            mapper, sink.index, sink.bulk, passages=layout_of(sink.layout, sink.mapping) if chunked else None
+        )
 
 
 def derived_id(bucket: str, key: str, offset: int) -> str:
@@ -144,12 +145,11 @@ def _ingest_line(
         return
     try:
         doc = target.mapper.map(record)
-        if target.passages is not None:
-            target.passages.fill(record, doc.body)
+        if doc.doc_id is None:
+            doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
+        docs = [doc] if target.passages is None else target.passages.documents(record, doc)
     except MappingError as error:
         dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)
         return
-    if doc.doc_id is None:
-        doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
     version = None if chunk.version_base is None or line is None else chunk.version_base + line
-    writer.add(doc, RecordRef(offset, line, raw), version=version)
+    writer.add_record(docs, RecordRef(offset, line, raw), version=version)

@@ -22,7 +22,7 @@ from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.records import RecordError, parse_record
-from osbatch.models.ingest import MappedDoc, RecordRef
+from osbatch.models.ingest import RecordRef
 from osbatch.record_paths import BOOKKEEPING_KEY
 
 
@@ -56,8 +56,8 @@ def replay(
             if not isinstance(record, dict):
                 raise RecordError("expected a JSON object")
             doc = target.mapper.map(record)
-            if target.passages is not None:  # a chunked record keeps its passages' vectors in its letter
-                target.passages.fill(record, doc.body)
+            # A chunked record keeps its passages' vectors in its letter.
+            docs = [doc] if target.passages is None else target.passages.documents(record, doc)
         except (RecordError, MappingError) as error:
             line = entry.get("line")
             if isinstance(error, RecordError):
@@ -70,7 +70,7 @@ def replay(
             dead_letters.add(stage="map", reason="no _id to replay by", record=record, line=entry.get("line"))
             continue
         originals[number] = entry
-        writer.add(MappedDoc(doc.doc_id, doc.body), RecordRef(number, entry.get("line"), raw))
+        writer.add_record(docs, RecordRef(number, entry.get("line"), raw))
     for failure in writer.close():
         entry = originals[failure.ref.offset]
         dead_letters.add(stage="index", reason=failure.reason, record=entry["record"], line=entry.get("line"))
