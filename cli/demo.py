@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.local_search import local_query_embedder
+from cli.long_documents_demo import PIPELINE as LONG_DOCUMENTS
+from cli.long_documents_demo import passages_line, search_deep_passage, upload_long_documents
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
@@ -56,13 +58,16 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
     stack = deploy_local(demo.pipelines, opensearch_url=runtime.opensearch.url, progress=progress)
     target = local_target()
     assert target is not None, f"stack {stack.stack_name} was just deployed, so the local target exists"
-    config = {config.name: config for config in load_pipelines(demo.pipelines)}[demo.pipeline]
+    configs = {config.name: config for config in load_pipelines(demo.pipelines)}
+    config, long_documents = configs[demo.pipeline], configs.get(LONG_DOCUMENTS)
     progress(f"backend {backend}: the sample goes to pipeline {config.name}, index {config.sink.index}")
     client = opensearch_client(runtime.opensearch.url)
     if demo.before_upload is not None:
         demo.before_upload(client, config, progress)
 
     uploads = upload_sample(target, config.name, config.source.prefix, progress)
+    if long_documents is not None:  # the long sample, chunked (cli/long_documents_demo.py)
+        uploads.append(Upload(*upload_long_documents(target, long_documents, progress)))
     jobs = target.jobs
     finished = follow(jobs, uploads, started, progress)
     ok = summarize(finished, uploads, time.monotonic() - started)
@@ -73,6 +78,9 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
         print(f'\nsearch: "{query}"')
         print_hits(semantic_search(client, config, query, k=3, query_vector=query_vector))
     search_side(client, config, demo, progress)
+    if long_documents is not None:
+        print(f"\n{uploads[-1].name}: {passages_line(finished[uploads[-1].job_id])}")
+        ok = search_deep_passage(client, long_documents) and ok
     print(
         f"\nthe runtime is still up: `osbatch --pipelines '{demo.pipelines}' jobs`, "
         f"`osbatch --pipelines '{demo.pipelines}' search QUERY --pipeline {config.name}`, `make down`"

@@ -614,7 +614,7 @@ class PipelineConfig(Strict):
 
     def _chunking_has_a_layout(self) -> None:
         """A chunking pipeline sends passages of text_path and indexes them in a nested knn_vector field."""
-        from osbatch.ingest.passage_layout import nested_vector_fields, passage_layout_fits
+        from osbatch.chunking.mapping import nested_vector_fields, passage_layout_fits
         from osbatch.record_paths import RecordPath
 
         if RecordPath(self.source.text_path).names is None:

@@ -10,6 +10,7 @@ import pytest
 
 from infra.pipelines import load_pipelines
 from local.emulators.openai_server import MODEL_DIMENSIONS as OPENAI_FULL_SIZES
+from osbatch.chunking.mapping import nested_vector_fields
 from osbatch.config import Backend, BedrockModelFamily, PipelineConfig
 from osbatch.search.queries import vector_field
 from tests.unit.helpers import REPO
@@ -38,5 +39,11 @@ CONFIGS = [config for pattern in GLOBS for config in load_pipelines(pattern, REP
 def test_the_mapping_is_as_wide_as_the_requested_vectors(config: PipelineConfig) -> None:
     # Given a pipeline that asks its backend for vectors of a known size
     properties = config.sink.mapping["mappings"]["properties"]
-    # Then its k-NN field has that dimension
-    assert properties[vector_field(config)]["dimension"] == requested_size(config)
+    # Then its k-NN field (a chunking pipeline's: inside its nested passages) has that dimension
+    nested = nested_vector_fields(config.sink.mapping) if config.source.chunking else []
+    field = (
+        properties[nested[0].field]["properties"][nested[0].vector]
+        if nested
+        else properties[vector_field(config)]
+    )
+    assert field["dimension"] == requested_size(config)

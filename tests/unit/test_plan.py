@@ -17,7 +17,7 @@ from osbatch.planning.layout import TooManyRemoteJobs
 from osbatch.planning.plan import Plan, offline_backend, plan_files
 from osbatch.planning.scan import SNIFF_LINES, EstimatedTokens, NotJsonl, Tokens
 from osbatch.planning.tables import Price, Rate, load_prices, load_rates
-from tests.unit.helpers import pipeline_dict
+from tests.unit.helpers import chunking_pipeline_dict, pipeline_dict
 
 TITAN = {"model_id": "amazon.titan-embed-text-v2:0", "family": "titan-embed-text-v2"}
 
@@ -148,10 +148,9 @@ def test_tokens_are_counted_by_the_models_tokenizer_where_there_is_one() -> None
 
 def test_passages_are_counted_where_the_pipeline_chunks_and_unchunkable_records_are_bad_lines() -> None:
     # Given a pipeline that splits on blank lines, then into passages of at most 5 wordpieces
-    data = pipeline_dict()
-    data["source"]["chunking"] = {
-        "algorithms": [{"delimiter": {}}, {"fixed_token_length": {"token_limit": 5}}]
-    }
+    data = chunking_pipeline_dict(
+        {"algorithms": [{"delimiter": {}}, {"fixed_token_length": {"token_limit": 5}}]}
+    )
     config = parse_pipeline(data)
     assert config.source.chunking is not None
     counter = minilm()

@@ -1,9 +1,10 @@
 """How a chunked record is indexed (`sink.layout`): its documents, from the record the join wrote.
 
 record (the default): one document per record, its passages in a nested field: the mapping's `nested`
-property that holds a `knn_vector` (OpenSearch's nested k-NN layout: "Nested field search", https://docs.opensearch.org/latest/vector-search/specialized-operations/
-nested-search-knn/). Each passage is `{"text", "start", "end", <vector subfield>}`: its text, its character
-offsets in the record's text, and its vector. The record's other fields come from field_map, beside it.
+property that holds a `knn_vector` (OpenSearch's nested k-NN layout, "Nested field search":
+https://docs.opensearch.org/latest/vector-search/specialized-operations/nested-search-knn/).
+Each passage is `{"text", "start", "end", <vector subfield>}`: its text, its character offsets in the
+record's text, and its vector. The record's other fields come from field_map, beside it.
 
 passage: one document per passage, id `<record id>#<passage number>`, holding the record's mapped fields,
 `parent_id` (the record's id, a keyword: what a search groups or filters passages by), `text`, `start`,
@@ -13,19 +14,19 @@ overwrites; the record counts once, indexed only when all its documents are (ing
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from osbatch.chunking.mapping import (
+    PARENT_ID,
+    PASSAGE_FIELDS,
+    nested_vector_fields,
+    top_level_vectors,
+)
 from osbatch.chunking.spec import IndexLayout
 from osbatch.field_map import MappingError
 from osbatch.models.ingest import MappedDoc
 from osbatch.record_paths import BOOKKEEPING_KEY
-
-KNN_VECTOR = "knn_vector"
-NESTED = "nested"
-PARENT_ID = "parent_id"
-PASSAGE_FIELDS = ("text", "start", "end")  # besides the vector, in each passage (nested or document)
 
 
 def _passages(record: dict[str, Any], where: str) -> list[dict[str, Any]]:
@@ -93,57 +94,5 @@ def layout_of(layout: IndexLayout, mapping: dict[str, Any]) -> Layout:
     """The configured layout of a chunking pipeline (config validation made sure its mapping has one)."""
     if layout is IndexLayout.PASSAGE:
         return PassageDocuments(top_level_vectors(mapping)[0])
-    return nested_vector_fields(mapping)[0]
-
-
-def top_level_vectors(mapping: dict[str, Any]) -> list[str]:
-    properties = (mapping.get("mappings") or {}).get("properties") or {}
-    return [
-        name
-        for name, field in properties.items()
-        if isinstance(field, dict) and field.get("type") == KNN_VECTOR
-    ]
-
-
-def passage_layout_fits(mapping: dict[str, Any], field_map: dict[str, Any]) -> None:
-    """Raise ValueError naming the field when a passage layout's mapping or field_map cannot hold passages."""
-    vectors = top_level_vectors(mapping)
-    if len(vectors) != 1:
-        raise ValueError(
-            "sink.mapping.mappings.properties: the passage layout writes each passage's vector in the one "
-            f"top-level knn_vector field; found {', '.join(vectors) or 'none'}"
-        )
-    properties = (mapping.get("mappings") or {}).get("properties") or {}
-    if (properties.get(PARENT_ID) or {}).get("type") != "keyword":
-        raise ValueError(
-            f"sink.mapping.mappings.properties.{PARENT_ID}: the passage layout needs it mapped as a keyword "
-            "(each passage's record id, which searches group and filter by)"
-        )
-    reserved = {PARENT_ID, *PASSAGE_FIELDS, vectors[0]}
-    for name in field_map:
-        if name.split(".")[0] in reserved:
-            raise ValueError(
-                f"sink.field_map.{name}: the passage layout writes '{name.split('.')[0]}' itself"
-            )
-
-
-def nested_vector_fields(mapping: dict[str, Any]) -> list[NestedPassages]:
-    """Every nested property of an index body (PUT /<index>) with a knn_vector subfield."""
-    properties = (mapping.get("mappings") or {}).get("properties") or {}
-    return list(_nested(properties, ""))
-
-
-def _nested(properties: dict[str, Any], prefix: str) -> Iterator[NestedPassages]:
-    for name, field in properties.items():
-        if not isinstance(field, dict):
-            continue
-        inner = field.get("properties")
-        if not isinstance(inner, dict):
-            continue
-        if field.get("type") == NESTED:
-            for sub, spec in inner.items():
-                if isinstance(spec, dict) and spec.get("type") == KNN_VECTOR:
-                    yield NestedPassages(f"{prefix}{name}", sub)
-                    break
-        else:
-            yield from _nested(inner, f"{prefix}{name}.")
+    nested = nested_vector_fields(mapping)[0]
+    return NestedPassages(nested.field, nested.vector)

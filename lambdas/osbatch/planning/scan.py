@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Protocol
 
 from osbatch import jsonlines
-from osbatch.backends.base import BatchBackend, InputLimits
+from osbatch.backends.base import BatchBackend, InputLimits, PassageInput
 from osbatch.chunking import Chunker, NotChunkable
 from osbatch.config import PipelineConfig
 from osbatch.ingest.readers import MAX_LINE_BYTES, READ_SIZE, split_lines
@@ -133,21 +133,26 @@ def scan_file(
             continue
         if chunker is not None:
             try:
-                passages = [passage.text for passage in chunker.passages(text)]
+                passages = [
+                    PassageInput(n, p.text, p.start, p.end) for n, p in enumerate(chunker.passages(text))
+                ]
             except NotChunkable as refusal:
                 scan.bad_lines += 1
                 bad.add(BadLine(name, number, "chunk", refusal.reason))
                 continue
             scan.passages += len(passages)
-            scan.tokens += sum(tokens.count(passage) for passage in passages)
+            scan.tokens += sum(tokens.count(passage.text) for passage in passages)
+            # The lines Prepare writes for them (steps/support/passages.py), so the parts are Prepare's.
+            lines = backend.passage_lines(number, passages, text_path.holding)
         else:
             scan.tokens += tokens.count(text)
-        size = len(jsonlines.dump_line(backend.input_line(record, number, text)))
-        if layout.must_close(size):
+            lines = [(backend.input_line(record, number, text), 1)]
+        size, inputs = sum(len(jsonlines.dump_line(line)) for line, _ in lines), sum(n for _, n in lines)
+        if layout.must_close(size, inputs):
             layout.close()
         if not layout.is_open:
-            layout.open(size)
-        layout.add(size)
+            layout.open(size, inputs)
+        layout.add(size, inputs)
         scan.valid += 1
     if scan.records and not objects:
         raise NotJsonl(_not_jsonl(name, scan.records, bad))
