@@ -119,14 +119,15 @@ def test_bad_text_is_dead_lettered_with_what_to_change_and_nothing_is_lost(
     config = configs["e2e-long"]
     # Given empty, whitespace-only and delimiter-only texts, a 100,000-character "word", a 50 MB line
     # (more passages than max_chunk_limit allows) and one good record
-    records = [
-        {"_id": "empty", "text": ""},
-        {"_id": "blank", "text": "  \t \n "},
-        {"_id": "delimiters", "text": "\n\n\n\n\n\n"},
-        {"_id": "word", "text": "x" * 100_000},
-        {"_id": "huge", "text": "word " * 10_000_000},
-        {"_id": "good", "title": "good", "text": "A short record about base64 encoding."},
-    ]
+    texts = {
+        "empty": "",
+        "blank": "  \t \n ",
+        "delimiters": "\n\n\n\n\n\n",
+        "word": "x" * 100_000,
+        "huge": "word " * 10_000_000,
+        "good": "A short record about base64 encoding.",
+    }
+    records = [{"_id": name, "title": name, "text": text} for name, text in texts.items()]
 
     # When the file is uploaded
     job = run(stack, config, jobs, records)
