@@ -148,3 +148,44 @@ def test_the_same_input_gives_the_same_jobs(s3: Any) -> None:
     # Then the groups and every object are the same, so StartJob's names find the same jobs
     assert group_sizes(write(s3, 23, *limits)) == first
     assert listing(s3, PREFIX) == inputs
+
+
+def write_chunked(s3: Any, passages: list[int], files: InputLimits, jobs: JobLimits) -> PartWriter:
+    """Records of the given passage counts, one input line per passage (Bedrock's shape)."""
+    writer = PartWriter(s3, "osb-out", PREFIX, files, jobs, SOURCES)
+    for line, count in enumerate(passages, start=1):
+        lines = [({"recordId": f"{line}-{n}"}, 1) for n in range(count)]
+        writer.write_record(lines, {"_id": f"d{line}", "_osbatch": {"line": line, "passages": count}})
+    writer.close()
+    return writer
+
+
+def records_in(lines: list[dict[str, Any]]) -> list[str]:
+    return sorted({line["recordId"].split("-")[0] for line in lines})
+
+
+def test_a_records_passages_count_against_the_quotas_and_never_straddle_two_parts(s3: Any) -> None:
+    # Given 5 inputs per file and records of 3, 2, 3 and 1 passages
+    writer = write_chunked(s3, [3, 2, 3, 1], InputLimits(5, 10**6), JobLimits(100, 10**9))
+    # Then the parts hold 5 and 4 passages, each record whole in one of them
+    assert group_sizes(writer) == [[5, 4]]
+    inputs = listing(s3, PREFIX)
+    assert [records_in(inputs[key]) for key in sorted(inputs)] == [["1", "2"], ["3", "4"]]
+    # And the parts list and the remote job count the user's records, not passages
+    assert [part.records for part in writer.parts_list()] == [2, 2]
+    assert [group.sources for group in writer.groups] == [4]
+
+
+def test_a_rebalancing_split_cuts_at_a_records_end(s3: Any) -> None:
+    # Given jobs of 5 to 10 inputs and seven records of 2 passages: jobs of 10 and 4 inputs as written
+    writer = write_chunked(s3, [2] * 7, InputLimits(10, 10**6), JobLimits(10, 10**9, min_records_per_job=5))
+    # Then the last job takes one whole record (2 passages) to reach the minimum, not one passage of it
+    assert group_sizes(writer) == [[8], [2, 4]]
+    inputs, sources = listing(s3, PREFIX), listing(s3, SOURCES)
+    assert [records_in(inputs[key]) for key in sorted(inputs)] == [["1", "2", "3", "4"], ["6", "7"], ["5"]]
+    # And each part's source records are exactly the records of its passages
+    for key, lines in inputs.items():
+        assert [str(record["_osbatch"]["line"]) for record in sources[key.split("/", 1)[1]]] == records_in(
+            lines
+        )
+    assert [part.records for part in writer.parts_list()] == [4, 1, 2]

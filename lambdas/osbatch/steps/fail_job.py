@@ -41,8 +41,10 @@ def fail_job(
     store: JobStore,
     publish: Publish,
     index_load: IndexLoad | None = None,
+    chunked: bool = False,
 ) -> tuple[JobState, JobReport]:
-    """backend: None when the job's pipeline is not deployed in this stack (then nothing can be stopped)."""
+    """backend: None when the job's pipeline is not deployed in this stack (then nothing can be stopped).
+    chunked: the pipeline chunks records, so its output was joined at PlanIngest like a joining backend's."""
     jobs, s3 = store.table, store.s3
     status = state.status
     if index_load is not None:
@@ -82,7 +84,7 @@ def fail_job(
             report, dead_lettered=report.dead_lettered + letters, unaccounted=report.unaccounted - letters
         )
         # The remote jobs ingested before the failure may lack records, as in Finalize.
-        if backend is not None and not backend.joins_source and report.unaccounted > 0:
+        if backend is not None and not (backend.joins_source or chunked) and report.unaccounted > 0:
             dropped = dead_letter_dropped(state, tally, store=store, budget_bytes=FAIL_JOB_DIFF_BYTES)
             report = replace(
                 report, dead_lettered=report.dead_lettered + dropped, unaccounted=report.unaccounted - dropped

@@ -93,7 +93,8 @@ class PartWriter:
         # chunked record's lines stay together. Only a backend with a minimum per job has splits, and only
         # the last two groups are rebalanced, so only they are kept (8 bytes a record each).
         self._ends: dict[int, tuple[array[int], array[int]]] = {}
-        self._splits = job_limits.min_records_per_job > 1
+        self._minimum = job_limits.min_records_per_job
+        self._splits = self._minimum > 1
 
     @property
     def groups(self) -> list[Group]:
@@ -183,7 +184,11 @@ class PartWriter:
         part `number` of `target`."""
         inputs, lines = self._ends.get(part.number, (array("q"), array("q")))
         if inputs:
-            record = bisect.bisect_left(inputs, keep)  # the first record ending at or past `keep`
+            # Cut at a record's end: before `keep` (moving a little more) while the source job keeps its
+            # minimum, else after it (moving a little less).
+            record = bisect.bisect_right(inputs, keep) - 1
+            if record < 0 or source.records - part.records + inputs[record] < self._minimum:
+                record = bisect.bisect_left(inputs, keep)
             kept_inputs, kept_lines, kept_records = inputs[record], lines[record], record + 1
         else:
             kept_inputs = kept_lines = kept_records = keep
