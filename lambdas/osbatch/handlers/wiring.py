@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from functools import cached_property, lru_cache
 from importlib import resources
 from importlib.resources.abc import Traversable
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -169,9 +170,7 @@ def chunker_for(config: PipelineConfig, tokenizer: Traversable = TOKENIZER_PATH)
     return Chunker(config.source.chunking, _counter(config.chunking_tokenizer, tokenizer))
 
 
-@lru_cache(maxsize=4)
 def _counter(name: TokenizerName | None, tokenizer: Traversable) -> TokenCounter:
-    """Cached: loading tokenizer.json takes ~0.1 s and a counter is stateless, so pipelines share one."""
     if name is not TokenizerName.MINILM:
         return Utf8ByteEstimate()
     if not tokenizer.is_file():
@@ -180,7 +179,13 @@ def _counter(name: TokenizerName | None, tokenizer: Traversable) -> TokenCounter
             "model's tokenizer.json with the code; redeploy the stack"
         )
     with resources.as_file(tokenizer) as path:
-        return TokenizerJsonCounter.from_file(path)
+        return _tokenizer_counter(str(path))
+
+
+@lru_cache(maxsize=2)
+def _tokenizer_counter(path: str) -> TokenizerJsonCounter:
+    """Cached: loading tokenizer.json takes ~0.1 s and a counter is stateless, so pipelines share one."""
+    return TokenizerJsonCounter.from_file(Path(path))
 
 
 @lru_cache(maxsize=64)
