@@ -19,6 +19,7 @@ from typing import Any
 
 from local.model import Embedder
 from local.model.packaged import sentence_transformers_folder
+from local.opensearch.mapping import localize_mapping
 from osbatch.chunking import Chunker, ChunkingConfig, Passage, TokenizerJsonCounter
 from osbatch.config import PipelineConfig
 from osbatch.search.layout import (
@@ -59,7 +60,8 @@ def load_index(
     index = config.sink.index
     if client.indices.exists(index=index):
         client.indices.delete(index=index)
-    client.indices.create(index=index, body=config.sink.mapping)
+    body, _notes = localize_mapping(config.sink.mapping, index=index)  # lucene: the node has no faiss
+    client.indices.create(index=index, body=body)
     if layout.kind is LayoutKind.FLAT:
         vectors = embedder.embed([str(record["text"]) for record in records])
         documents = [
