@@ -60,8 +60,8 @@ def load_index(
     index = config.sink.index
     if client.indices.exists(index=index):
         client.indices.delete(index=index)
-    body, _notes = localize_mapping(config.sink.mapping, index=index)  # lucene: the node has no faiss
-    client.indices.create(index=index, body=body)
+    localized, _notes = localize_mapping(config.sink.mapping, index=index)  # lucene: the node has no faiss
+    client.indices.create(index=index, body=localized)
     if layout.kind is LayoutKind.FLAT:
         vectors = embedder.embed([str(record["text"]) for record in records])
         documents = [

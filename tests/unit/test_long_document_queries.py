@@ -1,6 +1,6 @@
 """`osbatch search` over long documents: the request bodies of each layout and how hits are read.
 
-The same queries run on the local node in tests/integration/test_long_document_search.py (the integration twin); here, the
+The same queries run on the local node in tests/integration/test_long_document_search.py; here, the
 shapes of OpenSearch's pages ("Nested field search", "Using inner hits in hybrid queries", "Collapse search
 results") are checked without a node.
 """
