@@ -9,8 +9,9 @@
   characters, "400 Bad Request: Too many input tokens. Max input tokens: 8192, request input token
   count: ..." for tokens.
 - OpenAI's embedding models take at most 8,191 tokens per input ("Vector embeddings",
-  https://platform.openai.com/docs/guides/embeddings, the models table's "max input"), and at most 2,048
-  inputs in one request ("Create embeddings", https://platform.openai.com/docs/api-reference/embeddings/create).
+  https://platform.openai.com/docs/guides/embeddings, the models table's "max input"; the API reference
+  rounds it to 8192), no empty string, at most 2,048 inputs and 300,000 tokens summed over the inputs of
+  one request ("Create embeddings", https://platform.openai.com/docs/api-reference/embeddings/create).
   /v1/embeddings answers HTTP 400 with an `invalid_request_error`; in a batch that request's line goes to
   the error file with that response ("Batch API", https://platform.openai.com/docs/guides/batch).
 
@@ -32,6 +33,10 @@ TITAN_MAX_TOKENS = 8_192
 TITAN_MAX_CHARACTERS = 50_000
 OPENAI_MAX_TOKENS = 8_191
 OPENAI_MAX_INPUTS = 2_048
+OPENAI_MAX_REQUEST_TOKENS = 300_000
+INVALID_INPUT = (
+    "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference."
+)
 
 
 class Encoding(Protocol):
@@ -73,8 +78,9 @@ def titan_refusal(text: str) -> str | None:
 
 def openai_refusal(texts: Sequence[str]) -> str | None:
     """Why an OpenAI embeddings request with these inputs is refused, in the API's words; None if taken."""
-    if len(texts) > OPENAI_MAX_INPUTS:
-        return f"'$.input' is invalid: the array must hold at most {OPENAI_MAX_INPUTS} inputs."
+    if not texts or len(texts) > OPENAI_MAX_INPUTS or any(not text for text in texts):
+        return INVALID_INPUT
+    total = 0
     for index, text in enumerate(texts):
         tokens = count_tokens(text)
         if tokens > OPENAI_MAX_TOKENS:
@@ -84,4 +90,7 @@ def openai_refusal(texts: Sequence[str]) -> str | None:
                 f"{tokens} tokens{where} ({tokens} in your prompt; 0 for the completion). Please reduce your "
                 "prompt; or completion length."
             )
+        total += tokens
+    if total > OPENAI_MAX_REQUEST_TOKENS:
+        return f"Requested {total} tokens, max {OPENAI_MAX_REQUEST_TOKENS} tokens per request"
     return None

@@ -19,10 +19,13 @@ from moto import mock_aws
 from local.emulators.bedrock_runtime import InvokeError, invoke_model
 from local.emulators.faults import FAULTS
 from local.emulators.input_limits import (
+    INVALID_INPUT,
+    OPENAI_MAX_REQUEST_TOKENS,
     OPENAI_MAX_TOKENS,
     TITAN_MAX_CHARACTERS,
     TITAN_MAX_TOKENS,
     count_tokens,
+    openai_refusal,
 )
 from local.model import Embedder
 from osbatch.backends.bedrock import BedrockBackend
@@ -174,3 +177,20 @@ def test_an_openai_batch_fails_only_the_over_long_request(openai_api: str) -> No
     assert error["response"]["status_code"] == 400
     body = error["response"]["body"]["error"]
     assert body["type"] == "invalid_request_error" and "(input 1)" in body["message"]
+
+
+def test_an_openai_request_takes_300000_tokens_summed_over_its_inputs_and_refuses_300001() -> None:
+    # Given inputs each within the per-input limit, summing to exactly 300,000 tokens, then one more
+    inputs = [tokens_long(7_500)] * 40
+    assert sum(map(count_tokens, inputs)) == OPENAI_MAX_REQUEST_TOKENS
+    # Then the request is taken at the limit and refused one token over it, naming both numbers
+    assert openai_refusal(inputs) is None
+    assert openai_refusal([*inputs, "the"]) == "Requested 300001 tokens, max 300000 tokens per request"
+
+
+def test_an_openai_request_refuses_an_empty_input_and_more_than_2048_inputs() -> None:
+    # Given requests the API reference rules out: an empty string, 2,049 inputs (2,048 are taken)
+    # Then each is refused as invalid input
+    assert openai_refusal(["fine", ""]) == INVALID_INPUT
+    assert openai_refusal(["the"] * 2_048) is None
+    assert openai_refusal(["the"] * 2_049) == INVALID_INPUT
