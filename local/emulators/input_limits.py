@@ -52,6 +52,7 @@ def cl100k_base() -> Encoding:
     with warnings.catch_warnings():  # 0.1.4 reads its data with importlib.resources.open_binary
         warnings.simplefilter("ignore", DeprecationWarning)
         encoding: Encoding = bpe_openai.get_encoding("cl100k_base")
+        encoding.encode("")  # the data is read on first use
     return encoding
 
 
