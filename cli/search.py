@@ -8,9 +8,17 @@ from typing import Any
 
 from osbatch.backends.query_vectors import ClientFactory, QueryEmbedder, backend_query_embedder
 from osbatch.config import Backend, PipelineConfig
+from osbatch.search.layout import (
+    PARENT_ID,
+    PASSAGE_END,
+    PASSAGE_START,
+    PASSAGE_TEXT,
+    LayoutKind,
+    search_layout,
+)
 from osbatch.search.ml import MlCommons
 from osbatch.search.provision import hybrid_pipeline_name
-from osbatch.search.queries import QUERY_TEXT_EXT, Mode, search_body, vector_field
+from osbatch.search.queries import BEST_PASSAGES, BEST_PASSAGES_BY_TEXT, QUERY_TEXT_EXT, Mode, search_body
 
 TEXT_FIELDS = ("chunk", "text", "passage_text", "review", "diary")
 
@@ -20,12 +28,23 @@ class SearchSetupError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class PassageHit:
+    """One of a long document's best passages: its text and character offsets in the record's text."""
+
+    text: str
+    start: int | None
+    end: int | None
+    score: float
+
+
+@dataclass(frozen=True)
 class Hit:
     doc_id: str
     score: float
     title: str
     text: str
     extra: dict[str, Any]
+    passages: tuple[PassageHit, ...] = ()  # best first; empty for an index without passages
 
 
 # Batch backends whose jobs run on the local MiniLM in the local runtime, so it embeds their queries there.
@@ -77,7 +96,9 @@ def run_search(
     vector = query_vector(query) if model_id is None and query_vector is not None else None
     # knn without a client-side embedder is the node's embedding: a neural clause with the query model
     clause = Mode.NEURAL if mode is Mode.KNN and vector is None else mode
-    body = search_body(config, clause, query, k=k, vector=vector, model_id=model_id)
+    body = search_body(
+        config, clause, query, k=k, vector=vector, model_id=model_id, keep_passages=bool(search_pipeline)
+    )
     if search_pipeline:
         ext, namespace, key = QUERY_TEXT_EXT
         body[ext] = {namespace: {key: query}}
@@ -116,26 +137,63 @@ def semantic_search(
 
 
 def hits_of(response: dict[str, Any], config: PipelineConfig) -> list[Hit]:
-    hidden = {vector_field(config)}
+    layout = search_layout(config)
+    hidden = {layout.vector_field, layout.nested_path}
     hits = []
     for hit in response["hits"]["hits"]:
         source = dict(hit.get("_source", {}))
+        passages = _passages(hit)
+        doc_id = str(hit["_id"])
+        if layout.kind is LayoutKind.PASSAGE:  # the collapsed hit is its record's best passage
+            doc_id = str(source.pop(PARENT_ID, doc_id))
+            for key in (PASSAGE_TEXT, PASSAGE_START, PASSAGE_END):
+                source.pop(key, None)
         text_key = next((key for key in (config.search.text_field, *TEXT_FIELDS) if key in source), None)
         text = str(source.pop(text_key, "")) if text_key else ""
-        title = str(source.pop("title", hit["_id"]))
+        title = str(source.pop("title", doc_id))
         extra = {key: value for key, value in source.items() if key not in hidden}
-        hits.append(Hit(str(hit["_id"]), float(hit.get("_score") or 0.0), title, text, extra))
+        hits.append(Hit(doc_id, float(hit.get("_score") or 0.0), title, text, extra, passages))
     return hits
+
+
+def _passages(hit: dict[str, Any]) -> tuple[PassageHit, ...]:
+    """The hit's best passages: the vector clause's inner hits, else hybrid's BM25 clause's."""
+    inner = hit.get("inner_hits") or {}
+    for name in (BEST_PASSAGES, BEST_PASSAGES_BY_TEXT):
+        found = inner.get(name, {}).get("hits", {}).get("hits", [])
+        if found:
+            return tuple(_passage(passage) for passage in found)
+    return ()
+
+
+def _passage(inner: dict[str, Any]) -> PassageHit:
+    source = inner.get("_source") or {}
+    start, end = source.get(PASSAGE_START), source.get(PASSAGE_END)
+    return PassageHit(
+        str(source.get(PASSAGE_TEXT, "")),
+        int(start) if start is not None else None,
+        int(end) if end is not None else None,
+        float(inner.get("_score") or 0.0),
+    )
 
 
 def print_hits(hits: list[Hit], width: int = 100) -> None:
     if not hits:
         print("  (no hits)")
     for rank, hit in enumerate(hits, start=1):
-        text = hit.text if len(hit.text) <= width else hit.text[: width - 1] + "…"
-        print(f"  {rank}. [{hit.score:.3f}] {hit.title}\n     {text}")
+        print(f"  {rank}. [{hit.score:.3f}] {hit.title}")
+        if hit.passages:  # a long document: its best passage, where it lies in the record's text
+            best = hit.passages[0]
+            where = f"chars {best.start}-{best.end}" if best.start is not None else "passage"
+            print(f"     [{where}] {_clip(' '.join(best.text.split()), width)}")
+        else:
+            print(f"     {_clip(hit.text, width)}")
         for key, value in hit.extra.items():
             print(f"     {key}: {_short(value, width)}")
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def print_response(response: dict[str, Any], config: PipelineConfig, *, as_json: bool) -> None:

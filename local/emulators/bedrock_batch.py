@@ -40,6 +40,7 @@ from botocore.exceptions import ClientError
 
 from local.emulators.batching import EmbedRequest, embed_in_batches
 from local.emulators.faults import Faults
+from local.emulators.input_limits import titan_refusal
 from local.emulators.jobs import JobContext, JobFailed, JobStopped
 from local.emulators.s3_io import S3Client, S3Location, S3ObjectWriter, iter_lines, list_keys
 from local.model import Embedder
@@ -249,6 +250,8 @@ class InvocationWork:
                 record.texts = self._texts(record.model_input)
             except RecordError as error:
                 record.error = f"Malformed input request: {error}, please reformat your input and try again."
+            else:
+                record.error = input_refusal(self._family, record.texts)
             marker = self._faults.fail_records_containing
             if record.error is None and marker and any(marker in text for text in record.texts):
                 record.error = f"The model could not process this record (emulator fault: {marker!r})"
@@ -332,6 +335,13 @@ def texts_of(family: str, body: Any) -> list[str]:
         elif isinstance(content, list):
             texts.extend(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return texts
+
+
+def input_refusal(family: str, texts: list[str]) -> str | None:
+    """Why the model refuses these texts for their length (input_limits.py), None when it takes them."""
+    if family != TITAN:
+        return None
+    return next((reason for reason in map(titan_refusal, texts) if reason), None)
 
 
 def embedding_output(

@@ -10,7 +10,8 @@ Titan Text Embeddings models", https://docs.aws.amazon.com/bedrock/latest/usergu
 the bodies: "Amazon Titan Embeddings G1 - Text", .../userguide/model-parameters-titan-embed-text.html),
 and Cohere Embed's `{"texts", "input_type"}` -> `{"embeddings", ...}`. osbatch calls it to embed a knn
 query with the pipeline's model (osbatch/backends/query_vectors.py). A body the model does not take, or a
-model the emulator has no local stand-in for, is the API's ValidationException (HTTP 400).
+model the emulator has no local stand-in for, is the API's ValidationException (HTTP 400), and so is a
+Titan text over the model's length limits (local/emulators/input_limits.py).
 
 This WSGI wrapper answers those requests before moto's dispatcher sees them; bedrock-runtime signs as
 service `bedrock`, and moto's Bedrock backend has no such path.
@@ -24,7 +25,14 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
-from local.emulators.bedrock_batch import CLAUDE, RecordError, embedding_output, model_family, texts_of
+from local.emulators.bedrock_batch import (
+    CLAUDE,
+    RecordError,
+    embedding_output,
+    input_refusal,
+    model_family,
+    texts_of,
+)
 from local.model import Embedder
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
@@ -50,6 +58,9 @@ def invoke_model(model_id: str, body: Any, embedder: Callable[[], Embedder]) -> 
         texts = texts_of(family, body)
     except RecordError as error:
         raise InvokeError("ValidationException", f"Malformed input request: {error}") from None
+    refusal = input_refusal(family, texts)
+    if refusal is not None:  # Titan's length limits (local/emulators/input_limits.py)
+        raise InvokeError("ValidationException", refusal)
     return embedding_output(family, body, texts, embedder().embed(texts))
 
 

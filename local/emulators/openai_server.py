@@ -14,7 +14,8 @@ cancelling -> cancelled and keeps the results so far in the output file. Success
 failed requests to a separate error file (`response: null`, `error: {code, message}`), each in shuffled
 order; `request_counts` is the progress. Faults (faults.py): `throttle_creates` fails the next batches with
 `token_limit_exceeded` (the enqueued-token limit: a failed batch, not a 429), `fail_records_containing`
-fails matching requests, `hold_jobs` keeps batches in progress, `fail_status_calls` answers 500.
+fails matching requests, `hold_jobs` keeps batches in progress, `fail_status_calls` answers 500. An input
+over the model's 8,191 tokens is refused as the API refuses it (input_limits.py).
 
 Embeddings have the model's size: `dimensions` if the request names it, else the model's full size
 (text-embedding-3-small 1536, -large 3072, ada-002 1536; any other model the local MiniLM's 384), made
@@ -45,6 +46,7 @@ import numpy as np
 
 from local.emulators.batching import EmbedRequest, embed_in_batches
 from local.emulators.faults import FAULTS, FAULTS_PATH, FaultSettings
+from local.emulators.input_limits import openai_refusal
 from local.emulators.jobs import JobContext, JobFailed, JobRecord, JobRunner, JobState, JobStopped
 from local.model import Embedder
 from local.model.output_size import MODEL_DIMENSIONS as MODEL_DIMENSIONS_OF_THE_LOCAL_MODEL
@@ -247,6 +249,8 @@ class BatchWork:
                 self._error(line, "invalid_request", "'input' must be a string or a list of strings")
             elif size_error is not None:
                 self._error(line, "invalid_request", size_error)
+            elif embedder and (too_long := openai_refusal(texts)) is not None:
+                self._refused(line, too_long)
             elif dropped and any(dropped in text for text in texts):
                 self._batch["request_counts"]["completed"] += 1  # counted, yet absent from the output
             elif marker and any(marker in text for text in texts):
@@ -278,6 +282,15 @@ class BatchWork:
         error = {"code": code, "message": message}
         request = {"id": _id("batch_req"), "custom_id": line.get("custom_id")}
         self._errors.append(_dump({**request, "response": None, "error": error}))
+        self._batch["request_counts"]["failed"] += 1
+
+    def _refused(self, line: dict[str, Any], message: str) -> None:
+        """A request the endpoint answers 400: in the error file with that response, as the Batch API
+        writes a failed request (the status code and the endpoint's error body)."""
+        details = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+        response = {"status_code": 400, "request_id": secrets.token_hex(16), "body": {"error": details}}
+        request = {"id": _id("batch_req"), "custom_id": line.get("custom_id")}
+        self._errors.append(_dump({**request, "response": response, "error": None}))
         self._batch["request_counts"]["failed"] += 1
 
     def _finish(self) -> None:
@@ -402,6 +415,9 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
             if not isinstance(texts, list) or not texts or not all(isinstance(text, str) for text in texts):
                 raise ApiError(400, "invalid_request_error", "'input' must be a string or a list of strings")
             output_dimensions(body)  # a size the model cannot give fails before the model runs
+            too_long = openai_refusal(texts)
+            if too_long is not None:  # the model's input limits (local/emulators/input_limits.py)
+                raise ApiError(400, "invalid_request_error", too_long)
             return embeddings_response(body, store._load_embedder().embed(texts), texts)
 
         def do_GET(self) -> None:
