@@ -14,7 +14,7 @@ from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.ports import DeployedPipeline
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
-from tests.unit.helpers import job_store, pipeline_dict
+from tests.unit.helpers import job_store, pipeline_dict, stamped
 
 
 class ListDeadLetters:
@@ -92,10 +92,11 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
     # When it is prepared
     result, dead = run_prepare(config, s3, jobs, body + b"\n")
     # Then good records go to the model input and each bad line is dead-lettered with why
-    assert result.prepared.model_dump(exclude={"input_uri", "jobs"}) == {
+    assert result.prepared.model_dump(exclude={"input_uri", "jobs", "estimate", "incremental"}) == {
         "parts": 1,
         "records_in": 8,
         "valid": 2,
+        "unchanged": 0,
         "dead_lettered": 6,
         "blank_lines": 1,
         "duplicate_ids": 0,
@@ -110,11 +111,20 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
         7: "expected a JSON object, got an array",
     }
     assert all(item["stage"] == "parse" for item in dead.items)
-    # And the model input keeps each record with its source line number
+    # And the model input keeps each record with its source line number and the fields ingest stamps
+    uri = "s3://osb-in/input/msmarco/a.jsonl"
+
+    def doc(text: str) -> dict[str, str]:
+        return stamped(config, text, job_id="msmarco-1", source=uri)
+
     assert read_parts(s3) == [
         [
-            {"_id": "1", "text": "good one", "_osbatch": {"line": 1}},
-            {"_id": 7, "text": "numeric ids are fine", "_osbatch": {"line": 9}},
+            {"_id": "1", "text": "good one", "_osbatch": {"line": 1, "doc": doc("good one")}},
+            {
+                "_id": 7,
+                "text": "numeric ids are fine",
+                "_osbatch": {"line": 9, "doc": doc("numeric ids are fine")},
+            },
         ]
     ]
 
@@ -208,6 +218,7 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
     backend.limits = InputLimits(2, 10_000)
     body = b"".join(json.dumps({"_id": f"d{n}", "text": f"t{n}"}).encode() + b"\n" for n in range(3))
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
+    uri = "s3://osb-in/input/msmarco/a.jsonl"
     # When Prepare runs
     prepare_job(
         state,

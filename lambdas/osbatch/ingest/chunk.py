@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
+from osbatch.contracts import DOC_FIELDS_KEY
 from osbatch.field_map import FieldMapper, MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
@@ -144,5 +145,9 @@ def _ingest_line(
         return
     if doc.doc_id is None:
         doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
+    bookkeeping = record.get(BOOKKEEPING_KEY)
+    fields = bookkeeping.get(DOC_FIELDS_KEY) if isinstance(bookkeeping, dict) else None
+    if isinstance(fields, dict):  # the fingerprint and origin Prepare stamped (osbatch.incremental)
+        doc.body.update(fields)
     version = None if chunk.version_base is None or line is None else chunk.version_base + line
     writer.add(doc, RecordRef(offset, line, raw), version=version)

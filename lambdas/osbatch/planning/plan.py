@@ -100,6 +100,7 @@ def plan_files(
     total_tokens = sum(scan.tokens for scan in scans)
     valid = sum(scan.valid for scan in scans)
     limits = backend.job_limits
+    time, cost = estimate(config, tokens=total_tokens, jobs=jobs, valid=valid, prices=prices, rates=rates)
     return Plan(
         pipeline=config.name,
         backend=config.inference.backend.value,
@@ -129,9 +130,23 @@ def plan_files(
             "max_jobs_in_flight": config.inference.max_jobs_in_flight,
         },
         remote_jobs=jobs,
-        time=_time(config, jobs, total_tokens, valid, prices, rates),
-        cost=_cost(config, total_tokens, jobs, prices, rates),
+        time=time,
+        cost=cost,
     )
+
+
+def estimate(
+    config: PipelineConfig,
+    *,
+    tokens: int,
+    jobs: list[RemoteJobPlan],
+    valid: int,
+    prices: Prices,
+    rates: Rates,
+) -> tuple[TimeEstimate, CostEstimate]:
+    """Wall time and cost of sending `tokens` in `jobs` and ingesting `valid` records: what plan_files
+    prints, and what Prepare records for the job report (planning/estimate.py)."""
+    return _time(config, jobs, tokens, valid, prices, rates), _cost(config, tokens, jobs, prices, rates)
 
 
 def offline_backend(config: PipelineConfig) -> BatchBackend:

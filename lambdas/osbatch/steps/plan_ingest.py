@@ -65,6 +65,7 @@ def plan_ingest(
     previous = state.plan
     objects_before = previous.objects if previous else 0
     missing = 0
+    input_tokens = previous.input_tokens if previous else None
     if backend.joins_source:
 
         def dead_letters(number: int) -> DeadLetterWriter:
@@ -84,6 +85,8 @@ def plan_ingest(
             dead_letters=dead_letters,
         )
         outputs, missing = joined.outputs, joined.missing
+        if joined.input_tokens is not None:
+            input_tokens = (input_tokens or 0) + joined.input_tokens
     # Chunk numbers continue after the earlier plans', so the chunk items 0 .. chunks - 1 are every plan's.
     first = previous.chunks if previous else 0
     number = previous.number + 1 if previous else 0
@@ -108,6 +111,7 @@ def plan_ingest(
         number=number,
         tolerated_failure_percentage=config.sink.tolerated_chunk_failure_percentage,
         dead_lettered=(previous.dead_lettered if previous else 0) + missing,  # every plan's
+        input_tokens=input_tokens,
     )
     remotes = [
         remote.model_copy(update={"ingested": True}) if remote in ready else remote
