@@ -239,5 +239,10 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
         assert [line["recordId"] for line in inputs] == [record_id(n) for n in numbers]
         assert [line["modelInput"]["inputText"] for line in inputs] == [f"t{n - 1}" for n in numbers]
         assert sources == [
-            {"_id": f"d{n - 1}", "text": f"t{n - 1}", "_osbatch": {"line": n}} for n in numbers
+            {
+                "_id": f"d{n - 1}",
+                "text": f"t{n - 1}",
+                "_osbatch": {"line": n, "doc": stamped(config, f"t{n - 1}", job_id="msmarco-1", source=uri)},
+            }
+            for n in numbers
         ]
