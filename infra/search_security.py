@@ -38,6 +38,7 @@ from osbatch.infra_facts import ConfigError
 HANDLER = Path(__file__).with_name("security_mapping_handler.py")
 SECURITY_API = "/_plugins/_security/api"
 INDEX_ROLE, BULK_ROLE, LOAD_ROLE = "osbatch-index", "osbatch-bulk", "osbatch-load"
+INCREMENTAL_ROLE = "osbatch-incremental"
 ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE = (
     "osbatch-ml-provision",
     "osbatch-ml-submit",
@@ -57,6 +58,19 @@ LOAD_ACTIONS = [
     "indices:admin/settings/update",
     "indices:data/read/search",
     "indices:admin/refresh*",
+]
+# Incremental re-embedding: put osbatch's fields in the mapping, _mget fingerprints (and its shard-level
+# action), update unchanged documents through _bulk, _count, _refresh and _delete_by_query a source's
+# earlier version.
+INCREMENTAL_ACTIONS = [
+    "indices:admin/mapping/put",
+    "indices:data/read/mget*",
+    "indices:data/write/bulk*",
+    "indices:data/write/update",
+    "indices:data/read/search",
+    "indices:admin/refresh*",
+    "indices:data/write/delete/byquery",
+    "indices:data/write/delete",
 ]
 # ML Commons' transport action names (the NAME of each ...Action class in github.com/opensearch-project/
 # ml-commons, common/src/main/java/org/opensearch/ml/common/transport/), the ones each REST call runs:
@@ -78,7 +92,15 @@ ML_PROVISION_ACTIONS = [
     "cluster:admin/search/pipeline/get",
     "cluster:admin/search/pipeline/put",
 ]
-ROLE_ORDER = (INDEX_ROLE, BULK_ROLE, LOAD_ROLE, ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE)
+ROLE_ORDER = (
+    INDEX_ROLE,
+    BULK_ROLE,
+    LOAD_ROLE,
+    INCREMENTAL_ROLE,
+    ML_PROVISION_ROLE,
+    ML_SUBMIT_ROLE,
+    ML_POLL_ROLE,
+)
 MAPPING_FUNCTION_SUFFIX = "-fgac-role-mapping"
 FUNCTION_NAME_MAX = 64
 # Lambda's limit on a function's environment (keys and values); a role ARN resolves to at most this long.
@@ -104,6 +126,10 @@ def role_bodies(indices: Sequence[str] | str) -> dict[str, dict[str, Any]]:
             "index_permissions": on_indices(BULK_ACTIONS),
         },
         LOAD_ROLE: {"index_permissions": on_indices(LOAD_ACTIONS)},
+        INCREMENTAL_ROLE: {
+            "cluster_permissions": ["indices:data/write/bulk", "indices:data/read/mget"],
+            "index_permissions": on_indices(INCREMENTAL_ACTIONS),
+        },
         ML_PROVISION_ROLE: {"cluster_permissions": ML_PROVISION_ACTIONS},
         ML_SUBMIT_ROLE: {"cluster_permissions": ML_SUBMIT_ACTIONS},
         ML_POLL_ROLE: {"cluster_permissions": ML_POLL_ACTIONS},

@@ -28,6 +28,8 @@ EVERY_FUNCTION = {
 INDEX_CHECKS = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"}
 BULK = {"es:ESHttpPost"}
 LOAD = {"es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}  # search/bulk_load.py: _settings, _count, _refresh
+# osbatch/incremental: put _mapping, _mget, _bulk (prepare); _count, _refresh, _delete_by_query (finalize)
+INCREMENTAL = {"es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
@@ -43,7 +45,7 @@ EXPECTED = {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "states:StartExecution", *SQS_CONSUME,
     },
-    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS},
+    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS, *INCREMENTAL},
     "start-job": {
         "dynamodb:GetItem", "dynamodb:UpdateItem",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
@@ -61,6 +63,7 @@ EXPECTED = {
     "finalize": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
         "events:PutEvents", *LOAD, "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem",
+        *INCREMENTAL,
     },
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",

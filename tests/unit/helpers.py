@@ -133,8 +133,14 @@ def openai_files(tmp_path: Path, order: list[int]) -> list[Path]:
 
 def stamped(config: Any, text: str, *, job_id: str, source: str) -> dict[str, str]:
     """The document fields Prepare stamps on a record it sends to the model (osbatch.incremental)."""
-    from osbatch.contracts import FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+    from osbatch.contracts import CONFIG_FIELD, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
     from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
 
-    fingerprint = record_fingerprint(config_fingerprint(config), text)
-    return {FINGERPRINT_FIELD: fingerprint, SOURCE_FIELD: source, JOB_FIELD: job_id}
+    config_print = config_fingerprint(config)
+    fingerprint = record_fingerprint(config_print, text)
+    return {
+        FINGERPRINT_FIELD: fingerprint,
+        CONFIG_FIELD: config_print,
+        SOURCE_FIELD: source,
+        JOB_FIELD: job_id,
+    }

@@ -27,7 +27,7 @@ from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
 from osbatch.config import PipelineConfig
-from osbatch.contracts import DOC_FIELDS_KEY, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+from osbatch.contracts import CONFIG_FIELD, DOC_FIELDS_KEY, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
 from osbatch.field_map import FieldMapper, MappingError, strip_source_prefix
 from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
 from osbatch.ingest.bulk import BulkWriter
@@ -43,6 +43,7 @@ MGET_BATCH = 1000  # ids per _mget: about 60 KB of request and 100 KB of answer 
 DOC_FIELDS_MAPPING = {
     "properties": {
         FINGERPRINT_FIELD: {"type": "keyword", "index": False, "doc_values": False},
+        CONFIG_FIELD: {"type": "keyword"},
         SOURCE_FIELD: {"type": "keyword"},
         JOB_FIELD: {"type": "keyword"},
     }
@@ -143,7 +144,12 @@ class FingerprintCheck:
         client.indices.put_mapping(index=self._index, body=DOC_FIELDS_MAPPING)
 
     def fields(self, fingerprint: str) -> dict[str, str]:
-        return {FINGERPRINT_FIELD: fingerprint, SOURCE_FIELD: self._source_uri, JOB_FIELD: self._job_id}
+        return {
+            FINGERPRINT_FIELD: fingerprint,
+            CONFIG_FIELD: self._print,
+            SOURCE_FIELD: self._source_uri,
+            JOB_FIELD: self._job_id,
+        }
 
     def offer(self, doc_id: str, record: dict[str, Any], line: int, text: str) -> None:
         fingerprint = record_fingerprint(self._print, text)

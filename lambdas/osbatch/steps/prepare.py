@@ -10,6 +10,7 @@ model (osbatch.incremental): `valid` counts the records sent to it, `unchanged` 
 
 from __future__ import annotations
 
+import json
 from typing import Any, Protocol
 
 from osbatch.backends.base import InputLimits
@@ -146,5 +147,6 @@ def prepare_job(
         unchanged=incremental.unchanged,
         dead_lettered=dead_lettered,
         duplicate_ids=duplicates,
+        estimate=json.dumps(estimate),  # JSON text: osbatch status shows it beside the actuals
     )
     return state.model_copy(update={"prepared": prepared})
