@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from osbatch.backends.base import InputLimits
-from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.models import JobState, SourceObject
@@ -14,51 +13,7 @@ from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.ports import DeployedPipeline
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
-from tests.unit.helpers import job_store, pipeline_dict, stamped
-
-
-class ListDeadLetters:
-    """Collects dead letters in memory; the S3 writer is tested on its own."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def add(
-        self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None
-    ) -> None:
-        self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
-
-    def close(self) -> int:
-        return len(self.items)
-
-
-def run_prepare(
-    config: PipelineConfig,
-    s3: Any,
-    jobs: JobTable,
-    body: bytes,
-    limits: InputLimits | None = None,
-    cluster: FakeClient | None = None,
-):  # type: ignore[no-untyped-def]
-    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
-    state = JobState(
-        job_id="msmarco-1",
-        pipeline="msmarco",
-        source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
-    )
-    jobs.create("msmarco-1", "msmarco", state.source)
-    assert config.inference.sagemaker is not None
-    backend = SageMakerBackend(config.inference.sagemaker, None, s3, {})
-    if limits:
-        backend.limits = limits
-    dead = ListDeadLetters()
-    result = prepare_job(
-        state,
-        pipeline=DeployedPipeline(config, backend, cluster or FakeClient()),
-        store=job_store(jobs, s3),
-        dead_letters=dead,
-    )
-    return result, dead
+from tests.unit.helpers import ListDeadLetters, job_store, pipeline_dict, run_prepare, stamped
 
 
 def read_parts(s3: Any) -> list[list[dict[str, Any]]]:
