@@ -24,7 +24,7 @@ from aws_cdk import aws_opensearchservice as opensearch
 from constructs import Construct
 
 from infra.nag import acknowledge, allow
-from infra.search_security import BULK_ROLE, INCREMENTAL_ROLE, INDEX_ROLE, LOAD_ROLE, SecurityMapping
+from infra.search_security import BULK_ROLE, INDEX_ROLE, LOAD_ROLE, SecurityMapping
 from osbatch.infra_facts import DOMAIN_HOST, ConfigError, OpenSearchTarget, PipelineConfig
 
 # (action, path under the index) for each kind of client: what ensure_compatible_index and BulkWriter send.
@@ -159,12 +159,9 @@ class SearchAccess(Construct):
                         "Resource": resources,
                     }
                 )
-        self._members = {
-            INDEX_ROLE: list(checkers),
-            BULK_ROLE: list(writers),
-            LOAD_ROLE: list(loaders),
-            INCREMENTAL_ROLE: list(incremental),
-        }
+        # In the security plugin, prepare's incremental actions are the index role's and finalize's the load
+        # role's (infra/search_security.py), so `incremental` maps to no role of its own.
+        self._members = {INDEX_ROLE: list(checkers), BULK_ROLE: list(writers), LOAD_ROLE: list(loaders)}
         if self.domain is not None:
             self._extend_domain_policy(statements)
 

@@ -38,35 +38,35 @@ from osbatch.infra_facts import ConfigError
 HANDLER = Path(__file__).with_name("security_mapping_handler.py")
 SECURITY_API = "/_plugins/_security/api"
 INDEX_ROLE, BULK_ROLE, LOAD_ROLE = "osbatch-index", "osbatch-bulk", "osbatch-load"
-INCREMENTAL_ROLE = "osbatch-incremental"
 ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE = (
     "osbatch-ml-provision",
     "osbatch-ml-submit",
     "osbatch-ml-poll",
 )
 # Security-plugin actions, the counterparts of the IAM paths infra/search.py grants.
-INDEX_ACTIONS = ["indices:admin/create", "indices:admin/get", "indices:admin/mappings/get"]
+# Prepare's incremental re-embedding (lambdas/osbatch/incremental) too: put osbatch's fields in the mapping,
+# _mget fingerprints (and its shard-level action), update unchanged documents through _bulk. A role of its
+# own would not fit the mapping function's environment (ENVIRONMENT_LIMIT) with the test stack's indices.
+INDEX_ACTIONS = [
+    "indices:admin/create",
+    "indices:admin/get",
+    "indices:admin/mappings/get",
+    "indices:admin/mapping/put",
+    "indices:data/read/mget*",
+    "indices:data/write/bulk*",
+    "indices:data/write/update",
+]
 BULK_ACTIONS = [
     "indices:data/write/bulk*",
     "indices:data/write/index",
     "indices:admin/mapping/put",  # a document with a field the mapping lacks adds it
     "indices:admin/mapping/auto_put",
 ]
-# GET and PUT _settings, _count (run as a size-0 search), _refresh (and its shard-level action).
+# GET and PUT _settings, _count (run as a size-0 search), _refresh (and its shard-level action); and
+# Finalize's _delete_by_query of a source's earlier version (source.sync mirror, lambdas/osbatch/incremental).
 LOAD_ACTIONS = [
     "indices:monitor/settings/get",
     "indices:admin/settings/update",
-    "indices:data/read/search",
-    "indices:admin/refresh*",
-]
-# Incremental re-embedding: put osbatch's fields in the mapping, _mget fingerprints (and its shard-level
-# action), update unchanged documents through _bulk, _count, _refresh and _delete_by_query a source's
-# earlier version.
-INCREMENTAL_ACTIONS = [
-    "indices:admin/mapping/put",
-    "indices:data/read/mget*",
-    "indices:data/write/bulk*",
-    "indices:data/write/update",
     "indices:data/read/search",
     "indices:admin/refresh*",
     "indices:data/write/delete/byquery",
@@ -96,7 +96,6 @@ ROLE_ORDER = (
     INDEX_ROLE,
     BULK_ROLE,
     LOAD_ROLE,
-    INCREMENTAL_ROLE,
     ML_PROVISION_ROLE,
     ML_SUBMIT_ROLE,
     ML_POLL_ROLE,
@@ -120,16 +119,15 @@ def role_bodies(indices: Sequence[str] | str) -> dict[str, dict[str, Any]]:
         return [{"index_patterns": patterns, "allowed_actions": actions}]
 
     return {
-        INDEX_ROLE: {"index_permissions": on_indices(INDEX_ACTIONS)},
+        INDEX_ROLE: {
+            "cluster_permissions": ["indices:data/write/bulk", "indices:data/read/mget"],
+            "index_permissions": on_indices(INDEX_ACTIONS),
+        },
         BULK_ROLE: {
             "cluster_permissions": ["indices:data/write/bulk"],
             "index_permissions": on_indices(BULK_ACTIONS),
         },
         LOAD_ROLE: {"index_permissions": on_indices(LOAD_ACTIONS)},
-        INCREMENTAL_ROLE: {
-            "cluster_permissions": ["indices:data/write/bulk", "indices:data/read/mget"],
-            "index_permissions": on_indices(INCREMENTAL_ACTIONS),
-        },
         ML_PROVISION_ROLE: {"cluster_permissions": ML_PROVISION_ACTIONS},
         ML_SUBMIT_ROLE: {"cluster_permissions": ML_SUBMIT_ACTIONS},
         ML_POLL_ROLE: {"cluster_permissions": ML_POLL_ACTIONS},
