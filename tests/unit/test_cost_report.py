@@ -179,3 +179,23 @@ def test_submit_dry_run_still_refuses_what_the_trigger_would_ignore(
     csv.write_text("a,b\n")
     assert main(["submit", str(csv), "--pipeline", "python-docs", "--dry-run"]) == 2
     assert "the trigger would ignore it" in capsys.readouterr().err
+
+
+def test_a_demo_run_over_an_index_it_already_filled_still_adds_up(capsys: pytest.CaptureFixture[str]) -> None:
+    from cli.demo import Upload
+    from cli.demo import summarize as demo_summary
+
+    # Given the demo's two files, whose records an earlier run had already indexed unchanged
+    jobs = {
+        "a": {"state": "COMPLETED", "records_in": 1323, "indexed": 0, "unchanged": 1320, "dead_lettered": 3},
+        "b": {"state": "COMPLETED", "records_in": 1322, "indexed": 0, "unchanged": 1320, "dead_lettered": 2},
+    }
+    # When the demo sums them up
+    ok = demo_summary(jobs, [Upload("part-1.jsonl", "a"), Upload("part-2.jsonl", "b")], wall=1.0)
+    # Then the unchanged records count, and the sums hold
+    out = capsys.readouterr().out
+    assert ok
+    assert (
+        "UNCHANGED" in out
+        and "indexed + unchanged = records_in - dead_lettered: 0 + 2640 = 2645 - 5 holds" in out
+    )
