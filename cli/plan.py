@@ -60,6 +60,9 @@ def plan(args: argparse.Namespace) -> int:
             )
         except (NotJsonl, TooManyRemoteJobs, TableError) as error:
             raise CommandError(str(error)) from None
+    from osbatch.incremental.index_check import incremental_summary
+
+    result.incremental = incremental_summary(config)
     if getattr(args, "index", False):
         result.incremental["index"] = _index_check(args, config)
     if args.json:

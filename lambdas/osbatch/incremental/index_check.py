@@ -52,3 +52,15 @@ def check_index(client: Any, config: PipelineConfig) -> IndexCheck:
     return IndexCheck(
         index=index, documents=total, other_config=other_config, without_fingerprint=without, note=note
     )
+
+
+def incremental_summary(config: PipelineConfig) -> dict[str, Any]:
+    if not config.source.incremental:
+        return {"enabled": False, "why_off": "source.incremental is false in the pipeline's config"}
+    return {
+        "enabled": True,
+        "config_fingerprint": config_fingerprint(config),
+        "note": "records whose text is unchanged since osbatch indexed them under this model and chunking "
+        "skip the model; this plan does not read the index, so it counts every record as sent "
+        "(--index compares the index's documents with this config)",
+    }

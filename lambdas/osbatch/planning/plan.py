@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from osbatch.backends.base import BatchBackend
 from osbatch.chunking import Chunker
 from osbatch.config import Backend, PipelineConfig
-from osbatch.incremental.fingerprint import config_fingerprint
 from osbatch.planning.scan import BadLines, FileScan, Tokens, scan_file
 from osbatch.planning.tables import Price, Prices, Rate, Rates, TableError
 
@@ -67,8 +66,9 @@ class Plan(BaseModel):
     remote_jobs: list[RemoteJobPlan]
     time: TimeEstimate
     cost: CostEstimate
-    # Incremental re-embedding (osbatch.incremental): whether it is on, the config's fingerprint, and (with
-    # `osbatch plan --index`) what the index says; the figures above count every record as sent.
+    # Incremental re-embedding (osbatch.incremental.index_check.incremental_summary, which the CLI adds):
+    # whether it is on, the config's fingerprint, and (`osbatch plan --index`) what the index says; the
+    # figures above count every record as sent.
     incremental: dict[str, Any] = {}
 
 
@@ -136,7 +136,6 @@ def plan_files(
         remote_jobs=jobs,
         time=time,
         cost=cost,
-        incremental=incremental_summary(config),
     )
 
 
@@ -152,18 +151,6 @@ def estimate(
     """Wall time and cost of sending `tokens` in `jobs` and ingesting `valid` records: what plan_files
     prints, and what Prepare records for the job report (planning/estimate.py)."""
     return _time(config, jobs, tokens, valid, prices, rates), _cost(config, tokens, jobs, prices, rates)
-
-
-def incremental_summary(config: PipelineConfig) -> dict[str, Any]:
-    if not config.source.incremental:
-        return {"enabled": False, "why_off": "source.incremental is false in the pipeline's config"}
-    return {
-        "enabled": True,
-        "config_fingerprint": config_fingerprint(config),
-        "note": "records whose text is unchanged since osbatch indexed them under this model and chunking "
-        "skip the model; this plan does not read the index, so it counts every record as sent "
-        "(--index compares the index's documents with this config)",
-    }
 
 
 def offline_backend(config: PipelineConfig) -> BatchBackend:
