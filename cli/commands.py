@@ -142,7 +142,7 @@ def status(args: argparse.Namespace) -> int:
 
 
 def _job_status(job_id: str, *, as_json: bool) -> int:
-    from cli.job_status import plain_text, print_rich, summarize
+    from cli.job_status import decoded, plain_text, print_rich, summarize
     from cli.output import is_terminal, public, to_json
     from osbatch.contracts import dead_letter_prefix, report_key
     from osbatch.models import JobStateName
@@ -152,7 +152,7 @@ def _job_status(job_id: str, *, as_json: bool) -> int:
     if job is None:
         raise CommandError(f"no job {job_id}; `osbatch jobs` lists them")
     if as_json:
-        print(to_json(public(job)))
+        print(to_json(public(decoded(job))))  # estimate and actual as objects, side by side
     else:
         summary = summarize(
             job,
@@ -199,6 +199,10 @@ def submit(args: argparse.Namespace) -> int:
         reason = ignored_because(keys[path], config, pipelines)
         if reason:
             raise CommandError(f"{path}: not uploaded, the trigger would ignore it: {reason}")
+    if args.dry_run:
+        from cli.plan import dry_run
+
+        return dry_run(args)
     target = _target()
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")

@@ -7,6 +7,8 @@ the same sections as plain lines, so scripts that grep them keep working.
 
 from __future__ import annotations
 
+import contextlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,6 +20,7 @@ COUNTS = (
     ("records in", "records_in"),
     ("valid", "valid"),
     ("indexed", "indexed"),
+    ("unchanged", "unchanged"),
     ("dead-lettered", "dead_lettered"),
     ("unaccounted", "unaccounted"),
     ("duplicate ids", "duplicate_ids"),
@@ -25,7 +28,12 @@ COUNTS = (
     ("passages sent", "passages_sent"),
     ("passages embedded", "passages_embedded"),
     ("passages dead-lettered", "passages_dead_lettered"),
+    ("stale (earlier version)", "stale"),
+    ("deleted (mirror)", "deleted"),
 )
+# The plan's estimate (Prepare) beside what the job came to (Finalize, FailJob): JSON text on the job item.
+VERSUS_HEADERS = ("", "ESTIMATE", "ACTUAL")
+ESTIMATE_AND_ACTUAL = ("estimate", "actual")
 TIMELINE = (("created", "created_at"), ("submitted", "submitted_at"), ("finished", "finished_at"))
 REMOTE_HEADERS = ("#", "REMOTE JOB", "OUTPUT")
 FACTS = (("pipeline", "pipeline"), ("state", "state"), ("reason", "reason"), ("source", "source"))
@@ -40,6 +48,7 @@ SHOWN = {
     "chunks",
     "report",
     "execution_arn",
+    *ESTIMATE_AND_ACTUAL,
 }
 
 
@@ -54,6 +63,54 @@ class JobSummary:
     timeline: list[tuple[str, str]]
     places: list[tuple[str, str]] = field(default_factory=list)
     more: list[tuple[str, str]] = field(default_factory=list)
+    versus: list[list[str]] = field(default_factory=list)  # estimate against actual, VERSUS_HEADERS
+
+
+def decoded(job: dict[str, Any]) -> dict[str, Any]:
+    """The job item with its estimate and actual as objects (they are stored as JSON text)."""
+    out = dict(job)
+    for key in ESTIMATE_AND_ACTUAL:
+        if isinstance(out.get(key), str):
+            with contextlib.suppress(ValueError):  # not JSON: shown as stored
+                out[key] = json.loads(out[key])
+    return out
+
+
+def _seconds(value: Any) -> str:
+    if not isinstance(value, int | float):
+        return "-"
+    minutes, second = divmod(round(value), 60)
+    hours, minute = divmod(minutes, 60)
+    return f"{hours}h{minute:02d}m{second:02d}s" if hours else f"{minute}m{second:02d}s"
+
+
+def _number(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) else "-"
+
+
+def versus_rows(job: dict[str, Any]) -> list[list[str]]:
+    """Estimate and actual side by side: records sent to the model, tokens, remote jobs, wall time, cost."""
+    estimate, actual = decoded(job).get("estimate"), decoded(job).get("actual")
+    if not isinstance(estimate, dict) and not isinstance(actual, dict):
+        return []
+    estimate = estimate if isinstance(estimate, dict) else {}
+    actual = actual if isinstance(actual, dict) else {}
+    tokens_note = actual.get("input_tokens_from", "")
+    usd = estimate.get("usd")
+    rows = [
+        ["sent to the model", _number(estimate.get("sent_to_model")), _number(actual.get("sent_to_model"))],
+        ["input tokens", _number(estimate.get("input_tokens")), _number(actual.get("input_tokens"))],
+        ["remote jobs", _number(estimate.get("remote_jobs")), _number(actual.get("remote_jobs"))],
+        ["wall time", _seconds(estimate.get("wall_seconds")), _seconds(actual.get("wall_seconds"))],
+        ["cost (USD)", f"{usd:.4f}" if isinstance(usd, int | float) else "-", "-"],
+    ]
+    if tokens_note and actual.get("input_tokens") is None:
+        rows[1][2] = f"- ({tokens_note})"
+    elif tokens_note:
+        rows[1][2] += f" ({tokens_note})"
+    if estimate.get("prices_of"):
+        rows[4][1] += f" (prices of {estimate['prices_of']})"
+    return rows
 
 
 def _when(text: Any) -> datetime | None:
@@ -111,6 +168,7 @@ def summarize(job: dict[str, Any], *, dead_letters: str, report: str) -> JobSumm
         timeline=timeline,
         places=places,
         more=[(key, str(job[key])) for key in sorted(set(job) - SHOWN - HIDDEN)],
+        versus=versus_rows(job),
     )
 
 
@@ -132,6 +190,9 @@ def plain_text(summary: JobSummary) -> str:
         ]
     else:
         parts += ["remote jobs", "  none yet"]
+    if summary.versus:
+        versus = table(summary.versus, VERSUS_HEADERS)
+        parts += ["estimate against actual", "\n".join(f"  {line}" for line in versus.splitlines())]
     if summary.timeline:
         parts += ["timeline", _pairs(summary.timeline)]
     parts += ["where", _pairs(summary.places)]
@@ -168,6 +229,13 @@ def print_rich(summary: JobSummary) -> None:
         console.print(remote)
     else:
         console.print("remote jobs: none yet")
+    if summary.versus:
+        versus = Table(title="estimate against actual", title_justify="left")
+        for header in VERSUS_HEADERS:
+            versus.add_column(header, overflow="fold")
+        for row in summary.versus:
+            versus.add_row(*row)
+        console.print(versus)
     if summary.timeline:
         pairs("timeline", summary.timeline)
     pairs("where", summary.places)

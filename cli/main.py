@@ -65,6 +65,11 @@ def build_parser() -> argparse.ArgumentParser:
         "0: do not wait)",
     )
     submit.add_argument("--json", action="store_true", help="print each upload and its job as a JSON line")
+    submit.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan for these files (as `osbatch plan`: records, jobs, time, cost); upload nothing",
+    )
     plan = add(
         "plan",
         "what a run of these files would send, create, take and cost; submits nothing",
@@ -89,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="exact",
         help="exact: the model's own tokenizer where osbatch has it (MiniLM; about 1 MB/s on one core); "
         "estimate: UTF-8 bytes / 4, labelled as an estimate (default: exact)",
+    )
+    plan.add_argument(
+        "--index",
+        action="store_true",
+        help="also read the pipeline's index on the current target: how many documents another model or "
+        "chunking config embedded (their records count as changed)",
     )
     plan.add_argument(
         "--tokenizer", type=Path, help="all-MiniLM-L6-v2's tokenizer.json (default: the installed one)"

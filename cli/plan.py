@@ -60,11 +60,46 @@ def plan(args: argparse.Namespace) -> int:
             )
         except (NotJsonl, TooManyRemoteJobs, TableError) as error:
             raise CommandError(str(error)) from None
+    from osbatch.incremental.index_check import incremental_summary
+
+    result.incremental = incremental_summary(config)
+    if getattr(args, "index", False):
+        result.incremental["index"] = _index_check(args, config)
     if args.json:
         print(json.dumps(result.model_dump(mode="json"), indent=2))
     else:
         print(render(result))
     return 0
+
+
+def _index_check(args: argparse.Namespace, config: PipelineConfig) -> dict[str, Any]:
+    """What the pipeline's index on the current target (the local runtime, else the deployed stack) says
+    about this config; an index that cannot be read is said so, and the plan goes on."""
+    from cli.commands import _opensearch, _target
+    from osbatch.incremental.index_check import check_index
+
+    try:
+        return check_index(_opensearch(_target(), config), config).model_dump()
+    except Exception as error:  # any failure to reach the index leaves the plan as it is
+        return {"note": f"index {config.sink.index} not checked: {type(error).__name__}: {error}"}
+
+
+def dry_run(args: argparse.Namespace) -> int:
+    """`osbatch submit --dry-run FILES --pipeline NAME`: the plan of those files, by the same code, with the
+    package's and the pipeline's tables and the exact token count where osbatch has the tokenizer."""
+    return plan(
+        argparse.Namespace(
+            pipelines=args.pipelines,
+            pipeline=args.pipeline,
+            files=[str(path) for path in args.files],
+            json=args.json,
+            prices=[],
+            throughput=[],
+            tokens="exact",
+            tokenizer=None,
+            index=False,
+        )
+    )
 
 
 def _pieces(stack: contextlib.ExitStack, name: str) -> Iterable[bytes]:
@@ -187,6 +222,15 @@ def render(result: Plan) -> str:
             f"estimated cost: ${cost.usd:,.4f} = {cost.basis} "
             f"(prices of {cost.price.date}, {cost.price.source})"
         )
+    incremental = result.incremental
+    if incremental.get("enabled"):
+        lines.append(
+            f"incremental: on (config {incremental['config_fingerprint'][:12]}): {incremental['note']}"
+        )
+    else:
+        lines.append(f"incremental: off: {incremental.get('why_off')}")
+    if "index" in incremental:
+        lines.append(f"  index: {incremental['index']['note']}")
     return "\n".join(lines)
 
 

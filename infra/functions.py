@@ -76,6 +76,11 @@ RESERVED_CONCURRENCY_CONTEXT = "reserved_concurrency"
 INDEX_CHECKERS = ("prepare", "plan-ingest")
 BULK_WRITERS = ("ingest-chunk",)
 LOAD_SETTERS = ("plan-ingest", "finalize", "fail-job")  # search/bulk_load.py
+# Incremental re-embedding (lambdas/osbatch/incremental): prepare reads fingerprints back (_mget), adds
+# their fields to the mapping and updates unchanged documents (_bulk); finalize counts or deletes the
+# documents of a source's earlier version (_count, _delete_by_query).
+FINGERPRINT_READERS = ("prepare",)
+SOURCE_SYNCERS = ("finalize",)
 OPENSEARCH_CLIENTS = tuple(dict.fromkeys((*INDEX_CHECKERS, *BULK_WRITERS, *LOAD_SETTERS)))
 # The steps the ml-commons backend runs on the cluster, when a pipeline uses it: submit, poll and cancel
 # (infra/ml_commons.py).

@@ -39,6 +39,19 @@ LOAD_SETTINGS = (
     ("es:ESHttpPost", "/_count"),
     ("es:ESHttpPost", "/_refresh"),
 )
+# Incremental re-embedding (lambdas/osbatch/incremental): Prepare puts osbatch's fields into the mapping,
+# reads fingerprints back with _mget and updates unchanged documents with _bulk; Finalize counts (_count)
+# or deletes (_delete_by_query) the documents of a source's earlier version, after a _refresh.
+INCREMENTAL = (
+    ("es:ESHttpPut", "/_mapping"),
+    ("es:ESHttpGet", "/_mget"),
+    ("es:ESHttpPost", "/_mget"),
+    ("es:ESHttpPost", "/_bulk"),
+    ("es:ESHttpGet", "/_count"),
+    ("es:ESHttpPost", "/_count"),
+    ("es:ESHttpPost", "/_refresh"),
+    ("es:ESHttpPost", "/_delete_by_query"),
+)
 DOMAIN_NAME_MAX = 28
 STACK_SUFFIX_LENGTH = 8  # the first group of the stack id's UUID
 # Bulk requests to /<index>/_bulk may not redirect lines to other indices, which the path grant cannot see.
@@ -125,12 +138,14 @@ class SearchAccess(Construct):
         checkers: Sequence[iam.IRole],
         writers: Sequence[iam.IRole],
         loaders: Sequence[iam.IRole] = (),
+        incremental: Sequence[iam.IRole] = (),
     ) -> None:
         """SigV4 access to the pipelines' indices only; a created domain's policy trusts only these roles."""
         grants = (
             [(role, INDEX_CHECKS) for role in checkers]
             + [(role, BULK_WRITES) for role in writers]
             + [(role, LOAD_SETTINGS) for role in loaders]
+            + [(role, INCREMENTAL) for role in incremental]
         )
         statements: list[dict[str, object]] = []
         for role, paths in grants:
@@ -144,6 +159,8 @@ class SearchAccess(Construct):
                         "Resource": resources,
                     }
                 )
+        # In the security plugin, prepare's incremental actions are the index role's and finalize's the load
+        # role's (infra/search_security.py), so `incremental` maps to no role of its own.
         self._members = {INDEX_ROLE: list(checkers), BULK_ROLE: list(writers), LOAD_ROLE: list(loaders)}
         if self.domain is not None:
             self._extend_domain_policy(statements)

@@ -44,19 +44,33 @@ ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE = (
     "osbatch-ml-poll",
 )
 # Security-plugin actions, the counterparts of the IAM paths infra/search.py grants.
-INDEX_ACTIONS = ["indices:admin/create", "indices:admin/get", "indices:admin/mappings/get"]
+# Prepare's incremental re-embedding (lambdas/osbatch/incremental) too: put osbatch's fields in the mapping,
+# _mget fingerprints (and its shard-level action), update unchanged documents through _bulk. A role of its
+# own would not fit the mapping function's environment (ENVIRONMENT_LIMIT) with the test stack's indices.
+INDEX_ACTIONS = [
+    "indices:admin/create",
+    "indices:admin/get",
+    "indices:admin/mappings/get",
+    "indices:admin/mapping/put",
+    "indices:data/read/mget*",
+    "indices:data/write/bulk*",
+    "indices:data/write/update",
+]
 BULK_ACTIONS = [
     "indices:data/write/bulk*",
     "indices:data/write/index",
     "indices:admin/mapping/put",  # a document with a field the mapping lacks adds it
     "indices:admin/mapping/auto_put",
 ]
-# GET and PUT _settings, _count (run as a size-0 search), _refresh (and its shard-level action).
+# GET and PUT _settings, _count (run as a size-0 search), _refresh (and its shard-level action); and
+# Finalize's _delete_by_query of a source's earlier version (source.sync mirror, lambdas/osbatch/incremental).
 LOAD_ACTIONS = [
     "indices:monitor/settings/get",
     "indices:admin/settings/update",
     "indices:data/read/search",
     "indices:admin/refresh*",
+    "indices:data/write/delete/byquery",
+    "indices:data/write/delete",
 ]
 # ML Commons' transport action names (the NAME of each ...Action class in github.com/opensearch-project/
 # ml-commons, common/src/main/java/org/opensearch/ml/common/transport/), the ones each REST call runs:
@@ -78,7 +92,14 @@ ML_PROVISION_ACTIONS = [
     "cluster:admin/search/pipeline/get",
     "cluster:admin/search/pipeline/put",
 ]
-ROLE_ORDER = (INDEX_ROLE, BULK_ROLE, LOAD_ROLE, ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE)
+ROLE_ORDER = (
+    INDEX_ROLE,
+    BULK_ROLE,
+    LOAD_ROLE,
+    ML_PROVISION_ROLE,
+    ML_SUBMIT_ROLE,
+    ML_POLL_ROLE,
+)
 MAPPING_FUNCTION_SUFFIX = "-fgac-role-mapping"
 FUNCTION_NAME_MAX = 64
 # Lambda's limit on a function's environment (keys and values); a role ARN resolves to at most this long.
@@ -98,7 +119,10 @@ def role_bodies(indices: Sequence[str] | str) -> dict[str, dict[str, Any]]:
         return [{"index_patterns": patterns, "allowed_actions": actions}]
 
     return {
-        INDEX_ROLE: {"index_permissions": on_indices(INDEX_ACTIONS)},
+        INDEX_ROLE: {
+            "cluster_permissions": ["indices:data/write/bulk", "indices:data/read/mget"],
+            "index_permissions": on_indices(INDEX_ACTIONS),
+        },
         BULK_ROLE: {
             "cluster_permissions": ["indices:data/write/bulk"],
             "index_permissions": on_indices(BULK_ACTIONS),

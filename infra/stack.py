@@ -11,7 +11,14 @@ from constructs import Construct
 
 from infra.access import grant_batch_ingest_access, grant_function_access, grant_join_access
 from infra.bedrock import BedrockAccess, bedrock_models
-from infra.functions import BULK_WRITERS, INDEX_CHECKERS, LOAD_SETTERS, Functions
+from infra.functions import (
+    BULK_WRITERS,
+    FINGERPRINT_READERS,
+    INDEX_CHECKERS,
+    LOAD_SETTERS,
+    SOURCE_SYNCERS,
+    Functions,
+)
 from infra.history import check_polling_fits
 from infra.inference import SAGEMAKER_LOG_GROUP_CONTEXT, InferenceAccess
 from infra.ml_commons import grant_ml_commons, uses_ml_commons
@@ -97,7 +104,10 @@ class OsbatchStack(Stack):
         # A job whose workflow failed is stopped rather than left running unobserved.
         inference.grant_transform_jobs(functions["fail-job"], "StopTransformJob")
         search.grant_index_access(
-            functions.roles(*INDEX_CHECKERS), functions.roles(*BULK_WRITERS), functions.roles(*LOAD_SETTERS)
+            functions.roles(*INDEX_CHECKERS),
+            functions.roles(*BULK_WRITERS),
+            functions.roles(*LOAD_SETTERS),
+            incremental=functions.roles(*FINGERPRINT_READERS, *SOURCE_SYNCERS),
         )
         grant_ml_commons(functions, storage, search, pipelines)
         # Locally there is no provisioning custom resource: moto's CloudFormation cannot run the Provider

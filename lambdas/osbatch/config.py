@@ -102,6 +102,16 @@ class SourceConfig(Strict):
         None,
         description="split each record's text into passages (osbatch.chunking); none: one input per record",
     )
+    incremental: bool = Field(
+        True,
+        description="skip inference for records whose embedded input (text, chunking, model) is unchanged "
+        "since osbatch last indexed them (osbatch.incremental, docs/cost.md)",
+    )
+    sync: Literal["keep", "mirror"] = Field(
+        "keep",
+        description="mirror: a completed job also deletes the documents an earlier version of the same S3 "
+        "key wrote that the new version no longer has; keep: they stay, and the report counts them",
+    )
 
     @field_validator("id_path", "text_path")
     @classmethod

@@ -128,3 +128,16 @@ def dead_letter_key(job_id: str, folder: str, part: int, segment: int = 0) -> st
     part is the chunk, and a chunk's later checkpoint segments are `<part>.<segment>.jsonl`."""
     suffix = f".{segment:04d}" if segment else ""
     return f"{dead_letter_prefix(job_id)}{folder}{part:05d}{suffix}.jsonl"
+
+
+# Fields osbatch keeps in each document it writes (osbatch.incremental): the fingerprint of the embedded
+# input (text, chunking, model and its parameters) and its config's part, the S3 object it came from, and
+# the job that last wrote it.
+# Prepare reads the fingerprints back with _mget to skip records whose embedded input did not change.
+FINGERPRINT_FIELD = "osbatch_fingerprint"
+CONFIG_FIELD = "osbatch_config"  # the config's part of the fingerprint: `osbatch plan --index` counts others
+SOURCE_FIELD = "osbatch_source"
+JOB_FIELD = "osbatch_job"
+# Under the record's bookkeeping key (record_paths.BOOKKEEPING_KEY): the fields above, which ingest copies
+# into the document, so the model's output carries them from Prepare to the index.
+DOC_FIELDS_KEY = "doc"

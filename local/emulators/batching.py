@@ -8,6 +8,8 @@ large the input is.
 
 from __future__ import annotations
 
+import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -57,11 +59,39 @@ def embed_in_batches(
         yield from _embed(pending, embedder, before_batch)
 
 
+class ModelInputLog:
+    """Every text the emulated services sent to the model since the last reset: the count, and the latest
+    texts (up to KEPT), so a test can assert what reached the model from the service's side, not from
+    osbatch's counts. Read and reset over the fault route (faults.py: `model_inputs`, `model_input_log`)."""
+
+    KEPT = 20_000
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+        self.latest: deque[str] = deque(maxlen=self.KEPT)
+
+    def add(self, texts: list[str]) -> None:
+        with self._lock:
+            self.count += len(texts)
+            self.latest.extend(texts)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.count = 0
+            self.latest.clear()
+
+
+MODEL_INPUTS = ModelInputLog()
+
+
 def _embed(
     batch: list[EmbedRequest[T]], embedder: Embedder, before_batch: Callable[[], None]
 ) -> Iterator[tuple[T, np.ndarray]]:
     before_batch()
-    vectors = embedder.embed([text for request in batch for text in request.texts])
+    texts = [text for request in batch for text in request.texts]
+    MODEL_INPUTS.add(texts)
+    vectors = embedder.embed(texts)
     start = 0
     for request in batch:
         end = start + len(request.texts)

@@ -15,9 +15,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from local.emulators.batching import MODEL_INPUTS
 from local.emulators.jobs import PEAKS, reset_peaks
 
-FAULTS_PATH = "/_osbatch/emulators/faults"  # GET also returns `peaks` (jobs.PEAKS)
+# GET also returns `peaks` (jobs.PEAKS) and what reached the model (batching.MODEL_INPUTS)
+FAULTS_PATH = "/_osbatch/emulators/faults"
 
 
 @dataclass
@@ -116,7 +118,13 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
             elif method == "DELETE":
                 faults.reset()
                 reset_peaks()
-            report = {"peaks": dict(PEAKS), "checkpoints": list(faults.checkpoints)}
+                MODEL_INPUTS.reset()
+            report = {
+                "peaks": dict(PEAKS),
+                "checkpoints": list(faults.checkpoints),
+                "model_inputs": MODEL_INPUTS.count,
+                "model_input_log": list(MODEL_INPUTS.latest),
+            }
             body = json.dumps({**asdict(faults.snapshot()), **report}).encode()
         except (ValueError, TypeError) as error:
             status, body = "400 Bad Request", json.dumps({"error": str(error)}).encode()

@@ -44,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from local.emulators.batching import EmbedRequest, embed_in_batches
+from local.emulators.batching import MODEL_INPUTS, EmbedRequest, embed_in_batches
 from local.emulators.faults import FAULTS, FAULTS_PATH, FaultSettings
 from local.emulators.input_limits import openai_refusal
 from local.emulators.jobs import JobContext, JobFailed, JobRecord, JobRunner, JobState, JobStopped
@@ -366,9 +366,12 @@ def make_handler(store: BatchStore, api_key: Callable[[], str]) -> type[BaseHTTP
                 elif method == "DELETE":
                     self._body()
                     store.faults.reset()
+                    MODEL_INPUTS.reset()
             except (ValueError, TypeError) as error:
                 raise ApiError(400, "invalid_request_error", str(error)) from error
-            self._send(200, json.dumps(asdict(store.faults.snapshot())).encode())
+            # What reached the model, as the AWS emulator's fault route reports it (faults.py)
+            seen = {"model_inputs": MODEL_INPUTS.count, "model_input_log": list(MODEL_INPUTS.latest)}
+            self._send(200, json.dumps({**asdict(store.faults.snapshot()), **seen}).encode())
 
         def _body(self) -> bytes:
             return self.rfile.read(int(self.headers.get("Content-Length") or 0))

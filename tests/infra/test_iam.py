@@ -28,6 +28,8 @@ EVERY_FUNCTION = {
 INDEX_CHECKS = {"es:ESHttpGet", "es:ESHttpHead", "es:ESHttpPut"}
 BULK = {"es:ESHttpPost"}
 LOAD = {"es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}  # search/bulk_load.py: _settings, _count, _refresh
+# osbatch/incremental: put _mapping, _mget, _bulk (prepare); _count, _refresh, _delete_by_query (finalize)
+INCREMENTAL = {"es:ESHttpGet", "es:ESHttpPut", "es:ESHttpPost"}
 SQS_CONSUME = {
     "sqs:ReceiveMessage",
     "sqs:ChangeMessageVisibility",
@@ -43,7 +45,7 @@ EXPECTED = {
         "s3:GetObject", "s3:ListBucket", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem",
         "states:StartExecution", *SQS_CONSUME,
     },
-    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS},
+    "prepare": {"s3:GetObject", *REWRITE, "dynamodb:UpdateItem", *INDEX_CHECKS, *INCREMENTAL},
     "start-job": {
         "dynamodb:GetItem", "dynamodb:UpdateItem",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
@@ -61,6 +63,7 @@ EXPECTED = {
     "finalize": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
         "events:PutEvents", *LOAD, "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem",
+        *INCREMENTAL,
     },
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
@@ -277,18 +280,23 @@ def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_regio
                       for suffix in suffixes)  # fmt: skip
 
     # Then creating and checking an index is granted on exactly each pipeline's index, in its region
-    assert sorted(resources_for(main, "prepare", "es:ESHttpPut")) == paths("")
+    # (and, for incremental re-embedding, putting osbatch's fields in its mapping, reading fingerprints with
+    # _mget and updating unchanged documents with _bulk; _count, _refresh and _delete_by_query for Finalize)
+    incremental_gets = ("/_mget", "/_count")
+    incremental_posts = ("/_mget", "/_bulk", "/_count", "/_refresh", "/_delete_by_query")
+    assert sorted(resources_for(main, "prepare", "es:ESHttpPut")) == paths("", "/_mapping")
     assert sorted(resources_for(main, "prepare", "es:ESHttpHead")) == paths("")
-    assert sorted(resources_for(main, "prepare", "es:ESHttpGet")) == paths("/_mapping")
-    assert "es:ESHttpPost" not in actions(main, "prepare")
+    assert sorted(resources_for(main, "prepare", "es:ESHttpGet")) == paths("/_mapping", *incremental_gets)
+    assert sorted(resources_for(main, "prepare", "es:ESHttpPost")) == paths(*incremental_posts)
     # And plan-ingest, which also relaxes a new index for its load, gets that on the same indices only,
     # as do finalize and fail-job, which restore it
     assert sorted(resources_for(main, "plan-ingest", "es:ESHttpPut")) == paths("", "/_settings")
     assert sorted(resources_for(main, "plan-ingest", "es:ESHttpGet")) == paths(
         "/_mapping", "/_settings", "/_count"
     )
-    for name in ("plan-ingest", "finalize", "fail-job"):
+    for name in ("plan-ingest", "fail-job"):
         assert sorted(resources_for(main, name, "es:ESHttpPost")) == paths("/_count", "/_refresh"), name
+    assert sorted(resources_for(main, "finalize", "es:ESHttpPost")) == paths(*incremental_posts)
 
 
 def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized) -> None:
@@ -302,7 +310,8 @@ def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized
 
 
 PIPELINE_PATHS = (
-    r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh)?|/_search/pipeline/[a-z0-9-]+)$"
+    r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh|/_mget|/_delete_by_query)?"
+    r"|/_search/pipeline/[a-z0-9-]+)$"
 )
 # The ML Commons calls, each by its own path: an id wildcard stands for one generated id, never for a call.
 ML_COMMONS_CALLS = (

@@ -202,8 +202,10 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
     def body(path: str) -> dict[str, Any]:
         return dict(requests[f"/_plugins/_security/api/{path}"])
 
-    # Then prepare and plan-ingest may create and check the pipeline's index, and nothing more
+    # Then prepare and plan-ingest may create and check the pipeline's index, and (prepare's incremental
+    # re-embedding) put osbatch's fields in its mapping, read fingerprints and update unchanged documents
     assert body("roles/osbatch-index") == {
+        "cluster_permissions": ["indices:data/write/bulk", "indices:data/read/mget"],
         "index_permissions": [
             {
                 "index_patterns": ["python-docs"],
@@ -211,9 +213,13 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
                     "indices:admin/create",
                     "indices:admin/get",
                     "indices:admin/mappings/get",
+                    "indices:admin/mapping/put",
+                    "indices:data/read/mget*",
+                    "indices:data/write/bulk*",
+                    "indices:data/write/update",
                 ],
             }
-        ]
+        ],
     }
     # And ingest-chunk may bulk into it
     bulk = body("roles/osbatch-bulk")
@@ -229,6 +235,8 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
                     "indices:admin/settings/update",
                     "indices:data/read/search",
                     "indices:admin/refresh*",
+                    "indices:data/write/delete/byquery",
+                    "indices:data/write/delete",
                 ],
             }
         ]

@@ -58,18 +58,73 @@ class FakeIndices:
         self.refreshed.append(index)
         return {}
 
+    def put_mapping(self, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        mapping = self.existing.setdefault(index, {})
+        mapping.setdefault("properties", {}).update(body.get("properties", {}))
+        return {"acknowledged": True}
+
 
 class FakeClient:
-    def __init__(self, indices: FakeIndices | None = None, docs: int = 0) -> None:
-        self.indices = indices or FakeIndices()
-        self.docs = docs  # what count answers: the searchable documents
+    """The index calls, `count`, and, over a Cluster's documents, `mget`, `bulk` and `delete_by_query`
+    with the bool filter / must_not of term queries osbatch sends (osbatch.incremental)."""
 
-    def count(self, *, index: str) -> dict[str, Any]:
-        return {"count": self.docs}
+    def __init__(
+        self, indices: FakeIndices | None = None, docs: int = 0, cluster: Cluster | None = None
+    ) -> None:
+        self.indices = indices or FakeIndices()
+        self.docs = docs  # what count answers without a query: the searchable documents
+        self.cluster = cluster if cluster is not None else Cluster()
+        self.mgets: list[list[str]] = []
+
+    def count(self, *, index: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        if body is None:
+            return {"count": self.docs}
+        return {"count": len(self._matching(body))}
+
+    def mget(
+        self, *, index: str, body: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        self.mgets.append(list(body["ids"]))
+        wanted = (params or {}).get("_source_includes")
+        docs = []
+        for doc_id in body["ids"]:
+            doc = self.cluster.docs.get(doc_id)
+            if doc is None:
+                docs.append({"_index": index, "_id": doc_id, "found": False})
+                continue
+            source = {wanted: doc[wanted]} if wanted and wanted in doc else ({} if wanted else doc)
+            docs.append({"_index": index, "_id": doc_id, "found": True, "_source": source})
+        return {"docs": docs}
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
+        return self.cluster.bulk(body=body, index=index)
+
+    def delete_by_query(
+        self, *, index: str, body: dict[str, Any], params: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        matching = self._matching(body)
+        for doc_id in matching:
+            del self.cluster.docs[doc_id]
+        return {"deleted": len(matching)}
+
+    def _matching(self, body: dict[str, Any]) -> list[str]:
+        query = body["query"]["bool"]
+
+        def holds(doc: dict[str, Any], term: dict[str, Any]) -> bool:
+            ((name, value),) = term["term"].items()
+            return doc.get(name) == value
+
+        return [
+            doc_id
+            for doc_id, doc in self.cluster.docs.items()
+            if all(holds(doc, term) for term in query.get("filter", []))
+            and not any(holds(doc, term) for term in query.get("must_not", []))
+        ]
 
 
 class Cluster:
-    """Bulk `index` and `update` + `doc_as_upsert` actions, applied as OpenSearch applies them."""
+    """Bulk `index` and `update` (+ `doc_as_upsert`) actions, applied as OpenSearch applies them: an update
+    of a missing document without doc_as_upsert answers 404 document_missing_exception."""
 
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
@@ -80,13 +135,19 @@ class Cluster:
         for action_line, source_line in zip(lines[0::2], lines[1::2], strict=True):
             ((kind, meta),) = json.loads(action_line).items()
             source = json.loads(source_line)
+            if kind == "update" and not source.get("doc_as_upsert") and meta["_id"] not in self.docs:
+                missing = {
+                    "type": "document_missing_exception",
+                    "reason": f"[{meta['_id']}]: document missing",
+                }
+                items.append({kind: {"_id": meta["_id"], "status": 404, "error": missing}})
+                continue
             if kind == "update":
-                assert source["doc_as_upsert"] is True
                 self.docs[meta["_id"]] = {**self.docs.get(meta["_id"], {}), **source["doc"]}
             else:
                 self.docs[meta["_id"]] = source
             items.append({kind: {"_id": meta["_id"], "status": 200}})
-        return {"errors": False, "items": items}
+        return {"errors": any(item[kind]["status"] >= 300 for item in items for kind in item), "items": items}
 
 
 class KnnCluster:

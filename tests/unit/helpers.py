@@ -9,8 +9,14 @@ from typing import Any
 
 import boto3
 
+from osbatch.backends.base import InputLimits
+from osbatch.backends.sagemaker import SageMakerBackend
+from osbatch.config import PipelineConfig
 from osbatch.dal import JobStore, JobTable
-from osbatch.models import SourceObject
+from osbatch.models import JobState, SourceObject
+from osbatch.steps.prepare import prepare_job
+from osbatch.steps.support.ports import DeployedPipeline
+from tests.unit.fake_opensearch import FakeClient
 
 REPO = Path(__file__).resolve().parents[2]
 # The job the step tests run, and the upload it came from.
@@ -162,3 +168,64 @@ def openai_files(tmp_path: Path, order: list[int]) -> list[Path]:
         path.write_text("".join(json.dumps(row) + "\n" for row in rows))
         paths.append(path)
     return paths
+
+
+def stamped(config: Any, text: str, *, job_id: str, source: str) -> dict[str, str]:
+    """The document fields Prepare stamps on a record it sends to the model (osbatch.incremental)."""
+    from osbatch.contracts import CONFIG_FIELD, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+    from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
+
+    config_print = config_fingerprint(config)
+    fingerprint = record_fingerprint(config_print, text)
+    return {
+        FINGERPRINT_FIELD: fingerprint,
+        CONFIG_FIELD: config_print,
+        SOURCE_FIELD: source,
+        JOB_FIELD: job_id,
+    }
+
+
+class ListDeadLetters:
+    """Collects dead letters in memory; the S3 writer is tested on its own."""
+
+    def __init__(self) -> None:
+        self.items: list[dict[str, Any]] = []
+
+    def add(
+        self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None
+    ) -> None:
+        self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
+
+    def close(self) -> int:
+        return len(self.items)
+
+
+def run_prepare(
+    config: PipelineConfig,
+    s3: Any,
+    jobs: JobTable,
+    body: bytes,
+    limits: InputLimits | None = None,
+    cluster: FakeClient | None = None,
+    job_id: str = "msmarco-1",
+):  # type: ignore[no-untyped-def]
+    """Prepare `body`, uploaded as s3://osb-in/input/msmarco/a.jsonl, on SageMaker: (state, dead letters)."""
+    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
+    state = JobState(
+        job_id=job_id,
+        pipeline="msmarco",
+        source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
+    )
+    jobs.create(job_id, "msmarco", state.source)
+    assert config.inference.sagemaker is not None
+    backend = SageMakerBackend(config.inference.sagemaker, None, s3, {})
+    if limits:
+        backend.limits = limits
+    dead = ListDeadLetters()
+    result = prepare_job(
+        state,
+        pipeline=DeployedPipeline(config, backend, cluster or FakeClient()),
+        store=job_store(jobs, s3),
+        dead_letters=dead,
+    )
+    return result, dead

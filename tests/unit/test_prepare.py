@@ -6,7 +6,6 @@ from typing import Any
 import pytest
 
 from osbatch.backends.base import InputLimits
-from osbatch.backends.sagemaker import SageMakerBackend
 from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.models import JobState, SourceObject
@@ -14,51 +13,7 @@ from osbatch.search.index import IndexMappingConflict
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.ports import DeployedPipeline
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
-from tests.unit.helpers import job_store, pipeline_dict
-
-
-class ListDeadLetters:
-    """Collects dead letters in memory; the S3 writer is tested on its own."""
-
-    def __init__(self) -> None:
-        self.items: list[dict[str, Any]] = []
-
-    def add(
-        self, *, stage: str, reason: str, record: Any, line: int | None = None, offset: int | None = None
-    ) -> None:
-        self.items.append({"line": line, "stage": stage, "reason": reason, "record": record})
-
-    def close(self) -> int:
-        return len(self.items)
-
-
-def run_prepare(
-    config: PipelineConfig,
-    s3: Any,
-    jobs: JobTable,
-    body: bytes,
-    limits: InputLimits | None = None,
-    cluster: FakeClient | None = None,
-):  # type: ignore[no-untyped-def]
-    s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
-    state = JobState(
-        job_id="msmarco-1",
-        pipeline="msmarco",
-        source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
-    )
-    jobs.create("msmarco-1", "msmarco", state.source)
-    assert config.inference.sagemaker is not None
-    backend = SageMakerBackend(config.inference.sagemaker, None, s3, {})
-    if limits:
-        backend.limits = limits
-    dead = ListDeadLetters()
-    result = prepare_job(
-        state,
-        pipeline=DeployedPipeline(config, backend, cluster or FakeClient()),
-        store=job_store(jobs, s3),
-        dead_letters=dead,
-    )
-    return result, dead
+from tests.unit.helpers import ListDeadLetters, job_store, pipeline_dict, run_prepare, stamped
 
 
 def read_parts(s3: Any) -> list[list[dict[str, Any]]]:
@@ -92,10 +47,11 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
     # When it is prepared
     result, dead = run_prepare(config, s3, jobs, body + b"\n")
     # Then good records go to the model input and each bad line is dead-lettered with why
-    assert result.prepared.model_dump(exclude={"input_uri", "jobs"}) == {
+    assert result.prepared.model_dump(exclude={"input_uri", "jobs", "estimate", "incremental"}) == {
         "parts": 1,
         "records_in": 8,
         "valid": 2,
+        "unchanged": 0,
         "dead_lettered": 6,
         "blank_lines": 1,
         "duplicate_ids": 0,
@@ -111,11 +67,20 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
         7: "expected a JSON object, got an array",
     }
     assert all(item["stage"] == "parse" for item in dead.items)
-    # And the model input keeps each record with its source line number
+    # And the model input keeps each record with its source line number and the fields ingest stamps
+    uri = "s3://osb-in/input/msmarco/a.jsonl"
+
+    def doc(text: str) -> dict[str, str]:
+        return stamped(config, text, job_id="msmarco-1", source=uri)
+
     assert read_parts(s3) == [
         [
-            {"_id": "1", "text": "good one", "_osbatch": {"line": 1}},
-            {"_id": 7, "text": "numeric ids are fine", "_osbatch": {"line": 9}},
+            {"_id": "1", "text": "good one", "_osbatch": {"line": 1, "doc": doc("good one")}},
+            {
+                "_id": 7,
+                "text": "numeric ids are fine",
+                "_osbatch": {"line": 9, "doc": doc("numeric ids are fine")},
+            },
         ]
     ]
 
@@ -209,6 +174,7 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
     backend.limits = InputLimits(2, 10_000)
     body = b"".join(json.dumps({"_id": f"d{n}", "text": f"t{n}"}).encode() + b"\n" for n in range(3))
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
+    uri = "s3://osb-in/input/msmarco/a.jsonl"
     # When Prepare runs
     prepare_job(
         state,
@@ -229,5 +195,10 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
         assert [line["recordId"] for line in inputs] == [record_id(n) for n in numbers]
         assert [line["modelInput"]["inputText"] for line in inputs] == [f"t{n - 1}" for n in numbers]
         assert sources == [
-            {"_id": f"d{n - 1}", "text": f"t{n - 1}", "_osbatch": {"line": n}} for n in numbers
+            {
+                "_id": f"d{n - 1}",
+                "text": f"t{n - 1}",
+                "_osbatch": {"line": n, "doc": stamped(config, f"t{n - 1}", job_id="msmarco-1", source=uri)},
+            }
+            for n in numbers
         ]

@@ -85,6 +85,7 @@ class OutputLine:
     line: int | None
     result: Any = None
     error: dict[str, Any] | None = None
+    input_tokens: int | None = None  # the input tokens the service billed for it, where the line says
     passage: int | None = None
 
 

@@ -309,7 +309,17 @@ class OpenAIBackend:
                 },
                 passage=passage,
             )
-        return OutputLine(number, result=response.get("body"), passage=passage)
+        body = response.get("body")
+        # An embeddings (or chat) answer's `usage.prompt_tokens`: what the batch bills as input
+        # (https://platform.openai.com/docs/api-reference/embeddings/object, "usage").
+        usage = body.get("usage") if isinstance(body, dict) else None
+        tokens = usage.get("prompt_tokens") if isinstance(usage, dict) else None
+        return OutputLine(
+            number,
+            result=body,
+            input_tokens=tokens if isinstance(tokens, int) else None,
+            passage=passage,
+        )
 
 
 def _failed_with(batch: dict[str, Any], code: str) -> bool:

@@ -7,6 +7,7 @@ from dataclasses import asdict
 from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
+from osbatch.incremental.sync import SyncResult, sync_source
 from osbatch.models import JobState
 from osbatch.search.bulk_load import IndexLoad
 from osbatch.steps.finalize import finalize_job
@@ -15,12 +16,26 @@ from osbatch.steps.support.passages import keeps_source
 
 def finalize(state: JobState, env: Runtime) -> JobState:
     config = env.pipeline(state.pipeline)
+    opensearch, source = env.opensearch(config), config.source
+
+    def sync(completed: bool) -> SyncResult:
+        return sync_source(
+            opensearch,
+            config.sink.index,
+            source_uri=state.source.uri,
+            job_id=state.job_id,
+            mirror=source.sync == "mirror",
+            completed=completed,
+        )
+
     result, report = finalize_job(
         state,
         store=env.store,
         publish=env.events.publish,
-        index_load=IndexLoad(env.opensearch(config), config.sink.index),
+        index_load=IndexLoad(opensearch, config.sink.index),
         diff_output=not keeps_source(config, env.backend(config)),
+        backend=env.backend(config),
+        sync=sync if source.incremental and state.batch is None else None,
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     if report.unaccounted:

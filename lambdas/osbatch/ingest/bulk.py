@@ -134,6 +134,7 @@ class BulkWriter:
         max_request_bytes: int | None = None,
         concurrency: int = 1,
         upsert: bool = False,
+        partial: bool = False,
         on_settled: Callable[[Settled], None] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
@@ -148,6 +149,7 @@ class BulkWriter:
         self._backoff = Backoff(initial=initial_backoff, cap=max_backoff)
         self._on_settled = on_settled
         self._upsert = upsert
+        self._partial = partial
         self._sleep = sleep
         self._rng = rng
         self._buffer: list[_Pending] = []
@@ -200,6 +202,10 @@ class BulkWriter:
             meta["retry_on_conflict"] = UPSERT_CONFLICT_RETRIES
             action: dict[str, Any] = {"update": meta}
             source: Any = {"doc": doc.body, "doc_as_upsert": True}
+        elif self._partial:
+            # Some fields of a document that exists (osbatch.incremental): one that is gone fails, never
+            # comes back without its vectors.
+            action, source = {"update": meta}, {"doc": doc.body}
         else:
             if version is not None and doc.doc_id is not None:
                 meta.update(version=version, version_type="external_gte")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
+from osbatch.contracts import DOC_FIELDS_KEY
 from osbatch.field_map import FieldMapper, MappingError
 from osbatch.ingest.bulk import BulkClient, BulkWriter
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
@@ -147,6 +148,10 @@ def _ingest_line(
         doc = target.mapper.map(record)
         if doc.doc_id is None:
             doc = MappedDoc(derived_id(chunk.bucket, chunk.key, offset), doc.body)
+        bookkeeping = record.get(BOOKKEEPING_KEY)
+        fields = bookkeeping.get(DOC_FIELDS_KEY) if isinstance(bookkeeping, dict) else None
+        if isinstance(fields, dict):  # the fingerprint and origin Prepare stamped (osbatch.incremental)
+            doc.body.update(fields)
         docs = [doc] if target.passages is None else target.passages.documents(record, doc)
     except MappingError as error:
         dead_letters.add(stage="map", reason=str(error), record=record, line=line, offset=offset)

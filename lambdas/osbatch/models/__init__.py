@@ -74,8 +74,11 @@ class Prepared(Model):
     input_uri: str
     parts: int
     records_in: int
-    valid: int
+    valid: int  # valid records sent to the model (an unchanged one is not: osbatch.incremental)
     dead_lettered: int
+    unchanged: int = 0  # valid records whose embedded input had not changed: their vectors were kept
+    incremental: dict[str, Any] = {}  # the fingerprint check's counts (incremental.check.IncrementalCounts)
+    estimate: dict[str, Any] = {}  # what the plan expects of the job (planning.estimate)
     blank_lines: int = 0
     duplicate_ids: int = 0  # valid records whose id an earlier line of the file already used
     passages: int | None = None  # passages sent, for a pipeline that chunks records (None: it does not)
@@ -129,6 +132,8 @@ class IngestPlan(Model):
     dead_lettered: int = 0
     # Chunked pipelines: passages of the records joined with all their vectors (support/passage_join.py).
     passages_embedded: int = 0
+    # Input tokens the joined output lines reported (OpenAI's usage), over every plan; None: none did.
+    input_tokens: int | None = None
 
 
 class BatchIngest(Model):

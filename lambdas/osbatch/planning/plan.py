@@ -66,6 +66,10 @@ class Plan(BaseModel):
     remote_jobs: list[RemoteJobPlan]
     time: TimeEstimate
     cost: CostEstimate
+    # Incremental re-embedding (osbatch.incremental.index_check.incremental_summary, which the CLI adds):
+    # whether it is on, the config's fingerprint, and (`osbatch plan --index`) what the index says; the
+    # figures above count every record as sent.
+    incremental: dict[str, Any] = {}
 
 
 def plan_files(
@@ -100,6 +104,7 @@ def plan_files(
     total_tokens = sum(scan.tokens for scan in scans)
     valid = sum(scan.valid for scan in scans)
     limits = backend.job_limits
+    time, cost = estimate(config, tokens=total_tokens, jobs=jobs, valid=valid, prices=prices, rates=rates)
     return Plan(
         pipeline=config.name,
         backend=config.inference.backend.value,
@@ -129,9 +134,23 @@ def plan_files(
             "max_jobs_in_flight": config.inference.max_jobs_in_flight,
         },
         remote_jobs=jobs,
-        time=_time(config, jobs, total_tokens, valid, prices, rates),
-        cost=_cost(config, total_tokens, jobs, prices, rates),
+        time=time,
+        cost=cost,
     )
+
+
+def estimate(
+    config: PipelineConfig,
+    *,
+    tokens: int,
+    jobs: list[RemoteJobPlan],
+    valid: int,
+    prices: Prices,
+    rates: Rates,
+) -> tuple[TimeEstimate, CostEstimate]:
+    """Wall time and cost of sending `tokens` in `jobs` and ingesting `valid` records: what plan_files
+    prints, and what Prepare records for the job report (planning/estimate.py)."""
+    return _time(config, jobs, tokens, valid, prices, rates), _cost(config, tokens, jobs, prices, rates)
 
 
 def offline_backend(config: PipelineConfig) -> BatchBackend:

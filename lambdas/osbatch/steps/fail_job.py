@@ -16,6 +16,7 @@ from osbatch.dal import JobStore, JobTable
 from osbatch.ingest.dead_letter import DeadLetterWriter, Stage
 from osbatch.models import JobState, JobStateName, JobStatus, RemoteJob
 from osbatch.search.bulk_load import IndexLoad
+from osbatch.steps.support.actuals import with_actuals
 from osbatch.steps.support.dropped import FAIL_JOB_DIFF_BYTES, dead_letter_dropped
 from osbatch.steps.support.failed_parts import dead_letter_remote_jobs
 from osbatch.steps.support.report import (
@@ -89,6 +90,7 @@ def fail_job(
             report = replace(
                 report, dead_lettered=report.dead_lettered + dropped, unaccounted=report.unaccounted - dropped
             )
+    report = with_actuals(report, state, jobs=jobs, backend=backend)
     store_report(report, store, publish)
     jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
     return state.model_copy(update={"status": ending}), report

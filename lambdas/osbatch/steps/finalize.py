@@ -1,22 +1,25 @@
 """Finalize: the counts of every chunk reconciled, the report written, the event and metrics sent.
 
-Conservation is checked here: records_in = indexed + dead_lettered. Whatever breaks it is reported as
-`unaccounted`, never hidden: chunks the Map tolerated failing are dead-lettered from their checkpoints
-(steps/support/unreported.py), remote jobs that failed while others completed are dead-lettered at file
-level (steps/support/failed_parts.py), and records SageMaker's output lacks are found by diffing the short
-parts (steps/support/dropped.py); records a joining backend (Bedrock, OpenAI) dropped were already
-dead-lettered at PlanIngest (steps/support/join.py). A finished job with any shortfall, or any record
-missing from the output, ends PARTIALLY_COMPLETED.
-"""
+Conservation is checked here: records_in = indexed + unchanged + dead_lettered. Whatever breaks it is reported
+as `unaccounted`, never hidden: chunks the Map tolerated failing are dead-lettered from their checkpoints
+(steps/support/unreported.py), remote jobs that failed while others completed are dead-lettered at file level
+(steps/support/failed_parts.py), and records SageMaker's output lacks are found by diffing the short parts
+(steps/support/dropped.py); records a joining backend (Bedrock, OpenAI) dropped were already dead-lettered at
+PlanIngest (steps/support/join.py). A finished job with any shortfall, or any record missing from the output,
+ends PARTIALLY_COMPLETED."""
 
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
 from dataclasses import replace
 
+from osbatch.backends.base import BatchBackend
 from osbatch.dal import JobStore
+from osbatch.incremental.sync import SyncResult
 from osbatch.models import IngestPlan, JobState, JobStateName, JobStatus
 from osbatch.search.bulk_load import IndexLoad
+from osbatch.steps.support.actuals import with_actuals
 from osbatch.steps.support.dropped import FINALIZE_DIFF_BYTES, dead_letter_dropped
 from osbatch.steps.support.failed_parts import dead_letter_failed_parts
 from osbatch.steps.support.report import (
@@ -40,9 +43,13 @@ def finalize_job(
     publish: Publish,
     index_load: IndexLoad | None = None,
     diff_output: bool = False,
+    backend: BatchBackend | None = None,
+    sync: Callable[[bool], SyncResult] | None = None,
 ) -> tuple[JobState, JobReport]:
     """diff_output: the backend's output carries its records (no join at PlanIngest), so records it lacks
-    are found here, when the counts come up short (steps/support/dropped.py)."""
+    are found here, when the counts come up short (steps/support/dropped.py). backend: for the token counts
+    it reports (steps/support/actuals.py). sync: completed -> the documents of the source's earlier version
+    (osbatch.incremental.sync), for pipelines with incremental re-embedding."""
     jobs, s3 = store.table, store.s3
     assert state.prepared is not None or state.batch is not None, "Finalize runs after Prepare"
     if index_load is not None:
@@ -77,6 +84,12 @@ def finalize_job(
     report = replace(
         report, dead_lettered=report.dead_lettered + failed_parts + dropped, chunks_reported=reported
     )
+    if sync is not None:
+        synced = sync(final is JobStateName.COMPLETED)
+        report = replace(report, stale=synced.stale, deleted=synced.deleted)
+        if synced.note:
+            report = replace(report, incremental={**report.incremental, "sync": synced.note})
+    report = with_actuals(report, state, jobs=jobs, backend=backend)
     store_report(report, store, publish)
     jobs.release_slot(state.pipeline, state.job_id)
     return state.model_copy(update={"status": ending}), report

@@ -66,6 +66,7 @@ def plan_ingest(
     previous = state.plan
     objects_before = previous.objects if previous else 0
     missing = 0
+    input_tokens = previous.input_tokens if previous else None
     joiner = passage_joiner(config)
     if keeps_source(config, backend):
 
@@ -87,6 +88,8 @@ def plan_ingest(
             join_part=joiner,
         )
         outputs, missing = joined.outputs, joined.missing
+        if joined.input_tokens is not None:
+            input_tokens = (input_tokens or 0) + joined.input_tokens
     # Chunk numbers continue after the earlier plans', so the chunk items 0 .. chunks - 1 are every plan's.
     first = previous.chunks if previous else 0
     number = previous.number + 1 if previous else 0
@@ -113,6 +116,7 @@ def plan_ingest(
         dead_lettered=(previous.dead_lettered if previous else 0) + missing,  # every plan's
         passages_embedded=(previous.passages_embedded if previous else 0)
         + (joiner.embedded if joiner else 0),
+        input_tokens=input_tokens,
     )
     remotes = [
         remote.model_copy(update={"ingested": True}) if remote in ready else remote

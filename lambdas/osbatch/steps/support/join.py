@@ -44,13 +44,16 @@ def source_name(output_key: str) -> str:
 class Joined:
     outputs: list[OutputObject]  # the joined objects, for the ingest plan
     missing: int  # records sent that no output line answered, dead-lettered here
+    input_tokens: int | None = (
+        None  # the input tokens the output lines report (OpenAI's usage); None: none do
+    )
 
 
 # Joins one output object onto its part's source records (line -> raw record) into s3://bucket/key; returns
 # the joined object's size and the lines some output line answered. _join_one for whole records,
 # steps/support/passage_join.py for chunked ones.
 PartJoiner = Callable[
-    ["BatchBackend", "S3Client", OutputObject, dict[int, bytes], str, str], tuple[int, set[int]]
+    ["BatchBackend", "S3Client", OutputObject, dict[int, bytes], str, str, "Usage"], tuple[int, set[int]]
 ]
 
 
@@ -66,12 +69,12 @@ def join_outputs(
     join_part: PartJoiner | None = None,
 ) -> Joined:
     """dead_letters: output object number -> the writer of the records its output lacks."""
-    joined, missing = [], 0
+    joined, missing, usage = [], 0, Usage()
     join_one = join_part or _join_one
     for number, output in enumerate(outputs):
         records = _source_records(s3, source_bucket, f"{source_prefix}{source_name(output.key)}")
         key = f"{joined_prefix}{posixpath.basename(output.key)}"
-        size, answered = join_one(backend, s3, output, records, source_bucket, key)
+        size, answered = join_one(backend, s3, output, records, source_bucket, key, usage)
         joined.append(OutputObject(source_bucket, key, size))
         letters = dead_letters(number)
         for line in sorted(records.keys() - answered):
@@ -79,7 +82,16 @@ def join_outputs(
             record.pop(BOOKKEEPING_KEY, None)  # the record as the user wrote it
             letters.add(stage="inference", reason=MISSING_FROM_OUTPUT, record=record, line=line)
         missing += letters.close()
-    return Joined(joined, missing)
+    return Joined(joined, missing, usage.tokens)
+
+
+@dataclass
+class Usage:
+    tokens: int | None = None
+
+    def add(self, tokens: int | None) -> None:
+        if tokens is not None:
+            self.tokens = (self.tokens or 0) + tokens
 
 
 def _source_records(s3: S3Client, bucket: str, key: str) -> dict[int, bytes]:
@@ -98,6 +110,7 @@ def _join_one(
     records: dict[int, bytes],
     bucket: str,
     key: str,
+    usage: Usage,
 ) -> tuple[int, set[int]]:
     """The joined object's size, and the lines of `records` some output line answered."""
     size, answered = 0, set()
@@ -105,7 +118,7 @@ def _join_one(
         for _, raw in object_lines(s3, output.bucket, output.key):
             if not raw.strip():
                 continue
-            record = _joined(backend, raw, records)
+            record = _joined(backend, raw, records, usage)
             line = record.get(BOOKKEEPING_KEY, {}).get("line")
             if isinstance(line, int):
                 answered.add(line)
@@ -117,11 +130,12 @@ def _join_one(
     return size, answered
 
 
-def _joined(backend: BatchBackend, raw: bytes, records: dict[int, bytes]) -> dict[str, Any]:
+def _joined(backend: BatchBackend, raw: bytes, records: dict[int, bytes], usage: Usage) -> dict[str, Any]:
     try:
         parsed = backend.parse_output(jsonlines.loads(raw))
     except ValueError as error:
         return _unmatched(raw, f"the output line is not valid JSON: {error}")
+    usage.add(parsed.input_tokens)
     source = records.get(parsed.line) if parsed.line is not None else None
     if source is None:
         return _unmatched(raw, "the output line's record id matches no record that was sent")

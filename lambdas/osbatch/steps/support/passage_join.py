@@ -26,7 +26,7 @@ from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, NotAnEmbedding, OutputObject
 from osbatch.ingest.readers import object_lines
 from osbatch.record_paths import BOOKKEEPING_KEY, ERROR_KEY
-from osbatch.steps.support.join import SPOOL_BYTES, unmatched
+from osbatch.steps.support.join import SPOOL_BYTES, Usage, unmatched
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -51,6 +51,7 @@ class PassageJoiner:
         records: dict[int, bytes],
         bucket: str,
         key: str,
+        usage: Usage,
     ) -> tuple[int, set[int]]:
         size = 0
         offsets: dict[int, list[tuple[int, int, int]]] = {}  # line -> (first passage, offset, length)
@@ -74,6 +75,7 @@ class PassageJoiner:
                 except ValueError as error:
                     emit(unmatched(raw, f"the output line is not valid JSON: {error}"))
                     continue
+                usage.add(parsed.input_tokens)
                 if parsed.line is None or parsed.line not in records or parsed.passage is None:
                     emit(unmatched(raw, "the output line's record id matches no passage that was sent"))
                 elif parsed.error is not None:
@@ -100,18 +102,21 @@ class PassageJoiner:
         spill: Any,
     ) -> dict[str, Any]:
         record: dict[str, Any] = jsonlines.loads(raw)
-        spans: list[list[int]] = record[BOOKKEEPING_KEY]["spans"]
+        bookkeeping = record[BOOKKEEPING_KEY]
+        spans: list[list[int]] = bookkeeping["spans"]
+        # What else Prepare put in the bookkeeping (osbatch.incremental's document fields) travels on.
+        kept = {name: value for name, value in bookkeeping.items() if name not in ("spans", "passages")}
         if error is None:
             vectors, error = _vectors(backend, len(spans), pieces, spill)
         if error is not None:
-            record[BOOKKEEPING_KEY] = {"line": line, ERROR_KEY: error}
+            record[BOOKKEEPING_KEY] = {**kept, "line": line, ERROR_KEY: error}
             return record
         text = self._text_of(record)
         passages = [
             {"text": text[start:end], "start": start, "end": end, "vector": vector}
             for (start, end), vector in zip(spans, vectors, strict=True)
         ]
-        record[BOOKKEEPING_KEY] = {"line": line, "passages": passages}
+        record[BOOKKEEPING_KEY] = {**kept, "line": line, "passages": passages}
         self.embedded += len(passages)
         return record
 

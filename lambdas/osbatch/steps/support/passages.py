@@ -16,6 +16,7 @@ from osbatch import jsonlines
 from osbatch.backends.base import BatchBackend, InputLimits, PassageInput
 from osbatch.chunking import Chunker, NotChunkable
 from osbatch.config import PipelineConfig
+from osbatch.incremental.check import stamp
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.records import require_text
 from osbatch.record_paths import BOOKKEEPING_KEY, RecordPath
@@ -54,9 +55,16 @@ class PassageWriter:
         self.sent = 0
 
     def write(
-        self, parts: PartWriter, record: dict[str, Any], line: int, text: str, dead_letters: DeadLetters
+        self,
+        parts: PartWriter,
+        record: dict[str, Any],
+        line: int,
+        text: str,
+        dead_letters: DeadLetters,
+        fields: dict[str, str] | None = None,
     ) -> bool:
-        """Send the record's passages; False when it was dead-lettered instead."""
+        """Send the record's passages; False when it was dead-lettered instead. `fields` (the fingerprint and
+        origin, osbatch.incremental) go into the kept source record, which the join indexes."""
         passages = self._chunker.chunk(text)
         if isinstance(passages, NotChunkable):
             dead_letters.add(line=line, stage="chunk", reason=passages.reason, record=record)
@@ -69,6 +77,8 @@ class PassageWriter:
             return False
         spans = [[passage.start, passage.end] for passage in passages]
         source = {**record, BOOKKEEPING_KEY: {"line": line, "passages": len(passages), "spans": spans}}
+        if fields:
+            source = stamp(source, fields)
         parts.write_record(lines, source)
         self.sent += len(passages)
         return True

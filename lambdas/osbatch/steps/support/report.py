@@ -1,6 +1,7 @@
 """The job report Finalize and FailJob write, and the conservation sums both settle a job with.
 
-Conservation: records_in = indexed + dead_lettered. Whatever breaks it is reported as `unaccounted`,
+Conservation: records_in = indexed + unchanged + dead_lettered (unchanged: records whose vectors were kept,
+osbatch.incremental). Whatever breaks it is reported as `unaccounted`,
 never hidden (steps/finalize.py and steps/fail_job.py say how each shortfall becomes dead letters).
 """
 
@@ -37,6 +38,15 @@ class JobReport:
     finished_at: str
     # A chunking pipeline's passages: {sent, embedded, dead_lettered} (None when it does not chunk).
     passages: dict[str, int] | None = field(default=None)
+    # Incremental re-embedding (osbatch.incremental): records whose vectors were kept, what that saved, and
+    # the documents of an earlier version of the source object (stale: kept; deleted: source.sync mirror).
+    unchanged: int = 0
+    incremental: dict[str, Any] = field(default_factory=dict)
+    stale: int = 0
+    deleted: int = 0
+    # The plan's estimate as Prepare recorded it, and what the job came to (steps/support/actuals.py).
+    estimate: dict[str, Any] = field(default_factory=dict)
+    actual: dict[str, Any] = field(default_factory=dict)
 
 
 def build_report(
@@ -55,6 +65,9 @@ def build_report(
         dead_lettered=dead_lettered_records(state, tally),
         unaccounted=unaccounted,
         duplicate_ids=prepared.duplicate_ids if prepared else 0,
+        unchanged=prepared.unchanged if prepared else 0,
+        incremental=prepared.incremental if prepared else {},
+        estimate=prepared.estimate if prepared else {},
         chunks_planned=state.plan.chunks if state.plan else 0,
         chunks_reported=len(tally.reported),
         reason=ending.reason,
@@ -89,6 +102,12 @@ def store_report(report: JobReport, store: JobStore, publish: Publish) -> None:
         dead_lettered=report.dead_lettered,
         unaccounted=report.unaccounted,
         duplicate_ids=report.duplicate_ids,
+        unchanged=report.unchanged,
+        stale=report.stale,
+        deleted=report.deleted,
+        # JSON text: the job item holds numbers as Decimal, and these are read whole (osbatch status).
+        estimate=json.dumps(report.estimate) if report.estimate else None,
+        actual=json.dumps(report.actual) if report.actual else None,
         reason=report.reason,
         finished_at=report.finished_at,
         report=f"s3://{output_bucket}/{key}",
@@ -106,7 +125,9 @@ def unaccounted_records(state: JobState, tally: ChunkTally) -> int:
     prepared = state.prepared
     if prepared is None:
         return 0
-    return prepared.records_in - tally.counts.indexed - dead_lettered_records(state, tally)
+    return (
+        prepared.records_in - prepared.unchanged - tally.counts.indexed - dead_lettered_records(state, tally)
+    )
 
 
 def dead_lettered_records(state: JobState, tally: ChunkTally) -> int:
