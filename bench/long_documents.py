@@ -63,7 +63,7 @@ SAMPLE = ROOT / "samples" / "python-modules"
 # The second corpus: guides on shared topics, where only the detail deep inside tells documents apart
 # (scripts/make_shared_topic_sample.py; its questions were written before this bench first ran on it).
 SHARED_TOPICS = ROOT / "samples" / "aws-cdk-guides"
-PIPELINE = ROOT / "pipelines" / "examples" / "python-modules.yaml"
+PIPELINE = ROOT / "pipelines" / "python-modules.yaml"
 MEMORY_TARGET_MB = 300
 MRR_RATIO_TARGET = 1.5
 RECALL_TARGET = 0.9

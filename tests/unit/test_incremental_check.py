@@ -16,7 +16,7 @@ from osbatch.incremental.check import MGET_BATCH
 from osbatch.incremental.fingerprint import config_fingerprint
 from osbatch.incremental.sync import sync_source
 from tests.unit.fake_opensearch import FakeClient
-from tests.unit.helpers import pipeline_dict, run_prepare, stamped
+from tests.unit.helpers import chunking_pipeline_dict, pipeline_dict, run_prepare, stamped
 
 URI = "s3://osb-in/input/msmarco/a.jsonl"
 
@@ -110,11 +110,7 @@ def test_scaling_the_transform_job_changes_no_fingerprint() -> None:
         "InstanceType": "ml.m5.4xlarge",
         "InstanceCount": 3,
     }
-    chunked = pipeline_dict()
-    chunked["source"] = {
-        **chunked["source"],
-        "chunking": {"algorithms": [{"fixed_token_length": {"token_limit": 128}}]},
-    }
+    chunked = chunking_pipeline_dict({"algorithms": [{"fixed_token_length": {"token_limit": 128}}]})
     prints = [config_fingerprint(parse_pipeline(config)) for config in (base, scaled, chunked)]
     # Then instances change nothing the model sees; chunking does
     assert prints[0] == prints[1]

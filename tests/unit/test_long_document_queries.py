@@ -24,7 +24,7 @@ from osbatch.search.queries import (
 )
 from tests.unit.helpers import REPO, pipeline_dict
 
-RECORD_LAYOUT = REPO / "pipelines" / "examples" / "python-modules.yaml"
+RECORD_LAYOUT = REPO / "pipelines" / "python-modules.yaml"
 VECTOR = [0.1] * 384
 
 
