@@ -285,8 +285,39 @@ def jobs(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def watch(args: argparse.Namespace) -> int:
+    from cli.output import is_terminal
+    from cli.watch import exit_code, renderer_for, watch_job
+
+    target = _target()
+    job = target.jobs.get(args.job_id)
+    if job is None:
+        raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+    source = _progress_source(target, args.pipelines, job.get("pipeline"))
+    renderer = renderer_for(as_json=args.json, terminal=is_terminal())
+    return exit_code(watch_job(source, args.job_id, renderer, interval=args.interval))
+
+
+def _progress_source(target: Target, pattern: str, pipeline: str | None) -> Any:
+    from cli.progress import RemoteCounter
+    from cli.watch import ProgressSource
+    from osbatch.config import Backend
+
+    configs = {config.name: config for config in _pipelines(pattern)}
+    config = configs.get(pipeline or "")
+
+    def backend() -> Any:
+        # Only these services count records while a remote job runs (cli/progress.py).
+        if config is None or config.inference.backend not in (Backend.BEDROCK, Backend.OPENAI):
+            return None
+        return _backend(target, config)
+
+    return ProgressSource(
+        target.jobs, target.client("s3"), target.output("OutputBucketName"), RemoteCounter(backend)
+    )
+
+
 def cancel(args: argparse.Namespace) -> int:
-    from osbatch.backends import backend_for
     from osbatch.models import JobStateName, RemoteJob
 
     target = _target()
@@ -298,13 +329,7 @@ def cancel(args: argparse.Namespace) -> int:
     remote_jobs = job.get("remote_jobs") or []
     if not remote_jobs:
         raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
-    config = _pipeline(args.pipelines, job["pipeline"])
-    if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
-        from local.deploy import with_local_openai
-        from local.runtime import OPENAI_URL
-
-        (config,) = with_local_openai([config], OPENAI_URL)
-    backend = backend_for(config, target.client, opensearch=lambda: _search_client(config))
+    backend = _backend(target, _pipeline(args.pipelines, job["pipeline"]))
     # Every remote job of the upload, each with its output place (the OpenAI backend keeps its batch
     # ledger there); StartJob records them in the job table as it creates them.
     for ref in remote_jobs:
@@ -498,6 +523,18 @@ def replay(args: argparse.Namespace) -> int:
         resubmit_dir=Path.cwd(),
     )
     return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
+
+
+def _backend(target: Target, config: PipelineConfig) -> Any:
+    """The pipeline's inference backend as its functions build it, with the target's clients."""
+    from osbatch.backends import backend_for
+
+    if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
+        from local.deploy import with_local_openai
+        from local.runtime import OPENAI_URL
+
+        (config,) = with_local_openai([config], OPENAI_URL)
+    return backend_for(config, target.client, opensearch=lambda: _search_client(config))
 
 
 def _target() -> Target:

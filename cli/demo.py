@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cli.canary import Canary, await_canary_job, delete_canary_documents, trigger_check, upload_canary
 from cli.local_search import local_query_embedder
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
@@ -63,9 +64,16 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
         demo.before_upload(client, config, progress)
 
     uploads = upload_sample(target, config.name, config.source.prefix, progress)
+    canary = upload_canary(target.client("s3"), target.output("InputBucketName"), config)
+    progress(f"uploaded a canary -> {canary.key} (new content every run: its job proves this run's trigger)")
+    await_canary_job(canary, target.jobs.get, trigger_check(target))
     jobs = target.jobs
-    finished = follow(jobs, uploads, started, progress)
-    ok = summarize(finished, uploads, time.monotonic() - started)
+    finished = follow(jobs, [*uploads, Upload("canary", canary.job_id)], started, progress)
+    ok = summarize(
+        {upload.job_id: finished[upload.job_id] for upload in uploads}, uploads, time.monotonic() - started
+    )
+    ok = canary_verdict(finished[canary.job_id], canary) and ok
+    delete_canary_documents(client, config.sink.index, canary)
 
     client.indices.refresh(index=config.sink.index)
     query_vector = local_query_embedder(config)
@@ -149,6 +157,14 @@ def describe(jobs: JobTable, job: dict[str, Any]) -> str:
         counts = (job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered"))
         return "{}  in={} indexed={} dead-lettered={}".format(state, *counts)
     return state
+
+
+def canary_verdict(job: dict[str, Any], canary: Canary) -> bool:
+    completed = job["state"] == JobStateName.COMPLETED.value and int(job.get("indexed", 0)) == canary.records
+    verdict = "the trigger works" if completed else "THE TRIGGER OR THE PIPELINE IS BROKEN"
+    indexed = f"{job.get('indexed', 0)}/{canary.records} indexed"
+    print(f"canary: job {job['job_id']} {job['state']}, {indexed}: {verdict}")
+    return completed
 
 
 def summarize(jobs: dict[str, dict[str, Any]], uploads: list[Upload], wall: float) -> bool:

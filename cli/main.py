@@ -99,6 +99,12 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--since", help="only jobs created within this long, e.g. 30m, 1h, 2d")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON array")
+    watch = add("watch", "a job's progress until it ends (bars at a terminal, lines otherwise)")
+    watch.add_argument("job_id")
+    watch.add_argument("--json", action="store_true", help="print each change as a JSON line")
+    watch.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between looks (default 1)"
+    )
     cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
     search = add("search", "k-NN, neural or hybrid search in a pipeline's index")
