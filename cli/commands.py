@@ -202,7 +202,7 @@ def submit(args: argparse.Namespace) -> int:
     target = _target()
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
-    silent = []
+    silent, started = [], []
     # One wait for all the uploads: each file's job gets whatever of it the ones before left.
     deadline = time.monotonic() + args.appear_timeout
     for path, key in keys.items():
@@ -220,9 +220,24 @@ def submit(args: argparse.Namespace) -> int:
             print(f"uploaded {path} to {uri}: job {job['job_id']} ({job['state']})")
         if job is None and args.appear_timeout > 0:
             silent.append(key)
+        elif job is not None:
+            started.append(job["job_id"])
     if silent:
         raise NoJobStarted(_no_job_message(target, s3, bucket, silent, args.appear_timeout))
-    return ExitCode.OK
+    return _follow(target, args, started) if args.wait else ExitCode.OK
+
+
+def _follow(target: Target, args: argparse.Namespace, job_ids: list[str]) -> int:
+    """`submit --wait`: watch each job to its end; FAILED if any did not complete."""
+    from cli.output import is_terminal
+    from cli.watch import exit_code, renderer_for, watch_job
+
+    source = progress_source(target, args.pipelines, args.pipeline)
+    codes = [
+        exit_code(watch_job(source, job_id, renderer_for(as_json=args.json, terminal=is_terminal())))
+        for job_id in job_ids
+    ]
+    return max(codes, default=ExitCode.OK)
 
 
 def _upload(
@@ -293,20 +308,19 @@ def watch(args: argparse.Namespace) -> int:
     job = target.jobs.get(args.job_id)
     if job is None:
         raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
-    source = _progress_source(target, args.pipelines, job.get("pipeline"))
+    source = progress_source(target, args.pipelines, job.get("pipeline"))
     renderer = renderer_for(as_json=args.json, terminal=is_terminal())
     return exit_code(watch_job(source, args.job_id, renderer, interval=args.interval))
 
 
-def _progress_source(target: Target, pattern: str, pipeline: str | None) -> Any:
+def progress_source(target: Target, pattern: str, pipeline: str | None) -> Any:
     from cli.progress import RemoteCounter
     from cli.watch import ProgressSource
     from osbatch.config import Backend
 
-    configs = {config.name: config for config in _pipelines(pattern)}
-    config = configs.get(pipeline or "")
-
     def backend() -> Any:
+        """Built at the first running remote job: a job watched after its end needs no pipeline config."""
+        config = {config.name: config for config in _pipelines(pattern)}.get(pipeline or "")
         # Only these services count records while a remote job runs (cli/progress.py).
         if config is None or config.inference.backend not in (Backend.BEDROCK, Backend.OPENAI):
             return None

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from cli.canary import Canary, await_canary_job, delete_canary_documents, trigger_check, upload_canary
+from cli.commands import progress_source
 from cli.local_search import local_query_embedder
+from cli.output import is_terminal
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
+from cli.watch import RichRenderer, watch_jobs
 from local.demo_backends import DEFAULT_BACKEND, DemoBackend, demo_backend
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
@@ -68,7 +71,13 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
     progress(f"uploaded a canary -> {canary.key} (new content every run: its job proves this run's trigger)")
     await_canary_job(canary, target.jobs.get, trigger_check(target))
     jobs = target.jobs
-    finished = follow(jobs, [*uploads, Upload("canary", canary.job_id)], started, progress)
+    followed = [*uploads, Upload("canary", canary.job_id)]
+    if is_terminal():  # bars that move during inference and ingest; plain state lines in logs
+        source = progress_source(target, demo.pipelines, config.name)
+        bars = watch_jobs(source, [u.job_id for u in followed], RichRenderer(), timeout=TIMEOUT_SECONDS)
+        finished = {job_id: jobs.get(job_id) or {} for job_id in bars}
+    else:
+        finished = follow(jobs, followed, started, progress)
     ok = summarize(
         {upload.job_id: finished[upload.job_id] for upload in uploads}, uploads, time.monotonic() - started
     )

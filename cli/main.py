@@ -65,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
         "0: do not wait)",
     )
     submit.add_argument("--json", action="store_true", help="print each upload and its job as a JSON line")
+    submit.add_argument(
+        "--wait", action="store_true", help="then follow each job until it ends, as `osbatch watch` does"
+    )
     plan = add(
         "plan",
         "what a run of these files would send, create, take and cost; submits nothing",

@@ -213,3 +213,35 @@ def watch_job(
             sleep(interval)
     finally:
         renderer.close()
+
+
+def watch_jobs(
+    source: ProgressSource,
+    job_ids: list[str],
+    renderer: Renderer,
+    *,
+    timeout: float,
+    interval: float = 1.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, JobProgress]:
+    """Several jobs at once (the demo's files) until all have ended; TimeoutError after `timeout`."""
+    deadline = clock() + timeout
+    ended: dict[str, JobProgress] = {}
+    try:
+        while clock() < deadline:
+            for job_id in job_ids:
+                if job_id in ended:
+                    continue
+                progress = source.snapshot(job_id)
+                if progress is None:
+                    continue
+                renderer.show(progress)
+                if progress.terminal:
+                    ended[job_id] = progress
+            if len(ended) == len(job_ids):
+                return ended
+            sleep(interval)
+    finally:
+        renderer.close()
+    raise TimeoutError(f"jobs did not finish within {timeout:g}s; `osbatch jobs` shows where they are")
