@@ -331,6 +331,42 @@ def progress_source(target: Target, pattern: str, pipeline: str | None) -> Any:
     )
 
 
+def report(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from cli.output import to_json
+    from cli.report_data import gather
+    from cli.views import table
+    from osbatch.models import JobStateName
+
+    data = gather(_target(), args.job_id)
+    if data is None:
+        raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+    if args.html:
+        from cli.report_page import render
+
+        args.html.write_text(render(data), encoding="utf-8")
+        print(f"wrote {args.html} (job {args.job_id}, {data.job['state']}); it opens offline in any browser")
+    elif args.json:
+        print(
+            to_json(
+                {
+                    "job": data.job_id,
+                    "report": data.report,
+                    **{k: v for k, v in asdict(data).items() if k != "job"},
+                }
+            )
+        )
+    else:
+        figures = data.report or data.job
+        keys = ("state", "records_in", "indexed", "dead_lettered", "unaccounted", "reason")
+        print(table([[key, figures.get(key)] for key in keys if figures.get(key) is not None], ["", ""]))
+        rows = [[g.stage, g.count, g.reason] for g in data.dead_letters]
+        if rows:
+            print("\n" + table(rows, ["STAGE", "RECORDS", "REASON"]))
+    return ExitCode.FAILED if data.job.get("state") == JobStateName.FAILED.value else ExitCode.OK
+
+
 def cancel(args: argparse.Namespace) -> int:
     from osbatch.models import JobStateName, RemoteJob
 

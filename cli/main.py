@@ -108,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument(
         "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between looks (default 1)"
     )
+    report = add("report", "a job's report: its figures, or a self-contained page with charts (--html)")
+    report.add_argument("job_id")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="write the report page here (opens offline)"
+    )
+    report.add_argument("--json", action="store_true", help="print the report's data as JSON")
     cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
     search = add("search", "k-NN, neural or hybrid search in a pipeline's index")

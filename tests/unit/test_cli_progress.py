@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -214,7 +214,9 @@ def test_bedrocks_record_counts_are_read_through_the_backend() -> None:
     settings = BedrockJobConfig(model_id="amazon.titan-embed-text-v2:0", family="titan-embed-text-v2")
     stub = BedrockStub({"processedRecordCount": 40, "errorRecordCount": 1, "totalRecordCount": 150})
     counter = RemoteCounter(
-        lambda: BedrockBackend(settings, stub, None, {}, role_arn="arn:aws:iam::1:role/r")
+        lambda: BedrockBackend(
+            settings, cast(Any, stub), cast(Any, None), {}, role_arn="arn:aws:iam::1:role/r"
+        )
     )
     assert counter.counts(REFS[:1]) == {"osb-docs-000": RemoteCounts(40, 1, 150)}
     stub.answer = {}  # an answer without counts (a job not started yet) shows none
