@@ -367,6 +367,37 @@ def report(args: argparse.Namespace) -> int:
     return ExitCode.FAILED if data.job.get("state") == JobStateName.FAILED.value else ExitCode.OK
 
 
+def dashboard(args: argparse.Namespace) -> int:
+    """Exit FAILED when a metric widget has no data: the functions did not emit what it charts."""
+    from cli.dashboard import dashboard_body, fill, gaps, read_widgets
+    from cli.target import STACK_NAME
+
+    target = _target()
+    cloudwatch = target.client("cloudwatch")
+    name, body = dashboard_body(target.client("cloudformation"), cloudwatch, STACK_NAME)
+    widgets = read_widgets(body)
+    fill(widgets, cloudwatch)
+    empty = gaps(widgets)
+    if args.html:
+        from cli.dashboard_page import render
+
+        args.html.write_text(render(name, widgets), encoding="utf-8")
+        print(f"wrote {args.html}: dashboard {name}, {len(widgets)} widgets")
+    if args.json:
+        from dataclasses import asdict
+
+        from cli.output import to_json
+
+        print(
+            to_json({"dashboard": name, "widgets": [asdict(w) for w in widgets], "empty": empty}, indent=None)
+        )
+    elif empty:
+        print(f"{len(empty)} metric widget(s) without data:")
+        for line in empty:
+            print(f"  {line}")
+    return ExitCode.FAILED if empty else ExitCode.OK
+
+
 def cancel(args: argparse.Namespace) -> int:
     from osbatch.models import JobStateName, RemoteJob
 

@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--html", type=Path, metavar="FILE", help="write the report page here (opens offline)"
     )
     report.add_argument("--json", action="store_true", help="print the report's data as JSON")
+    dashboard = add("dashboard", "the stack's CloudWatch dashboard with its metrics, as a page (--html)")
+    dashboard.add_argument("--html", type=Path, metavar="FILE", help="write the page here (opens offline)")
+    dashboard.add_argument("--json", action="store_true", help="print each widget's series as JSON")
     cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
     search = add("search", "k-NN, neural or hybrid search in a pipeline's index")
