@@ -51,6 +51,7 @@ class Widget:
     title: str
     series: list[Series] = field(default_factory=list)
     text: str = ""
+    section: str = ""  # the text widget above it: which queue, workflow or function it charts
 
     @property
     def has_data(self) -> bool:
@@ -101,13 +102,15 @@ def widget_series(properties: dict[str, Any]) -> list[Series]:
 
 
 def read_widgets(body: dict[str, Any]) -> list[Widget]:
-    widgets = []
+    widgets, section = [], ""
     for widget in body.get("widgets", []):
         properties = widget.get("properties", {})
         if widget.get("type") == "metric":
-            widgets.append(Widget("metric", str(properties.get("title", "")), widget_series(properties)))
+            title = str(properties.get("title", ""))
+            widgets.append(Widget("metric", title, widget_series(properties), section=section))
         elif widget.get("type") == "text":
-            widgets.append(Widget("text", "", text=str(properties.get("markdown", ""))))
+            section = str(properties.get("markdown", "")).strip().lstrip("#").strip()
+            widgets.append(Widget("text", "", text=section))
     return widgets
 
 
@@ -115,7 +118,8 @@ def fill(
     widgets: list[Widget], cloudwatch: Any, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
 ) -> None:
     """Each series' datapoints from CloudWatch over LOOKBACK."""
-    end = now()
+    # A minute ahead: CloudWatch (and moto) cut at EndTime whole seconds, which would drop this second's data.
+    end = now() + timedelta(minutes=1)
     start = end - LOOKBACK
     for widget in widgets:
         for series in widget.series:
@@ -168,7 +172,7 @@ def _query(
 def gaps(widgets: list[Widget]) -> list[str]:
     """The metric widgets without any datapoint, each with the series it asked for."""
     return [
-        f"{widget.title}: "
+        f"{widget.section + ' / ' if widget.section else ''}{widget.title}: "
         + ", ".join(
             f"{s.namespace}/{s.metric} {s.dimensions or ''}".strip() for s in widget.series if not s.derived
         )

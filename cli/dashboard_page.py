@@ -75,7 +75,8 @@ def _widget(widget: Widget) -> str:
     flag = "yes" if widget.has_data else "no"
     body = "".join(_series(series) for series in widget.series)
     return (
-        f'<div class="widget" data-widget="{_e(widget.title)}" data-has-data="{flag}">'
+        f'<div class="widget" data-section="{_e(widget.section)}" data-widget="{_e(widget.title)}" '
+        f'data-has-data="{flag}">'
         f"<h3>{_e(widget.title)}</h3>{body}</div>"
     )
 

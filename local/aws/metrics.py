@@ -39,7 +39,7 @@ def emf_metrics(line: str) -> list[tuple[str, dict[str, Any]]]:
     try:
         document = json.loads(text)
         directives = document["_aws"]["CloudWatchMetrics"]
-        timestamp = datetime.fromtimestamp(int(document["_aws"]["Timestamp"]) / 1000, UTC)
+        timestamp = _naive_utc(datetime.fromtimestamp(int(document["_aws"]["Timestamp"]) / 1000, UTC))
     except (ValueError, KeyError, TypeError):
         return []
     found = []
@@ -85,8 +85,13 @@ def datum(name: str, value: float, dimensions: Mapping[str, str], unit: str = "C
         "Value": float(value),
         "Unit": unit,
         "Dimensions": [{"Name": key, "Value": str(val)} for key, val in dimensions.items()],
-        "Timestamp": datetime.now(UTC),
+        "Timestamp": _naive_utc(datetime.now(UTC)),
     }
+
+
+def _naive_utc(when: datetime) -> datetime:
+    """moto's CloudWatch keeps naive UTC datetimes and compares query bounds with them."""
+    return when.astimezone(UTC).replace(tzinfo=None)
 
 
 def lambda_invocation(
