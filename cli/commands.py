@@ -376,7 +376,8 @@ def dashboard(args: argparse.Namespace) -> int:
     cloudwatch = target.client("cloudwatch")
     name, body = dashboard_body(target.client("cloudformation"), cloudwatch, STACK_NAME)
     widgets = read_widgets(body)
-    fill(widgets, cloudwatch)
+    # The local CloudWatch (moto) computes no percentiles; CloudWatch on AWS does.
+    fill(widgets, cloudwatch, percentiles=target.name != "local")
     empty = gaps(widgets)
     if args.html:
         from cli.dashboard_page import render

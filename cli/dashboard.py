@@ -2,7 +2,7 @@
 
 The definition is the deployed one: the dashboard resource of the stack's template, read back from
 CloudWatch (GetDashboard), never a copy kept here. Each metric widget's series are fetched with
-GetMetricData over the last hours:
+GetMetricData over the last hour:
 - a metric array `[namespace, name, dimension, value, ..., {options}]` ("Dashboard body structure and
   syntax", docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/CloudWatch-Dashboard-Body-Structure.html)
   is one MetricStat query;
@@ -23,9 +23,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-LOOKBACK = timedelta(hours=3)
+LOOKBACK = timedelta(hours=1)
 PERIOD_SECONDS = 60
 INSIGHTS = re.compile(r"^SELECT\s+(SUM|AVG|MAX|MIN|COUNT)\((\w+)\)\s+FROM\s+(\S+)\s*$", re.IGNORECASE)
+# Extended statistics: percentiles and trimmed means, e.g. p99, tm90, p99.9.
+PERCENTILE = re.compile(r"^(p|tm|wm|tc|ts)\d", re.IGNORECASE)
 STATS = {"SUM": "Sum", "AVG": "Average", "MAX": "Maximum", "MIN": "Minimum", "COUNT": "SampleCount"}
 
 
@@ -39,6 +41,8 @@ class Series:
     points: list[tuple[datetime, float]] = field(default_factory=list)
     derived: bool = False  # a math expression over the widget's other series: not evaluated here
     insights: bool = False  # a Metrics Insights query: every dimension set of the metric
+    shown_as: str = ""  # the statistic queried instead of `stat`, where the store lacks it
+    error: str = ""  # why GetMetricData gave nothing for it
 
     @property
     def has_data(self) -> bool:
@@ -115,9 +119,15 @@ def read_widgets(body: dict[str, Any]) -> list[Widget]:
 
 
 def fill(
-    widgets: list[Widget], cloudwatch: Any, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    widgets: list[Widget],
+    cloudwatch: Any,
+    *,
+    percentiles: bool = True,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Each series' datapoints from CloudWatch over LOOKBACK."""
+    """Each series' datapoints from CloudWatch over LOOKBACK. percentiles=False: the store computes no
+    percentile statistics (moto answers p50/p90/p99 with no value), so such series are queried as Average
+    and say so."""
     # A minute ahead: CloudWatch (and moto) cut at EndTime whole seconds, which would drop this second's data.
     end = now() + timedelta(minutes=1)
     start = end - LOOKBACK
@@ -125,6 +135,8 @@ def fill(
         for series in widget.series:
             if series.derived:
                 continue
+            if not percentiles and PERCENTILE.match(series.stat):
+                series.shown_as = "Average"
             dimension_sets = _dimension_sets(cloudwatch, series) if series.insights else [series.dimensions]
             series.points = _query(cloudwatch, series, dimension_sets, start, end)
 
@@ -149,20 +161,26 @@ def _query(
                     "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
                 },
                 "Period": PERIOD_SECONDS,
-                "Stat": series.stat,
+                "Stat": series.shown_as or series.stat,
             },
         }
         for index, dimensions in enumerate(dimension_sets)
     ]
-    results = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)[
-        "MetricDataResults"
-    ]
+    from botocore.exceptions import ClientError
+
+    try:
+        response = cloudwatch.get_metric_data(MetricDataQueries=queries, StartTime=start, EndTime=end)
+    except ClientError as error:  # one series the store cannot answer must not hide the others
+        series.error = str(error)
+        return []
+    results = response["MetricDataResults"]
     combined: dict[datetime, float] = {}
     for result in results:
         for when, value in zip(result["Timestamps"], result["Values"], strict=True):
-            if series.stat in ("Maximum",):
+            stat = series.shown_as or series.stat
+            if stat == "Maximum":
                 combined[when] = max(combined.get(when, value), value)
-            elif series.stat in ("Minimum",):
+            elif stat == "Minimum":
                 combined[when] = min(combined.get(when, value), value)
             else:  # Sum and SampleCount add up; an Average over dimension sets is shown summed too
                 combined[when] = combined.get(when, 0.0) + value

@@ -56,11 +56,19 @@ def sparkline(points: Sequence[tuple[datetime, float]]) -> str:
 def _series(series: Series) -> str:
     if series.derived:
         return f'<div class="series derived">{_e(series.label)}: derived from the series above</div>'
-    name = f"{series.namespace} {series.metric} {series.stat}"
+    stat = (
+        f"{series.stat} (shown as {series.shown_as}: no percentiles locally)"
+        if series.shown_as
+        else series.stat
+    )
+    name = f"{series.namespace} {series.metric} {stat}"
     if series.dimensions:
         name += " " + ", ".join(f"{k}={v}" for k, v in series.dimensions.items())
     if not series.has_data:
-        return f'<div class="series" data-points="0"><span class="none">no data</span> {_e(name)}</div>'
+        why = f" ({series.error})" if series.error else ""
+        return (
+            f'<div class="series" data-points="0"><span class="none">no data</span> {_e(name)}{_e(why)}</div>'
+        )
     values = [value for _, value in series.points]
     return (
         f'<div class="series" data-points="{len(values)}">{_e(series.label)} '
