@@ -29,7 +29,7 @@ pool, a lease table, a Lambda pool), about four events per bulk request; a 40-li
 requests per scenario in seconds without generator-per-process overhead or a new dependency.
 
 Calibration figures, measured on this project's 2-core development machine (AMD EPYC, avx2 and
-avx512f/bw/dq/vl/vnni; README "Performance", bench/ingest.py --node, 200,000 records, 2026-12-01):
+avx512f/bw/dq/vl/vnni; docs/performance.md, bench/ingest.py --node, 200,000 records, 2026-12-01):
 - NODE_MS_PER_DOC 1.0: node CPU per document, lucene HNSW 384-dim, 0 replicas (0.89-1.13 ms measured);
 - CLIENT_US_PER_DOC 44: osbatch's client CPU per document (42-46 us measured), scaled to the ingest
   function's CPU share (1,024 MB of Lambda's 1,769 MB per vCPU: AWS Lambda "Configure Lambda function

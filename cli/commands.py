@@ -206,7 +206,7 @@ def submit(args: argparse.Namespace) -> int:
     target = _target()
     s3 = target.client("s3")
     bucket = target.output("InputBucketName")
-    silent = []
+    silent, started = [], []
     # One wait for all the uploads: each file's job gets whatever of it the ones before left.
     deadline = time.monotonic() + args.appear_timeout
     for path, key in keys.items():
@@ -224,9 +224,24 @@ def submit(args: argparse.Namespace) -> int:
             print(f"uploaded {path} to {uri}: job {job['job_id']} ({job['state']})")
         if job is None and args.appear_timeout > 0:
             silent.append(key)
+        elif job is not None:
+            started.append(job["job_id"])
     if silent:
         raise NoJobStarted(_no_job_message(target, s3, bucket, silent, args.appear_timeout))
-    return ExitCode.OK
+    return _follow(target, args, started) if args.wait else ExitCode.OK
+
+
+def _follow(target: Target, args: argparse.Namespace, job_ids: list[str]) -> int:
+    """`submit --wait`: watch each job to its end; FAILED if any did not complete."""
+    from cli.output import is_terminal
+    from cli.watch import exit_code, renderer_for, watch_job
+
+    source = progress_source(target, args.pipelines, args.pipeline)
+    codes = [
+        exit_code(watch_job(source, job_id, renderer_for(as_json=args.json, terminal=is_terminal())))
+        for job_id in job_ids
+    ]
+    return max(codes, default=ExitCode.OK)
 
 
 def _upload(
@@ -289,8 +304,106 @@ def jobs(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def watch(args: argparse.Namespace) -> int:
+    from cli.output import is_terminal
+    from cli.watch import exit_code, renderer_for, watch_job
+
+    target = _target()
+    job = target.jobs.get(args.job_id)
+    if job is None:
+        raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+    source = progress_source(target, args.pipelines, job.get("pipeline"))
+    renderer = renderer_for(as_json=args.json, terminal=is_terminal())
+    return exit_code(watch_job(source, args.job_id, renderer, interval=args.interval))
+
+
+def progress_source(target: Target, pattern: str, pipeline: str | None) -> Any:
+    from cli.progress import RemoteCounter
+    from cli.watch import ProgressSource
+    from osbatch.config import Backend
+
+    def backend() -> Any:
+        """Built at the first running remote job: a job watched after its end needs no pipeline config."""
+        config = {config.name: config for config in _pipelines(pattern)}.get(pipeline or "")
+        # Only these services count records while a remote job runs (cli/progress.py).
+        if config is None or config.inference.backend not in (Backend.BEDROCK, Backend.OPENAI):
+            return None
+        return _backend(target, config)
+
+    return ProgressSource(
+        target.jobs, target.client("s3"), target.output("OutputBucketName"), RemoteCounter(backend)
+    )
+
+
+def report(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from cli.output import to_json
+    from cli.report_data import gather
+    from cli.views import table
+    from osbatch.models import JobStateName
+
+    data = gather(_target(), args.job_id)
+    if data is None:
+        raise CommandError(f"no job {args.job_id}; `osbatch jobs` lists them")
+    if args.html:
+        from cli.report_page import render
+
+        args.html.write_text(render(data), encoding="utf-8")
+        print(f"wrote {args.html} (job {args.job_id}, {data.job['state']}); it opens offline in any browser")
+    elif args.json:
+        print(
+            to_json(
+                {
+                    "job": data.job_id,
+                    "report": data.report,
+                    **{k: v for k, v in asdict(data).items() if k != "job"},
+                }
+            )
+        )
+    else:
+        figures = data.report or data.job
+        keys = ("state", "records_in", "indexed", "dead_lettered", "unaccounted", "reason")
+        print(table([[key, figures.get(key)] for key in keys if figures.get(key) is not None], ["", ""]))
+        rows = [[g.stage, g.count, g.reason] for g in data.dead_letters]
+        if rows:
+            print("\n" + table(rows, ["STAGE", "RECORDS", "REASON"]))
+    return ExitCode.FAILED if data.job.get("state") == JobStateName.FAILED.value else ExitCode.OK
+
+
+def dashboard(args: argparse.Namespace) -> int:
+    """Exit FAILED when a metric widget has no data: the functions did not emit what it charts."""
+    from cli.dashboard import dashboard_body, fill, gaps, read_widgets
+    from cli.target import STACK_NAME
+
+    target = _target()
+    cloudwatch = target.client("cloudwatch")
+    name, body = dashboard_body(target.client("cloudformation"), cloudwatch, STACK_NAME)
+    widgets = read_widgets(body)
+    # The local CloudWatch (moto) computes no percentiles; CloudWatch on AWS does.
+    fill(widgets, cloudwatch, percentiles=target.name != "local")
+    empty = gaps(widgets)
+    if args.html:
+        from cli.dashboard_page import render
+
+        args.html.write_text(render(name, widgets), encoding="utf-8")
+        print(f"wrote {args.html}: dashboard {name}, {len(widgets)} widgets")
+    if args.json:
+        from dataclasses import asdict
+
+        from cli.output import to_json
+
+        print(
+            to_json({"dashboard": name, "widgets": [asdict(w) for w in widgets], "empty": empty}, indent=None)
+        )
+    elif empty:
+        print(f"{len(empty)} metric widget(s) without data:")
+        for line in empty:
+            print(f"  {line}")
+    return ExitCode.FAILED if empty else ExitCode.OK
+
+
 def cancel(args: argparse.Namespace) -> int:
-    from osbatch.backends import backend_for
     from osbatch.models import JobStateName, RemoteJob
 
     target = _target()
@@ -302,13 +415,7 @@ def cancel(args: argparse.Namespace) -> int:
     remote_jobs = job.get("remote_jobs") or []
     if not remote_jobs:
         raise CommandError(f"job {args.job_id} has no inference job yet; try again in a moment")
-    config = _pipeline(args.pipelines, job["pipeline"])
-    if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
-        from local.deploy import with_local_openai
-        from local.runtime import OPENAI_URL
-
-        (config,) = with_local_openai([config], OPENAI_URL)
-    backend = backend_for(config, target.client, opensearch=lambda: _search_client(config))
+    backend = _backend(target, _pipeline(args.pipelines, job["pipeline"]))
     # Every remote job of the upload, each with its output place (the OpenAI backend keeps its batch
     # ledger there); StartJob records them in the job table as it creates them.
     for ref in remote_jobs:
@@ -502,6 +609,18 @@ def replay(args: argparse.Namespace) -> int:
         resubmit_dir=Path.cwd(),
     )
     return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
+
+
+def _backend(target: Target, config: PipelineConfig) -> Any:
+    """The pipeline's inference backend as its functions build it, with the target's clients."""
+    from osbatch.backends import backend_for
+
+    if target.name == "local":  # deployed pointing at the local OpenAI emulator, as deploy_local does
+        from local.deploy import with_local_openai
+        from local.runtime import OPENAI_URL
+
+        (config,) = with_local_openai([config], OPENAI_URL)
+    return backend_for(config, target.client, opensearch=lambda: _search_client(config))
 
 
 def _target() -> Target:

@@ -16,12 +16,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from cli.canary import Canary, await_canary_job, delete_canary_documents, trigger_check, upload_canary
+from cli.commands import progress_source
 from cli.local_search import local_query_embedder
 from cli.long_documents_demo import PIPELINE as LONG_DOCUMENTS
 from cli.long_documents_demo import passages_line, search_deep_passage, upload_long_documents
+from cli.output import is_terminal
 from cli.search import print_hits, print_response, run_search, semantic_search
 from cli.target import Target, local_target
 from cli.views import table
+from cli.watch import RichRenderer, watch_jobs
 from local.demo_backends import DEFAULT_BACKEND, DemoBackend, demo_backend
 from local.deploy import deploy_local, load_pipelines
 from local.paths import REPO_ROOT
@@ -68,9 +72,22 @@ def run_demo(backend: str = DEFAULT_BACKEND, progress: Callable[[str], None] = p
     uploads = upload_sample(target, config.name, config.source.prefix, progress)
     if long_documents is not None:  # the long sample, chunked (cli/long_documents_demo.py)
         uploads.append(Upload(*upload_long_documents(target, long_documents, progress)))
+    canary = upload_canary(target.client("s3"), target.output("InputBucketName"), config)
+    progress(f"uploaded a canary -> {canary.key} (new content every run: its job proves this run's trigger)")
+    await_canary_job(canary, target.jobs.get, trigger_check(target))
     jobs = target.jobs
-    finished = follow(jobs, uploads, started, progress)
-    ok = summarize(finished, uploads, time.monotonic() - started)
+    followed = [*uploads, Upload("canary", canary.job_id)]
+    if is_terminal():  # bars that move during inference and ingest; plain state lines in logs
+        source = progress_source(target, demo.pipelines, config.name)
+        bars = watch_jobs(source, [u.job_id for u in followed], RichRenderer(), timeout=TIMEOUT_SECONDS)
+        finished = {job_id: jobs.get(job_id) or {} for job_id in bars}
+    else:
+        finished = follow(jobs, followed, started, progress)
+    ok = summarize(
+        {upload.job_id: finished[upload.job_id] for upload in uploads}, uploads, time.monotonic() - started
+    )
+    ok = canary_verdict(finished[canary.job_id], canary) and ok
+    delete_canary_documents(client, config.sink.index, canary)
 
     client.indices.refresh(index=config.sink.index)
     query_vector = local_query_embedder(config)
@@ -154,32 +171,32 @@ def describe(jobs: JobTable, job: dict[str, Any]) -> str:
     if state == JobStateName.CREATED.value and "records_in" in job:
         return f"PREPARED  {job['records_in']} records, {job.get('dead_lettered', 0)} bad lines set aside"
     if JobStateName(state).terminal:
-        counts = [job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered")]
-        kept = f" unchanged={job['unchanged']}" if job.get("unchanged") else ""
-        return "{}  in={} indexed={} dead-lettered={}".format(state, *counts) + kept
+        counts = (job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered"))
+        return "{}  in={} indexed={} dead-lettered={}".format(state, *counts)
     return state
 
 
+def canary_verdict(job: dict[str, Any], canary: Canary) -> bool:
+    completed = job["state"] == JobStateName.COMPLETED.value and int(job.get("indexed", 0)) == canary.records
+    verdict = "the trigger works" if completed else "THE TRIGGER OR THE PIPELINE IS BROKEN"
+    indexed = f"{job.get('indexed', 0)}/{canary.records} indexed"
+    print(f"canary: job {job['job_id']} {job['state']}, {indexed}: {verdict}")
+    return completed
+
+
 def summarize(jobs: dict[str, dict[str, Any]], uploads: list[Upload], wall: float) -> bool:
-    rows, totals = [], [0, 0, 0, 0]
+    rows, totals = [], [0, 0, 0]
     for upload in uploads:
         job = jobs[upload.job_id]
-        counts = [int(job.get(key, 0)) for key in ("records_in", "indexed", "unchanged", "dead_lettered")]
+        counts = [int(job.get(key, 0)) for key in ("records_in", "indexed", "dead_lettered")]
         totals = [total + count for total, count in zip(totals, counts, strict=True)]
         rows.append([upload.name, job["state"], *counts])
     rows.append(["total", "", *totals])
-    records_in, indexed, unchanged, dead = totals
-    # unchanged: records an earlier run already indexed with the same text and model (osbatch.incremental);
-    # the column and the term appear only when there are any.
-    headers = ["FILE", "STATE", "RECORDS IN", "INDEXED", "UNCHANGED", "DEAD-LETTERED"]
-    if not unchanged:
-        headers.remove("UNCHANGED")
-        rows = [row[:4] + row[5:] for row in rows]
-    print("\n" + table(rows, headers))
-    conserved = records_in == indexed + unchanged + dead
-    kept, kept_figure = (" + unchanged", f" + {unchanged}") if unchanged else ("", "")
+    print("\n" + table(rows, ["FILE", "STATE", "RECORDS IN", "INDEXED", "DEAD-LETTERED"]))
+    records_in, indexed, dead = totals
+    conserved = records_in == indexed + dead
     print(
-        f"\nindexed{kept} = records_in - dead_lettered: {indexed}{kept_figure} = {records_in} - {dead} "
+        f"\nindexed = records_in - dead_lettered: {indexed} = {records_in} - {dead} "
         f"{'holds' if conserved else 'DOES NOT HOLD'}; "
         f"dead-lettered {dead} of the sample's {EXPECTED_DEAD_LETTERS} deliberately bad lines; "
         f"wall time {wall:.1f}s"

@@ -70,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="print the plan for these files (as `osbatch plan`: records, jobs, time, cost); upload nothing",
     )
+    submit.add_argument(
+        "--wait", action="store_true", help="then follow each job until it ends, as `osbatch watch` does"
+    )
     plan = add(
         "plan",
         "what a run of these files would send, create, take and cost; submits nothing",
@@ -110,6 +113,21 @@ def build_parser() -> argparse.ArgumentParser:
     jobs.add_argument("--since", help="only jobs created within this long, e.g. 30m, 1h, 2d")
     jobs.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
     jobs.add_argument("--json", action="store_true", help="print the jobs as a JSON array")
+    watch = add("watch", "a job's progress until it ends (bars at a terminal, lines otherwise)")
+    watch.add_argument("job_id")
+    watch.add_argument("--json", action="store_true", help="print each change as a JSON line")
+    watch.add_argument(
+        "--interval", type=float, default=1.0, metavar="SECONDS", help="seconds between looks (default 1)"
+    )
+    report = add("report", "a job's report: its figures, or a self-contained page with charts (--html)")
+    report.add_argument("job_id")
+    report.add_argument(
+        "--html", type=Path, metavar="FILE", help="write the report page here (opens offline)"
+    )
+    report.add_argument("--json", action="store_true", help="print the report's data as JSON")
+    dashboard = add("dashboard", "the stack's CloudWatch dashboard with its metrics, as a page (--html)")
+    dashboard.add_argument("--html", type=Path, metavar="FILE", help="write the page here (opens offline)")
+    dashboard.add_argument("--json", action="store_true", help="print each widget's series as JSON")
     cancel = add("cancel", "stop a job's inference; the workflow records it as CANCELLED")
     cancel.add_argument("job_id")
     search = add("search", "k-NN, neural or hybrid search in a pipeline's index")

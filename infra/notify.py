@@ -21,7 +21,7 @@ EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 NO_TARGET_WARNING = (
     "osbatch: no alarm notification target: alarms only change state. Set context alarm_emails and/or "
-    "alarm_topic_arns (see README, Deploy to AWS)."
+    "alarm_topic_arns (see docs/deploy.md)."
 )
 
 

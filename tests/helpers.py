@@ -4,8 +4,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import shutil
+import subprocess
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -71,3 +75,31 @@ OPENAI_BODY: dict[str, Any] = {
     "ingest_fields": ["source[2].$.custom_field1", "source[2].$.custom_field2"],
     "data_source": {"type": "openAI", "source": ["file-output", "file-input", "file-other"]},
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class RenderedPage:
+    dom: str  # the DOM after load, scripts run (what the page shows, not only the file's HTML)
+    screenshot: Path
+
+
+def render_in_chromium(page: Path, screenshot: Path, *, height: int = 2400) -> RenderedPage:
+    """Open a local page in headless Chromium (Debian's `chromium`): its DOM after load, and a PNG of it.
+    Skips the test where no `chromium` is installed (`apt-get install chromium`)."""
+    import pytest
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    # --no-sandbox: Chromium refuses to run its sandbox as root, which CI containers are.
+    common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=5000"]
+    dom = subprocess.run(
+        [*common, "--dump-dom", page.as_uri()], capture_output=True, text=True, check=True, timeout=120
+    ).stdout
+    subprocess.run(
+        [*common, f"--screenshot={screenshot}", f"--window-size=900,{height}", page.as_uri()],
+        capture_output=True,
+        check=True,
+        timeout=120,
+    )
+    return RenderedPage(dom, screenshot)

@@ -458,7 +458,7 @@ class OpenSearchTarget(Strict):
         if self.fine_grained_access_control and not self.create_domain:
             raise ValueError(
                 "fine_grained_access_control: applies to a created domain; on an existing one, map the "
-                "functions' roles yourself (README, Deploy to AWS)"
+                "functions' roles yourself (docs/deploy.md)"
             )
         if self.create_domain and not self.development:
             self._production_shape()

@@ -82,6 +82,12 @@ class InvocationJob:
             "timeoutDurationInHours": self.timeout_hours,
             "jobExpirationTime": (self.submitted + dt.timedelta(hours=self.timeout_hours)).isoformat(),
         }
+        # The record counts GetModelInvocationJob reports while the job runs (Amazon Bedrock API
+        # Reference, "GetModelInvocationJob",
+        # docs.aws.amazon.com/bedrock/latest/APIReference/API_GetModelInvocationJob.html).
+        body |= {
+            name: count for name, count in self.counts.manifest().items() if name.endswith("RecordCount")
+        }
         if self.message:
             body["message"] = self.message
         if self.ended:

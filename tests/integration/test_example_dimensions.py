@@ -21,7 +21,7 @@ from local.runtime import LocalRuntime
 from osbatch.config import PipelineConfig
 from osbatch.search.client import opensearch_client
 from osbatch.search.queries import vector_field
-from tests.integration.helpers import PIPELINES, TOPICS, job_table, upload, wait_for_end
+from tests.integration.helpers import TOPICS, job_table, upload, wait_for_end
 
 pytestmark = pytest.mark.integration
 
@@ -32,23 +32,16 @@ FILLERS = 100  # Bedrock's minimum of records per batch job, with the topics on 
 
 @pytest.fixture(scope="module")
 def pipelines(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A glob matching the two examples beside the integration tests' own pipelines.
-
-    The stack stays a superset of what the other modules deploy, so no pipeline's trigger rule is deleted
-    and created again by a later deploy (the local CloudFormation update path loses a rule re-created
-    under its old logical id).
-    """
+    """A glob matching exactly the two examples."""
     folder = tmp_path_factory.mktemp("examples")
     for name in ("bedrock-titan.yaml", "openai-embeddings.yaml"):
         shutil.copy(EXAMPLES / name, folder / name)
-    for path in Path(PIPELINES).parent.glob("*.yaml"):
-        shutil.copy(path, folder / path.name)
     return str(folder / "*.yaml")
 
 
 @pytest.fixture(scope="module")
 def configs(pipelines: str) -> dict[str, PipelineConfig]:
-    return {config.name: config for config in load_pipelines(pipelines) if config.name in SIZES}
+    return {config.name: config for config in load_pipelines(pipelines)}
 
 
 @pytest.fixture(scope="module")

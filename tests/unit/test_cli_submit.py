@@ -255,3 +255,26 @@ def test_the_same_content_again_names_its_existing_job_without_waiting(
     line = json.loads(capsys.readouterr().out)
     assert code == ExitCode.OK
     assert line == {"file": str(path), "uri": f"s3://osb-in/{KEY}", "job_id": job_id}
+
+
+def test_wait_follows_the_job_to_its_end_and_exits_with_its_outcome(
+    tmp_path: Path, cli_target: Any, jobs: JobTable, s3: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a file whose job exists and has failed
+    from osbatch.models import JobStateName, job_id_for
+
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"_id": "1", "text": "x"}\n')
+    etag = s3.put_object(Bucket="osb-in", Key=KEY, Body=path.read_bytes())["ETag"].strip('"')
+    job_id = job_id_for("msmarco", "osb-in", KEY, etag)
+    jobs.create(job_id, "msmarco", SourceObject(bucket="osb-in", key=KEY, etag=etag))
+    jobs.update(job_id, JobStateName.FAILED, records_in=1, valid=1, dead_lettered=1, reason="model failed")
+    # When it is submitted with --wait, into a pipe
+    code = main(
+        ["--pipelines", str(write_pipeline(tmp_path)), "submit", str(path), "--pipeline", "msmarco", "--wait"]
+    )
+    # Then the upload line, then the job's progress line at its end, and the failed job's exit code
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].endswith(f"the same content as job {job_id} (FAILED)")
+    assert lines[1].startswith(f"{job_id} FAILED prepared=1/1")
+    assert code == ExitCode.FAILED

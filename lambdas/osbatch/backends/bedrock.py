@@ -68,6 +68,8 @@ RECORD_ID_DIGITS = 10  # "R" + 10 digits = 11 characters, the documented recordI
 _RECORD_ID = re.compile(rf"^R(\d{{{RECORD_ID_DIGITS}}})$")
 OUTPUT_SUFFIX = ".jsonl.out"
 MANIFEST_NAME = "manifest.json.out"
+# The counts GetModelInvocationJob (and manifest.json.out) report for a job.
+RECORD_COUNTS = ("totalRecordCount", "processedRecordCount", "successRecordCount", "errorRecordCount")
 RESULT_KEY = "modelOutput"
 
 
@@ -205,6 +207,17 @@ class BedrockBackend:
                 raise BackendThrottled(f"Bedrock {code}: {message}") from error
             raise
         return RemoteJob(id=name, arn=response["jobArn"], output_uri=output_uri)
+
+    def record_counts(self, remote: RemoteJob) -> dict[str, int]:
+        """The record counts GetModelInvocationJob reports while the job runs, read only, for progress
+        displays (Amazon Bedrock API Reference, "GetModelInvocationJob"); empty where it reports none."""
+        try:
+            job = self._bedrock.get_model_invocation_job(jobIdentifier=remote.arn)
+        except ClientError as error:
+            code, message = _error(error)
+            raise BackendUnavailable(f"GetModelInvocationJob {code}: {message}") from error
+        details: dict[str, Any] = dict(job)
+        return {name: int(details[name]) for name in RECORD_COUNTS if details.get(name) is not None}
 
     def status(self, remote: RemoteJob) -> BackendStatus:
         try:

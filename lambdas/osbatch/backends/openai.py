@@ -254,16 +254,18 @@ class OpenAIBackend:
                     progress={"remote_status": "in_progress", "resubmitted_after": TOKEN_LIMIT},
                 )
             self._save(remote.output_uri, ledger)
-        counts = {"total": 0, "completed": 0, "failed": 0}
-        for batch in batches.values():
-            for name in counts:
-                counts[name] += int((batch.get("request_counts") or {}).get(name, 0))
+        counts = _request_counts(batches)
         statuses = [str(batch["status"]) for batch in batches.values()]
         progress: dict[str, Any] = {"remote_status": ",".join(sorted(set(statuses))), **counts}
         state, reason = _overall(statuses, batches, counts)
         if throttled and state is JobStateName.FAILED:
             progress[THROTTLED_PAST_WINDOW] = True
         return BackendStatus(state, reason=reason, progress=progress)
+
+    def request_counts(self, remote: RemoteJob) -> dict[str, int]:
+        """The batches' `request_counts` summed, read only: what a progress display shows while they run
+        (OpenAI API reference, "The batch object", platform.openai.com/docs/api-reference/batch/object)."""
+        return _request_counts(self._batches(remote, self._load(remote.output_uri)))
 
     def cancel(self, remote: RemoteJob) -> None:
         ledger = self._load(remote.output_uri)
@@ -320,6 +322,14 @@ class OpenAIBackend:
             input_tokens=tokens if isinstance(tokens, int) else None,
             passage=passage,
         )
+
+
+def _request_counts(batches: dict[str, dict[str, Any]]) -> dict[str, int]:
+    counts = {"total": 0, "completed": 0, "failed": 0}
+    for batch in batches.values():
+        for name in counts:
+            counts[name] += int((batch.get("request_counts") or {}).get(name, 0))
+    return counts
 
 
 def _failed_with(batch: dict[str, Any], code: str) -> bool:

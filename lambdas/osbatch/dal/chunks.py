@@ -89,6 +89,24 @@ class ChunkItems(TableItems):
             lines[chunk] = int(item["lines"])
         return ChunkTally(total, frozenset(lines), lines)
 
+    def live_counts(self, job_id: str) -> tuple[ChunkCounts, int]:
+        """Counts so far over every chunk item, running chunks' checkpoints included, and how many chunks
+        have finished: what a progress display shows while the job ingests (not its accounting, which
+        is `chunk_totals`'s)."""
+        total, finished = ChunkCounts(), 0
+        for item in self.chunk_items(job_id):
+            total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
+            finished += "checkpoint" not in item
+        return total, finished
+
+    def chunk_items(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's chunk items as stored (counts, `updated_at`, a running chunk's `checkpoint`)."""
+        return list(
+            self._query(
+                KeyConditionExpression=Key("job_id").eq(job_id) & Key("item").begins_with(CHUNK_PREFIX)
+            )
+        )
+
     def _chunk_item(self, job_id: str, chunk: int) -> dict[str, Any]:
         return {**chunk_key(job_id, chunk), "updated_at": self._clock()}
 

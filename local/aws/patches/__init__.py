@@ -7,6 +7,7 @@ from local.aws.patches import (
     eventbridge,
     lambda_invoke,
     s3_notifications,
+    service_metrics,
     sqs_poller,
     stepfunctions,
 )
@@ -24,4 +25,5 @@ def install(*, endpoint_url: str, time_scale: float) -> None:
     s3_notifications.install()
     stepfunctions.install(time_scale)
     sqs_poller.install(time_scale)
+    service_metrics.install()
     _installed = True

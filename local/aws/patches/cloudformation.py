@@ -14,14 +14,27 @@
 - `AWS::KMS::Key` `Tags` are CloudFormation's `{Key, Value}`, but moto hands them to the KMS tagger, which
   wants the KMS API's `{TagKey, TagValue}`, so a tagged key fails `create_stack` with KeyError 'TagKey'.
   They are renamed before moto reads them.
+- A resource that an update removes from the template is deleted (moto.cloudformation.parsing
+  `ResourceMap.update`, its "Remove" pass) but stays in the map's `_parsed_resources` cache; `delete()`
+  pops it, `update()` does not. A later update that adds the same logical id back finds the stale object
+  in the cache (`ResourceMap.__getitem__` creates only what the cache lacks), so nothing is created: the
+  stack lists the resource, the service has none. Deploying pipelines A, then B, then A again lost A's
+  EventBridge rule this way. Removed logical ids are dropped from the cache once the update has run, so
+  re-adding one creates it, as CloudFormation does: an update deletes a resource the new template no
+  longer declares unless its DeletionPolicy retains it ("DeletionPolicy attribute",
+  https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/aws-attribute-deletionpolicy.html), and
+  one declared again later is created anew, with a new generated name ("Update behaviors of stack
+  resources", .../UserGuide/using-cfn-updating-stacks-update-behaviors.html).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction, LayerVersion
+from moto.cloudformation.parsing import ResourceMap
 from moto.kms.models import Key as KmsKey
 from moto.s3.models import FakeBucket
 from moto.stepfunctions import models as stepfunctions_models
@@ -84,6 +97,17 @@ def _create_key(
     return _original_create_key.__func__(cls, resource_name, renamed, *args, **kwargs)  # type: ignore[attr-defined]
 
 
+_moto_update = ResourceMap.update
+
+
+@functools.wraps(_moto_update)
+def _update_forgetting_removed(self: ResourceMap, template: dict[str, Any], parameters: Any = None) -> None:
+    removed = self.build_resource_diff(template, parameters)["Remove"]
+    _moto_update(self, template, parameters)
+    for logical_id in removed:
+        self._parsed_resources.pop(logical_id, None)
+
+
 _original_create_key = KmsKey.create_from_cloudformation_json
 _original_layers_data = LambdaFunction._get_layers_data
 _original_create_function = LambdaFunction.create_from_cloudformation_json
@@ -100,3 +124,8 @@ def install() -> None:
     FakeBucket.create_from_cloudformation_json = classmethod(_create_bucket)  # type: ignore[method-assign,assignment]
     FakeBucket.update_from_cloudformation_json = classmethod(_update_bucket)  # type: ignore[method-assign,assignment]
     KmsKey.create_from_cloudformation_json = classmethod(_create_key)  # type: ignore[method-assign,assignment]
+    install_update_fix()
+
+
+def install_update_fix() -> None:
+    ResourceMap.update = _update_forgetting_removed  # type: ignore[method-assign]

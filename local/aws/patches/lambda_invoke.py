@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Mapping, MutableMapping
 from typing import Any
 
@@ -16,7 +17,7 @@ from moto.awslambda.exceptions import LambdaClientError
 from moto.awslambda.models import LambdaBackend, LambdaFunction
 from moto.s3 import notifications as s3_notifications
 
-from local.aws import background
+from local.aws import background, metrics
 from local.aws.sandbox import FunctionSpec, InvocationResult, SandboxPools, Throttled
 
 LOG = logging.getLogger(__name__)
@@ -60,7 +61,18 @@ def spec_for(function: LambdaFunction) -> FunctionSpec:
 def run(function: LambdaFunction, event: Any) -> InvocationResult:
     """One invocation; raises Throttled when the function's or the account's concurrency is used up."""
     assert Sandboxes.pools is not None, "install() first"
-    return Sandboxes.pools.invoke(spec_for(function), event)
+    spec = spec_for(function)
+    started = time.monotonic()
+    try:
+        result = Sandboxes.pools.invoke(spec, event)
+    except Throttled:
+        metrics.lambda_throttled(spec.name, spec.account_id, spec.region)
+        raise
+    duration_ms = (time.monotonic() - started) * 1000
+    metrics.lambda_invocation(
+        spec.name, spec.account_id, spec.region, duration_ms=duration_ms, error=bool(result.function_error)
+    )
+    return result
 
 
 def _run_async(function: LambdaFunction, event: Any) -> None:

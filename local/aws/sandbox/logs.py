@@ -2,6 +2,7 @@
 
 Lambda writes one log stream per execution environment, named `YYYY/MM/DD/[$LATEST]<id>`, into the
 function's log group (its LoggingConfig, else /aws/lambda/<name>). `aws logs tail` reads it back.
+Lines in the embedded metric format also become CloudWatch metrics (local/aws/metrics.py), as on AWS.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import IO
 from moto.logs.exceptions import ResourceAlreadyExistsException
 from moto.logs.models import logs_backends
 
+from local.aws import metrics
 from local.aws.sandbox.spec import FunctionSpec
 from local.paths import logs_dir
 
@@ -31,6 +33,7 @@ class LogStream:
     def __init__(self, spec: FunctionSpec, stream_name: str) -> None:
         self.group, self.stream = spec.log_group, stream_name
         self._backend = logs_backends[spec.account_id][spec.region]
+        self._account, self._region = spec.account_id, spec.region
         self._path = log_file(spec.name)
         self._path.parent.mkdir(parents=True, exist_ok=True)
         with _registry_lock:
@@ -47,6 +50,7 @@ class LogStream:
             out.write(f"{self.stream} {line}\n")
         event = {"timestamp": int(time.time() * 1000), "message": line}
         self._backend.put_log_events(self.group, self.stream, [event])
+        metrics.publish_emf(line, self._account, self._region)  # as CloudWatch Logs extracts EMF
 
     def forward(self, source: IO[bytes]) -> None:
         """Copy every line of `source` (the sandbox's stdout and stderr) until it closes."""

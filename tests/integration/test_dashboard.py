@@ -1,0 +1,78 @@
+"""The stack's CloudWatch dashboard, looked at locally after a job: every widget shows what it charts.
+
+The functions' EMF metrics and the Lambda, SQS and Step Functions metrics reach the emulator's
+CloudWatch (local/aws/metrics.py); `osbatch dashboard` renders the deployed dashboard from them, and
+headless Chromium shows the page. A widget whose metric name or dimensions do not match what is emitted
+stays empty, and fails this test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cli.main import main
+from osbatch.config import PipelineConfig
+from osbatch.dal import JobTable
+from tests.helpers import eventually, render_in_chromium
+from tests.integration.helpers import TOPICS, upload, wait_for_end
+
+pytestmark = pytest.mark.integration
+
+PIPELINE = "e2e"
+# Widgets that stay empty after a job that succeeds, on AWS as here, each with the reason.
+NOT_EMITTED_BY_A_SUCCESSFUL_JOB = {
+    # IteratorAge is for stream event sources (Kinesis, DynamoDB streams); the stack has none.
+    "Iterator",
+}
+# A job that succeeds never runs the fail-job function.
+UNUSED_FUNCTIONS = ("fail-job",)
+
+
+def _widgets(dom: str) -> list[dict[str, str]]:
+    return [
+        dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
+        for tag in re.findall(r'<div class="widget" data-section[^>]*>', dom)
+    ]
+
+
+def _expected_empty(widget: dict[str, str]) -> bool:
+    return widget["data-widget"] in NOT_EMITTED_BY_A_SUCCESSFUL_JOB or any(
+        widget["data-section"].startswith(name) for name in UNUSED_FUNCTIONS
+    )
+
+
+def test_every_widget_shows_data_after_a_job(
+    stack: Any, jobs: JobTable, config: PipelineConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a demo-sized job run to its end
+    body = b"".join(json.dumps({"_id": f"dash-{t}", "text": text}).encode() + b"\n" for t, text in TOPICS)
+    job = wait_for_end(jobs, upload(stack, config, f"dashboard-{time.time_ns()}.jsonl", body))
+    assert job["state"] == "COMPLETED"
+    page = tmp_path / "dashboard.html"
+
+    # When the dashboard is rendered once the services' sampled metrics have caught up
+    def rendered_without_gaps() -> list[dict[str, str]] | None:
+        main(["dashboard", "--html", str(page)])
+        capsys.readouterr()
+        widgets = _widgets(page.read_text())
+        empty = [w for w in widgets if w["data-has-data"] == "no" and not _expected_empty(w)]
+        return None if empty else widgets
+
+    try:
+        eventually(rendered_without_gaps, timeout=60, interval=5, what="every widget with data")
+    except AssertionError:
+        code = main(["dashboard"])
+        pytest.fail(f"widgets without data (exit {code}):\n{capsys.readouterr().out}")
+    shown = render_in_chromium(page, tmp_path / "dashboard.png", height=6000)
+
+    # Then Chromium shows every widget the page has, and each one expected to have data has it
+    widgets = _widgets(shown.dom)
+    assert len(widgets) > 50
+    assert all(w["data-has-data"] == "yes" for w in widgets if not _expected_empty(w))
+    print("\n".join(sorted({w["data-section"] + " / " + w["data-widget"] for w in widgets})))
