@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge, allow, flatten
-from osbatch.infra_facts import THROTTLED_ERRORS, plan_key
+from osbatch.infra_facts import NO_WRITER_SLOT_ERRORS, SLOT_WAIT_ERRORS, THROTTLED_ERRORS, plan_key
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,10 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
 # An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
 KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
+# A chunk that found every writer slot of its domain taken (dal/domain_writers.py) took nothing: come back
+# later, 30 s doubling to 5 min, jittered so the chunks refused together spread out. 20 attempts wait up to
+# 88 minutes before jitter, while each writer ahead of it holds a slot for at most one 15-minute chunk.
+NO_WRITER_SLOT = LambdaRetry(NO_WRITER_SLOT_ERRORS, 30, 300, 20)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?", "PartFinished?")
 # The states a job passes through once per remote job whose output it ingests (at most max_remote_jobs).
@@ -107,6 +111,7 @@ class JobWorkflow(Construct):
         functions: Mapping[str, lambda_.IFunction],
         output_bucket: s3.IBucket,
         retry_window_seconds: int,
+        slot_wait_seconds: int,
         timeout: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -124,6 +129,15 @@ class JobWorkflow(Construct):
             backoff_rate=THROTTLE_BACKOFF,
             max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
             max_attempts=throttle_attempts(retry_window_seconds),
+        )
+        # Queueing for a job slot, on its own clock and attempts: waiting for other uploads of the pipeline
+        # must not use up the throttling retries (steps/start_job.py enforces each pipeline's window).
+        start_job.add_retry(
+            errors=list(SLOT_WAIT_ERRORS),
+            interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
+            backoff_rate=THROTTLE_BACKOFF,
+            max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
+            max_attempts=throttle_attempts(slot_wait_seconds),
         )
         poll_job = self._task("PollJob", "poll-job", catch=fail_job)
         wait = self._park(poll_job, fail_job)
@@ -283,7 +297,7 @@ class JobWorkflow(Construct):
         chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
         # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
         # retrying loses and duplicates nothing (osbatch.ingest.chunk).
-        self._add_lambda_retries(chunk, [KILLED_ATTEMPT])
+        self._add_lambda_retries(chunk, [KILLED_ATTEMPT, NO_WRITER_SLOT])
         ingest_chunks.item_processor(chunk)
         return ingest_chunks
 

@@ -183,14 +183,45 @@ def test_start_job_retries_throttling_for_the_longest_retry_window(states: dict[
     # Given StartJob's retriers; the pipelines' windows are PT2H and PT6H
     (throttled,) = [r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"]]
 
-    # Then BackendThrottled (and its subclass JobSlotsFull, which Lambda reports by its own name) backs off
-    # from 30 s, doubling, capped at 10 minutes, for six hours
+    # Then BackendThrottled backs off from 30 s, doubling, capped at 10 minutes, for six hours
     assert throttled == {
-        "ErrorEquals": ["BackendThrottled", "JobSlotsFull"],
+        "ErrorEquals": ["BackendThrottled"],
         "IntervalSeconds": 30,
         "BackoffRate": 2,
         "MaxDelaySeconds": 600,
         "MaxAttempts": throttle_attempts(6 * 3600),
+    }
+
+
+def test_start_job_waits_for_a_slot_on_retries_of_its_own(states: dict[str, Any]) -> None:
+    # Given StartJob's retriers; both pipelines queue for a slot for the default two days
+    (slots,) = [r for r in states["StartJob"]["Retry"] if "JobSlotsFull" in r["ErrorEquals"]]
+
+    # Then a full pipeline is retried by a rule of its own, which the throttling window does not bound:
+    # the same backoff, for two days (292 attempts), so a queued upload is not failed for queueing
+    assert slots == {
+        "ErrorEquals": ["JobSlotsFull"],
+        "IntervalSeconds": 30,
+        "BackoffRate": 2,
+        "MaxAttempts": throttle_attempts(48 * 3600),
+        "MaxDelaySeconds": 600,
+    }
+    assert throttle_attempts(48 * 3600) == 292
+
+
+def test_a_chunk_without_a_writer_slot_comes_back_later(states: dict[str, Any]) -> None:
+    # Given the Map's IngestChunk task
+    inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]
+    # Then NoWriterSlot (every writer slot of the domain taken for a third of the invocation) is retried,
+    # bounded, with backoff and full jitter, instead of failing the Map child and the upload
+    (no_slot,) = [r for r in inner["Retry"] if "NoWriterSlot" in r["ErrorEquals"]]
+    assert no_slot == {
+        "ErrorEquals": ["NoWriterSlot"],
+        "IntervalSeconds": 30,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 300,
+        "MaxAttempts": 20,
+        "JitterStrategy": "FULL",
     }
 
 
@@ -244,8 +275,8 @@ def test_state_machine_is_standard_traced_logged_and_bounded(main: Synthesized) 
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ERROR"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
-    # And it times out 24 h after the longest polling timeout (96 h)
-    assert definition(main)["TimeoutSeconds"] == (96 + 24) * 3600
+    # And it times out 24 h after the longest polling timeout (96 h) plus the longest slot wait (two days)
+    assert definition(main)["TimeoutSeconds"] == (96 + 24 + 48) * 3600
 
 
 @pytest.mark.parametrize(
