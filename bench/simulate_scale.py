@@ -15,7 +15,8 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
   its timeout, the poll interval growing 60 s x 1.5 to 600 s), PollJob, PartFinished?, PlanIngest of the
   ready remote jobs' output (plan_chunks, 64 MiB chunks), the Distributed Map (MaxConcurrency 8);
 - ingest-chunk Lambdas: reserved concurrency as the stack sizes it (infra/concurrency.py; a throttled Map
-  child is retried 10 s doubling to 300 s, 10 attempts, full jitter, then fails the Map); the per-domain
+  child is retried 10 s doubling to 300 s, 40 attempts, 10 before the fixes, full jitter, then fails the
+  Map); the per-domain
   writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a third of the 900 s
   timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s, 20 attempts, full
   jitter; the limit +1 per clean chunk, halved per chunk that saw a 429, between 1 and 64); bulk requests
@@ -121,6 +122,7 @@ class Retrier:
 
 
 LEGACY_INGEST_CONCURRENCY = 40  # ingest-chunk's fixed reservation before infra/concurrency.py sized it
+LEGACY_CHUNK_THROTTLED = Retrier(10, 300, 10)  # the Map child's throttling retrier before it got its own
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ class Design:
     memory_mb: dict[str, int]
     reservation: Callable[[int], int]  # ingest-chunk's reserved concurrency for max_jobs_in_flight slots
     map_concurrency: int
-    lambda_throttled: Retrier  # Lambda.TooManyRequestsException on every task, the Map's children too
+    lambda_throttled: Retrier  # Lambda.TooManyRequestsException on the Map's IngestChunk task
     start_throttled: Retrier  # JobSlotsFull / BackendThrottled on StartJob (no jitter)
     no_writer_slot: Retrier  # NoWriterSlot on the Map's IngestChunk task
     ingest_timeout: float
@@ -167,7 +169,7 @@ def deployed_design() -> Design:
     from infra.functions import FUNCTIONS
     from infra.pipelines import load_pipelines
     from infra.workflow import (
-        LAMBDA_THROTTLED,
+        CHUNK_THROTTLED,
         MAP_MAX_CONCURRENCY,
         NO_WRITER_SLOT,
         THROTTLE_INTERVAL_SECONDS,
@@ -190,7 +192,7 @@ def deployed_design() -> Design:
         reservation=reservation,
         map_concurrency=MAP_MAX_CONCURRENCY,
         lambda_throttled=Retrier(
-            LAMBDA_THROTTLED.interval_seconds, LAMBDA_THROTTLED.max_delay_seconds, LAMBDA_THROTTLED.attempts
+            CHUNK_THROTTLED.interval_seconds, CHUNK_THROTTLED.max_delay_seconds, CHUNK_THROTTLED.attempts
         ),
         start_throttled=Retrier(THROTTLE_INTERVAL_SECONDS, THROTTLE_MAX_DELAY_SECONDS, 0, jitter=False),
         no_writer_slot=Retrier(
@@ -523,9 +525,10 @@ class MapRun:
         sim = self.sim
         if sim.ingest_running >= sim.ingest_concurrency:  # Lambda.TooManyRequestsException
             sim.t.throttled_children += 1
-            if retry >= sim.d.lambda_throttled.attempts:
+            throttled = LEGACY_CHUNK_THROTTLED if sim.s.before_fixes else sim.d.lambda_throttled
+            if retry >= throttled.attempts:
                 return self.child_done(number, retry, "Lambda throttled past the Map child's retries")
-            sim.loop.at(sim.d.lambda_throttled.delay(retry, sim.rng), self.child, number, lines, retry + 1)
+            sim.loop.at(throttled.delay(retry, sim.rng), self.child, number, lines, retry + 1)
             return
         sim.ingest_running += 1
         ChunkRun(self, number, lines, retry).start()

@@ -53,6 +53,11 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
     8,
 )
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
+# A Map child throttled by ingest-chunk's reserved concurrency waits for the uploads ingesting ahead of it:
+# once slots go back at the end of inference, more uploads may ingest at once than the reservation holds, and
+# on a slow domain their backlog outlasts half an hour (docs/scale-simulation.md). 40 attempts wait up to 3 h
+# before jitter; a throttled invocation costs nothing but a state transition.
+CHUNK_THROTTLED = LambdaRetry(LAMBDA_THROTTLED.errors, 10, 300, 40)
 # An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
 KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
 # A chunk that found every writer slot of its domain taken (dal/domain_writers.py) took nothing: come back
@@ -223,7 +228,14 @@ class JobWorkflow(Construct):
         parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
         return dict(json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts)))
 
-    def _task(self, state_id: str, function: str, *, catch: sfn.IChainable | None) -> tasks.LambdaInvoke:
+    def _task(
+        self,
+        state_id: str,
+        function: str,
+        *,
+        catch: sfn.IChainable | None,
+        retries: Sequence[LambdaRetry] = LAMBDA_RETRIES,
+    ) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             state_id,
@@ -232,7 +244,7 @@ class JobWorkflow(Construct):
             output_path="$.Payload",  # every step is JobState -> JobState
             retry_on_service_exceptions=False,  # replaced by the documented retry below
         )
-        self._add_lambda_retries(task)
+        self._add_lambda_retries(task, retries)
         if catch is not None:
             task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
@@ -294,10 +306,10 @@ class JobWorkflow(Construct):
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
         )
-        chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
         # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
         # retrying loses and duplicates nothing (osbatch.ingest.chunk).
-        self._add_lambda_retries(chunk, [KILLED_ATTEMPT, NO_WRITER_SLOT])
+        retries = (CHUNK_THROTTLED, LAMBDA_SERVICE_ERRORS, KILLED_ATTEMPT, NO_WRITER_SLOT)
+        chunk = self._task("IngestChunk", "ingest-chunk", catch=None, retries=retries)
         ingest_chunks.item_processor(chunk)
         return ingest_chunks
 

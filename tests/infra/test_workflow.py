@@ -209,6 +209,20 @@ def test_start_job_waits_for_a_slot_on_retries_of_its_own(states: dict[str, Any]
     assert throttle_attempts(48 * 3600) == 292
 
 
+def test_a_throttled_chunk_waits_longer_than_other_tasks(states: dict[str, Any]) -> None:
+    # Given the Map's IngestChunk task and StartJob (every other task has the same Lambda retriers)
+    inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]
+    throttled = "Lambda.TooManyRequestsException"
+    (chunk,) = [r for r in inner["Retry"] if throttled in r["ErrorEquals"]]
+    (task,) = [r for r in states["StartJob"]["Retry"] if throttled in r["ErrorEquals"]]
+    # Then a Map child throttled by ingest-chunk's reservation retries 40 times (up to 3 h), not 10: it
+    # queues behind the uploads ingesting ahead of it, however many ended their inference at once
+    assert chunk == {**task, "MaxAttempts": 40}
+    assert task["MaxAttempts"] == 10
+    # And it is the first rule, as on every task
+    assert inner["Retry"][0] == chunk
+
+
 def test_a_chunk_without_a_writer_slot_comes_back_later(states: dict[str, Any]) -> None:
     # Given the Map's IngestChunk task
     inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]

@@ -1,0 +1,94 @@
+"""The scenarios, each one fault injected for real, and the row of the table it makes."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reliability.accounting import Tally
+from reliability.bad_input import bad_input_uploads, good
+from reliability.harness import Harness, Upload
+from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
+
+
+@dataclass
+class Row:
+    scenario: str
+    fault: str
+    tally: Tally
+    seconds: float
+    states: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.tally.lost == 0 and self.tally.duplicated == 0
+
+
+def _run(harness: Harness, uploads: list[Upload]) -> tuple[Tally, float, dict[str, str]]:
+    harness.fresh_index()
+    started_at = time.monotonic()
+    started = harness.upload(uploads)
+    states = harness.wait([job_id for job_id, _ in started])
+    seconds = time.monotonic() - started_at
+    by_file = {uri.rsplit("/", 1)[-1]: states[job_id] for job_id, uri in started}
+    return harness.tally(uploads, started), seconds, by_file
+
+
+def bad_input(harness: Harness, scale: int) -> Row:
+    tally, seconds, states = _run(harness, bad_input_uploads(scale))
+    fault = (
+        "BOM, CRLF, invalid UTF-8, truncated last line, NaN/Infinity and wrong-dimension vectors, a 10 MB "
+        "line, duplicate ids, keys with spaces and non-ASCII, an empty file, gzip as .jsonl"
+    )
+    return Row("a. bad input", fault, tally, seconds, states)
+
+
+def rejections(harness: Harness, scale: int) -> Row:
+    """Real 429s: the node restarted with one write thread and a queue of one, then four uploads whose
+    parts make many chunks bulking at once."""
+    uploads = [Upload(f"load-{n}.jsonl", b"\n".join(good(f"load{n}", 250 * scale)) + b"\n") for n in range(4)]
+    with node_with(harness.runtime, TINY_WRITE_POOL):
+        before = harness.write_rejections()
+        tally, seconds, states = _run(harness, uploads)
+        rejected = harness.write_rejections() - before
+    fault = (
+        f"write pool of 1 thread, queue 1 (restart): {rejected} es_rejected_execution_exception "
+        "(the node's own thread_pool.write.rejected)"
+    )
+    return Row("b. real 429s", fault, tally, seconds, states)
+
+
+def node_restart(harness: Harness, scale: int) -> Row:
+    """The node stopped as the Map starts bulking, and started again; the dead letters replayed."""
+    uploads = [Upload("restart.jsonl", b"\n".join(good("restart", 1000 * scale)) + b"\n")]
+    harness.fresh_index()
+    started_at = time.monotonic()
+    started = harness.upload(uploads)
+    ((job_id, _),) = started
+    harness.wait_until(lambda: harness.plan_written(job_id), what="the first ingest plan")
+    restart_node(harness.runtime)  # stop, then start: about half a minute without a node here
+    states = harness.wait([job_id])
+    first = harness.tally(uploads, started)
+    notes = [
+        f"before replay: indexed {first.indexed}, dead-lettered {first.dead_lettered}, lost {first.lost}"
+    ]
+    if first.dead_lettered:
+        with tempfile.TemporaryDirectory() as scratch:
+            report = harness.replay(job_id, Path(scratch))
+        notes.append(
+            f"osbatch replay: read {report.read}, indexed {report.indexed}, "
+            f"failed again {report.dead_lettered}"
+        )
+    tally = harness.tally(uploads, started, replayed=True)
+    seconds = time.monotonic() - started_at
+    fault = "node stopped when the first ingest plan is written, started again (~30 s down); then replay"
+    return Row(
+        "c. node restarted mid-ingest", fault, tally, seconds, {"restart.jsonl": states[job_id]}, notes
+    )
+
+
+SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {"a": bad_input, "b": rejections, "c": node_restart}
