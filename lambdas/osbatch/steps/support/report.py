@@ -35,6 +35,9 @@ class JobReport:
     remote_jobs: list[str]
     dead_letter_uri: str
     finished_at: str
+    # Bulk attempts the domain answered 429 (es_rejected_execution_exception) that ingest backed off from and
+    # retried: how hard the job pressed the cluster. Retries that still failed are in dead_lettered.
+    throttled_requests: int = 0
 
 
 def build_report(
@@ -59,6 +62,7 @@ def build_report(
         remote_jobs=[remote.arn or remote.id for remote in state.remotes],
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
+        throttled_requests=tally.counts.throttled,
     )
 
 
