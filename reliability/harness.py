@@ -14,6 +14,7 @@ from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
+from osbatch.contracts import report_key
 from osbatch.dal import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
@@ -137,6 +138,15 @@ class Harness:
             resubmit_dir=scratch,
             say=lambda _: None,
         )
+
+    def reports(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:
+        """The jobs' reports (what osbatch says; the tally never reads them, the notes quote them)."""
+        bucket = self.stack.outputs["OutputBucketName"]
+        found = []
+        for job_id in job_ids:
+            body = self.s3.get_object(Bucket=bucket, Key=report_key(job_id))["Body"].read()
+            found.append(json.loads(body))
+        return found
 
     def write_rejections(self) -> int:
         """The node's own count of rejected write tasks since it started (`_nodes/stats/thread_pool`)."""
