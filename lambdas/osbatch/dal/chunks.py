@@ -89,9 +89,12 @@ class ChunkItems(TableItems):
             chunk = chunk_number(str(item["item"]))
             if (planned is not None and chunk >= planned) or "checkpoint" in item:
                 continue  # another plan's, or a chunk still under way (or killed): not reported
-            counts = (int(item[name]) for name in ("lines", "indexed", "dead_lettered"))
-            # Items written before the count existed have none.
-            total += ChunkCounts(*counts, throttled=int(item.get("throttled", 0)))
+            total += ChunkCounts(
+                int(item["lines"]),
+                int(item["indexed"]),
+                int(item["dead_lettered"]),
+                int(item.get("throttled", 0)),  # items written before the count existed have none
+            )
             lines[chunk] = int(item["lines"])
         return ChunkTally(total, frozenset(lines), lines)
 
