@@ -60,9 +60,15 @@ def main(argv: list[str] | None = None) -> int:
     runtime.up(progress=lambda _: None)
     try:
         harness = Harness(runtime)
-        rows = []
+        rows: list[Row] = []
+        failed: list[str] = []
         for name in args.only:
-            row = SCENARIOS[name](harness, args.scale)
+            try:
+                row = SCENARIOS[name](harness, args.scale)
+            except Exception as error:  # one broken scenario must not hide the others' rows
+                print(f"scenario {name} could not run: {type(error).__name__}: {error}", flush=True)
+                failed.append(name)
+                continue
             rows.append(row)
             print("\n".join(details(row)), flush=True)
     finally:
@@ -75,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.scenario}: lost {row.tally.lost}, duplicated {row.tally.duplicated} (target 0, 0): "
             f"{'PASS' if row.clean and ended else 'FAIL'}"
         )
-    return 0 if all(row.clean for row in rows) and ended else 1
+    for name in failed:
+        print(f"scenario {name}: did not run: FAIL")
+    return 0 if all(row.clean for row in rows) and ended and not failed else 1
 
 
 if __name__ == "__main__":

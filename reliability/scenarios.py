@@ -12,6 +12,7 @@ from reliability.accounting import Tally
 from reliability.bad_input import bad_input_uploads, good
 from reliability.harness import Harness, Upload
 from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
+from reliability.sandbox_faults import faults, kill_ingest_sandboxes, set_faults
 
 
 @dataclass
@@ -94,4 +95,29 @@ def node_restart(harness: Harness, scale: int) -> Row:
     )
 
 
-SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {"a": bad_input, "b": rejections, "c": node_restart}
+def sandbox_killed(harness: Harness, scale: int) -> Row:
+    """An ingest-chunk sandbox killed by SIGKILL while it stands still at its second checkpoint save."""
+    uploads = [Upload("killed.jsonl", b"\n".join(good("killed", 600 * scale)) + b"\n")]
+    harness.fresh_index()
+    set_faults(hold_checkpoint_save=2)
+    try:
+        started_at = time.monotonic()
+        started = harness.upload(uploads)
+        ((job_id, _),) = started
+        harness.wait_until(lambda: faults()["checkpoint_saves"] >= 2, what="the held checkpoint save")
+        killed = kill_ingest_sandboxes()
+    finally:
+        set_faults()  # the held save is refused, never applied
+    states = harness.wait([job_id])
+    seconds = time.monotonic() - started_at
+    tally = harness.tally(uploads, started)
+    fault = f"SIGKILL to the ingest-chunk sandboxes ({killed}) while one stands at a checkpoint save"
+    return Row("d. sandbox killed mid-chunk", fault, tally, seconds, {"killed.jsonl": states[job_id]})
+
+
+SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
+    "a": bad_input,
+    "b": rejections,
+    "c": node_restart,
+    "d": sandbox_killed,
+}

@@ -77,6 +77,12 @@ class FaultSettings:
             self._checkpoint_saves = 0
             self.checkpoints = []
 
+    @property
+    def checkpoint_saves(self) -> int:
+        """Checkpoint saves seen, the held one included: once it reaches hold_checkpoint_save, one is held."""
+        with self._lock:
+            return self._checkpoint_saves
+
     def hold_checkpoint(self, offset: int) -> threading.Event | None:
         """Count one checkpoint save: the event to wait on if this is the one to hold, else None."""
         with self._lock:
@@ -116,7 +122,11 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
             elif method == "DELETE":
                 faults.reset()
                 reset_peaks()
-            report = {"peaks": dict(PEAKS), "checkpoints": list(faults.checkpoints)}
+            report = {
+                "peaks": dict(PEAKS),
+                "checkpoints": list(faults.checkpoints),
+                "checkpoint_saves": faults.checkpoint_saves,
+            }
             body = json.dumps({**asdict(faults.snapshot()), **report}).encode()
         except (ValueError, TypeError) as error:
             status, body = "400 Bad Request", json.dumps({"error": str(error)}).encode()
