@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from local.emulators.faults import FAULTS_PATH
+from local.paths import state_dir
 from local.runtime import AWS_URL
 
 INGEST_HANDLER = b"_HANDLER=osbatch.handlers.ingest_chunk.handler"
@@ -37,16 +38,20 @@ def faults() -> dict[str, Any]:
 
 
 def ingest_sandboxes() -> list[int]:
-    """The pids of this user's ingest-chunk sandbox processes."""
+    """The pids of this runtime's ingest-chunk sandboxes: the handler in their environment, and their
+    working directory in this runtime's state (local/aws/sandbox/sandbox.py `extract_code`), so no other
+    runtime's process is ever touched."""
+    home = str(state_dir() / "lambda-code")
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
             continue
         try:
-            if INGEST_HANDLER in (proc / "environ").read_bytes().split(b"\0"):
+            ours = os.readlink(proc / "cwd").startswith(home)
+            if ours and INGEST_HANDLER in (proc / "environ").read_bytes().split(b"\0"):
                 pids.append(int(proc.name))
         except OSError:
-            continue  # gone meanwhile, or not ours
+            continue  # gone meanwhile, or not readable
     return pids
 
 
