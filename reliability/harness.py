@@ -14,7 +14,7 @@ from local.aws import session
 from local.deploy import deploy_local, load_pipelines
 from local.runtime import AWS_URL, LocalRuntime
 from osbatch.config import PipelineConfig
-from osbatch.contracts import report_key
+from osbatch.contracts import job_prefix, report_key
 from osbatch.dal import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
@@ -120,7 +120,7 @@ class Harness:
     def plan_written(self, job_id: str) -> bool:
         """PlanIngest has cut the job's first output into chunks: the Map is about to bulk."""
         listing = self.s3.list_objects_v2(
-            Bucket=self.stack.outputs["OutputBucketName"], Prefix=f"jobs/{job_id}/plans/"
+            Bucket=self.stack.outputs["OutputBucketName"], Prefix=f"{job_prefix(job_id)}plans/"
         )
         return bool(listing.get("Contents"))
 
