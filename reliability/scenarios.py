@@ -11,6 +11,7 @@ from pathlib import Path
 from reliability.accounting import Tally
 from reliability.bad_input import bad_input_uploads, good
 from reliability.harness import Harness, Upload
+from reliability.network_faults import network_faults
 from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
 from reliability.sandbox_faults import faults, kill_ingest_sandboxes, set_faults
 
@@ -115,9 +116,16 @@ def sandbox_killed(harness: Harness, scale: int) -> Row:
     return Row("d. sandbox killed mid-chunk", fault, tally, seconds, {"killed.jsonl": states[job_id]})
 
 
+def network(harness: Harness, scale: int) -> Row:
+    tally, seconds, notes = network_faults(harness, scale)
+    fault = "TCP proxy: connection reset mid-request, response swallowed (timeout), slow, cut mid-stream"
+    return Row("e. network faults", fault, tally, seconds, {}, notes)
+
+
 SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
     "a": bad_input,
     "b": rejections,
     "c": node_restart,
     "d": sandbox_killed,
+    "e": network,
 }
