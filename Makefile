@@ -12,7 +12,7 @@ NODE_STAMP := node_modules/.installed
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo up down status test test-unit test-infra test-integration test-local lint bench synth lock clean help
+.PHONY: install demo up down status test test-unit test-infra test-integration test-local lint bench reliability synth lock clean help
 
 help:
 	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
@@ -22,6 +22,7 @@ help:
 	@echo "make up / make down / make status   the local runtime"
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
 	@echo "make bench  every benchmark in bench/ and a table of their verdicts (QUICK=1: a few minutes)"
+	@echo "make reliability   faults injected into the local runtime; every record's fate (docs/reliability.md)"
 
 install: $(STAMP) $(NODE_STAMP) $(SCANNERS_STAMP)
 
@@ -102,6 +103,11 @@ test: install lint
 # Those that need the local runtime start it (and stop it after) or are reported as SKIP with the reason.
 bench: install
 	$(PY) bench/run.py $(if $(QUICK),--quick)
+
+# Faults injected for real into the local runtime, one table of every record's fate (docs/reliability.md).
+# Starts the runtime if it is not up (and stops it after). ONLY=a limits it to named scenarios.
+reliability: install
+	$(PY) -m reliability $(if $(ONLY),--only $(ONLY))
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

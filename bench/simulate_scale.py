@@ -4,17 +4,22 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
 (uploaded at once) to the last document indexed, on an OpenSearch domain of N data nodes:
 
 - uploads: Prepare cuts each into parts of `max_records_per_part` and remote jobs of SageMaker's
-  JobLimits (1,000,000 records); StartJob takes one of `max_jobs_in_flight` slots per upload (held until
-  Finalize), and a refused StartJob is retried by the state machine's throttling retrier (30 s doubling to
-  10 min) until `retry_time_window`, then fails (ThrottledPastWindow), as steps/start_job.py does;
+  JobLimits (1,000,000 records); StartJob takes one of `max_jobs_in_flight` slots per upload (given back
+  by the PollJob that sees its last transform job ended), and a refused StartJob is retried by the state
+  machine's slot-wait retrier (30 s doubling to 10 min) until `slot_wait_window`, then fails
+  (SlotWaitPastWindow), as steps/start_job.py does. Scenarios marked `before-fixes` run the design as it
+  was before that: the slot held until Finalize, the wait counted against `retry_time_window`
+  (ThrottledPastWindow), ingest-chunk's reservation fixed at 40 and NoWriterSlot not retried;
 - transform jobs: `instances_per_job` ml.m4.xlarge each, at the seed's throughput per instance;
 - the workflow's loop per execution (infra/workflow.py): WaitForJob (ended by the completion event or by
   its timeout, the poll interval growing 60 s x 1.5 to 600 s), PollJob, PartFinished?, PlanIngest of the
   ready remote jobs' output (plan_chunks, 64 MiB chunks), the Distributed Map (MaxConcurrency 8);
-- ingest-chunk Lambdas: reserved concurrency (a throttled Map child is retried 10 s doubling to 300 s,
-  10 attempts, full jitter, then fails the Map); the per-domain writer lease (dal/domain_writers.py: slot
-  polling 0.5 s doubling to 10 s, up to a third of the 900 s timeout, then NoWriterSlot, which no retrier
-  catches; the limit +1 per clean chunk, halved per chunk that saw a 429, between 1 and 64); bulk requests
+- ingest-chunk Lambdas: reserved concurrency as the stack sizes it (infra/concurrency.py; a throttled Map
+  child is retried 10 s doubling to 300 s, 40 attempts, 10 before the fixes, full jitter, then fails the
+  Map); the per-domain
+  writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a third of the 900 s
+  timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s, 20 attempts, full
+  jitter; the limit +1 per clean chunk, halved per chunk that saw a 429, between 1 and 64); bulk requests
   of 8 MiB, 2 in flight per chunk, rejected items retried with full jitter (0.5 s doubling to 30 s, 5
   retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
 - the cluster: one primary shard per data node, documents routed evenly, so each bulk request puts one
@@ -96,7 +101,7 @@ SHORT_STEP_SECONDS = {
 # functions' architecture (infra/functions.py), $0.0000133334 per GB-second, $0.20 per 1M requests.
 # AWS Step Functions pricing (aws.amazon.com/step-functions/pricing/): Standard, $0.025 per 1,000 state
 # transitions, retries included.
-NO_WRITER_SLOT = "NoWriterSlot fails the Map child (not retried)"
+NO_WRITER_SLOT = "NoWriterSlot fails the Map child"
 LAMBDA_ARM_PER_GB_SECOND = 0.0000133334
 LAMBDA_PER_REQUEST = 0.20 / 1e6
 SFN_PER_TRANSITION = 0.025 / 1000
@@ -116,7 +121,8 @@ class Retrier:
         return ceiling * rng.random() if self.jitter else ceiling
 
 
-NO_SLOT_RETRIER = Retrier(30, 300, 20)  # the what-if fix: a Retry on NoWriterSlot for IngestChunk
+LEGACY_INGEST_CONCURRENCY = 40  # ingest-chunk's fixed reservation before infra/concurrency.py sized it
+LEGACY_CHUNK_THROTTLED = Retrier(10, 300, 10)  # the Map child's throttling retrier before it got its own
 
 
 @dataclass(frozen=True)
@@ -124,11 +130,13 @@ class Design:
     """What the deployed stack fixes; deployed_design() reads it from infra/ and the product's config."""
 
     memory_mb: dict[str, int]
-    ingest_concurrency: int  # ingest-chunk's reserved concurrency
+    reservation: Callable[[int], int]  # ingest-chunk's reserved concurrency for max_jobs_in_flight slots
     map_concurrency: int
-    lambda_throttled: Retrier  # Lambda.TooManyRequestsException on every task, the Map's children too
+    lambda_throttled: Retrier  # Lambda.TooManyRequestsException on the Map's IngestChunk task
     start_throttled: Retrier  # JobSlotsFull / BackendThrottled on StartJob (no jitter)
+    no_writer_slot: Retrier  # NoWriterSlot on the Map's IngestChunk task
     ingest_timeout: float
+    slot_wait_hours: float = 48.0
     records_per_part: int = 100_000
     records_per_job: int = 1_000_000
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
@@ -146,39 +154,52 @@ class Scenario:
     queue_size: int = 10_000
     jobs_in_flight: int = 10
     instances_per_job: int = 1
-    retry_window_hours: float = 48.0
     seed: int = 1
-    # What-ifs, not the deployed design: ingest-chunk's reserved concurrency instead of the stack's, and
-    # the upload's slot given back when its last transform job ends instead of at Finalize.
-    ingest_concurrency: int | None = None
-    release_slot_at_inference_end: bool = False
-    retry_no_writer_slot: bool = False  # IngestChunk retries NoWriterSlot (30 s doubling to 300 s, 20 times)
+    # The design before the four fixes (docs/scale-simulation.md): the slot held until Finalize and its
+    # wait counted against retry_time_window (`retry_window_hours`), ingest-chunk reserving 40, and
+    # NoWriterSlot failing the Map child.
+    before_fixes: bool = False
+    retry_window_hours: float = 48.0
+    ingest_concurrency: int | None = None  # instead of the stack's sizing (tests)
 
 
 def deployed_design() -> Design:
     """The stack's own figures: imports infra/ (aws-cdk), so only the bench's main calls it."""
+    from infra.concurrency import ingest_chunk_reservation
     from infra.functions import FUNCTIONS
+    from infra.pipelines import load_pipelines
     from infra.workflow import (
-        LAMBDA_THROTTLED,
+        CHUNK_THROTTLED,
         MAP_MAX_CONCURRENCY,
+        NO_WRITER_SLOT,
         THROTTLE_INTERVAL_SECONDS,
         THROTTLE_MAX_DELAY_SECONDS,
     )
     from osbatch.backends.sagemaker import SageMakerBackend
-    from osbatch.config import InferenceConfig
+    from osbatch.config import InferenceConfig, parse_duration
 
     ingest = FUNCTIONS["ingest-chunk"]
-    assert ingest.reserved_concurrency is not None
     inference = InferenceConfig.model_fields
+    (example,) = load_pipelines("pipelines/python-docs.yaml", ROOT)
+
+    def reservation(slots: int) -> int:
+        """What the stack reserves for the example pipeline with `slots` jobs in flight."""
+        sized = example.inference.model_copy(update={"max_jobs_in_flight": slots})
+        return ingest_chunk_reservation([example.model_copy(update={"inference": sized})])
+
     return Design(
         memory_mb={name: spec.memory_mb for name, spec in FUNCTIONS.items()},
-        ingest_concurrency=ingest.reserved_concurrency,
+        reservation=reservation,
         map_concurrency=MAP_MAX_CONCURRENCY,
         lambda_throttled=Retrier(
-            LAMBDA_THROTTLED.interval_seconds, LAMBDA_THROTTLED.max_delay_seconds, LAMBDA_THROTTLED.attempts
+            CHUNK_THROTTLED.interval_seconds, CHUNK_THROTTLED.max_delay_seconds, CHUNK_THROTTLED.attempts
         ),
         start_throttled=Retrier(THROTTLE_INTERVAL_SECONDS, THROTTLE_MAX_DELAY_SECONDS, 0, jitter=False),
+        no_writer_slot=Retrier(
+            NO_WRITER_SLOT.interval_seconds, NO_WRITER_SLOT.max_delay_seconds, NO_WRITER_SLOT.attempts
+        ),
         ingest_timeout=ingest.timeout_seconds,
+        slot_wait_hours=parse_duration(str(inference["slot_wait_window"].default)) / 3600,
         records_per_part=int(inference["max_records_per_part"].default),
         records_per_job=SageMakerBackend.job_limits.max_records_per_job,
     )
@@ -271,7 +292,14 @@ class Simulation:
         self.ingest_running = 0
         self.slots_held = 0
         self.tickets: deque[int] = deque()
-        self.ingest_concurrency = scenario.ingest_concurrency or design.ingest_concurrency
+        self.ingest_concurrency = scenario.ingest_concurrency or (
+            LEGACY_INGEST_CONCURRENCY
+            if scenario.before_fixes
+            else design.reservation(scenario.jobs_in_flight)
+        )
+        self.wait_window_hours = (
+            scenario.retry_window_hours if scenario.before_fixes else design.slot_wait_hours
+        )
         self.docs_per_request = max(1, design.bulk.max_bytes // MAPPED_DOC_BYTES)
         self.client_seconds_per_doc = (
             CLIENT_US_PER_DOC / 1e6 * LAMBDA_MB_PER_VCPU / design.memory_mb["ingest-chunk"]
@@ -352,12 +380,14 @@ class Execution:
             return self.submit_remote_jobs()
         sim.invoke("start-job", SHORT_STEP_SECONDS["start-job"])
         self.first_throttled = sim.loop.now if self.first_throttled is None else self.first_throttled
-        if sim.loop.now - self.first_throttled >= sim.s.retry_window_hours * 3600:
+        if sim.loop.now - self.first_throttled >= sim.wait_window_hours * 3600:
             sim.tickets.remove(self.upload)
             self.task("start-job")
             self.events += EVENTS_PER_RETRY * retry
             self.transitions += retry
-            sim.t.fail("ThrottledPastWindow waiting for a slot")
+            sim.t.fail(
+                "ThrottledPastWindow waiting for a slot" if sim.s.before_fixes else "SlotWaitPastWindow"
+            )
             return self.end(failed=True)
         sim.loop.at(sim.d.start_throttled.delay(retry, sim.rng), self.start_job, retry + 1)
 
@@ -381,7 +411,7 @@ class Execution:
         sim.t.last_inference_end = max(sim.t.last_inference_end, sim.loop.now)
         sim.invoke("wake-job", SHORT_STEP_SECONDS["wake-job"])
         self.remotes[index]["ended"] = True
-        if sim.s.release_slot_at_inference_end and all(r.get("ended") for r in self.remotes):
+        if not sim.s.before_fixes and all(r.get("ended") for r in self.remotes):
             self.give_back_slot()
         if self.parked:
             self.parked = False
@@ -495,9 +525,10 @@ class MapRun:
         sim = self.sim
         if sim.ingest_running >= sim.ingest_concurrency:  # Lambda.TooManyRequestsException
             sim.t.throttled_children += 1
-            if retry >= sim.d.lambda_throttled.attempts:
+            throttled = LEGACY_CHUNK_THROTTLED if sim.s.before_fixes else sim.d.lambda_throttled
+            if retry >= throttled.attempts:
                 return self.child_done(number, retry, "Lambda throttled past the Map child's retries")
-            sim.loop.at(sim.d.lambda_throttled.delay(retry, sim.rng), self.child, number, lines, retry + 1)
+            sim.loop.at(throttled.delay(retry, sim.rng), self.child, number, lines, retry + 1)
             return
         sim.ingest_running += 1
         ChunkRun(self, number, lines, retry).start()
@@ -541,9 +572,7 @@ class ChunkRun:
             poll, sim.rng.random
         )
         if sim.loop.now + wait >= deadline:
-            sim.loop.at(
-                deadline - sim.loop.now, self.finish, "NoWriterSlot fails the Map child (not retried)"
-            )
+            sim.loop.at(deadline - sim.loop.now, self.finish, NO_WRITER_SLOT)
             return
         sim.loop.at(wait, self.acquire, poll + 1, deadline)
 
@@ -589,14 +618,11 @@ class ChunkRun:
         sim = self.sim
         sim.ingest_running -= 1
         sim.invoke("ingest-chunk", sim.loop.now - self.started)
-        if (
-            failure == NO_WRITER_SLOT
-            and sim.s.retry_no_writer_slot
-            and self.retries < NO_SLOT_RETRIER.attempts
-        ):
+        retrier = sim.d.no_writer_slot
+        if failure == NO_WRITER_SLOT and not sim.s.before_fixes and self.retries < retrier.attempts:
             sim.t.transitions += 1
             sim.loop.at(
-                NO_SLOT_RETRIER.delay(self.retries, sim.rng),
+                retrier.delay(self.retries, sim.rng),
                 self.map.child,
                 self.number,
                 self.lines,
@@ -675,15 +701,13 @@ class Row:
 
 
 def scenario_name(s: Scenario) -> str:
-    name = f"N={s.nodes} q={s.queue_size} slots={s.jobs_in_flight} win={s.retry_window_hours:g}h"
+    name = f"N={s.nodes} q={s.queue_size} slots={s.jobs_in_flight}"
     if s.records_per_file != 10_000_000:
         name += f" {s.files}x{short(s.records_per_file)}"
     if s.ingest_concurrency:
         name += f" lambdas={s.ingest_concurrency}"
-    if s.release_slot_at_inference_end:
-        name += " slot@inference-end"
-    if s.retry_no_writer_slot:
-        name += " retry-NoWriterSlot"
+    if s.before_fixes:
+        name += f" before-fixes win={s.retry_window_hours:g}h"
     return name
 
 
@@ -738,28 +762,20 @@ def upload_limits(design: Design, records_per_file: int) -> list[str]:
 
 
 def scenarios(files: int, per_file: int, nodes: list[int]) -> list[Scenario]:
+    """The deployed design over N, then its defaults, a tiny write queue and larger uploads; last, the
+    design before the four fixes, for comparison. verdicts() reads the rows by these positions."""
     base = Scenario(files=files, records_per_file=per_file, nodes=nodes[0])
     middle = nodes[len(nodes) // 2]
+    before = replace(base, before_fixes=True)
     return [
         *(replace(base, nodes=n) for n in nodes),
-        replace(base, nodes=middle, retry_window_hours=2.0),  # the default retry_time_window, PT2H
-        replace(base, nodes=middle, jobs_in_flight=4),  # the default max_jobs_in_flight
+        replace(base, nodes=middle, jobs_in_flight=4),  # every default: max_jobs_in_flight 4
         replace(base, nodes=middle, queue_size=8),  # a tiny write queue, as the reliability scenarios set it
-        replace(base, nodes=middle, ingest_concurrency=80),
-        replace(base, nodes=middle, ingest_concurrency=80, release_slot_at_inference_end=True),
-        replace(base, nodes=nodes[0], ingest_concurrency=80, release_slot_at_inference_end=True),
-        replace(base, nodes=middle, jobs_in_flight=4, retry_window_hours=2.0),  # every default
-        *(
-            replace(
-                base,
-                nodes=n,
-                ingest_concurrency=80,
-                release_slot_at_inference_end=True,
-                retry_no_writer_slot=True,
-            )
-            for n in (nodes[0], middle)
-        ),
         replace(base, nodes=middle, files=files // 2, records_per_file=per_file * 2),
+        replace(before, nodes=middle, jobs_in_flight=4, retry_window_hours=2.0),  # every default, then
+        replace(before, nodes=middle, retry_window_hours=2.0),
+        replace(before, nodes=nodes[0]),
+        replace(before, nodes=middle),
     ]
 
 
@@ -792,17 +808,17 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
     label = f"{short(records)} records"
     history = max(max(row.totals.histories) for row in rows)
     conserved = all(row.conserved() for row in rows)
-    swept, default_window, default_slots, small_queue = (
-        rows[:sweep],
-        rows[sweep],
-        rows[sweep + 1],
-        rows[sweep + 2],
-    )
+    swept, defaults, small_queue = rows[:sweep], rows[sweep], rows[sweep + 1]
+    before_defaults, before_window, before_small, before_middle = rows[sweep + 3 : sweep + 7]
     failed_sweep = sum(sum(row.totals.failed_uploads.values()) for row in swept)
-    failed_window = sum(default_window.totals.failed_uploads.values())
-    middle = next(row for row in swept if row.scenario.nodes == default_window.scenario.nodes)
+    failed_defaults = sum(defaults.totals.failed_uploads.values())
+    middle = next(row for row in swept if row.scenario.nodes == defaults.scenario.nodes)
     seed_hours = seed_embedding_hours(middle.scenario, records)
     ratio = middle.totals.last_indexed / 3600 / seed_hours
+
+    def failed(row: Row) -> int:
+        return sum(row.totals.failed_uploads.values())
+
     lines = [
         f"{label}, history events per execution: {history} (target <= {HISTORY_LIMIT:,}): "
         f"{_verdict(history <= HISTORY_LIMIT)}",
@@ -810,24 +826,19 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
         f"{label}, 429 rate with a write queue of {small_queue.scenario.queue_size} vs "
         f"{middle.scenario.queue_size}: {small_queue.reject_rate:.2%} vs {middle.reject_rate:.2%} "
         f"(target higher): {_verdict(small_queue.reject_rate > middle.reject_rate)}",
-        f"{label}, uploads failed over N={','.join(str(r.scenario.nodes) for r in swept)}, "
-        "10 slots, 48 h window: "
+        f"{label}, uploads failed over N={','.join(str(r.scenario.nodes) for r in swept)}, 10 slots: "
         f"{failed_sweep} (target 0): {_verdict(failed_sweep == 0)}",
-        f"{label}, uploads failed with the default retry_time_window PT2H: {failed_window} (target 0): "
-        f"{_verdict(failed_window == 0)}",
+        f"{label}, uploads failed with every default (max_jobs_in_flight 4, retry_time_window PT2H): "
+        f"{failed_defaults} (target 0): {_verdict(failed_defaults == 0)}",
         f"{label} on N={middle.scenario.nodes}, end to end vs the seed's embedding alone "
         f"({seed_hours:.1f} h): "
         f"{middle.totals.last_indexed / 3600:.1f} h, {ratio:.2f}x (target <= 1.1x): {_verdict(ratio <= 1.1)}",
-        f"{label}, default max_jobs_in_flight 4, end to end: "
-        f"{default_slots.totals.last_indexed / 3600:.1f} h "
-        f"(informational)",
-    ]
-    fixed = [row for row in rows if row.scenario.retry_no_writer_slot]
-    lines += [
-        f"{label} on N={row.scenario.nodes} with the proposed fixes (what-if): "
-        f"{row.totals.last_indexed / 3600:.1f} h, uploads failed {sum(row.totals.failed_uploads.values())} "
-        "(informational)"
-        for row in fixed
+        f"{label}, default max_jobs_in_flight 4, end to end: {defaults.totals.last_indexed / 3600:.1f} h "
+        "(informational)",
+        f"{label} before the fixes: uploads failed with every default {failed(before_defaults)}, with 10 "
+        f"slots and PT2H {failed(before_window)}, on N={before_small.scenario.nodes} with 10 slots "
+        f"{failed(before_small)}; end to end on N={before_middle.scenario.nodes} "
+        f"{before_middle.totals.last_indexed / 3600:.1f} h (informational)",
     ]
     print("\n".join(lines))
     return 0 if conserved else 1

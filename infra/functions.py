@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from aws_cdk import Duration
@@ -35,7 +35,8 @@ class FunctionSpec:
 # so a function only needs time for one unit of work; prepare and ingest-chunk stream whole files or chunks.
 # Reserved concurrency caps what a burst of jobs can take from the account (and guarantees it back):
 # 105 in all, leaving an account with the default 1,000 plenty. ingest-chunk's 40 is five jobs' Distributed
-# Maps at 8 chunks each; above that, invocations are throttled and retried (infra/workflow.py).
+# Maps at 8 chunks each, the least it reserves: the stack sizes it from the pipelines' max_jobs_in_flight
+# (infra/concurrency.py); above that, invocations are throttled and retried (infra/workflow.py).
 FUNCTIONS: dict[str, FunctionSpec] = {
     "submit": FunctionSpec(
         "osbatch.handlers.submit.handler", 30, 256, "S3 events -> job workflow executions", 10
@@ -162,7 +163,9 @@ class Functions(Construct):
         opensearch_endpoint: str | None,
         event_bus_name: str,
         reserve_concurrency: bool = True,
+        reserved: Mapping[str, int] | None = None,
     ) -> None:
+        """reserved: each function's reserved concurrency where not its spec's (infra/concurrency.py)."""
         super().__init__(scope, construct_id)
         environment = {
             **base_environment,
@@ -190,7 +193,8 @@ class Functions(Construct):
         )
         self.factory = factory  # for functions other constructs own (search provisioning)
         self.by_name: dict[str, lambda_.Function] = {
-            name: factory.create(name, spec, extra.get(name)) for name, spec in FUNCTIONS.items()
+            name: factory.create(name, _reserving(spec, (reserved or {}).get(name)), extra.get(name))
+            for name, spec in FUNCTIONS.items()
         }
 
     def __getitem__(self, name: str) -> lambda_.Function:
@@ -203,3 +207,7 @@ class Functions(Construct):
 
     def roles(self, *names: str) -> list[iam.IRole]:
         return [self.role(name) for name in names]
+
+
+def _reserving(spec: FunctionSpec, reserved: int | None) -> FunctionSpec:
+    return spec if reserved is None else replace(spec, reserved_concurrency=reserved)

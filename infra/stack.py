@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.access import grant_batch_ingest_access, grant_function_access, grant_join_access
 from infra.bedrock import BedrockAccess, bedrock_models
+from infra.concurrency import reservations
 from infra.functions import (
     BULK_WRITERS,
     FINGERPRINT_READERS,
@@ -92,6 +93,8 @@ class OsbatchStack(Stack):
             opensearch_endpoint=opensearch_endpoint or search.endpoint,
             event_bus_name="default",
             reserve_concurrency=reserve_concurrency,
+            # Sized from the pipelines, and refused before anything is built if no default account could.
+            reserved=reservations(pipelines) if reserve_concurrency else None,
         )
         grant_function_access(functions, storage, pipelines, machine_arn)
         grant_batch_ingest_access(functions, storage, batch_ingest_buckets)
@@ -135,6 +138,7 @@ class OsbatchStack(Stack):
             token_senders=functions.roles("park-job", "wake-job"),
             state_machine_arn=machine_arn,
         )
+        slot_wait = max(p.inference.slot_wait_window_seconds for p in pipelines)
         workflow = JobWorkflow(
             self,
             "Workflow",
@@ -142,11 +146,14 @@ class OsbatchStack(Stack):
             functions=functions.by_name,
             output_bucket=storage.output_bucket,
             retry_window_seconds=max(p.inference.retry_time_window_seconds for p in pipelines),
+            slot_wait_seconds=slot_wait,
+            # A job may queue for a slot before its polling timeout starts.
             timeout=Duration.seconds(
                 round(
                     (max(p.inference.polling.timeout_hours for p in pipelines) + INGEST_ALLOWANCE_HOURS)
                     * 3600
                 )
+                + slot_wait
             ),
         )
         # Before anything is deployed: a job must not be able to outgrow its execution history.

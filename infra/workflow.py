@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge, allow, flatten
-from osbatch.infra_facts import THROTTLED_ERRORS, plan_key
+from osbatch.infra_facts import NO_WRITER_SLOT_ERRORS, SLOT_WAIT_ERRORS, THROTTLED_ERRORS, plan_key
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,17 @@ LAMBDA_SERVICE_ERRORS = LambdaRetry(
     8,
 )
 LAMBDA_RETRIES = (LAMBDA_THROTTLED, LAMBDA_SERVICE_ERRORS)
+# A Map child throttled by ingest-chunk's reserved concurrency waits for the uploads ingesting ahead of it:
+# once slots go back at the end of inference, more uploads may ingest at once than the reservation holds, and
+# on a slow domain their backlog outlasts half an hour (docs/scale-simulation.md). 40 attempts wait up to 3 h
+# before jitter; a throttled invocation costs nothing but a state transition.
+CHUNK_THROTTLED = LambdaRetry(LAMBDA_THROTTLED.errors, 10, 300, 40)
 # An ingest chunk killed mid-way (its timeout, a crash) resumes from its checkpoint when retried.
 KILLED_ATTEMPT = LambdaRetry(("Sandbox.Timedout", "Runtime.ExitError"), 5, 60, 3)
+# A chunk that found every writer slot of its domain taken (dal/domain_writers.py) took nothing: come back
+# later, 30 s doubling to 5 min, jittered so the chunks refused together spread out. 20 attempts wait up to
+# 88 minutes before jitter, while each writer ahead of it holds a slot for at most one 15-minute chunk.
+NO_WRITER_SLOT = LambdaRetry(NO_WRITER_SLOT_ERRORS, 30, 300, 20)
 # The states a job passes through once per poll: what grows the execution history (infra/history.py).
 POLL_LOOP = ("WaitForJob", "PollJob", "JobDone?", "PartFinished?")
 # The states a job passes through once per remote job whose output it ingests (at most max_remote_jobs).
@@ -107,6 +116,7 @@ class JobWorkflow(Construct):
         functions: Mapping[str, lambda_.IFunction],
         output_bucket: s3.IBucket,
         retry_window_seconds: int,
+        slot_wait_seconds: int,
         timeout: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -124,6 +134,15 @@ class JobWorkflow(Construct):
             backoff_rate=THROTTLE_BACKOFF,
             max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
             max_attempts=throttle_attempts(retry_window_seconds),
+        )
+        # Queueing for a job slot, on its own clock and attempts: waiting for other uploads of the pipeline
+        # must not use up the throttling retries (steps/start_job.py enforces each pipeline's window).
+        start_job.add_retry(
+            errors=list(SLOT_WAIT_ERRORS),
+            interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
+            backoff_rate=THROTTLE_BACKOFF,
+            max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
+            max_attempts=throttle_attempts(slot_wait_seconds),
         )
         poll_job = self._task("PollJob", "poll-job", catch=fail_job)
         wait = self._park(poll_job, fail_job)
@@ -209,7 +228,14 @@ class JobWorkflow(Construct):
         parts = text["Fn::Join"][1] if isinstance(text, dict) else [text]
         return dict(json.loads("".join(part if isinstance(part, str) else "TOKEN" for part in parts)))
 
-    def _task(self, state_id: str, function: str, *, catch: sfn.IChainable | None) -> tasks.LambdaInvoke:
+    def _task(
+        self,
+        state_id: str,
+        function: str,
+        *,
+        catch: sfn.IChainable | None,
+        retries: Sequence[LambdaRetry] = LAMBDA_RETRIES,
+    ) -> tasks.LambdaInvoke:
         task = tasks.LambdaInvoke(
             self,
             state_id,
@@ -218,7 +244,7 @@ class JobWorkflow(Construct):
             output_path="$.Payload",  # every step is JobState -> JobState
             retry_on_service_exceptions=False,  # replaced by the documented retry below
         )
-        self._add_lambda_retries(task)
+        self._add_lambda_retries(task, retries)
         if catch is not None:
             task.add_catch(catch, errors=[sfn.Errors.ALL], result_path="$.error")
         return task
@@ -280,10 +306,10 @@ class JobWorkflow(Construct):
             # Counts live in the job table, so the Map's output never grows with the job.
             result_path=sfn.JsonPath.DISCARD,
         )
-        chunk = self._task("IngestChunk", "ingest-chunk", catch=None)
         # An attempt killed by its timeout (or a crash) left a checkpoint: the retry resumes from it, so
         # retrying loses and duplicates nothing (osbatch.ingest.chunk).
-        self._add_lambda_retries(chunk, [KILLED_ATTEMPT])
+        retries = (CHUNK_THROTTLED, LAMBDA_SERVICE_ERRORS, KILLED_ATTEMPT, NO_WRITER_SLOT)
+        chunk = self._task("IngestChunk", "ingest-chunk", catch=None, retries=retries)
         ingest_chunks.item_processor(chunk)
         return ingest_chunks
 

@@ -378,6 +378,10 @@ class InferenceConfig(Strict):
         100, ge=1, le=500, description="remote jobs one upload may become within the backend's per-job limits"
     )
     retry_time_window: str = "PT2H"
+    # Waiting for one of max_jobs_in_flight slots is queueing, not a service refusing work: it has its own,
+    # longer window: 100 uploads on 4 slots, 25 waves of a 1.4-hour transform job, all start within it.
+    # Each retry writes 3 history events (infra/history.py): 48 h costs 876 of the 25,000.
+    slot_wait_window: str = "48h"
     polling: PollingConfig = PollingConfig()
     sagemaker: SageMakerJobConfig | None = None
     sagemaker_model: SageMakerModelAccess = SageMakerModelAccess()
@@ -385,7 +389,7 @@ class InferenceConfig(Strict):
     openai: OpenAIJobConfig | None = None
     ml_commons: MlCommonsJobConfig | None = None
 
-    @field_validator("retry_time_window")
+    @field_validator("retry_time_window", "slot_wait_window")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
@@ -394,6 +398,10 @@ class InferenceConfig(Strict):
     @property
     def retry_time_window_seconds(self) -> int:
         return parse_duration(self.retry_time_window)
+
+    @property
+    def slot_wait_window_seconds(self) -> int:
+        return parse_duration(self.slot_wait_window)
 
     @model_validator(mode="after")
     def _backend_settings_present(self) -> InferenceConfig:

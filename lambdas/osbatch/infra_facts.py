@@ -7,7 +7,7 @@ schema itself, which is the input the stack is synthesized from. Nothing here do
 each name stays defined where it belongs and is re-exported.
 """
 
-from osbatch.backends.base import THROTTLED_ERRORS
+from osbatch.backends.base import SLOT_WAIT_ERRORS, THROTTLED_ERRORS
 from osbatch.backends.ml_commons import LEDGER_NAME
 from osbatch.backends.remote_events import STATE_CHANGE_EVENTS, StateChangeEvent
 from osbatch.config import (
@@ -40,6 +40,7 @@ from osbatch.contracts import (
     plan_key,
     report_key,
 )
+from osbatch.dal.domain_writers import NO_WRITER_SLOT_ERRORS
 from osbatch.search.client import DOMAIN_HOST
 from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 from osbatch.search.ml import CONNECTORS, MODELS, SEARCH_PIPELINE, TASKS
@@ -56,10 +57,12 @@ __all__ = [
     "LEDGER_NAME",
     "MINILM_TOKENIZER_FILE",
     "MODELS",
+    "NO_WRITER_SLOT_ERRORS",
     "REMOTE_JOB_PREFIX",
     "RESOURCE_TYPE",
     "S3_URL",
     "SEARCH_PIPELINE",
+    "SLOT_WAIT_ERRORS",
     "STATE_CHANGE_EVENTS",
     "TASKS",
     "THROTTLED_ERRORS",

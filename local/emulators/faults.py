@@ -79,6 +79,12 @@ class FaultSettings:
             self._checkpoint_saves = 0
             self.checkpoints = []
 
+    @property
+    def checkpoint_saves(self) -> int:
+        """Checkpoint saves seen, the held one included: once it reaches hold_checkpoint_save, one is held."""
+        with self._lock:
+            return self._checkpoint_saves
+
     def hold_checkpoint(self, offset: int) -> threading.Event | None:
         """Count one checkpoint save: the event to wait on if this is the one to hold, else None."""
         with self._lock:
@@ -124,6 +130,7 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
                 "checkpoints": list(faults.checkpoints),
                 "model_inputs": MODEL_INPUTS.count,
                 "model_input_log": list(MODEL_INPUTS.latest),
+                "checkpoint_saves": faults.checkpoint_saves,
             }
             body = json.dumps({**asdict(faults.snapshot()), **report}).encode()
         except (ValueError, TypeError) as error:

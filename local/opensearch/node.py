@@ -8,7 +8,7 @@ import shutil
 import socket
 import time
 import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +28,16 @@ NAMESPACE_UID = 1000
 
 
 class OpenSearchNode:
-    def __init__(self, port: int = 9200, heap: str = "1g") -> None:
+    def __init__(
+        self, port: int = 9200, heap: str = "1g", extra_settings: Mapping[str, object] | None = None
+    ) -> None:
+        """extra_settings: static node settings added to opensearch.yml at start (the reliability scenarios'
+        tiny write queue); a node started without them is back to the defaults."""
         if not HEAP.fullmatch(heap):
             raise ValueError(f"heap must look like 1g or 1536m, not {heap!r}")
         self.port = port
         self.heap = heap
+        self.extra_settings = dict(extra_settings or {})
         self.url = f"http://127.0.0.1:{port}"
         self.home = opensearch_home(cache_dir())
         self._root = state_dir() / "opensearch"
@@ -114,7 +119,7 @@ class OpenSearchNode:
         for folder in (conf, data, logs):
             folder.mkdir(parents=True, exist_ok=True)
         shutil.copytree(home / "config", conf, dirs_exist_ok=True)
-        settings = node_settings(self.port, data, logs)
+        settings = {**node_settings(self.port, data, logs), **self.extra_settings}
         (conf / "opensearch.yml").write_text(render_opensearch_yml(settings))
         jvm_options = render_jvm_options(
             (home / "config" / "jvm.options").read_text(),

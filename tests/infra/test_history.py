@@ -65,7 +65,9 @@ def test_a_poll_counts_its_states_and_one_retry(machine: dict[str, Any]) -> None
     # And a state outside the loop is counted with every attempt of every retrier (10 + 8 Lambda retries)
     assert state_events(states["Prepare"], all_retries=True) == 5 + 3 * (10 + 8)
     throttled = next(r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"])
-    assert state_events(states["StartJob"], all_retries=True) == 5 + 3 * (10 + 8 + throttled["MaxAttempts"])
+    slots = next(r for r in states["StartJob"]["Retry"] if "JobSlotsFull" in r["ErrorEquals"])
+    retries = 10 + 8 + throttled["MaxAttempts"] + slots["MaxAttempts"]
+    assert state_events(states["StartJob"], all_retries=True) == 5 + 3 * retries
 
 
 def test_the_default_polling_fits_well_within_the_limit(machine: dict[str, Any]) -> None:

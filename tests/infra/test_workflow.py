@@ -136,13 +136,14 @@ def test_lambda_throttling_and_service_errors_have_their_own_jittered_retries(st
     for name, task in [*((n, states[n]) for n in [*TASKS, "FailJob"]), ("IngestChunk", inner)]:
         # Given a Lambda task's retriers for Lambda's own errors
         throttled, service = _lambda_retriers(task)
-        # Then throttling is retried on its own: from 10 s, doubling, capped at 5 min, full jitter
+        # Then throttling is retried on its own: from 10 s, doubling, capped at 5 min, full jitter; 10 times,
+        # and 40 for a Map child, which queues behind the other uploads' chunks
         assert throttled == {
             "ErrorEquals": ["Lambda.TooManyRequestsException"],
             "IntervalSeconds": 10,
             "BackoffRate": 2,
             "MaxDelaySeconds": 300,
-            "MaxAttempts": 10,
+            "MaxAttempts": 40 if name == "IngestChunk" else 10,
             "JitterStrategy": "FULL",
         }, name
         # And service errors on their own: from 5 s, capped at 2 min, full jitter
@@ -183,14 +184,59 @@ def test_start_job_retries_throttling_for_the_longest_retry_window(states: dict[
     # Given StartJob's retriers; the pipelines' windows are PT2H and PT6H
     (throttled,) = [r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"]]
 
-    # Then BackendThrottled (and its subclass JobSlotsFull, which Lambda reports by its own name) backs off
-    # from 30 s, doubling, capped at 10 minutes, for six hours
+    # Then BackendThrottled backs off from 30 s, doubling, capped at 10 minutes, for six hours
     assert throttled == {
-        "ErrorEquals": ["BackendThrottled", "JobSlotsFull"],
+        "ErrorEquals": ["BackendThrottled"],
         "IntervalSeconds": 30,
         "BackoffRate": 2,
         "MaxDelaySeconds": 600,
         "MaxAttempts": throttle_attempts(6 * 3600),
+    }
+
+
+def test_start_job_waits_for_a_slot_on_retries_of_its_own(states: dict[str, Any]) -> None:
+    # Given StartJob's retriers; both pipelines queue for a slot for the default two days
+    (slots,) = [r for r in states["StartJob"]["Retry"] if "JobSlotsFull" in r["ErrorEquals"]]
+
+    # Then a full pipeline is retried by a rule of its own, which the throttling window does not bound:
+    # the same backoff, for two days (292 attempts), so a queued upload is not failed for queueing
+    assert slots == {
+        "ErrorEquals": ["JobSlotsFull"],
+        "IntervalSeconds": 30,
+        "BackoffRate": 2,
+        "MaxAttempts": throttle_attempts(48 * 3600),
+        "MaxDelaySeconds": 600,
+    }
+    assert throttle_attempts(48 * 3600) == 292
+
+
+def test_a_throttled_chunk_waits_longer_than_other_tasks(states: dict[str, Any]) -> None:
+    # Given the Map's IngestChunk task and StartJob (every other task has the same Lambda retriers)
+    inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]
+    throttled = "Lambda.TooManyRequestsException"
+    (chunk,) = [r for r in inner["Retry"] if throttled in r["ErrorEquals"]]
+    (task,) = [r for r in states["StartJob"]["Retry"] if throttled in r["ErrorEquals"]]
+    # Then a Map child throttled by ingest-chunk's reservation retries 40 times (up to 3 h), not 10: it
+    # queues behind the uploads ingesting ahead of it, however many ended their inference at once
+    assert chunk == {**task, "MaxAttempts": 40}
+    assert task["MaxAttempts"] == 10
+    # And it is the first rule, as on every task
+    assert inner["Retry"][0] == chunk
+
+
+def test_a_chunk_without_a_writer_slot_comes_back_later(states: dict[str, Any]) -> None:
+    # Given the Map's IngestChunk task
+    inner = states["IngestChunks"]["ItemProcessor"]["States"]["IngestChunk"]
+    # Then NoWriterSlot (every writer slot of the domain taken for a third of the invocation) is retried,
+    # bounded, with backoff and full jitter, instead of failing the Map child and the upload
+    (no_slot,) = [r for r in inner["Retry"] if "NoWriterSlot" in r["ErrorEquals"]]
+    assert no_slot == {
+        "ErrorEquals": ["NoWriterSlot"],
+        "IntervalSeconds": 30,
+        "BackoffRate": 2,
+        "MaxDelaySeconds": 300,
+        "MaxAttempts": 20,
+        "JitterStrategy": "FULL",
     }
 
 
@@ -244,8 +290,8 @@ def test_state_machine_is_standard_traced_logged_and_bounded(main: Synthesized) 
     assert props["TracingConfiguration"] == {"Enabled": True}
     assert props["LoggingConfiguration"]["Level"] == "ERROR"
     assert props["LoggingConfiguration"]["IncludeExecutionData"] is False
-    # And it times out 24 h after the longest polling timeout (96 h)
-    assert definition(main)["TimeoutSeconds"] == (96 + 24) * 3600
+    # And it times out 24 h after the longest polling timeout (96 h) plus the longest slot wait (two days)
+    assert definition(main)["TimeoutSeconds"] == (96 + 24 + 48) * 3600
 
 
 @pytest.mark.parametrize(

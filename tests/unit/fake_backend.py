@@ -11,7 +11,8 @@ from osbatch.models import RemoteJob
 
 @dataclass
 class ScriptedBackend:
-    """Status answers are popped from `statuses` (an exception is raised); outputs are as given."""
+    """Status answers are popped from `statuses` (an exception is raised); outputs are as given. Each
+    submit first raises the next of `submit_errors`, if any (a throttling service)."""
 
     statuses: list[Any] = field(default_factory=list)
     submitted: list[str] = field(default_factory=list)
@@ -21,11 +22,14 @@ class ScriptedBackend:
     output_objects: list[OutputObject] = field(default_factory=list)
     joins_source: bool = False
     result_key: str = "SageMakerOutput"
+    submit_errors: list[Exception] = field(default_factory=list)
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         return record
 
     def submit(self, name: str, input_uri: str, output_uri: str) -> RemoteJob:
+        if self.submit_errors:
+            raise self.submit_errors.pop(0)
         self.submitted.append(name)
         return RemoteJob(id=name, arn=f"arn:{name}", output_uri=output_uri)
 

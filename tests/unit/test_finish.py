@@ -137,6 +137,17 @@ def test_a_job_whose_every_record_is_accounted_for_completes(job: JobTable, s3: 
     assert row["report"] == "s3://osb-out/reports/msmarco-1.json"
 
 
+def test_the_report_says_how_many_bulk_requests_were_throttled_and_retried(job: JobTable, s3: Any) -> None:
+    # Given 3 chunks whose bulk requests the domain answered 429 five times and twice, the third never
+    for chunk, counts in enumerate([ChunkCounts(4, 4, 0, 5), ChunkCounts(4, 3, 1, 2), ChunkCounts(1, 1, 0)]):
+        job.put_chunk(JOB, chunk, counts)
+    # When the job is finalized
+    _, report, published = finalize(job, s3, ingesting())
+    # Then the report and its event carry the 7 retried requests, and the records add up as before
+    assert report.throttled_requests == 7 and published[0]["throttled_requests"] == 7
+    assert (report.indexed, report.dead_lettered, report.unaccounted) == (8, 2, 0)
+
+
 def test_records_missing_from_the_model_output_make_the_job_partial(job: JobTable, s3: Any) -> None:
     # Given 9 valid records of which the chunks saw only 6 (the model dropped 3)
     for chunk in range(3):

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
-from osbatch.backends.base import BackendStatus, BackendUnavailable
+from osbatch.backends.base import BackendStatus, BackendThrottled, BackendUnavailable
 from osbatch.config import PipelineConfig
 from osbatch.dal import JobStore, JobTable
 from osbatch.models import JobState, JobStateName, Prepared, PreparedJob, SourceObject
 from osbatch.steps.poll_job import poll_job, timeout_used_percent
-from osbatch.steps.start_job import JobSlotsFull, ThrottledPastWindow, start_job
+from osbatch.steps.start_job import JobSlotsFull, SlotWaitPastWindow, ThrottledPastWindow, start_job
 from tests.unit.fake_backend import ScriptedBackend
 
 SOURCE = SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl")
@@ -77,33 +77,75 @@ def test_start_waits_for_a_free_slot(config: PipelineConfig, jobs: JobTable) -> 
     assert backend.submitted == []
 
 
-def test_throttling_is_retried_within_the_pipelines_own_window_then_fails_the_start(
-    config: PipelineConfig, jobs: JobTable
-) -> None:
-    # Given a pipeline whose retry_time_window is 2 hours, and its 2 job slots held by other jobs
-    assert config.inference.retry_time_window_seconds == 7200
+def _attempt(config: PipelineConfig, jobs: JobTable, at: float, backend: ScriptedBackend) -> JobState:
+    return start_job(
+        prepared_state(),
+        config=config,
+        backend=backend,
+        now=lambda: at,
+        store=JobStore(jobs, None, "o", "osb-dlq"),
+    )
+
+
+def _hold_both_slots(jobs: JobTable) -> None:
     for name in ("a", "b"):
         jobs.create(f"msmarco-{name}", "msmarco", SOURCE)
         assert jobs.acquire_slot("msmarco", f"msmarco-{name}", 2, 0.0)
-    jobs.create("msmarco-1", "msmarco", SOURCE)
 
-    def attempt(at: float) -> None:
-        start_job(
-            prepared_state(),
-            config=config,
-            backend=ScriptedBackend(),
-            now=lambda: at,
-            store=JobStore(jobs, None, "o", "osb-dlq"),
-        )
+
+def test_throttling_is_retried_within_the_pipelines_own_window_then_fails_the_start(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a pipeline whose retry_time_window is 2 hours, and a service that keeps throttling
+    assert config.inference.retry_time_window_seconds == 7200
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    throttling = ScriptedBackend(submit_errors=[BackendThrottled("ThrottlingException")] * 3)
 
     # When StartJob is throttled first at t=1000 and retried just inside the window
-    with pytest.raises(JobSlotsFull):
-        attempt(1000.0)
-    with pytest.raises(JobSlotsFull):
-        attempt(1000.0 + 7199)
+    with pytest.raises(BackendThrottled):
+        _attempt(config, jobs, 1000.0, throttling)
+    with pytest.raises(BackendThrottled):
+        _attempt(config, jobs, 1000.0 + 7199, throttling)
     # Then a retry once the window has passed since the FIRST throttled attempt is no longer retryable
-    with pytest.raises(ThrottledPastWindow, match=r"past retry_time_window PT2H: .*already has 2 jobs"):
-        attempt(1000.0 + 7200)
+    with pytest.raises(ThrottledPastWindow, match=r"past retry_time_window PT2H: ThrottlingException"):
+        _attempt(config, jobs, 1000.0 + 7200, throttling)
+
+
+def test_waiting_for_a_slot_does_not_use_up_the_throttling_window(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given a pipeline with a 2-hour retry_time_window whose 2 job slots are held by other uploads
+    _hold_both_slots(jobs)
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    # When a third upload queues for 30 hours (many waves of uploads ahead of it)
+    for hours in (0, 2, 30):
+        with pytest.raises(JobSlotsFull, match="already has 2 jobs in flight"):
+            _attempt(config, jobs, 1000.0 + hours * 3600, ScriptedBackend())
+    # Then once a slot is free and the service throttles, it still gets its whole 2 hours
+    jobs.release_slot("msmarco", "msmarco-a")
+    start = 1000.0 + 30 * 3600
+    throttling = ScriptedBackend(submit_errors=[BackendThrottled("ThrottlingException")] * 3)
+    with pytest.raises(BackendThrottled):
+        _attempt(config, jobs, start, throttling)
+    with pytest.raises(BackendThrottled):
+        _attempt(config, jobs, start + 7199, throttling)
+    with pytest.raises(ThrottledPastWindow, match="past retry_time_window PT2H"):
+        _attempt(config, jobs, start + 7200, throttling)
+
+
+def test_a_slot_wait_is_held_to_the_slot_wait_window(config: PipelineConfig, jobs: JobTable) -> None:
+    # Given the default slot_wait_window of two days, and both slots held all along
+    assert config.inference.slot_wait_window_seconds == 48 * 3600
+    _hold_both_slots(jobs)
+    jobs.create("msmarco-1", "msmarco", SOURCE)
+    # When the upload has queued from t=1000 to just inside the two days, and then to their end
+    with pytest.raises(JobSlotsFull):
+        _attempt(config, jobs, 1000.0, ScriptedBackend())
+    with pytest.raises(JobSlotsFull):
+        _attempt(config, jobs, 1000.0 + 48 * 3600 - 1, ScriptedBackend())
+    # Then it stops waiting and fails (FailJob dead-letters its file), naming the window
+    with pytest.raises(SlotWaitPastWindow, match=r"past slot_wait_window 48h: .*already has 2 jobs"):
+        _attempt(config, jobs, 1000.0 + 48 * 3600, ScriptedBackend())
 
 
 def test_polling_backs_off_up_to_the_maximum(config: PipelineConfig, jobs: JobTable) -> None:
@@ -192,6 +234,39 @@ def test_starts_never_hold_more_slots_than_the_limit(jobs: JobTable) -> None:
     assert jobs.acquire_slot("msmarco", waiting, 3, 0.0)
     assert not jobs.acquire_slot("msmarco", first, 3, 0.0)
     assert len(jobs.slot_holders("msmarco")) == 3
+
+
+def test_the_slot_goes_back_when_the_last_remote_job_ends_not_at_finalize(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given an upload of two remote jobs holding one of the pipeline's 2 slots, the other held too, and a
+    # third upload queued for a slot
+    jobs.create("msmarco-b", "msmarco", SOURCE)
+    assert jobs.acquire_slot("msmarco", "msmarco-b", 2, 0.0)
+    backend = ScriptedBackend(
+        [
+            BackendStatus(JobStateName.COMPLETED),
+            BackendStatus(JobStateName.RUNNING),
+            BackendStatus(JobStateName.COMPLETED),
+        ]
+    )
+    state = started(config, jobs, backend, remote_jobs=2)
+    assert not jobs.acquire_slot("msmarco", "msmarco-queued", 2, 0.0)
+    # When the first remote job has ended and the second still runs
+    state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0)
+    # Then the slot is still held
+    assert "msmarco-1" in jobs.slot_holders("msmarco")
+    assert not jobs.acquire_slot("msmarco", "msmarco-queued", 2, 0.0)
+    # When the second ends too, with its output not yet ingested
+    state = poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2100.0)
+    assert state.status is not None and state.status.ready == 2
+    # Then the slot is free for the queued upload while this one ingests
+    assert "msmarco-1" not in jobs.slot_holders("msmarco")
+    assert jobs.acquire_slot("msmarco", "msmarco-queued", 2, 0.0)
+    # And polling again, and releasing at the end as Finalize does, take nobody else's slot
+    poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2200.0)
+    jobs.release_slot("msmarco", "msmarco-1")
+    assert jobs.slot_holders("msmarco") == {"msmarco-b", "msmarco-queued"}
 
 
 def test_an_upload_of_three_remote_jobs_starts_all_and_reruns_find_them(

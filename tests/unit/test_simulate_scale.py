@@ -16,10 +16,11 @@ def small_design(writers: LimitSettings = DEPLOYED_WRITERS) -> sim.Design:
     """The deployed design's shape with explicit figures (deployed_design() imports aws-cdk)."""
     return sim.Design(
         memory_mb=dict.fromkeys(FUNCTIONS, 1024),
-        ingest_concurrency=40,
+        reservation=lambda slots: max(40, min(slots * 8, writers.ceiling)),
         map_concurrency=8,
         lambda_throttled=sim.Retrier(10, 300, 10),
         start_throttled=sim.Retrier(30, 600, 0, jitter=False),
+        no_writer_slot=sim.Retrier(30, 300, 20),
         ingest_timeout=900,
         writers=writers,
     )
@@ -82,10 +83,16 @@ def test_the_adaptive_writer_limit_backs_off_when_the_node_rejects() -> None:
     assert tight.peak_limit < easy.peak_limit
 
 
-def test_an_upload_waiting_past_the_retry_window_for_a_slot_fails_with_its_records_dead_lettered() -> None:
-    # Given one slot, a two-hour retry window and three uploads whose transform job runs about 1.4 hours
+def test_before_the_fixes_an_upload_waiting_past_the_retry_window_for_a_slot_failed() -> None:
+    # Given the design before the fixes: one slot, held to Finalize, its wait counted against a two-hour
+    # retry window, and three uploads whose transform job runs about 1.4 hours
     scenario = sim.Scenario(
-        files=3, records_per_file=1_000_000, nodes=2, jobs_in_flight=1, retry_window_hours=2.0
+        files=3,
+        records_per_file=1_000_000,
+        nodes=2,
+        jobs_in_flight=1,
+        retry_window_hours=2.0,
+        before_fixes=True,
     )
 
     # When they are uploaded at once
@@ -95,3 +102,47 @@ def test_an_upload_waiting_past_the_retry_window_for_a_slot_fails_with_its_recor
     assert totals.failed_uploads == {"ThrottledPastWindow waiting for a slot": 1}
     assert totals.indexed == 2_000_000
     assert totals.dead_lettered == 1_000_000
+
+
+def test_queued_uploads_wait_on_their_own_window_and_all_complete() -> None:
+    # Given the same three uploads on one slot, as deployed: the wait has the two days of slot_wait_window
+    scenario = sim.Scenario(files=3, records_per_file=1_000_000, nodes=2, jobs_in_flight=1)
+
+    # When they are uploaded at once
+    totals = sim.simulate(small_design(), scenario)
+
+    # Then none fails, every record is indexed, and the three transform jobs ran one after another
+    assert not totals.failed_uploads
+    assert totals.indexed == 3_000_000 and totals.dead_lettered == 0
+    assert totals.last_inference_end > 3 * 1_000_000 / sim.RECORDS_PER_INSTANCE_SECOND * 0.95
+
+
+def test_a_queued_upload_past_the_slot_wait_window_fails_with_its_records_dead_lettered() -> None:
+    # Given a slot wait window of one hour, shorter than one transform job
+    design = replace(small_design(), slot_wait_hours=1.0)
+    scenario = sim.Scenario(files=2, records_per_file=1_000_000, nodes=2, jobs_in_flight=1)
+
+    # When two uploads share one slot
+    totals = sim.simulate(design, scenario)
+
+    # Then the second gives up waiting, and its records are dead letters
+    assert totals.failed_uploads == {"SlotWaitPastWindow": 1}
+    assert totals.indexed == 1_000_000 and totals.dead_lettered == 1_000_000
+
+
+def test_chunks_refused_a_writer_slot_come_back_and_finish() -> None:
+    # Given more Map children than writer slots: 4 uploads on 4 slots, 32 reserved functions, 2 writers,
+    # and a short function timeout so a third of it (the lease wait) passes quickly
+    design = replace(small_design(pinned_writers(2)), ingest_timeout=30)
+    scenario = sim.Scenario(
+        files=4, records_per_file=300_000, nodes=1, jobs_in_flight=4, ingest_concurrency=32
+    )
+
+    # When they ingest at once
+    totals = sim.simulate(design, scenario)
+    before = sim.simulate(design, replace(scenario, before_fixes=True))
+
+    # Then NoWriterSlot is retried and every upload completes; before the fix it failed uploads
+    assert not totals.failed_uploads
+    assert totals.indexed == 1_200_000 and totals.duplicate_chunks == 0
+    assert before.failed_uploads.get(sim.NO_WRITER_SLOT, 0) > 0

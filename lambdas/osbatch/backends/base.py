@@ -13,17 +13,20 @@ from osbatch.models import JobStateName, RemoteJob
 
 
 class BackendThrottled(Exception):
-    """The service refused for now (throttling, quota, no free job slot). The workflow retries it
-    with backoff for the pipeline's retry_time_window; the class name is matched by the Retry rule."""
+    """The service refused for now (throttling, quota). The workflow retries it with backoff for the
+    pipeline's retry_time_window; the class name is matched by the Retry rule."""
 
 
-class JobSlotsFull(BackendThrottled):
-    """The pipeline has max_jobs_in_flight jobs running (StartJob's slot queue); retried like throttling."""
+class JobSlotsFull(Exception):
+    """The pipeline has max_jobs_in_flight jobs running (StartJob's slot queue). Not a service refusing
+    work but osbatch's own FIFO queue: retried by a rule of its own for the pipeline's slot_wait_window,
+    so waiting for a slot never uses up retry_time_window."""
 
 
-# The workflow's StartJob Retry rule (infra/workflow.py). Lambda reports an exception's own class name as
+# The workflow's StartJob Retry rules (infra/workflow.py). Lambda reports an exception's own class name as
 # the error, so every subclass that is retried must be named, not only the base class.
-THROTTLED_ERRORS = (BackendThrottled.__name__, JobSlotsFull.__name__)
+THROTTLED_ERRORS = (BackendThrottled.__name__,)
+SLOT_WAIT_ERRORS = (JobSlotsFull.__name__,)
 
 
 # A progress flag on a FAILED status: the service kept refusing the work past retry_time_window after the

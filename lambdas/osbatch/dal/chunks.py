@@ -23,10 +23,14 @@ class ChunkCounts:
     lines: int = 0
     indexed: int = 0
     dead_lettered: int = 0
+    throttled: int = 0  # bulk attempts the domain answered 429, and that were retried (ingest/bulk.py)
 
     def __add__(self, other: ChunkCounts) -> ChunkCounts:
         return ChunkCounts(
-            self.lines + other.lines, self.indexed + other.indexed, self.dead_lettered + other.dead_lettered
+            self.lines + other.lines,
+            self.indexed + other.indexed,
+            self.dead_lettered + other.dead_lettered,
+            self.throttled + other.throttled,
         )
 
 
@@ -85,7 +89,12 @@ class ChunkItems(TableItems):
             chunk = chunk_number(str(item["item"]))
             if (planned is not None and chunk >= planned) or "checkpoint" in item:
                 continue  # another plan's, or a chunk still under way (or killed): not reported
-            total += ChunkCounts(int(item["lines"]), int(item["indexed"]), int(item["dead_lettered"]))
+            total += ChunkCounts(
+                int(item["lines"]),
+                int(item["indexed"]),
+                int(item["dead_lettered"]),
+                int(item.get("throttled", 0)),  # items written before the count existed have none
+            )
             lines[chunk] = int(item["lines"])
         return ChunkTally(total, frozenset(lines), lines)
 
@@ -125,4 +134,9 @@ class TableProgress:
 
 
 def _counts(counts: ChunkCounts) -> dict[str, int]:
-    return {"lines": counts.lines, "indexed": counts.indexed, "dead_lettered": counts.dead_lettered}
+    return {
+        "lines": counts.lines,
+        "indexed": counts.indexed,
+        "dead_lettered": counts.dead_lettered,
+        "throttled": counts.throttled,
+    }

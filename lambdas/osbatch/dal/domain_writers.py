@@ -29,7 +29,12 @@ SLOT_POLL = Backoff(initial=0.5, cap=10.0, low=0.5, high=1.5)
 
 
 class NoWriterSlot(RuntimeError):
-    """Every writer slot of the domain stayed taken for as long as the chunk was willing to wait."""
+    """Every writer slot of the domain stayed taken for as long as the chunk was willing to wait. The
+    workflow retries the chunk later (infra/workflow.py): it took nothing, so the retry starts afresh."""
+
+
+# The Map child's Retry rule for a chunk that found no writer slot; Lambda reports the class name.
+NO_WRITER_SLOT_ERRORS = (NoWriterSlot.__name__,)
 
 
 @dataclass(frozen=True)

@@ -57,13 +57,22 @@ class JobItems(TableItems):
     def throttled_since(self, job_id: str, now: float) -> float:
         """When StartJob was first throttled (set once, on the first throttled attempt): the start of the
         pipeline's retry_time_window. Conditional on nothing, so every retry reads the same first time."""
+        return self._first_time(job_id, "throttled_since", now)
+
+    def slot_wait_since(self, job_id: str, now: float) -> float:
+        """When StartJob first found no free job slot: the start of the pipeline's slot_wait_window, a
+        clock of its own so that queueing for a slot never uses up the throttling window."""
+        return self._first_time(job_id, "slot_wait_since", now)
+
+    def _first_time(self, job_id: str, attribute: str, now: float) -> float:
         response = self._table.update_item(
             Key=job_key(job_id),
-            UpdateExpression="SET throttled_since = if_not_exists(throttled_since, :now)",
+            UpdateExpression="SET #first = if_not_exists(#first, :now)",
+            ExpressionAttributeNames={"#first": attribute},
             ExpressionAttributeValues={":now": Decimal(str(now))},
             ReturnValues="ALL_NEW",
         )
-        return float(response["Attributes"]["throttled_since"])
+        return float(response["Attributes"][attribute])
 
     def get(self, job_id: str) -> dict[str, Any] | None:
         response = self._table.get_item(Key=job_key(job_id), ConsistentRead=True)

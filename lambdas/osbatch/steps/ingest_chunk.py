@@ -59,6 +59,8 @@ def ingest_planned_chunk(
     finally:
         domain.writers.release(writer, throttled=throttled)
     store.table.put_chunk(
-        chunk.job_id, chunk.chunk, ChunkCounts(result.lines, result.indexed, result.dead_lettered)
+        chunk.job_id,
+        chunk.chunk,
+        ChunkCounts(result.lines, result.indexed, result.dead_lettered, result.throttled),
     )
     return result

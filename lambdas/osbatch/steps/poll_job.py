@@ -69,6 +69,11 @@ def poll_job(
             "(inference.polling.timeout_hours); stopped",
         )
 
+    if all(remote.state.terminal for remote in remotes):
+        # The slot bounds remote jobs, not ingest (the domain's writer limit bounds that): once this job's
+        # have all ended, the next upload's may start while this one ingests. Finalize and FailJob release
+        # it again, a no-op, so every path out of the workflow still frees it.
+        jobs.release_slot(state.pipeline, state.job_id)
     poll = poll.model_copy(update={"wait_seconds": next_wait_seconds(poll.wait_seconds, polling)})
     jobs.update(
         state.job_id,

@@ -2,8 +2,8 @@
 
 An upload is as many remote jobs as Prepare grouped its parts into (steps/support/parts.py); StartJob
 creates them all under names derived from the job id and their index, so a re-run finds the ones it made.
-Throttling, and a pipeline with no free slot, are retried by the workflow within the pipeline's
-retry_time_window.
+Throttling is retried by the workflow within the pipeline's retry_time_window; a pipeline with no free slot
+within its slot_wait_window, a separate clock.
 """
 
 from __future__ import annotations
@@ -22,9 +22,13 @@ Clock = Callable[[], float]
 
 
 class ThrottledPastWindow(Exception):
-    """Throttled (or without a free slot) for longer than the pipeline's retry_time_window. Not retried:
-    the state machine's Retry covers the longest window of all its pipelines, so each pipeline's own
-    window is enforced here; FailJob then fails the job and dead-letters its file."""
+    """Throttled for longer than the pipeline's retry_time_window. Not retried: the state machine's Retry
+    covers the longest window of all its pipelines, so each pipeline's own window is enforced here;
+    FailJob then fails the job and dead-letters its file."""
+
+
+class SlotWaitPastWindow(ThrottledPastWindow):
+    """Queued for a job slot for longer than the pipeline's slot_wait_window; not retried, as above."""
 
 
 @contextmanager
@@ -43,6 +47,24 @@ def _within_retry_window(config: PipelineConfig, jobs: JobTable, job_id: str, no
         raise
 
 
+def _take_slot(config: PipelineConfig, jobs: JobTable, job_id: str, now: Clock) -> None:
+    """A DynamoDB semaphore with a queue (JobTable.acquire_slot): waiting jobs start in the order they
+    first asked. PollJob releases the slot when the job's remote jobs have ended (Finalize and FailJob
+    again, idempotently). The wait is held to slot_wait_window, from the first refusal, on a clock of its
+    own: a job that queued for hours still gets its whole retry_time_window for the service's throttling."""
+    limit = config.inference.max_jobs_in_flight
+    if jobs.acquire_slot(config.name, job_id, limit, now()):
+        return
+    waited = now() - jobs.slot_wait_since(job_id, now())
+    message = f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
+    if waited >= config.inference.slot_wait_window_seconds:
+        raise SlotWaitPastWindow(
+            f"no job slot after {round(waited)} s, past slot_wait_window "
+            f"{config.inference.slot_wait_window}: {message}"
+        )
+    raise JobSlotsFull(message)
+
+
 def start_job(
     state: JobState, *, config: PipelineConfig, backend: BatchBackend, store: JobStore, now: Clock
 ) -> JobState:
@@ -56,15 +78,9 @@ def start_job(
             index=0, input_uri=prepared.input_uri, parts=prepared.parts, records=prepared.valid, bytes=0
         )
     ]
-    limit = config.inference.max_jobs_in_flight
     remotes = []
+    _take_slot(config, jobs, state.job_id, now)
     with _within_retry_window(config, jobs, state.job_id, now):
-        # A DynamoDB semaphore with a queue (JobTable.acquire_slot): waiting jobs start in the order they
-        # first asked. Finalize and FailJob release the slot.
-        if not jobs.acquire_slot(config.name, state.job_id, limit, now()):
-            raise JobSlotsFull(
-                f"pipeline '{config.name}' already has {limit} jobs in flight (max_jobs_in_flight)"
-            )
         for part in groups:
             output_uri = s3_uri(output_bucket, f"{job_output_prefix(state.job_id)}{job_group(part.index)}")
             remote = backend.submit(remote_job_name(state.job_id, part.index), part.input_uri, output_uri)

@@ -98,3 +98,29 @@ def test_a_heap_the_jvm_would_not_accept_is_refused(heap: str) -> None:
         render_jvm_options(
             DISTRIBUTION_JVM_OPTIONS, heap=heap, logs_dir=LOGS, data_dir=DATA, modules=frozenset()
         )
+
+
+def test_a_node_started_with_extra_settings_writes_them_and_one_without_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a distribution's config folder, and the state in a scratch home
+    from local.opensearch.java import JavaRuntime
+    from local.opensearch.node import OpenSearchNode
+
+    monkeypatch.setenv("OSBATCH_HOME", str(tmp_path / "home"))
+    home = tmp_path / "dist"
+    (home / "config").mkdir(parents=True)
+    (home / "config" / "jvm.options").write_text(DISTRIBUTION_JVM_OPTIONS)
+    java = JavaRuntime(tmp_path, 21, frozenset({"jdk.incubator.vector"}))
+    tiny = {"thread_pool.write.size": 1, "thread_pool.write.queue_size": 1}
+
+    # When a node is configured with a tiny write pool (the reliability scenarios), then without it
+    with_tiny = yaml.safe_load(
+        (OpenSearchNode(9200, extra_settings=tiny)._write_config(home, java) / "opensearch.yml").read_text()
+    )
+    plain = yaml.safe_load((OpenSearchNode(9200)._write_config(home, java) / "opensearch.yml").read_text())
+
+    # Then the first has the settings on top of the node's own, and the second is back to the defaults
+    assert with_tiny["thread_pool.write.queue_size"] == 1 and with_tiny["thread_pool.write.size"] == 1
+    assert with_tiny["cluster.name"] == plain["cluster.name"]
+    assert not {key for key in plain if key.startswith("thread_pool.")}

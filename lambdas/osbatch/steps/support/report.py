@@ -47,6 +47,9 @@ class JobReport:
     # The plan's estimate as Prepare recorded it, and what the job came to (steps/support/actuals.py).
     estimate: dict[str, Any] = field(default_factory=dict)
     actual: dict[str, Any] = field(default_factory=dict)
+    # Bulk attempts the domain answered 429 (es_rejected_execution_exception) that ingest backed off from and
+    # retried: how hard the job pressed the cluster. Retries that still failed are in dead_lettered.
+    throttled_requests: int = 0
 
 
 def build_report(
@@ -75,6 +78,7 @@ def build_report(
         dead_letter_uri=f"s3://{dead_letter_bucket}/{dead_letter_prefix(state.job_id)}",
         finished_at=utc_now(),
         passages=passage_counts(state),
+        throttled_requests=tally.counts.throttled,
     )
 
 

@@ -1,0 +1,131 @@
+"""The scenarios, each one fault injected for real, and the row of the table it makes."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from reliability.accounting import Tally
+from reliability.bad_input import bad_input_uploads, good
+from reliability.harness import Harness, Upload
+from reliability.network_faults import network_faults
+from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
+from reliability.sandbox_faults import faults, kill_ingest_sandboxes, set_faults
+
+
+@dataclass
+class Row:
+    scenario: str
+    fault: str
+    tally: Tally
+    seconds: float
+    states: dict[str, str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return self.tally.lost == 0 and self.tally.duplicated == 0
+
+
+def _run(harness: Harness, uploads: list[Upload]) -> tuple[Tally, float, dict[str, str], list[str]]:
+    """Upload at once and wait for every job: the tally, seconds, each file's final state, the job ids."""
+    harness.fresh_index()
+    started_at = time.monotonic()
+    started = harness.upload(uploads)
+    states = harness.wait([job_id for job_id, _ in started])
+    seconds = time.monotonic() - started_at
+    by_file = {uri.rsplit("/", 1)[-1]: states[job_id] for job_id, uri in started}
+    return harness.tally(uploads, started), seconds, by_file, [job_id for job_id, _ in started]
+
+
+def bad_input(harness: Harness, scale: int) -> Row:
+    tally, seconds, states, _ = _run(harness, bad_input_uploads(scale))
+    fault = (
+        "BOM, CRLF, invalid UTF-8, truncated last line, NaN/Infinity and wrong-dimension vectors, a 10 MB "
+        "line, duplicate ids, keys with spaces and non-ASCII, an empty file, gzip as .jsonl"
+    )
+    return Row("a. bad input", fault, tally, seconds, states)
+
+
+def rejections(harness: Harness, scale: int) -> Row:
+    """Real 429s: the node restarted with one write thread and a queue of one, then four uploads whose
+    parts make many chunks bulking at once."""
+    uploads = [Upload(f"load-{n}.jsonl", b"\n".join(good(f"load{n}", 250 * scale)) + b"\n") for n in range(4)]
+    with node_with(harness.runtime, TINY_WRITE_POOL):
+        before = harness.write_rejections()
+        tally, seconds, states, job_ids = _run(harness, uploads)
+        rejected = harness.write_rejections() - before
+    retried = sum(int(report.get("throttled_requests", 0)) for report in harness.reports(job_ids))
+    fault = (
+        f"write pool of 1 thread, queue 1 (restart): {rejected} es_rejected_execution_exception "
+        "(the node's own thread_pool.write.rejected)"
+    )
+    notes = [f"the jobs' reports: {retried} bulk requests answered 429 and retried (throttled_requests)"]
+    return Row("b. real 429s", fault, tally, seconds, states, notes)
+
+
+def node_restart(harness: Harness, scale: int) -> Row:
+    """The node stopped as the Map starts bulking, and started again; the dead letters replayed."""
+    uploads = [Upload("restart.jsonl", b"\n".join(good("restart", 1000 * scale)) + b"\n")]
+    harness.fresh_index()
+    started_at = time.monotonic()
+    started = harness.upload(uploads)
+    ((job_id, _),) = started
+    harness.wait_until(lambda: harness.plan_written(job_id), what="the first ingest plan")
+    restart_node(harness.runtime)  # stop, then start: about half a minute without a node here
+    states = harness.wait([job_id])
+    first = harness.tally(uploads, started)
+    notes = [
+        f"before replay: indexed {first.indexed}, dead-lettered {first.dead_lettered}, lost {first.lost}"
+    ]
+    if first.dead_lettered:
+        with tempfile.TemporaryDirectory() as scratch:
+            report = harness.replay(job_id, Path(scratch))
+        notes.append(
+            f"osbatch replay: read {report.read}, indexed {report.indexed}, "
+            f"failed again {report.dead_lettered}"
+        )
+    tally = harness.tally(uploads, started, replayed=True)
+    seconds = time.monotonic() - started_at
+    fault = "node stopped when the first ingest plan is written, started again (~30 s down); then replay"
+    return Row(
+        "c. node restarted mid-ingest", fault, tally, seconds, {"restart.jsonl": states[job_id]}, notes
+    )
+
+
+def sandbox_killed(harness: Harness, scale: int) -> Row:
+    """An ingest-chunk sandbox killed by SIGKILL while it stands still at its second checkpoint save."""
+    uploads = [Upload("killed.jsonl", b"\n".join(good("killed", 600 * scale)) + b"\n")]
+    harness.fresh_index()
+    set_faults(hold_checkpoint_save=2)
+    try:
+        started_at = time.monotonic()
+        started = harness.upload(uploads)
+        ((job_id, _),) = started
+        harness.wait_until(lambda: faults()["checkpoint_saves"] >= 2, what="the held checkpoint save")
+        killed = kill_ingest_sandboxes()
+    finally:
+        set_faults()  # the held save is refused, never applied
+    states = harness.wait([job_id])
+    seconds = time.monotonic() - started_at
+    tally = harness.tally(uploads, started)
+    fault = f"SIGKILL to the ingest-chunk sandboxes ({killed}) while one stands at a checkpoint save"
+    return Row("d. sandbox killed mid-chunk", fault, tally, seconds, {"killed.jsonl": states[job_id]})
+
+
+def network(harness: Harness, scale: int) -> Row:
+    tally, seconds, notes = network_faults(harness, scale)
+    fault = "TCP proxy: connection reset mid-request, response swallowed (timeout), slow, cut mid-stream"
+    return Row("e. network faults", fault, tally, seconds, {}, notes)
+
+
+SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
+    "a": bad_input,
+    "b": rejections,
+    "c": node_restart,
+    "d": sandbox_killed,
+    "e": network,
+}
