@@ -171,8 +171,9 @@ def describe(jobs: JobTable, job: dict[str, Any]) -> str:
     if state == JobStateName.CREATED.value and "records_in" in job:
         return f"PREPARED  {job['records_in']} records, {job.get('dead_lettered', 0)} bad lines set aside"
     if JobStateName(state).terminal:
-        counts = (job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered"))
-        return "{}  in={} indexed={} dead-lettered={}".format(state, *counts)
+        counts = [job.get(key, 0) for key in ("records_in", "indexed", "dead_lettered")]
+        kept = f" unchanged={job['unchanged']}" if job.get("unchanged") else ""
+        return "{}  in={} indexed={} dead-lettered={}".format(state, *counts) + kept
     return state
 
 
@@ -185,18 +186,25 @@ def canary_verdict(job: dict[str, Any], canary: Canary) -> bool:
 
 
 def summarize(jobs: dict[str, dict[str, Any]], uploads: list[Upload], wall: float) -> bool:
-    rows, totals = [], [0, 0, 0]
+    rows, totals = [], [0, 0, 0, 0]
     for upload in uploads:
         job = jobs[upload.job_id]
-        counts = [int(job.get(key, 0)) for key in ("records_in", "indexed", "dead_lettered")]
+        counts = [int(job.get(key, 0)) for key in ("records_in", "indexed", "unchanged", "dead_lettered")]
         totals = [total + count for total, count in zip(totals, counts, strict=True)]
         rows.append([upload.name, job["state"], *counts])
     rows.append(["total", "", *totals])
-    print("\n" + table(rows, ["FILE", "STATE", "RECORDS IN", "INDEXED", "DEAD-LETTERED"]))
-    records_in, indexed, dead = totals
-    conserved = records_in == indexed + dead
+    records_in, indexed, unchanged, dead = totals
+    # unchanged: records an earlier run already indexed with the same text and model (osbatch.incremental);
+    # the column and the term appear only when there are any.
+    headers = ["FILE", "STATE", "RECORDS IN", "INDEXED", "UNCHANGED", "DEAD-LETTERED"]
+    if not unchanged:
+        headers.remove("UNCHANGED")
+        rows = [row[:4] + row[5:] for row in rows]
+    print("\n" + table(rows, headers))
+    conserved = records_in == indexed + unchanged + dead
+    kept, kept_figure = (" + unchanged", f" + {unchanged}") if unchanged else ("", "")
     print(
-        f"\nindexed = records_in - dead_lettered: {indexed} = {records_in} - {dead} "
+        f"\nindexed{kept} = records_in - dead_lettered: {indexed}{kept_figure} = {records_in} - {dead} "
         f"{'holds' if conserved else 'DOES NOT HOLD'}; "
         f"dead-lettered {dead} of the sample's {EXPECTED_DEAD_LETTERS} deliberately bad lines; "
         f"wall time {wall:.1f}s"
