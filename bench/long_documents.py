@@ -182,7 +182,6 @@ class CachedEmbedder:
 
     def __init__(self, embedder: Embedder, texts: list[str]) -> None:
         unique = list(dict.fromkeys(texts))
-        self.variant = getattr(embedder, "variant", "?")
         self._vectors = dict(zip(unique, embedder.embed(unique), strict=True))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -203,7 +202,7 @@ def embed_corpus(embedder: Embedder, sample: Path, tokenizer: Path) -> CachedEmb
     cached = CachedEmbedder(embedder, [*documents, *passages, *questions])
     print(
         f"  {sample.name}: {len(documents)} documents, {len(passages)} passages, {len(questions)} questions "
-        f"embedded in {time.perf_counter() - started:.0f} s ({cached.variant} graph)"
+        f"embedded in {time.perf_counter() - started:.0f} s (the packaged graph, local/model)"
     )
     return cached
 
