@@ -240,8 +240,8 @@ def quality(client: object, embedder: Embedder, sample: Path) -> tuple[float, fl
 
 @contextmanager
 def local_node(lock: Path | None) -> Iterator[object]:
-    """A client of the local node. With lock, the shared runtime's lock file, taken only for this phase:
-    the node is started if it is down and the runtime stopped again before the lock is released."""
+    """A client of the local node, started if it is down and then stopped again. With lock, the shared
+    runtime's lock file, held only for this phase."""
     from local.runtime import local_runtime
     from osbatch.search.client import opensearch_client
 
@@ -256,8 +256,8 @@ def local_node(lock: Path | None) -> Iterator[object]:
         try:
             yield opensearch_client(runtime.opensearch.url)
         finally:
-            if started and held:
-                runtime.down()
+            if started:  # leave the machine as it was: stop the node this bench started
+                runtime.opensearch.stop()
     finally:
         if held:
             held.close()
