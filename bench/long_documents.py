@@ -182,7 +182,6 @@ class CachedEmbedder:
 
     def __init__(self, embedder: Embedder, texts: list[str]) -> None:
         unique = list(dict.fromkeys(texts))
-        self.variant = getattr(embedder, "variant", "?")
         self._vectors = dict(zip(unique, embedder.embed(unique), strict=True))
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -203,7 +202,7 @@ def embed_corpus(embedder: Embedder, sample: Path, tokenizer: Path) -> CachedEmb
     cached = CachedEmbedder(embedder, [*documents, *passages, *questions])
     print(
         f"  {sample.name}: {len(documents)} documents, {len(passages)} passages, {len(questions)} questions "
-        f"embedded in {time.perf_counter() - started:.0f} s ({cached.variant} graph)"
+        f"embedded in {time.perf_counter() - started:.0f} s (the packaged graph, local/model)"
     )
     return cached
 
@@ -241,8 +240,8 @@ def quality(client: object, embedder: Embedder, sample: Path) -> tuple[float, fl
 
 @contextmanager
 def local_node(lock: Path | None) -> Iterator[object]:
-    """A client of the local node. With lock, the shared runtime's lock file, taken only for this phase:
-    the node is started if it is down and the runtime stopped again before the lock is released."""
+    """A client of the local node, started if it is down and then stopped again. With lock, the shared
+    runtime's lock file, held only for this phase."""
     from local.runtime import local_runtime
     from osbatch.search.client import opensearch_client
 
@@ -257,8 +256,8 @@ def local_node(lock: Path | None) -> Iterator[object]:
         try:
             yield opensearch_client(runtime.opensearch.url)
         finally:
-            if started and held:
-                runtime.down()
+            if started:  # leave the machine as it was: stop the node this bench started
+                runtime.opensearch.stop()
     finally:
         if held:
             held.close()

@@ -52,6 +52,8 @@ MODES: dict[str, tuple[Mode, ...]] = {
     "completion_delay": (Mode(needs_runtime=True),),
     # `osbatch jobs` is timed against a running runtime.
     "cli_startup": (Mode(needs_runtime=True),),
+    # Retrieval quality is measured through `osbatch search` on the node.
+    "long_documents": (Mode(needs_runtime=True),),
 }
 
 
