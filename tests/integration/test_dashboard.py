@@ -30,7 +30,8 @@ NOT_EMITTED_BY_A_SUCCESSFUL_JOB = {
     # IteratorAge is for stream event sources (Kinesis, DynamoDB streams); the stack has none.
     "Iterator",
 }
-# A job that succeeds never runs the fail-job function.
+# A job that succeeds never runs the fail-job function (sections are titled "Lambda Function **[<name>
+# function](<console link>)**").
 UNUSED_FUNCTIONS = ("fail-job",)
 
 
@@ -43,7 +44,7 @@ def _widgets(dom: str) -> list[dict[str, str]]:
 
 def _expected_empty(widget: dict[str, str]) -> bool:
     return widget["data-widget"] in NOT_EMITTED_BY_A_SUCCESSFUL_JOB or any(
-        widget["data-section"].startswith(name) for name in UNUSED_FUNCTIONS
+        f"[{name} function]" in widget["data-section"] for name in UNUSED_FUNCTIONS
     )
 
 
@@ -75,4 +76,14 @@ def test_every_widget_shows_data_after_a_job(
     widgets = _widgets(shown.dom)
     assert len(widgets) > 50
     assert all(w["data-has-data"] == "yes" for w in widgets if not _expected_empty(w))
-    print("\n".join(sorted({w["data-section"] + " / " + w["data-widget"] for w in widgets})))
+    # And among them the job's own metrics, the submit queue, the workflow and each function it ran
+    with_data = {w["data-section"].split("](")[0] for w in widgets if w["data-has-data"] == "yes"}
+    assert any("Jobs" in section for section in with_data)
+    for part in (
+        "[Submit queue",
+        "[Job workflow",
+        "[submit function",
+        "[ingest-chunk function",
+        "[finalize function",
+    ):
+        assert any(part in section for section in with_data), part

@@ -5,7 +5,8 @@ stores them).
   ApproximateNumberOfMessagesVisible and ApproximateAgeOfOldestMessage for every queue, sampled as SQS
   does for active queues (every `GAUGE_SECONDS` here rather than every minute).
 - Step Functions: ExecutionsStarted when an execution appears, ExecutionsSucceeded / Failed / Aborted /
-  TimedOut and ExecutionTime (milliseconds) when it ends, per StateMachineArn; read by the same sampler
+  TimedOut (1 for its end, 0 for the others) and ExecutionTime (milliseconds) when it ends, per
+  StateMachineArn; read by the same sampler
   from moto's executing backend, so no engine internals are patched.
 """
 
@@ -108,7 +109,8 @@ class Sampler:
         dimensions = {"StateMachineArn": str(machine.arn)}
         data = [] if before is not None else [metrics.datum("ExecutionsStarted", 1, dimensions)]
         if status in ENDED:
-            data.append(metrics.datum(ENDED[status], 1, dimensions))
+            # 1 for how it ended and 0 for the other ends, so a rate of failures reads 0, not "no data".
+            data += [metrics.datum(name, int(end == status), dimensions) for end, name in ENDED.items()]
             started = execution.start_date
             if started is not None:
                 ended = execution.stop_date or datetime.now(started.tzinfo or UTC)

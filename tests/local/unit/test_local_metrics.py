@@ -117,3 +117,49 @@ def test_a_dimension_the_functions_do_not_set_is_a_gap(cloudwatch: Any) -> None:
     widgets = read_widgets(body)
     fill(widgets, cloudwatch)
     assert gaps(widgets) == ["other: AWS/Lambda/Invocations {'FunctionName': 'osbatch-other'}"]
+
+
+def test_an_ended_execution_counts_its_end_and_zero_for_the_others(cloudwatch: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+    from types import SimpleNamespace
+
+    from local.aws.patches.service_metrics import Sampler
+
+    # Given a state machine whose execution is seen running, then succeeded
+    started = datetime.now(UTC) - timedelta(seconds=3)
+    execution = SimpleNamespace(
+        exec_arn="arn:x:execution:jobs:1", exec_status=None, start_date=started, stop_date=None
+    )
+    machine = SimpleNamespace(
+        arn="arn:aws:states:us-east-1:123456789012:stateMachine:jobs", executions=[execution]
+    )
+    backend = SimpleNamespace(account_id=ACCOUNT, region_name=REGION, state_machines=[machine])
+    sampler = Sampler()
+    sampler._executions(backend)
+    execution.exec_status = SimpleNamespace(value="SUCCEEDED")
+    execution.stop_date = started + timedelta(seconds=2)
+    sampler._executions(backend)
+    sampler._executions(backend)  # a third look adds nothing
+    # Then Step Functions' metrics hold one start, one success, zero failures and its execution time
+    listed = cloudwatch.list_metrics(Namespace="AWS/States")["Metrics"]
+    names = sorted(m["MetricName"] for m in listed)
+    assert names == [
+        "ExecutionTime", "ExecutionsAborted", "ExecutionsFailed", "ExecutionsStarted", "ExecutionsSucceeded",
+        "ExecutionsTimedOut",
+    ]  # fmt: skip
+    body = {
+        "widgets": [
+            {
+                "type": "metric",
+                "properties": {
+                    "title": name,
+                    "stat": "Sum",
+                    "metrics": [["AWS/States", name, "StateMachineArn", machine.arn]],
+                },
+            }
+            for name in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionTime")
+        ]
+    }
+    widgets = read_widgets(body)
+    fill(widgets, cloudwatch)
+    assert [w.series[0].points[-1][1] for w in widgets] == [1, 1, 0, 2000]
