@@ -17,6 +17,8 @@ from osbatch.dal import JobTable
 from osbatch.handlers.wiring import chunker_for
 from osbatch.ingest.bulk import BulkWriter
 from osbatch.ingest.chunk import IngestTarget
+from osbatch.ingest.dead_letter import DeadLetterWriter
+from osbatch.ingest.replay import replay
 from osbatch.models import IngestPlan, JobState, Prepared, SourceObject
 from osbatch.models.ingest import MappedDoc, RecordRef
 from osbatch.steps.prepare import prepare_job
@@ -362,11 +364,17 @@ def test_a_passage_layout_may_not_map_the_fields_it_writes() -> None:
 class OneItemFails:
     """A bulk endpoint that refuses the document with one id and indexes every other."""
 
-    def __init__(self, refused: str) -> None:
+    def __init__(self, refused: str = "") -> None:
         self.refused = refused
+        self.written: dict[str, Any] = {}
 
     def bulk(self, *, body: Any, index: Any = None) -> Any:
-        actions = [json.loads(line) for line in body.splitlines()[::2]]
+        lines = body.splitlines()
+        actions = [json.loads(line) for line in lines[::2]]
+        self.written.update(
+            (action["index"]["_id"], json.loads(source))
+            for action, source in zip(actions, lines[1::2], strict=True)
+        )
         items = []
         for action in actions:
             doc_id = action["index"]["_id"]
@@ -402,3 +410,35 @@ def test_a_record_of_several_documents_counts_once_and_is_not_indexed_in_part() 
     assert [(failure.ref.line, failure.reason) for failure in failures] == [
         (2, "mapper_parsing_exception: bad")
     ]
+
+
+def test_a_replayed_chunked_record_is_written_again_with_its_passages(s3: Any) -> None:
+    # Given a chunked record's map-stage dead letter: the record as joined, passages and vectors included
+    passages = [{"text": "one", "start": 0, "end": 3, "vector": [0.0, 0.0, 1.0]}]
+    record = {"_id": "r", "title": "T", "text": "one", "_osbatch": {"line": 4, "passages": passages}}
+    entry = {
+        "job_id": "j",
+        "source": "s3://in/a",
+        "line": 4,
+        "offset": 0,
+        "stage": "map",
+        "reason": "was",
+        "record": record,
+    }
+    cluster = OneItemFails()
+
+    # When it is replayed
+    letters = DeadLetterWriter(s3, "osb-dlq", "dead-letter/j/replay/x.jsonl", job_id="j", source="replay")
+    result = replay(
+        [json.dumps(entry).encode()],
+        target=IngestTarget.of_pipeline(config()),
+        opensearch=cluster,
+        dead_letters=letters,
+    )
+
+    # Then its document is written with the nested passages, without asking the model again
+    assert (result.indexed, result.dead_lettered) == (1, 0)
+    assert cluster.written["r"] == {
+        "title": "T",
+        "passages": [{"text": "one", "start": 0, "end": 3, "embedding": [0.0, 0.0, 1.0]}],
+    }
