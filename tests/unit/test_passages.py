@@ -6,7 +6,7 @@ import json
 import random
 from typing import Any
 
-from osbatch.backends.base import OutputObject, PassageInput
+from osbatch.backends.base import InputLimits, OutputObject, PassageInput
 from osbatch.backends.bedrock import BedrockBackend, passage_of, passage_record_id
 from osbatch.backends.openai import OpenAIBackend
 from osbatch.backends.sagemaker import SageMakerBackend
@@ -22,12 +22,11 @@ from osbatch.steps.support.ports import DeployedPipeline
 from tests.unit.fake_opensearch import FakeClient
 from tests.unit.helpers import CHUNKING_BY_BYTES, chunking_config, chunking_pipeline_dict, job_store
 
-# 20-byte passages, counted in UTF-8 bytes (no tokenizer file needed), at most 5 per record.
 LONG = "alpha beta gamma delta epsilon zeta eta theta iota kappa"  # 57 bytes: 3 passages
 
 
 def prepare(
-    s3: Any, jobs: JobTable, lines: list[dict[str, Any] | str]
+    s3: Any, jobs: JobTable, lines: list[dict[str, Any] | str], limits: InputLimits | None = None
 ) -> tuple[JobState, list[dict[str, Any]]]:
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode() + b"\n"
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
@@ -40,6 +39,8 @@ def prepare(
     pipeline = chunking_config()
     assert pipeline.inference.sagemaker is not None
     backend = SageMakerBackend(pipeline.inference.sagemaker, None, s3, {})  # type: ignore[arg-type]
+    if limits is not None:
+        backend.limits = limits
     letters: list[dict[str, Any]] = []
 
     class Letters:
@@ -101,6 +102,20 @@ def test_bad_text_is_dead_lettered_at_stage_chunk_with_what_to_change(s3: Any, j
     assert "empty or only whitespace" in letters[0]["reason"]
     assert "max_chunk_limit of 5" in letters[1]["reason"]
     assert result.prepared.records_in == 2 == result.prepared.dead_lettered
+
+
+def test_a_record_with_more_passages_than_one_input_file_holds_is_dead_lettered(
+    s3: Any, jobs: JobTable
+) -> None:
+    # Given a backend taking 2 inputs per file, and a record of 3 passages beside one of 1
+    result, letters = prepare(
+        s3, jobs, [{"_id": "a", "text": LONG}, {"_id": "b", "text": "short"}], limits=InputLimits(2, 10**6)
+    )
+
+    # Then the long record is dead-lettered at stage chunk, saying what to change; it is never sent in part
+    assert [(letter["line"], letter["stage"]) for letter in letters] == [(1, "chunk")]
+    assert "the text gives 3 passages, over the 2 inputs" in letters[0]["reason"]
+    assert result.prepared is not None and (result.prepared.valid, result.prepared.passages) == (1, 1)
 
 
 def sagemaker_output(s3: Any, lines: list[dict[str, Any]], drop: int | None = None) -> OutputObject:
