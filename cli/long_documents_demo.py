@@ -23,8 +23,8 @@ QUESTIONS = REPO_ROOT / "samples" / "python-modules" / "questions.jsonl"
 QUESTION = 0  # questions.jsonl's first: answered at word 1572 of bz2's 1640
 SNIPPET_CHARS = 160
 # A subset keeps `make demo` within minutes: the whole sample (63 modules, 2,942 passages) added ~190 s to
-# it on 2 shared cores, this one (24 modules, 708 passages: the first 20, bz2 among them, and the other
-# compression modules, which compete for the question) about a quarter of that.
+# it on 2 shared cores, this one (24 modules, 1,010 passages: the first 20, bz2 among them, and the other
+# compression modules, which compete for the question) ~45 s (docs/long-documents.md).
 FIRST_MODULES = 20
 COMPETITORS = ("gzip", "lzma", "tarfile", "zipfile")
 SUBSET_NAME = "modules-demo.jsonl"
