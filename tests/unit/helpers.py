@@ -11,7 +11,7 @@ import boto3
 
 from osbatch.backends.base import InputLimits
 from osbatch.backends.sagemaker import SageMakerBackend
-from osbatch.config import PipelineConfig
+from osbatch.config import PipelineConfig, parse_pipeline
 from osbatch.dal import JobStore, JobTable
 from osbatch.models import JobState, SourceObject
 from osbatch.steps.prepare import prepare_job
@@ -75,6 +75,18 @@ def chunking_pipeline_dict(chunking: dict[str, Any], **overrides: Any) -> dict[s
             "field_map": {"_id": "$._id", "title": "$.title"},
         }
     return config
+
+
+# 20-byte passages, counted in UTF-8 bytes (no tokenizer file needed), at most 5 per record.
+CHUNKING_BY_BYTES: dict[str, Any] = {
+    "algorithms": [{"fixed_token_length": {"token_limit": 20, "max_chunk_limit": 5}}],
+    "tokenizer": "utf8-bytes",
+}
+
+
+def chunking_config() -> PipelineConfig:
+    """The unit tests' SageMaker pipeline, chunking by CHUNKING_BY_BYTES into the nested mapping."""
+    return parse_pipeline(chunking_pipeline_dict(CHUNKING_BY_BYTES), "test")
 
 
 def example_pipeline_files() -> list[Path]:

@@ -144,3 +144,25 @@ def test_an_existing_index_whose_passages_are_a_plain_object_is_refused() -> Non
 def test_an_existing_index_with_the_nested_passages_passes_the_check() -> None:
     client = FakeClient(FakeIndices(existing={"msmarco": NESTED_MAPPING["mappings"]}))
     assert ensure_compatible_index(client, "msmarco", NESTED_MAPPING) is False
+
+
+def test_a_passage_layout_index_whose_parent_id_is_text_is_refused() -> None:
+    # Given a passage layout's mapping (parent_id a keyword) and an index that maps parent_id as text
+    wanted = {
+        "mappings": {
+            "properties": {
+                "parent_id": {"type": "keyword"},
+                "embedding": {"type": "knn_vector", "dimension": 3},
+            }
+        }
+    }
+    existing = {
+        "properties": {"parent_id": {"type": "text"}, "embedding": {"type": "knn_vector", "dimension": 3}}
+    }
+    client = FakeClient(FakeIndices(existing={"msmarco": existing}))
+
+    # When it is checked / Then the field is named: passages could not be grouped by their record
+    with pytest.raises(
+        IndexMappingConflict, match=r"parent_id\.type is 'text', the pipeline needs 'keyword'"
+    ):
+        ensure_compatible_index(client, "msmarco", wanted)

@@ -1,4 +1,4 @@
-"""Chunked records through Prepare, the service and the join, into one document with nested passages."""
+"""Chunked records through Prepare, the service and the join: passages in, a record with every vector out."""
 
 from __future__ import annotations
 
@@ -6,41 +6,27 @@ import json
 import random
 from typing import Any
 
-import pytest
-
-from osbatch.backends.base import OutputObject, PassageInput
+from osbatch.backends.base import InputLimits, OutputObject, PassageInput
 from osbatch.backends.bedrock import BedrockBackend, passage_of, passage_record_id
 from osbatch.backends.openai import OpenAIBackend
 from osbatch.backends.sagemaker import SageMakerBackend
-from osbatch.config import ConfigError, PipelineConfig, parse_pipeline
+from osbatch.config import parse_pipeline
 from osbatch.dal import JobTable
 from osbatch.handlers.wiring import chunker_for
-from osbatch.ingest.bulk import BulkWriter
 from osbatch.ingest.chunk import IngestTarget
-from osbatch.models import IngestPlan, JobState, Prepared, SourceObject
-from osbatch.models.ingest import MappedDoc, RecordRef
+from osbatch.models import JobState, SourceObject
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.join import join_outputs
 from osbatch.steps.support.passages import passage_joiner
 from osbatch.steps.support.ports import DeployedPipeline
-from osbatch.steps.support.report import passage_counts
 from tests.unit.fake_opensearch import FakeClient
-from tests.unit.helpers import chunking_pipeline_dict, job_store
+from tests.unit.helpers import CHUNKING_BY_BYTES, chunking_config, chunking_pipeline_dict, job_store
 
-# 20-byte passages, counted in UTF-8 bytes (no tokenizer file needed), at most 5 per record.
-CHUNKING = {
-    "algorithms": [{"fixed_token_length": {"token_limit": 20, "max_chunk_limit": 5}}],
-    "tokenizer": "utf8-bytes",
-}
 LONG = "alpha beta gamma delta epsilon zeta eta theta iota kappa"  # 57 bytes: 3 passages
 
 
-def config() -> PipelineConfig:
-    return parse_pipeline(chunking_pipeline_dict(CHUNKING), "test")
-
-
 def prepare(
-    s3: Any, jobs: JobTable, lines: list[dict[str, Any] | str]
+    s3: Any, jobs: JobTable, lines: list[dict[str, Any] | str], limits: InputLimits | None = None
 ) -> tuple[JobState, list[dict[str, Any]]]:
     body = "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines).encode() + b"\n"
     s3.put_object(Bucket="osb-in", Key="input/msmarco/a.jsonl", Body=body)
@@ -50,9 +36,11 @@ def prepare(
         source=SourceObject(bucket="osb-in", key="input/msmarco/a.jsonl"),
     )
     jobs.create("msmarco-1", "msmarco", state.source)
-    pipeline = config()
+    pipeline = chunking_config()
     assert pipeline.inference.sagemaker is not None
     backend = SageMakerBackend(pipeline.inference.sagemaker, None, s3, {})  # type: ignore[arg-type]
+    if limits is not None:
+        backend.limits = limits
     letters: list[dict[str, Any]] = []
 
     class Letters:
@@ -116,6 +104,20 @@ def test_bad_text_is_dead_lettered_at_stage_chunk_with_what_to_change(s3: Any, j
     assert result.prepared.records_in == 2 == result.prepared.dead_lettered
 
 
+def test_a_record_with_more_passages_than_one_input_file_holds_is_dead_lettered(
+    s3: Any, jobs: JobTable
+) -> None:
+    # Given a backend taking 2 inputs per file, and a record of 3 passages beside one of 1
+    result, letters = prepare(
+        s3, jobs, [{"_id": "a", "text": LONG}, {"_id": "b", "text": "short"}], limits=InputLimits(2, 10**6)
+    )
+
+    # Then the long record is dead-lettered at stage chunk, saying what to change; it is never sent in part
+    assert [(letter["line"], letter["stage"]) for letter in letters] == [(1, "chunk")]
+    assert "the text gives 3 passages, over the 2 inputs" in letters[0]["reason"]
+    assert result.prepared is not None and (result.prepared.valid, result.prepared.passages) == (1, 1)
+
+
 def sagemaker_output(s3: Any, lines: list[dict[str, Any]], drop: int | None = None) -> OutputObject:
     """What Batch Transform writes with JoinSource=Input, reordered: each line plus its vector."""
     answered = [
@@ -134,7 +136,7 @@ def sagemaker_output(s3: Any, lines: list[dict[str, Any]], drop: int | None = No
 
 
 def join(s3: Any, output: OutputObject) -> tuple[list[dict[str, Any]], int, int]:
-    pipeline = config()
+    pipeline = chunking_config()
     assert pipeline.inference.sagemaker is not None
     joiner = passage_joiner(pipeline)
     letters: list[Any] = []
@@ -170,7 +172,7 @@ def test_passages_come_back_together_whatever_the_order_into_one_nested_document
 
     # When the output is joined and mapped
     records, embedded, missing = join(s3, sagemaker_output(s3, lines))
-    target = IngestTarget.of_pipeline(config())
+    target = IngestTarget.of_pipeline(chunking_config())
     docs = []
     for record in records:
         doc = target.mapper.map(record)
@@ -214,7 +216,7 @@ def test_bedrock_passage_ids_are_eleven_alphanumerics_and_round_trip() -> None:
 
 def test_an_openai_request_carries_a_records_passages_and_its_answer_maps_back_by_index() -> None:
     # Given an embeddings pipeline's backend and three passages of line 4
-    data = chunking_pipeline_dict(CHUNKING)
+    data = chunking_pipeline_dict(CHUNKING_BY_BYTES)
     data["inference"] = {
         "backend": "openai",
         "openai": {
@@ -251,7 +253,7 @@ def test_an_openai_request_carries_a_records_passages_and_its_answer_maps_back_b
 
 
 def test_bedrock_sends_one_titan_request_per_passage() -> None:
-    data = chunking_pipeline_dict(CHUNKING)
+    data = chunking_pipeline_dict(CHUNKING_BY_BYTES)
     data["inference"] = {
         "backend": "bedrock",
         "bedrock": {"model_id": "amazon.titan-embed-text-v2:0", "family": "titan-embed-text-v2"},
@@ -265,140 +267,3 @@ def test_bedrock_sends_one_titan_request_per_passage() -> None:
     assert [line["modelInput"]["inputText"] for line, _ in lines] == ["one", "two"]
     parsed = backend.parse_output({"recordId": lines[1][0]["recordId"], "modelOutput": {"embedding": [0.5]}})
     assert (parsed.line, parsed.passage, backend.embeddings(parsed.result)) == (9, 1, [[0.5]])
-
-
-def test_the_report_counts_passages_so_that_sent_is_embedded_plus_dead_lettered() -> None:
-    # Given a chunked job that sent 7 passages, of which the records joined whole held 5
-    state = JobState(job_id="j", pipeline="p", source=SourceObject(bucket="b", key="k"))
-    prepared = Prepared(input_uri="s3://o/i/", parts=1, records_in=3, valid=3, dead_lettered=0, passages=7)
-    plan = IngestPlan(bucket="o", key="k", chunks=1, objects=1, passages_embedded=5)
-    chunked = state.model_copy(update={"prepared": prepared, "plan": plan})
-
-    # Then the report's passages add up, and a job that never planned an ingest (failed) has none embedded
-    assert passage_counts(chunked) == {"sent": 7, "embedded": 5, "dead_lettered": 2}
-    failed = state.model_copy(update={"prepared": prepared})
-    assert passage_counts(failed) == {"sent": 7, "embedded": 0, "dead_lettered": 7}
-    # And an unchunked job reports no passages at all
-    whole = state.model_copy(update={"prepared": prepared.model_copy(update={"passages": None})})
-    assert passage_counts(whole) is None
-
-
-PASSAGE_MAPPING = {
-    "settings": {"index.knn": True},
-    "mappings": {
-        "properties": {
-            "parent_id": {"type": "keyword"},
-            "title": {"type": "keyword"},
-            "text": {"type": "text"},
-            "embedding": {"type": "knn_vector", "dimension": 3},
-        }
-    },
-}
-
-
-def passage_layout(**sink: Any) -> dict[str, Any]:
-    data = chunking_pipeline_dict(CHUNKING)
-    data["sink"] = {
-        **data["sink"],
-        "layout": "passage",
-        "mapping": PASSAGE_MAPPING,
-        "field_map": {"_id": "$._id", "title": "$.title"},
-        **sink,
-    }
-    return data
-
-
-def test_the_passage_layout_makes_one_document_per_passage_named_after_its_record() -> None:
-    # Given a joined record with two passages, on a passage-layout pipeline
-    target = IngestTarget.of_pipeline(parse_pipeline(passage_layout(), "test"))
-    passages = [
-        {"text": "one ", "start": 0, "end": 4, "vector": [0.0, 0.0, 1.0]},
-        {"text": "two", "start": 4, "end": 7, "vector": [0.0, 1.0, 0.0]},
-    ]
-    record = {"_id": "r", "title": "T", "text": "one two", "_osbatch": {"line": 1, "passages": passages}}
-
-    # When it is laid out
-    assert target.passages is not None
-    docs = target.passages.documents(record, target.mapper.map(record))
-
-    # Then each passage is a document with the record's fields, its parent's id, its text, offsets and vector
-    assert [(doc.doc_id, doc.body) for doc in docs] == [
-        (
-            "r#0",
-            {
-                "title": "T",
-                "parent_id": "r",
-                "text": "one ",
-                "start": 0,
-                "end": 4,
-                "embedding": [0.0, 0.0, 1.0],
-            },
-        ),
-        (
-            "r#1",
-            {
-                "title": "T",
-                "parent_id": "r",
-                "text": "two",
-                "start": 4,
-                "end": 7,
-                "embedding": [0.0, 1.0, 0.0],
-            },
-        ),
-    ]
-
-
-def test_a_passage_layout_without_a_parent_id_keyword_is_refused_with_the_field_named() -> None:
-    mapping = {"mappings": {"properties": {"embedding": {"type": "knn_vector", "dimension": 3}}}}
-    with pytest.raises(ConfigError, match=r"sink\.mapping\.mappings\.properties\.parent_id: .*keyword"):
-        parse_pipeline(passage_layout(mapping=mapping), "test")
-
-
-def test_a_passage_layout_may_not_map_the_fields_it_writes() -> None:
-    with pytest.raises(ConfigError, match=r"sink\.field_map\.text: the passage layout writes 'text' itself"):
-        parse_pipeline(passage_layout(field_map={"_id": "$._id", "text": "$.text"}), "test")
-
-
-class OneItemFails:
-    """A bulk endpoint that refuses the document with one id and indexes every other."""
-
-    def __init__(self, refused: str) -> None:
-        self.refused = refused
-
-    def bulk(self, *, body: Any, index: Any = None) -> Any:
-        actions = [json.loads(line) for line in body.splitlines()[::2]]
-        items = []
-        for action in actions:
-            doc_id = action["index"]["_id"]
-            if doc_id == self.refused:
-                items.append(
-                    {
-                        "index": {
-                            "_id": doc_id,
-                            "status": 400,
-                            "error": {"type": "mapper_parsing_exception", "reason": "bad"},
-                        }
-                    }
-                )
-            else:
-                items.append({"index": {"_id": doc_id, "status": 201}})
-        return {"errors": True, "items": items}
-
-
-def test_a_record_of_several_documents_counts_once_and_is_not_indexed_in_part() -> None:
-    # Given two records of passage documents, one of whose passages the index refuses
-    writer = BulkWriter(
-        OneItemFails("b#1"), "idx", max_bytes=1 << 20, max_retries=0, initial_backoff=0, max_backoff=0
-    )
-    a, b = RecordRef(0, 1, b"a"), RecordRef(10, 2, b"b")
-
-    # When both are written
-    writer.add_record([MappedDoc("a#0", {}), MappedDoc("a#1", {})], a)
-    writer.add_record([MappedDoc("b#0", {}), MappedDoc("b#1", {}), MappedDoc("b#2", {})], b)
-    failures = writer.close()
-
-    # Then one record is indexed and the other is one failure with the index's reason, never two or three
-    assert writer.indexed == 1
-    assert [(failure.ref.line, failure.reason) for failure in failures] == [
-        (2, "mapper_parsing_exception: bad")
-    ]
