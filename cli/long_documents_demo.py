@@ -12,8 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cli.local_search import local_query_embedder
+from cli.search import semantic_search
 from local.paths import REPO_ROOT
-from osbatch.chunking.mapping import nested_vector_fields
 from osbatch.config import PipelineConfig
 from osbatch.models import job_id_for
 
@@ -60,49 +60,24 @@ def passages_line(job: dict[str, Any]) -> str:
     return "passages: {} sent, {} embedded, {} dead-lettered".format(*counts)
 
 
-def nested_knn(client: Any, config: PipelineConfig, vector: list[float], k: int = 3) -> dict[str, Any]:
-    """Documents by their best passage: a nested k-NN query with the best passages as inner hits.
-
-    HOOK for the lead: `osbatch search` is learning nested indices (documents with inner hits) in the search
-    module; once merged, call its public search function here instead of building the query."""
-    (nested,) = nested_vector_fields(config.sink.mapping)
-    field = nested.field
-    query = {
-        "size": k,
-        "_source": ["title"],
-        "query": {
-            "nested": {
-                "path": field,
-                "score_mode": "max",
-                "query": {"knn": {f"{field}.{nested.vector}": {"vector": vector, "k": k * 5}}},
-                "inner_hits": {"size": 1, "_source": [f"{field}.text", f"{field}.start", f"{field}.end"]},
-            }
-        },
-    }
-    response: dict[str, Any] = client.search(index=config.sink.index, body=query)
-    return response
-
-
 def search_deep_passage(client: Any, config: PipelineConfig) -> bool:
-    """Ask a question answered deep in a document and print each hit's best passage; whether the right
+    """Ask a question answered deep in a document, through `osbatch search`'s own path (documents with their
+    best passages as inner hits: cli/search.py), and print each hit's best passage; whether the right
     document came first."""
     question = json.loads(QUESTIONS.read_text().splitlines()[QUESTION])
     embed = local_query_embedder(config)
     assert embed is not None, "the local runtime embeds queries for every backend"
     client.indices.refresh(index=config.sink.index)
-    response = nested_knn(client, config, embed(question["question"]))
+    hits = semantic_search(client, config, question["question"], k=3, query_vector=embed)
     print(f'\nlong documents, search by best passage: "{question["question"]}"')
-    hits = response["hits"]["hits"]
-    field = nested_vector_fields(config.sink.mapping)[0].field
     for rank, hit in enumerate(hits, start=1):
-        (inner,) = hit["inner_hits"][field]["hits"]["hits"]
-        passage = inner["_source"]
-        text = " ".join(passage["text"].split())
+        best = hit.passages[0]
+        text = " ".join(best.text.split())
         shown = text if len(text) <= SNIPPET_CHARS else text[: SNIPPET_CHARS - 1] + "…"
         print(
-            f"  {rank}. [{hit['_score']:.3f}] {hit['_source'].get('title', hit['_id'])}: best passage at "
-            f"characters {passage['start']}-{passage['end']}\n     {shown}"
+            f"  {rank}. [{hit.score:.3f}] {hit.title}: best passage at characters {best.start}-{best.end}\n"
+            f"     {shown}"
         )
-    found = bool(hits) and hits[0]["_id"] == question["document_id"]
+    found = bool(hits) and hits[0].doc_id == question["document_id"]
     print(f"  expected {question['document_id']}: {question['why']}")
     return found
