@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 SCANNERS := .venv-scanners
 SCANNERS_STAMP := $(SCANNERS)/.installed
 NODE_STAMP := node_modules/.installed
+# The report and dashboard pages are checked in headless Chromium (Debian's package); installed where apt can.
+CHROMIUM_STAMP := $(VENV)/.chromium
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
@@ -41,6 +43,15 @@ $(SCANNERS_STAMP): requirements/scanners.txt
 	$(SCANNERS)/bin/python -m pip install --quiet -r requirements/scanners.txt
 	$(SCANNERS)/bin/python -m pip check
 	touch $(SCANNERS_STAMP)
+
+# Best effort: without Chromium (no apt, not root) the page tests skip and say how to install it.
+$(CHROMIUM_STAMP): $(STAMP)
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || \
+		{ command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		  apt-get update -qq >/dev/null && \
+		  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; } || \
+		echo "note: headless Chromium could not be installed; the report and dashboard page tests will skip"
+	touch $(CHROMIUM_STAMP)
 
 $(NODE_STAMP): package.json package-lock.json
 	npm ci --silent --no-audit --no-fund
@@ -84,19 +95,19 @@ lint: $(STAMP)
 
 # The product's suites: unit (no network), infra (CDK), integration (on the local runtime; one already up,
 # the demo's say, is used as it is and left up). test-local: the local runtime's own tests (tests/local).
-test-unit: $(STAMP)
+test-unit: $(STAMP) $(CHROMIUM_STAMP)
 	$(VENV)/bin/pytest tests/unit -q
 
 test-infra: install
 	$(VENV)/bin/pytest tests/infra -q
 
-test-integration: install
+test-integration: install $(CHROMIUM_STAMP)
 	$(VENV)/bin/pytest tests/integration -q -m integration
 
 test-local: install
 	$(VENV)/bin/pytest tests/local -q
 
-test: install lint
+test: install lint $(CHROMIUM_STAMP)
 	$(VENV)/bin/pytest tests -q
 
 # Every bench in bench/ (bench/run.py), then a table of their verdicts; QUICK=1 for the few-minute version.
