@@ -106,6 +106,8 @@ class FaultProxy:
                 await up_writer.drain()
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            return  # the proxy is shutting down: end quietly, not as a cancelled task asyncio complains of
         finally:
             downstream.cancel()
             for side in (writer, up_writer):
