@@ -106,6 +106,8 @@ class FaultProxy:
                 await up_writer.drain()
         except (ConnectionError, OSError):
             pass
+        except asyncio.CancelledError:
+            return  # the proxy is shutting down: end quietly, not as a cancelled task asyncio complains of
         finally:
             downstream.cancel()
             for side in (writer, up_writer):
@@ -115,19 +117,18 @@ class FaultProxy:
     async def _pump_down(
         self, up_reader: asyncio.StreamReader, writer: asyncio.StreamWriter, fault: list[str | None]
     ) -> None:
-        passed = 0
         with suppress(ConnectionError, OSError):
             while data := await up_reader.read(READ_SIZE):
                 if fault[0] == "timeout":
                     continue  # the node answered; the client never hears it
-                if fault[0] == "slow" and passed == 0:
+                if fault[0] == "slow":
                     await asyncio.sleep(self.plan.slow_seconds)
+                    fault[0] = None  # one slow response; the connection carries the next fault armed
                 if fault[0] == "cut":
                     writer.write(data[: self.plan.cut_bytes])
                     await writer.drain()
                     _reset(writer)
                     return
-                passed += len(data)
                 writer.write(data)
                 await writer.drain()
 

@@ -62,7 +62,19 @@ class SandboxPools:
             if sum(p.busy for p in self._pools.values()) >= self.account_concurrency:
                 raise Throttled("ConcurrentInvocationLimitExceeded", spec.name)
             pool.busy += 1
-            return pool, (pool.idle.pop() if pool.idle else None)
+            return pool, self._live_idle(pool)
+
+    @staticmethod
+    def _live_idle(pool: FunctionPool) -> Sandbox | None:
+        """An idle sandbox whose process still runs. One that died while idle (killed from outside: the
+        reliability scenarios' SIGKILL) would take the invocation into a closed channel; Lambda never
+        hands an invocation to a dead environment, so it is dropped and the next one tried."""
+        while pool.idle:
+            sandbox = pool.idle.pop()
+            if sandbox.alive:
+                return sandbox
+            sandbox.kill()  # reaps the process and removes its /tmp; nothing here blocks
+        return None
 
     def _release(self, pool: FunctionPool, sandbox: Sandbox | None, healthy: bool) -> None:
         with self._lock:

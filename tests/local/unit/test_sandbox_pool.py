@@ -68,6 +68,32 @@ def test_a_changed_configuration_retires_the_old_sandboxes() -> None:
     assert old.retired and not new.retired
 
 
+class StandIn:
+    """A sandbox's pool-facing side: whether its process runs, and whether the pool killed it."""
+
+    def __init__(self, alive: bool) -> None:
+        self.alive, self.killed = alive, False
+
+    def kill(self) -> None:
+        self.killed = True
+
+
+def test_an_idle_sandbox_that_died_is_not_handed_an_invocation() -> None:
+    # Given a pool whose idle sandboxes are a live one and, tried first, one killed while idle
+    pools = SandboxPools("http://127.0.0.1:1")
+    pool, _ = pools._acquire(spec())
+    pools._release(pool, None, healthy=False)
+    live, dead = StandIn(alive=True), StandIn(alive=False)
+    pool.idle = [live, dead]  # type: ignore[list-item]
+
+    # When an invocation takes an idle sandbox
+    _, taken = pools._acquire(spec())
+
+    # Then it gets the live one, and the dead one is cleaned up, not kept
+    assert taken is live
+    assert dead.killed and pool.idle == []
+
+
 class Refused(Exception):
     pass
 
