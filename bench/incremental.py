@@ -183,9 +183,9 @@ def main() -> int:
     per_update = check_cost(client, config, second, update=True)
     per_inference = inference_cost(second)
     print(
-        f"  fingerprint check: {per_check * 1e6:.0f} us per record (_mget of 1,000 ids a request); with the "
-        f"partial update of each unchanged document (no-op where nothing changed): {per_update * 1e6:.0f} us; "
-        f"local MiniLM inference: {per_inference * 1e6:.0f} us per record"
+        f"  fingerprint check: {per_check * 1e6:.0f} us per record (_mget of 1,000 ids a request); with "
+        f"the partial update of each unchanged document (no-op where nothing changed): "
+        f"{per_update * 1e6:.0f} us; local MiniLM inference: {per_inference * 1e6:.0f} us per record"
     )
     share = inputs / full_inputs if full_inputs else float("inf")
     wall = wall_seconds(again) / wall_seconds(full)
