@@ -8,6 +8,7 @@ from typing import Any
 
 from osbatch.backends.query_vectors import ClientFactory, QueryEmbedder, backend_query_embedder
 from osbatch.config import Backend, PipelineConfig
+from osbatch.contracts import DOC_FIELDS
 from osbatch.search.ml import MlCommons
 from osbatch.search.provision import hybrid_pipeline_name
 from osbatch.search.queries import QUERY_TEXT_EXT, Mode, search_body, vector_field
@@ -116,7 +117,7 @@ def semantic_search(
 
 
 def hits_of(response: dict[str, Any], config: PipelineConfig) -> list[Hit]:
-    hidden = {vector_field(config)}
+    hidden = {vector_field(config), *DOC_FIELDS}  # osbatch's own bookkeeping (osbatch.incremental)
     hits = []
     for hit in response["hits"]["hits"]:
         source = dict(hit.get("_source", {}))

@@ -147,6 +147,7 @@ CONFIG_FIELD = "osbatch_config"  # the config's part of the fingerprint: `osbatc
 SOURCE_FIELD = "osbatch_source"
 JOB_FIELD = "osbatch_job"  # the job that last embedded it (an unchanged record's update leaves it)
 ID_FIELD = "osbatch_id"  # the document's id as a keyword with doc values: Prepare pages a source's ids by it
+DOC_FIELDS = (FINGERPRINT_FIELD, CONFIG_FIELD, SOURCE_FIELD, JOB_FIELD, ID_FIELD)  # search hides them
 # Under the record's bookkeeping key (record_paths.BOOKKEEPING_KEY): the fields above, which ingest copies
 # into the document, so the model's output carries them from Prepare to the index.
 DOC_FIELDS_KEY = "doc"

@@ -208,3 +208,14 @@ def test_a_failed_job_still_reports_the_stale_documents_prepare_found(job: JobTa
     # When it fails / Then they are reported as stale, not deleted
     _, report = fail_job(state, store=job_store(job, s3), backend=None, publish=lambda _: None)
     assert (report.stale, report.deleted) == (3, 0)
+
+
+def test_search_hits_leave_out_osbatchs_own_fields(config: PipelineConfig) -> None:
+    from cli.search import hits_of
+    from osbatch.contracts import DOC_FIELDS
+
+    # Given a hit whose document carries osbatch's bookkeeping beside a field of its own
+    source = {"chunk": "text", "tag": "v2", **dict.fromkeys(DOC_FIELDS, "x")}
+    (hit,) = hits_of({"hits": {"hits": [{"_id": "d1", "_score": 1.0, "_source": source}]}}, config)
+    # Then only the document's own fields are shown
+    assert hit.extra == {"tag": "v2"}
