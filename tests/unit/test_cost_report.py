@@ -210,9 +210,12 @@ def test_a_failed_job_still_reports_the_stale_documents_prepare_found(job: JobTa
     assert (report.stale, report.deleted) == (3, 0)
 
 
-def test_search_hits_leave_out_osbatchs_own_fields(config: PipelineConfig) -> None:
+def test_search_hits_leave_out_osbatchs_own_fields() -> None:
+    from cli.commands import _pipeline
     from cli.search import hits_of
     from osbatch.contracts import DOC_FIELDS
+
+    config = _pipeline(str(REPO / "pipelines" / "*.yaml"), "python-docs")
 
     # Given a hit whose document carries osbatch's bookkeeping beside a field of its own
     source = {"chunk": "text", "tag": "v2", **dict.fromkeys(DOC_FIELDS, "x")}
