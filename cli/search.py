@@ -8,6 +8,7 @@ from typing import Any
 
 from osbatch.backends.query_vectors import ClientFactory, QueryEmbedder, backend_query_embedder
 from osbatch.config import Backend, PipelineConfig
+from osbatch.contracts import DOC_FIELDS
 from osbatch.search.layout import (
     PARENT_ID,
     PASSAGE_END,
@@ -138,7 +139,8 @@ def semantic_search(
 
 def hits_of(response: dict[str, Any], config: PipelineConfig) -> list[Hit]:
     layout = search_layout(config)
-    hidden = {layout.vector_field, layout.nested_path}
+    # the vectors, and osbatch's own bookkeeping (osbatch.incremental)
+    hidden = {layout.vector_field, layout.nested_path, *DOC_FIELDS}
     hits = []
     for hit in response["hits"]["hits"]:
         source = dict(hit.get("_source", {}))

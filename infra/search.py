@@ -40,16 +40,15 @@ LOAD_SETTINGS = (
     ("es:ESHttpPost", "/_refresh"),
 )
 # Incremental re-embedding (lambdas/osbatch/incremental): Prepare puts osbatch's fields into the mapping,
-# reads fingerprints back with _mget and updates unchanged documents with _bulk; Finalize counts (_count)
-# or deletes (_delete_by_query) the documents of a source's earlier version, after a _refresh.
+# reads fingerprints back with _mget, updates unchanged documents with _bulk and pages a source's ids
+# (_search); Finalize deletes a source's earlier version's leftovers (_delete_by_query, source.sync mirror).
 INCREMENTAL = (
     ("es:ESHttpPut", "/_mapping"),
     ("es:ESHttpGet", "/_mget"),
     ("es:ESHttpPost", "/_mget"),
     ("es:ESHttpPost", "/_bulk"),
-    ("es:ESHttpGet", "/_count"),
-    ("es:ESHttpPost", "/_count"),
-    ("es:ESHttpPost", "/_refresh"),
+    ("es:ESHttpGet", "/_search"),
+    ("es:ESHttpPost", "/_search"),
     ("es:ESHttpPost", "/_delete_by_query"),
 )
 DOMAIN_NAME_MAX = 28

@@ -45,7 +45,8 @@ ML_PROVISION_ROLE, ML_SUBMIT_ROLE, ML_POLL_ROLE = (
 )
 # Security-plugin actions, the counterparts of the IAM paths infra/search.py grants.
 # Prepare's incremental re-embedding (lambdas/osbatch/incremental) too: put osbatch's fields in the mapping,
-# _mget fingerprints (and its shard-level action), update unchanged documents through _bulk. A role of its
+# _mget fingerprints (and its shard-level action), update unchanged documents through _bulk, page the ids
+# of a source's documents (search). A role of its
 # own would not fit the mapping function's environment (ENVIRONMENT_LIMIT) with the test stack's indices.
 INDEX_ACTIONS = [
     "indices:admin/create",
@@ -55,6 +56,7 @@ INDEX_ACTIONS = [
     "indices:data/read/mget*",
     "indices:data/write/bulk*",
     "indices:data/write/update",
+    "indices:data/read/search*",
 ]
 BULK_ACTIONS = [
     "indices:data/write/bulk*",

@@ -94,6 +94,14 @@ def remote_job_name(job_id: str, index: int) -> str:
     return name
 
 
+def job_stale_ids_key(job_id: str) -> str:
+    """The ids an earlier version of the job's source object wrote that the new version lacks, one JSON
+    string a line (osbatch.incremental.sync), which a `source.sync: mirror` Finalize deletes. Under the input
+    prefix, whose grants Prepare (write) and Finalize (read) already hold, and outside every remote job's
+    folder (job_group), so no backend reads it as model input."""
+    return f"{job_input_prefix(job_id)}stale-ids.jsonl"
+
+
 def report_key(job_id: str) -> str:
     return f"{REPORTS_PREFIX}{job_id}.json"
 
@@ -137,7 +145,9 @@ def dead_letter_key(job_id: str, folder: str, part: int, segment: int = 0) -> st
 FINGERPRINT_FIELD = "osbatch_fingerprint"
 CONFIG_FIELD = "osbatch_config"  # the config's part of the fingerprint: `osbatch plan --index` counts others
 SOURCE_FIELD = "osbatch_source"
-JOB_FIELD = "osbatch_job"
+JOB_FIELD = "osbatch_job"  # the job that last embedded it (an unchanged record's update leaves it)
+ID_FIELD = "osbatch_id"  # the document's id as a keyword with doc values: Prepare pages a source's ids by it
+DOC_FIELDS = (FINGERPRINT_FIELD, CONFIG_FIELD, SOURCE_FIELD, JOB_FIELD, ID_FIELD)  # search hides them
 # Under the record's bookkeeping key (record_paths.BOOKKEEPING_KEY): the fields above, which ingest copies
 # into the document, so the model's output carries them from Prepare to the index.
 DOC_FIELDS_KEY = "doc"

@@ -282,8 +282,8 @@ def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_regio
     # Then creating and checking an index is granted on exactly each pipeline's index, in its region
     # (and, for incremental re-embedding, putting osbatch's fields in its mapping, reading fingerprints with
     # _mget and updating unchanged documents with _bulk; _count, _refresh and _delete_by_query for Finalize)
-    incremental_gets = ("/_mget", "/_count")
-    incremental_posts = ("/_mget", "/_bulk", "/_count", "/_refresh", "/_delete_by_query")
+    incremental_gets = ("/_mget", "/_search")
+    incremental_posts = ("/_mget", "/_bulk", "/_search", "/_delete_by_query")
     assert sorted(resources_for(main, "prepare", "es:ESHttpPut")) == paths("", "/_mapping")
     assert sorted(resources_for(main, "prepare", "es:ESHttpHead")) == paths("")
     assert sorted(resources_for(main, "prepare", "es:ESHttpGet")) == paths("/_mapping", *incremental_gets)
@@ -296,7 +296,9 @@ def test_index_checkers_reach_only_their_pipelines_indices_in_each_domains_regio
     )
     for name in ("plan-ingest", "fail-job"):
         assert sorted(resources_for(main, name, "es:ESHttpPost")) == paths("/_count", "/_refresh"), name
-    assert sorted(resources_for(main, "finalize", "es:ESHttpPost")) == paths(*incremental_posts)
+    assert sorted(resources_for(main, "finalize", "es:ESHttpPost")) == paths(
+        "/_count", "/_refresh", *incremental_posts
+    )
 
 
 def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized) -> None:
@@ -310,7 +312,7 @@ def test_ingest_chunk_may_only_bulk_into_the_pipelines_indices(main: Synthesized
 
 
 PIPELINE_PATHS = (
-    r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh|/_mget|/_delete_by_query)?"
+    r"(/(python-docs|docs)(/_mapping|/_bulk|/_settings|/_count|/_refresh|/_mget|/_search|/_delete_by_query)?"
     r"|/_search/pipeline/[a-z0-9-]+)$"
 )
 # The ML Commons calls, each by its own path: an id wildcard stands for one generated id, never for a call.

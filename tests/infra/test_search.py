@@ -143,13 +143,12 @@ def test_created_domain_policy_mirrors_the_functions_index_grants(created: Synth
     }
     incremental = {  # osbatch/incremental: prepare's fingerprint check, finalize's source sync
         "es:ESHttpPut": ["/python-docs/_mapping"],
-        "es:ESHttpGet": ["/python-docs/_count", "/python-docs/_mget"],
+        "es:ESHttpGet": ["/python-docs/_mget", "/python-docs/_search"],
         "es:ESHttpPost": [
             "/python-docs/_bulk",
-            "/python-docs/_count",
             "/python-docs/_delete_by_query",
             "/python-docs/_mget",
-            "/python-docs/_refresh",
+            "/python-docs/_search",
         ],
     }
 

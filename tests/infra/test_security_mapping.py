@@ -217,6 +217,7 @@ def test_the_mapping_gives_each_function_its_opensearch_role(secured: Synthesize
                     "indices:data/read/mget*",
                     "indices:data/write/bulk*",
                     "indices:data/write/update",
+                    "indices:data/read/search*",
                 ],
             }
         ],

@@ -62,7 +62,8 @@ def test_a_re_upload_with_one_percent_edited_embeds_only_what_changed_and_mirror
     # Given the demo sample uploaded and indexed
     name = f"sample-{time.time_ns()}.jsonl"
     records, bad = sample_records("v1")
-    first = wait_for_end(jobs, upload(stack, config, name, body(records, bad)))
+    first_id = upload(stack, config, name, body(records, bad))
+    first = wait_for_end(jobs, first_id)
     assert (first["state"], first["indexed"]) == ("COMPLETED", len(records))
     set_faults()  # the model input log starts empty
     # When 1% of its records are edited, 5 added, 4 removed, every tag changed, and it is uploaded again
@@ -95,7 +96,8 @@ def test_a_re_upload_with_one_percent_edited_embeds_only_what_changed_and_mirror
     client.indices.refresh(index=config.sink.index)
     assert client.count(index=config.sink.index)["count"] == len(second) + len(added)
     kept = client.get(index=config.sink.index, id=second[1]["_id"])["_source"]
-    assert kept["tag"] == "v2" and kept[JOB_FIELD] == job_id and len(kept["chunk_embedding"]) == 384
+    # (the job that embedded it stays the first: the second only updated its other fields)
+    assert kept["tag"] == "v2" and kept[JOB_FIELD] == first_id and len(kept["chunk_embedding"]) == 384
     assert not any(client.exists(index=config.sink.index, id=doc_id) for doc_id in removed)
     # And the report sets the plan's estimate beside the actuals
     assert stored["estimate"]["sent_to_model"] == len(expected)

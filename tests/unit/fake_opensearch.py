@@ -107,18 +107,33 @@ class FakeClient:
             del self.cluster.docs[doc_id]
         return {"deleted": len(matching)}
 
+    def search(self, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Ids only (`_source: false`), sorted by the one field of `sort`, paged by `search_after`."""
+        assert body.get("_source") is False
+        ((field, _order),) = body["sort"][0].items()
+        found = sorted(
+            ((self.cluster.docs[doc_id].get(field), doc_id) for doc_id in self._matching(body)),
+            key=lambda pair: pair[0],
+        )
+        if "search_after" in body:
+            found = [pair for pair in found if pair[0] > body["search_after"][0]]
+        page = found[: body["size"]]
+        return {"hits": {"hits": [{"_id": doc_id, "sort": [value]} for value, doc_id in page]}}
+
     def _matching(self, body: dict[str, Any]) -> list[str]:
         query = body["query"]["bool"]
 
-        def holds(doc: dict[str, Any], term: dict[str, Any]) -> bool:
+        def holds(doc_id: str, doc: dict[str, Any], term: dict[str, Any]) -> bool:
+            if "ids" in term:
+                return doc_id in term["ids"]["values"]
             ((name, value),) = term["term"].items()
             return doc.get(name) == value
 
         return [
             doc_id
             for doc_id, doc in self.cluster.docs.items()
-            if all(holds(doc, term) for term in query.get("filter", []))
-            and not any(holds(doc, term) for term in query.get("must_not", []))
+            if all(holds(doc_id, doc, term) for term in query.get("filter", []))
+            and not any(holds(doc_id, doc, term) for term in query.get("must_not", []))
         ]
 
 

@@ -182,9 +182,9 @@ def openai_files(tmp_path: Path, order: list[int]) -> list[Path]:
     return paths
 
 
-def stamped(config: Any, text: str, *, job_id: str, source: str) -> dict[str, str]:
+def stamped(config: Any, text: str, *, job_id: str, source: str, doc_id: str | None = None) -> dict[str, str]:
     """The document fields Prepare stamps on a record it sends to the model (osbatch.incremental)."""
-    from osbatch.contracts import CONFIG_FIELD, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+    from osbatch.contracts import CONFIG_FIELD, FINGERPRINT_FIELD, ID_FIELD, JOB_FIELD, SOURCE_FIELD
     from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
 
     config_print = config_fingerprint(config)
@@ -194,6 +194,7 @@ def stamped(config: Any, text: str, *, job_id: str, source: str) -> dict[str, st
         CONFIG_FIELD: config_print,
         SOURCE_FIELD: source,
         JOB_FIELD: job_id,
+        **({ID_FIELD: doc_id} if doc_id is not None else {}),
     }
 
 

@@ -199,3 +199,26 @@ def test_a_demo_run_over_an_index_it_already_filled_still_adds_up(capsys: pytest
         "UNCHANGED" in out
         and "indexed + unchanged = records_in - dead_lettered: 0 + 2640 = 2645 - 5 holds" in out
     )
+
+
+def test_a_failed_job_still_reports_the_stale_documents_prepare_found(job: JobTable, s3: Any) -> None:
+    # Given a job whose Prepare found 3 documents of the source's earlier version gone from this one
+    state = with_unchanged(JobStateName.FAILED, planned=False)
+    state.prepared.incremental = {"stale": 3}  # type: ignore[union-attr]
+    # When it fails / Then they are reported as stale, not deleted
+    _, report = fail_job(state, store=job_store(job, s3), backend=None, publish=lambda _: None)
+    assert (report.stale, report.deleted) == (3, 0)
+
+
+def test_search_hits_leave_out_osbatchs_own_fields() -> None:
+    from cli.commands import _pipeline
+    from cli.search import hits_of
+    from osbatch.contracts import DOC_FIELDS
+
+    config = _pipeline(str(REPO / "pipelines" / "*.yaml"), "python-docs")
+
+    # Given a hit whose document carries osbatch's bookkeeping beside a field of its own
+    source = {"chunk": "text", "tag": "v2", **dict.fromkeys(DOC_FIELDS, "x")}
+    (hit,) = hits_of({"hits": {"hits": [{"_id": "d1", "_score": 1.0, "_source": source}]}}, config)
+    # Then only the document's own fields are shown
+    assert hit.extra == {"tag": "v2"}

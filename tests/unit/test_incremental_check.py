@@ -10,11 +10,11 @@ import pytest
 from opensearchpy.exceptions import TransportError
 
 from osbatch.config import PipelineConfig, parse_pipeline
-from osbatch.contracts import FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+from osbatch.contracts import FINGERPRINT_FIELD, ID_FIELD, JOB_FIELD, SOURCE_FIELD, job_stale_ids_key
 from osbatch.dal import JobTable
 from osbatch.incremental.check import MGET_BATCH
 from osbatch.incremental.fingerprint import config_fingerprint
-from osbatch.incremental.sync import sync_source
+from osbatch.incremental.sync import PAGE, read_stale, settle, stale_ids, write_stale
 from tests.unit.fake_opensearch import FakeClient
 from tests.unit.helpers import chunking_pipeline_dict, pipeline_dict, run_prepare, stamped
 
@@ -34,7 +34,7 @@ def indexed_before(
         client.cluster.docs[record["_id"]] = {
             "chunk": record["text"],
             "chunk_embedding": [0.1, 0.2, 0.3],
-            **stamped(config, record["text"], job_id=job_id, source=URI),
+            **stamped(config, record["text"], job_id=job_id, source=URI, doc_id=record["_id"]),
         }
     return client
 
@@ -73,7 +73,7 @@ def test_only_changed_and_new_records_reach_the_model(
     kept = client.cluster.docs["d3"]
     assert kept["chunk_embedding"] == [0.1, 0.2, 0.3]
     assert kept[FINGERPRINT_FIELD] == stamped(config, "text 3", job_id="x", source=URI)[FINGERPRINT_FIELD]
-    assert kept[JOB_FIELD] == "msmarco-1" and kept[SOURCE_FIELD] == URI
+    assert kept[JOB_FIELD] == "msmarco-0" and kept[SOURCE_FIELD] == URI  # the job that embedded it
     # And the fingerprints were read in bulk, a batch of ids a request
     assert [len(ids) for ids in client.mgets] == [101]
     assert not dead.items
@@ -190,30 +190,65 @@ def test_incremental_off_checks_nothing(s3: Any, jobs: JobTable) -> None:
     assert state.prepared.incremental["why_off"] == "source.incremental is false in the pipeline's config"
 
 
+def test_records_gone_from_the_new_version_are_found_by_prepare(
+    config: PipelineConfig, s3: Any, jobs: JobTable
+) -> None:
+    # Given 6 records indexed from this upload, and one from another file
+    before = [{"_id": f"d{n}", "text": f"t{n}"} for n in range(6)]
+    client = indexed_before(config, before)
+    client.cluster.docs["other"] = {SOURCE_FIELD: "s3://osb-in/input/msmarco/b.jsonl", ID_FIELD: "other"}
+    # When the upload comes again without d1 and d4
+    state, _ = run_prepare(config, s3, jobs, upload([before[n] for n in (0, 2, 3, 5)]), cluster=client)
+    # Then Prepare counts the two as stale and keeps their ids for Finalize, and nothing else
+    assert state.prepared.incremental["stale"] == 2
+    assert sorted(read_stale(s3, "osb-out", job_stale_ids_key("msmarco-1"))) == ["d1", "d4"]
+
+
 @pytest.mark.parametrize(
     ("mirror", "completed", "left", "stale", "deleted"),
     [(False, True, 3, 1, 0), (True, True, 2, 0, 1), (True, False, 3, 1, 0)],
 )
 def test_documents_gone_from_the_new_version_are_counted_or_mirrored(
-    config: PipelineConfig, mirror: bool, completed: bool, left: int, stale: int, deleted: int
+    s3: Any, mirror: bool, completed: bool, left: int, stale: int, deleted: int
 ) -> None:
-    # Given the index after a re-upload: two documents this job wrote, one only the earlier version had,
-    # and one from another file
+    # Given the index after a re-upload: two documents of the new version, one only the earlier version had
+    # (so Prepare found it stale), and one from another file
     client = FakeClient()
-    client.cluster.docs.update(
-        {
-            "a": {SOURCE_FIELD: URI, JOB_FIELD: "msmarco-1"},
-            "b": {SOURCE_FIELD: URI, JOB_FIELD: "msmarco-1"},
-            "gone": {SOURCE_FIELD: URI, JOB_FIELD: "msmarco-0"},
-        }
+    for doc_id in ("a", "b", "gone"):
+        client.cluster.docs[doc_id] = {SOURCE_FIELD: URI, ID_FIELD: doc_id}
+    client.cluster.docs["other"] = {SOURCE_FIELD: "s3://osb-in/input/msmarco/b.jsonl", ID_FIELD: "other"}
+    found = write_stale(
+        client,
+        "msmarco",
+        source_uri=URI,
+        current={"a", "b"}.__contains__,
+        s3=s3,
+        bucket="osb-out",
+        key="stale",
     )
-    client.cluster.docs["other"] = {SOURCE_FIELD: "s3://osb-in/input/msmarco/b.jsonl", JOB_FIELD: "msmarco-0"}
     # When the job ends
-    result = sync_source(
-        client, "msmarco", source_uri=URI, job_id="msmarco-1", mirror=mirror, completed=completed
+    result = settle(
+        client,
+        "msmarco",
+        source_uri=URI,
+        stale=found,
+        ids=lambda: read_stale(s3, "osb-out", "stale"),
+        mirror=mirror,
+        completed=completed,
     )
     # Then mirror deletes the earlier version's leftover once the job completed; otherwise it is counted
+    assert found == 1
     assert (result.stale, result.deleted) == (stale, deleted)
     assert len([doc for doc in client.cluster.docs if doc != "other"]) == left
     assert "other" in client.cluster.docs
     assert (result.note is not None) == (mirror and not completed)
+
+
+def test_stale_ids_are_paged(s3: Any) -> None:
+    # Given more documents of one source than a search page holds, every other one gone from the new version
+    client = FakeClient()
+    for number in range(PAGE + 10):
+        client.cluster.docs[f"d{number:06d}"] = {SOURCE_FIELD: URI, ID_FIELD: f"d{number:06d}"}
+    # When Prepare looks for the stale ones / Then it finds every one, across the pages
+    gone = list(stale_ids(client, "msmarco", source_uri=URI, current=lambda doc_id: int(doc_id[1:]) % 2 == 0))
+    assert len(gone) == (PAGE + 10) // 2

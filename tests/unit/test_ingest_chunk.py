@@ -425,3 +425,22 @@ def test_checkpoints_never_stop_the_requests_after_them(s3: Any) -> None:
     # And every record is indexed, with exact counts
     assert result == ChunkResult(chunk=0, lines=120, indexed=120, dead_lettered=0)
     assert sorted(cluster.docs, key=int) == [str(n) for n in range(120)]
+
+
+def test_the_fields_prepare_stamped_reach_the_document(s3: Any, config: PipelineConfig) -> None:
+    # Given a model output line whose bookkeeping carries the fingerprint and origin Prepare stamped
+    fields = {"osbatch_fingerprint": "f" * 32, "osbatch_source": "s3://in/a.jsonl", "osbatch_id": "1"}
+    line = {
+        "_id": "1",
+        "text": "t",
+        "SageMakerOutput": [0.1, 0.2, 0.3],
+        "_osbatch": {"line": 1, "doc": fields},
+    }
+    data = json.dumps(line).encode() + b"\n"
+    s3.put_object(Bucket=OUT, Key=KEY, Body=data)
+    cluster = KnnCluster()
+    # When it is ingested
+    result, _ = run(s3, config, cluster, 0, len(data))
+    # Then the document holds them beside its mapped fields, and no other bookkeeping
+    assert result.indexed == 1
+    assert cluster.docs["1"] == {"chunk": "t", "chunk_embedding": [0.1, 0.2, 0.3], **fields}

@@ -70,16 +70,16 @@ def test_bad_lines_are_dead_lettered_with_their_reason(
     # And the model input keeps each record with its source line number and the fields ingest stamps
     uri = "s3://osb-in/input/msmarco/a.jsonl"
 
-    def doc(text: str) -> dict[str, str]:
-        return stamped(config, text, job_id="msmarco-1", source=uri)
+    def doc(text: str, doc_id: str) -> dict[str, str]:
+        return stamped(config, text, job_id="msmarco-1", source=uri, doc_id=doc_id)
 
     assert read_parts(s3) == [
         [
-            {"_id": "1", "text": "good one", "_osbatch": {"line": 1, "doc": doc("good one")}},
+            {"_id": "1", "text": "good one", "_osbatch": {"line": 1, "doc": doc("good one", "1")}},
             {
                 "_id": 7,
                 "text": "numeric ids are fine",
-                "_osbatch": {"line": 9, "doc": doc("numeric ids are fine")},
+                "_osbatch": {"line": 9, "doc": doc("numeric ids are fine", "7")},
             },
         ]
     ]
@@ -198,7 +198,10 @@ def test_a_joining_backend_gets_source_records_cut_like_its_input(s3: Any, jobs:
             {
                 "_id": f"d{n - 1}",
                 "text": f"t{n - 1}",
-                "_osbatch": {"line": n, "doc": stamped(config, f"t{n - 1}", job_id="msmarco-1", source=uri)},
+                "_osbatch": {
+                    "line": n,
+                    "doc": stamped(config, f"t{n - 1}", job_id="msmarco-1", source=uri, doc_id=f"d{n - 1}"),
+                },
             }
             for n in numbers
         ]

@@ -27,3 +27,13 @@ def test_ids_that_differ_only_slightly_are_different() -> None:
 def test_slots_must_be_a_power_of_two() -> None:
     with pytest.raises(ValueError, match="power of two"):
         SeenIds(slots=12)
+
+
+def test_membership_answers_for_added_ids_only() -> None:
+    # Given ids added past a table growth
+    seen = SeenIds(slots=4)
+    for number in range(100):
+        seen.add(f"id-{number}")
+    # Then each added id is in it, and others are not
+    assert all(f"id-{number}" in seen for number in range(100))
+    assert not any(f"other-{number}" in seen for number in range(100))

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
+from osbatch.contracts import job_stale_ids_key
 from osbatch.handlers.observability import MetricUnit, logger, metrics
 from osbatch.handlers.step import job_step
 from osbatch.handlers.wiring import Runtime
-from osbatch.incremental.sync import SyncResult, sync_source
+from osbatch.incremental.sync import SyncResult, read_stale, settle
 from osbatch.models import JobState
 from osbatch.search.bulk_load import IndexLoad
 from osbatch.steps.finalize import finalize_job
@@ -18,12 +19,16 @@ def finalize(state: JobState, env: Runtime) -> JobState:
     config = env.pipeline(state.pipeline)
     opensearch, source = env.opensearch(config), config.source
 
+    store = env.store
+
     def sync(completed: bool) -> SyncResult:
-        return sync_source(
+        stale = int(state.prepared.incremental.get("stale", 0)) if state.prepared else 0
+        return settle(
             opensearch,
             config.sink.index,
             source_uri=state.source.uri,
-            job_id=state.job_id,
+            stale=stale,
+            ids=lambda: read_stale(store.s3, store.output_bucket, job_stale_ids_key(state.job_id)),
             mirror=source.sync == "mirror",
             completed=completed,
         )

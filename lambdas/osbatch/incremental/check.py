@@ -8,7 +8,8 @@ https://docs.opensearch.org/latest/api-reference/document-apis/multi-get/), only
 something else (no fingerprint), is embedded again, and the report says how many had no fingerprint.
 
 An unchanged record is written at once as a partial `update` (no vector: the document keeps its own) of the
-fields field_map takes from the record rather than from the model output, plus the job that wrote it. A
+fields field_map takes from the record rather than from the model output, and its source object; where
+none of them changed, OpenSearch makes it a no-op rather than re-indexing the document. A
 changed or new record goes on to the model with its fingerprint in its bookkeeping, which ingest copies into
 the document (ingest/chunk.py). A failed check (the cluster refusing the `_mget`) sends its records to the
 model: it costs inference, never a record.
@@ -27,7 +28,14 @@ from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
 from osbatch.config import PipelineConfig
-from osbatch.contracts import CONFIG_FIELD, DOC_FIELDS_KEY, FINGERPRINT_FIELD, JOB_FIELD, SOURCE_FIELD
+from osbatch.contracts import (
+    CONFIG_FIELD,
+    DOC_FIELDS_KEY,
+    FINGERPRINT_FIELD,
+    ID_FIELD,
+    JOB_FIELD,
+    SOURCE_FIELD,
+)
 from osbatch.field_map import FieldMapper, MappingError, strip_source_prefix
 from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
 from osbatch.ingest.bulk import BulkWriter
@@ -46,6 +54,7 @@ DOC_FIELDS_MAPPING = {
         CONFIG_FIELD: {"type": "keyword"},
         SOURCE_FIELD: {"type": "keyword"},
         JOB_FIELD: {"type": "keyword"},
+        ID_FIELD: {"type": "keyword"},
     }
 }
 
@@ -67,6 +76,7 @@ class IncrementalCounts:
     inputs_saved: int = 0
     tokens_saved: int = 0  # estimated (EstimatedTokens: UTF-8 bytes / 4)
     lookups: int = 0  # _mget requests
+    stale: int = 0  # documents an earlier version of the source object wrote that this one lacks (sync.py)
     reasons: list[str] = field(default_factory=list)
 
     def as_report(self) -> dict[str, Any]:
@@ -82,6 +92,7 @@ class IncrementalCounts:
             "tokens_saved": self.tokens_saved,
             "tokens_saved_counted_by": EstimatedTokens.how,
             "lookups": self.lookups,
+            "stale": self.stale,
             "notes": self.reasons,
         }
 
@@ -143,12 +154,13 @@ class FingerprintCheck:
         self.counts = IncrementalCounts()
         client.indices.put_mapping(index=self._index, body=DOC_FIELDS_MAPPING)
 
-    def fields(self, fingerprint: str) -> dict[str, str]:
+    def fields(self, fingerprint: str, doc_id: str) -> dict[str, str]:
         return {
             FINGERPRINT_FIELD: fingerprint,
             CONFIG_FIELD: self._print,
             SOURCE_FIELD: self._source_uri,
             JOB_FIELD: self._job_id,
+            ID_FIELD: doc_id,
         }
 
     def offer(self, doc_id: str, record: dict[str, Any], line: int, text: str) -> None:
@@ -191,7 +203,7 @@ class FingerprintCheck:
             if stored is not None and stored.get(doc_id) == fingerprint:
                 self._keep(doc_id, record, line, text)
             else:
-                self._send(record, line, text, self.fields(fingerprint))
+                self._send(record, line, text, self.fields(fingerprint, doc_id))
 
     def _stored(self, ids: list[str]) -> dict[str, str | None] | None:
         """id -> its document's fingerprint (None: found without one), for the ids found; None if the
@@ -222,7 +234,10 @@ class FingerprintCheck:
             self._dead_letter(line, record, str(error))
             self.counts.update_failed += 1
             return
-        body.update({SOURCE_FIELD: self._source_uri, JOB_FIELD: self._job_id})
+        # Only what the record itself gives, and its source: a document whose fields did not change either is
+        # then a no-op for OpenSearch (the update API's detect_noop, on by default), not a re-index of its
+        # vectors. Its JOB_FIELD stays the job that embedded it.
+        body[SOURCE_FIELD] = self._source_uri
         self.counts.unchanged += 1
         self.counts.inputs_saved += self._inputs(text)
         self.counts.tokens_saved += self._tokens.count(text)

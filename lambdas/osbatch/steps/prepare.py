@@ -14,9 +14,16 @@ import json
 from typing import Any, Protocol
 
 from osbatch.backends.base import InputLimits
-from osbatch.contracts import job_group, job_input_prefix, job_parts_key, job_source_prefix
+from osbatch.contracts import (
+    job_group,
+    job_input_prefix,
+    job_parts_key,
+    job_source_prefix,
+    job_stale_ids_key,
+)
 from osbatch.dal import JobStore
 from osbatch.incremental.check import counts_when_off, fingerprint_check, stamp
+from osbatch.incremental.sync import write_stale
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import object_lines
 from osbatch.ingest.records import RecordError, original, parse_record, require_id, require_text
@@ -117,6 +124,16 @@ def prepare_job(
         else:
             check.offer(doc_id, record, number, text)
     incremental = check.close() if check is not None else counts_when_off(config)
+    if check is not None:  # the earlier version's documents this one lacks (osbatch.incremental.sync)
+        incremental.stale = write_stale(
+            opensearch,
+            config.sink.index,
+            source_uri=state.source.uri,
+            current=seen.__contains__,
+            s3=s3,
+            bucket=output_bucket,
+            key=job_stale_ids_key(state.job_id),
+        )
     parts.close()
     write_parts_list(s3, output_bucket, job_parts_key(state.job_id), parts.parts_list())
     dead_lettered = dead_letters.close()

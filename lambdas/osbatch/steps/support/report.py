@@ -70,6 +70,8 @@ def build_report(
         duplicate_ids=prepared.duplicate_ids if prepared else 0,
         unchanged=prepared.unchanged if prepared else 0,
         incremental=prepared.incremental if prepared else {},
+        # Prepare's count; Finalize's source sync replaces it (deleted with mirror), FailJob keeps it.
+        stale=int(prepared.incremental.get("stale", 0)) if prepared else 0,
         estimate=prepared.estimate if prepared else {},
         chunks_planned=state.plan.chunks if state.plan else 0,
         chunks_reported=len(tally.reported),

@@ -28,9 +28,19 @@ class SeenIds:
     def __len__(self) -> int:
         return self._size
 
+    def __contains__(self, doc_id: str) -> bool:
+        """Whether doc_id was added (a collision says yes for an id never added: the probability above)."""
+        entry, table, mask = _entry(doc_id), self._table, self._mask
+        slot = (entry >> 1) & mask
+        while table[slot] != EMPTY:
+            if table[slot] == entry:
+                return True
+            slot = (slot + 1) & mask
+        return False
+
     def add(self, doc_id: str) -> bool:
         """Record doc_id; False if it was seen before."""
-        entry = int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little") | 1
+        entry = _entry(doc_id)
         if not self._insert(entry):
             return False
         self._size += 1
@@ -57,3 +67,7 @@ class SeenIds:
         for entry in old:
             if entry != EMPTY:
                 self._insert(entry)
+
+
+def _entry(doc_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(doc_id.encode(), digest_size=8).digest(), "little") | 1
