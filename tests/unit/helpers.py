@@ -235,9 +235,11 @@ def run_prepare(
     if limits:
         backend.limits = limits
     dead = ListDeadLetters()
+    from osbatch.handlers.wiring import chunker_for  # a chunking pipeline's Chunker, as the handler builds it
+
     result = prepare_job(
         state,
-        pipeline=DeployedPipeline(config, backend, cluster or FakeClient()),
+        pipeline=DeployedPipeline(config, backend, cluster or FakeClient(), chunker_for(config)),
         store=job_store(jobs, s3),
         dead_letters=dead,
     )

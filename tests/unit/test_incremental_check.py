@@ -16,7 +16,7 @@ from osbatch.incremental.check import MGET_BATCH
 from osbatch.incremental.fingerprint import config_fingerprint
 from osbatch.incremental.sync import PAGE, read_stale, settle, stale_ids, write_stale
 from tests.unit.fake_opensearch import FakeClient
-from tests.unit.helpers import chunking_pipeline_dict, pipeline_dict, run_prepare, stamped
+from tests.unit.helpers import NESTED_MAPPING, chunking_pipeline_dict, pipeline_dict, run_prepare, stamped
 
 URI = "s3://osb-in/input/msmarco/a.jsonl"
 
@@ -252,3 +252,37 @@ def test_stale_ids_are_paged(s3: Any) -> None:
     # When Prepare looks for the stale ones / Then it finds every one, across the pages
     gone = list(stale_ids(client, "msmarco", source_uri=URI, current=lambda doc_id: int(doc_id[1:]) % 2 == 0))
     assert len(gone) == (PAGE + 10) // 2
+
+
+def test_a_chunked_record_unchanged_sends_none_of_its_passages(s3: Any, jobs: JobTable) -> None:
+    # Given a chunking pipeline whose two long records an earlier job embedded as passages
+    config = parse_pipeline(
+        chunking_pipeline_dict(
+            {
+                "algorithms": [{"fixed_token_length": {"token_limit": 16, "overlap_rate": 0}}],
+                "tokenizer": "utf8-bytes",
+            },
+            sink={**pipeline_dict()["sink"], "mapping": NESTED_MAPPING, "field_map": {"_id": "$._id"}},
+        )
+    )
+    long_text = " ".join(f"word{n}" for n in range(60))
+    records = [{"_id": "a", "text": long_text}, {"_id": "b", "text": long_text + " more"}]
+    client = indexed_before(config, records)
+    # When the upload comes again with b's text edited
+    after = [records[0], {"_id": "b", "text": long_text + " edited"}]
+    state, dead = run_prepare(config, s3, jobs, upload(after), cluster=client)
+    # Then only b's passages reach the model, and a's passages are counted as model inputs saved
+    assert {line["_osbatch"]["line"] for line in sent_lines(s3)} == {2}
+    passages_of_a = state.prepared.incremental["inputs_saved"]
+    assert passages_of_a > 1 and state.prepared.passages == len(sent_lines(s3))
+    assert (state.prepared.valid, state.prepared.unchanged) == (1, 1)
+    assert not dead.items
+
+
+def sent_lines(s3: Any) -> list[dict[str, Any]]:
+    listing = s3.list_objects_v2(Bucket="osb-out", Prefix="jobs/msmarco-1/input/").get("Contents", [])
+    return [
+        json.loads(line)
+        for item in sorted(listing, key=lambda item: item["Key"])
+        for line in s3.get_object(Bucket="osb-out", Key=item["Key"])["Body"].read().splitlines()
+    ]

@@ -254,8 +254,10 @@ def fingerprint_check(
     source_uri: str,
     send: Send,
     dead_letter: DeadLetter,
+    inputs: Callable[[str], int] = lambda _text: 1,
 ) -> FingerprintCheck | None:
-    """Prepare's check for this pipeline; None where incremental re-embedding is off (source.incremental)."""
+    """Prepare's check for this pipeline; None where incremental re-embedding is off (source.incremental).
+    inputs: how many model inputs a record's text makes (its passages, where the pipeline chunks)."""
     if not config.source.incremental:
         return None
     return FingerprintCheck(
@@ -266,6 +268,7 @@ def fingerprint_check(
         source_uri=source_uri,
         send=send,
         dead_letter=dead_letter,
+        inputs=inputs,
     )
 
 

@@ -102,6 +102,7 @@ def prepare_job(
         source_uri=state.source.uri,
         send=send,
         dead_letter=unchanged_failed,
+        inputs=chunked.inputs if chunked else lambda _text: 1,
     )
 
     lines = object_lines(s3, state.source.bucket, state.source.key)

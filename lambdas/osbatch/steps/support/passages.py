@@ -54,6 +54,12 @@ class PassageWriter:
         self._holder = RecordPath(config.source.text_path).holding
         self.sent = 0
 
+    def inputs(self, text: str) -> int:
+        """The model inputs a record's text makes (its passages; 1 for one the chunker refuses): what an
+        unchanged record saves (osbatch.incremental)."""
+        passages = self._chunker.chunk(text)
+        return 1 if isinstance(passages, NotChunkable) else len(passages)
+
     def write(
         self,
         parts: PartWriter,
