@@ -496,7 +496,10 @@ class BulkConfig(Strict):
     max_bytes: int = Field(8 * MiB, ge=1024, le=100 * MiB, description="target size of one bulk request")
     max_request_bytes: int = Field(10 * MiB, ge=1024, le=100 * MiB, description="the domain's request cap")
     concurrency: int = Field(2, ge=1, le=32, description="bulk requests in flight per ingest chunk")
-    max_retries: int = Field(5, ge=0, le=20)
+    # A saturated domain answers 429 (es_rejected_execution_exception) until its write queue drains: 10
+    # retries, 0.5 s doubling to 30 s with full jitter, give it about two minutes before a record is
+    # dead-lettered (make reliability, scenario b: 5 retries, about 15 s, dead-lettered 9 of 1,000).
+    max_retries: int = Field(10, ge=0, le=20)
     initial_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30, gt=0)
     domain_writers: int = Field(
