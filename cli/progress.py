@@ -57,6 +57,9 @@ class JobProgress:
     remote_jobs_done: int
     remotes: list[RemoteProgress] = field(default_factory=list)
     elapsed_seconds: float = 0.0
+    # The plan's wall-time estimate Prepare recorded (planning.estimate): what a SageMaker job's elapsed time,
+    # the only progress that service gives, is shown against. None where no estimate was recorded.
+    estimated_seconds: float | None = None
 
     @property
     def terminal(self) -> bool:
@@ -68,6 +71,17 @@ class JobProgress:
 
 def _int(value: Any) -> int:
     return int(value or 0)
+
+
+def _estimated_seconds(job: Mapping[str, Any]) -> float | None:
+    estimate = job.get("estimate")
+    if isinstance(estimate, str):
+        try:
+            estimate = json.loads(estimate)
+        except ValueError:
+            return None
+    seconds = estimate.get("wall_seconds") if isinstance(estimate, dict) else None
+    return float(seconds) if isinstance(seconds, int | float) else None
 
 
 def _seconds_since(created: Any, now: datetime) -> float:
@@ -131,6 +145,7 @@ def job_progress(
         remote_jobs_done=_int(job.get("remote_jobs_done")),
         remotes=remotes,
         elapsed_seconds=_seconds_since(job.get("created_at"), now),
+        estimated_seconds=_estimated_seconds(job),
     )
 
 

@@ -168,6 +168,23 @@ def _remote_table(data: ReportData) -> str:
     return f"<table><tr><th>#</th><th>name</th><th>ARN</th><th>records sent</th></tr>{rows}</table>"
 
 
+def _versus_table(data: ReportData) -> str:
+    """The plan's estimate Prepare recorded beside what the job came to (the rows `osbatch status` shows)."""
+    from cli.job_status import VERSUS_HEADERS, versus_rows
+
+    rows = versus_rows(data.job)
+    if not rows:
+        return (
+            '<p class="empty">this job recorded no estimate (it ran before osbatch recorded one): run '
+            "<code>osbatch plan</code> on the file to see one</p>"
+        )
+    head = "".join(f"<th>{_e(header)}</th>" for header in VERSUS_HEADERS)
+    body = "".join(
+        '<tr class="versus">' + "".join(f"<td>{_e(cell)}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f'<table id="estimate-and-actual"><tr>{head}</tr>{body}</table>'
+
+
 def _dead_letter_chart(data: ReportData) -> str:
     rows = [
         (f"{group.stage}: {group.reason[:40]}", float(group.count), "dead") for group in data.dead_letters
@@ -192,8 +209,7 @@ def render(data: ReportData) -> str:
         "<h2>Remote inference jobs</h2>",
         _remote_table(data),
         "<h2>Estimate and actual</h2>",
-        '<p class="empty">no plan is recorded with a job: run <code>osbatch plan</code> on the file to '
-        "compare its estimate with these figures</p>",
+        _versus_table(data),
         f'<script type="application/json" id="report-json">{_e(json.dumps(data.report or {}))}</script>',
     ]
     return (

@@ -171,6 +171,9 @@ class RichRenderer:
             task = self._task(job, f"remote:{remote.name}", f"  {remote.name}")
             if remote.processed is None:  # SageMaker: the service counts nothing while it runs
                 note = progress.remote_status or "running"
+                if progress.estimated_seconds:  # elapsed against the plan's estimate: the only gauge here
+                    elapsed, estimated = progress.elapsed_seconds, progress.estimated_seconds
+                    note += f", {elapsed:,.0f} s of ~{estimated:,.0f} s estimated"
                 self._progress.update(
                     task, total=None, completed=0, rate=f"{note} (no count from the service)"
                 )

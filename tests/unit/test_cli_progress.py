@@ -200,6 +200,22 @@ def test_rich_bars_show_phases_and_remote_counts() -> None:
     assert "osb-docs-000" in text and "99/297" in text and "by the service" in text
 
 
+def test_a_service_without_counts_shows_its_elapsed_time_against_the_plans_estimate() -> None:
+    from rich.console import Console
+
+    # Given a SageMaker job running for 60 s (no counts from the service) whose plan estimated 600 s
+    console = Console(record=True, width=200, force_terminal=False)
+    renderer = RichRenderer(console=console)
+    job = job_item("RUNNING", remote_jobs=REFS[:1], estimate=json.dumps({"wall_seconds": 600}))
+    progress = snapshot(job)  # created 10:00:00, seen at NOW, 10:01:00
+    # When the snapshot is shown
+    renderer.show(progress)
+    renderer.close()
+    # Then the remote job's bar gives the elapsed time against the estimate
+    assert (progress.elapsed_seconds, progress.estimated_seconds) == (60, 600)
+    assert "60 s of ~600 s estimated" in console.export_text()
+
+
 class BedrockStub:
     """GetModelInvocationJob's answer, with the record counts it reports while a job runs."""
 

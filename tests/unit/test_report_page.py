@@ -30,6 +30,11 @@ def report_data() -> ReportData:
         "indexed": 900,
         "dead_lettered": 100,
         "created_at": "2026-12-06T10:00:00Z",
+        # what Prepare estimated and what the job came to, as JSON text on the job item
+        "estimate": json.dumps(
+            {"sent_to_model": 990, "input_tokens": 51000, "remote_jobs": 1, "usd": 0.0123}
+        ),
+        "actual": json.dumps({"sent_to_model": 990, "remote_jobs": 1, "wall_seconds": 44}),
     }
     return ReportData(
         job=job,
@@ -88,6 +93,10 @@ def test_the_page_renders_its_charts_in_chromium(tmp_path: Path) -> None:
     assert "900 records indexed by 2 chunk(s)" in dom
     assert "mapper_parsing_exception: vector dimension 383 != 384" in dom and "offset 512: {oops" in dom
     assert "osb-docs-000" in dom
+    # And the plan's estimate stands beside the actual
+    versus = re.search(r'<table id="estimate-and-actual">.*?</table>', dom, re.S)
+    assert versus is not None
+    assert "51,000" in versus.group(0) and "0.0123" in versus.group(0) and "44" in versus.group(0)
     # And nothing was to be fetched from elsewhere: no http(s) source or stylesheet in the page
     assert not re.search(r'(src|href)="https?:', page.read_text())
     assert rendered.screenshot.stat().st_size > 10_000
