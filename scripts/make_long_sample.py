@@ -252,9 +252,13 @@ def main() -> None:
     print(f"{len(records)} documents, {size / 1e6:.1f} MB, from Python {version}, written to {OUT}")
 
 
-def question(texts: dict[str, str], document: str, text: str, evidence: str) -> dict[str, str | int]:
-    body = texts[document]
-    at = body.find(evidence)
+def question(
+    texts: dict[str, str], document: str, text: str, evidence: str, *, any_spacing: bool = False
+) -> dict[str, str | int]:
+    """A question answered deep in `document`, located by its evidence quote; any_spacing: the quote need
+    match only up to white space (texts that wrap their lines)."""
+    body = " ".join(texts[document].split()) if any_spacing else texts[document]
+    at = body.find(" ".join(evidence.split()) if any_spacing else evidence)
     if at < 0:
         raise SystemExit(f"{document}: the evidence of {text!r} is not in its text: {evidence!r}")
     depth, words = len(body[:at].split()), len(body.split())
