@@ -99,6 +99,24 @@ def test_large_inputs_are_split_into_parts(config: PipelineConfig, s3: Any, jobs
     assert [record["_id"] for part in parts for record in part] == [str(n) for n in range(25)]
 
 
+def test_a_record_over_the_per_line_limit_is_dead_lettered_alone(
+    config: PipelineConfig, s3: Any, jobs: JobTable
+) -> None:
+    # Given a backend whose every job fails on one line over 1,000 bytes (SageMaker: MaxPayloadInMB),
+    # and a file with one such record between ordinary ones
+    limits = InputLimits(max_records_per_file=100, max_bytes_per_file=10**6, max_bytes_per_line=1000)
+    body = b"".join(
+        b'{"_id": "%d", "text": "%s"}\n' % (n, b"x" * 2000 if n == 2 else b"t%d" % n) for n in range(5)
+    )
+    # When prepared
+    result, dead = run_prepare(config, s3, jobs, body, limits)
+    # Then that record alone is dead-lettered, with what to change, and its neighbours are sent
+    assert [record["_id"] for part in read_parts(s3) for record in part] == ["0", "1", "3", "4"]
+    (letter,) = dead.items
+    assert letter["line"] == 3 and letter["stage"] == "parse" and "MaxPayloadInMB" in letter["reason"]
+    assert (result.prepared.records_in, result.prepared.valid, result.prepared.dead_lettered) == (5, 4, 1)
+
+
 def test_an_empty_file_prepares_no_parts(config: PipelineConfig, s3: Any, jobs: JobTable) -> None:
     # Given an empty upload
     # When prepared

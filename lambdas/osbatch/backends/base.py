@@ -59,6 +59,9 @@ class InputLimits:
 
     max_records_per_file: int
     max_bytes_per_file: int
+    # The most one input line may take, where one larger line fails the whole remote job rather than only
+    # itself (SageMaker's MaxPayloadInMB); Prepare dead-letters such a record instead. None: no such limit.
+    max_bytes_per_line: int | None = None
 
 
 @dataclass(frozen=True)

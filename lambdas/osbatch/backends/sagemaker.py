@@ -9,6 +9,7 @@ output line is that record with `SageMakerOutput` added, so the output carries e
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -25,7 +26,7 @@ from osbatch.backends.base import (
     PassageInput,
     TextHolder,
 )
-from osbatch.config import SageMakerJobConfig
+from osbatch.config import MiB, SageMakerJobConfig
 from osbatch.models import JobStateName, RemoteJob
 from osbatch.record_paths import BOOKKEEPING_KEY
 from osbatch.s3uri import split_s3_uri
@@ -60,6 +61,10 @@ class SageMakerBackend:
         self._sagemaker = sagemaker
         self._s3 = s3
         self._tags = tags
+        # "The value in MaxPayloadInMB must be greater than, or equal to, the size of a single record"
+        # (CreateTransformJob, docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTransformJob.html):
+        # one record over it fails the transform job, and with it every record of the job.
+        self.limits = replace(SageMakerBackend.limits, max_bytes_per_line=settings.MaxPayloadInMB * MiB)
 
     def input_line(self, record: dict[str, Any], line: int, text: str) -> dict[str, Any]:
         # JoinSource=Input returns the whole input line, so the line number travels through the job.

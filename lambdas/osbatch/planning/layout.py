@@ -168,3 +168,16 @@ class PartLayout:
                 "limits (inference.max_remote_jobs); split the file or raise the limit"
             )
         self.groups.append(Group(len(self.groups)))
+
+
+def oversized_line(sizes: list[int], most: int | None) -> str | None:
+    """Why a record whose input lines take `sizes` bytes cannot be sent (None if it can): one line over the
+    backend's per-line limit (InputLimits.max_bytes_per_line) would fail its whole remote job."""
+    largest = max(sizes, default=0)
+    if most is None or largest <= most:
+        return None
+    return (
+        f"the record's input line is {largest:,} bytes, over the {most:,} one record may take "
+        "(SageMaker's MaxPayloadInMB; a larger record fails its whole transform job): raise "
+        "MaxPayloadInMB (at most 100) or chunk the text (source.chunking)"
+    )

@@ -21,7 +21,7 @@ from osbatch.chunking import Chunker, NotChunkable
 from osbatch.config import PipelineConfig
 from osbatch.ingest.readers import MAX_LINE_BYTES, READ_SIZE, split_lines
 from osbatch.ingest.records import RecordError, parse_record, require_id, require_text
-from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes
+from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes, oversized_line
 from osbatch.record_paths import RecordPath
 
 MAX_REASONS = 50  # distinct reasons kept with their counts; the rest are counted as OTHER_REASONS
@@ -140,14 +140,20 @@ def scan_file(
                 scan.bad_lines += 1
                 bad.add(BadLine(name, number, "chunk", refusal.reason))
                 continue
-            scan.passages += len(passages)
-            scan.tokens += sum(tokens.count(passage.text) for passage in passages)
+            adds = len(passages), sum(tokens.count(passage.text) for passage in passages)
             # The lines Prepare writes for them (steps/support/passages.py), so the parts are Prepare's.
             lines = backend.passage_lines(number, passages, text_path.holding)
         else:
-            scan.tokens += tokens.count(text)
+            adds = 0, tokens.count(text)
             lines = [(backend.input_line(record, number, text), 1)]
-        size, inputs = sum(len(jsonlines.dump_line(line)) for line, _ in lines), sum(n for _, n in lines)
+        sizes = [len(jsonlines.dump_line(line)) for line, _ in lines]
+        too_big = oversized_line(sizes, backend.limits.max_bytes_per_line)
+        if too_big is not None:  # Prepare dead-letters it (steps/support/parts.py)
+            scan.bad_lines += 1
+            bad.add(BadLine(name, number, "chunk" if chunker is not None else "parse", too_big))
+            continue
+        scan.passages, scan.tokens = scan.passages + adds[0], scan.tokens + adds[1]
+        size, inputs = sum(sizes), sum(n for _, n in lines)
         if layout.must_close(size, inputs):
             layout.close()
         if not layout.is_open:

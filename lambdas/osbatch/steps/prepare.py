@@ -32,7 +32,7 @@ from osbatch.planning.estimate import TokenTally, job_estimate
 from osbatch.record_paths import BOOKKEEPING_KEY, RecordPath
 from osbatch.s3uri import s3_uri
 from osbatch.search.index import ensure_compatible_index
-from osbatch.steps.support.parts import PartWriter, write_parts_list
+from osbatch.steps.support.parts import LineTooBig, PartWriter, write_parts_list
 from osbatch.steps.support.passages import PassageWriter, keeps_source
 from osbatch.steps.support.ports import DeployedPipeline
 from osbatch.steps.support.seen_ids import SeenIds
@@ -58,6 +58,7 @@ def prepare_job(
     limits = InputLimits(
         min(backend.limits.max_records_per_file, config.inference.max_records_per_part),
         backend.limits.max_bytes_per_file,
+        backend.limits.max_bytes_per_line,
     )
     source_prefix = job_source_prefix(state.job_id) if keeps_source(config, backend) else None
     parts = PartWriter(
@@ -87,7 +88,11 @@ def prepare_job(
         line = backend.input_line(record, number, text)
         if fields:  # the fingerprint and origin ingest writes into the document (osbatch.incremental)
             line, source = stamp(line, fields), source and stamp(source, fields)
-        parts.write(line, source)
+        try:
+            parts.write(line, source)
+        except LineTooBig as refusal:  # dead-letter the one record, not the remote job it would fail
+            dead_letters.add(line=number, stage="parse", reason=str(refusal), record=record)
+            return
         sent += 1
         sent_tokens.add(text)
 

@@ -33,7 +33,7 @@ from osbatch.backends.base import InputLimits, JobLimits
 from osbatch.contracts import job_group
 from osbatch.ingest.readers import object_lines
 from osbatch.models import Model
-from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes
+from osbatch.planning.layout import Group, Part, PartLayout, SplitSizes, oversized_line
 from osbatch.planning.layout import TooManyRemoteJobs as TooManyRemoteJobs  # Prepare's callers catch it here
 
 if TYPE_CHECKING:
@@ -66,6 +66,11 @@ def read_parts_list(s3: S3Client, bucket: str, key: str) -> list[PreparedPart]:
     return PARTS_LIST.validate_json(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
+class LineTooBig(ValueError):
+    """A record's input line is over the backend's per-line limit (InputLimits.max_bytes_per_line); nothing
+    of it was written. The message is the dead letter's reason."""
+
+
 class PartWriter:
     """Writes JSONL parts to `s3://bucket/<prefix>job-NNNNN/part-MMMMM.jsonl`, grouped by `job_limits`
     (planning/layout.py decides where each part and remote job ends).
@@ -86,6 +91,7 @@ class PartWriter:
     ) -> None:
         self._s3, self._bucket, self._prefix = s3, bucket, prefix
         self._layout = PartLayout(limits, job_limits, max_jobs)
+        self._max_line_bytes = limits.max_bytes_per_line
         self._source_prefix = source_prefix
         self._file: IO[bytes] | None = None
         self._source: IO[bytes] | None = None
@@ -120,6 +126,9 @@ class PartWriter:
         """One record's input lines, each with the inputs it carries (a chunked record's passages), all in
         one part: a record is joined from one output object."""
         data = [jsonlines.dump_line(line) for line, _ in lines]
+        too_big = oversized_line(list(map(len, data)), self._max_line_bytes)
+        if too_big is not None:
+            raise LineTooBig(too_big)
         size, inputs = sum(map(len, data)), sum(count for _, count in lines)
         if self._layout.must_close(size, inputs):
             self._upload()

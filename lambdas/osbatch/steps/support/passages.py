@@ -20,7 +20,7 @@ from osbatch.incremental.check import stamp
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.records import require_text
 from osbatch.record_paths import BOOKKEEPING_KEY, RecordPath
-from osbatch.steps.support.parts import PartWriter
+from osbatch.steps.support.parts import LineTooBig, PartWriter
 from osbatch.steps.support.passage_join import PassageJoiner
 
 
@@ -85,7 +85,11 @@ class PassageWriter:
         source = {**record, BOOKKEEPING_KEY: {"line": line, "passages": len(passages), "spans": spans}}
         if fields:
             source = stamp(source, fields)
-        parts.write_record(lines, source)
+        try:
+            parts.write_record(lines, source)
+        except LineTooBig as refusal:
+            dead_letters.add(line=line, stage="chunk", reason=str(refusal), record=record)
+            return False
         self.sent += len(passages)
         return True
 
