@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +43,9 @@ class Harness:
             PIPELINES, opensearch_url=runtime.opensearch.url, progress=lambda _: None
         )
         self.s3 = session().client("s3", endpoint_url=AWS_URL)
+        # A folder of this run's own: the same bytes under the same key are the same job (osbatch.models
+        # job_id_for), which a second run on the same runtime would find already ended, over an emptied index.
+        self.run = f"run-{uuid.uuid4().hex[:8]}"
         self.jobs = JobTable(
             session().resource("dynamodb", endpoint_url=AWS_URL).Table(self.stack.outputs["JobTableName"])
         )
@@ -63,7 +67,7 @@ class Harness:
         bucket = self.stack.outputs["InputBucketName"]
         started = []
         for item in uploads:
-            key = f"{self.config.source.prefix}{item.name}"
+            key = f"{self.config.source.prefix}{self.run}/{item.name}"
             etag = self.s3.put_object(Bucket=bucket, Key=key, Body=item.body)["ETag"].strip('"')
             started.append((job_id_for(self.config.name, bucket, key, etag), f"s3://{bucket}/{key}"))
         return started
