@@ -37,7 +37,7 @@ from osbatch.contracts import (
     SOURCE_FIELD,
 )
 from osbatch.field_map import FieldMapper, MappingError, strip_source_prefix
-from osbatch.incremental.fingerprint import config_fingerprint, record_fingerprint
+from osbatch.incremental.fingerprint import INCREMENTAL_OFF, config_fingerprint, record_fingerprint
 from osbatch.ingest.bulk import BulkWriter
 from osbatch.ingest.records import require_text
 from osbatch.models.ingest import MappedDoc, RecordRef
@@ -245,32 +245,6 @@ class FingerprintCheck:
         self._writer.add(MappedDoc(doc_id, body), RecordRef(line, line, jsonlines.dump_line(record)))
 
 
-def fingerprint_check(
-    config: PipelineConfig,
-    client: Any,
-    *,
-    result_key: str,
-    job_id: str,
-    source_uri: str,
-    send: Send,
-    dead_letter: DeadLetter,
-    inputs: Callable[[str], int] = lambda _text: 1,
-) -> FingerprintCheck | None:
-    """Prepare's check for this pipeline; None where incremental re-embedding is off (source.incremental).
-    inputs: how many model inputs a record's text makes (its passages, where the pipeline chunks)."""
-    if not config.source.incremental:
-        return None
-    return FingerprintCheck(
-        client,
-        config,
-        result_key=result_key,
-        job_id=job_id,
-        source_uri=source_uri,
-        send=send,
-        dead_letter=dead_letter,
-        inputs=inputs,
-    )
-
-
-def counts_when_off(config: PipelineConfig) -> IncrementalCounts:
-    return IncrementalCounts(enabled=False, why_off="source.incremental is false in the pipeline's config")
+def counts_when_off() -> IncrementalCounts:
+    """The report's counts of a pipeline with source.incremental false."""
+    return IncrementalCounts(enabled=False, why_off=INCREMENTAL_OFF)

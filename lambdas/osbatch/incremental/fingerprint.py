@@ -20,6 +20,8 @@ from typing import Any
 from osbatch.config import PipelineConfig
 
 DIGEST_BYTES = 16
+# What the plan and the report say when a pipeline turns incremental re-embedding off.
+INCREMENTAL_OFF = "source.incremental is false in the pipeline's config"
 # Settings of the backends' sections that do not reach the model (they place, size or pace the job).
 NOT_EMBEDDING_SETTINGS = frozenset(
     {

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from osbatch.config import PipelineConfig
 from osbatch.contracts import CONFIG_FIELD
-from osbatch.incremental.fingerprint import config_fingerprint
+from osbatch.incremental.fingerprint import INCREMENTAL_OFF, config_fingerprint
 
 
 class IndexCheck(BaseModel):
@@ -56,7 +56,7 @@ def check_index(client: Any, config: PipelineConfig) -> IndexCheck:
 
 def incremental_summary(config: PipelineConfig) -> dict[str, Any]:
     if not config.source.incremental:
-        return {"enabled": False, "why_off": "source.incremental is false in the pipeline's config"}
+        return {"enabled": False, "why_off": INCREMENTAL_OFF}
     return {
         "enabled": True,
         "config_fingerprint": config_fingerprint(config),

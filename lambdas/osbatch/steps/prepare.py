@@ -22,7 +22,7 @@ from osbatch.contracts import (
     job_stale_ids_key,
 )
 from osbatch.dal import JobStore
-from osbatch.incremental.check import counts_when_off, fingerprint_check, stamp
+from osbatch.incremental.check import FingerprintCheck, counts_when_off, stamp
 from osbatch.incremental.sync import write_stale
 from osbatch.ingest.dead_letter import Stage
 from osbatch.ingest.readers import object_lines
@@ -99,15 +99,20 @@ def prepare_job(
     def unchanged_failed(number: int, record: dict[str, Any], reason: str) -> None:
         dead_letters.add(line=number, stage="index", reason=reason, record=record)
 
-    check = fingerprint_check(
-        config,
-        opensearch,
-        result_key=backend.result_key,
-        job_id=state.job_id,
-        source_uri=state.source.uri,
-        send=send,
-        dead_letter=unchanged_failed,
-        inputs=chunked.inputs if chunked else lambda _text: 1,
+    # None where the pipeline turns incremental re-embedding off (source.incremental): every record is sent.
+    check = (
+        FingerprintCheck(
+            opensearch,
+            config,
+            result_key=backend.result_key,
+            job_id=state.job_id,
+            source_uri=state.source.uri,
+            send=send,
+            dead_letter=unchanged_failed,
+            inputs=chunked.inputs if chunked else lambda _text: 1,
+        )
+        if config.source.incremental
+        else None
     )
 
     lines = object_lines(s3, state.source.bucket, state.source.key)
@@ -129,7 +134,7 @@ def prepare_job(
             send(record, number, text)
         else:
             check.offer(doc_id, record, number, text)
-    incremental = check.close() if check is not None else counts_when_off(config)
+    incremental = check.close() if check is not None else counts_when_off()
     if check is not None:  # the earlier version's documents this one lacks (osbatch.incremental.sync)
         incremental.stale = write_stale(
             opensearch,
