@@ -165,6 +165,32 @@ def build_parser() -> argparse.ArgumentParser:
     batch.add_argument(
         "--pipeline", help="with --stack: the pipeline it runs under (default: the one whose index it names)"
     )
+    import_osi = add(
+        "import-osi",
+        "an OpenSearch Ingestion pipeline using ml_inference, as an osbatch pipeline config",
+        module="cli.import_osi",
+    )
+    # Its arguments, beside the command (standard library only, so --help stays fast).
+    import_osi.add_argument("pipeline_file", type=Path, help="the OSI pipeline's YAML")
+    import_osi.add_argument(
+        "-o", "--output", type=Path, help="write the osbatch config here (default: stdout)"
+    )
+    import_osi.add_argument(
+        "--json", action="store_true", help="print the config and its field report as JSON"
+    )
+    import_osi.add_argument(
+        "--connector",
+        type=Path,
+        help="the ML Commons connector of the pipeline's model (JSON, or the Dev Tools _create request): "
+        "where the SageMaker or Bedrock model and its settings come from",
+    )
+    import_osi.add_argument(
+        "--model", help="the SageMaker model name or Bedrock model id, without --connector"
+    )
+    import_osi.add_argument("--name", help="the osbatch pipeline's name (default: the OSI pipeline's)")
+    import_osi.add_argument(
+        "--osi-pipeline", help="the sub-pipeline to import, when several use ml_inference"
+    )
     replay = add("replay", "re-ingest a job's dead letters once their cause is fixed")
     replay.add_argument("what", help="a job id, or the s3:// URI of one dead-letter object")
     replay.add_argument("--job", help="the job of a dead-letter object (default: read from its key)")
