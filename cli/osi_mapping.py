@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from cli.osi_backends import CONNECTOR, bedrock_inference, sagemaker_inference
+from cli.osi_backends import CONNECTOR, Inference, bedrock_inference, sagemaker_inference
 from cli.osi_documents import ML_INFERENCE, OsiImportError, OsiPipeline
 from cli.osi_notes import Notes, join
 from cli.osi_source_sink import map_sink, map_source, pointer_to_jsonpath
@@ -36,6 +36,11 @@ FILE_REASONS = {
     "version": "the OSI configuration format's version; osbatch configs have none",
     "extension": "OSI's own settings (the console's builder metadata, extensions)",
 }
+OTHER_SUB_PIPELINE = "a sub-pipeline without ml_inference; osbatch does its steps itself"
+ROUTES_REASON = (
+    "osbatch indexes every record of a job (no conditional routes); a record a field_map path is missing "
+    "from is dead-lettered with the reason"
+)
 # Processors whose from_key/to_key entries become field_map entries (Data Prepper's copy_values, rename_keys).
 FIELD_PROCESSORS = ("copy_values", "rename_keys")
 NAME = re.compile(r"[^a-z0-9-]+")
@@ -93,64 +98,79 @@ def convert(
     notes = Notes()
     root = osi.name or ""
     for key in osi.others:
-        notes.skip(
-            key, FILE_REASONS.get(key, "a sub-pipeline without ml_inference; osbatch does its steps itself")
-        )
-    pipeline_name = name or osbatch_name(osi.name or fallback_name)
+        notes.skip(key, FILE_REASONS.get(key, OTHER_SUB_PIPELINE))
+    pipeline_name = _name(osi, fallback_name, name, notes)
+    processors = osi.body.get("processor") or []
+    index = next(i for i, step in enumerate(processors) if isinstance(step, dict) and ML_INFERENCE in step)
+    where = join(join(root, "processor"), index) + f".{ML_INFERENCE}"
+    ml = processors[index][ML_INFERENCE] or {}
+    _required(ml, where)
+    inference = _inference(ml, where, pipeline_name, connector, model, notes)
+    field_map = _field_map(processors, join(root, "processor"), index, notes)
+    source = map_source(osi.body.get("source"), join(root, "source"), notes)
+    out = map_sink(osi.body.get("sink"), join(root, "sink"), notes)
+    for key in ("routes", "route"):
+        if key in osi.body:
+            notes.skip(join(root, key), ROUTES_REASON)
+    endpoint = _endpoint(out.endpoint, ml["host"], where, notes)
+    config = _assemble(pipeline_name, source, out.sink, endpoint, field_map, inference, out.id_path, notes)
+    notes.finish(osi.body, root)
+    notes.sort()
+    return Conversion(config=config, notes=notes, osi_pipeline=osi.name)
+
+
+def _name(osi: OsiPipeline, fallback: str, name: str | None, notes: Notes) -> str:
+    pipeline_name = name or osbatch_name(osi.name or fallback)
     if name is None and osi.name is not None:
         notes.map(osi.name, "name", "" if pipeline_name == osi.name else f"as '{pipeline_name}'")
     else:
         notes.default(
             "name", pipeline_name, "--name" if name else "the file's name (the OSI file names none)"
         )
-    processors = osi.body.get("processor") or []
-    index = next(i for i, step in enumerate(processors) if isinstance(step, dict) and ML_INFERENCE in step)
-    where = join(join(root, "processor"), index) + f".{ML_INFERENCE}"
-    ml = processors[index][ML_INFERENCE] or {}
-    _required(ml, where)
+    return pipeline_name
+
+
+def _inference(
+    ml: dict[str, Any],
+    where: str,
+    name: str,
+    connector: dict[str, Any] | None,
+    model: str | None,
+    notes: Notes,
+) -> Inference:
+    """The backend and its settings, and the processor's other fields mapped or named."""
     service = ml.get("service_name", "sagemaker")
     if connector is not None and "service_name" in connector["parameters"]:
         notes.map(f"{CONNECTOR}.parameters.service_name", "inference.backend")
     if service == "sagemaker":
-        inference = sagemaker_inference(pipeline_name, where, str(ml["model_id"]), connector, model, notes)
+        inference = sagemaker_inference(name, where, str(ml["model_id"]), connector, model, notes)
     else:
         inference = bedrock_inference(where, str(ml["model_id"]), connector, model, notes)
-    settings = dict(inference.settings)
     if "service_name" in ml:
-        notes.map(f"{where}.service_name", "inference.backend", f"{service}: {settings['backend']}")
+        notes.map(f"{where}.service_name", "inference.backend", f"{service}: {inference.settings['backend']}")
     if "action_type" in ml:
         notes.map(f"{where}.action_type", "inference", "osbatch runs batch jobs")
     if "aws_sigv4" in ml:
         notes.map(f"{where}.aws_sigv4", "sink.opensearch", "osbatch signs every request with SigV4")
     if "retry_time_window" in ml:
-        settings["retry_time_window"] = ml["retry_time_window"]
+        inference.settings["retry_time_window"] = ml["retry_time_window"]
         notes.map(f"{where}.retry_time_window", "inference.retry_time_window")
     for key, reason in ML_REASONS.items():
         if key in ml:
             notes.skip(f"{where}.{key}", reason + _bucket_named(ml) if key == "ml_when" else reason)
-    field_map = _field_map(processors, join(root, "processor"), index, notes)
-    source = map_source(osi.body.get("source"), join(root, "source"), notes)
-    out = map_sink(osi.body.get("sink"), join(root, "sink"), notes)
-    for key in ("routes", "route"):
-        if key in osi.body:
-            notes.skip(
-                join(root, key),
-                "osbatch indexes every record of a job (no conditional routes); a record "
-                "a field_map path is missing from is dead-lettered with the reason",
-            )
-    endpoint = out.endpoint or ml["host"]
-    if out.endpoint is None:
+    return inference
+
+
+def _endpoint(sink_host: str | None, ml_host: str, where: str, notes: Notes) -> str:
+    """The index's domain: the sink's, else the one the processor calls ML Commons on."""
+    if sink_host is None:
         notes.map(f"{where}.host", "sink.opensearch.endpoint", "the ML Commons domain, as no sink names one")
-    elif out.endpoint != ml["host"]:
-        notes.skip(f"{where}.host", f"osbatch's ML Commons calls go to the index's domain, {out.endpoint}")
+        return ml_host
+    if sink_host != ml_host:
+        notes.skip(f"{where}.host", f"osbatch's ML Commons calls go to the index's domain, {sink_host}")
     else:
         notes.map(f"{where}.host", "sink.opensearch.endpoint", "the same domain as the sink's")
-    config = _assemble(
-        pipeline_name, source, settings, out.sink, endpoint, field_map, inference, out.id_path, notes
-    )
-    notes.finish(osi.body, root)
-    notes.sort()
-    return Conversion(config=config, notes=notes, osi_pipeline=osi.name)
+    return sink_host
 
 
 def _bucket_named(ml: dict[str, Any]) -> str:
@@ -202,11 +222,10 @@ def _entries(entries: list[Any], path: str, field_map: dict[str, str], notes: No
 def _assemble(
     name: str,
     source: dict[str, Any],
-    inference: dict[str, Any],
     sink: dict[str, Any],
     endpoint: str,
     field_map: dict[str, str],
-    backend: Any,
+    backend: Inference,
     id_path: str | None,
     notes: Notes,
 ) -> dict[str, Any]:
@@ -259,6 +278,6 @@ def _assemble(
         "name": name,
         "description": "imported from an OpenSearch Ingestion pipeline by osbatch import-osi",
         "source": source,
-        "inference": inference,
+        "inference": backend.settings,
         "sink": {"opensearch": {"endpoint": endpoint}, **sink, "field_map": field_map},
     }

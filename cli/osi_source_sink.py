@@ -21,6 +21,10 @@ OUTPUT_SCAN_REASON = (
     "the scan of the batch jobs' output (OSI's bulk ingestion step): osbatch ingests each job's output "
     "itself when the job ends"
 )
+ANOTHER_INPUT_REASON = (
+    "osbatch triggers a pipeline on one prefix of its input bucket; import it again with another --name for "
+    "this bucket"
+)
 SOURCE_REASONS = {
     "scan.scheduling": "osbatch starts a job on each object's S3 Object Created event, not on a "
     "scan schedule",
@@ -54,45 +58,40 @@ def map_source(source: Any, where: str, notes: Notes) -> dict[str, Any]:
             notes.skip(where, "osbatch's input is S3 objects uploaded to its stack's input bucket")
         return {}
     base = f"{where}.s3"
-    result: dict[str, Any] = {}
-    buckets = [entry.get("bucket", {}) for entry in s3.get("scan", {}).get("buckets", []) or []]
-    # The batch input is the metadata_only scan (Data Prepper, "ML inference processor", Behavior).
-    inputs = [i for i, b in enumerate(buckets) if b.get("data_selection") == "metadata_only"] or list(
-        range(len(buckets))
-    )
-    for index, bucket in enumerate(buckets):
-        path = f"{base}.scan.buckets[{index}].bucket"
-        if index != (inputs[0] if inputs else None):
-            reason = (
-                OUTPUT_SCAN_REASON
-                if bucket.get("data_selection") == "data_only"
-                else (
-                    "osbatch triggers a pipeline on one prefix of its input bucket; import it again with "
-                    "another --name for this bucket"
-                )
-            )
-            notes.skip(path, reason)
-            continue
-        result.update(_input_bucket(bucket, path, notes))
+    result = _scan_buckets(s3, base, notes)
     for key, reason in SOURCE_REASONS.items():
         if _get(s3, key) is not None:
             notes.skip(f"{base}.{key}", reason)
     codec = s3.get("codec")
-    if isinstance(codec, dict):
-        for name in codec:
-            if name in ("ndjson", "newline"):
-                notes.map(f"{base}.codec.{name}", "source.format", "JSON Lines, one record a line")
-                result["format"] = "jsonl"
-            else:
-                notes.skip(
-                    f"{base}.codec.{name}", "osbatch reads JSON Lines only; convert the objects to JSONL"
-                )
-    compression = s3.get("compression")
-    if compression is not None:
-        if compression == "none":
-            notes.map(f"{base}.compression", "source", "osbatch reads uncompressed objects")
+    for name in codec if isinstance(codec, dict) else ():
+        if name in ("ndjson", "newline"):
+            notes.map(f"{base}.codec.{name}", "source.format", "JSON Lines, one record a line")
+            result["format"] = "jsonl"
         else:
-            notes.skip(f"{base}.compression", "osbatch reads uncompressed objects only")
+            notes.skip(f"{base}.codec.{name}", "osbatch reads JSON Lines only; convert the objects to JSONL")
+    compression = s3.get("compression")
+    if compression == "none":
+        notes.map(f"{base}.compression", "source", "osbatch reads uncompressed objects")
+    elif compression is not None:
+        notes.skip(f"{base}.compression", "osbatch reads uncompressed objects only")
+    return result
+
+
+def _scan_buckets(s3: dict[str, Any], base: str, notes: Notes) -> dict[str, Any]:
+    """The batch input is the first metadata_only bucket (Data Prepper, "ML inference processor", Behavior),
+    else the first bucket; the others are named."""
+    buckets = [entry.get("bucket", {}) for entry in (s3.get("scan") or {}).get("buckets") or []]
+    metadata_only = [i for i, bucket in enumerate(buckets) if bucket.get("data_selection") == "metadata_only"]
+    chosen = metadata_only[0] if metadata_only else 0
+    result: dict[str, Any] = {}
+    for index, bucket in enumerate(buckets):
+        path = f"{base}.scan.buckets[{index}].bucket"
+        if index == chosen:
+            result = _input_bucket(bucket, path, notes)
+        elif bucket.get("data_selection") == "data_only":
+            notes.skip(path, OUTPUT_SCAN_REASON)
+        else:
+            notes.skip(path, ANOTHER_INPUT_REASON)
     return result
 
 

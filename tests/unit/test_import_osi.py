@@ -11,6 +11,8 @@ import pytest
 import yaml
 
 from cli.main import main
+from cli.osi_documents import read_connector
+from cli.osi_notes import NO_EQUIVALENT
 from osbatch.config import Backend, BedrockModelFamily, load_pipeline, parse_pipeline
 
 OSI = Path(__file__).parents[1] / "fixtures" / "osi"
@@ -179,10 +181,26 @@ def test_every_field_of_every_example_is_mapped_or_named(
     code, report = run_import(args, capsys)
     assert code == 0
     named = [note["osi"] for note in report["mapped"] + report["unmapped"]]
-    # Then each of its fields is under a path the report names (mapped, or not mapped with a reason)
-    for field in scalar_paths(yaml.safe_load(Path(args[0]).read_text())):
+    fields = scalar_paths(yaml.safe_load(Path(args[0]).read_text()))
+    if "--connector" in args:
+        fields += scalar_paths(read_connector(CONNECTOR), "connector")
+    # Then each of its fields (and its connector's) is under a path the report names
+    for field in fields:
         assert any(field == p or field.startswith((f"{p}.", f"{p}[")) for p in named), field
-    assert all(note["reason"] for note in report["unmapped"])
+    # And every field it leaves out has a reason of its own, not the catch-all
+    assert all(note["reason"] and note["reason"] != NO_EQUIVALENT for note in report["unmapped"])
+
+
+def test_a_field_no_rule_knows_is_named_rather_than_dropped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the Bedrock example with an option osbatch has never heard of
+    path = write(tmp_path, bedrock_processor(batch_size_hint=500))
+    # When it is imported
+    code, report = run_import([str(path), "--model", "amazon.titan-embed-text-v2:0"], capsys)
+    # Then the option is named as not mapped
+    assert code == 0
+    assert reasons(report)["processor[0].ml_inference.batch_size_hint"] == NO_EQUIVALENT
 
 
 def test_without_an_output_file_the_config_goes_to_stdout_and_the_report_to_stderr(
