@@ -4,7 +4,7 @@ A command is one line of a ```bash (sh, shell, console) block, its `# comment` r
 entry of COVERAGE, which says how it is covered:
 - HERE: tests/unit/test_readme_commands.py runs it for real (no runtime needed);
 - MAKE: a Makefile target; the unit test dry-runs it (`make -n`) and checks the osbatch command it runs;
-- RUNTIME: tests/integration/test_readme_by_hand_path.py runs it for real on the local runtime, in README order;
+- RUNTIME: tests/integration/test_readme_by_hand_path.py runs it for real on the local runtime, in order;
 - SYNTH: `cdk deploy` needs an AWS account; tests/infra/test_readme_deploy.py runs app.py with the command's
   own `-c` context, the synth `cdk deploy` starts with;
 - AWS_ONLY: acts on an AWS account and nothing else; the entry names why nothing here can run it.
