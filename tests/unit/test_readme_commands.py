@@ -3,6 +3,7 @@ the ones that need no runtime run here."""
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 from pathlib import Path
@@ -106,3 +107,10 @@ def test_the_make_targets_exist_and_run_valid_osbatch_commands(command: Command)
         assert [".venv/bin/osbatch", "down"] in osbatch
     elif target == "test":
         assert any(line.startswith(".venv/bin/pytest tests") for line in recipe)
+    elif target == "install":
+        # which the README's other make targets that need it run first
+        makefile = (ROOT / "Makefile").read_text()
+        for needs_install in ("demo", "test"):
+            assert re.search(rf"^{needs_install}: install\b", makefile, re.MULTILINE), needs_install
+    else:
+        pytest.fail(f"README.md:{command.line}: no check for make target {target}")
