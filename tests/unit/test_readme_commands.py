@@ -114,3 +114,15 @@ def test_the_make_targets_exist_and_run_valid_osbatch_commands(command: Command)
             assert re.search(rf"^{needs_install}: install\b", makefile, re.MULTILINE), needs_install
     else:
         pytest.fail(f"README.md:{command.line}: no check for make target {target}")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [c for c in readme_commands(README_TEXT) if c.argv[0] == ".venv/bin/osbatch"],
+    ids=lambda c: c.text,
+)
+def test_every_readme_osbatch_command_line_parses(command: Command) -> None:
+    # Given a README osbatch command (those needing the runtime run in tests/integration)
+    # When the CLI parses it / Then its command and options exist (argparse would exit 2 otherwise)
+    args = build_parser().parse_args(command.argv[1:])
+    assert args.command == command.argv[1]
