@@ -26,6 +26,20 @@ pytestmark = pytest.mark.integration
 
 SAMPLE = ROOT / "samples" / "python-docs" / "part-1.jsonl"
 RECORDS = 20
+# Dashboard widgets no successful job fills (see only_expected_gaps).
+EMPTY_AFTER_SUCCESS = ("/ Iterator: AWS/Lambda/IteratorAge", "[fail-job function]")
+
+
+def only_expected_gaps(code: int, out: str) -> bool:
+    """`osbatch dashboard` exits 1 when any widget has no data; after one successful job, the widgets no
+    successful job fills stay empty, on AWS as here: IteratorAge (for stream event sources; the stack has
+    none) and the fail-job function's. Any other gap is a failure."""
+    gaps = [line for line in out.splitlines()[2:] if line.startswith("  ")]
+    return (
+        code == 1
+        and "without data:" in out
+        and all(EMPTY_AFTER_SUCCESS[0] in line or EMPTY_AFTER_SUCCESS[1] in line for line in gaps)
+    )
 
 
 def readme_data(path: Path) -> bytes:
@@ -52,8 +66,9 @@ def test_the_readme_commands_run_as_written(
         argv = [job_id if word == JOB_ID else word for word in command.argv[1:]]
         code = main(argv)
         out, err = capsys.readouterr()
-        # Then each succeeds
-        assert code == 0, f"README.md:{command.line}: {command.text}\n{out}\n{err}"
+        # Then each succeeds (the dashboard: every widget a successful job can fill has data)
+        failed = code != 0 and not (argv[0] == "dashboard" and only_expected_gaps(code, out))
+        assert not failed, f"README.md:{command.line}: {command.text} exited {code}\n{out}\n{err}"
         if argv[0] == "deploy":
             target = local_target()
             assert target is not None
