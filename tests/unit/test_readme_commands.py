@@ -28,14 +28,22 @@ README_TEXT = README.read_text(encoding="utf-8")
 SAMPLE = ROOT / "samples" / "python-docs" / "part-1.jsonl"
 
 
-def test_the_readme_commands_are_found() -> None:
-    # Given README.md / When its shell commands are extracted
-    commands = [command.text for command in readme_commands(README_TEXT)]
-    # Then the quick start and the by-hand path are among them, comments stripped
-    assert commands[:3] == ["make demo", "make demo BACKEND=bedrock", "make test"]
-    assert "'.venv/bin/osbatch' search 'gzip a file' --pipeline python-docs" not in commands
-    assert ".venv/bin/osbatch search 'gzip a file' --pipeline python-docs" in commands
-    assert ".venv/bin/osbatch deploy --local" in commands
+def test_commands_are_read_from_shell_blocks_without_their_comments() -> None:
+    # Given a README with a shell block (comments, quotes, a blank line), an output block and a YAML block
+    text = (
+        "# Title\n```bash\nmake demo   # the demo\n\n"
+        '.venv/bin/osbatch search "gzip a file" --pipeline p\n```\n'
+        "```\nFILE  STATE\n```\n```yaml\nname: x\n```\n"
+    )
+    # When its commands are read
+    commands = readme_commands(text)
+    # Then they are the shell block's lines, comment-free and quoted as a shell would split them
+    assert [(c.text, c.line) for c in commands] == [
+        ("make demo", 3),
+        (".venv/bin/osbatch search 'gzip a file' --pipeline p", 5),
+    ]
+    assert commands[1].argv == [".venv/bin/osbatch", "search", "gzip a file", "--pipeline", "p"]
+    assert hidden_commands(text) == []
 
 
 def test_every_readme_command_is_covered_and_none_hides_outside_a_shell_block() -> None:
