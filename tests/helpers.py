@@ -106,8 +106,8 @@ def render_in_chromium(page: Path, screenshot: Path, *, height: int = 2400) -> R
 
 
 def dashboard_widgets(dom: str) -> list[dict[str, str]]:
-    """The metric panels of an `osbatch dashboard` page (cli/dashboard_page.py), each as its data-* attributes:
-    data-section, data-widget and data-has-data ("yes" or "no")."""
+    """The metric panels of an `osbatch dashboard` page (cli/dashboard_page.py), each as its data-*
+    attributes: data-section, data-widget and data-has-data ("yes" or "no")."""
     import re
 
     return [
