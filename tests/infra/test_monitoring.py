@@ -290,7 +290,5 @@ def test_fail_jobs_section_charts_the_failed_jobs_series_finalize_zeroes(main: S
     assert "SELECT SUM(JobsFailed) FROM osbatch" in charted
     assert '"Invocations"' in charted and '"Errors"' in charted
     # And fail-job still alarms when throttled (its errors fail the execution, which ExecutionsFailed alarms)
-    throttles = [
-        a for a in _alarm_watching(main, "Throttles") if fail_job[1:-1] in json.dumps(a["Metrics"])
-    ]
+    throttles = [a for a in _alarm_watching(main, "Throttles") if fail_job[1:-1] in json.dumps(a["Metrics"])]
     assert len(throttles) == 1
