@@ -200,7 +200,7 @@ class RichBatchDisplay:
         self._tracker: BatchTracker | None = None
 
     def start(self, line: str, tracker: BatchTracker) -> None:
-        self._console.print(line)
+        self._console.print(line, markup=False, highlight=False)
         self._tracker = tracker
         unit = "input bytes" if tracker.bytes_total is not None else "chunks"
         self._input = self._progress.add_task(
@@ -241,7 +241,7 @@ class RichBatchDisplay:
         if self._tracker is not None and self._tracker.bytes_total:  # the last line's bytes are read too
             self._progress.update(self._input, completed=self._tracker.bytes_total)
         self._progress.stop()
-        self._console.print(line)
+        self._console.print(line, markup=False, highlight=False)
 
 
 def batch_display(*, as_json: bool, terminal: bool, say: Callable[[str], None] = print) -> BatchDisplay:

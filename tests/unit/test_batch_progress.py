@@ -185,3 +185,23 @@ def test_on_the_stack_progress_is_the_chunks_reported_of_those_planned() -> None
     assert [(e["chunks_done"], e["chunks"], e["indexed"]) for e in events] == [(1, 2, 9), (2, 2, 18)]
     assert events[0]["eta_seconds"] == events[0]["elapsed_seconds"]  # half done: as long again
     assert events[1]["eta_seconds"] == 0
+
+
+def test_the_command_with_json_prints_json_lines_only(tmp_path: Path, monkeypatch: Any, capsys: Any) -> None:
+    import osbatch.search.client
+    from cli.exit_codes import ExitCode
+    from cli.main import main
+
+    # Given a request into an index the (fake) node has
+    two_file_request(tmp_path)
+    monkeypatch.setattr(osbatch.search.client, "opensearch_client", lambda *a, **k: IndexedCluster("docs"))
+    # When `osbatch batch-ingest --json` runs it
+    code = main([
+        "batch-ingest", str(tmp_path / "request.json"), "--endpoint", "http://127.0.0.1:1",
+        "--dead-letters", str(tmp_path / "dl"), "--json",
+    ])  # fmt: skip
+    # Then stdout is JSON lines from start to done, and the exit code says records were dead-lettered
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [e["type"] for e in events] == ["start", "progress", "progress", "done"]
+    assert (events[-1]["indexed"], events[-1]["dead_lettered"]) == (3, 1)
+    assert code == ExitCode.FAILED
