@@ -169,8 +169,9 @@ def _follow(
             counts = tally.counts
             tracker.chunks = planned
             so_far = BatchReport(
-                job_id, "", 0, len(tally.reported), counts.lines, counts.indexed, counts.dead_lettered
-            )
+                job_id, "", 0, chunks=len(tally.reported), records_in=counts.lines, indexed=counts.indexed,
+                dead_lettered=counts.dead_lettered,
+            )  # fmt: skip
             display.chunk(
                 tracker.snapshot(so_far),
                 f"  {len(tally.reported)} of {planned} chunks: {counts.lines} records, {counts.indexed} "
