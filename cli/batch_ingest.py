@@ -13,9 +13,11 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cli.batch_progress import BatchDisplay, BatchTracker, CountingStore, PlainBatchDisplay
 from osbatch.batch_ingestion.local_files import LocalFiles
 from osbatch.batch_ingestion.request import BatchIngestRequest, BatchRequestError, parse_batch_request
 from osbatch.batch_ingestion.run import BatchReport, DeadLetterStore, InputFile, run_batch_ingest
@@ -92,7 +94,11 @@ def run(
     dead_letter_dir: Path,
     bulk: BulkConfig,
     say: Any = print,
+    display: BatchDisplay | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> BatchReport:
+    """display: how progress is shown (cli/batch_progress.py); by default a line per chunk through `say`."""
+    shown = display or PlainBatchDisplay(say)
     if not opensearch.indices.exists(index=request.index_name):
         # A bulk into a missing index would create it with dynamic mappings: vectors as plain floats.
         raise BatchIngestError(
@@ -103,23 +109,31 @@ def run(
     with tempfile.TemporaryDirectory(prefix="osbatch-batch-") as scratch:
         objects, files = input_files(request, s3, Path(scratch))
         total = sum(file.size for file in files)
-        say(f"{run_id}: {len(files)} file(s), {total} bytes, into index {request.index_name}")
+        tracker = BatchTracker(run_id, total, clock=clock)
+        header = f"{run_id}: {len(files)} file(s), {total} bytes, into index {request.index_name}"
+        shown.start(header, tracker)
 
         def progress(report: BatchReport, result: ChunkResult) -> None:
-            say(
+            shown.chunk(
+                tracker.snapshot(report),
                 f"  chunk {result.chunk}: {result.lines} records, {result.indexed} indexed, "
                 f"{result.dead_lettered} dead-lettered "
-                f"(so far {report.records_in} in, {report.indexed} indexed)"
+                f"(so far {report.records_in} in, {report.indexed} indexed)",
             )
+
+        def read(size: int) -> None:
+            tracker.read(size)
+            shown.reading(tracker)
 
         store = DeadLetterStore(LocalFiles(), str(dead_letter_dir), f"{run_id}/")
         report = run_batch_ingest(
-            request, files, run_id=run_id, objects=objects, opensearch=opensearch,
+            request, files, run_id=run_id, objects=CountingStore(objects, read), opensearch=opensearch,
             dead_letters=store, bulk=bulk, progress=progress,
         )  # fmt: skip
-    say(
+    shown.end(
+        report,
         f"done: {report.records_in} records in, {report.indexed} indexed, "
         f"{report.dead_lettered} dead-lettered"
-        + (f"; dead letters in {report.dead_letters}" if report.dead_lettered else "")
+        + (f"; dead letters in {report.dead_letters}" if report.dead_lettered else ""),
     )
     return report

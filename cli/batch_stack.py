@@ -18,6 +18,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from cli.batch_ingest import BatchIngestError, input_files
+from cli.batch_progress import BatchDisplay, BatchTracker, PlainBatchDisplay
 from osbatch.batch_ingestion.job import StagedBatch, StagedFile, batch_job_id
 from osbatch.batch_ingestion.request import BatchIngestRequest
 from osbatch.batch_ingestion.run import BatchReport, InputFile
@@ -56,7 +57,10 @@ def run_on_stack(
     scratch: Path,
     say: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
+    display: BatchDisplay | None = None,
 ) -> BatchReport:
+    """display: how progress is shown (cli/batch_progress.py); by default a line per change through `say`."""
+    shown = display or PlainBatchDisplay(say)
     output_bucket = outputs["OutputBucketName"]
     scratch.mkdir(parents=True, exist_ok=True)  # downloaded OpenAI files wait here to be staged
     _, files = input_files(request, s3, scratch)
@@ -77,9 +81,14 @@ def run_on_stack(
         batch=BatchIngest(request=key, files=len(staged)),
     )
     size = sum(f.size for f in staged)
-    say(f"{job_id}: {len(staged)} file(s), {size} bytes, into {request.index_name} (pipeline {config.name})")
+    # The functions read the files on the stack: progress is the chunks reported of those planned.
+    tracker = BatchTracker(job_id, None)
+    header = (
+        f"{job_id}: {len(staged)} file(s), {size} bytes, into {request.index_name} (pipeline {config.name})"
+    )
+    shown.start(header, tracker)
     execution = _start(stepfunctions, outputs["StateMachineArn"], job_id, json.dumps(state.dump()), say)
-    status = _follow(stepfunctions, execution, jobs, job_id, say, sleep)
+    status = _follow(stepfunctions, execution, jobs, job_id, tracker, shown, sleep)
     job = jobs.get(job_id) or {}
     letters = f"s3://{outputs['DeadLetterBucketName']}/{dead_letter_prefix(job_id)}"
     report = BatchReport(
@@ -97,10 +106,11 @@ def run_on_stack(
             f"{job_id}: the execution ended {status} ({job.get('state')}: {job.get('reason')}); "
             f"indexed {report.indexed} of {report.records_in}, dead letters in {letters}"
         )
-    say(
+    shown.end(
+        report,
         f"done: {report.records_in} records in, {report.indexed} indexed, "
         f"{report.dead_lettered} dead-lettered ({job.get('state')})"
-        + (f"; dead letters in {letters}" if report.dead_lettered else "")
+        + (f"; dead letters in {letters}" if report.dead_lettered else ""),
     )
     return report
 
@@ -143,10 +153,11 @@ def _follow(
     execution: str,
     jobs: JobTable,
     job_id: str,
-    say: Callable[[str], None],
+    tracker: BatchTracker,
+    display: BatchDisplay,
     sleep: Callable[[float], None],
 ) -> str:
-    """Print the chunks' progress from the job table whenever it changes; the execution's final status."""
+    """Show the chunks' progress from the job table whenever it changes; the execution's final status."""
     shown = None
     while True:
         status = str(stepfunctions.describe_execution(executionArn=execution)["status"])
@@ -156,9 +167,15 @@ def _follow(
         progress = (len(tally.reported), planned, tally.counts)
         if progress != shown and planned:
             counts = tally.counts
-            say(
+            tracker.chunks = planned
+            so_far = BatchReport(
+                job_id, "", 0, chunks=len(tally.reported), records_in=counts.lines, indexed=counts.indexed,
+                dead_lettered=counts.dead_lettered,
+            )  # fmt: skip
+            display.chunk(
+                tracker.snapshot(so_far),
                 f"  {len(tally.reported)} of {planned} chunks: {counts.lines} records, {counts.indexed} "
-                f"indexed, {counts.dead_lettered} dead-lettered"
+                f"indexed, {counts.dead_lettered} dead-lettered",
             )
             shown = progress
         if status != "RUNNING":

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cli.exit_codes import ExitCode
 
 if TYPE_CHECKING:
+    from cli.batch_progress import BatchDisplay
     from cli.target import Target
     from osbatch.backends.query_vectors import QueryEmbedder
     from osbatch.config import PipelineConfig
@@ -535,13 +536,16 @@ def batch_ingest(args: argparse.Namespace) -> int:
     import boto3
 
     from cli.batch_ingest import BatchIngestError, load_request, run
+    from cli.batch_progress import batch_display
+    from cli.output import is_terminal
     from osbatch.config import BulkConfig
     from osbatch.search.client import opensearch_client
 
+    display = batch_display(as_json=args.json, terminal=is_terminal())
     try:
         request = load_request(args.request)
         if args.stack:
-            return _batch_ingest_on_stack(args, request)
+            return _batch_ingest_on_stack(args, request, display)
         endpoint = args.endpoint
         if endpoint is None:
             from local.runtime import local_runtime
@@ -557,14 +561,16 @@ def batch_ingest(args: argparse.Namespace) -> int:
             s3=session.client("s3") if request.data_source.type == "s3" else None,
             dead_letter_dir=args.dead_letters,
             bulk=BulkConfig(concurrency=args.concurrency),
+            display=display,
         )
     except BatchIngestError as error:
         raise CommandError(str(error)) from None
     return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 
 
-def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
+def _batch_ingest_on_stack(args: argparse.Namespace, request: Any, display: BatchDisplay) -> int:
     import json
+    import sys
     import tempfile
     from pathlib import Path
 
@@ -582,6 +588,9 @@ def _batch_ingest_on_stack(args: argparse.Namespace, request: Any) -> int:
             stepfunctions=target.client("stepfunctions"),
             jobs=target.jobs,
             scratch=Path(scratch),
+            display=display,
+            # With --json, stdout holds only JSON lines: notes such as "already ran" go to stderr.
+            say=(lambda line: print(line, file=sys.stderr)) if args.json else print,
         )
     return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 

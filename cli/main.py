@@ -158,6 +158,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     batch.add_argument("--concurrency", type=int, default=2, help="bulk requests in flight")
     batch.add_argument(
+        "--json", action="store_true", help="progress as JSON lines (start, one per chunk, done)"
+    )
+    batch.add_argument(
         "--stack",
         action="store_true",
         help="run it on the deployed stack's Distributed Map (the local runtime's when it is up, else AWS)",

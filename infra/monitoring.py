@@ -8,6 +8,13 @@ get the same notifications (notify.py reads both from CDK context).
 One alarm per failed job: a job that fails ends its execution in the JobFailed state, so ExecutionsFailed
 fires for it (and for any execution that died before FailJob could report). The JobsFailed metric and the
 functions' errors are graphed, not alarmed: a function error either is retried away or fails the execution.
+
+Every widget charts something a successful job emits, so an empty widget means a misnamed metric:
+- no IteratorAge: it is for stream event sources (Kinesis, DynamoDB streams, "Types of metrics for Lambda
+  functions", docs.aws.amazon.com/lambda/latest/dg/monitoring-metrics-types.html), and no function has one;
+- fail-job runs only when a job fails, so its own Lambda metrics have no datapoint after a success. Its
+  section charts JobsFailed instead, which Finalize publishes as 0 and FailJob as 1, next to fail-job's
+  invocations and errors; its throttling alarm stays, and its errors fail the execution (ExecutionsFailed).
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ JOB_TIMEOUT_USED_ALARM_PERCENT = 75  # warns before PollJob expires the job at 1
 FAILED_STATUS_CALLS_PER_HOUR = 3  # one failed DescribeTransformJob is noise; three an hour is an outage
 DOMAIN_DISK_USED_PERCENT = 75  # FreeStorageSpace under a quarter; writes block at 95
 DOMAIN_JVM_PRESSURE_PERCENT = 80  # sustained above 80 % leads to circuit breakers and rejected bulks
+
+# Functions a successful job never runs: their section charts the failures they record (see above).
+RUN_ONLY_ON_FAILURE = ("fail-job",)
 
 # What a throttled invocation leads to, where it is not a workflow task's retry.
 THROTTLED_THEN = {"submit": "SQS redelivers the events, and after 5 receives parks them in the submit DLQ"}
@@ -153,7 +163,11 @@ class Monitoring(Construct):
                 human_readable_name=f"{name} function",
                 alarm_friendly_name=name,
                 add_throttles_count_alarm=_any(f"Lambda throttled {name}: {then}"),
+                is_iterator=False,  # no stream event source: IteratorAge would stay empty
+                add_to_detail_dashboard=name not in RUN_ONLY_ON_FAILURE,
             )
+            if name in RUN_ONLY_ON_FAILURE:
+                self._failures(facade, name, function)
         if domain is not None:
             self._domain(facade, domain)
         dashboard = facade.created_dashboard()
@@ -222,6 +236,24 @@ class Monitoring(Construct):
                         ),
                     ],
                 ),
+            ],
+        )
+
+    def _failures(self, facade: mc.MonitoringFacade, name: str, function: lambda_.IFunction) -> None:
+        """What a function that runs only for failed jobs records: a series that reads 0 after each success
+        (JobsFailed, which Finalize also publishes), with the function's own invocations and errors."""
+        facade.monitor_custom(
+            alarm_friendly_name=f"{name}-failures",
+            human_readable_name=f"{name} function",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Failed jobs",
+                    metrics=[
+                        custom_metric(JOBS_FAILED),
+                        function.metric_invocations(statistic="Sum", period=PERIOD),
+                        function.metric_errors(statistic="Sum", period=PERIOD),
+                    ],
+                )
             ],
         )
 

@@ -103,3 +103,14 @@ def render_in_chromium(page: Path, screenshot: Path, *, height: int = 2400) -> R
         timeout=120,
     )
     return RenderedPage(dom, screenshot)
+
+
+def dashboard_widgets(dom: str) -> list[dict[str, str]]:
+    """The metric panels of an `osbatch dashboard` page (cli/dashboard_page.py), each as its data-*
+    attributes: data-section, data-widget and data-has-data ("yes" or "no")."""
+    import re
+
+    return [
+        dict(re.findall(r'([\w-]+)="([^"]*)"', tag))
+        for tag in re.findall(r'<div class="widget" data-section[^>]*>', dom)
+    ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import codecs
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from local.opensearch.errors import MissingArtifactError, MissingMavenError, SetupError
+from local.opensearch.transfer import MavenTransferReader, TransferDisplay
 
 # The newest release for which the distribution and every plugin zip below are published.
 # 3.7.0 has a distribution zip but no k-NN or ML Commons zip yet; check them all before moving this.
@@ -57,29 +59,55 @@ PLUGINS = tuple(
 _NOT_FOUND = ("Could not find artifact", "Unable to find artifact", "was not found in")
 
 
-def download(artifact: Artifact, dest_dir: Path, mvn: str | None) -> Path:
-    """Copy one artifact into dest_dir; Maven downloads it into ~/.m2 first if it is not there yet."""
+def download(
+    artifact: Artifact, dest_dir: Path, mvn: str | None, show: TransferDisplay | None = None
+) -> Path:
+    """Copy one artifact into dest_dir; Maven downloads it into ~/.m2 first if it is not there yet.
+    show: where the bytes of a download go as they arrive (transfer.py); without it, mvn runs quiet."""
     if mvn is None:
         raise MissingMavenError(
             "Maven (mvn) is not on PATH; the local OpenSearch node is downloaded with it. "
             "Install it (Debian: apt-get install maven) and run again."
         )
+    # Batch mode (-B) has no colour codes in the output we quote in errors, and no transfer progress;
+    # with a display, colours are turned off by name instead, and Maven's console listener reports bytes.
+    quiet = ["-q", "-B"] if show is None else ["-Dstyle.color=never"]
     command = [
         mvn,
-        "-q",
-        "-B",  # no colour codes in the output we quote in errors
+        *quiet,
         "-U",  # re-ask for artifacts whose absence Maven cached, so a transient miss does not stick
         "dependency:copy",
         f"-Dartifact={artifact.coordinates}",
         f"-DoutputDirectory={dest_dir}",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise download_error(artifact, result.stdout + result.stderr)
+    returncode, output = _run(command, show)
+    if returncode != 0:
+        raise download_error(artifact, output)
     path = dest_dir / artifact.filename
     if not path.is_file():
         raise SetupError(f"mvn reported success for {artifact.coordinates} but {path} does not exist")
     return path
+
+
+def _run(command: list[str], show: TransferDisplay | None) -> tuple[int, str]:
+    """mvn's exit code and output (stdout and stderr); with a display, its transfers shown as they run."""
+    if show is None:
+        result = subprocess.run(command, capture_output=True, text=True, check=False)
+        return result.returncode, result.stdout + result.stderr
+    reader, output = MavenTransferReader(show), []
+    decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode  # a character may span reads
+    with subprocess.Popen(
+        command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+    ) as process:
+        assert process.stdout is not None
+        # read1: whatever has arrived, so "Progress" rewritten with carriage returns is seen as it comes
+        while piece := process.stdout.read1(65536):  # type: ignore[attr-defined]
+            text = decode(piece)
+            output.append(text)
+            reader.feed(text)
+        returncode = process.wait()
+    reader.close()
+    return returncode, "".join(output)
 
 
 def download_error(artifact: Artifact, mvn_output: str) -> SetupError:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from local.opensearch.artifacts import Artifact, download
+from local.opensearch.transfer import transfer_display
 
 PYTORCH_VERSION = "2.5.1"
 CLASSIFIER = "linux-x86_64"
@@ -56,8 +57,13 @@ def ensure_pytorch_natives(cache_root: Path, mvn: str | None, progress: Callable
         work = Path(scratch)
         staged = work / "lib"
         staged.mkdir()
-        _extract(download(NATIVE, work, mvn), staged, lambda name: name.startswith(NATIVE_PREFIX))
-        _extract(download(JNI, work, mvn), staged, lambda name: name == JNI_MEMBER)
+        show = transfer_display(progress)
+        try:
+            native, jni = download(NATIVE, work, mvn, show), download(JNI, work, mvn, show)
+        finally:
+            show.close()
+        _extract(native, staged, lambda name: name.startswith(NATIVE_PREFIX))
+        _extract(jni, staged, lambda name: name == JNI_MEMBER)
         if target.exists():
             shutil.rmtree(target)
         staged.rename(target)  # complete or absent: an interrupted fetch leaves nothing half-there

@@ -18,6 +18,7 @@ from pathlib import Path
 from local.opensearch.artifacts import DISTRIBUTION, OPENSEARCH_VERSION, PLUGINS, Artifact, Plugin, download
 from local.opensearch.errors import SetupError
 from local.opensearch.java import JavaRuntime
+from local.opensearch.transfer import TransferDisplay, transfer_display
 
 MARKER = ".osbatch-installed.json"
 
@@ -38,8 +39,12 @@ def assemble(home: Path, *, java: JavaRuntime, mvn: str | None, progress: Callab
         work = Path(scratch)
         zips = work / "zips"  # copies out of ~/.m2, deleted with the scratch folder
         progress(f"fetching OpenSearch and {len(PLUGINS)} plugins with mvn (~570 MB if not in ~/.m2)")
-        distribution = _fetch(DISTRIBUTION, zips, mvn, progress)
-        plugin_zips = [(plugin, _fetch(plugin.artifact, zips, mvn, progress)) for plugin in PLUGINS]
+        show = transfer_display(progress)  # the bytes of whatever is not in ~/.m2 yet
+        try:
+            distribution = _fetch(DISTRIBUTION, zips, mvn, progress, show)
+            plugin_zips = [(plugin, _fetch(plugin.artifact, zips, mvn, progress, show)) for plugin in PLUGINS]
+        finally:
+            show.close()
         progress("unpacking the distribution")
         staged = _unzip(distribution, work)
         for plugin, plugin_zip in plugin_zips:
@@ -55,9 +60,11 @@ def assemble(home: Path, *, java: JavaRuntime, mvn: str | None, progress: Callab
     return home
 
 
-def _fetch(artifact: Artifact, dest: Path, mvn: str | None, progress: Callable[[str], None]) -> Path:
+def _fetch(
+    artifact: Artifact, dest: Path, mvn: str | None, progress: Callable[[str], None], show: TransferDisplay
+) -> Path:
     progress(f"  {artifact.coordinates}")
-    return download(artifact, dest, mvn)
+    return download(artifact, dest, mvn, show)
 
 
 def _unzip(archive_path: Path, dest: Path) -> Path:

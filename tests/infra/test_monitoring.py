@@ -246,3 +246,49 @@ def test_created_domain_endpoint_is_an_output(created: Synthesized) -> None:
     # Given the stack that creates its domain
     # Then its endpoint is exported too
     assert render(created.outputs["OpenSearchEndpoint"]["Value"]).startswith("https://<")
+
+
+def _dashboard_widgets(synth: Synthesized) -> list[tuple[str, dict[str, Any]]]:
+    """(the section's header text, widget) for every metric widget, in dashboard order."""
+    (dashboard,) = synth.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.loads(render(dashboard["Properties"]["DashboardBody"]))
+    found, section = [], ""
+    for widget in body["widgets"]:
+        if widget["type"] == "text":
+            section = widget["properties"]["markdown"]
+        elif widget["type"] == "metric":
+            found.append((section, widget))
+    return found
+
+
+def _charts(widget: dict[str, Any]) -> str:
+    return json.dumps(widget["properties"]["metrics"])
+
+
+def test_no_widget_charts_the_iterator_age_of_functions_without_stream_sources(main: Synthesized) -> None:
+    # Given the dashboard's widgets (no function of the stack has a Kinesis or DynamoDB stream source)
+    widgets = _dashboard_widgets(main)
+    # Then none charts IteratorAge, which only stream event sources emit, and every function still has its
+    # invocation and error graphs
+    assert widgets and not [title for title, w in widgets if "IteratorAge" in _charts(w)]
+    functions = function_ids(main)
+    for name in set(FUNCTIONS) - {"fail-job"}:
+        charted = {w["properties"]["title"] for _, w in widgets if f"<{functions[name]}>" in _charts(w)}
+        assert {"TPS", "Latency", "Invocations", "Errors"} <= charted, name
+
+
+def test_fail_jobs_section_charts_the_failed_jobs_series_finalize_zeroes(main: Synthesized) -> None:
+    # Given the widgets that chart the fail-job function, which a successful job never runs
+    fail_job = f"<{function_ids(main)['fail-job']}>"
+    widgets = [(section, w) for section, w in _dashboard_widgets(main) if fail_job in _charts(w)]
+
+    # Then there is one, in the fail-job section, and it charts JobsFailed (0 from Finalize after each
+    # success, 1 from FailJob) next to fail-job's own invocations and errors, so it has data after a success
+    ((section, widget),) = widgets
+    assert "fail-job function" in section
+    charted = _charts(widget)
+    assert "SELECT SUM(JobsFailed) FROM osbatch" in charted
+    assert '"Invocations"' in charted and '"Errors"' in charted
+    # And fail-job still alarms when throttled (its errors fail the execution, which ExecutionsFailed alarms)
+    throttles = [a for a in _alarm_watching(main, "Throttles") if fail_job[1:-1] in json.dumps(a["Metrics"])]
+    assert len(throttles) == 1

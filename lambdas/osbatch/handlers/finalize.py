@@ -43,6 +43,9 @@ def finalize(state: JobState, env: Runtime) -> JobState:
         sync=sync if source.incremental and state.batch is None else None,
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
+    # A 0 for every job that did not fail (fail-job adds the 1s), so the failed-jobs graph reads 0 after
+    # successes instead of having no data, and a missing series means a misnamed metric.
+    metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=0)
     if report.unaccounted:
         metrics.add_metric(name="UnaccountedRecords", unit=MetricUnit.Count, value=report.unaccounted)
     logger.info("job finished", extra=asdict(report))

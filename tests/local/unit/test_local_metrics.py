@@ -163,3 +163,25 @@ def test_an_ended_execution_counts_its_end_and_zero_for_the_others(cloudwatch: A
     widgets = read_widgets(body)
     fill(widgets, cloudwatch)
     assert [w.series[0].points[-1][1] for w in widgets] == [1, 1, 0, 2000]
+
+
+def test_the_page_marks_the_widget_whose_metric_is_misnamed_and_a_zero_is_data(cloudwatch: Any) -> None:
+    from cli.dashboard_page import render
+    from tests.helpers import dashboard_widgets
+
+    # Given Finalize's metrics after a successful job: JobsCompleted 1 and JobsFailed 0
+    metrics.publish_emf(powertools_line(JobsCompleted=1, JobsFailed=0), ACCOUNT, REGION)
+    metrics.lambda_invocation("osbatch-finalize", ACCOUNT, REGION, duration_ms=3, error=False)
+    # And a dashboard charting them, plus a misspelt metric
+    widgets = read_widgets(
+        dashboard("SELECT SUM(JobsFailed) FROM osbatch", "SELECT SUM(JobFailed) FROM osbatch")
+    )
+    # When its widgets are filled and the page rendered
+    fill(widgets, cloudwatch)
+    shown = {w["data-widget"]: w["data-has-data"] for w in dashboard_widgets(render("osbatch", widgets))}
+    # Then the failed-jobs graph has data (a 0 is a datapoint), and the misspelt one is marked empty
+    assert shown == {
+        "SELECT SUM(JobsFailed) FROM osbatch": "yes",
+        "SELECT SUM(JobFailed) FROM osbatch": "no",
+        "Lambda": "yes",
+    }
