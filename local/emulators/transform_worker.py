@@ -15,6 +15,7 @@ a job's container starts in a fraction of a second without forking the multi-thr
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import signal
 import threading
@@ -105,10 +106,8 @@ class ModelWorker:
 
     def close(self) -> None:
         WORKERS.remove(self._job)
-        try:
+        with contextlib.suppress(OSError):  # a dead container needs no goodbye
             self._connection.send(None)
-        except OSError:
-            pass
         self._process.join(STOP_SECONDS)
         if self._process.is_alive():
             self._process.kill()
