@@ -27,8 +27,9 @@ if TYPE_CHECKING:
 
 
 # What a parked task waits for: its remote jobs' end (WaitForJob) or a job slot (WaitForSlot).
-PARK_FOR_JOB = "job"
-PARK_FOR_SLOT = "slot"
+ParkFor = Literal["job", "slot"]
+PARK_FOR_JOB: ParkFor = "job"
+PARK_FOR_SLOT: ParkFor = "slot"
 
 
 class ParkRequest(BaseModel):
@@ -38,7 +39,7 @@ class ParkRequest(BaseModel):
 
     job_id: str
     token: str
-    wait: Literal["job", "slot"] = PARK_FOR_JOB
+    wait: ParkFor = PARK_FOR_JOB
 
 
 def park(request: ParkRequest, *, wakeups: Wakeups, sfn: SFNClient) -> Outcome:
