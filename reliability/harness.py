@@ -153,7 +153,7 @@ class Harness:
             entries.append(object_created(self.s3, bucket, key))
         accepted = deliver_again(session().client("events", endpoint_url=AWS_URL), entries)
         sqs = session().client("sqs", endpoint_url=AWS_URL)
-        names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+        names: list[Any] = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
 
         def drained() -> bool:
             counts = sqs.get_queue_attributes(
