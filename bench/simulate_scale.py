@@ -5,10 +5,12 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
 
 - uploads: Prepare cuts each into parts of `max_records_per_part` and remote jobs of SageMaker's
   JobLimits (1,000,000 records); StartJob takes one of `max_jobs_in_flight` slots per upload (given back
-  by the PollJob that sees its last transform job ended), and a refused StartJob is retried by the state
-  machine's slot-wait retrier (30 s doubling to 10 min) until `slot_wait_window`, then fails
-  (SlotWaitPastWindow), as steps/start_job.py does. Scenarios marked `before-fixes` run the design as it
-  was before that: the slot held until Finalize, the wait counted against `retry_time_window`
+  by the PollJob that sees its last transform job ended), and a refused StartJob parks in WaitForSlot
+  until the slot's release wakes the oldest waiting upload (steps/support/slot_wake.py) or its 10-minute
+  fallback timeout passes, until `slot_wait_window`, then fails (SlotWaitPastWindow), as
+  steps/start_job.py does. Scenarios marked `no-wake` run the slot wait as it was before the wake-up: the
+  state machine's slot-wait retrier (30 s doubling to 10 min). Scenarios marked `before-fixes` run the
+  design as it was before that: the slot held until Finalize, the wait counted against `retry_time_window`
   (ThrottledPastWindow), ingest-chunk's reservation fixed at 40 and NoWriterSlot not retried;
 - transform jobs: `instances_per_job` ml.m4.xlarge each, at the seed's throughput per instance;
 - the workflow's loop per execution (infra/workflow.py): WaitForJob (ended by the completion event or by
@@ -133,10 +135,11 @@ class Design:
     reservation: Callable[[int], int]  # ingest-chunk's reserved concurrency for max_jobs_in_flight slots
     map_concurrency: int
     lambda_throttled: Retrier  # Lambda.TooManyRequestsException on the Map's IngestChunk task
-    start_throttled: Retrier  # JobSlotsFull / BackendThrottled on StartJob (no jitter)
+    start_throttled: Retrier  # BackendThrottled on StartJob, and JobSlotsFull without the wake (no jitter)
     no_writer_slot: Retrier  # NoWriterSlot on the Map's IngestChunk task
     ingest_timeout: float
     slot_wait_hours: float = 48.0
+    slot_wait_fallback: float = 600.0  # WaitForSlot's timeout
     records_per_part: int = 100_000
     records_per_job: int = 1_000_000
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
@@ -159,6 +162,8 @@ class Scenario:
     # wait counted against retry_time_window (`retry_window_hours`), ingest-chunk reserving 40, and
     # NoWriterSlot failing the Map child.
     before_fixes: bool = False
+    # The slot wait as it was before a release woke the oldest waiting upload: StartJob's retrier only.
+    slot_wake: bool = True
     retry_window_hours: float = 48.0
     ingest_concurrency: int | None = None  # instead of the stack's sizing (tests)
 
@@ -172,6 +177,7 @@ def deployed_design() -> Design:
         CHUNK_THROTTLED,
         MAP_MAX_CONCURRENCY,
         NO_WRITER_SLOT,
+        SLOT_WAIT_FALLBACK_SECONDS,
         THROTTLE_INTERVAL_SECONDS,
         THROTTLE_MAX_DELAY_SECONDS,
     )
@@ -200,6 +206,7 @@ def deployed_design() -> Design:
         ),
         ingest_timeout=ingest.timeout_seconds,
         slot_wait_hours=parse_duration(str(inference["slot_wait_window"].default)) / 3600,
+        slot_wait_fallback=SLOT_WAIT_FALLBACK_SECONDS,
         records_per_part=int(inference["max_records_per_part"].default),
         records_per_job=SageMakerBackend.job_limits.max_records_per_job,
     )
@@ -275,6 +282,10 @@ class Totals:
     last_indexed: float = 0.0
     throttled_children: int = 0
     peak_node_tasks: int = 0
+    # Seconds slots stood free while an upload waited for one: from each release to the next StartJob that
+    # took a slot, summed over the releases that had a waiting upload.
+    slot_idle_seconds: float = 0.0
+    slot_handovers: int = 0
 
     def fail(self, reason: str) -> None:
         self.failed_uploads[reason] = self.failed_uploads.get(reason, 0) + 1
@@ -292,6 +303,8 @@ class Simulation:
         self.ingest_running = 0
         self.slots_held = 0
         self.tickets: deque[int] = deque()
+        self.executions: dict[int, Execution] = {}
+        self.releases: deque[float] = deque()  # when slots were given back with uploads waiting
         self.ingest_concurrency = scenario.ingest_concurrency or (
             LEGACY_INGEST_CONCURRENCY
             if scenario.before_fixes
@@ -307,7 +320,8 @@ class Simulation:
 
     def run(self) -> Totals:
         for upload in range(self.s.files):
-            Execution(self, upload).start()
+            self.executions[upload] = Execution(self, upload)
+            self.executions[upload].start()
         self.loop.run()
         self.t.peak_node_tasks = self.node.peak_tasks
         return self.t
@@ -333,6 +347,9 @@ class Execution:
         self.wait_token = 0
         self.failed = False
         self.first_throttled: float | None = None
+        self.slot_parked = False  # in WaitForSlot
+        self.slot_token = 0
+        self.slot_woken = False  # a release noted before the park (steps/support/slot_wake.py)
         self.chunks_planned = 0
         self.slot_returned = False
         self.indexed = 0  # documents this upload's chunks indexed, and dead-lettered
@@ -374,6 +391,9 @@ class Execution:
         if sim.slots_held < sim.s.jobs_in_flight and sim.tickets[0] == self.upload:
             sim.tickets.popleft()
             sim.slots_held += 1
+            if sim.releases:
+                sim.t.slot_idle_seconds += sim.loop.now - sim.releases.popleft()
+                sim.t.slot_handovers += 1
             self.task("start-job")
             self.events += EVENTS_PER_RETRY * retry
             self.transitions += retry
@@ -389,7 +409,33 @@ class Execution:
                 "ThrottledPastWindow waiting for a slot" if sim.s.before_fixes else "SlotWaitPastWindow"
             )
             return self.end(failed=True)
-        sim.loop.at(sim.d.start_throttled.delay(retry, sim.rng), self.start_job, retry + 1)
+        if not sim.s.slot_wake or sim.s.before_fixes:
+            return sim.loop.at(sim.d.start_throttled.delay(retry, sim.rng), self.start_job, retry + 1)
+        # StartJob failed with JobSlotsFull, caught to WaitForSlot (a callback Task invoking park-job)
+        self.task("start-job")
+        self.state("Task", callback=True)
+        sim.invoke("park-job", SHORT_STEP_SECONDS["park-job"])
+        if self.slot_woken:
+            self.slot_woken = False
+            return sim.loop.at(0.0, self.start_job, 0)
+        self.slot_parked = True
+        self.slot_token += 1
+        sim.loop.at(sim.d.slot_wait_fallback, self.slot_wait_ended, self.slot_token)
+
+    def slot_wait_ended(self, token: int) -> None:
+        """WaitForSlot's fallback timeout: StartJob tries again."""
+        if token == self.slot_token and self.slot_parked:
+            self.slot_parked = False
+            self.start_job(0)
+
+    def wake_for_slot(self) -> None:
+        """A release's wake-up: the parked task resumes at once, or its park will."""
+        if self.slot_parked:
+            self.slot_parked = False
+            self.slot_token += 1
+            self.sim.loop.at(0.0, self.start_job, 0)
+        else:
+            self.slot_woken = True
 
     def submit_remote_jobs(self) -> None:
         sim = self.sim
@@ -482,7 +528,14 @@ class Execution:
     def give_back_slot(self) -> None:
         if self.remotes and not self.slot_returned:
             self.slot_returned = True
-            self.sim.slots_held -= 1  # Finalize and FailJob give the upload's slot back
+            sim = self.sim
+            sim.slots_held -= 1  # Finalize and FailJob give the upload's slot back
+            if sim.tickets:
+                sim.releases.append(sim.loop.now)
+            if sim.s.slot_wake and not sim.s.before_fixes:
+                # ... and wake the oldest waiting uploads, as many as there are free slots
+                for upload in list(sim.tickets)[: sim.s.jobs_in_flight - sim.slots_held]:
+                    sim.executions[upload].wake_for_slot()
 
     def finalize(self) -> None:
         self.task("finalize")
@@ -708,6 +761,8 @@ def scenario_name(s: Scenario) -> str:
         name += f" lambdas={s.ingest_concurrency}"
     if s.before_fixes:
         name += f" before-fixes win={s.retry_window_hours:g}h"
+    elif not s.slot_wake:
+        name += " no-wake"
     return name
 
 
@@ -776,6 +831,9 @@ def scenarios(files: int, per_file: int, nodes: list[int]) -> list[Scenario]:
         replace(before, nodes=middle, retry_window_hours=2.0),
         replace(before, nodes=nodes[0]),
         replace(before, nodes=middle),
+        # The slot wait before a release woke the oldest waiting upload: StartJob's retrier only.
+        replace(base, nodes=middle, jobs_in_flight=4, slot_wake=False),
+        replace(base, nodes=middle, slot_wake=False),
     ]
 
 
@@ -810,6 +868,7 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
     conserved = all(row.conserved() for row in rows)
     swept, defaults, small_queue = rows[:sweep], rows[sweep], rows[sweep + 1]
     before_defaults, before_window, before_small, before_middle = rows[sweep + 3 : sweep + 7]
+    no_wake_defaults, no_wake_middle = rows[sweep + 7 : sweep + 9]
     failed_sweep = sum(sum(row.totals.failed_uploads.values()) for row in swept)
     failed_defaults = sum(defaults.totals.failed_uploads.values())
     middle = next(row for row in swept if row.scenario.nodes == defaults.scenario.nodes)
@@ -839,9 +898,25 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
         f"slots and PT2H {failed(before_window)}, on N={before_small.scenario.nodes} with 10 slots "
         f"{failed(before_small)}; end to end on N={before_middle.scenario.nodes} "
         f"{before_middle.totals.last_indexed / 3600:.1f} h (informational)",
+        f"{label}, slots standing free while an upload waited, per handover: "
+        f"{_idle(defaults)} with the wake-up vs {_idle(no_wake_defaults)} without (4 slots), "
+        f"{_idle(middle)} vs {_idle(no_wake_middle)} (10 slots) (target lower): "
+        f"{_verdict(_idle_seconds(defaults) < _idle_seconds(no_wake_defaults))}",
+        f"{label}, end to end with the wake-up vs without: {defaults.totals.last_indexed / 3600:.1f} h vs "
+        f"{no_wake_defaults.totals.last_indexed / 3600:.1f} h (4 slots), "
+        f"{middle.totals.last_indexed / 3600:.1f} h vs {no_wake_middle.totals.last_indexed / 3600:.1f} h "
+        "(10 slots) (informational)",
     ]
     print("\n".join(lines))
     return 0 if conserved else 1
+
+
+def _idle_seconds(row: Row) -> float:
+    return row.totals.slot_idle_seconds / max(1, row.totals.slot_handovers)
+
+
+def _idle(row: Row) -> str:
+    return f"{_idle_seconds(row):.1f} s ({row.totals.slot_handovers} handovers)"
 
 
 def seed_embedding_hours(s: Scenario, records: int) -> float:

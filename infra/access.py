@@ -84,7 +84,10 @@ def grant_function_access(
 
     grant("start-job", [GET, UPDATE], table)  # UpdateItem: the job, and its slot (a conditional write)
 
-    grant("poll-job", [UPDATE], table)
+    # GetItem: the slots item, read before the conditional write that gives the slot back, and the oldest
+    # waiting jobs to wake (steps/support/slot_wake.py, as Finalize and FailJob do); UpdateItem: the job,
+    # the slot, and the woken job's wake-up.
+    grant("poll-job", [GET, UPDATE], table)
 
     # steps/park_job.py and steps/wake_job.py on the job item (dal/wakeups.py): park stores its token and
     # claims; wake checks the job exists, records the finish and claims. SendTaskSuccess is granted with the

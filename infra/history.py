@@ -74,18 +74,29 @@ def worst_case_events(
     polls: int,
     ingest_loop: Collection[str] = (),
     rounds: int = 1,
+    slot_loop: Collection[str] = (),
+    slot_waits: int = 0,
 ) -> int:
     """Every state outside the loops once, with all its retries, plus `polls` passes through the polling
-    loop and `rounds` through the ingest loop (its states with all their retries each time)."""
+    loop, `rounds` through the ingest loop (its states with all their retries each time) and `slot_waits`
+    more passes through the slot loop (WaitForSlot and StartJob, each with the per-poll retry reserve)."""
     states: Mapping[str, Mapping[str, Any]] = definition["States"]
-    unknown = (set(loop) | set(ingest_loop)) - set(states)
+    unknown = (set(loop) | set(ingest_loop) | set(slot_loop)) - set(states)
     if unknown:
         raise ValueError(f"the loops name states the definition lacks: {sorted(unknown)}")
     looped = set(loop) | set(ingest_loop)
     once = sum(state_events(s, all_retries=True) for name, s in states.items() if name not in looped)
     per_poll = sum(state_events(states[name], all_retries=False) for name in loop)
     per_round = sum(state_events(states[name], all_retries=True) for name in ingest_loop)
-    return EXECUTION_EVENTS + once + polls * per_poll + rounds * per_round
+    per_slot_wait = sum(state_events(states[name], all_retries=False) for name in slot_loop)
+    return EXECUTION_EVENTS + once + polls * per_poll + rounds * per_round + slot_waits * per_slot_wait
+
+
+def slot_wait_count(window_seconds: int, fallback_seconds: int) -> int:
+    """The most times a job parks in WaitForSlot: a wait ends at the latest at its fallback timeout, and
+    StartJob fails the job at the first attempt past slot_wait_window. A release that wakes the job early
+    lets it start (it wakes only the jobs whose turn it is), so wakes add no waits to this bound."""
+    return -(-window_seconds // fallback_seconds)
 
 
 def check_polling_fits(
@@ -93,6 +104,9 @@ def check_polling_fits(
     definition: Mapping[str, Any],
     loop: Collection[str],
     ingest_loop: Collection[str] = (),
+    *,
+    slot_loop: Collection[str] = (),
+    slot_wait_seconds: int = 0,
 ) -> None:
     """Refuse any pipeline whose polling and remote jobs could take a job past the history limit; say
     what would fit."""
@@ -100,7 +114,12 @@ def check_polling_fits(
     for pipeline in pipelines:
         polling = pipeline.inference.polling
         rounds = pipeline.inference.max_remote_jobs
-        shape = _Loops(definition, loop, ingest_loop, rounds)
+        waits = (
+            slot_wait_count(pipeline.inference.slot_wait_window_seconds, slot_wait_seconds)
+            if slot_loop
+            else 0
+        )
+        shape = _Loops(definition, loop, ingest_loop, rounds, slot_loop, waits)
         events = shape.events(polling)
         if events <= HISTORY_LIMIT:
             continue
@@ -118,13 +137,26 @@ def check_polling_fits(
 
 class _Loops:
     def __init__(
-        self, definition: Mapping[str, Any], loop: Collection[str], ingest_loop: Collection[str], rounds: int
+        self,
+        definition: Mapping[str, Any],
+        loop: Collection[str],
+        ingest_loop: Collection[str],
+        rounds: int,
+        slot_loop: Collection[str] = (),
+        slot_waits: int = 0,
     ) -> None:
         self._definition, self._loop, self._ingest_loop, self._rounds = definition, loop, ingest_loop, rounds
+        self._slot_loop, self._slot_waits = slot_loop, slot_waits
 
     def events(self, polling: PollingConfig) -> int:
         return worst_case_events(
-            self._definition, self._loop, poll_count(polling), self._ingest_loop, self._rounds
+            self._definition,
+            self._loop,
+            poll_count(polling),
+            self._ingest_loop,
+            self._rounds,
+            self._slot_loop,
+            self._slot_waits,
         )
 
     def fits(self, polling: PollingConfig) -> bool:

@@ -33,7 +33,14 @@ from infra.storage import Storage
 from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.wake import WakeRules
-from infra.workflow import INGEST_LOOP, POLL_LOOP, JobWorkflow, state_machine_arn
+from infra.workflow import (
+    INGEST_LOOP,
+    POLL_LOOP,
+    SLOT_LOOP,
+    SLOT_WAIT_FALLBACK_SECONDS,
+    JobWorkflow,
+    state_machine_arn,
+)
 from osbatch.infra_facts import Backend, PipelineConfig
 
 # Backends whose output lacks the source record, so PlanIngest joins it back (steps/support/join.py).
@@ -135,7 +142,9 @@ class OsbatchStack(Stack):
             self,
             "Wake",
             wake=functions["wake-job"],
-            token_senders=functions.roles("park-job", "wake-job"),
+            # park-job and wake-job resume WaitForJob; park-job and the steps that give a job slot back resume
+            # WaitForSlot (steps/support/slot_wake.py).
+            token_senders=functions.roles("park-job", "wake-job", "poll-job", "finalize", "fail-job"),
             state_machine_arn=machine_arn,
         )
         slot_wait = max(p.inference.slot_wait_window_seconds for p in pipelines)
@@ -146,7 +155,6 @@ class OsbatchStack(Stack):
             functions=functions.by_name,
             output_bucket=storage.output_bucket,
             retry_window_seconds=max(p.inference.retry_time_window_seconds for p in pipelines),
-            slot_wait_seconds=slot_wait,
             # A job may queue for a slot before its polling timeout starts.
             timeout=Duration.seconds(
                 round(
@@ -157,7 +165,14 @@ class OsbatchStack(Stack):
             ),
         )
         # Before anything is deployed: a job must not be able to outgrow its execution history.
-        check_polling_fits(pipelines, workflow.definition(), POLL_LOOP, INGEST_LOOP)
+        check_polling_fits(
+            pipelines,
+            workflow.definition(),
+            POLL_LOOP,
+            INGEST_LOOP,
+            slot_loop=SLOT_LOOP,
+            slot_wait_seconds=SLOT_WAIT_FALLBACK_SECONDS,
+        )
         monitoring = Monitoring(
             self,
             "Monitoring",

@@ -18,7 +18,13 @@ from constructs import Construct
 
 from infra.functions import LOG_RETENTION
 from infra.nag import acknowledge, allow, flatten
-from osbatch.infra_facts import NO_WRITER_SLOT_ERRORS, SLOT_WAIT_ERRORS, THROTTLED_ERRORS, plan_key
+from osbatch.infra_facts import (
+    NO_WRITER_SLOT_ERRORS,
+    PARK_FOR_SLOT,
+    SLOT_WAIT_ERRORS,
+    THROTTLED_ERRORS,
+    plan_key,
+)
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,12 @@ TOLERATED_FAILURE_PATH = "$.plan.tolerated_failure_percentage"
 THROTTLE_INTERVAL_SECONDS = 30
 THROTTLE_BACKOFF = 2.0
 THROTTLE_MAX_DELAY_SECONDS = 600
+# WaitForSlot's timeout: the fallback retry of a job waiting for a slot, for a release whose wake was lost
+# (steps/support/slot_wake.py); the cap of the retrier it replaced. A waiting job renews its ticket at each
+# StartJob, well within dal/slots.py's WAITER_GONE_SECONDS.
+SLOT_WAIT_FALLBACK_SECONDS = THROTTLE_MAX_DELAY_SECONDS
+# The states a job passes through once per wait for a job slot (infra/history.py counts them).
+SLOT_LOOP = ("WaitForSlot", "StartJob")
 MAP_MAX_CONCURRENCY = 8  # bounds the bulk load one job puts on the cluster
 WAITING = ("CREATED", "RUNNING", "CANCELLING")
 DONE = ("COMPLETED", "PARTIALLY_COMPLETED")
@@ -116,7 +128,6 @@ class JobWorkflow(Construct):
         functions: Mapping[str, lambda_.IFunction],
         output_bucket: s3.IBucket,
         retry_window_seconds: int,
-        slot_wait_seconds: int,
         timeout: Duration,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -127,7 +138,7 @@ class JobWorkflow(Construct):
         fail_job.next(sfn.Fail(self, "JobFailed", error="JobFailed", cause="The job failed; see its report."))
 
         finalize = self._task("Finalize", "finalize", catch=fail_job)
-        start_job = self._task("StartJob", "start-job", catch=fail_job)
+        start_job = self._task("StartJob", "start-job", catch=None)
         start_job.add_retry(
             errors=list(THROTTLED_ERRORS),
             interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
@@ -135,15 +146,15 @@ class JobWorkflow(Construct):
             max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
             max_attempts=throttle_attempts(retry_window_seconds),
         )
-        # Queueing for a job slot, on its own clock and attempts: waiting for other uploads of the pipeline
-        # must not use up the throttling retries (steps/start_job.py enforces each pipeline's window).
-        start_job.add_retry(
+        # Queueing for a job slot, on its own clock: waiting for other uploads of the pipeline must not use
+        # up the throttling retries (steps/start_job.py enforces each pipeline's slot_wait_window). The job
+        # parks until a release wakes it, at most SLOT_WAIT_FALLBACK_SECONDS; then StartJob tries again.
+        start_job.add_catch(
+            self._park_for_slot(start_job, fail_job),
             errors=list(SLOT_WAIT_ERRORS),
-            interval=Duration.seconds(THROTTLE_INTERVAL_SECONDS),
-            backoff_rate=THROTTLE_BACKOFF,
-            max_delay=Duration.seconds(THROTTLE_MAX_DELAY_SECONDS),
-            max_attempts=throttle_attempts(slot_wait_seconds),
+            result_path=sfn.JsonPath.DISCARD,
         )
+        start_job.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
         poll_job = self._task("PollJob", "poll-job", catch=fail_job)
         wait = self._park(poll_job, fail_job)
         plan_ingest = self._task("PlanIngest", "plan-ingest", catch=fail_job)
@@ -269,6 +280,32 @@ class JobWorkflow(Construct):
         # Catchers are tried in order: the timeout is the poll, anything else fails the job as elsewhere.
         park.add_catch(poll_job, errors=[sfn.Errors.TIMEOUT], result_path=sfn.JsonPath.DISCARD)
         park.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
+        return park
+
+    def _park_for_slot(self, start_job: sfn.IChainable, fail_job: sfn.IChainable) -> tasks.LambdaInvoke:
+        """WaitForSlot: a job refused a slot (JobSlotsFull) waits here until a release sends its token
+        (steps/support/slot_wake.py) or the fallback timeout passes; either way StartJob tries again. The
+        Catch that leads here discards the error, so the state passes through unchanged."""
+        park = tasks.LambdaInvoke(
+            self,
+            "WaitForSlot",
+            lambda_function=self._invoked.setdefault("park-job", self._functions["park-job"]),
+            integration_pattern=sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+            payload=sfn.TaskInput.from_object(
+                {
+                    "job_id": sfn.JsonPath.string_at("$.job_id"),
+                    "token": sfn.JsonPath.task_token,
+                    "wait": PARK_FOR_SLOT,
+                }
+            ),
+            task_timeout=sfn.Timeout.duration(Duration.seconds(SLOT_WAIT_FALLBACK_SECONDS)),
+            result_path=sfn.JsonPath.DISCARD,
+            retry_on_service_exceptions=False,
+        )
+        self._add_lambda_retries(park)
+        park.add_catch(start_job, errors=[sfn.Errors.TIMEOUT], result_path=sfn.JsonPath.DISCARD)
+        park.add_catch(fail_job, errors=[sfn.Errors.ALL], result_path="$.error")
+        park.next(start_job)
         return park
 
     @staticmethod

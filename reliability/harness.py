@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from local.aws import session
 from local.deploy import deploy_local, load_pipelines
@@ -20,6 +20,9 @@ from osbatch.dal import JobTable
 from osbatch.models import JobStateName, job_id_for
 from osbatch.search.client import opensearch_client
 from reliability.accounting import Tally, account, all_index_ids, indexed_docs, input_records
+from reliability.burst import Started, deliver_again, object_created, started
+
+T = TypeVar("T")
 
 # The integration tests' pipelines, so `make reliability` and the integration suite deploy the same stack
 # and switching between them never reshapes it; the scenarios use the e2e-reliability pipeline.
@@ -120,6 +123,47 @@ class Harness:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
             time.sleep(0.2)
+
+    def wait_for(
+        self, probe: Callable[[], T | None], *, what: str, timeout: float = JOB_TIMEOUT_SECONDS
+    ) -> T:
+        """What probe returns once it returns something."""
+        deadline = time.monotonic() + timeout
+        while (found := probe()) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{what} not seen within {timeout:.0f} s")
+            time.sleep(0.2)
+        return found
+
+    @property
+    def sagemaker(self) -> Any:
+        return session().client("sagemaker", endpoint_url=AWS_URL)
+
+    def started(self, job_ids: Sequence[str]) -> Started:
+        """How many executions and transform jobs these jobs have (scenario g)."""
+        sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
+        return started(sfn, self.stack.outputs["StateMachineArn"], self.sagemaker, job_ids)
+
+    def deliver_again(self, uris: Sequence[str]) -> int:
+        """Put each uploaded object's `Object Created` event on the default bus again, then wait until submit
+        has taken every message off its queue; how many events EventBridge accepted."""
+        entries = []
+        for uri in uris:
+            bucket, key = uri.removeprefix("s3://").split("/", 1)
+            entries.append(object_created(self.s3, bucket, key))
+        accepted = deliver_again(session().client("events", endpoint_url=AWS_URL), entries)
+        sqs = session().client("sqs", endpoint_url=AWS_URL)
+        names: list[Any] = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+
+        def drained() -> bool:
+            counts = sqs.get_queue_attributes(
+                QueueUrl=self.stack.outputs["SubmitQueueUrl"], AttributeNames=names
+            )
+            return all(value == "0" for value in counts["Attributes"].values())
+
+        time.sleep(2.0)  # EventBridge delivers to the queue on a thread of its own
+        self.wait_until(drained, what="an empty submit queue")
+        return accepted
 
     def plan_written(self, job_id: str) -> bool:
         """PlanIngest has cut the job's first output into chunks: the Map is about to bulk."""

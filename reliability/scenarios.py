@@ -10,6 +10,8 @@ from pathlib import Path
 
 from reliability.accounting import Tally
 from reliability.bad_input import bad_input_uploads, good
+from reliability.burst import RunningJobs, first_remote_jobs
+from reliability.container_faults import failure_reason, held_containers, kill_container
 from reliability.harness import Harness, Upload
 from reliability.network_faults import network_faults
 from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
@@ -24,10 +26,11 @@ class Row:
     seconds: float
     states: dict[str, str]
     notes: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)  # what else the scenario expected and did not see
 
     @property
     def clean(self) -> bool:
-        return self.tally.lost == 0 and self.tally.duplicated == 0
+        return self.tally.lost == 0 and self.tally.duplicated == 0 and not self.broken
 
 
 def _run(harness: Harness, uploads: list[Upload]) -> tuple[Tally, float, dict[str, str], list[str]]:
@@ -122,10 +125,77 @@ def network(harness: Harness, scale: int) -> Row:
     return Row("e. network faults", fault, tally, seconds, {}, notes)
 
 
+def container_killed(harness: Harness, scale: int) -> Row:
+    """Two uploads transforming at once; one's model container killed by SIGKILL mid-transform."""
+    uploads = [
+        Upload(f"{name}.jsonl", b"\n".join(good(name, 400 * scale)) + b"\n") for name in ("killed", "spared")
+    ]
+    harness.fresh_index()
+    set_faults(hold_transform_after_batches=2)  # each job stands still after its first object (2 batches)
+    try:
+        started_at = time.monotonic()
+        started = harness.upload(uploads)
+        (killed_job, _), (spared_job, _) = started
+        workers = harness.wait_for(lambda: held_containers(2), what="both transform jobs held mid-job")
+        pid = kill_container(workers, killed_job)
+    finally:
+        set_faults()  # the held jobs go on: the killed one finds its container gone
+    states = harness.wait([killed_job, spared_job])
+    seconds = time.monotonic() - started_at
+    tally = harness.tally(uploads, started)
+    reason = failure_reason(harness.sagemaker, killed_job)
+    by_file = {"killed.jsonl": states[killed_job], "spared.jsonl": states[spared_job]}
+    broken = [] if reason.startswith("Failed: AlgorithmError") else [f"the killed job's transform: {reason}"]
+    fault = f"SIGKILL to one transform job's model container (pid {pid}) after its first object"
+    notes = [f"DescribeTransformJob of the killed job: {reason}"]
+    return Row("f. model container killed", fault, tally, seconds, by_file, notes, broken)
+
+
+def burst(harness: Harness, scale: int) -> Row:
+    """200 tiny files at once on max_jobs_in_flight 4, the running transform jobs sampled at the service;
+    then every upload's S3 event delivered again."""
+    limit = harness.config.inference.max_jobs_in_flight
+    uploads = [
+        Upload(f"burst-{n:03d}.jsonl", b"\n".join(good(f"burst{n}", 3)) + b"\n") for n in range(200 * scale)
+    ]
+    harness.fresh_index()
+    set_faults()  # resets the emulator's peak counts
+    started_at = time.monotonic()
+    with RunningJobs(harness.sagemaker) as running:
+        started = harness.upload(uploads)
+        job_ids = [job_id for job_id, _ in started]
+        running.watch(first_remote_jobs(job_ids))
+        states = harness.wait(job_ids)
+    seconds = time.monotonic() - started_at
+    tally = harness.tally(uploads, started)
+    peak = int(faults()["peaks"].get("sagemaker", 0))
+    before = harness.started(job_ids)
+    accepted = harness.deliver_again([uri for _, uri in started])
+    after = harness.started(job_ids)
+    broken = []
+    if running.most > limit or peak > limit:
+        broken.append(f"{running.most} transform jobs seen running at once (emulator: {peak}), limit {limit}")
+    if set(states.values()) != {"COMPLETED"}:
+        broken.append(f"job states {sorted(set(states.values()))}, all COMPLETED expected")
+    if after != before or before.executions != len(job_ids):
+        broken.append(f"executions and transform jobs {before} before the repeated events, {after} after")
+    fault = (
+        f"{len(uploads)} files at once, max_jobs_in_flight {limit}: at most {running.most} transform jobs "
+        f"seen running ({running.samples} samples; the emulator's own peak {peak}); {accepted} S3 events "
+        f"delivered again: {after.executions - before.executions} new executions, "
+        f"{after.transform_jobs - before.transform_jobs} new transform jobs"
+    )
+    ended = list(states.values())
+    by_state = {f"{ended.count(state)} uploads": state for state in sorted(set(ended))}
+    return Row("g. 200 uploads at once", fault, tally, seconds, by_state, [], broken)
+
+
 SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
     "a": bad_input,
     "b": rejections,
     "c": node_restart,
     "d": sandbox_killed,
     "e": network,
+    "f": container_killed,
+    "g": burst,
 }

@@ -45,6 +45,7 @@ from osbatch.search.client import DOMAIN_HOST
 from osbatch.search.custom_resource import RESOURCE_TYPE, SearchResourceProperties
 from osbatch.search.ml import CONNECTORS, MODELS, SEARCH_PIPELINE, TASKS
 from osbatch.search.provision import hybrid_pipeline_name
+from osbatch.steps.park_job import PARK_FOR_SLOT
 
 __all__ = [
     "CONNECTORS",
@@ -58,6 +59,7 @@ __all__ = [
     "MINILM_TOKENIZER_FILE",
     "MODELS",
     "NO_WRITER_SLOT_ERRORS",
+    "PARK_FOR_SLOT",
     "REMOTE_JOB_PREFIX",
     "RESOURCE_TYPE",
     "S3_URL",

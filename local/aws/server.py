@@ -91,7 +91,8 @@ def install_emulators(endpoint_url: str) -> None:
     if install is None:
         LOG.warning("local.emulators has no install(); serving plain AWS emulation")
         return
-    install(s3_endpoint_url=endpoint_url)
+    # Transform jobs' models in container processes of their own, as SageMaker runs them.
+    install(s3_endpoint_url=endpoint_url, model_workers=True)
     LOG.info("installed local.emulators")
 
 

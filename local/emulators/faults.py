@@ -17,8 +17,10 @@ from typing import Any
 
 from local.emulators.batching import MODEL_INPUTS
 from local.emulators.jobs import PEAKS, reset_peaks
+from local.emulators.transform_worker import WORKERS
 
-# GET also returns `peaks` (jobs.PEAKS) and what reached the model (batching.MODEL_INPUTS)
+# GET also returns `peaks` (jobs.PEAKS), what reached the model (batching.MODEL_INPUTS) and the transform
+# jobs' model containers (transform_worker.WORKERS)
 FAULTS_PATH = "/_osbatch/emulators/faults"
 
 
@@ -48,6 +50,10 @@ class Faults:
     # the faults are reset, then refused, never applied: the attempt making it hangs at a known point mid-
     # chunk until its Lambda timeout kills it (0: none). GET reports the offsets of the saves applied.
     hold_checkpoint_save: int = 0
+    # SageMaker transform jobs stand still after this many model batches (0: never) until the faults are
+    # reset, their model containers idle but alive: a test kills a container at a known point mid-job.
+    # GET reports `transforms_held` and the containers' pids (`model_workers`, transform_worker.py).
+    hold_transform_after_batches: int = 0
 
 
 class FaultSettings:
@@ -57,6 +63,7 @@ class FaultSettings:
         self._released = threading.Event()
         self._checkpoint_saves = 0
         self.checkpoints: list[int] = []  # offsets of the checkpoint saves let through, in order
+        self._transforms_held = 0
 
     def snapshot(self) -> Faults:
         with self._lock:
@@ -78,6 +85,7 @@ class FaultSettings:
             self._released = threading.Event()
             self._checkpoint_saves = 0
             self.checkpoints = []
+            self._transforms_held = 0
 
     @property
     def checkpoint_saves(self) -> int:
@@ -93,6 +101,18 @@ class FaultSettings:
                 return self._released
             self.checkpoints.append(offset)
             return None
+
+    @property
+    def transforms_held(self) -> int:
+        with self._lock:
+            return self._transforms_held
+
+    def hold_transform(self) -> None:
+        """A transform job at its hold_transform_after_batches: stand still until the faults are reset."""
+        with self._lock:
+            self._transforms_held += 1
+            released = self._released
+        released.wait(HOLD_CAP_SECONDS)
 
     def take(self, name: str) -> bool:
         """Consume one of a counted fault (`throttle_creates`, `fail_status_calls`): True if one was left."""
@@ -131,6 +151,8 @@ def with_fault_route(app: WsgiApp, faults: FaultSettings = FAULTS) -> WsgiApp:
                 "model_inputs": MODEL_INPUTS.count,
                 "model_input_log": list(MODEL_INPUTS.latest),
                 "checkpoint_saves": faults.checkpoint_saves,
+                "transforms_held": faults.transforms_held,
+                "model_workers": WORKERS.snapshot(),
             }
             body = json.dumps({**asdict(faults.snapshot()), **report}).encode()
         except (ValueError, TypeError) as error:

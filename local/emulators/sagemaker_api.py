@@ -5,7 +5,8 @@ name, and has no StopTransformJob. Patched here:
 - CreateTransformJob: ResourceInUse for a name already used (the error CreateTransformJob documents; job names
   are unique per account and Region), ValidationException `Could not find model "<arn>".` for a ModelName not
   created with CreateModel (SageMaker's wording), ValidationException for requests the emulator cannot run;
-  then the job starts InProgress on a worker thread.
+  then the job starts InProgress on a worker thread, its model in a container process of its own when the
+  service runs with model_workers (transform_worker.py).
 - DescribeTransformJob / ListTransformJobs: unchanged; they read the fields the worker keeps current
   (TransformJobStatus, FailureReason, TransformStartTime, TransformEndTime; see DescribeTransformJob,
   https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_DescribeTransformJob.html).
@@ -34,6 +35,8 @@ from local.emulators.s3_io import ClientFactory
 from local.emulators.sagemaker_request import TransformRequestError, TransformSpec
 from local.emulators.sagemaker_transform import STATUS, EmbedderLoader, TransformWork, internal_error
 from local.emulators.state_events import put_transform_job_event
+from local.emulators.transform_worker import ModelWorker
+from local.model import Embedder
 
 # One runner per process: a later install() changes how new jobs run, not the record of running ones.
 RUNNER = JobRunner(describe_unexpected=internal_error, name="sagemaker")
@@ -43,11 +46,24 @@ class TransformService:
     """Starts, tracks and stops transform jobs; what the patched backend methods delegate to."""
 
     def __init__(
-        self, s3_clients: ClientFactory, load_embedder: EmbedderLoader, runner: JobRunner = RUNNER
+        self,
+        s3_clients: ClientFactory,
+        load_embedder: EmbedderLoader,
+        runner: JobRunner = RUNNER,
+        *,
+        model_workers: bool = False,
     ) -> None:
+        """model_workers: each job's model runs in a process of its own (load_embedder must then be
+        picklable: a module-level function), as SageMaker runs it in a container."""
         self.runner = runner
         self._s3_clients = s3_clients
         self._load_embedder = load_embedder
+        self._model_workers = model_workers
+
+    def _job_model(self, model_dir: str | None, job: str) -> Embedder:
+        if self._model_workers:
+            return ModelWorker(job, self._load_embedder, model_dir)
+        return self._load_embedder(model_dir)
 
     def create(
         self, backend: SageMakerModelBackend, create: Callable[..., FakeTransformJob], **request: Any
@@ -78,7 +94,11 @@ class TransformService:
             job, failure_reason=None, transform_end_time=None, labeling_job_arn=None, auto_ml_job_arn=None
         )
         work = TransformWork(
-            spec, self._s3_clients(backend.region_name), self._load_embedder, FAULTS.snapshot()
+            spec,
+            self._s3_clients(backend.region_name),
+            self._job_model,
+            FAULTS.snapshot(),
+            FAULTS.hold_transform,
         )
         self.runner.start(job.arn, work, on_change=functools.partial(_show_state, job))
         return job

@@ -18,8 +18,12 @@ The "model container" is a sentence embedder: a JSON string gives one vector, a 
 vectors. Which requests can run at all is decided in sagemaker_request.py, when the job is created.
 
 FailureReason wording: SageMaker reports input and model faults as "ClientError: …" and, for batch
-transform, usually "ClientError: See job logs for more information" with the details in CloudWatch. There is
-no CloudWatch here, so the details follow the prefix instead.
+transform, usually "ClientError: See job logs for more information" with the details in CloudWatch; a model
+container that stops answering as "AlgorithmError: See job logs for more information" (its log: "Unable to
+get response from algorithm"). There is no CloudWatch here, so the details follow the prefix instead.
+
+The model runs in this process, or in a container process of the job's own (transform_worker.py: the
+emulator's runtime uses those, so a container can be killed mid-job).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from local.emulators.s3_io import (
     read_text,
 )
 from local.emulators.sagemaker_request import MODEL_DIR_VARIABLE, TransformSpec
+from local.emulators.transform_worker import WorkerDied
 from local.model import Embedder
 
 STATUS = {  # core JobState -> DescribeTransformJob's TransformJobStatus
@@ -57,10 +62,18 @@ STATUS = {  # core JobState -> DescribeTransformJob's TransformJobStatus
 }
 
 EmbedderLoader = Callable[[str | None], Embedder]
+JobEmbedderLoader = Callable[[str | None, str], Embedder]  # (model folder, job): the job's model
 
 
 def client_error(detail: str) -> JobFailed:
     return JobFailed(f"ClientError: {detail}")
+
+
+def algorithm_error(error: WorkerDied, source: S3Location) -> JobFailed:
+    return JobFailed(
+        "AlgorithmError: See job logs for more information (Unable to get response from algorithm: "
+        f"{error.detail} while transforming {source.uri})"
+    )
 
 
 def internal_error(error: BaseException) -> str:
@@ -79,15 +92,32 @@ class TransformWork:
     """One transform job's work: every input object through the model into its .out object."""
 
     def __init__(
-        self, spec: TransformSpec, s3: S3Client, load_embedder: EmbedderLoader, faults: Faults | None = None
+        self,
+        spec: TransformSpec,
+        s3: S3Client,
+        load_embedder: JobEmbedderLoader,
+        faults: Faults | None = None,
+        hold: Callable[[], None] = lambda: None,
     ) -> None:
+        """load_embedder(model_dir, job) gives the job's model; hold() is where the job stands still at
+        the faults' hold_transform_after_batches."""
         self._spec = spec
         self._s3 = s3
         self._load_embedder = load_embedder
         self._faults = faults or Faults()
+        self._hold = hold
+        self._batches = 0
 
     def __call__(self, context: JobContext) -> None:
-        embedder = self._embedder()
+        embedder = self._embedder(context.job_id)
+        try:
+            self._run(context, embedder)
+        finally:
+            close = getattr(embedder, "close", None)
+            if close is not None:
+                close()  # the job's container ends with the job
+
+    def _run(self, context: JobContext, embedder: Embedder) -> None:
         if self._spec.hold_until_stopped:
             context.wait_for_stop()
         written: list[S3Location] = []
@@ -105,9 +135,9 @@ class TransformWork:
             # A missing bucket or a denied request is the caller's setup, reported like SageMaker does.
             raise client_error(f"An S3 request of the job failed: {error}") from error
 
-    def _embedder(self) -> Embedder:
+    def _embedder(self, job: str) -> Embedder:
         try:
-            return self._load_embedder(self._spec.model_dir)
+            return self._load_embedder(self._spec.model_dir, job)
         except Exception as error:
             where = (
                 f"{MODEL_DIR_VARIABLE}={self._spec.model_dir}"
@@ -164,16 +194,26 @@ class TransformWork:
                 self._requests(source),
                 embedder,
                 max_bytes=self._spec.max_payload_bytes,
-                before_batch=context.check_stop,
+                before_batch=lambda: self._before_batch(context),
             )
             for record, vectors in batches:
                 writer.write(self._output_line(record, vectors, source) + self._spec.record_separator)
                 context.add_progress(done=1)
             context.check_stop()  # a stop that came during the last batch still leaves no output
             writer.commit()
+        except WorkerDied as error:
+            writer.abort()  # the object being transformed is not uploaded; those finished before stay
+            raise algorithm_error(error, source) from error
         except BaseException:
             writer.abort()
             raise
+
+    def _before_batch(self, context: JobContext) -> None:
+        context.check_stop()
+        if self._batches == self._faults.hold_transform_after_batches > 0:
+            self._hold()
+            context.check_stop()
+        self._batches += 1
 
     def _requests(self, source: S3Location) -> Iterator[EmbedRequest[_Record]]:
         limit = self._spec.max_payload_bytes

@@ -6,9 +6,16 @@ from typing import Any
 
 import pytest
 
-from infra.history import HISTORY_LIMIT, check_polling_fits, poll_count, state_events, worst_case_events
+from infra.history import (
+    HISTORY_LIMIT,
+    check_polling_fits,
+    poll_count,
+    slot_wait_count,
+    state_events,
+    worst_case_events,
+)
 from infra.stack import OsbatchStack
-from infra.workflow import INGEST_LOOP, POLL_LOOP
+from infra.workflow import INGEST_LOOP, POLL_LOOP, SLOT_LOOP, SLOT_WAIT_FALLBACK_SECONDS
 from osbatch.config import ConfigError, PollingConfig
 from tests.infra.helpers import Synthesized, definition, new_app, pipeline
 
@@ -65,9 +72,25 @@ def test_a_poll_counts_its_states_and_one_retry(machine: dict[str, Any]) -> None
     # And a state outside the loop is counted with every attempt of every retrier (10 + 8 Lambda retries)
     assert state_events(states["Prepare"], all_retries=True) == 5 + 3 * (10 + 8)
     throttled = next(r for r in states["StartJob"]["Retry"] if "BackendThrottled" in r["ErrorEquals"])
-    slots = next(r for r in states["StartJob"]["Retry"] if "JobSlotsFull" in r["ErrorEquals"])
-    retries = 10 + 8 + throttled["MaxAttempts"] + slots["MaxAttempts"]
+    retries = 10 + 8 + throttled["MaxAttempts"]
     assert state_events(states["StartJob"], all_retries=True) == 5 + 3 * retries
+    # And a wait for a job slot is WaitForSlot (a callback, 6) and StartJob again (5), one retry each
+    assert sum(state_events(states[name], all_retries=False) for name in SLOT_LOOP) == 6 + 3 + 5 + 3
+
+
+def test_waits_for_a_slot_are_counted_up_to_the_slot_wait_window(machine: dict[str, Any]) -> None:
+    # Given the default slot_wait_window (48 h) and WaitForSlot's 10-minute fallback timeout
+    window = pipeline().inference.slot_wait_window_seconds
+
+    # When the waits are counted / Then a job parks at most 288 times (a wake-up ends a wait early and
+    # starts the job, so it adds none)
+    waits = slot_wait_count(window, SLOT_WAIT_FALLBACK_SECONDS)
+    assert waits == 288
+    # And each wait adds WaitForSlot and StartJob to the worst case: 17 events, 4,896 over two days
+    polls = poll_count(pipeline().inference.polling)
+    without = worst_case_events(machine, POLL_LOOP, polls, INGEST_LOOP, 1)
+    with_waits = worst_case_events(machine, POLL_LOOP, polls, INGEST_LOOP, 1, SLOT_LOOP, waits)
+    assert with_waits - without == 288 * 17
 
 
 def test_the_default_polling_fits_well_within_the_limit(machine: dict[str, Any]) -> None:
@@ -85,6 +108,18 @@ def test_the_default_polling_fits_well_within_the_limit(machine: dict[str, Any])
     # Then it is below the 25,000 events of one execution (about two thirds), and the check lets it through
     assert polls * 21 + rounds * per_round < events < HISTORY_LIMIT * 0.7
     check_polling_fits([pipeline()], machine, POLL_LOOP, INGEST_LOOP)
+    # And with two days of waits for a slot before it (288 at most) it still fits, with room to spare
+    waits = slot_wait_count(pipeline().inference.slot_wait_window_seconds, SLOT_WAIT_FALLBACK_SECONDS)
+    queued = worst_case_events(machine, POLL_LOOP, polls, INGEST_LOOP, rounds, SLOT_LOOP, waits)
+    assert queued < HISTORY_LIMIT * 0.9
+    check_polling_fits(
+        [pipeline()],
+        machine,
+        POLL_LOOP,
+        INGEST_LOOP,
+        slot_loop=SLOT_LOOP,
+        slot_wait_seconds=SLOT_WAIT_FALLBACK_SECONDS,
+    )
 
 
 def test_remote_jobs_per_upload_count_towards_the_history(machine: dict[str, Any]) -> None:

@@ -50,7 +50,10 @@ EXPECTED = {
         "dynamodb:GetItem", "dynamodb:UpdateItem",
         "sagemaker:CreateTransformJob", "sagemaker:AddTags", "sagemaker:DescribeTransformJob",
     },
-    "poll-job": {"dynamodb:UpdateItem", "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob"},
+    "poll-job": {
+        "dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskSuccess",
+        "sagemaker:DescribeTransformJob", "sagemaker:StopTransformJob",
+    },
     "park-job": {"dynamodb:UpdateItem", "states:SendTaskSuccess"},
     "wake-job": {"dynamodb:GetItem", "dynamodb:UpdateItem", "states:SendTaskSuccess"},
     "plan-ingest": {
@@ -63,12 +66,12 @@ EXPECTED = {
     "finalize": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
         "events:PutEvents", *LOAD, "s3:GetObject", *REWRITE, "dynamodb:GetItem", "dynamodb:PutItem",
-        *INCREMENTAL,
+        *INCREMENTAL, "states:SendTaskSuccess",
     },
     "fail-job": {
         "s3:PutObject", "s3:AbortMultipartUpload", "dynamodb:Query", "dynamodb:UpdateItem",
         "events:PutEvents", "sagemaker:StopTransformJob", *LOAD, "s3:GetObject", *REWRITE,
-        "dynamodb:GetItem", "dynamodb:PutItem",
+        "dynamodb:GetItem", "dynamodb:PutItem", "states:SendTaskSuccess",
     },
 }  # fmt: skip
 # Every statement whose Resource is "*", by the role it belongs to, with its exact actions and condition:

@@ -72,15 +72,20 @@ def test_eventbridge_may_invoke_wake_job_from_these_rules_only(main: Synthesized
     assert all(p["Principal"] == "events.amazonaws.com" and "SourceArn" in p for p in permissions)
 
 
-def test_only_park_and_wake_send_task_tokens_and_only_to_the_job_workflow(main: Synthesized) -> None:
+def test_only_park_wake_and_slot_releasers_send_task_tokens_only_to_the_job_workflow(
+    main: Synthesized,
+) -> None:
     # Given every function's SendTaskSuccess grants
     senders = {
         name: resources_for(main, name, "states:SendTaskSuccess")
         for name in function_ids(main)
         if resources_for(main, name, "states:SendTaskSuccess")
     }
-    # Then park-job and wake-job may send, to the workflow's name-derived ARN only
-    assert senders == {"park-job": [MACHINE], "wake-job": [MACHINE]}
+    # Then park-job and wake-job (WaitForJob), and the steps that give a job slot back (WaitForSlot: poll-job,
+    # finalize, fail-job) may send, to the workflow's name-derived ARN only
+    assert senders == {
+        name: [MACHINE] for name in ("park-job", "wake-job", "poll-job", "finalize", "fail-job")
+    }
 
 
 def test_the_workflow_invokes_park_job(main: Synthesized) -> None:

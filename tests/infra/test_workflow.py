@@ -6,7 +6,12 @@ from typing import Any
 
 import pytest
 
-from infra.workflow import LAMBDA_SERVICE_ERRORS, LAMBDA_THROTTLED, throttle_attempts
+from infra.workflow import (
+    LAMBDA_SERVICE_ERRORS,
+    LAMBDA_THROTTLED,
+    SLOT_WAIT_FALLBACK_SECONDS,
+    throttle_attempts,
+)
 from tests.infra.helpers import Synthesized, definition
 
 TASKS = ["Prepare", "StartJob", "PollJob", "PlanIngest", "Finalize"]
@@ -25,8 +30,8 @@ def test_states_and_transitions_follow_the_contract(main: Synthesized, states: d
     assert machine["StartAt"] == "BatchIngest?"
     assert machine["QueryLanguage"] == "JSONPath"
     assert set(states) == {
-        "BatchIngest?", "Prepare", "HasRecords?", "StartJob", "WaitForJob", "PollJob", "JobDone?",
-        "PartFinished?", "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
+        "BatchIngest?", "Prepare", "HasRecords?", "StartJob", "WaitForSlot", "WaitForJob", "PollJob",
+        "JobDone?", "PartFinished?", "PlanIngest", "IngestChunks", "Finalize", "FailJob", "JobFailed",
     }  # fmt: skip
     assert states["Prepare"]["Next"] == "HasRecords?"
     assert states["StartJob"]["Next"] == "WaitForJob"
@@ -173,10 +178,12 @@ def test_lambda_retries_last_minutes_not_seconds() -> None:
 def test_every_task_and_the_map_catch_into_fail_job(states: dict[str, Any]) -> None:
     for name in [*TASKS, "IngestChunks"]:
         # Given a task (or the Map)
-        # Then any error keeps the state, adds it under $.error and goes to FailJob
-        assert states[name]["Catch"] == [
+        # Then any error keeps the state, adds it under $.error and goes to FailJob (StartJob's last
+        # catcher: a refused slot is caught before, to WaitForSlot)
+        assert states[name]["Catch"][-1:] == [
             {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailJob"}
         ]
+        assert len(states[name]["Catch"]) == (2 if name == "StartJob" else 1)
     assert "Catch" not in states["FailJob"]
 
 
@@ -194,20 +201,35 @@ def test_start_job_retries_throttling_for_the_longest_retry_window(states: dict[
     }
 
 
-def test_start_job_waits_for_a_slot_on_retries_of_its_own(states: dict[str, Any]) -> None:
-    # Given StartJob's retriers; both pipelines queue for a slot for the default two days
-    (slots,) = [r for r in states["StartJob"]["Retry"] if "JobSlotsFull" in r["ErrorEquals"]]
+def test_start_job_refused_a_slot_parks_until_a_release_wakes_it(states: dict[str, Any]) -> None:
+    # Given StartJob's retriers and catchers
+    start = states["StartJob"]
 
-    # Then a full pipeline is retried by a rule of its own, which the throttling window does not bound:
-    # the same backoff, for two days (292 attempts), so a queued upload is not failed for queueing
-    assert slots == {
-        "ErrorEquals": ["JobSlotsFull"],
-        "IntervalSeconds": 30,
-        "BackoffRate": 2,
-        "MaxAttempts": throttle_attempts(48 * 3600),
-        "MaxDelaySeconds": 600,
+    # Then JobSlotsFull is not retried in place but caught first, to WaitForSlot, the JobState unchanged;
+    # every other error still fails the job
+    assert not [r for r in start["Retry"] if "JobSlotsFull" in r["ErrorEquals"]]
+    assert start["Catch"] == [
+        {"ErrorEquals": ["JobSlotsFull"], "ResultPath": None, "Next": "WaitForSlot"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailJob"},
+    ]
+    # And WaitForSlot parks on a task token with park-job, as WaitForJob does, saying it waits for a slot,
+    # for at most the fallback (the 10-minute cap of the retrier it replaces)
+    park = states["WaitForSlot"]
+    assert park["Resource"].endswith(":states:::lambda:invoke.waitForTaskToken")
+    assert park["Parameters"]["Payload"] == {
+        "job_id.$": "$.job_id",
+        "token.$": "$$.Task.Token",
+        "wait": "slot",
     }
-    assert throttle_attempts(48 * 3600) == 292
+    assert park["Parameters"]["FunctionName"] == states["WaitForJob"]["Parameters"]["FunctionName"]
+    assert park["TimeoutSeconds"] == SLOT_WAIT_FALLBACK_SECONDS == 600
+    assert park["ResultPath"] is None and "OutputPath" not in park
+    # And woken or timed out, StartJob tries again; any other error fails the job
+    assert park["Next"] == "StartJob"
+    assert park["Catch"] == [
+        {"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "StartJob"},
+        {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "FailJob"},
+    ]
 
 
 def test_a_throttled_chunk_waits_longer_than_other_tasks(states: dict[str, Any]) -> None:

@@ -269,6 +269,38 @@ def test_the_slot_goes_back_when_the_last_remote_job_ends_not_at_finalize(
     assert jobs.slot_holders("msmarco") == {"msmarco-b", "msmarco-queued"}
 
 
+def test_poll_job_gives_the_slot_back_through_the_release_it_is_given(
+    config: PipelineConfig, jobs: JobTable
+) -> None:
+    # Given an upload of two remote jobs, and the release the handler wires (which also wakes the oldest
+    # waiting job, steps/support/slot_wake.py), recorded
+    backend = ScriptedBackend(
+        [
+            BackendStatus(JobStateName.COMPLETED),
+            BackendStatus(JobStateName.RUNNING),
+            BackendStatus(JobStateName.COMPLETED),
+        ]
+    )
+    state = started(config, jobs, backend, remote_jobs=2)
+    released: list[tuple[str, str]] = []
+
+    def release(pipeline: str, job_id: str) -> None:
+        released.append((pipeline, job_id))
+        jobs.release_slot(pipeline, job_id)
+
+    # When one remote job has ended, then both
+    state = poll_job(
+        state, config=config, backend=backend, jobs=jobs, now=lambda: 2000.0, release_slot=release
+    )
+    first = list(released)
+    poll_job(state, config=config, backend=backend, jobs=jobs, now=lambda: 2100.0, release_slot=release)
+
+    # Then nothing is released while one still runs, and the slot goes back through it once both ended
+    assert first == []
+    assert released == [("msmarco", "msmarco-1")]
+    assert "msmarco-1" not in jobs.slot_holders("msmarco")
+
+
 def test_an_upload_of_three_remote_jobs_starts_all_and_reruns_find_them(
     config: PipelineConfig, jobs: JobTable
 ) -> None:

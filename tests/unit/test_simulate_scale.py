@@ -117,6 +117,24 @@ def test_queued_uploads_wait_on_their_own_window_and_all_complete() -> None:
     assert totals.last_inference_end > 3 * 1_000_000 / sim.RECORDS_PER_INSTANCE_SECOND * 0.95
 
 
+def test_a_released_slot_starts_the_waiting_upload_at_once_not_at_its_next_retry() -> None:
+    # Given two uploads on one slot, with the wake-up (as deployed) and without (StartJob's retrier only)
+    scenario = sim.Scenario(files=2, records_per_file=1_000_000, nodes=2, jobs_in_flight=1)
+
+    # When they are uploaded at once
+    woken = sim.simulate(small_design(), scenario)
+    retried = sim.simulate(small_design(), replace(scenario, slot_wake=False))
+
+    # Then with the wake-up the second takes the slot the moment the first gives it back; without it, the
+    # slot stands free until the second's next StartJob retry (30 s doubling to 10 minutes)
+    assert woken.slot_handovers == retried.slot_handovers == 1
+    assert woken.slot_idle_seconds == 0.0
+    assert retried.slot_idle_seconds > 0.0
+    assert woken.last_inference_end < retried.last_inference_end
+    # And both index every record
+    assert woken.indexed == retried.indexed == 2_000_000
+
+
 def test_a_queued_upload_past_the_slot_wait_window_fails_with_its_records_dead_lettered() -> None:
     # Given a slot wait window of one hour, shorter than one transform job
     design = replace(small_design(), slot_wait_hours=1.0)

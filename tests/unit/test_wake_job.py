@@ -7,8 +7,6 @@ services' documented shapes (osbatch.backends.remote_events cites them).
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from osbatch.dal import JobTable
 from osbatch.dal.wakeups import WAKE_PENDING, WAKE_TOKEN
 from osbatch.handlers import park_job, wake_job, wiring
 from osbatch.models import SourceObject
-from tests.helpers import eventually
 from tests.unit.helpers import FakeContext, create_job_table, pipeline_dict
+from tests.unit.parked_workflow import Workflow
 
 JOB_ID = "msmarco-3f2a9c1e0b7d4a55"
 REMOTE = f"osb-{JOB_ID}"
@@ -79,69 +77,6 @@ def bedrock_event(name: str = REMOTE, status: str = "Completed") -> dict[str, An
     }
 
 
-class Workflow:
-    """One execution parked as WaitForJob parks: woken -> Woken, timed out -> Polled (the fallback)."""
-
-    def __init__(self, sfn: Any, sqs: Any) -> None:
-        self._sfn, self._sqs = sfn, sqs
-        self._queue = sqs.create_queue(QueueName="park-requests")["QueueUrl"]
-        park = {
-            "Type": "Task",
-            "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-            "Parameters": {
-                "QueueUrl": self._queue,
-                "MessageBody": {"job_id.$": "$.job_id", "token.$": "$$.Task.Token"},
-            },
-            "TimeoutSecondsPath": "$.poll.wait_seconds",
-            "ResultPath": None,
-            "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": None, "Next": "Polled"}],
-            "Next": "Woken",
-        }
-        definition = {
-            "StartAt": "WaitForJob",
-            "States": {"WaitForJob": park, "Woken": {"Type": "Succeed"}, "Polled": {"Type": "Succeed"}},
-        }
-        self._arn = sfn.create_state_machine(
-            name="jobs", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/sfn"
-        )["stateMachineArn"]
-
-    def park(self, wait_seconds: int = LONG_WAIT) -> tuple[str, dict[str, Any]]:
-        """Start an execution; returns it and the payload WaitForJob gives park-job (with its token)."""
-        execution = self._sfn.start_execution(
-            stateMachineArn=self._arn,
-            name=uuid.uuid4().hex,
-            input=json.dumps({"job_id": JOB_ID, "poll": {"wait_seconds": wait_seconds}}),
-        )["executionArn"]
-
-        def parked() -> list[dict[str, Any]] | None:
-            return self._sqs.receive_message(QueueUrl=self._queue, WaitTimeSeconds=1).get("Messages")
-
-        (message, *_) = eventually(parked, interval=0, what="the execution parked")
-        self._sqs.delete_message(QueueUrl=self._queue, ReceiptHandle=message["ReceiptHandle"])
-        return execution, json.loads(message["Body"])
-
-    def ended_in(self, execution: str) -> str:
-        """The state the execution ended in, waiting for it to end (it runs on moto's threads)."""
-
-        def succeeded() -> list[dict[str, Any]] | None:
-            events = self._sfn.get_execution_history(executionArn=execution)["events"]
-            return events if events[-1]["type"] == "ExecutionSucceeded" else None
-
-        events = eventually(succeeded, timeout=30, interval=0.05, what="the execution's end")
-        entered = [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-        return str(entered[-1])
-
-    def parked_seconds(self, execution: str) -> float:
-        """From the park's TaskStateEntered to how it ended, by the execution history's timestamps."""
-        events = self._sfn.get_execution_history(executionArn=execution)["events"]
-        stamps = {e["type"]: e["timestamp"] for e in events}
-        end = stamps.get("TaskTimedOut") or stamps["TaskSucceeded"]
-        return float((end - stamps["TaskStateEntered"]).total_seconds())
-
-    def is_waiting(self, execution: str) -> bool:
-        return bool(self._sfn.describe_execution(executionArn=execution)["status"] == "RUNNING")
-
-
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[Workflow, JobTable, Any]]:
     with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
@@ -164,7 +99,7 @@ def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[
         )
         region = "us-east-1"
         workflow = Workflow(
-            boto3.client("stepfunctions", region_name=region), boto3.client("sqs", region_name=region)
+            boto3.client("stepfunctions", region_name=region), boto3.client("sqs", region_name=region), JOB_ID
         )
         yield workflow, jobs, table
         wiring._runtime.cache_clear()

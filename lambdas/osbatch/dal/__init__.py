@@ -6,7 +6,7 @@
 | chunks.py         | an ingest chunk's counts and checkpoint | (`<job id>`, `chunk#NNNNN`)         |
 | slots.py          | a pipeline's job slots and waiting queue | (`slots#<pipeline>`, `slots`)      |
 | bulk_load.py      | an index's bulk-load lease              | (`bulk-load#<index>`, `lease`)      |
-| wakeups.py        | a parked WaitForJob's token, on the job item | (`<job id>`, `job`)            |
+| wakeups.py        | a parked WaitForJob's or WaitForSlot's token, on the job item | (`<job id>`, `job`) |
 | domain_writers.py | a domain's ingest writer leases and limit | (`domain#<endpoint>`, `writers`)  |
 
 job_table.JobTable is every kind at once; store.JobStore pairs it with the job's buckets.
@@ -19,7 +19,7 @@ from osbatch.dal.items import utc_now
 from osbatch.dal.job_table import JobTable
 from osbatch.dal.slots import WAITER_GONE_SECONDS
 from osbatch.dal.store import JobStore
-from osbatch.dal.wakeups import Claim, Wakeups
+from osbatch.dal.wakeups import Claim, SlotWakeups, Wakeups
 
 __all__ = [
     "WAITER_GONE_SECONDS",
@@ -32,6 +32,7 @@ __all__ = [
     "LeaseLeft",
     "LimitSettings",
     "NoWriterSlot",
+    "SlotWakeups",
     "TableProgress",
     "Wakeups",
     "utc_now",

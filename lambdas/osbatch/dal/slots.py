@@ -80,6 +80,18 @@ class JobSlots(TableItems):
             ):
                 return
 
+    def next_waiters(self, pipeline: str, limit: int, now: float) -> list[str]:
+        """The jobs whose turn it is: the oldest live tickets, as many as the pipeline has free slots.
+        acquire_slot gives a free slot to exactly these, so waking them wakes no one who must wait on."""
+        item = self._slots_item(pipeline)
+        free = max(0, limit - len(set(item.get("holders", set()))))
+        live = sorted(
+            (ticket, str(waiter["job"]))
+            for ticket, waiter in _waiters(item).items()
+            if now - float(waiter["seen"]) < WAITER_GONE_SECONDS
+        )
+        return [job for _, job in live[:free]]
+
     def _renew(self, pipeline: str, ticket: str, now: float) -> None:
         try:
             self._table.update_item(

@@ -21,6 +21,7 @@ def fail(state: JobState, env: Runtime) -> JobState:
         publish=env.events.publish,
         index_load=IndexLoad(env.opensearch(config), config.sink.index) if config else None,
         chunked=config is not None and config.source.chunking is not None,
+        release_slot=env.release_slot(config) if config else None,
     )
     # JobsFailed is what the failed-job alarm watches.
     metrics.add_metric(name="JobsFailed", unit=MetricUnit.Count, value=1)

@@ -41,6 +41,7 @@ def finalize(state: JobState, env: Runtime) -> JobState:
         diff_output=not keeps_source(config, env.backend(config)),
         backend=env.backend(config),
         sync=sync if source.incremental and state.batch is None else None,
+        release_slot=env.release_slot(config),
     )
     metrics.add_metric(name="JobsCompleted", unit=MetricUnit.Count, value=1)
     # A 0 for every job that did not fail (fail-job adds the 1s), so the failed-jobs graph reads 0 after

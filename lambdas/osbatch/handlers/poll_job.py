@@ -11,7 +11,14 @@ from osbatch.steps.poll_job import poll_job, timeout_used_percent
 
 def poll(state: JobState, env: Runtime) -> JobState:
     config = env.pipeline(state.pipeline)
-    result = poll_job(state, config=config, backend=env.backend(config), jobs=env.jobs, now=env.now)
+    result = poll_job(
+        state,
+        config=config,
+        backend=env.backend(config),
+        jobs=env.jobs,
+        now=env.now,
+        release_slot=env.release_slot(config),
+    )
     metrics.add_metric(name="JobPolls", unit=MetricUnit.Count, value=1)
     if result.poll is not None:
         used = timeout_used_percent(result.poll, config.inference.polling, env.now())

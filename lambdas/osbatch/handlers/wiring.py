@@ -31,11 +31,12 @@ from osbatch.config import (
     PipelineConfig,
     pipelines_from_json,
 )
-from osbatch.dal import DomainWriters, JobStore, JobTable, LimitSettings, Wakeups
+from osbatch.dal import DomainWriters, JobStore, JobTable, LimitSettings, SlotWakeups, Wakeups
 from osbatch.events import JobEvents
 from osbatch.search.client import opensearch_client
 from osbatch.steps.ingest_chunk import SinkDomain
 from osbatch.steps.support.ports import DeployedPipeline
+from osbatch.steps.support.slot_wake import SlotRelease
 
 # Standard retry mode: bounded retries with backoff for every AWS call the functions make.
 AWS_CONFIG = Config(retries={"max_attempts": 8, "mode": "standard"})
@@ -132,6 +133,19 @@ class Runtime:
     @cached_property
     def wakeups(self) -> Wakeups:
         return Wakeups(self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table))
+
+    @cached_property
+    def slot_wakeups(self) -> SlotWakeups:
+        return SlotWakeups(
+            self._session.resource("dynamodb", config=AWS_CONFIG).Table(self.settings.job_table)
+        )
+
+    def release_slot(self, config: PipelineConfig) -> SlotRelease:
+        """Gives a job's slot back and wakes the oldest job waiting for one (PollJob, Finalize, FailJob)."""
+        limit = config.inference.max_jobs_in_flight
+        return SlotRelease(
+            self.jobs, self.slot_wakeups, self.client("stepfunctions"), limit=limit, now=self.now
+        )
 
     def domain_writers(self, config: PipelineConfig) -> DomainWriters:
         """The writer slots of the pipeline's domain, shared through the job table by every job."""

@@ -26,6 +26,7 @@ from osbatch.steps.support.report import (
     store_report,
     unaccounted_records,
 )
+from osbatch.steps.support.slot_wake import ReleaseSlot, release_only
 from osbatch.steps.support.unreported import dead_letter_unreported
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ def fail_job(
     publish: Publish,
     index_load: IndexLoad | None = None,
     chunked: bool = False,
+    release_slot: ReleaseSlot | None = None,
 ) -> tuple[JobState, JobReport]:
     """backend: None when the job's pipeline is not deployed in this stack (then nothing can be stopped).
     chunked: the pipeline chunks records, so its output was joined at PlanIngest like a joining backend's."""
@@ -92,7 +94,8 @@ def fail_job(
             )
     report = with_actuals(report, state, jobs=jobs, backend=backend)
     store_report(report, store, publish)
-    jobs.release_slot(state.pipeline, state.job_id)  # failures and cancels free the slot too
+    # Failures and cancels free the slot too, and wake the next waiting job.
+    (release_slot or release_only(jobs))(state.pipeline, state.job_id)
     return state.model_copy(update={"status": ending}), report
 
 

@@ -29,6 +29,7 @@ from osbatch.steps.support.report import (
     store_report,
     unaccounted_records,
 )
+from osbatch.steps.support.slot_wake import ReleaseSlot, release_only
 from osbatch.steps.support.unreported import dead_letter_unreported
 
 MISSING_CHUNKS_SHOWN = 10  # a reason names this many missing chunks, then says how many more
@@ -45,6 +46,7 @@ def finalize_job(
     diff_output: bool = False,
     backend: BatchBackend | None = None,
     sync: Callable[[bool], SyncResult] | None = None,
+    release_slot: ReleaseSlot | None = None,
 ) -> tuple[JobState, JobReport]:
     """diff_output: the backend's output carries its records (no join at PlanIngest), so records it lacks
     are found here, when the counts come up short (steps/support/dropped.py). backend: for the token counts
@@ -91,7 +93,7 @@ def finalize_job(
             report = replace(report, incremental={**report.incremental, "sync": synced.note})
     report = with_actuals(report, state, jobs=jobs, backend=backend)
     store_report(report, store, publish)
-    jobs.release_slot(state.pipeline, state.job_id)
+    (release_slot or release_only(jobs))(state.pipeline, state.job_id)  # and wakes the next waiting job
     return state.model_copy(update={"status": ending}), report
 
 

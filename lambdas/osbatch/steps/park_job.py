@@ -8,11 +8,14 @@ of one of osbatch's remote jobs (backends/remote_events.py) and sends the token,
 
 Park and wake each first write their half (dal/wakeups.py) and then try to claim both at once, so the task
 is resumed exactly once whichever came first (steps/support/resume.py).
+
+WaitForSlot parks with the same function (`wait: "slot"`): its token and the releases that wake it are a
+pair of their own on the job item (dal/wakeups.py SlotWakeups; steps/support/slot_wake.py sends it).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -23,13 +26,20 @@ if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
 
 
+# What a parked task waits for: its remote jobs' end (WaitForJob) or a job slot (WaitForSlot).
+ParkFor = Literal["job", "slot"]
+PARK_FOR_JOB: ParkFor = "job"
+PARK_FOR_SLOT: ParkFor = "slot"
+
+
 class ParkRequest(BaseModel):
-    """WaitForJob's payload: the job and `$$.Task.Token`."""
+    """WaitForJob's and WaitForSlot's payload: the job, `$$.Task.Token`, and what it waits for."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job_id: str
     token: str
+    wait: ParkFor = PARK_FOR_JOB
 
 
 def park(request: ParkRequest, *, wakeups: Wakeups, sfn: SFNClient) -> Outcome:

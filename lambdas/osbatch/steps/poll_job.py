@@ -15,6 +15,7 @@ from osbatch.config import PipelineConfig, PollingConfig, next_wait_seconds
 from osbatch.dal import JobTable
 from osbatch.models import JobState, JobStateName, JobStatus, PollState
 from osbatch.steps.support.remote_jobs import overall_status
+from osbatch.steps.support.slot_wake import ReleaseSlot, release_only
 
 Clock = Callable[[], float]
 
@@ -33,7 +34,10 @@ def poll_job(
     backend: BatchBackend,
     jobs: JobTable,
     now: Clock,
+    release_slot: ReleaseSlot | None = None,
 ) -> JobState:
+    """release_slot gives the slot back and wakes the oldest waiting job (steps/support/slot_wake.py);
+    None gives it back only, and the waiting jobs start at their fallback retry."""
     assert state.remotes and state.poll is not None, "PollJob runs after StartJob"
     polling = config.inference.polling
     poll = state.poll.model_copy(update={"attempt": state.poll.attempt + 1})
@@ -73,7 +77,7 @@ def poll_job(
         # The slot bounds remote jobs, not ingest (the domain's writer limit bounds that): once this job's
         # have all ended, the next upload's may start while this one ingests. Finalize and FailJob release
         # it again, a no-op, so every path out of the workflow still frees it.
-        jobs.release_slot(state.pipeline, state.job_id)
+        (release_slot or release_only(jobs))(state.pipeline, state.job_id)
     poll = poll.model_copy(update={"wait_seconds": next_wait_seconds(poll.wait_seconds, polling)})
     jobs.update(
         state.job_id,
