@@ -4,8 +4,10 @@ The node's artifacts come through mvn (artifacts.py), so that ~/.m2/settings.xml
 apply. Outside batch mode (-B) Maven's console transfer listener prints, on stdout whether or not it is
 a terminal, "Downloading from <repo>: <url>", then "Progress (N): <done>/<total> <unit>" rewritten with
 carriage returns (one "a/b unit" per concurrent transfer, joined by " | "), then "Downloaded from
-<repo>: <url> (<size> at <speed>)". Sizes are decimal (1 kB = 1000 B). Checked against Maven 3.8.7
-fetching a 3 MB zip from a local HTTP server (tests/local/unit/test_download_progress.py replays it).
+<repo>: <url> (<size> at <speed>)". Sizes are decimal (1 kB = 1000 B). Where Maven prints resource names
+(its ConsoleMavenTransferListener's printResourceNames), a transfer reads "<file> (<done>/<total> <unit>)".
+Checked against Maven 3.8.7 fetching a 3 MB and a 30 MB zip from a local HTTP server
+(tests/local/unit/test_download_progress.py replays its output).
 
 A display shows them: rich bars at a terminal (rich.readthedocs.io, "Progress Display"), else one plain
 line per tenth of each file, so a log of a first `osbatch up` shows the 570 MB coming in.
@@ -22,6 +24,7 @@ UNITS = {"B": 1, "kB": 1000, "MB": 1000**2, "GB": 1000**3}
 _SIZE = r"(\d+(?:\.\d+)?)"
 _TRANSFER = re.compile(rf"^{_SIZE}(?:/{_SIZE})?\s*(B|kB|MB|GB)$")
 _STARTED = re.compile(r"^Downloading from [^:]+: (\S+)")
+_NAMED = re.compile(r"^(\S+) \((.+)\)$")
 _ENDED = re.compile(rf"^Downloaded from [^:]+: (\S+) \({_SIZE} (B|kB|MB|GB)")
 PLAIN_STEPS = 10  # plain lines per file: one at every tenth
 
@@ -68,6 +71,8 @@ class MavenTransferReader:
         elif part.startswith("Progress (") and "): " in part:
             transfers = part.split("): ", 1)[1].split(" | ")
             for name, transfer in zip(self._current, transfers, strict=False):
+                if named := _NAMED.match(transfer.strip()):  # "name (a/b unit)": Maven with resource names
+                    name, transfer = named.groups()
                 self._progress(name, transfer.strip())
 
     def _progress(self, name: str, transfer: str) -> None:

@@ -77,6 +77,16 @@ def test_concurrent_transfers_are_told_apart_by_their_start_order() -> None:
     assert shown.updates[-1] == ("a-1.jar", 35_000, 35_000)  # its end, from "Downloaded"
 
 
+def test_transfers_that_carry_their_file_name_are_read_too() -> None:
+    # Given Maven printing resource names in its progress ("file (a/b unit)")
+    shown = Recorded()
+    reader = MavenTransferReader(shown)
+    reader.feed(f"Downloading from local: {URL}\nProgress (1): fake-1.0.zip (1.2/3.0 MB)\r")
+    reader.close()
+    # Then the bytes are read as without names
+    assert shown.updates == [("fake-1.0.zip", 1_200_000, 3_000_000)]
+
+
 def test_plain_lines_come_at_each_tenth_and_at_the_end() -> None:
     # Given the plain display (stdout is not a terminal) fed Maven's output
     lines: list[str] = []
