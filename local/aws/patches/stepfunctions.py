@@ -7,10 +7,11 @@ The state machine definition is never rewritten; the engine's two sleeping point
 - the `time.sleep` of `RetrierDecl._eval_body` (interval x backoff, capped by MaxDelaySeconds).
 - `TimeoutSecondsPath`: osbatch uses it only on WaitForJob, a `waitForTaskToken` task whose timeout is the
   poll interval, i.e. the wait a Wait state had (infra/workflow.py).
-- a state's fixed `TimeoutSeconds`: osbatch sets one only on WaitForSlot, the other `waitForTaskToken` task,
-  whose timeout is the fallback retry of a job waiting for a slot (the retrier it replaced was scaled).
-  Default timeouts, heartbeats and the machine's own TimeoutSeconds are not scaled: handlers run at real
-  speed.
+- Fixed `TimeoutSeconds` and heartbeats are not scaled: handlers run at real speed. That includes
+  WaitForSlot's 10-minute fallback: locally a job waiting for a slot starts only when a release wakes it (a
+  lost wake-up shows as a 10-minute stall), and the waiting jobs do not all retry StartJob together every
+  few seconds, which would outrun start-job's reserved concurrency of 5 on this clock (Lambda's throttling
+  retries are scaled, the invocations are not).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
-from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds, TimeoutSecondsPath
+from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 _POLL_S = 0.05
@@ -53,17 +54,8 @@ def _scaled_timeout_seconds_path(self: TimeoutSecondsPath, env: Any) -> float:
     return scaled(_timeout_seconds_path(self, env))
 
 
-_timeout_seconds = TimeoutSeconds._eval_seconds
-
-
-def _scaled_timeout_seconds(self: TimeoutSeconds, env: Any) -> float:
-    seconds = _timeout_seconds(self, env)
-    return seconds if self.is_default_value() else scaled(seconds)
-
-
 def install(time_scale: float) -> None:
     TimeScale.factor = time_scale
-    TimeoutSeconds._eval_seconds = _scaled_timeout_seconds  # type: ignore[method-assign,assignment]
     TimeoutSecondsPath._eval_seconds = _scaled_timeout_seconds_path  # type: ignore[method-assign,assignment]
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     # `retrier_decl` only uses `time.sleep`; give it a module whose sleep is scaled.
