@@ -4,7 +4,10 @@ The state machine definition is never rewritten; the engine's two sleeping point
 - `WaitFunction._wait_interval`, shared by Seconds, SecondsPath, Timestamp and TimestampPath. moto's
   version also rounds elapsed time down to whole seconds and re-waits the difference, which never
   converges for sub-second waits, so the replacement waits on a monotonic deadline;
-- the `time.sleep` of `RetrierDecl._eval_body` (interval x backoff, capped by MaxDelaySeconds).
+- the `time.sleep` of `RetrierDecl._eval_body` (interval x backoff, capped by MaxDelaySeconds), except a
+  retrier of `Lambda.TooManyRequestsException`: what it waits for, a function's sandboxes (reserved
+  concurrency) coming free, runs at real speed, so its backoff does too. Scaled, its 10 attempts (about 30
+  minutes on AWS) lasted about 18 s here, and a burst of uploads failed on throttling AWS would absorb.
 - `TimeoutSecondsPath`: osbatch uses it only on WaitForJob, a `waitForTaskToken` task whose timeout is the
   poll interval, i.e. the wait a Wait state had (infra/workflow.py).
 - Fixed `TimeoutSeconds` and heartbeats are not scaled: handlers run at real speed. That includes
@@ -16,6 +19,7 @@ The state machine definition is never rewritten; the engine's two sleeping point
 
 from __future__ import annotations
 
+import threading
 import time
 from types import SimpleNamespace
 from typing import Any
@@ -25,6 +29,8 @@ from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import Time
 from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 
 _POLL_S = 0.05
+# Lambda's throttling error: its retrier waits for sandboxes, which run at real speed.
+REAL_TIME_RETRY_ERRORS = frozenset({"Lambda.TooManyRequestsException"})
 
 
 class TimeScale:
@@ -54,9 +60,27 @@ def _scaled_timeout_seconds_path(self: TimeoutSecondsPath, env: Any) -> float:
     return scaled(_timeout_seconds_path(self, env))
 
 
+_retrying = threading.local()  # whether the retrier sleeping on this thread waits at real speed
+_retrier_eval_body = retrier_decl.RetrierDecl._eval_body
+
+
+def _retrier_body(self: retrier_decl.RetrierDecl, env: Any) -> None:
+    names = {getattr(name, "error_name", None) for name in self.error_equals.error_names}
+    _retrying.real_time = bool(names & REAL_TIME_RETRY_ERRORS)
+    try:
+        _retrier_eval_body(self, env)
+    finally:
+        _retrying.real_time = False
+
+
+def _retry_sleep(seconds: float) -> None:
+    time.sleep(seconds if getattr(_retrying, "real_time", False) else scaled(seconds))
+
+
 def install(time_scale: float) -> None:
     TimeScale.factor = time_scale
     TimeoutSecondsPath._eval_seconds = _scaled_timeout_seconds_path  # type: ignore[method-assign,assignment]
     WaitFunction._wait_interval = _wait_interval  # type: ignore[method-assign]
     # `retrier_decl` only uses `time.sleep`; give it a module whose sleep is scaled.
-    retrier_decl.time = SimpleNamespace(sleep=lambda seconds: time.sleep(scaled(seconds)))  # type: ignore[assignment]
+    retrier_decl.time = SimpleNamespace(sleep=_retry_sleep)  # type: ignore[assignment]
+    retrier_decl.RetrierDecl._eval_body = _retrier_body  # type: ignore[method-assign]
