@@ -68,7 +68,7 @@ MEMORY_TARGET_MB = 300
 MRR_RATIO_TARGET = 1.5
 RECALL_TARGET = 0.9
 THROUGHPUT_TARGET = 0.9  # pipeline passages/s over the raw model's
-THROUGHPUT_PASSAGES = {False: 600, True: 200}  # the first passages of the sample, full and --quick
+THROUGHPUT_PASSAGES = {False: 600, True: 200}  # at least this many: the first records of the sample
 REPEATS = {False: 3, True: 1}
 PASSAGE_INDEX = "bench-long-passages-{corpus}"
 WHOLE_TEXT_INDEX = "bench-long-whole-text-{corpus}"
@@ -264,31 +264,41 @@ def local_node(lock: Path | None) -> Iterator[object]:
 
 
 def throughput(embedder: Embedder, tokenizer: Path, count: int, repeats: int) -> float:
-    """Pipeline passages per CPU-second over the raw model's, on the sample's first `count` passages."""
+    """Pipeline passages per CPU-second over the raw model's, on the sample's first records giving at
+    least `count` passages (whole records: Prepare chunks records, not passages)."""
     import statistics
 
-    from bench.long_documents_transform import raw_model_run, transform_run
+    from bench.long_documents_pipeline import pipeline_run, raw_model_run
+    from osbatch.handlers.wiring import chunker_for
 
-    splitter = chunking(tokenizer)
+    config = load_pipeline(PIPELINE)
+    chunker = chunker_for(config, tokenizer)
+    assert chunker is not None
+    records: list[dict[str, object]] = []
     passages: list[str] = []
     for line in (SAMPLE / "modules.jsonl").read_text().splitlines():
-        passages += [passage.text for passage in splitter.passages(json.loads(line)["text"])]
         if len(passages) >= count:
             break
-    passages = passages[:count]
-    settings = load_pipeline(PIPELINE).inference.sagemaker
-    assert settings is not None
+        record = json.loads(line)
+        records.append(record)
+        passages += [passage.text for passage in chunker.passages(str(record["text"]))]
+    # Warm-up, not measured: the first run of each side pays for imports, moto's backends, botocore's
+    # service models and onnxruntime's first allocations.
+    first = [passage.text for passage in chunker.passages(str(records[0]["text"]))]
+    pipeline_run(embedder, records[:1], config, chunker, raw_model_run(embedder, first)[1])
     raw_runs, pipeline_runs = [], []
     for _ in range(repeats):  # interleaved, so a busy spell on the machine hits both
-        raw_runs.append(raw_model_run(embedder, passages))
-        pipeline_runs.append(transform_run(embedder, passages, settings))
+        raw_run, vectors = raw_model_run(embedder, passages)
+        raw_runs.append(raw_run)
+        pipeline_runs.append(pipeline_run(embedder, records, config, chunker, vectors))
     raw = statistics.median(run.per_cpu_second for run in raw_runs)
     piped = statistics.median(run.per_cpu_second for run in pipeline_runs)
     raw_wall = statistics.median(run.per_second for run in raw_runs)
     piped_wall = statistics.median(run.per_second for run in pipeline_runs)
     print(
-        f"  {len(passages)} passages: raw model {raw:.1f}/CPU-s ({raw_wall:.1f}/s wall), local pipeline "
-        f"{piped:.1f}/CPU-s ({piped_wall:.1f}/s wall), every vector checked against the raw model's"
+        f"  {len(records)} records, {len(passages)} passages: raw model {raw:.1f}/CPU-s ({raw_wall:.1f}/s "
+        f"wall); Prepare + transform + join {piped:.1f}/CPU-s ({piped_wall:.1f}/s wall); every joined "
+        "record's passages and vectors checked against the chunker's and the raw model's"
     )
     return piped / raw
 
@@ -330,8 +340,8 @@ def main() -> None:
         print(f"{recall_line}: {verdict[recall_ok]}")
     fast = ratio_of_rates >= THROUGHPUT_TARGET
     print(
-        f"local pipeline passages/s vs raw model: {ratio_of_rates:.0%} (target >= {THROUGHPUT_TARGET:.0%}): "
-        f"{verdict[fast]}"
+        "passages/CPU-s through Prepare (chunk, write parts), transform and join vs raw model: "
+        f"{ratio_of_rates:.0%} (target >= {THROUGHPUT_TARGET:.0%}): {verdict[fast]}"
     )
 
 
