@@ -123,7 +123,9 @@ class VectorCache:
             self._vectors.update(zip(missing, self._embedder.embed(missing), strict=True))
             print(f"    embedded {len(missing)} new texts in {time.perf_counter() - started:.0f} s")
             CACHE_FOLDER.mkdir(parents=True, exist_ok=True)
-            self._path.write_bytes(pickle.dumps(self._vectors))
+            partial = self._path.with_suffix(".partial")  # renamed into place: a reader never sees half
+            partial.write_bytes(pickle.dumps(self._vectors))
+            partial.replace(self._path)
         return np.stack([self._vectors[text] for text in texts])
 
 
