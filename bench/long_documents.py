@@ -295,11 +295,11 @@ def main() -> None:
         measured = {corpus.name: quality(client, cache, corpus) for corpus in corpora()}
     verdict = {True: "PASS", False: "FAIL"}
     # Every corpus's verdicts, in brackets: bench/run.py reads only the target lines below as verdicts.
-    for corpus, (whole, passages) in measured.items():
+    for name, (whole, passages) in measured.items():
         ratio = passages.mrr / whole.mrr if whole.mrr else float("inf")
         ceiling = 1 / whole.mrr if whole.mrr else float("inf")
         print(
-            f"  {corpus}: passages MRR@10 vs whole text {ratio:.2f}x [target >= {MRR_RATIO_TARGET}x, ceiling "
+            f"  {name}: passages MRR@10 vs whole text {ratio:.2f}x [target >= {MRR_RATIO_TARGET}x, ceiling "
             f"1 / whole-text MRR {ceiling:.2f}x] {verdict[ratio >= MRR_RATIO_TARGET]}; passages recall@10 "
             f"{passages.recall:.2f} [target >= {RECALL_TARGET}] {verdict[passages.recall >= RECALL_TARGET]}"
         )

@@ -176,7 +176,7 @@ def by_best_passage(corpus: Corpus, cache: VectorCache, chunking: ChunkingConfig
     questions = cache.embed([question["question"] for question in corpus.questions])
     scores = np.full((len(questions), len(corpus.documents)), -np.inf, dtype=np.float32)
     # Each passage's cosine lifts its document's score to it if higher: score_mode max.
-    np.maximum.at(scores, (slice(None), np.asarray(owners)), questions @ passages.T)
+    np.maximum.at(scores.T, np.asarray(owners), passages @ questions.T)
     found = _top_documents(scores, [str(document["_id"]) for document in corpus.documents])
     return quality_of(ranks(found, [q["document_id"] for q in corpus.questions]), len(passages))
 

@@ -105,7 +105,8 @@ def pipeline_run(
             jobs = JobTable(create_job_table())
             store = JobStore(jobs, s3, output_bucket=OUTPUT_BUCKET, dead_letter_bucket=DEAD_LETTER_BUCKET)
             backend = SageMakerBackend(settings, sagemaker, s3, {"osbatch:pipeline": config.name})
-            deployed = DeployedPipeline(config, backend, FakeClient(), chunker)
+            # The unit tests' in-memory index: duck-typed as the steps' OpenSearch client.
+            deployed = DeployedPipeline(config, backend, FakeClient(), chunker)  # type: ignore[arg-type]
             source = SourceObject(bucket=INPUT_BUCKET, key=f"{config.source.prefix}bench.jsonl")
             body = b"".join(json.dumps(record).encode() + b"\n" for record in records)
             s3.put_object(Bucket=source.bucket, Key=source.key, Body=body)
