@@ -22,9 +22,9 @@ SAMPLE = REPO_ROOT / "samples" / "python-modules" / "modules.jsonl"
 QUESTIONS = REPO_ROOT / "samples" / "python-modules" / "questions.jsonl"
 QUESTION = 0  # questions.jsonl's first: answered at word 1572 of bz2's 1640
 SNIPPET_CHARS = 160
-# A subset keeps `make demo` within minutes: the whole sample (63 modules, 2,942 passages) added ~190 s to
-# it on 2 shared cores, this one (24 modules, 1,010 passages: the first 20, bz2 among them, and the other
-# compression modules, which compete for the question) ~45 s (docs/long-documents.md).
+# A subset keeps `make demo` within minutes: the whole sample (63 modules, 5,297 passages of 128 wordpieces)
+# is about three times this one (24 modules, 1,809 passages: the first 20, bz2 among them, and the other
+# compression modules, which compete for the question); docs/long-documents.md has the timings.
 FIRST_MODULES = 20
 COMPETITORS = ("gzip", "lzma", "tarfile", "zipfile")
 SUBSET_NAME = "modules-demo.jsonl"

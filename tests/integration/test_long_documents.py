@@ -1,6 +1,6 @@
 """Long documents on the real local runtime, on every backend: records chunked into passages, each passage
 embedded by the service, and one document per record indexed with its passages nested (text, offsets,
-vector), exactly the passages the chunker cuts."""
+vector), exactly the passages the chunker cuts; and, in the passage layout, one document per passage."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from cli.main import main
+from cli.search import hits_of, run_search
 from local.emulators.node_facing import node_facing_host
 from local.model.packaged import sentence_transformers_folder
 from local.runtime import LocalRuntime
@@ -21,11 +22,12 @@ from osbatch.config import PipelineConfig
 from osbatch.dal import JobTable
 from osbatch.handlers.wiring import chunker_for
 from osbatch.search.client import opensearch_client
-from tests.integration.helpers import PIPELINES, dead_letters, report, upload, wait_for_end
+from tests.integration.helpers import DIM, PIPELINES, dead_letters, report, upload, wait_for_end
 
 pytestmark = [pytest.mark.integration]
 BACKENDS = ("e2e-long", "e2e-long-bedrock", "e2e-long-openai", "e2e-long-ml-commons")
-FRESH = BACKENDS
+PASSAGE_LAYOUT = "e2e-long-passage"
+FRESH = (*BACKENDS, PASSAGE_LAYOUT)
 SAMPLE = Path(__file__).resolve().parents[2] / "samples" / "python-modules" / "modules.jsonl"
 # Eight of the sample's shorter modules (72 KB): enough passages for Bedrock's 100 records per job.
 MODULES = ("base64", "cmd", "fileinput", "struct", "mimetypes", "operator", "dis", "secrets")
@@ -168,3 +170,52 @@ def test_an_existing_index_whose_passages_are_not_nested_fails_the_job_before_in
         assert "passages.type is 'object', the pipeline needs 'nested'" in job["reason"]
     finally:
         client.indices.delete(index=config.sink.index, ignore_unavailable=True)
+
+
+def test_the_passage_layout_indexes_one_document_per_passage_and_search_returns_each_record_once(
+    stack: Any, configs: dict[str, PipelineConfig], jobs: JobTable, runtime: LocalRuntime
+) -> None:
+    config = configs[PASSAGE_LAYOUT]
+    # Given three long modules and a blank record, and the passages the pipeline's chunker cuts them into
+    modules = [
+        json.loads(line)
+        for line in SAMPLE.read_text().splitlines()
+        if json.loads(line)["_id"] in ("base64", "secrets", "struct")
+    ]
+    records = [*modules, {"_id": "blank", "title": "blank", "text": " \n "}]
+    expected = {module["_id"]: expected_passages(config, module["text"]) for module in modules}
+    sent = sum(len(passages) for passages in expected.values())
+
+    # When the file is uploaded
+    job = run(stack, config, jobs, records)
+
+    # Then the modules are indexed and the blank record dead-lettered: records_in = indexed + dead_lettered
+    assert (job["state"], job["records_in"], job["indexed"], job["dead_lettered"]) == ("COMPLETED", 4, 3, 1)
+    assert report(stack, job["job_id"])["passages"] == {"sent": sent, "embedded": sent, "dead_lettered": 0}
+    assert (job["passages_sent"], job["passages_embedded"]) == (sent, sent)
+    # And the index holds one document per passage, `<record id>#<n>`, with parent_id, text and offsets
+    client = opensearch_client(runtime.opensearch.url)
+    client.indices.refresh(index=config.sink.index)
+    assert client.count(index=config.sink.index)["count"] == sent
+    for module in modules:
+        for number, passage in enumerate(expected[module["_id"]]):
+            source = client.get(index=config.sink.index, id=f"{module['_id']}#{number}")["_source"]
+            assert (source["parent_id"], source["title"]) == (module["_id"], module["title"])
+            assert (source["start"], source["end"], source["text"]) == (
+                passage.start,
+                passage.end,
+                passage.text,
+            )
+            assert len(source["embedding"]) == DIM
+    # And a knn search with a passage deep in struct returns struct first with that passage as its best, and
+    # every record once: the search collapses the passages on parent_id
+    deep = len(expected["struct"]) - 1
+    vector = client.get(index=config.sink.index, id=f"struct#{deep}")["_source"]["embedding"]
+    response = run_search(client, config, "a passage deep in struct", k=3, query_vector=lambda _text: vector)
+    hits = hits_of(response, config)
+    assert sorted(hit.doc_id for hit in hits) == ["base64", "secrets", "struct"]
+    assert hits[0].doc_id == "struct"
+    assert (hits[0].passages[0].start, hits[0].passages[0].end) == (
+        expected["struct"][deep].start,
+        expected["struct"][deep].end,
+    )

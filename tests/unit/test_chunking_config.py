@@ -158,7 +158,7 @@ def test_the_long_documents_pipeline_chunks_with_minilm() -> None:
     config = load_pipeline(REPO / "pipelines" / "python-modules.yaml")
     assert config.chunking_tokenizer is TokenizerName.MINILM
     assert config.source.chunking is not None
-    assert config.source.chunking.token_limits == [254]
+    assert config.source.chunking.token_limits == [128]
 
 
 def test_a_chunking_pipeline_without_a_nested_knn_vector_is_refused_with_the_field_named() -> None:
