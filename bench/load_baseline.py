@@ -1,8 +1,9 @@
 """The node-only baseline for the load runs: how fast the node alone takes the same records.
 
-The same records (bench/load_data.py), into a fresh index with the load-vectors pipeline's mapping and the
-settings osbatch loads a new index with (refresh_interval -1, 0 replicas: search/bulk_load.py), sent as
-bench/ingest_node.py's blaster sends them: bodies of 8 MiB serialized before the clock starts, two in
+The same records (bench/load_data.py), into a fresh index with the load-vectors pipeline's mapping as the
+local stack deploys it (on lucene: the local node has no native k-NN libraries, local/opensearch/mapping.py)
+and the settings osbatch loads a new index with (refresh_interval -1, 0 replicas: search/bulk_load.py),
+sent as bench/ingest_node.py's blaster sends them: bodies of 8 MiB serialized before the clock starts, two in
 flight (the setting its sweep picks on this machine), uncompressed, only `errors` asked back. No parsing,
 mapping, checkpoints or dead letters: whatever the stack does beyond this is its overhead.
 """
@@ -17,6 +18,7 @@ from typing import Any
 import orjson
 
 from bench.load_data import BLOCK, doc_id, vector_block
+from local.opensearch.mapping import localize_mapping
 
 BODY_BYTES = 8 * 2**20
 CONCURRENCY = 2
@@ -68,8 +70,9 @@ def run_baseline(client: Any, mapping: dict[str, Any], records: int, dim: int, f
     """Index the records straight into the node; checks the count before it answers."""
     payload = bodies(records, dim, field)
     client.indices.delete(index=INDEX, ignore_unavailable=True)
-    settings = {**mapping.get("settings", {}), "number_of_replicas": 0, "refresh_interval": "-1"}
-    client.indices.create(index=INDEX, body={**mapping, "settings": settings})
+    local, _ = localize_mapping(mapping)
+    settings = {**local.get("settings", {}), "number_of_replicas": 0, "refresh_interval": "-1"}
+    client.indices.create(index=INDEX, body={**local, "settings": settings})
 
     def send(body: bytes) -> None:
         answer = client.transport.perform_request(

@@ -89,6 +89,8 @@ def run_full_path(load: LoadStack, records: int, work: Path, say: Any = print) -
     memory = load.ingest_memory()
     bucket = load.stack.outputs["InputBucketName"]
     key = f"{config.source.prefix}{load.run}/texts-{records}.jsonl"
+    # Uploaded as `osbatch submit` uploads (boto3's upload_file: multipart above 8 MiB); the Object Created
+    # event of its CompleteMultipartUpload starts the job.
     began = time.monotonic()
     load.s3.upload_file(str(path), bucket, key)
     uploaded = time.monotonic()
