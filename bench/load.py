@@ -53,6 +53,14 @@ def stack_verdicts(runs: list[tuple[StackRun, Baseline | None]]) -> list[tuple[s
                 c.clean and not run.vectors_wrong and c.indexed + c.dead_lettered == n,
             )
         )
+        # The generated records are all valid: each one dead-lettered is one the stack failed to index.
+        lines.append(
+            (
+                f"load stack {n} indexed: {c.indexed} of {n}, {c.dead_lettered} dead-lettered "
+                f"(target every record, none dead-lettered)",
+                c.indexed == n,
+            )
+        )
         lines.append(
             (
                 f"load stack {n} ingest-chunk peak memory: {m.peak_mb} MB over {m.invocations} invocations "
@@ -104,6 +112,11 @@ def full_path_verdicts(run: FullPathRun) -> list[tuple[str, bool]]:
             f"load full path {run.records} conservation: {c.lost} lost, {c.duplicated} duplicated "
             f"(target 0, 0)",
             c.clean and c.indexed + c.dead_lettered == run.records,
+        ),
+        (
+            f"load full path {run.records} indexed: {c.indexed} of {run.records}, {c.dead_lettered} "
+            f"dead-lettered (target every record, none dead-lettered)",
+            c.indexed == run.records,
         ),
         (
             f"load full path {run.records} ingest-chunk peak memory: {m.peak_mb} MB "

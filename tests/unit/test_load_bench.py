@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 
-from bench.load_accounting import conserve
+from bench.load_accounting import conserve, sample_vectors_match
 from bench.load_data import doc_id, record_number, text_lines, text_of, vector_lines, vector_of
 from bench.load_memory import LogWindow
 from local.aws.sandbox.logs import log_file
@@ -120,3 +120,25 @@ def test_peak_memory_is_read_from_the_report_lines_written_since_the_window_open
     # Then only the window's lines count: the peak of the two, then the kill, which is over the size
     assert (used.invocations, used.peak_mb, used.killed, used.under_configured) == (2, 131, 0, True)
     assert (killed.peak_mb, killed.killed, killed.under_configured) == (1030, 1, False)
+
+
+class VectorIndex:
+    def __init__(self, docs: dict[str, list[float]]) -> None:
+        self.docs = docs
+
+    def mget(self, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "docs": [
+                {"_id": i, "found": True, "_source": {"v": self.docs[i]}} if i in self.docs else {"_id": i}
+                for i in body["ids"]
+            ]
+        }
+
+
+def test_a_sampled_document_with_another_vector_is_wrong_and_a_missing_one_is_left_to_conservation() -> None:
+    # Given records 0 and 1 indexed, 1 with another vector, and record 2 not in the index
+    docs = {doc_id(0): vector_of(0, 4).tolist(), doc_id(1): [0.0, 0.0, 0.0, 0.0]}
+    # When the sample is checked
+    wrong = sample_vectors_match(VectorIndex(docs), "i", "v", [0, 1, 2], lambda n: vector_of(n, 4))
+    # Then only the document holding another vector is wrong
+    assert wrong == [doc_id(1)]
