@@ -14,7 +14,7 @@ CHROMIUM_STAMP := $(VENV)/.chromium
 # The CDK CLI and jsii run on the Node.js release package.json pins (installed by npm ci), not the machine's.
 export PATH := $(CURDIR)/node_modules/.bin:$(PATH)
 
-.PHONY: install demo up down status test test-unit test-infra test-integration test-local lint bench reliability synth lock clean help
+.PHONY: install demo up down status test test-unit test-infra test-integration test-local lint bench reliability load synth lock clean help
 
 help:
 	@echo "make demo   run the whole pipeline locally on sample data (no AWS account needed)"
@@ -25,6 +25,7 @@ help:
 	@echo "make synth  synthesize the CloudFormation template (cdk.out/)"
 	@echo "make bench  every benchmark in bench/ and a table of their verdicts (QUICK=1: a few minutes)"
 	@echo "make reliability   faults injected into the local runtime; every record's fate (docs/reliability.md)"
+	@echo "make load   1,000,000 records through batch-ingest --stack, 100,000 through the full path (QUICK=1)"
 
 install: $(STAMP) $(NODE_STAMP) $(SCANNERS_STAMP)
 
@@ -119,6 +120,12 @@ bench: install
 # Starts the runtime if it is not up (and stops it after). ONLY=a limits it to named scenarios.
 reliability: install
 	$(PY) -m reliability $(if $(ONLY),--only $(ONLY))
+
+# The load runs (bench/load.py; docs/reliability.md, "Load"): 100,000 and 1,000,000 records through
+# `osbatch batch-ingest --stack` against a node-only baseline, 100,000 through upload, inference and ingest.
+# Starts the runtime if it is not up (and stops it after). QUICK=1: 10,000 and 50,000; 2,000.
+load: install
+	$(PY) bench/load.py $(if $(QUICK),--quick)
 
 clean:
 	rm -rf cdk.out .pytest_cache .mypy_cache .ruff_cache

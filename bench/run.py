@@ -54,6 +54,8 @@ MODES: dict[str, tuple[Mode, ...]] = {
     "cli_startup": (Mode(needs_runtime=True),),
     # Retrieval quality is measured through `osbatch search` on the node.
     "long_documents": (Mode(needs_runtime=True),),
+    # The deployed stack's paths with a million records (docs/reliability.md, "Load").
+    "load": (Mode(needs_runtime=True),),
 }
 
 

@@ -404,3 +404,46 @@ def test_throttling_is_counted_for_the_concurrency_limiter() -> None:
     assert bulk.throttled == 2
     assert client.ids(2) == ["2"]
     assert bulk.indexed == 2
+
+
+class OverloadedOpenSearch(ScriptedOpenSearch):
+    """Refuses the first request with 429 (its indexing pressure limit), then holds each request until a
+    second one is on the wire with it (or a second has passed), counting how many were on the wire at once."""
+
+    def __init__(self) -> None:
+        super().__init__(TransportError(429, "rejected_execution_exception", {"error": REJECTED}))
+        self.lock = threading.Lock()
+        self.refused = False
+        self.on_wire = 0
+        self.most_on_wire_after_429 = 0
+        self.overlapped = threading.Event()
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        with self.lock:
+            if not self.refused:
+                self.refused = True
+                return super().bulk(body=body, index=index)  # raises the scripted 429
+            self.on_wire += 1
+            self.most_on_wire_after_429 = max(self.most_on_wire_after_429, self.on_wire)
+            if self.on_wire > 1:
+                self.overlapped.set()
+        self.overlapped.wait(timeout=1)  # long enough for a second request to join, were it allowed to
+        with self.lock:
+            self.on_wire -= 1
+            return super().bulk(body=body, index=index)
+
+
+def test_after_a_429_the_writer_sends_one_request_at_a_time_for_the_rest_of_its_chunk() -> None:
+    # Given a node that refuses the first request with 429 (indexing pressure), and a writer allowed 2
+    # requests in flight, one document per request
+    client = OverloadedOpenSearch()
+    bulk, _ = writer(client, max_bytes=100, concurrency=2)
+
+    # When four documents are written
+    for n in range(4):
+        bulk.add(*doc(n), end=n + 1)
+    failures = bulk.close()
+
+    # Then after the 429 no two requests were on the wire together, and every document was indexed
+    assert client.most_on_wire_after_429 == 1 and not client.overlapped.is_set()
+    assert (bulk.indexed, bulk.throttled, failures) == (4, 1, [])

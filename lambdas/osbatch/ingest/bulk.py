@@ -33,6 +33,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
+from osbatch.ingest.wire_limit import WireLimit
 from osbatch.models.ingest import Failure, MappedDoc, RecordRef
 from osbatch.retry import Backoff, Hooks, TryAgain, after_attempts, retrying
 
@@ -159,6 +160,8 @@ class BulkWriter:
         self._concurrency = concurrency
         # One thread per request in flight; with concurrency 1 requests run inline, in the caller's thread.
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
+        # Of those, the ones on the wire: fewer once the cluster answered 429 (ingest/wire_limit.py).
+        self._wire = WireLimit(concurrency)
         self._in_flight: deque[Future[Settled]] = deque()
         self.indexed = 0
         self.requests = 0
@@ -287,9 +290,10 @@ class BulkWriter:
                 number = attempt.retry_state.attempt_number - 1
                 settled.requests += 1
                 try:
-                    response = self._client.bulk(
-                        body=b"".join(item.payload for item in pending), index=self._index
-                    )
+                    with self._wire.slot():
+                        response = self._client.bulk(
+                            body=b"".join(item.payload for item in pending), index=self._index
+                        )
                 except TransportError as error:
                     if error.status_code in FATAL_REQUEST_STATUSES:
                         raise OpenSearchAccessError(_request_reason(error)) from error
@@ -297,7 +301,9 @@ class BulkWriter:
                     if not _retryable(error):
                         _fail(settled, pending, last_error)
                         return settled
-                    settled.throttled += error.status_code == 429
+                    if error.status_code == 429:
+                        settled.throttled += 1
+                        self._wire.throttled()
                     # Status and type only: reasons can quote field values; logs must not hold documents.
                     logger.warning(
                         "bulk request failed",
@@ -309,6 +315,7 @@ class BulkWriter:
                 if not pending:
                     return settled
                 settled.throttled += 1
+                self._wire.throttled()
                 logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})
                 raise TryAgain
         # The retries are spent.
