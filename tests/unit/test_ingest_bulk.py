@@ -447,3 +447,91 @@ def test_after_a_429_the_writer_sends_one_request_at_a_time_for_the_rest_of_its_
     # Then after the 429 no two requests were on the wire together, and every document was indexed
     assert client.most_on_wire_after_429 == 1 and not client.overlapped.is_set()
     assert (bulk.indexed, bulk.throttled, failures) == (4, 1, [])
+
+
+class ApplyingThenThrottling(ScriptedOpenSearch):
+    """The load bench's case: the first request times out although the node applied it, every retry is
+    answered 429; `_mget` answers from what was applied (versions as OpenSearch keeps external ones)."""
+
+    def __init__(self, retries: int, lookup_fails: bool = False) -> None:
+        super().__init__(
+            ConnectionTimeout("TIMEOUT", "read timed out", None),
+            *[TransportError(429, "rejected_execution_exception", {"error": REJECTED})] * retries,
+        )
+        self.held: dict[str, int] = {}
+        self.lookups: list[list[str]] = []
+        self.lookup_fails = lookup_fails
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        if not self.requests:  # the first attempt lands before its answer is lost
+            lines = [json.loads(line) for line in body.decode().splitlines()]
+            for action in lines[0::2]:
+                meta = action["index"]
+                if "version" in meta and meta["version"] >= self.held.get(meta["_id"], 0):  # external_gte
+                    self.held[meta["_id"]] = meta["version"]
+        return super().bulk(body=body, index=index)
+
+    def mget(self, *, index: Any, body: Any, params: Any = None) -> Any:
+        self.lookups.append([d["_id"] for d in body["docs"]])
+        if self.lookup_fails:
+            raise TransportError(429, "rejected_execution_exception", {"error": REJECTED})
+        return {
+            "docs": [
+                {"_id": d["_id"], "found": True, "_version": self.held[d["_id"]]}
+                if d["_id"] in self.held
+                else {"_id": d["_id"], "found": False}
+                for d in body["docs"]
+            ]
+        }
+
+
+def test_a_request_applied_although_it_timed_out_is_indexed_not_dead_lettered() -> None:
+    # Given a request the node applied while its answer timed out, and retries that all meet 429s,
+    # and a later line of id 2 already in the index
+    client = ApplyingThenThrottling(retries=3)
+    bulk, _ = writer(client)
+
+    # When three versioned documents are written, one of them not versioned (no id)
+    bulk.add(*doc(1), version=10)
+    bulk.add(*doc(2), version=11)
+    bulk.add(MappedDoc(None, {"chunk": "no id"}), RecordRef(300, 3, b"{}"))
+    client.held["2"] = 99  # written by a later line, in a request of its own
+    failures = bulk.close()
+
+    # Then once the retries are spent, the index is asked which documents it holds at their version or a
+    # later one: those two count as indexed (one superseded), and only the unversioned one is a failure
+    assert client.lookups == [["1", "2"]]
+    assert (bulk.indexed, bulk.superseded) == (2, 1)
+    assert [f.ref.line for f in failures] == [3]
+    assert "gave up after 3 retries" in failures[0].reason
+
+
+def test_documents_whose_write_was_refused_every_time_are_not_looked_up() -> None:
+    # Given a cluster that answers 429 to every attempt (the outcome of each is known: not applied)
+    client = ScriptedOpenSearch(
+        *[TransportError(429, "rejected_execution_exception", {"error": REJECTED})] * 4
+    )
+    bulk, _ = writer(client)
+
+    # When a versioned document is written
+    bulk.add(*doc(1), version=10)
+    failures = bulk.close()
+
+    # Then it fails without asking the index (the fake has no mget: a lookup would raise)
+    assert [f.ref.line for f in failures] == [1]
+    assert bulk.indexed == 0
+
+
+def test_a_failed_lookup_dead_letters_the_documents_as_before() -> None:
+    # Given a request applied although it timed out, retries that meet 429s, and a lookup refused too
+    client = ApplyingThenThrottling(retries=3, lookup_fails=True)
+    bulk, _ = writer(client)
+
+    # When a versioned document is written
+    bulk.add(*doc(1), version=10)
+    failures = bulk.close()
+
+    # Then it is a failure (dead-lettered; replaying it rewrites the same version harmlessly)
+    assert client.lookups == [["1"]]
+    assert [f.ref.line for f in failures] == [1]
+    assert bulk.indexed == 0

@@ -14,6 +14,12 @@ later one's is refused with 409 and counted as superseded, not failed; a retry o
 A record may be several documents (a chunked record in the passage layout: add_record). They go in one
 request, and the record counts once: indexed when all its documents are, else one failure (the first reason).
 
+A request whose outcome is unknown (a timeout, a reset or cut response, a 5xx) may have been applied by the
+node. If its retries run out, the writer first asks the index (`_mget`, OpenSearch "Multi-get documents":
+docs.opensearch.org/latest/api-reference/document-apis/multi-get/) which of its versioned documents are
+there at their version or a later one: those are indexed, and only the rest are failures. Without that, a
+record the index holds would also be dead-lettered (bench/load.py met it at 1,000,000 records).
+
 Requests settle in the order they were cut (the oldest in flight is awaited first), so `on_settled` sees a
 growing prefix of the input: everything before its offset is indexed or a failure. Checkpoints build on that.
 """
@@ -27,7 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
@@ -57,6 +63,14 @@ class BulkClient(Protocol):
     def bulk(self, *, body: Any, index: Any = None) -> Any: ...
 
 
+@runtime_checkable
+class DocumentLookup(Protocol):
+    """A client that can also read documents back (opensearch-py's can): the writer then settles a request
+    whose outcome was unknown by what the index holds. Without it, such a request's documents fail."""
+
+    def mget(self, *, index: Any, body: Any, params: Any = None) -> Any: ...
+
+
 class OpenSearchAccessError(RuntimeError):
     """OpenSearch refused the credentials; nothing in this chunk can be indexed until that is fixed."""
 
@@ -65,6 +79,7 @@ class OpenSearchAccessError(RuntimeError):
 class _Pending:
     ref: RecordRef
     payload: bytes  # the action line and the source line, newline-terminated
+    versioned: tuple[str, int] | None = None  # (id, external version) of a versioned index write
 
 
 @dataclass(slots=True)
@@ -179,6 +194,12 @@ class BulkWriter:
     ) -> None:
         """The documents of one record, sent in one request and counted as one record (see add)."""
         payloads = [self._payload(doc, version) for doc in docs]
+        versioned = [
+            (doc.doc_id, version)
+            if version is not None and doc.doc_id is not None and self._versioned(doc, version)
+            else None
+            for doc in docs
+        ]
         size = sum(map(len, payloads))
         end = ref.offset if end is None else end
         if self._max_request_bytes is not None and size > self._max_request_bytes:
@@ -192,7 +213,9 @@ class BulkWriter:
         # Under the cap, a record bigger than max_bytes still goes, alone: OpenSearch decides its fate.
         if self._buffer and self._buffered_bytes + size > self._max_bytes:
             self.flush()
-        self._buffer.extend(_Pending(ref, payload) for payload in payloads)
+        self._buffer.extend(
+            _Pending(ref, payload, key) for payload, key in zip(payloads, versioned, strict=True)
+        )
         self._buffered_bytes += size
         self._buffer_end = end
 
@@ -210,10 +233,13 @@ class BulkWriter:
             # comes back without its vectors.
             action, source = {"update": meta}, {"doc": doc.body}
         else:
-            if version is not None and doc.doc_id is not None:
+            if self._versioned(doc, version):
                 meta.update(version=version, version_type="external_gte")
             action, source = {"index": meta}, doc.body
         return jsonlines.dump_line(action) + jsonlines.dump_line(source)
+
+    def _versioned(self, doc: MappedDoc, version: int | None) -> bool:
+        return version is not None and doc.doc_id is not None and not self._upsert and not self._partial
 
     def flush(self) -> None:
         """Send what is buffered; waits only while the requests in flight are at the concurrency limit."""
@@ -280,6 +306,7 @@ class BulkWriter:
         settled = Settled(end)
         pending = batch
         last_error = ""
+        outcome_unknown = False  # an attempt the node may have applied without our knowing
         tries = retrying(
             self._backoff,
             after_attempts(self._max_retries + 1),
@@ -298,6 +325,7 @@ class BulkWriter:
                     if error.status_code in FATAL_REQUEST_STATUSES:
                         raise OpenSearchAccessError(_request_reason(error)) from error
                     last_error = _request_reason(error)
+                    outcome_unknown = outcome_unknown or error.status_code != 429
                     if not _retryable(error):
                         _fail(settled, pending, last_error)
                         return settled
@@ -319,8 +347,51 @@ class BulkWriter:
                 logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})
                 raise TryAgain
         # The retries are spent.
+        if outcome_unknown:
+            pending = self._not_in_index(settled, pending)
         _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
         return settled
+
+    def _not_in_index(self, settled: Settled, pending: list[_Pending]) -> list[_Pending]:
+        """Of documents whose write may have been applied, those the index does not hold at their version
+        or a later one; the others count as indexed. A failed lookup leaves them all pending (they are then
+        dead-lettered, and replaying them is harmless: their versions make the rewrite a no-op)."""
+        versioned = [item for item in pending if item.versioned is not None]
+        if not versioned or not isinstance(self._client, DocumentLookup):
+            return pending
+        try:
+            with self._wire.slot():
+                response = self._client.mget(
+                    index=self._index,
+                    body={
+                        "docs": [
+                            {"_id": item.versioned[0], "_source": False}
+                            for item in versioned
+                            if item.versioned
+                        ]
+                    },
+                )
+        except TransportError as error:
+            logger.warning("lookup after unknown outcome failed", extra={"status": error.status_code})
+            return pending
+        held = {
+            doc["_id"]: int(doc.get("_version", 0))
+            for doc in (response.get("docs", []) if isinstance(response, dict) else [])
+            if isinstance(doc, dict) and doc.get("found")
+        }
+        left = []
+        for item in pending:
+            if item.versioned is not None and held.get(item.versioned[0], -1) >= item.versioned[1]:
+                settled.indexed += 1
+                if held[item.versioned[0]] > item.versioned[1]:
+                    settled.superseded += 1  # a later line of the same id is what the index holds
+            else:
+                left.append(item)
+        logger.warning(
+            "found in the index after an unknown outcome",
+            extra={"docs": len(pending), "found": len(pending) - len(left)},
+        )
+        return left
 
 
 def _settle(
