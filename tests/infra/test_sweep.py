@@ -61,7 +61,8 @@ def test_delivery_is_retried_for_a_day_then_kept_in_a_dead_letter_queue(
         if statement["Effect"] == "Allow"
     ]
     (send,) = policies
-    assert send["Principal"] == {"Service": "events.amazonaws.com"} and "aws:SourceArn" in str(send["Condition"])
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "aws:SourceArn" in str(send["Condition"])
 
 
 def test_eventbridge_may_invoke_fail_job_from_this_rule_only(main: Synthesized) -> None:

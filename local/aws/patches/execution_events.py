@@ -7,8 +7,9 @@ is recorded (`BaseExecutionWorkerCommunication.terminated`, on the execution's o
 StopExecution) and puts the event with the documented `detail`: executionArn, stateMachineArn, name, status,
 startDate and stopDate (epoch milliseconds), input and output (JSON text), inputDetails/outputDetails,
 error and cause. Every end is sent (SUCCEEDED, FAILED, TIMED_OUT, ABORTED), as on AWS; the safety-net rule
-(infra/sweep.py) takes the FAILED, TIMED_OUT and ABORTED ones. RUNNING is not sent: nothing here uses it. moto's StopExecution drops the request's error and cause, so an
-ABORTED event carries none (steps/execution_ended.py then names the stop itself).
+(infra/sweep.py) takes the FAILED, TIMED_OUT and ABORTED ones. RUNNING is not sent: nothing here uses it.
+moto's StopExecution drops the request's error and cause, so an ABORTED event carries none
+(steps/execution_ended.py then names the stop itself).
 """
 
 from __future__ import annotations

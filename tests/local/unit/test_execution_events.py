@@ -82,7 +82,8 @@ def test_failed_timed_out_and_aborted_executions_are_announced_and_a_success_is_
     machine: dict[str, Any],
 ) -> None:
     sfn = machine["sfn"]
-    # Given four executions: one reaches a Fail state, one outlives TimeoutSeconds, one is stopped, one succeeds
+    # Given four executions: one reaches a Fail state, one outlives TimeoutSeconds, one is stopped, one
+    # succeeds
     start = {
         "failed": {"fail": True},
         "timed-out": {"fail": False, "wait": 30},
