@@ -246,3 +246,15 @@ def test_only_step_functions_status_changes_take_the_safety_net_entry() -> None:
     assert is_execution_status_event(event)
     assert not is_execution_status_event(submitted().dump())
     assert ExecutionStatusEvent.model_validate(event).detail.status == "TIMED_OUT"
+
+
+def test_a_job_that_died_waiting_for_a_slot_leaves_the_queue_at_once(
+    job: JobTable, failer: FailJobRecorder
+) -> None:
+    # Given a job queued for a job slot (none free), whose execution then timed out
+    assert not job.acquire_slot("msmarco", JOB, limit=0, now=1000.0)
+    assert job.next_waiters("msmarco", limit=1, now=1000.0) == [JOB]
+    # When its status-change event arrives
+    run(detail("TIMED_OUT"), job, failer, history(submitted()))
+    # Then its ticket is gone now, not after the 30 minutes a ticket takes to count as abandoned
+    assert job.next_waiters("msmarco", limit=1, now=1000.0) == []
