@@ -13,6 +13,7 @@ import random
 import threading
 import time
 from collections.abc import Mapping, MutableMapping
+from concurrent.futures import Future
 from typing import Any
 
 from moto.awslambda.exceptions import LambdaClientError
@@ -80,15 +81,19 @@ def run(function: LambdaFunction, event: Any) -> InvocationResult:
     return result
 
 
-def invoke_async(function: LambdaFunction, event: Any, what: str) -> None:
+def invoke_async(function: LambdaFunction, event: Any, what: str) -> Future[None]:
     """An asynchronous invocation (Invoke with `Event`, EventBridge): Lambda keeps a throttled event and
     retries it for up to six hours ("Asynchronous invocation", "Error handling and automatic retries",
     docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). Here too, backing off at real speed (what
     it waits for, sandboxes coming free, runs at real speed), on a timer rather than a held worker thread."""
-    _attempt_async(function, event, what, time.monotonic(), ASYNC_FIRST_DELAY_S)
+    return _attempt_async(function, event, what, time.monotonic(), ASYNC_FIRST_DELAY_S)
 
 
-def _attempt_async(function: LambdaFunction, event: Any, what: str, since: float, delay: float) -> None:
+def _attempt_async(
+    function: LambdaFunction, event: Any, what: str, since: float, delay: float
+) -> Future[None]:
+    """The first attempt's future (a test waits on it); retries run on timers of their own."""
+
     def attempt() -> None:
         try:
             run(function, event)
@@ -104,7 +109,7 @@ def _attempt_async(function: LambdaFunction, event: Any, what: str, since: float
             timer.daemon = True
             timer.start()
 
-    background.submit(attempt, what)
+    return background.submit(attempt, what)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
