@@ -10,6 +10,9 @@ error and cause. Every end is sent (SUCCEEDED, FAILED, TIMED_OUT, ABORTED), as o
 (infra/sweep.py) takes the FAILED, TIMED_OUT and ABORTED ones. RUNNING is not sent: nothing here uses it.
 moto's StopExecution drops the request's error and cause, so an ABORTED event carries none
 (steps/execution_ended.py then names the stop itself).
+
+GetExecutionHistory, which the safety net reads, is patched too: moto failed to serialize the history of
+an execution that had passed WaitForJob (see HISTORY_EVENT).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 from typing import Any
 
+from botocore.session import get_session
 from moto.events.models import events_backends
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.backend import execution as moto_execution
@@ -28,6 +32,12 @@ from osbatch.contracts import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
 LOG = logging.getLogger(__name__)
 
 _terminated = moto_execution.BaseExecutionWorkerCommunication.terminated
+_history_output = moto_execution.Execution.to_history_output
+# The API's own shape of a history event (botocore's service model): moto records a non-number in some
+# integer field of the history of an execution that passed WaitForJob, and GetExecutionHistory then fails to
+# serialize it (a 500, "int() argument must be ... not 'dict'").
+HISTORY_EVENT = get_session().get_service_model("stepfunctions").shape_for("HistoryEvent")
+INTEGERS = frozenset({"integer", "long"})
 
 
 def _millis(stamp: Any) -> int | None:
@@ -78,5 +88,25 @@ def _terminated_and_announced(self: Any) -> None:
         LOG.exception("could not announce the end of %s", execution.exec_arn)
 
 
+def without_bad_integers(value: dict[str, Any], shape: Any) -> None:
+    """Drop, in place, each integer member of `shape` whose value is not a number."""
+    for name, member in shape.members.items():
+        if name not in value:
+            continue
+        if member.type_name in INTEGERS and not isinstance(value[name], int | float):
+            LOG.warning("history event field %s: %r is not an integer; left out", name, value[name])
+            del value[name]
+        elif member.type_name == "structure" and isinstance(value[name], dict):
+            without_bad_integers(value[name], member)
+
+
+def _history_that_serializes(self: Any) -> Any:
+    output = _history_output(self)
+    for event in output.get("events", []):
+        without_bad_integers(event, HISTORY_EVENT)
+    return output
+
+
 def install() -> None:
+    moto_execution.Execution.to_history_output = _history_that_serializes  # type: ignore[method-assign]
     moto_execution.BaseExecutionWorkerCommunication.terminated = _terminated_and_announced  # type: ignore[method-assign]

@@ -120,3 +120,22 @@ def test_failed_timed_out_and_aborted_executions_are_announced_and_a_success_is_
     # And the success ended without a matching event
     assert sfn.describe_execution(executionArn=arns["succeeded"])["status"] == "SUCCEEDED"
     assert machine["sqs"].receive_message(QueueUrl=machine["url"], WaitTimeSeconds=0).get("Messages") is None
+
+
+def test_a_history_event_with_a_non_number_in_an_integer_field_still_serializes() -> None:
+    # Given a history event as moto records one after WaitForJob: a dict where the API has an integer
+    event = {
+        "id": 7,
+        "previousEventId": 6,
+        "type": "TaskScheduled",
+        "taskScheduledEventDetails": {"resource": "invoke", "parameters": "{}", "timeoutInSeconds": {"x": 1}},
+    }
+    # When it is made fit for GetExecutionHistory's response
+    execution_events.without_bad_integers(event, execution_events.HISTORY_EVENT)
+    # Then only the bad field is left out
+    assert event == {
+        "id": 7,
+        "previousEventId": 6,
+        "type": "TaskScheduled",
+        "taskScheduledEventDetails": {"resource": "invoke", "parameters": "{}"},
+    }
