@@ -12,6 +12,7 @@ from dataclasses import asdict
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
 
 from osbatch.handlers.observability import MetricUnit, logger, metrics, tracer
 from osbatch.handlers.step import job_step
@@ -53,7 +54,12 @@ def execution_ended_handler(event: dict[str, Any], context: LambdaContext) -> di
 
     def history(execution_arn: str) -> list[dict[str, Any]]:
         # Newest first; the first page holds the last state's document.
-        page = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)
+        try:
+            page = sfn.get_execution_history(executionArn=execution_arn, reverseOrder=True, maxResults=100)
+        except ClientError:
+            # Failing the job from the execution's input beats leaving it un-ended.
+            logger.exception("no execution history; the job is failed from the execution's input")
+            return []
         return list(page["events"])
 
     def fail_from_event(state: JobState) -> JobState:
