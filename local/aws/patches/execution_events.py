@@ -32,6 +32,7 @@ from osbatch.contracts import EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
 LOG = logging.getLogger(__name__)
 
 _terminated = moto_execution.BaseExecutionWorkerCommunication.terminated
+_stop = moto_execution.Execution.stop
 _history_output = moto_execution.Execution.to_history_output
 # The API's own shape of a history event (botocore's service model): moto records a non-number in some
 # integer field of the history of an execution that passed WaitForJob, and GetExecutionHistory then fails to
@@ -72,9 +73,19 @@ def status_change_detail(execution: Any) -> dict[str, Any]:
     }
 
 
+def _stop_noted(self: Any, stop_date: Any, error: str | None, cause: str | None) -> None:
+    self.stop_requested = True
+    _stop(self, stop_date, error, cause)
+
+
 def _terminated_and_announced(self: Any) -> None:
     _terminated(self)
     execution = self.execution
+    if getattr(execution, "stop_requested", False) and execution.exec_status.value != "SUCCEEDED":
+        # moto ends an execution stopped inside a waitForTaskToken task FAILED (States.Timeout): the
+        # StopExecution API Reference says a stopped execution is ABORTED.
+        execution.exec_status = type(execution.exec_status).ABORTED
+        execution.error = execution.cause = None  # the timeout moto saw is not what happened
     try:
         entry = {
             "Source": EXECUTION_STATUS_SOURCE,
@@ -103,10 +114,11 @@ def without_bad_integers(value: dict[str, Any], shape: Any) -> None:
 def _history_that_serializes(self: Any) -> Any:
     output = _history_output(self)
     for event in output.get("events", []):
-        without_bad_integers(event, HISTORY_EVENT)
+        without_bad_integers(event, HISTORY_EVENT)  # type: ignore[arg-type]
     return output
 
 
 def install() -> None:
     moto_execution.Execution.to_history_output = _history_that_serializes  # type: ignore[method-assign]
+    moto_execution.Execution.stop = _stop_noted  # type: ignore[method-assign]
     moto_execution.BaseExecutionWorkerCommunication.terminated = _terminated_and_announced  # type: ignore[method-assign]
