@@ -204,6 +204,15 @@ def test_without_a_history_the_execution_input_and_then_the_job_item_name_the_jo
     }
 
 
+def test_the_newest_job_state_wins_whatever_order_the_history_comes_in() -> None:
+    # Given a history oldest first, its events numbered as the API numbers them
+    events = list(reversed(history(submitted(), running())))
+    numbered = [{**event, "id": n} for n, event in enumerate(events, start=1)]
+    # When the latest JobState is read
+    # Then it is the newest by id, not the first listed
+    assert latest_job_state(numbered, JOB) == running()
+
+
 def test_the_newest_job_state_wins_and_other_documents_are_skipped() -> None:
     # Given a history, newest first, whose newest documents are not JobStates or are another job's
     other = submitted().model_copy(update={"job_id": "msmarco-2"})

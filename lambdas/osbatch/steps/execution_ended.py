@@ -101,7 +101,8 @@ def latest_job_state(events: Iterable[Mapping[str, Any]], job_id: str) -> JobSta
     """The newest JobState the history holds: every task state takes and returns the whole JobState, so
     the last one entered or exited is what the job had reached (a Map's children have histories of their
     own and report through the job table)."""
-    for event in events:
+    # Newest first by event id too, whatever order the API gave (moto ignores reverseOrder).
+    for event in sorted(events, key=lambda event: int(event.get("id", 0)), reverse=True):
         for details, field in STATE_DOCUMENTS:
             state = _parsed((event.get(details) or {}).get(field), job_id)
             if state is not None:
