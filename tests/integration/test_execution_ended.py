@@ -26,14 +26,15 @@ from tests.integration.helpers import (
 
 # every test starts and ends with no faults set
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
-PIPELINE = "e2e"
-RECORDS = 3
+PIPELINE = "e2e-bedrock"
+RECORDS = 100  # Bedrock's minimum records per job (the emulator's default, as on AWS)
 
 
 def test_a_stopped_execution_fails_its_job_and_dead_letters_its_records(
     stack: Any, config: PipelineConfig, jobs: JobTable
 ) -> None:
-    # Given a job whose transform job stays in progress, so its execution waits in WaitForJob
+    # Given a job whose Bedrock job stays in progress (the emulator's hold_jobs), so its execution waits in
+    # WaitForJob
     set_faults(hold_jobs=True)
     body = b"".join(
         json.dumps({"_id": f"aborted-{n}", "text": f"passage {n}"}).encode() + b"\n" for n in range(RECORDS)
@@ -57,8 +58,7 @@ def test_a_stopped_execution_fails_its_job_and_dead_letters_its_records(
     )
     (letter,) = dead_letters(stack, job_id)
     assert letter["record"]["records"] == RECORDS and letter["reason"].startswith("ExecutionAborted")
-    # And its transform job was stopped rather than left running, and its slot given back
-    sagemaker = session().client("sagemaker", endpoint_url=AWS_URL)
-    status = sagemaker.describe_transform_job(TransformJobName=remote["id"])["TransformJobStatus"]
-    assert status in {"Stopping", "Stopped"}
+    # And its Bedrock job was stopped rather than left running, and its slot given back
+    bedrock = session().client("bedrock", endpoint_url=AWS_URL)
+    assert bedrock.get_model_invocation_job(jobIdentifier=remote["arn"])["status"] in {"Stopping", "Stopped"}
     wait_for_free_slots(jobs, config.name)
