@@ -30,6 +30,7 @@ from infra.search import SearchAccess
 from infra.search_provisioning import SearchProvisioning
 from infra.search_security import INDEX_ROLE, ML_POLL_ROLE, ML_PROVISION_ROLE, ML_SUBMIT_ROLE
 from infra.storage import Storage
+from infra.sweep import ExecutionSweep
 from infra.tags import tag_stack
 from infra.trigger import Trigger
 from infra.wake import WakeRules
@@ -146,6 +147,14 @@ class OsbatchStack(Stack):
             # WaitForSlot (steps/support/slot_wake.py).
             token_senders=functions.roles("park-job", "wake-job", "poll-job", "finalize", "fail-job"),
             state_machine_arn=machine_arn,
+        )
+        # Executions that end without FailJob (timed out, stopped, failed past every Catch) fail their jobs.
+        ExecutionSweep(
+            self,
+            "Sweep",
+            fail_job=functions["fail-job"],
+            state_machine_arn=machine_arn,
+            machine_name=workflow_name,
         )
         slot_wait = max(p.inference.slot_wait_window_seconds for p in pipelines)
         workflow = JobWorkflow(

@@ -151,3 +151,12 @@ DOC_FIELDS = (FINGERPRINT_FIELD, CONFIG_FIELD, SOURCE_FIELD, JOB_FIELD, ID_FIELD
 # Under the record's bookkeeping key (record_paths.BOOKKEEPING_KEY): the fields above, which ingest copies
 # into the document, so the model's output carries them from Prepare to the index.
 DOC_FIELDS_KEY = "doc"
+
+
+# Step Functions' own event when an execution's status changes, on the default bus. The statuses after
+# which the job workflow may have ended without FailJob (steps/execution_ended.py). AWS Step Functions
+# Developer Guide, "Automating Step Functions event delivery with EventBridge"
+# (https://docs.aws.amazon.com/step-functions/latest/dg/eventbridge-integration.html).
+EXECUTION_STATUS_SOURCE = "aws.states"
+EXECUTION_STATUS_CHANGE = "Step Functions Execution Status Change"
+EXECUTION_ENDED_STATUSES = ("FAILED", "TIMED_OUT", "ABORTED")

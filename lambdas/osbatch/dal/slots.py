@@ -26,7 +26,8 @@ class JobSlots(TableItems):
         to the item bumps `version` and is conditional on the version it read, so two StartJobs racing
         for the last slot cannot both get it. A job that already holds a slot (a retried StartJob) gets
         it again. A ticket not renewed for WAITER_GONE_SECONDS belongs to an execution that stopped
-        without FailJob (aborted, timed out) and is skipped, so it cannot block the queue.
+        without FailJob (aborted, timed out) and is skipped, so it cannot block the queue; the
+        execution-ended safety net (steps/execution_ended.py) releases it at once, this is the fallback.
         """
         for _ in range(SLOT_ATTEMPTS):
             item = self._slots_item(pipeline)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from local.aws.patches import (
     cloudformation,
     eventbridge,
+    execution_events,
     lambda_invoke,
     s3_notifications,
     service_metrics,
@@ -24,6 +25,7 @@ def install(*, endpoint_url: str, time_scale: float) -> None:
     eventbridge.install()
     s3_notifications.install()
     stepfunctions.install(time_scale)
+    execution_events.install()
     sqs_poller.install(time_scale)
     service_metrics.install()
     _installed = True

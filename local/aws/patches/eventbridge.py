@@ -124,9 +124,8 @@ def _deliver(rule: Rule, target: dict[str, Any], payload: Any) -> None:
         )
     elif service == "lambda":
         function = lambda_backends[account_id][region].get_function(target["Arn"])
-        background.submit(
-            lambda: lambda_invoke.run(function, payload), f"rule {rule.name} -> {target['Arn']}"
-        )
+        # Asynchronous, as EventBridge invokes Lambda: a throttled event is retried, not dropped.
+        lambda_invoke.invoke_async(function, payload, f"rule {rule.name} -> {target['Arn']}")
     elif service == "states":
         backend = sfn_backend(account_id, region)
         background.submit(

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
+import random
+import threading
 import time
 from collections.abc import Mapping, MutableMapping
+from concurrent.futures import Future
 from typing import Any
 
 from moto.awslambda.exceptions import LambdaClientError
@@ -21,6 +24,9 @@ from local.aws import background, metrics
 from local.aws.sandbox import FunctionSpec, InvocationResult, SandboxPools, Throttled
 
 LOG = logging.getLogger(__name__)
+ASYNC_RETRY_S = 6 * 3600
+ASYNC_FIRST_DELAY_S = 1.0
+ASYNC_MAX_DELAY_S = 60.0
 
 
 class TooManyRequestsException(LambdaClientError):
@@ -75,12 +81,35 @@ def run(function: LambdaFunction, event: Any) -> InvocationResult:
     return result
 
 
-def _run_async(function: LambdaFunction, event: Any) -> None:
-    try:
-        run(function, event)
-    except Throttled as throttled:
-        # Lambda would retry a throttled asynchronous event for up to six hours; here it is dropped, loudly.
-        LOG.error("asynchronous invocation of %s dropped: %s", function.function_name, throttled)
+def invoke_async(function: LambdaFunction, event: Any, what: str) -> Future[None]:
+    """An asynchronous invocation (Invoke with `Event`, EventBridge): Lambda keeps a throttled event and
+    retries it for up to six hours ("Asynchronous invocation", "Error handling and automatic retries",
+    docs.aws.amazon.com/lambda/latest/dg/invocation-async.html). Here too, backing off at real speed (what
+    it waits for, sandboxes coming free, runs at real speed), on a timer rather than a held worker thread."""
+    return _attempt_async(function, event, what, time.monotonic(), ASYNC_FIRST_DELAY_S)
+
+
+def _attempt_async(
+    function: LambdaFunction, event: Any, what: str, since: float, delay: float
+) -> Future[None]:
+    """The first attempt's future (a test waits on it); retries run on timers of their own."""
+
+    def attempt() -> None:
+        try:
+            run(function, event)
+        except Throttled as throttled:
+            if time.monotonic() - since > ASYNC_RETRY_S:
+                LOG.error("asynchronous invocation of %s dropped: %s", function.function_name, throttled)
+                return
+            backoff = min(delay * 2, ASYNC_MAX_DELAY_S)
+            timer = threading.Timer(
+                delay * random.uniform(0.5, 1.0),  # jittered, so the throttled events spread out
+                lambda: _attempt_async(function, event, what, since, backoff),
+            )
+            timer.daemon = True
+            timer.start()
+
+    return background.submit(attempt, what)
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -99,8 +128,9 @@ def _invoke(
     if invocation_type == "DryRun":
         return b""
     if invocation_type == "Event":
-        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html (no retries emulated)
-        background.submit(lambda: _run_async(self, event), f"async invoke of {self.function_name}")
+        # https://docs.aws.amazon.com/lambda/latest/dg/invocation-async.html (throttles retried; function
+        # errors are not: nothing here relies on Lambda's two retries of a failed asynchronous event)
+        invoke_async(self, event, f"async invoke of {self.function_name}")
         return b""
     try:
         result = run(self, event)
