@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+import pytest
+from moto import mock_aws
 
 from osbatch.backends.base import InputLimits
 from osbatch.backends.sagemaker import SageMakerBackend
-from osbatch.config import PipelineConfig, parse_pipeline
+from osbatch.config import DEPLOYED_PIPELINES_FILE, PipelineConfig, parse_pipeline, pipelines_to_json
 from osbatch.dal import JobStore, JobTable
+from osbatch.handlers import wiring
 from osbatch.models import JobState, SourceObject
 from osbatch.steps.prepare import prepare_job
 from osbatch.steps.support.ports import DeployedPipeline
@@ -122,6 +127,32 @@ def object_created(key: str, bucket: str = "osb-in", etag: str = "stale") -> dic
             "reason": "PutObject",
         },
     }
+
+
+@contextmanager
+def deployed_handlers(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Any]:
+    """moto with executing Step Functions, and the handlers' wiring (osbatch.handlers.wiring) set up as a
+    deployed stack sets it: one pipeline, the job table (yielded), the buckets' names. The wiring's caches
+    are cleared on the way in and out, so no other test sees these clients."""
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        pipelines_file = tmp_path / DEPLOYED_PIPELINES_FILE
+        pipelines_file.write_text(pipelines_to_json([parse_pipeline(pipeline_dict())]))
+        monkeypatch.setattr(wiring, "PIPELINES_PATH", pipelines_file)
+        table = create_job_table("osbatch-jobs")
+        for name, value in {
+            "JOB_TABLE": "osbatch-jobs",
+            "OUTPUT_BUCKET": "o",
+            "DEAD_LETTER_BUCKET": "d",
+        }.items():
+            monkeypatch.setenv(name, value)
+        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        wiring._runtime.cache_clear()
+        wiring._client.cache_clear()
+        try:
+            yield table
+        finally:
+            wiring._runtime.cache_clear()
+            wiring._client.cache_clear()
 
 
 def create_job_table(name: str = "jobs") -> Any:

@@ -9,16 +9,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 
-from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
 from osbatch.dal import JobTable, SlotWakeups
 from osbatch.dal.wakeups import SLOT_PENDING, SLOT_TOKEN, WAKE_PENDING, WAKE_TOKEN
-from osbatch.handlers import park_job, wiring
+from osbatch.handlers import park_job
 from osbatch.models import SourceObject
 from osbatch.steps.support.resume import Outcome
 from osbatch.steps.support.slot_wake import SlotRelease
-from tests.unit.helpers import FakeContext, create_job_table, pipeline_dict
+from tests.unit.helpers import FakeContext, deployed_handlers
 from tests.unit.parked_workflow import Workflow
 
 PIPELINE = "msmarco"
@@ -59,22 +57,8 @@ class Queue:
 
 @pytest.fixture
 def one_slot(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Queue]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        pipelines_file = tmp_path / DEPLOYED_PIPELINES_FILE
-        pipelines_file.write_text(pipelines_to_json([parse_pipeline(pipeline_dict())]))
-        monkeypatch.setattr(wiring, "PIPELINES_PATH", pipelines_file)
-        for name, value in {
-            "JOB_TABLE": "osbatch-jobs",
-            "OUTPUT_BUCKET": "o",
-            "DEAD_LETTER_BUCKET": "d",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-        wiring._runtime.cache_clear()
-        wiring._client.cache_clear()
-        yield Queue(create_job_table("osbatch-jobs"), limit=1)
-        wiring._runtime.cache_clear()
-        wiring._client.cache_clear()
+    with deployed_handlers(monkeypatch, tmp_path) as table:
+        yield Queue(table, limit=1)
 
 
 def test_a_release_wakes_the_parked_waiting_job_at_once(one_slot: Queue) -> None:

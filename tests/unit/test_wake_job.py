@@ -13,16 +13,14 @@ from typing import Any
 
 import boto3
 import pytest
-from moto import mock_aws
 from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSecondsPath
 
 from local.aws.patches import stepfunctions
-from osbatch.config import DEPLOYED_PIPELINES_FILE, parse_pipeline, pipelines_to_json
 from osbatch.dal import JobTable
 from osbatch.dal.wakeups import WAKE_PENDING, WAKE_TOKEN
-from osbatch.handlers import park_job, wake_job, wiring
+from osbatch.handlers import park_job, wake_job
 from osbatch.models import SourceObject
-from tests.unit.helpers import FakeContext, create_job_table, pipeline_dict
+from tests.unit.helpers import FakeContext, deployed_handlers
 from tests.unit.parked_workflow import Workflow
 
 JOB_ID = "msmarco-3f2a9c1e0b7d4a55"
@@ -79,20 +77,7 @@ def bedrock_event(name: str = REMOTE, status: str = "Completed") -> dict[str, An
 
 @pytest.fixture
 def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[Workflow, JobTable, Any]]:
-    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
-        pipelines_file = tmp_path / DEPLOYED_PIPELINES_FILE
-        pipelines_file.write_text(pipelines_to_json([parse_pipeline(pipeline_dict())]))
-        monkeypatch.setattr(wiring, "PIPELINES_PATH", pipelines_file)
-        table = create_job_table("osbatch-jobs")
-        for name, value in {
-            "JOB_TABLE": "osbatch-jobs",
-            "OUTPUT_BUCKET": "o",
-            "DEAD_LETTER_BUCKET": "d",
-        }.items():
-            monkeypatch.setenv(name, value)
-        monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        wiring._runtime.cache_clear()
-        wiring._client.cache_clear()
+    with deployed_handlers(monkeypatch, tmp_path) as table:
         jobs = JobTable(table)
         jobs.create(
             JOB_ID, "msmarco", SourceObject(bucket="in", key="input/msmarco/a.jsonl", etag="e", size=1)
@@ -102,8 +87,6 @@ def deployed(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[tuple[
             boto3.client("stepfunctions", region_name=region), boto3.client("sqs", region_name=region), JOB_ID
         )
         yield workflow, jobs, table
-        wiring._runtime.cache_clear()
-        wiring._client.cache_clear()
 
 
 def park(payload: dict[str, Any]) -> str:
