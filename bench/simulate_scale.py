@@ -21,7 +21,11 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
   Map); the per-domain
   writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a third of the 900 s
   timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s, 20 attempts, full
-  jitter; the limit +1 per clean chunk, halved per chunk that saw a 429, between 1 and 64); bulk requests
+  jitter; the limit +1 per clean chunk, halved at the first 429 and again only 30 s after, between 1 and
+  64; before each attempt a chunk whose lease is not among the `limit` oldest pauses, polling like the
+  lease, until two thirds of its 900 s have passed, then NoWriterSlot and a retry of its unsettled lines;
+  `limit-per-chunk` and `before-fixes` scenarios halve per chunk that saw a 429, at its end, and never
+  pause); bulk requests
   of 8 MiB, 2 in flight per chunk, rejected items retried with full jitter (0.5 s doubling to 30 s, 5
   retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
 - the cluster: one primary shard per data node, documents routed evenly, so each bulk request puts one
@@ -81,7 +85,6 @@ from infra.history import (  # noqa: E402
 from osbatch.config import BulkConfig, PollingConfig, next_wait_seconds  # noqa: E402
 from osbatch.dal.domain_writers import SLOT_POLL, LimitSettings  # noqa: E402
 from osbatch.ingest.readers import plan_chunks  # noqa: E402
-from osbatch.retry import Backoff  # noqa: E402
 from osbatch.steps.plan_ingest import DEFAULT_CHUNK_BYTES  # noqa: E402
 
 NODE_MS_PER_DOC = 1.0
@@ -164,6 +167,9 @@ class Scenario:
     before_fixes: bool = False
     # The slot wait as it was before a release woke the oldest waiting upload: StartJob's retrier only.
     slot_wake: bool = True
+    # The writer limit reacting within running chunks (halved at a 429, newest writers paused); without it,
+    # as before 2026-12-07, it halved when a chunk that saw 429s ended and no running chunk paused.
+    limit_in_chunk: bool = True
     retry_window_hours: float = 48.0
     ingest_concurrency: int | None = None  # instead of the stack's sizing (tests)
 
@@ -271,6 +277,7 @@ class Totals:
     attempts: int = 0
     rejected: int = 0
     peak_writers: int = 0
+    paused_out: int = 0  # chunk attempts that paused past their time (NoWriterSlot, retried)
     peak_limit: int = 0
     lambda_gb_seconds: float = 0.0
     lambda_requests: int = 0
@@ -299,7 +306,9 @@ class Simulation:
         self.node = Node(self.loop, scenario.cores_per_node, scenario.queue_size, NODE_MS_PER_DOC)
         self.t = Totals(records=scenario.files * scenario.records_per_file)
         self.limit = design.writers.initial
-        self.leases: set[tuple[int, int]] = set()
+        self.leases: dict[tuple[int, int], None] = {}  # in the order they were taken: the oldest first
+        self.halved_at = -math.inf
+        self.reacts_in_chunk = scenario.limit_in_chunk and not scenario.before_fixes
         self.ingest_running = 0
         self.slots_held = 0
         self.tickets: deque[int] = deque()
@@ -608,6 +617,8 @@ class ChunkRun:
         self.key = (map_run.ex.upload, number)
         self.started = self.sim.loop.now
         self.throttled = False
+        self.abandoned = False  # gave up paused: what it still had in flight is redone by its retry
+        self.pause_deadline = self.started + self.sim.d.ingest_timeout * 2 / 3
         self.unsent = lines
         self.in_flight: deque[Request] = deque()
         self.building = False
@@ -618,12 +629,10 @@ class ChunkRun:
     def acquire(self, poll: int, deadline: float) -> None:
         sim = self.sim
         if len(sim.leases) < sim.limit:
-            sim.leases.add(self.key)
+            sim.leases[self.key] = None
             sim.t.peak_writers = max(sim.t.peak_writers, len(sim.leases))
             return self.build()
-        wait = Backoff(SLOT_POLL.initial, SLOT_POLL.cap, SLOT_POLL.low, SLOT_POLL.high).delay(
-            poll, sim.rng.random
-        )
+        wait = SLOT_POLL.delay(poll, sim.rng.random)
         if sim.loop.now + wait >= deadline:
             sim.loop.at(deadline - sim.loop.now, self.finish, NO_WRITER_SLOT)
             return
@@ -655,12 +664,44 @@ class ChunkRun:
         if not self.building and len(self.in_flight) < self.sim.d.bulk.concurrency:
             self.build()
 
+    def may_write(self) -> bool:
+        """dal/domain_writers.py may_write: this chunk's lease is among the `limit` oldest."""
+        sim = self.sim
+        if not sim.reacts_in_chunk:
+            return True
+        for rank, key in enumerate(sim.leases):
+            if key == self.key:
+                return rank < sim.limit
+        return True
+
+    def throttled_now(self) -> None:
+        """A 429: dal/domain_writers.py throttled, halving at once but once per interval."""
+        sim, writers = self.sim, self.sim.d.writers
+        self.throttled = True
+        if not sim.reacts_in_chunk or sim.loop.now - sim.halved_at < writers.halving_interval_seconds:
+            return
+        sim.limit, sim.halved_at = max(writers.floor, sim.limit // 2), sim.loop.now
+
+    def give_up(self) -> None:
+        """Paused past its time: NoWriterSlot; the retry redoes the lines not settled (its checkpoint)."""
+        if self.abandoned:  # its other paused request gave up first
+            return
+        self.abandoned = True
+        sim = self.sim
+        sim.leases.pop(self.key, None)
+        sim.t.paused_out += 1
+        self.lines = self.unsent + sum(r.docs for r in self.in_flight if not r.done)
+        self.finish(NO_WRITER_SLOT)
+
     def release(self) -> None:
         sim, writers = self.sim, self.sim.d.writers
-        sim.leases.discard(self.key)
-        sim.limit = (
-            max(writers.floor, sim.limit // 2) if self.throttled else min(writers.ceiling, sim.limit + 1)
-        )
+        sim.leases.pop(self.key, None)
+        if not sim.reacts_in_chunk:
+            sim.limit = (
+                max(writers.floor, sim.limit // 2) if self.throttled else min(writers.ceiling, sim.limit + 1)
+            )
+        elif not self.throttled:
+            sim.limit = min(writers.ceiling, sim.limit + 1)
         sim.t.peak_limit = max(sim.t.peak_limit, sim.limit)
         if self.key in sim.t.chunks_done:
             sim.t.duplicate_chunks += 1
@@ -692,14 +733,23 @@ class Request:
     def __init__(self, chunk: ChunkRun, docs: int) -> None:
         self.chunk, self.sim, self.docs, self.done = chunk, chunk.sim, docs, False
 
-    def send(self, retry: int) -> None:
-        sim = self.sim
+    def send(self, retry: int, poll: int = 0) -> None:
+        sim, chunk = self.sim, self.chunk
+        if chunk.abandoned:
+            return
+        if not chunk.may_write():
+            wait = SLOT_POLL.delay(poll, sim.rng.random)
+            if sim.loop.now + wait >= chunk.pause_deadline:
+                sim.loop.at(max(0.0, chunk.pause_deadline - sim.loop.now), chunk.give_up)
+                return
+            sim.loop.at(wait, self.send, retry, poll + 1)
+            return
         sim.t.attempts += 1
         half = BULK_ROUND_TRIP_SECONDS / 2
         accepted = sim.node.submit(self.docs / sim.s.nodes, lambda: sim.loop.at(half, self.indexed))
         if not accepted:
             sim.t.rejected += 1
-            self.chunk.throttled = True
+            chunk.throttled_now()
             if retry >= sim.d.bulk.max_retries:
                 sim.loop.at(BULK_ROUND_TRIP_SECONDS, self.settle, 0)
                 return
@@ -711,6 +761,8 @@ class Request:
 
     def settle(self, indexed: int) -> None:
         sim = self.sim
+        if self.chunk.abandoned:
+            return  # the chunk's retry writes these lines again and counts them
         sim.t.indexed += indexed
         sim.t.dead_lettered += self.docs - indexed
         self.chunk.map.ex.indexed += indexed
@@ -761,6 +813,8 @@ def scenario_name(s: Scenario) -> str:
         name += f" lambdas={s.ingest_concurrency}"
     if s.before_fixes:
         name += f" before-fixes win={s.retry_window_hours:g}h"
+    elif not s.limit_in_chunk:
+        name += " limit-per-chunk"
     elif not s.slot_wake:
         name += " no-wake"
     return name

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportError
 
+from osbatch.dal.domain_writers import NoWriterSlot
 from osbatch.ingest.bulk import BulkWriter, OpenSearchAccessError
 from osbatch.models.ingest import MappedDoc, RecordRef
 
@@ -535,3 +536,67 @@ def test_a_failed_lookup_dead_letters_the_documents_as_before() -> None:
     assert client.lookups == [["1"]]
     assert [f.ref.line for f in failures] == [1]
     assert bulk.indexed == 0
+
+
+class RecordingGate:
+    """A domain's writer limit as the writer sees it (dal/domain_writers.py WriterTurns), recording the
+    order of turns, 429 reports and requests; `refuse_after` turns, the turn never comes (NoWriterSlot)."""
+
+    def __init__(self, events: list[str], refuse_after: int | None = None) -> None:
+        self.events = events
+        self.refuse_after = refuse_after
+
+    def wait_turn(self) -> None:
+        if self.refuse_after is not None and self.events.count("turn") >= self.refuse_after:
+            raise NoWriterSlot("paused for older writers past its deadline")
+        self.events.append("turn")
+
+    def throttled(self) -> None:
+        self.events.append("429")
+
+
+class TurnTakingOpenSearch(ScriptedOpenSearch):
+    def __init__(self, events: list[str], *script: Any) -> None:
+        super().__init__(*script)
+        self.events = events
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        self.events.append("request")
+        return super().bulk(body=body, index=index)
+
+
+def test_every_attempt_waits_for_its_turn_and_every_429_reaches_the_domain_limit() -> None:
+    # Given a domain that answers one request 429 and one item 429
+    events: list[str] = []
+    client = TurnTakingOpenSearch(
+        events,
+        TransportError(429, "rejected_execution_exception", {"error": REJECTED}),
+        items(201, (429, REJECTED)),
+    )
+    bulk, _ = writer(client, gate=RecordingGate(events))
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    failures = bulk.close()
+
+    # Then each attempt went out only after its turn, and each 429 was reported to the domain's limit
+    assert events == ["turn", "request", "429", "turn", "request", "429", "turn", "request"]
+    assert (bulk.indexed, bulk.throttled, failures) == (2, 2, [])
+
+
+def test_a_turn_that_never_comes_fails_the_attempt_instead_of_dead_lettering() -> None:
+    # Given a domain whose limit never gives this writer a second turn
+    events: list[str] = []
+    client = TurnTakingOpenSearch(
+        events, TransportError(429, "rejected_execution_exception", {"error": REJECTED})
+    )
+    bulk, _ = writer(client, gate=RecordingGate(events, refuse_after=1))
+
+    # When a document is written
+    bulk.add(*doc(1))
+
+    # Then the writer raises (the chunk is retried from its checkpoint) and dead-letters nothing
+    with pytest.raises(NoWriterSlot):
+        bulk.close()
+    assert events == ["turn", "request", "429"]

@@ -83,6 +83,22 @@ def test_the_adaptive_writer_limit_backs_off_when_the_node_rejects() -> None:
     assert tight.peak_limit < easy.peak_limit
 
 
+def test_a_limit_reacting_within_running_chunks_is_refused_less_than_one_waiting_for_their_end() -> None:
+    # Given four uploads at once into one node that holds one write task and queues four
+    scenario = sim.Scenario(
+        files=4, records_per_file=200_000, nodes=1, cores_per_node=1, queue_size=4, jobs_in_flight=4
+    )
+
+    # When the limit halves at the first 429 and pauses the newest running writers (as deployed), and when
+    # it halves only as throttled chunks end
+    in_chunk = sim.simulate(small_design(), scenario)
+    per_chunk = sim.simulate(small_design(), replace(scenario, limit_in_chunk=False))
+
+    # Then both index every record, and the node refuses fewer requests when the running chunks react
+    assert in_chunk.indexed == per_chunk.indexed == 800_000
+    assert in_chunk.rejected < per_chunk.rejected
+
+
 def test_before_the_fixes_an_upload_waiting_past_the_retry_window_for_a_slot_failed() -> None:
     # Given the design before the fixes: one slot, held to Finalize, its wait counted against a two-hour
     # retry window, and three uploads whose transform job runs about 1.4 hours

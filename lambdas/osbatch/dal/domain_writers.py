@@ -5,13 +5,21 @@ chunk holds a writer lease while it bulks: a map entry `leases.<writer>` (its ex
 per domain, taken only while fewer than `limit` live leases exist (one conditional UpdateItem, so the check
 and the take are atomic across Lambdas). A killed Lambda's lease lapses at its expiry instead of leaking.
 
-The limit adapts, additive increase and multiplicative decrease: a chunk that saw 429s halves it, a chunk
-that saw none raises it by one, between `floor` and `ceiling`. Writers therefore settle near the most the
-domain takes without rejecting, however many jobs there are.
+The limit adapts, additive increase and multiplicative decrease, between `floor` and `ceiling`:
+- it halves the moment any writer is answered 429 (`throttled`), at most once per `halving_interval_seconds`
+  (the 429s of requests already on the wire when it halved are the same overload, not a new one);
+- a chunk that ends without a 429 raises it by one (`release`).
+
+A lower limit takes effect within the chunks already running, not only for the next ones: before each bulk
+request a writer asks for its turn (`wait_turn`), and only the `limit` oldest leases may write; the newer
+ones pause between requests until older writers finish. Halving only for the chunks that start next came too
+late for a million records on a 1 GB node (docs/reliability.md, Load): its 8 chunks were all running, each
+with requests the node's indexing pressure limit refused until their retries ran out.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -29,8 +37,9 @@ SLOT_POLL = Backoff(initial=0.5, cap=10.0, low=0.5, high=1.5)
 
 
 class NoWriterSlot(RuntimeError):
-    """Every writer slot of the domain stayed taken for as long as the chunk was willing to wait. The
-    workflow retries the chunk later (infra/workflow.py): it took nothing, so the retry starts afresh."""
+    """Every writer slot of the domain stayed taken, or the chunk's turn to write did not come back, for as
+    long as the chunk was willing to wait. The workflow retries the chunk later (infra/workflow.py); the retry
+    resumes from the chunk's last checkpoint (ingest/checkpoints.py)."""
 
 
 # The Map child's Retry rule for a chunk that found no writer slot; Lambda reports the class name.
@@ -43,6 +52,9 @@ class LimitSettings:
     floor: int = 1
     ceiling: int = 64
     lease_seconds: int = 900  # a Lambda's longest life: a lease outliving its holder blocks no one for long
+    # A bulk request of a few MiB takes seconds to tens of seconds on a loaded node: 429s arriving within
+    # this time after a halving answer requests sent before it, so they do not halve the limit again.
+    halving_interval_seconds: float = 30.0
 
 
 class DomainWriters:
@@ -75,14 +87,62 @@ class DomainWriters:
                 raise TryAgain
         raise NoWriterSlot(f"no ingest writer slot for {self._key['job_id']} within {wait_seconds}s")
 
-    def release(self, writer: str, *, throttled: bool) -> None:
-        """Give the slot back, and adapt the limit to what this writer saw."""
+    def release(self, writer: str, *, clean: bool) -> None:
+        """Give the slot back; a chunk that met no 429 (`clean`) raises the limit by one. A chunk that met
+        429s has halved it already, when they came (`throttled`)."""
         self._table.update_item(
             Key=self._key,
             UpdateExpression="REMOVE leases.#w",
             ExpressionAttributeNames={"#w": writer},
         )
-        self._adapt(throttled)
+        if clean:
+            self._raise_limit()
+
+    def throttled(self) -> None:
+        """The domain answered a writer 429: halve the limit, unless it was halved in the last interval."""
+        settings, now = self._settings, self._clock()
+        self._ensure_item()
+        for _ in range(5):  # optimistic: retried when another writer changed the item at the same moment
+            item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+            current = int(item.get("limit", settings.initial))
+            halved_at = float(item.get("halved_at", 0))
+            wanted = max(settings.floor, current // 2)
+            if wanted == current or now - halved_at < settings.halving_interval_seconds:
+                return
+            if self._conditional(
+                UpdateExpression="SET #limit = :wanted, halved_at = :now",
+                ConditionExpression="#limit = :current",
+                ExpressionAttributeNames={"#limit": "limit"},
+                ExpressionAttributeValues={":wanted": wanted, ":current": current, ":now": int(now)},
+            ):
+                return
+
+    def may_write(self, writer: str) -> bool:
+        """Whether `writer` holds one of the `limit` oldest leases (a lease's expiry orders them: each is
+        its taking time plus `lease_seconds`). A writer whose lease is gone is let through: it is writing
+        already, and blocking it would only stall its chunk."""
+        item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
+        leases: dict[str, Any] = item.get("leases", {})
+        if writer not in leases:
+            return True
+        seniority = sorted(leases, key=lambda held: (int(leases[held]), held))
+        return seniority.index(writer) < int(item.get("limit", self._settings.initial))
+
+    def wait_turn(self, writer: str, *, deadline: float) -> None:
+        """Return once `writer` may send a request (may_write), polling with jitter; NoWriterSlot when its
+        turn has not come by `deadline` (the chunk is then retried later, from its checkpoint)."""
+        polls = retrying(SLOT_POLL, before_deadline(deadline, self._clock), hooks=self._hooks)
+        for attempt in polls:
+            with attempt:
+                if self.may_write(writer):
+                    return
+                raise TryAgain
+        raise NoWriterSlot(f"ingest writer {writer} paused for older writers past its deadline")
+
+    def turns(self, writer: str, *, within_seconds: float) -> WriterTurns:
+        """What `writer`'s bulk requests ask before going out and tell on a 429 (ingest/bulk.py WriteGate);
+        its pauses end by `within_seconds` from now."""
+        return WriterTurns(self, writer, self._clock() + within_seconds)
 
     def limit(self) -> int:
         item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
@@ -131,11 +191,10 @@ class DomainWriters:
                     ExpressionAttributeValues={":expiry": expiry},
                 )
 
-    def _adapt(self, throttled: bool) -> None:
-        settings = self._settings
+    def _raise_limit(self) -> None:
         for _ in range(5):  # optimistic: retried when another writer adapted the limit at the same moment
             current = self.limit()
-            wanted = max(settings.floor, current // 2) if throttled else min(settings.ceiling, current + 1)
+            wanted = min(self._settings.ceiling, current + 1)
             if wanted == current or self._conditional(
                 UpdateExpression="SET #limit = :wanted",
                 ConditionExpression="#limit = :current",
@@ -152,3 +211,20 @@ class DomainWriters:
                 return False
             raise
         return True
+
+
+class WriterTurns:
+    """One chunk's view of its domain's limit, for its bulk writer's threads. boto3 resources are not
+    thread-safe ("Multithreading or multiprocessing with resources", the boto3 guide): one call at a time."""
+
+    def __init__(self, writers: DomainWriters, writer: str, deadline: float) -> None:
+        self._writers, self._writer, self._deadline = writers, writer, deadline
+        self._lock = threading.Lock()
+
+    def wait_turn(self) -> None:
+        with self._lock:  # a second thread waiting here would wait for the same turn anyway
+            self._writers.wait_turn(self._writer, deadline=self._deadline)
+
+    def throttled(self) -> None:
+        with self._lock:
+            self._writers.throttled()

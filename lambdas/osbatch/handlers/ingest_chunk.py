@@ -24,8 +24,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         config=config,
         domain=env.sink_domain(config),
         store=env.store,
-        # Waiting for a writer slot uses a third of the invocation's time, leaving most for the chunk.
-        wait_seconds=max(0.0, context.get_remaining_time_in_millis() / 1000 / 3),
+        time_left_seconds=max(0.0, context.get_remaining_time_in_millis() / 1000),
     )
     metrics.add_dimension(name="pipeline", value=chunk.pipeline)
     metrics.add_metric(name="RecordsIndexed", unit=MetricUnit.Count, value=result.indexed)

@@ -20,6 +20,10 @@ docs.opensearch.org/latest/api-reference/document-apis/multi-get/) which of its 
 there at their version or a later one: those are indexed, and only the rest are failures. Without that, a
 record the index holds would also be dead-lettered (bench/load.py met it at 1,000,000 records).
 
+Writers of one domain share a limit (dal/domain_writers.py) through a WriteGate: every attempt of a request
+first waits for the writer's turn, and every 429 is reported, so the domain's limit halves the moment the
+cluster pushes back, in every chunk writing to it, not only in the one that was refused.
+
 Requests settle in the order they were cut (the oldest in flight is awaited first), so `on_settled` sees a
 growing prefix of the input: everything before its offset is indexed or a failure. Checkpoints build on that.
 """
@@ -69,6 +73,16 @@ class DocumentLookup(Protocol):
     whose outcome was unknown by what the index holds. Without it, such a request's documents fail."""
 
     def mget(self, *, index: Any, body: Any, params: Any = None) -> Any: ...
+
+
+class WriteGate(Protocol):
+    """The domain's say in when this writer's requests go out (dal/domain_writers.py WriterTurns)."""
+
+    def wait_turn(self) -> None:
+        """Return when a request may go on the wire; raises when the turn did not come in time."""
+
+    def throttled(self) -> None:
+        """The cluster answered 429."""
 
 
 class OpenSearchAccessError(RuntimeError):
@@ -152,6 +166,7 @@ class BulkWriter:
         upsert: bool = False,
         partial: bool = False,
         on_settled: Callable[[Settled], None] | None = None,
+        gate: WriteGate | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rng: Callable[[], float] = random.random,
     ) -> None:
@@ -164,6 +179,7 @@ class BulkWriter:
         self._max_retries = max_retries
         self._backoff = Backoff(initial=initial_backoff, cap=max_backoff)
         self._on_settled = on_settled
+        self._gate = gate
         self._upsert = upsert
         self._partial = partial
         self._sleep = sleep
@@ -313,6 +329,8 @@ class BulkWriter:
             hooks=Hooks(sleep=self._sleep, rng=self._rng),
         )
         for attempt in tries:
+            if self._gate is not None:
+                self._gate.wait_turn()  # outside the attempt: a turn that never came is not retried here
             with attempt:
                 number = attempt.retry_state.attempt_number - 1
                 settled.requests += 1
@@ -330,8 +348,7 @@ class BulkWriter:
                         _fail(settled, pending, last_error)
                         return settled
                     if error.status_code == 429:
-                        settled.throttled += 1
-                        self._wire.throttled()
+                        self._throttled(settled)
                     # Status and type only: reasons can quote field values; logs must not hold documents.
                     logger.warning(
                         "bulk request failed",
@@ -342,8 +359,7 @@ class BulkWriter:
                 last_error = item_error or last_error
                 if not pending:
                     return settled
-                settled.throttled += 1
-                self._wire.throttled()
+                self._throttled(settled)
                 logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})
                 raise TryAgain
         # The retries are spent.
@@ -351,6 +367,12 @@ class BulkWriter:
             pending = self._not_in_index(settled, pending)
         _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
         return settled
+
+    def _throttled(self, settled: Settled) -> None:
+        settled.throttled += 1
+        self._wire.throttled()
+        if self._gate is not None:
+            self._gate.throttled()
 
     def _not_in_index(self, settled: Settled, pending: list[_Pending]) -> list[_Pending]:
         """Of documents whose write may have been applied, those the index does not hold at their version

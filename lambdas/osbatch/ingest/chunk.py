@@ -17,7 +17,7 @@ from typing import Any
 from osbatch.config import CHECKPOINT_BYTES, BulkConfig, PipelineConfig
 from osbatch.contracts import DOC_FIELDS_KEY
 from osbatch.field_map import FieldMapper, MappingError
-from osbatch.ingest.bulk import BulkClient, BulkWriter
+from osbatch.ingest.bulk import BulkClient, BulkWriter, WriteGate
 from osbatch.ingest.checkpoints import Checkpoints, ChunkProgress, DeadLetters
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.passage_layout import Layout, layout_of
@@ -71,6 +71,7 @@ def ingest_chunk(
     dead_letters: DeadLetters,
     progress: ChunkProgress | None = None,
     checkpoint_bytes: int = CHECKPOINT_BYTES,
+    gate: WriteGate | None = None,
     sleep: Callable[[float], None] = time.sleep,
     max_line_bytes: int = MAX_LINE_BYTES,
 ) -> ChunkResult:
@@ -82,6 +83,8 @@ def ingest_chunk(
     and duplicates nothing: lines before the offset are indexed or in stored dead letters, and lines after it
     are read again (indexing by _id overwrites, and the dead-letter segment after the checkpoint is rewritten
     under the same key).
+
+    gate: the domain's writer limit, asked before each bulk request (ingest/bulk.py WriteGate).
     """
     resumed = progress.load() if progress is not None else None
     done = resumed or Checkpoint(offset=chunk.start)
@@ -97,6 +100,7 @@ def ingest_chunk(
         upsert=target.upsert,
         sleep=sleep,
         on_settled=checkpoints.settled,
+        gate=gate,
     )
     since_checkpoint = 0
     try:

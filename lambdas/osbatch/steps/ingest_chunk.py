@@ -2,7 +2,8 @@
 
 The Distributed Map runs one per chunk of the ingest plan. This step picks what the chunk maps with (the
 pipeline's sink, or its file's part of a `_batch_ingestion` request), holds one of the domain's writer
-slots while it bulks (dal/domain_writers.py), and records the chunk's counts; the reading, mapping,
+slots while it bulks, asking for its turn before each bulk request (dal/domain_writers.py), and records
+the chunk's counts; the reading, mapping,
 bulk indexing and checkpointing are ingest/chunk.py's.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 from osbatch.batch_ingestion.job import batch_target, is_batch_chunk, load_staged
 from osbatch.config import PipelineConfig
 from osbatch.contracts import INGEST_DEAD_LETTERS, dead_letter_key
-from osbatch.dal import ChunkCounts, DomainWriters, JobStore, TableProgress
+from osbatch.dal import ChunkCounts, DomainWriters, JobStore, NoWriterSlot, TableProgress
 from osbatch.ingest.chunk import IngestTarget, ingest_chunk
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.models.ingest import ChunkResult, IngestChunk
@@ -29,9 +30,15 @@ class SinkDomain:
 
 
 def ingest_planned_chunk(
-    chunk: IngestChunk, *, config: PipelineConfig, domain: SinkDomain, store: JobStore, wait_seconds: float
+    chunk: IngestChunk,
+    *,
+    config: PipelineConfig,
+    domain: SinkDomain,
+    store: JobStore,
+    time_left_seconds: float,
 ) -> ChunkResult:
-    """wait_seconds: how long to wait for a writer slot before failing the attempt (NoWriterSlot)."""
+    """time_left_seconds: the invocation's remaining time. Waiting for a writer slot may take a third of it
+    (then NoWriterSlot); pauses for older writers, once writing, must end within two thirds of it."""
     s3 = store.s3
     target, cited = IngestTarget.of_pipeline(config), chunk.source.uri
     if is_batch_chunk(chunk.source.bucket, chunk.source.key, chunk.job_id, store.output_bucket):
@@ -43,8 +50,8 @@ def ingest_planned_chunk(
         return DeadLetterWriter(s3, store.dead_letter_bucket, key, job_id=chunk.job_id, source=cited)
 
     writer = f"{chunk.job_id}/{chunk.chunk}"
-    domain.writers.acquire(writer, wait_seconds=wait_seconds)
-    throttled = True  # a chunk that failed outright tells the limit to back off
+    domain.writers.acquire(writer, wait_seconds=time_left_seconds / 3)
+    clean = False
     try:
         result = ingest_chunk(
             chunk,
@@ -54,10 +61,16 @@ def ingest_planned_chunk(
             dead_letters=dead_letters,
             progress=TableProgress(store.table, chunk.job_id, chunk.chunk),
             checkpoint_bytes=config.sink.bulk.checkpoint_bytes,
+            gate=domain.writers.turns(writer, within_seconds=time_left_seconds * 2 / 3),
         )
-        throttled = result.throttled > 0
+        clean = result.throttled == 0
+    except NoWriterSlot:
+        raise  # it paused for older writers: that says nothing new about the domain
+    except BaseException:
+        domain.writers.throttled()  # a chunk that failed outright tells the limit to back off
+        raise
     finally:
-        domain.writers.release(writer, throttled=throttled)
+        domain.writers.release(writer, clean=clean)
     store.table.put_chunk(
         chunk.job_id,
         chunk.chunk,
