@@ -18,16 +18,14 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
   ready remote jobs' output (plan_chunks, 64 MiB chunks), the Distributed Map (MaxConcurrency 8);
 - ingest-chunk Lambdas: reserved concurrency as the stack sizes it (infra/concurrency.py; a throttled Map
   child is retried 10 s doubling to 300 s, 40 attempts, 10 before the fixes, full jitter, then fails the
-  Map); the per-domain
-  writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a third of the 900 s
-  timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s, 20 attempts, full
-  jitter; the limit +1 per clean chunk, halved at the first 429 and again only 30 s after, between 1 and
-  64; before each attempt a chunk whose lease is not among the `limit` oldest pauses, polling like the
-  lease, until two thirds of its 900 s have passed, then NoWriterSlot and a retry of its unsettled lines;
-  `limit-per-chunk` and `before-fixes` scenarios halve per chunk that saw a 429, at its end, and never
-  pause); bulk requests
-  of 8 MiB, 2 in flight per chunk, rejected items retried with full jitter (0.5 s doubling to 30 s, 5
-  retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
+  Map); the per-domain writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a
+  third of the 900 s timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s,
+  20 attempts, full jitter; the limit +1 per clean chunk, halved at a 429 unless halved since that request
+  went out, between 1 and 64; before each attempt a chunk whose lease is not among the `limit` oldest
+  pauses, polling like the lease, until two thirds of its 900 s have passed, then NoWriterSlot and a retry
+  of its unsettled lines; `limit-per-chunk` and `before-fixes` scenarios halve per chunk that saw a 429,
+  at its end, and never pause); bulk requests of 8 MiB, 2 in flight per chunk, rejected items retried
+  with full jitter (0.5 s doubling to 30 s, 10 retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
 - the cluster: one primary shard per data node, documents routed evenly, so each bulk request puts one
   shard task of docs/N on every node. Each node has a write pool of `cores` threads and a queue of
   `queue_size` tasks (OpenSearch "Thread pool settings", docs.opensearch.org .../configuring-opensearch/
@@ -674,11 +672,11 @@ class ChunkRun:
                 return rank < sim.limit
         return True
 
-    def throttled_now(self) -> None:
-        """A 429: dal/domain_writers.py throttled, halving at once but once per interval."""
+    def throttled_now(self, sent_at: float) -> None:
+        """A 429 (dal/domain_writers.py throttled): halved, unless halved since this request went out."""
         sim, writers = self.sim, self.sim.d.writers
         self.throttled = True
-        if not sim.reacts_in_chunk or sim.loop.now - sim.halved_at < writers.halving_interval_seconds:
+        if not sim.reacts_in_chunk or sent_at <= sim.halved_at:
             return
         sim.limit, sim.halved_at = max(writers.floor, sim.limit // 2), sim.loop.now
 
@@ -749,7 +747,7 @@ class Request:
         accepted = sim.node.submit(self.docs / sim.s.nodes, lambda: sim.loop.at(half, self.indexed))
         if not accepted:
             sim.t.rejected += 1
-            chunk.throttled_now()
+            chunk.throttled_now(sim.loop.now)
             if retry >= sim.d.bulk.max_retries:
                 sim.loop.at(BULK_ROUND_TRIP_SECONDS, self.settle, 0)
                 return
@@ -888,6 +886,8 @@ def scenarios(files: int, per_file: int, nodes: list[int]) -> list[Scenario]:
         # The slot wait before a release woke the oldest waiting upload: StartJob's retrier only.
         replace(base, nodes=middle, jobs_in_flight=4, slot_wake=False),
         replace(base, nodes=middle, slot_wake=False),
+        # The tiny write queue again, the writer limit halving only as throttled chunks end.
+        replace(base, nodes=middle, queue_size=8, limit_in_chunk=False),
     ]
 
 
@@ -923,6 +923,7 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
     swept, defaults, small_queue = rows[:sweep], rows[sweep], rows[sweep + 1]
     before_defaults, before_window, before_small, before_middle = rows[sweep + 3 : sweep + 7]
     no_wake_defaults, no_wake_middle = rows[sweep + 7 : sweep + 9]
+    small_queue_per_chunk = rows[sweep + 9]
     failed_sweep = sum(sum(row.totals.failed_uploads.values()) for row in swept)
     failed_defaults = sum(defaults.totals.failed_uploads.values())
     middle = next(row for row in swept if row.scenario.nodes == defaults.scenario.nodes)
@@ -939,6 +940,10 @@ def verdicts(rows: list[Row], records: int, sweep: int) -> int:
         f"{label}, 429 rate with a write queue of {small_queue.scenario.queue_size} vs "
         f"{middle.scenario.queue_size}: {small_queue.reject_rate:.2%} vs {middle.reject_rate:.2%} "
         f"(target higher): {_verdict(small_queue.reject_rate > middle.reject_rate)}",
+        f"{label}, 429 rate with a write queue of {small_queue.scenario.queue_size}, the writer limit "
+        f"reacting within running chunks vs as they end: {small_queue.reject_rate:.2%} vs "
+        f"{small_queue_per_chunk.reject_rate:.2%} (target lower): "
+        f"{_verdict(small_queue.reject_rate < small_queue_per_chunk.reject_rate)}",
         f"{label}, uploads failed over N={','.join(str(r.scenario.nodes) for r in swept)}, 10 slots: "
         f"{failed_sweep} (target 0): {_verdict(failed_sweep == 0)}",
         f"{label}, uploads failed with every default (max_jobs_in_flight 4, retry_time_window PT2H): "

@@ -69,21 +69,22 @@ def test_a_killed_writers_lease_lapses_instead_of_leaking(table: Any) -> None:
     assert domain.holders() == ["job-b/chunk-0"]
 
 
-def test_a_429_halves_the_limit_at_once_but_not_twice_for_the_same_overload(table: Any) -> None:
-    # Given a limit of 8
+def test_a_429_halves_the_limit_at_once_but_not_again_for_requests_sent_before(table: Any) -> None:
+    # Given a limit of 8, and two requests sent at the same moment
     clock = Clock()
     domain = writers(table, clock, initial=8)
+    sent = clock.now
+    clock.sleep(2)
 
-    # When two writers are answered 429 a few seconds apart (requests sent before the first halving)
-    domain.throttled()
+    # When both are answered 429, a few seconds apart
+    domain.throttled(sent_at=sent)
     clock.sleep(5)
-    domain.throttled()
+    domain.throttled(sent_at=sent)
 
-    # Then the limit halved once
+    # Then the limit halved once: the second 429 answers the overload the first halving reacted to
     assert domain.limit() == 4
-    # And a 429 after the halving interval is a new overload: it halves again
-    clock.sleep(LimitSettings().halving_interval_seconds)
-    domain.throttled()
+    # And a 429 to a request sent after the halving is news: it halves again
+    domain.throttled(sent_at=clock.now)
     assert domain.limit() == 2
 
 
@@ -103,7 +104,7 @@ def test_clean_chunks_raise_the_limit_by_one_between_floor_and_ceiling(table: An
     assert domain.limit() == 10
     # And halving never takes it below the floor
     for _ in range(6):
-        clock.sleep(LimitSettings().halving_interval_seconds)
+        clock.sleep(1)
         domain.throttled()
     assert domain.limit() == 1
 
@@ -134,7 +135,6 @@ def test_a_paused_writer_gives_up_at_its_deadline_and_goes_on_when_its_turn_come
     domain.acquire("a/0", wait_seconds=0)
     clock.sleep(1)
     domain.acquire("a/1", wait_seconds=0)
-    clock.sleep(LimitSettings().halving_interval_seconds)
     domain.throttled()
     turns = domain.turns("a/1", within_seconds=120)
 

@@ -546,13 +546,15 @@ class RecordingGate:
         self.events = events
         self.refuse_after = refuse_after
 
-    def wait_turn(self) -> None:
-        if self.refuse_after is not None and self.events.count("turn") >= self.refuse_after:
+    def wait_turn(self) -> float:
+        turns = self.events.count("turn")
+        if self.refuse_after is not None and turns >= self.refuse_after:
             raise NoWriterSlot("paused for older writers past its deadline")
         self.events.append("turn")
+        return float(turns)  # the turn's number stands for its time
 
-    def throttled(self) -> None:
-        self.events.append("429")
+    def throttled(self, turn: float) -> None:
+        self.events.append(f"429 on turn {turn:g}")
 
 
 class TurnTakingOpenSearch(ScriptedOpenSearch):
@@ -581,7 +583,9 @@ def test_every_attempt_waits_for_its_turn_and_every_429_reaches_the_domain_limit
     failures = bulk.close()
 
     # Then each attempt went out only after its turn, and each 429 was reported to the domain's limit
-    assert events == ["turn", "request", "429", "turn", "request", "429", "turn", "request"]
+    assert events == [
+        "turn", "request", "429 on turn 0", "turn", "request", "429 on turn 1", "turn", "request"
+    ]  # fmt: skip
     assert (bulk.indexed, bulk.throttled, failures) == (2, 2, [])
 
 
@@ -599,4 +603,4 @@ def test_a_turn_that_never_comes_fails_the_attempt_instead_of_dead_lettering() -
     # Then the writer raises (the chunk is retried from its checkpoint) and dead-letters nothing
     with pytest.raises(NoWriterSlot):
         bulk.close()
-    assert events == ["turn", "request", "429"]
+    assert events == ["turn", "request", "429 on turn 0"]

@@ -6,8 +6,9 @@ per domain, taken only while fewer than `limit` live leases exist (one condition
 and the take are atomic across Lambdas). A killed Lambda's lease lapses at its expiry instead of leaking.
 
 The limit adapts, additive increase and multiplicative decrease, between `floor` and `ceiling`:
-- it halves the moment any writer is answered 429 (`throttled`), at most once per `halving_interval_seconds`
-  (the 429s of requests already on the wire when it halved are the same overload, not a new one);
+- it halves the moment a writer is answered 429 (`throttled`), unless it was halved after that request went
+  out: the 429s of requests sent before a halving answer the overload it already reacted to (TCP's
+  congestion control likewise halves once per window, RFC 5681);
 - a chunk that ends without a 429 raises it by one (`release`).
 
 A lower limit takes effect within the chunks already running, not only for the next ones: before each bulk
@@ -23,6 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from decimal import Decimal
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -52,9 +54,6 @@ class LimitSettings:
     floor: int = 1
     ceiling: int = 64
     lease_seconds: int = 900  # a Lambda's longest life: a lease outliving its holder blocks no one for long
-    # A bulk request of a few MiB takes seconds to tens of seconds on a loaded node: 429s arriving within
-    # this time after a halving answer requests sent before it, so they do not halve the limit again.
-    halving_interval_seconds: float = 30.0
 
 
 class DomainWriters:
@@ -98,22 +97,27 @@ class DomainWriters:
         if clean:
             self._raise_limit()
 
-    def throttled(self) -> None:
-        """The domain answered a writer 429: halve the limit, unless it was halved in the last interval."""
-        settings, now = self._settings, self._clock()
+    def throttled(self, sent_at: float | None = None) -> None:
+        """The domain answered 429 to a request sent at `sent_at` (default: now): halve the limit, unless it
+        was halved since then."""
+        settings = self._settings
+        sent_at = self._clock() if sent_at is None else sent_at
         self._ensure_item()
         for _ in range(5):  # optimistic: retried when another writer changed the item at the same moment
             item = self._table.get_item(Key=self._key, ConsistentRead=True).get("Item", {})
             current = int(item.get("limit", settings.initial))
-            halved_at = float(item.get("halved_at", 0))
             wanted = max(settings.floor, current // 2)
-            if wanted == current or now - halved_at < settings.halving_interval_seconds:
+            if wanted == current or sent_at <= float(item.get("halved_at", 0)):
                 return
             if self._conditional(
                 UpdateExpression="SET #limit = :wanted, halved_at = :now",
                 ConditionExpression="#limit = :current",
                 ExpressionAttributeNames={"#limit": "limit"},
-                ExpressionAttributeValues={":wanted": wanted, ":current": current, ":now": int(now)},
+                ExpressionAttributeValues={
+                    ":wanted": wanted,
+                    ":current": current,
+                    ":now": Decimal(str(self._clock())),
+                },
             ):
                 return
 
@@ -128,14 +132,15 @@ class DomainWriters:
         seniority = sorted(leases, key=lambda held: (int(leases[held]), held))
         return seniority.index(writer) < int(item.get("limit", self._settings.initial))
 
-    def wait_turn(self, writer: str, *, deadline: float) -> None:
-        """Return once `writer` may send a request (may_write), polling with jitter; NoWriterSlot when its
-        turn has not come by `deadline` (the chunk is then retried later, from its checkpoint)."""
+    def wait_turn(self, writer: str, *, deadline: float) -> float:
+        """Wait until `writer` may send a request (may_write), polling with jitter, and return the time its
+        turn came (what `throttled` compares with the last halving); NoWriterSlot when its turn has not
+        come by `deadline` (the chunk is then retried later, from its checkpoint)."""
         polls = retrying(SLOT_POLL, before_deadline(deadline, self._clock), hooks=self._hooks)
         for attempt in polls:
             with attempt:
                 if self.may_write(writer):
-                    return
+                    return self._clock()
                 raise TryAgain
         raise NoWriterSlot(f"ingest writer {writer} paused for older writers past its deadline")
 
@@ -221,10 +226,10 @@ class WriterTurns:
         self._writers, self._writer, self._deadline = writers, writer, deadline
         self._lock = threading.Lock()
 
-    def wait_turn(self) -> None:
+    def wait_turn(self) -> float:
         with self._lock:  # a second thread waiting here would wait for the same turn anyway
-            self._writers.wait_turn(self._writer, deadline=self._deadline)
+            return self._writers.wait_turn(self._writer, deadline=self._deadline)
 
-    def throttled(self) -> None:
+    def throttled(self, turn: float) -> None:
         with self._lock:
-            self._writers.throttled()
+            self._writers.throttled(sent_at=turn)

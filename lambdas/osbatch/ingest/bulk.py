@@ -78,11 +78,12 @@ class DocumentLookup(Protocol):
 class WriteGate(Protocol):
     """The domain's say in when this writer's requests go out (dal/domain_writers.py WriterTurns)."""
 
-    def wait_turn(self) -> None:
-        """Return when a request may go on the wire; raises when the turn did not come in time."""
+    def wait_turn(self) -> float:
+        """Return when a request may go on the wire, with the turn's time; raises when it did not come in
+        time."""
 
-    def throttled(self) -> None:
-        """The cluster answered 429."""
+    def throttled(self, turn: float) -> None:
+        """The cluster answered 429 to the request sent on `turn`."""
 
 
 class OpenSearchAccessError(RuntimeError):
@@ -329,8 +330,8 @@ class BulkWriter:
             hooks=Hooks(sleep=self._sleep, rng=self._rng),
         )
         for attempt in tries:
-            if self._gate is not None:
-                self._gate.wait_turn()  # outside the attempt: a turn that never came is not retried here
+            # Outside the attempt: a turn that never came is not retried here.
+            turn = self._gate.wait_turn() if self._gate is not None else 0.0
             with attempt:
                 number = attempt.retry_state.attempt_number - 1
                 settled.requests += 1
@@ -348,7 +349,7 @@ class BulkWriter:
                         _fail(settled, pending, last_error)
                         return settled
                     if error.status_code == 429:
-                        self._throttled(settled)
+                        self._throttled(settled, turn)
                     # Status and type only: reasons can quote field values; logs must not hold documents.
                     logger.warning(
                         "bulk request failed",
@@ -359,7 +360,7 @@ class BulkWriter:
                 last_error = item_error or last_error
                 if not pending:
                     return settled
-                self._throttled(settled)
+                self._throttled(settled, turn)
                 logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})
                 raise TryAgain
         # The retries are spent.
@@ -368,11 +369,11 @@ class BulkWriter:
         _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
         return settled
 
-    def _throttled(self, settled: Settled) -> None:
+    def _throttled(self, settled: Settled, turn: float) -> None:
         settled.throttled += 1
         self._wire.throttled()
         if self._gate is not None:
-            self._gate.throttled()
+            self._gate.throttled(turn)
 
     def _not_in_index(self, settled: Settled, pending: list[_Pending]) -> list[_Pending]:
         """Of documents whose write may have been applied, those the index does not hold at their version
