@@ -20,12 +20,13 @@ A discrete-event simulation of one pipeline on the SageMaker backend, from 100 u
   child is retried 10 s doubling to 300 s, 40 attempts, 10 before the fixes, full jitter, then fails the
   Map); the per-domain writer lease (dal/domain_writers.py: slot polling 0.5 s doubling to 10 s, up to a
   third of the 900 s timeout, then NoWriterSlot, which the IngestChunk task retries 30 s doubling to 300 s,
-  20 attempts, full jitter; the limit +1 per clean chunk, halved at a 429 unless halved since that request
-  went out, between 1 and 64; before each attempt a chunk whose lease is not among the `limit` oldest
-  pauses, polling like the lease, until two thirds of its 900 s have passed, then NoWriterSlot and a retry
-  of its unsettled lines; `limit-per-chunk` and `before-fixes` scenarios halve per chunk that saw a 429,
-  at its end, and never pause); bulk requests of 8 MiB, 2 in flight per chunk, rejected items retried
-  with full jitter (0.5 s doubling to 30 s, 10 retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
+  20 attempts, full jitter; the limit +1 per `limit` requests taken without a 429 since it last changed,
+  halved at a 429 unless halved since that request went out, between 1 and 64; before each attempt a
+  chunk whose lease is not among the `limit` oldest pauses, polling like the lease, until two thirds of
+  its 900 s have passed, then NoWriterSlot and a retry of its unsettled lines; `limit-per-chunk` and
+  `before-fixes` scenarios halve per chunk that saw a 429 and add one per chunk that saw none, at its
+  end, and never pause); bulk requests of 8 MiB, 2 in flight per chunk, rejected items retried with full
+  jitter (0.5 s doubling to 30 s, 10 retries, then dead-lettered) (ingest/bulk.py, BulkConfig);
 - the cluster: one primary shard per data node, documents routed evenly, so each bulk request puts one
   shard task of docs/N on every node. Each node has a write pool of `cores` threads and a queue of
   `queue_size` tasks (OpenSearch "Thread pool settings", docs.opensearch.org .../configuring-opensearch/
@@ -305,7 +306,8 @@ class Simulation:
         self.t = Totals(records=scenario.files * scenario.records_per_file)
         self.limit = design.writers.initial
         self.leases: dict[tuple[int, int], None] = {}  # in the order they were taken: the oldest first
-        self.halved_at = -math.inf
+        self.halved_at = self.changed_at = -math.inf
+        self.clean_requests = 0
         self.reacts_in_chunk = scenario.limit_in_chunk and not scenario.before_fixes
         self.ingest_running = 0
         self.slots_held = 0
@@ -679,6 +681,17 @@ class ChunkRun:
         if not sim.reacts_in_chunk or sent_at <= sim.halved_at:
             return
         sim.limit, sim.halved_at = max(writers.floor, sim.limit // 2), sim.loop.now
+        sim.changed_at, sim.clean_requests = sim.loop.now, 0
+
+    def succeeded_now(self, sent_at: float) -> None:
+        """dal/domain_writers.py succeeded: the `limit`-th clean request sent since the last change +1."""
+        sim, writers = self.sim, self.sim.d.writers
+        if not sim.reacts_in_chunk or sent_at <= sim.changed_at:
+            return
+        sim.clean_requests += 1
+        if sim.clean_requests >= sim.limit and sim.limit < writers.ceiling:
+            sim.limit, sim.changed_at, sim.clean_requests = sim.limit + 1, sim.loop.now, 0
+            sim.t.peak_limit = max(sim.t.peak_limit, sim.limit)
 
     def give_up(self) -> None:
         """Paused past its time: NoWriterSlot; the retry redoes the lines not settled (its checkpoint)."""
@@ -698,8 +711,6 @@ class ChunkRun:
             sim.limit = (
                 max(writers.floor, sim.limit // 2) if self.throttled else min(writers.ceiling, sim.limit + 1)
             )
-        elif not self.throttled:
-            sim.limit = min(writers.ceiling, sim.limit + 1)
         sim.t.peak_limit = max(sim.t.peak_limit, sim.limit)
         if self.key in sim.t.chunks_done:
             sim.t.duplicate_chunks += 1
@@ -730,6 +741,7 @@ class Request:
 
     def __init__(self, chunk: ChunkRun, docs: int) -> None:
         self.chunk, self.sim, self.docs, self.done = chunk, chunk.sim, docs, False
+        self.sent_at = 0.0
 
     def send(self, retry: int, poll: int = 0) -> None:
         sim, chunk = self.sim, self.chunk
@@ -743,6 +755,7 @@ class Request:
             sim.loop.at(wait, self.send, retry, poll + 1)
             return
         sim.t.attempts += 1
+        self.sent_at = sim.loop.now
         half = BULK_ROUND_TRIP_SECONDS / 2
         accepted = sim.node.submit(self.docs / sim.s.nodes, lambda: sim.loop.at(half, self.indexed))
         if not accepted:
@@ -755,6 +768,7 @@ class Request:
             sim.loop.at(BULK_ROUND_TRIP_SECONDS + backoff * sim.rng.random(), self.send, retry + 1)
 
     def indexed(self) -> None:
+        self.chunk.succeeded_now(self.sent_at)
         self.settle(self.docs)
 
     def settle(self, indexed: int) -> None:

@@ -51,7 +51,7 @@ def test_writers_beyond_the_limit_wait_and_give_up(table: Any) -> None:
     with pytest.raises(NoWriterSlot):
         job_a.acquire("job-a/chunk-1", wait_seconds=30)
     # And once one is released, it gets one
-    job_b.release("job-b/chunk-0", clean=False)
+    job_b.release("job-b/chunk-0")
     job_a.acquire("job-a/chunk-1", wait_seconds=0)
     assert job_a.holders() == ["job-a/chunk-0", "job-a/chunk-1"]
 
@@ -88,25 +88,56 @@ def test_a_429_halves_the_limit_at_once_but_not_again_for_requests_sent_before(t
     assert domain.limit() == 2
 
 
-def test_clean_chunks_raise_the_limit_by_one_between_floor_and_ceiling(table: Any) -> None:
-    # Given a limit of 8 between 1 and 10
+def test_a_window_of_clean_requests_raises_the_limit_by_one_up_to_the_ceiling(table: Any) -> None:
+    # Given a limit of 2 (ceiling 3) held by a writer
     clock = Clock()
-    domain = writers(table, clock, initial=8, floor=1, ceiling=10)
-    # When chunks that saw no 429 end, one after another
-    for _ in range(12):
-        domain.acquire("w", wait_seconds=0)
-        domain.release("w", clean=True)
-    # Then the limit rose one at a time, up to the ceiling
-    assert domain.limit() == 10
-    # And a chunk that saw 429s leaves it as it is (it halved it when they came)
+    domain = writers(table, clock, initial=2, floor=1, ceiling=3)
     domain.acquire("w", wait_seconds=0)
-    domain.release("w", clean=False)
-    assert domain.limit() == 10
+
+    # When one request is taken without a 429, then a second
+    domain.succeeded(sent_at=clock.now)
+    assert domain.limit() == 2
+    domain.succeeded(sent_at=clock.now)
+
+    # Then a window of `limit` clean requests raised the limit by one
+    assert domain.limit() == 3
+    # And requests sent before that change do not count towards the next window
+    clock.sleep(1)
+    for _ in range(3):
+        domain.succeeded(sent_at=clock.now - 5)
+    assert domain.limit() == 3
+    # And it never passes the ceiling
+    for _ in range(6):
+        domain.succeeded(sent_at=clock.now + 1)
+    assert domain.limit() == 3
     # And halving never takes it below the floor
     for _ in range(6):
         clock.sleep(1)
         domain.throttled()
     assert domain.limit() == 1
+
+
+def test_a_429_after_clean_requests_starts_their_count_again(table: Any) -> None:
+    # Given a limit of 4 and three clean requests, one short of a window
+    clock = Clock()
+    domain = writers(table, clock, initial=4)
+    domain.acquire("w", wait_seconds=0)
+    sent = clock.now
+    clock.sleep(1)
+    for _ in range(3):
+        domain.succeeded(sent_at=sent)
+
+    # When a request is answered 429, and the limit halves to 2
+    domain.throttled(sent_at=clock.now)
+    assert domain.limit() == 2
+
+    # Then the clean requests sent before the halving do not count, and two sent after it raise it to 3
+    domain.succeeded(sent_at=sent)
+    assert domain.limit() == 2
+    clock.sleep(1)
+    domain.succeeded(sent_at=clock.now)
+    domain.succeeded(sent_at=clock.now)
+    assert domain.limit() == 3
 
 
 def test_a_lower_limit_pauses_the_newest_running_writers_until_older_ones_finish(table: Any) -> None:
@@ -124,7 +155,7 @@ def test_a_lower_limit_pauses_the_newest_running_writers_until_older_ones_finish
     # Then the two oldest go on writing, and the two newest pause between requests
     assert [job_a.may_write(w) for w in ["a/0", "b/0", "a/1", "b/1"]] == [True, True, False, False]
     # And when the oldest finishes, the next oldest writes again
-    job_a.release("a/0", clean=False)
+    job_a.release("a/0")
     assert [job_a.may_write(w) for w in ["b/0", "a/1", "b/1"]] == [True, True, False]
 
 
@@ -145,7 +176,7 @@ def test_a_paused_writer_gives_up_at_its_deadline_and_goes_on_when_its_turn_come
         turns.wait_turn()
     assert clock.now - start >= 120
     # And once the older writer is done, its turn comes at once
-    domain.release("a/0", clean=True)
+    domain.release("a/0")
     now = clock.now
     domain.turns("a/1", within_seconds=120).wait_turn()
     assert clock.now == now

@@ -556,6 +556,9 @@ class RecordingGate:
     def throttled(self, turn: float) -> None:
         self.events.append(f"429 on turn {turn:g}")
 
+    def succeeded(self, turn: float) -> None:
+        self.events.append(f"taken on turn {turn:g}")
+
 
 class TurnTakingOpenSearch(ScriptedOpenSearch):
     def __init__(self, events: list[str], *script: Any) -> None:
@@ -567,7 +570,7 @@ class TurnTakingOpenSearch(ScriptedOpenSearch):
         return super().bulk(body=body, index=index)
 
 
-def test_every_attempt_waits_for_its_turn_and_every_429_reaches_the_domain_limit() -> None:
+def test_every_attempt_waits_for_its_turn_and_its_outcome_reaches_the_domain_limit() -> None:
     # Given a domain that answers one request 429 and one item 429
     events: list[str] = []
     client = TurnTakingOpenSearch(
@@ -582,9 +585,12 @@ def test_every_attempt_waits_for_its_turn_and_every_429_reaches_the_domain_limit
     bulk.add(*doc(2))
     failures = bulk.close()
 
-    # Then each attempt went out only after its turn, and each 429 was reported to the domain's limit
+    # Then each attempt went out only after its turn, and each 429 and the final success were reported to
+    # the domain's limit with the turn of the request they answer
     assert events == [
-        "turn", "request", "429 on turn 0", "turn", "request", "429 on turn 1", "turn", "request"
+        "turn", "request", "429 on turn 0",
+        "turn", "request", "429 on turn 1",
+        "turn", "request", "taken on turn 2",
     ]  # fmt: skip
     assert (bulk.indexed, bulk.throttled, failures) == (2, 2, [])
 

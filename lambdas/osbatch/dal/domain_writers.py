@@ -9,7 +9,10 @@ The limit adapts, additive increase and multiplicative decrease, between `floor`
 - it halves the moment a writer is answered 429 (`throttled`), unless it was halved after that request went
   out: the 429s of requests sent before a halving answer the overload it already reacted to (TCP's
   congestion control likewise halves once per window, RFC 5681);
-- a chunk that ends without a 429 raises it by one (`release`).
+- it rises by one once `limit` requests sent since it last changed were taken without a 429 (`succeeded`):
+  additive increase once per window of requests, TCP's congestion avoidance again. (It first rose per chunk
+  that ended without a 429; a million records on a 1 GB node then ran at one writer to the end, every
+  chunk having met the early 429s: 1,336 docs/s against 3,436 with eight writers.)
 
 A lower limit takes effect within the chunks already running, not only for the next ones: before each bulk
 request a writer asks for its turn (`wait_turn`), and only the `limit` oldest leases may write; the newer
@@ -86,16 +89,34 @@ class DomainWriters:
                 raise TryAgain
         raise NoWriterSlot(f"no ingest writer slot for {self._key['job_id']} within {wait_seconds}s")
 
-    def release(self, writer: str, *, clean: bool) -> None:
-        """Give the slot back; a chunk that met no 429 (`clean`) raises the limit by one. A chunk that met
-        429s has halved it already, when they came (`throttled`)."""
+    def release(self, writer: str) -> None:
+        """Give the slot back."""
         self._table.update_item(
             Key=self._key,
             UpdateExpression="REMOVE leases.#w",
             ExpressionAttributeNames={"#w": writer},
         )
-        if clean:
-            self._raise_limit()
+
+    def succeeded(self, sent_at: float) -> None:
+        """A request sent at `sent_at` was taken without a 429. Counted only when sent after the limit last
+        changed (it says nothing of a limit set later); the `limit`-th such request raises it by one."""
+        try:
+            item = self._table.update_item(
+                Key=self._key,
+                UpdateExpression="ADD clean_requests :one",
+                # Never on a missing item: one without leases would refuse every acquire.
+                ConditionExpression="attribute_exists(leases) AND "
+                "(attribute_not_exists(changed_at) OR changed_at < :sent)",
+                ExpressionAttributeValues={":one": 1, ":sent": Decimal(str(sent_at))},
+                ReturnValues="ALL_NEW",
+            )["Attributes"]
+        except ClientError as error:
+            if condition_failed(error):
+                return
+            raise
+        current = int(item.get("limit", self._settings.initial))
+        if int(item["clean_requests"]) >= current and current < self._settings.ceiling:
+            self._change_limit(current, current + 1)
 
     def throttled(self, sent_at: float | None = None) -> None:
         """The domain answered 429 to a request sent at `sent_at` (default: now): halve the limit, unless it
@@ -109,16 +130,7 @@ class DomainWriters:
             wanted = max(settings.floor, current // 2)
             if wanted == current or sent_at <= float(item.get("halved_at", 0)):
                 return
-            if self._conditional(
-                UpdateExpression="SET #limit = :wanted, halved_at = :now",
-                ConditionExpression="#limit = :current",
-                ExpressionAttributeNames={"#limit": "limit"},
-                ExpressionAttributeValues={
-                    ":wanted": wanted,
-                    ":current": current,
-                    ":now": Decimal(str(self._clock())),
-                },
-            ):
+            if self._change_limit(current, wanted, halving=True):
                 return
 
     def may_write(self, writer: str) -> bool:
@@ -196,17 +208,16 @@ class DomainWriters:
                     ExpressionAttributeValues={":expiry": expiry},
                 )
 
-    def _raise_limit(self) -> None:
-        for _ in range(5):  # optimistic: retried when another writer adapted the limit at the same moment
-            current = self.limit()
-            wanted = min(self._settings.ceiling, current + 1)
-            if wanted == current or self._conditional(
-                UpdateExpression="SET #limit = :wanted",
-                ConditionExpression="#limit = :current",
-                ExpressionAttributeNames={"#limit": "limit"},
-                ExpressionAttributeValues={":wanted": wanted, ":current": current},
-            ):
-                return
+    def _change_limit(self, current: int, wanted: int, *, halving: bool = False) -> bool:
+        """Set the limit if it is still `current`, restarting the count of clean requests."""
+        now = Decimal(str(self._clock()))
+        return self._conditional(
+            UpdateExpression="SET #limit = :wanted, changed_at = :now, clean_requests = :zero"
+            + (", halved_at = :now" if halving else ""),
+            ConditionExpression="#limit = :current",
+            ExpressionAttributeNames={"#limit": "limit"},
+            ExpressionAttributeValues={":wanted": wanted, ":current": current, ":now": now, ":zero": 0},
+        )
 
     def _conditional(self, **kwargs: Any) -> bool:
         try:
@@ -233,3 +244,7 @@ class WriterTurns:
     def throttled(self, turn: float) -> None:
         with self._lock:
             self._writers.throttled(sent_at=turn)
+
+    def succeeded(self, turn: float) -> None:
+        with self._lock:
+            self._writers.succeeded(sent_at=turn)

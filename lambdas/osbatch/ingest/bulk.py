@@ -85,6 +85,9 @@ class WriteGate(Protocol):
     def throttled(self, turn: float) -> None:
         """The cluster answered 429 to the request sent on `turn`."""
 
+    def succeeded(self, turn: float) -> None:
+        """The cluster took the request sent on `turn` without a 429."""
+
 
 class OpenSearchAccessError(RuntimeError):
     """OpenSearch refused the credentials; nothing in this chunk can be indexed until that is fixed."""
@@ -359,6 +362,8 @@ class BulkWriter:
                 pending, item_error = _settle(settled, pending, response, upsert=self._upsert)
                 last_error = item_error or last_error
                 if not pending:
+                    if self._gate is not None:
+                        self._gate.succeeded(turn)
                     return settled
                 self._throttled(settled, turn)
                 logger.warning("bulk items rejected", extra={"attempt": number, "docs": len(pending)})

@@ -51,7 +51,6 @@ def ingest_planned_chunk(
 
     writer = f"{chunk.job_id}/{chunk.chunk}"
     domain.writers.acquire(writer, wait_seconds=time_left_seconds / 3)
-    clean = False
     try:
         result = ingest_chunk(
             chunk,
@@ -63,14 +62,13 @@ def ingest_planned_chunk(
             checkpoint_bytes=config.sink.bulk.checkpoint_bytes,
             gate=domain.writers.turns(writer, within_seconds=time_left_seconds * 2 / 3),
         )
-        clean = result.throttled == 0
     except NoWriterSlot:
         raise  # it paused for older writers: that says nothing new about the domain
     except BaseException:
         domain.writers.throttled()  # a chunk that failed outright tells the limit to back off
         raise
     finally:
-        domain.writers.release(writer, clean=clean)
+        domain.writers.release(writer)
     store.table.put_chunk(
         chunk.job_id,
         chunk.chunk,
