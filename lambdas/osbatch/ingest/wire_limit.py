@@ -8,8 +8,9 @@ Retrying with backoff alone does not make that demand fit: 8 chunks with 2 reque
 ask a node with a 1 GB heap for more than its 107 MB, so requests keep losing the race until their retries
 run out (bench/load.py, 1,000,000 records: 177,477 dead-lettered with that reason). So a writer that saw a
 429 sends fewer requests at once for the rest of its chunk (multiplicative decrease, down to one); the next
-chunk starts at the configured concurrency again, and the per-domain writer limit (dal/domain_writers.py)
-backs off between chunks. Retries wait outside the limit, so a request sleeping in its backoff holds no slot.
+chunk starts at the configured concurrency again. Across chunks, the per-domain writer limit
+(dal/domain_writers.py) halves on the same 429 and pauses the newest running chunks. Retries wait outside
+the limit, so a request sleeping in its backoff holds no slot.
 """
 
 from __future__ import annotations
