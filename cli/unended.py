@@ -23,11 +23,14 @@ import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cli.commands import _target
 from cli.exit_codes import ExitCode
 from cli.output import to_json
+
+if TYPE_CHECKING:
+    from osbatch.steps.execution_ended import ExecutionDetail
 
 # How long a run holds the messages it has received: a batch of ten, each invocation up to fail-job's
 # 60 s timeout (infra/functions.py), well within it. A listing holds them briefly and gives them back.
@@ -83,20 +86,17 @@ def end_unended_jobs(
     say: Callable[[Unended], None] = lambda _: None,
 ) -> list[Unended]:
     """Each message of the safety net's dead-letter queue, invoked (or listed) once; deleted when ended."""
-    from osbatch.steps.execution_ended import is_execution_status_event
-
     hold = LIST_HOLD_SECONDS if dry_run else HOLD_SECONDS
     held: list[str] = []  # receipt handles of the messages received and not deleted, given back at the end
     results = []
     try:
         for message in _messages(sqs, queue_url, hold=hold, wait_seconds=wait_seconds):
             held.append(message["ReceiptHandle"])
-            event = _event(message["Body"])
-            detail = event.get("detail") if event and is_execution_status_event(event) else None
+            event, detail = _event(message["Body"])
             result = Unended(
                 message_id=message["MessageId"],
-                job_id=detail.get("name") if isinstance(detail, dict) else None,
-                execution_status=detail.get("status") if isinstance(detail, dict) else None,
+                job_id=detail.name if detail else None,
+                execution_status=detail.status if detail else None,
                 outcome=Outcome.LISTED,
                 not_delivered_because=_delivery_error(message.get("MessageAttributes", {})),
             )
@@ -133,12 +133,20 @@ def _messages(sqs: Any, queue_url: str, *, hold: int, wait_seconds: int) -> Iter
             yield message
 
 
-def _event(body: str) -> dict[str, Any] | None:
+def _event(body: str) -> tuple[dict[str, Any] | None, ExecutionDetail | None]:
+    """The event and its detail, read with the model fail-job reads it with; (None, None) if it is not
+    a Step Functions execution status change, as a message put in the queue by hand may not be."""
+    from pydantic import ValidationError
+
+    from osbatch.steps.execution_ended import ExecutionStatusEvent, is_execution_status_event
+
     try:
         event = json.loads(body)
-    except ValueError:
-        return None
-    return event if isinstance(event, dict) else None
+        if isinstance(event, dict) and is_execution_status_event(event):
+            return event, ExecutionStatusEvent.model_validate(event).detail
+    except (ValueError, ValidationError):
+        pass
+    return None, None
 
 
 def _delivery_error(attributes: Mapping[str, Any]) -> str | None:

@@ -219,16 +219,18 @@ def test_a_dry_run_lists_the_jobs_and_why_they_were_not_delivered_and_changes_no
 def test_a_message_that_is_no_execution_status_event_is_kept_and_never_invoked(
     sqs: Any, queue: str, fail_job_function: FailJobFunction
 ) -> None:
-    # Given messages a person put there by hand: not JSON, and another source's event
+    # Given messages a person put there by hand: not JSON, another source's event, and a status change
+    # without the execution's name
     dead_letter(sqs, queue, "not json")
     dead_letter(sqs, queue, json.dumps({**ended_event("job-a"), "source": "aws.s3"}))
+    dead_letter(sqs, queue, json.dumps({**ended_event("job-a"), "detail": {"status": "FAILED"}}))
     # When the un-ended jobs are ended
     results = end_unended_jobs(sqs, queue, fail_job_function, wait_seconds=0)
-    # Then both are reported unreadable, kept, and fail-job is not asked
-    assert [r.outcome for r in results] == [Outcome.UNREADABLE, Outcome.UNREADABLE]
+    # Then each is reported unreadable, kept, and fail-job is not asked
+    assert [r.outcome for r in results] == [Outcome.UNREADABLE] * 3
     assert fail_job_function.invoked == []
     messages = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, VisibilityTimeout=0)["Messages"]
-    assert len(messages) == 2
+    assert len(messages) == 3
 
 
 def test_an_interrupted_run_gives_back_what_it_had_not_done(
