@@ -33,9 +33,10 @@ if TYPE_CHECKING:
     from osbatch.steps.execution_ended import ExecutionDetail
 
 # How long a run holds the messages it has received: a batch of ten, each invocation up to fail-job's
-# 60 s timeout (infra/functions.py), well within it. A listing holds them briefly and gives them back.
+# 60 s timeout (infra/functions.py), well within it. A listing holds them while it reads the rest. Both give
+# back what they kept when they end; the hold only matters when a run dies.
 HOLD_SECONDS = 15 * 60
-LIST_HOLD_SECONDS = 30
+LIST_HOLD_SECONDS = 5 * 60
 # Long polling: an empty answer then means no visible message, where a short poll may miss some
 # ("Amazon SQS short and long polling", docs.aws.amazon.com/AWSSimpleQueueService/latest/
 # SQSDeveloperGuide/sqs-short-and-long-polling.html).
@@ -90,8 +91,7 @@ def end_unended_jobs(
     held: list[str] = []  # receipt handles of the messages received and not deleted, given back at the end
     results = []
     try:
-        for message in _messages(sqs, queue_url, hold=hold, wait_seconds=wait_seconds):
-            held.append(message["ReceiptHandle"])
+        for message in _messages(sqs, queue_url, held, hold=hold, wait_seconds=wait_seconds):
             event, detail = _event(message["Body"])
             result = Unended(
                 message_id=message["MessageId"],
@@ -105,7 +105,8 @@ def end_unended_jobs(
             elif not dry_run:
                 result = _ended(result, invoke(event))
             if result.outcome not in KEPT:
-                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=held.pop())
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+                held.remove(message["ReceiptHandle"])
             results.append(result)
             say(result)
     finally:
@@ -114,23 +115,24 @@ def end_unended_jobs(
     return results
 
 
-def _messages(sqs: Any, queue_url: str, *, hold: int, wait_seconds: int) -> Iterator[dict[str, Any]]:
-    """Every message once: a run ends when the queue shows none it has not seen."""
+def _messages(
+    sqs: Any, queue_url: str, held: list[str], *, hold: int, wait_seconds: int
+) -> Iterator[dict[str, Any]]:
+    """Every message once, until the queue shows no visible one; each received is noted in `held`. One seen
+    before (a long run outlived its hold) is held again, to be given back, and not done twice."""
     seen: set[str] = set()
-    while True:
-        batch = sqs.receive_message(
-            QueueUrl=queue_url,
-            MaxNumberOfMessages=10,
-            VisibilityTimeout=hold,
-            WaitTimeSeconds=wait_seconds,
-            MessageAttributeNames=["All"],
-        ).get("Messages", [])
-        fresh = [message for message in batch if message["MessageId"] not in seen]
-        if not fresh:
-            return
-        for message in fresh:
-            seen.add(message["MessageId"])
-            yield message
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url,
+        MaxNumberOfMessages=10,
+        VisibilityTimeout=hold,
+        WaitTimeSeconds=wait_seconds,
+        MessageAttributeNames=["All"],
+    ).get("Messages", []):
+        for message in batch:
+            held.append(message["ReceiptHandle"])
+            if message["MessageId"] not in seen:
+                seen.add(message["MessageId"])
+                yield message
 
 
 def _event(body: str) -> tuple[dict[str, Any] | None, ExecutionDetail | None]:

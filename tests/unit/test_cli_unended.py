@@ -250,6 +250,42 @@ def test_an_interrupted_run_gives_back_what_it_had_not_done(
     assert visible(sqs, queue) == ["job-a"]
 
 
+class HoldRunsOut:
+    """The queue as a long run sees it: the messages of the first receive become visible again at once, as
+    if the run had outlived its hold, so the next receive gets them again with new receipt handles."""
+
+    def __init__(self, sqs: Any) -> None:
+        self.sqs, self.receives = sqs, 0
+
+    def receive_message(self, **request: Any) -> dict[str, Any]:
+        answer: dict[str, Any] = self.sqs.receive_message(**request)
+        if self.receives == 0:
+            for message in answer.get("Messages", []):
+                self.sqs.change_message_visibility(
+                    QueueUrl=request["QueueUrl"], ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+                )
+        self.receives += 1
+        return answer
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sqs, name)
+
+
+def test_a_message_received_again_in_a_long_run_is_not_done_twice(
+    jobs: JobTable, sqs: Any, queue: str, fail_job_function: FailJobFunction
+) -> None:
+    # Given a still-failing job's event, in a run that outlives its hold on the message
+    un_ended(jobs, "job-b")
+    dead_letter(sqs, queue, json.dumps(ended_event("job-b")))
+    fail_job_function.broken = {"job-b"}
+    # When the un-ended jobs are ended
+    results = end_unended_jobs(HoldRunsOut(sqs), queue, fail_job_function, wait_seconds=0)
+    # Then fail-job was asked once, the run ended, and the message is visible again for the next one
+    assert [(r.job_id, r.outcome) for r in results] == [("job-b", Outcome.STILL_FAILING)]
+    assert fail_job_function.invoked == ["job-b"]
+    assert visible(sqs, queue) == ["job-b"]
+
+
 def _payload(document: Any) -> StreamingBody:
     raw = json.dumps(document).encode()
     return StreamingBody(io.BytesIO(raw), len(raw))
