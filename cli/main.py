@@ -197,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     replay = add("replay", "re-ingest a job's dead letters once their cause is fixed")
     replay.add_argument("what", help="a job id, or the s3:// URI of one dead-letter object")
     replay.add_argument("--job", help="the job of a dead-letter object (default: read from its key)")
+    end_unended = add(
+        "end-unended",
+        "end the jobs the safety net could not end (its dead-letter queue), once the cause is fixed",
+        module="cli.unended",
+    )
+    end_unended.add_argument(
+        "--dry-run", action="store_true", help="list them (job, how its execution ended, why); end nothing"
+    )
+    end_unended.add_argument("--json", action="store_true", help="print each job and what happened as JSON")
     return parser
 
 

@@ -95,6 +95,7 @@ class Monitoring(Construct):
         functions: Mapping[str, lambda_.IFunction],
         queue: sqs.IQueue,
         dead_letter_queue: sqs.IQueue,
+        unended_jobs_queue: sqs.IQueue,
         state_machine: sfn.StateMachine,
         targets: AlarmTargets,
         domain: opensearch.Domain | None = None,
@@ -142,6 +143,7 @@ class Monitoring(Construct):
                 )
             },
         )
+        self._unended_jobs(facade, unended_jobs_queue)
         facade.monitor_step_function(
             state_machine=state_machine,
             human_readable_name="Job workflow",
@@ -234,6 +236,45 @@ class Monitoring(Construct):
                             ),
                             statistic="MAX",
                         ),
+                    ],
+                ),
+            ],
+        )
+
+    def _unended_jobs(self, facade: mc.MonitoringFacade, queue: sqs.IQueue) -> None:
+        """The safety net's dead-letter queue (infra/sweep.py): each message is a job whose execution ended
+        and that no FailJob run could end. Only its two gauges, not a whole queue section: nothing is sent
+        to it after a success, so its sent, size and rate widgets would stay empty, while SQS samples the
+        gauges of an active queue, empty or not ("Available CloudWatch metrics for Amazon SQS",
+        docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-available-cloudwatch-metrics.html)."""
+        facade.monitor_custom(
+            alarm_friendly_name="UnendedJobs",
+            human_readable_name="Jobs the safety net could not end (its dead-letter queue)",
+            metric_groups=[
+                mc.CustomMetricGroup(
+                    title="Un-ended jobs",
+                    metrics=[
+                        mc.CustomMetricWithAlarm(
+                            metric=queue.metric_approximate_number_of_messages_visible(
+                                statistic="Maximum", period=PERIOD, label="Un-ended jobs"
+                            ),
+                            alarm_friendly_name="SweepDlq",
+                            add_alarm={
+                                "Critical": _over(
+                                    0,
+                                    "Jobs the safety net could not end (no report, records in no count) are "
+                                    "in its dead-letter queue: fix the cause, then `osbatch end-unended`",
+                                )
+                            },
+                        )
+                    ],
+                ),
+                mc.CustomMetricGroup(
+                    title="Oldest un-ended job's wait",
+                    metrics=[
+                        queue.metric_approximate_age_of_oldest_message(
+                            statistic="Maximum", period=PERIOD, label="Age"
+                        )
                     ],
                 ),
             ],

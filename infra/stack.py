@@ -149,7 +149,7 @@ class OsbatchStack(Stack):
             state_machine_arn=machine_arn,
         )
         # Executions that end without FailJob (timed out, stopped, failed past every Catch) fail their jobs.
-        ExecutionSweep(
+        sweep = ExecutionSweep(
             self,
             "Sweep",
             fail_job=functions["fail-job"],
@@ -189,6 +189,7 @@ class OsbatchStack(Stack):
             functions=functions.by_name,
             queue=trigger.queue,
             dead_letter_queue=trigger.dead_letter_queue,
+            unended_jobs_queue=sweep.dead_letter_queue,
             state_machine=workflow.state_machine,
             targets=targets,
             domain=search.domain,
@@ -202,6 +203,9 @@ class OsbatchStack(Stack):
             "StateMachineArn": workflow.state_machine.state_machine_arn,
             "SubmitQueueUrl": trigger.queue.queue_url,
             "SubmitDlqUrl": trigger.dead_letter_queue.queue_url,
+            # `osbatch end-unended`: the jobs the safety net could not end, and the function that ends them.
+            "SweepDlqUrl": sweep.dead_letter_queue.queue_url,
+            "FailJobFunctionName": functions["fail-job"].function_name,
             "AlarmTopicArn": monitoring.topic.topic_arn,
             "SageMakerRoleArn": inference.role.role_arn,
             **({"BedrockJobRoleArn": bedrock.role.role_arn} if bedrock else {}),

@@ -11,14 +11,14 @@ Events EventBridge cannot deliver go to a queue of their own, kept 14 days: the 
 
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.nag import acknowledge, allow
+from infra.queues import retained_dead_letter_queue
 from osbatch.infra_facts import EXECUTION_ENDED_STATUSES, EXECUTION_STATUS_CHANGE, EXECUTION_STATUS_SOURCE
 
 # An un-ended job is worth failing however late; EventBridge's maximum is 24 h and 185 attempts.
@@ -55,14 +55,8 @@ class ExecutionSweep(Construct):
         machine_name: str,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "Dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        # The events in it are jobs that could not be ended (`osbatch end-unended` ends them again).
+        self.dead_letter_queue = retained_dead_letter_queue(self, "Dlq")
         acknowledge(
             self.dead_letter_queue,
             "AwsSolutions-SQS3",

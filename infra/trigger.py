@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from aws_cdk import Duration, RemovalPolicy, Tags
+from aws_cdk import Duration, Tags
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_lambda as lambda_
@@ -13,6 +13,7 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from infra.queues import retained_dead_letter_queue
 from infra.tags import PIPELINE_TAG
 from osbatch.infra_facts import PipelineConfig
 
@@ -55,15 +56,8 @@ class Trigger(Construct):
         submit: lambda_.Function,
     ) -> None:
         super().__init__(scope, construct_id)
-        self.dead_letter_queue = sqs.Queue(
-            self,
-            "SubmitDlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=Duration.days(14),  # the maximum: time to find out why a submit kept failing
-            # Kept by `cdk destroy`: the events in it are uploads that never became jobs.
-            removal_policy=RemovalPolicy.RETAIN,
-        )
+        # The events in it are uploads that never became jobs.
+        self.dead_letter_queue = retained_dead_letter_queue(self, "SubmitDlq")
         # No AwsSolutions-SQS3 acknowledgement: cdk-nag sees the submit queue's redrive policy name it.
         submit_timeout = submit.timeout or Duration.seconds(30)
         self.queue = sqs.Queue(

@@ -3,6 +3,7 @@ delivered to fail-job, with retries and a dead-letter queue; fail-job may read t
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -86,3 +87,71 @@ def test_only_fail_job_reads_execution_histories_of_this_machine_only(main: Synt
     }
     # Then only fail-job may, on this machine's executions
     assert readers == {"fail-job": [EXECUTIONS]}
+
+
+def _sweep_queue_id(sweep_rule: dict[str, Any]) -> str:
+    (target,) = sweep_rule["Targets"]
+    return str(target["DeadLetterConfig"]["Arn"]["Fn::GetAtt"][0])
+
+
+def test_any_message_in_the_dead_letter_queue_alarms_as_jobs_that_could_not_be_ended(
+    main: Synthesized, sweep_rule: dict[str, Any]
+) -> None:
+    # Given the alarms on the rule's dead-letter queue
+    queue_id = _sweep_queue_id(sweep_rule)
+    alarms = [
+        alarm["Properties"]
+        for alarm in main.of_type("AWS::CloudWatch::Alarm").values()
+        if {"Fn::GetAtt": [queue_id, "QueueName"]} in _dimension_values(alarm["Properties"])
+    ]
+    # Then one alarm fires on the first message it holds, named for what that message is
+    (alarm,) = alarms
+    (query,) = alarm["Metrics"]
+    metric = query["MetricStat"]["Metric"]
+    assert (metric["Namespace"], metric["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+    assert query["MetricStat"]["Stat"] == "Maximum"
+    assert (alarm["Threshold"], alarm["ComparisonOperator"]) == (0, "GreaterThanThreshold")
+    assert alarm["TreatMissingData"] == "notBreaching"  # SQS stops sampling an idle, empty queue
+    assert alarm["AlarmName"] == "osbatch-UnendedJobs-SweepDlq-Critical"
+    # And its description tells the operator what to run once the cause is fixed
+    assert "could not end" in alarm["AlarmDescription"]
+    assert "osbatch end-unended" in alarm["AlarmDescription"]
+
+
+def test_the_dashboard_charts_the_dead_letter_queues_depth_and_age_only(
+    main: Synthesized, sweep_rule: dict[str, Any]
+) -> None:
+    # Given the dashboard's widgets that chart the rule's dead-letter queue
+    queue = f"<{_sweep_queue_id(sweep_rule)}.QueueName>"
+    (dashboard,) = main.of_type("AWS::CloudWatch::Dashboard").values()
+    body = json.loads(render(dashboard["Properties"]["DashboardBody"]))
+    charted = [
+        [line[1] for line in widget["properties"]["metrics"] if queue in line]
+        for widget in body["widgets"]
+        if widget["type"] == "metric" and queue in json.dumps(widget["properties"]["metrics"])
+    ]
+    # Then two widgets chart its two gauges, which SQS samples with the queue empty, and nothing that stays
+    # empty after a successful job (sent, size, rates): tests/integration/test_dashboard.py needs data in each
+    assert sorted(charted) == [["ApproximateAgeOfOldestMessage"], ["ApproximateNumberOfMessagesVisible"]]
+
+
+def test_outputs_name_the_dead_letter_queue_and_the_function_that_ends_its_jobs(
+    main: Synthesized, sweep_rule: dict[str, Any]
+) -> None:
+    # Given the stack outputs `osbatch end-unended` reads
+    outputs = main.outputs
+    # Then they are the rule's dead-letter queue and the rule's target, fail-job
+    assert outputs["SweepDlqUrl"]["Value"] == {"Ref": _sweep_queue_id(sweep_rule)}
+    (target,) = sweep_rule["Targets"]
+    fail = function_ids(main)["fail-job"]
+    assert target["Arn"] == {"Fn::GetAtt": [fail, "Arn"]}
+    assert outputs["FailJobFunctionName"]["Value"] == {"Ref": fail}
+
+
+def _dimension_values(alarm: dict[str, Any]) -> list[Any]:
+    return [
+        dimension["Value"]
+        for query in alarm.get("Metrics", [])
+        if "MetricStat" in query
+        for dimension in query["MetricStat"]["Metric"].get("Dimensions", [])
+    ]
