@@ -27,7 +27,8 @@ class FakeIndices:
     def _connect(self) -> None:
         if self.down:
             # What opensearch-py raises when nothing listens on the node's port.
-            raise OpenSearchConnectionError("N/A", "Failed to establish a new connection: [Errno 111] refused", None)
+            refused = "Failed to establish a new connection: [Errno 111] Connection refused"
+            raise OpenSearchConnectionError("N/A", refused, None)
 
     def create(self, *, index: str, body: Any = None) -> dict[str, Any]:
         if self.refuse is not None:
@@ -183,6 +184,7 @@ class KnnCluster:
         self.docs: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
         self.requests = 0
+        self.indices = FakeIndices()
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
         self.requests += 1
