@@ -612,7 +612,7 @@ def test_a_job_failed_while_the_node_is_down_still_ends_and_owes_the_restore(
     # Then the job ends FAILED with its report, whose reason says the settings are left relaxed and why
     assert result.status is not None and result.status.state is JobStateName.FAILED
     assert report.reason is not None and report.reason.startswith("ConnectionError: the node went away; ")
-    assert "left as the load set them" in report.reason and "Failed to establish" in report.reason
+    assert "stay as the load set them" in report.reason and "Failed to establish" in report.reason
     assert job.get(JOB)["state"] == "FAILED"  # type: ignore[index]
     # And the restore is owed: the next job into the index, which the chunks had filled, makes it
     cluster.indices.down, cluster.docs = False, 6

@@ -27,6 +27,7 @@ from osbatch.dal import JobTable
 REFRESH = "refresh_interval"
 REPLICAS = "number_of_replicas"
 LOADING = {REFRESH: "-1", REPLICAS: 0}
+UNRESTORED_REASON_CHARS = 500  # of the error a restore met, in a failed job's reason
 
 
 def _current(client: Any, index: str) -> dict[str, Any]:
@@ -104,5 +105,6 @@ class IndexLoad:
         try:
             self.end(jobs, job_id)
         except TransportError as error:  # opensearch-py's ConnectionError and the node's HTTP errors
-            return f"{type(error).__name__}: {error}"
+            # error.error: the message alone (str(error) repeats it as its own cause)
+            return f"{type(error).__name__}: {error.error}"[:UNRESTORED_REASON_CHARS]
         return None

@@ -36,8 +36,8 @@ if TYPE_CHECKING:
 INFERRED = frozenset({JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED})
 # Said in a failed job's reason when its index's load settings could not be restored (search/bulk_load.py).
 UNRESTORED = (
-    "the index's refresh_interval and number_of_replicas are left as the load set them until the next job "
-    "into it or `osbatch replay` restores them; the node answered"
+    "the index's refresh_interval and number_of_replicas stay as the load set them until the next job into "
+    "it or `osbatch replay` restores them; the restore met"
 )
 
 
