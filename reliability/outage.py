@@ -22,6 +22,7 @@ from typing import Any
 from local.aws import session
 from local.runtime import AWS_URL
 from osbatch.dal.keys import lease_key
+from osbatch.ingest.node_gone import NOT_RETRIED
 from osbatch.models import JobStateName
 from osbatch.search.bulk_load import LOADING, REFRESH, REPLICAS
 from reliability.accounting import Tally
@@ -86,6 +87,7 @@ def node_outage(harness: Harness, scale: int) -> Outcome:
         f"before replay: indexed {first.indexed}, dead-lettered {first.dead_lettered}, lost {first.lost}, "
         f"duplicated {first.duplicated}"
     )
+    notes.append(_retries_spent(harness, job_id))
     if first.duplicated:
         broken.append(f"{first.duplicated} records duplicated before replay: {first.duplicated_examples[:3]}")
     if first.dead_lettered:
@@ -168,6 +170,14 @@ def _counts(report: dict[str, Any] | None) -> str:
 def _adds_up(report: dict[str, Any]) -> bool:
     settled = int(report["indexed"]) + int(report["dead_lettered"]) + int(report.get("unchanged", 0))
     return settled == int(report["records_in"]) and int(report["unaccounted"]) == 0
+
+
+def _retries_spent(harness: Harness, job_id: str) -> str:
+    """How the dead letters' bulk requests ended: retried in full, or tried once with the node gone."""
+    letters = harness.dead_letters([job_id])
+    once = sum(1 for letter in letters if str(letter.get("reason", "")).endswith(f"({NOT_RETRIED})"))
+    full = sum(1 for letter in letters if "(gave up after" in str(letter.get("reason", "")))
+    return f"dead letters: {full} after their request's full retries, {once} tried once (the node gone)"
 
 
 def _next_job(harness: Harness) -> str:
