@@ -22,6 +22,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from opensearchpy.exceptions import TransportError
+
 from osbatch import jsonlines
 from osbatch.config import PipelineConfig
 from osbatch.contracts import (
@@ -110,8 +112,8 @@ def replay_job(
 ) -> ReplayReport:
     """what: the job id, or one dead-letter object's s3:// URI (of that job). jobs: the stack's job table,
     where an index restore a failed job owes is recorded (None: not looked for)."""
-    if jobs is not None and restore_owed(opensearch, jobs, config.sink.index):
-        say(f"  {config.sink.index}: refresh_interval and number_of_replicas restored (a failed job's load)")
+    if jobs is not None:
+        _restore_owed(opensearch, jobs, config.sink.index, say)
     prefix = dead_letter_prefix(job_id)
     if what.startswith("s3://"):
         bucket, key = split_s3_uri(what)
@@ -151,3 +153,14 @@ def replay_job(
     again = f"; failures in s3://{bucket}/{prefix}{REPLAY_DEAD_LETTERS}" if total.dead_lettered else ""
     say(f"replayed {total.read}: {total.indexed} indexed, {total.dead_lettered} failed again{again}")
     return total
+
+
+def _restore_owed(opensearch: Any, jobs: Any, index: str, say: Any) -> None:
+    """A replay is worth running without it: the next job into the index restores the settings too."""
+    try:
+        restored = restore_owed(opensearch, jobs, index)
+    except TransportError as error:  # the node down again, or no right to change settings
+        say(f"  {index}: could not restore the settings a failed job's load left ({type(error).__name__})")
+        return
+    if restored:
+        say(f"  {index}: refresh_interval and number_of_replicas restored (a failed job's load left them)")

@@ -181,3 +181,31 @@ def test_a_replay_first_restores_the_index_settings_a_failed_load_left(
     assert "refresh_interval and number_of_replicas restored" in said[0]
     assert report.indexed == 1
     assert jobs.owed_bulk_load_settings(index) is None
+
+
+def test_a_replay_that_cannot_restore_the_settings_still_replays(
+    s3: Any, tmp_path: Any, jobs: JobTable
+) -> None:
+    # Given a restore owed on the index, and a node that refuses settings changes (no right to, or down)
+    from cli.replay import replay_job
+
+    config = parse_pipeline(pipeline_dict(sink=fixed_sink()))
+    cluster = KnnCluster()
+    cluster.indices.down = True
+    jobs.join_bulk_load(config.sink.index, "j")
+    jobs.save_bulk_load_settings(config.sink.index, {"refresh_interval": "5s"})
+    jobs.leave_bulk_load(config.sink.index, "j")
+    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
+    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+    said: list[str] = []
+
+    # When the job is replayed
+    report = replay_job(
+        "j", job_id="j", config=config, s3=s3, bucket=DLQ, opensearch=cluster, resubmit_dir=tmp_path,
+        say=said.append, jobs=jobs,
+    )  # fmt: skip
+
+    # Then the record is indexed, the replay says the settings are not restored, and the restore stays owed
+    assert report.indexed == 1
+    assert "could not restore the settings" in said[0]
+    assert jobs.owed_bulk_load_settings(config.sink.index) == {"refresh_interval": "5s"}
