@@ -37,10 +37,6 @@ class NodeGone:
     def __init__(self) -> None:
         self._gone = False
 
-    @property
-    def gone(self) -> bool:
-        return self._gone
-
     def attempts(self, configured: int) -> int:
         """How many attempts the next request gets."""
         return 1 if self._gone else configured

@@ -99,9 +99,8 @@ class IndexLoad:
         return end_bulk_load(self.client, jobs, self.index, job_id)
 
     def end_or_owe(self, jobs: JobTable, job_id: str) -> str | None:
-        """end(), but a node that does not answer leaves the restore owed (see the module) instead of
-        raising: what it answered, or None once the settings are restored or were not this job's to
-        restore."""
+        """end(), but a restore the node does not take is left owed (see the module) instead of raising:
+        the error it met, or None (restored, or nothing of this job's to restore)."""
         try:
             self.end(jobs, job_id)
         except TransportError as error:  # opensearch-py's ConnectionError and the node's HTTP errors
