@@ -80,7 +80,7 @@ def node_outage(harness: Harness, scale: int) -> Outcome:
     notes.append(f"bulk-load lease: {lease(harness)}")
     report = _report(harness, job_id)
     notes.append(f"the job's report: {_counts(report)}")
-    if report is None or not _adds_up(report):
+    if report is None or not adds_up(report):
         broken.append(f"the report's counts do not add up: {_counts(report)}")
     first = harness.tally(uploads, started)
     notes.append(
@@ -167,7 +167,7 @@ def _counts(report: dict[str, Any] | None) -> str:
     return ", ".join(f"{name} {report.get(name)}" for name in names)
 
 
-def _adds_up(report: dict[str, Any]) -> bool:
+def adds_up(report: dict[str, Any]) -> bool:
     settled = int(report["indexed"]) + int(report["dead_lettered"]) + int(report.get("unchanged", 0))
     return settled == int(report["records_in"]) and int(report["unaccounted"]) == 0
 
