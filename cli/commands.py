@@ -616,6 +616,7 @@ def replay(args: argparse.Namespace) -> int:
         bucket=target.output("DeadLetterBucketName"),
         opensearch=_opensearch(target, config),
         resubmit_dir=Path.cwd(),
+        jobs=target.jobs,
     )
     return ExitCode.FAILED if report.dead_lettered else ExitCode.OK
 

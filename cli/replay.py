@@ -10,6 +10,9 @@ decides what a replay can do with it:
   it, to a local JSONL file to fix and `osbatch submit` again;
 - a file-level letter (a remote job or a whole job that failed) stands for records that are still in the
   uploaded file: the replay names the file to upload again (safe: documents are written by _id).
+
+A job that failed because its node was down may have left the index as its load set it (no refresh, no
+replicas; search/bulk_load.py): the replay restores it first, so what it indexes is searchable.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
+
+from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
 from osbatch.config import PipelineConfig
@@ -33,6 +38,7 @@ from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.replay import ReplayReport, file_level, input_records, needs_inference, replay
 from osbatch.s3uri import split_s3_uri
+from osbatch.search.bulk_load import restore_owed
 
 # The folders a job id replays, in this order (a replay's own failures are replayed by naming the object).
 FOLDERS = (INGEST_DEAD_LETTERS, PREPARE_DEAD_LETTERS, INFERENCE_DEAD_LETTERS, INDEX_DEAD_LETTERS)
@@ -102,8 +108,12 @@ def replay_job(
     opensearch: Any,
     resubmit_dir: Path,
     say: Any = print,
+    jobs: Any = None,
 ) -> ReplayReport:
-    """what: the job id, or one dead-letter object's s3:// URI (of that job)."""
+    """what: the job id, or one dead-letter object's s3:// URI (of that job). jobs: the stack's job table,
+    where an index restore a failed job owes is recorded (None: not looked for)."""
+    if jobs is not None:
+        _restore_owed(opensearch, jobs, config.sink.index, say)
     prefix = dead_letter_prefix(job_id)
     if what.startswith("s3://"):
         bucket, key = split_s3_uri(what)
@@ -143,3 +153,14 @@ def replay_job(
     again = f"; failures in s3://{bucket}/{prefix}{REPLAY_DEAD_LETTERS}" if total.dead_lettered else ""
     say(f"replayed {total.read}: {total.indexed} indexed, {total.dead_lettered} failed again{again}")
     return total
+
+
+def _restore_owed(opensearch: Any, jobs: Any, index: str, say: Any) -> None:
+    """A replay is worth running without it: the next job into the index restores the settings too."""
+    try:
+        restored = restore_owed(opensearch, jobs, index)
+    except TransportError as error:  # the node down again, or no right to change settings
+        say(f"  {index}: could not restore the settings a failed job's load left ({type(error).__name__})")
+        return
+    if restored:
+        say(f"  {index}: refresh_interval and number_of_replicas restored (a failed job's load left them)")

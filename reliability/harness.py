@@ -185,6 +185,7 @@ class Harness:
             opensearch=self.client,
             resubmit_dir=scratch,
             say=lambda _: None,
+            jobs=self.jobs,
         )
 
     def reports(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:

@@ -1,5 +1,6 @@
 """Faults of the OpenSearch node itself: restarted with a tiny write thread pool (scenario b), stopped and
-started again mid-ingest (scenario c). The node keeps its data directory across restarts."""
+started again mid-ingest (scenario c), kept down until the job has ended (scenario h). The node keeps its
+data directory across restarts."""
 
 from __future__ import annotations
 
@@ -17,8 +18,17 @@ TINY_WRITE_POOL = {"thread_pool.write.size": 1, "thread_pool.write.queue_size": 
 
 def restart_node(runtime: LocalRuntime, settings: Mapping[str, object] | None = None) -> None:
     """Stop the node and start it again, with `settings` added (none: the defaults)."""
+    stop_node(runtime)
+    start_node(runtime, settings)
+
+
+def stop_node(runtime: LocalRuntime) -> None:
+    runtime.opensearch.stop()
+
+
+def start_node(runtime: LocalRuntime, settings: Mapping[str, object] | None = None) -> None:
+    """Start the stopped node, with `settings` added (none: the defaults)."""
     node = runtime.opensearch
-    node.stop()
     OpenSearchNode(node.port, node.heap, extra_settings=settings).start(progress=lambda _: None)
 
 

@@ -15,6 +15,7 @@ from reliability.container_faults import failure_reason, held_containers, kill_c
 from reliability.harness import Harness, Upload
 from reliability.network_faults import network_faults
 from reliability.node_faults import TINY_WRITE_POOL, node_with, restart_node
+from reliability.outage import node_outage
 from reliability.sandbox_faults import faults, kill_ingest_sandboxes, set_faults
 
 
@@ -190,6 +191,15 @@ def burst(harness: Harness, scale: int) -> Row:
     return Row("g. 200 uploads at once", fault, tally, seconds, by_state, [], broken)
 
 
+def outage(harness: Harness, scale: int) -> Row:
+    """The node stopped as the Map starts bulking, kept down until the job has ended; then replay."""
+    found = node_outage(harness, scale)
+    fault = "node stopped when the first ingest plan is written, kept down until the job ended; then replay"
+    states = {"outage.jsonl": found.state}
+    name = "h. node down past the job's end"
+    return Row(name, fault, found.tally, found.seconds, states, found.notes, found.broken)
+
+
 SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
     "a": bad_input,
     "b": rejections,
@@ -198,4 +208,5 @@ SCENARIOS: dict[str, Callable[[Harness, int], Row]] = {
     "e": network,
     "f": container_killed,
     "g": burst,
+    "h": outage,
 }

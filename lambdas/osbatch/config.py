@@ -498,7 +498,9 @@ class BulkConfig(Strict):
     concurrency: int = Field(2, ge=1, le=32, description="bulk requests in flight per ingest chunk")
     # A saturated domain answers 429 (es_rejected_execution_exception) until its write queue drains: 10
     # retries, 0.5 s doubling to 30 s with full jitter, give it about two minutes before a record is
-    # dead-lettered (make reliability, scenario b: 5 retries, about 15 s, dead-lettered 9 of 1,000).
+    # dead-lettered (make reliability, scenario b: 5 retries, about 15 s, dead-lettered 9 of 1,000). Once a
+    # request's attempts all went unanswered (the node is gone), the chunk's later requests get one attempt
+    # each (ingest/node_gone.py), so a job can end while its node is down.
     max_retries: int = Field(10, ge=0, le=20)
     initial_backoff_seconds: float = Field(0.5, gt=0)
     max_backoff_seconds: float = Field(30, gt=0)

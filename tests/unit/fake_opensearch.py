@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import RequestError
 
 
@@ -21,6 +22,13 @@ class FakeIndices:
         # index -> its own index settings, as strings the way OpenSearch returns them (defaults left out)
         self.settings: dict[str, dict[str, Any]] = {}
         self.refreshed: list[str] = []
+        self.down = False  # the node stopped: settings and refresh calls fail to connect
+
+    def _connect(self) -> None:
+        if self.down:
+            # What opensearch-py raises when nothing listens on the node's port.
+            refused = "Failed to establish a new connection: [Errno 111] Connection refused"
+            raise OpenSearchConnectionError("N/A", refused, None)
 
     def create(self, *, index: str, body: Any = None) -> dict[str, Any]:
         if self.refuse is not None:
@@ -42,10 +50,12 @@ class FakeIndices:
         return index in self.existing
 
     def get_settings(self, *, index: str) -> dict[str, Any]:
+        self._connect()
         own = {"number_of_replicas": "1", "number_of_shards": "1", **self.settings.get(index, {})}
         return {index: {"settings": {"index": own}}}
 
     def put_settings(self, *, index: str, body: dict[str, Any]) -> dict[str, Any]:
+        self._connect()
         own = self.settings.setdefault(index, {})
         for name, value in body["index"].items():
             if value is None:
@@ -55,6 +65,7 @@ class FakeIndices:
         return {"acknowledged": True}
 
     def refresh(self, *, index: str) -> dict[str, Any]:
+        self._connect()
         self.refreshed.append(index)
         return {}
 
@@ -173,6 +184,7 @@ class KnnCluster:
         self.docs: dict[str, dict[str, Any]] = {}
         self.versions: dict[str, int] = {}
         self.requests = 0
+        self.indices = FakeIndices()
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
         self.requests += 1

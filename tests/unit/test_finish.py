@@ -582,3 +582,39 @@ def test_a_job_failing_after_some_remote_jobs_were_ingested_dead_letters_the_oth
         ]
         assert letter["record"]["records"] == 10
         assert letter["reason"] == "not ingested: the job ended (Lambda.Unknown: boom)"
+
+
+def test_a_job_failed_while_the_node_is_down_still_ends_and_owes_the_restore(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a job whose PlanIngest relaxed a new index for loading, and whose Map then failed because
+    # the node stopped answering
+    from osbatch.search.bulk_load import IndexLoad
+
+    cluster = FakeClient()
+    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
+    backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
+    state = plan_ingest(
+        awaiting_plan(), pipeline=DeployedPipeline(config, backend, cluster), store=job_store(job, s3)
+    )
+    cluster.indices.down = True
+    failed = state.model_copy(update={"error": {"Error": "ConnectionError", "Cause": "the node went away"}})
+
+    # When FailJob runs with the node still down
+    result, report = fail_job(
+        failed,
+        store=job_store(job, s3),
+        backend=None,
+        publish=lambda event: None,
+        index_load=IndexLoad(cluster, "msmarco"),
+    )
+
+    # Then the job ends FAILED with its report, whose reason says the settings are left relaxed and why
+    assert result.status is not None and result.status.state is JobStateName.FAILED
+    assert report.reason is not None and report.reason.startswith("ConnectionError: the node went away; ")
+    assert "stay as the load set them" in report.reason and "Failed to establish" in report.reason
+    assert job.get(JOB)["state"] == "FAILED"  # type: ignore[index]
+    # And the restore is owed: the next job into the index, which the chunks had filled, makes it
+    cluster.indices.down, cluster.docs = False, 6
+    assert not IndexLoad(cluster, "msmarco").begin(job, "msmarco-2")
+    assert cluster.indices.settings["msmarco"] == {"number_of_replicas": "1"}

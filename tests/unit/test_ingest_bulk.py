@@ -6,10 +6,12 @@ import threading
 from typing import Any
 
 import pytest
+from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import ConnectionTimeout, RequestError, TransportError
 
 from osbatch.dal.domain_writers import NoWriterSlot
 from osbatch.ingest.bulk import BulkWriter, OpenSearchAccessError
+from osbatch.ingest.node_gone import NOT_RETRIED
 from osbatch.models.ingest import MappedDoc, RecordRef
 
 MAPPER_REASON = (
@@ -610,3 +612,74 @@ def test_a_turn_that_never_comes_fails_the_attempt_instead_of_dead_lettering() -
     with pytest.raises(NoWriterSlot):
         bulk.close()
     assert events == ["turn", "request", "429 on turn 0"]
+
+
+def refused() -> OpenSearchConnectionError:
+    """What opensearch-py raises when nothing listens on the node's port."""
+    return OpenSearchConnectionError("N/A", "Failed to establish a new connection: [Errno 111] refused", None)
+
+
+def test_once_the_node_answered_none_of_a_requests_attempts_later_requests_get_one_each() -> None:
+    # Given a node that is down: every connection refused
+    client = ScriptedOpenSearch(*[refused()] * 12)
+    bulk, sleeps = writer(client, max_bytes=10)  # one document per request
+
+    # When three documents are written
+    for n in (1, 2, 3):
+        bulk.add(*doc(n))
+    failures = bulk.close()
+
+    # Then the first request spends its 3 retries, the two after it are tried once each and fail at once,
+    # every document a failure with the connection error and why it was not retried
+    assert (len(client.requests), sleeps) == (4 + 1 + 1, [0.5, 1.0, 2.0])
+    assert [f.ref.line for f in failures] == [1, 2, 3]
+    assert all(f.reason.startswith("ConnectionError: ") for f in failures)
+    assert failures[0].reason.endswith("(gave up after 3 retries)")
+    assert failures[1].reason.endswith(f"({NOT_RETRIED})") and failures[2].reason == failures[1].reason
+
+
+def test_an_answer_from_the_node_gives_the_next_requests_their_retries_back() -> None:
+    # Given a node down for one request's retries and one more attempt, then back, then refusing twice
+    client = ScriptedOpenSearch(*[refused()] * 5, "ok", refused(), refused(), "ok")
+    bulk, _ = writer(client, max_bytes=10)
+
+    # When four documents are written
+    for n in (1, 2, 3, 4):
+        bulk.add(*doc(n))
+    failures = bulk.close()
+
+    # Then the first two fail (the second after one attempt), the third is indexed at its one attempt,
+    # and the fourth, the node being back, retries in full and is indexed
+    assert [f.ref.line for f in failures] == [1, 2]
+    assert bulk.indexed == 2
+    assert len(client.requests) == 4 + 1 + 1 + 3
+
+
+def test_a_node_that_answers_too_slowly_keeps_every_requests_retries() -> None:
+    # Given a node that is slow, not gone: every attempt times out (it may be applying them)
+    client = ScriptedOpenSearch(*[ConnectionTimeout("TIMEOUT", "read timed out", None)] * 8)
+    bulk, _ = writer(client, max_bytes=10)
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    failures = bulk.close()
+
+    # Then each request spends its own 3 retries
+    assert len(client.requests) == 8
+    assert all(f.reason.endswith("(gave up after 3 retries)") for f in failures)
+
+
+def test_a_request_the_node_answered_with_an_error_does_not_take_it_as_gone() -> None:
+    # Given a node answering 503 to every attempt of the first request, then refusing connections
+    unavailable = TransportError(503, "unavailable_shards_exception", {})
+    client = ScriptedOpenSearch(*[unavailable] * 4, *[refused()] * 4)
+    bulk, _ = writer(client, max_bytes=10)
+
+    # When two documents are written
+    bulk.add(*doc(1))
+    bulk.add(*doc(2))
+    bulk.close()
+
+    # Then the second request still gets all its retries: the node answered the first
+    assert len(client.requests) == 8

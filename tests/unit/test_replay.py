@@ -13,6 +13,7 @@ from osbatch.contracts import (
     dropped_records_dead_letter_key,
     remote_job_dead_letter_key,
 )
+from osbatch.dal import JobTable
 from osbatch.ingest.chunk import IngestTarget
 from osbatch.ingest.dead_letter import DeadLetterWriter
 from osbatch.ingest.replay import input_records, replay
@@ -148,3 +149,63 @@ def test_records_without_a_model_output_are_handed_back_and_failed_jobs_name_the
     assert resubmit == b'{"_id":"5","text":"e"}\n{"_id":"6","text":"f"}\n'
     # And the failed remote job's 40 records are named by the file that holds them
     assert "40 records of s3://in/a.jsonl were not indexed because their job failed" in said[-2]
+
+
+def test_a_replay_first_restores_the_index_settings_a_failed_load_left(
+    s3: Any, tmp_path: Any, jobs: JobTable
+) -> None:
+    # Given a job that failed with its node down: its load left the index without refresh and replicas,
+    # the settings to restore saved in the job table and no job loading any more
+    from cli.replay import replay_job
+
+    config = parse_pipeline(pipeline_dict(sink=fixed_sink()))
+    cluster = KnnCluster()
+    cluster.indices.settings[config.sink.index] = {"refresh_interval": "-1", "number_of_replicas": "0"}
+    jobs.join_bulk_load(config.sink.index, "j")
+    jobs.save_bulk_load_settings(config.sink.index, {"refresh_interval": "5s", "number_of_replicas": "1"})
+    jobs.leave_bulk_load(config.sink.index, "j")
+    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
+    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+    said: list[str] = []
+
+    # When the job is replayed with the node back
+    report = replay_job(
+        "j", job_id="j", config=config, s3=s3, bucket=DLQ, opensearch=cluster, resubmit_dir=tmp_path,
+        say=said.append, jobs=jobs,
+    )  # fmt: skip
+
+    # Then the index has its settings back and is refreshed, the replay says so, and the record is indexed
+    index = config.sink.index
+    assert cluster.indices.settings[index] == {"refresh_interval": "5s", "number_of_replicas": "1"}
+    assert cluster.indices.refreshed == [index]
+    assert "refresh_interval and number_of_replicas restored" in said[0]
+    assert report.indexed == 1
+    assert jobs.owed_bulk_load_settings(index) is None
+
+
+def test_a_replay_that_cannot_restore_the_settings_still_replays(
+    s3: Any, tmp_path: Any, jobs: JobTable
+) -> None:
+    # Given a restore owed on the index, and a node that refuses settings changes (no right to, or down)
+    from cli.replay import replay_job
+
+    config = parse_pipeline(pipeline_dict(sink=fixed_sink()))
+    cluster = KnnCluster()
+    cluster.indices.down = True
+    jobs.join_bulk_load(config.sink.index, "j")
+    jobs.save_bulk_load_settings(config.sink.index, {"refresh_interval": "5s"})
+    jobs.leave_bulk_load(config.sink.index, "j")
+    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
+    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+    said: list[str] = []
+
+    # When the job is replayed
+    report = replay_job(
+        "j", job_id="j", config=config, s3=s3, bucket=DLQ, opensearch=cluster, resubmit_dir=tmp_path,
+        say=said.append, jobs=jobs,
+    )  # fmt: skip
+
+    # Then the record is indexed, the replay says the settings are not restored, and the restore stays owed
+    assert report.indexed == 1
+    assert "could not restore the settings" in said[0]
+    assert jobs.owed_bulk_load_settings(config.sink.index) == {"refresh_interval": "5s"}

@@ -61,6 +61,16 @@ class BulkLoadLeases(TableItems):
         item = response.get("Attributes", {})
         return LeaseLeft(frozenset(item.get("loaders", set())), item.get("saved"))
 
+    def owed_bulk_load_settings(self, index: str) -> dict[str, Any] | None:
+        """The settings a lease still holds after its last loader left without restoring them (the node did
+        not answer), or None: a restore is owed only when no job is loading."""
+        response = self._table.get_item(Key=lease_key(index), ConsistentRead=True)
+        item = response.get("Item", {})
+        if item.get("loaders") or "saved" not in item:
+            return None
+        saved: dict[str, Any] = item["saved"]
+        return saved
+
     def release_bulk_load(self, index: str) -> None:
         """Forget the saved settings once restored, unless a loader joined meanwhile (it restores them)."""
         self._conditional(

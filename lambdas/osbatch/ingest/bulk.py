@@ -43,6 +43,7 @@ from opensearchpy.exceptions import ConnectionError as OpenSearchConnectionError
 from opensearchpy.exceptions import TransportError
 
 from osbatch import jsonlines
+from osbatch.ingest.node_gone import NOT_RETRIED, NodeGone
 from osbatch.ingest.wire_limit import WireLimit
 from osbatch.models.ingest import Failure, MappedDoc, RecordRef
 from osbatch.retry import Backoff, Hooks, TryAgain, after_attempts, retrying
@@ -197,6 +198,8 @@ class BulkWriter:
         self._pool = ThreadPoolExecutor(concurrency) if concurrency > 1 else None
         # Of those, the ones on the wire: fewer once the cluster answered 429 (ingest/wire_limit.py).
         self._wire = WireLimit(concurrency)
+        # After a request the node answered none of, one attempt per request (ingest/node_gone.py).
+        self._node = NodeGone()
         self._in_flight: deque[Future[Settled]] = deque()
         self.indexed = 0
         self.requests = 0
@@ -327,9 +330,11 @@ class BulkWriter:
         pending = batch
         last_error = ""
         outcome_unknown = False  # an attempt the node may have applied without our knowing
+        answered = False  # the node answered an attempt (a response or an HTTP error)
+        attempts = self._node.attempts(self._max_retries + 1)
         tries = retrying(
             self._backoff,
-            after_attempts(self._max_retries + 1),
+            after_attempts(attempts),
             hooks=Hooks(sleep=self._sleep, rng=self._rng),
         )
         for attempt in tries:
@@ -348,6 +353,7 @@ class BulkWriter:
                         raise OpenSearchAccessError(_request_reason(error)) from error
                     last_error = _request_reason(error)
                     outcome_unknown = outcome_unknown or error.status_code != 429
+                    answered = self._node.saw(error) or answered
                     if not _retryable(error):
                         _fail(settled, pending, last_error)
                         return settled
@@ -359,6 +365,7 @@ class BulkWriter:
                         extra={"status": error.status_code, "attempt": number, "docs": len(pending)},
                     )
                     raise TryAgain from None
+                answered = self._node.saw(None)
                 pending, item_error = _settle(settled, pending, response, upsert=self._upsert)
                 last_error = item_error or last_error
                 if not pending:
@@ -371,7 +378,9 @@ class BulkWriter:
         # The retries are spent.
         if outcome_unknown:
             pending = self._not_in_index(settled, pending)
-        _fail(settled, pending, f"{last_error} (gave up after {self._max_retries} retries)")
+        spent = NOT_RETRIED if attempts <= self._max_retries else f"gave up after {self._max_retries} retries"
+        _fail(settled, pending, f"{last_error} ({spent})")
+        self._node.spent(answered)
         return settled
 
     def _throttled(self, settled: Settled, turn: float) -> None:

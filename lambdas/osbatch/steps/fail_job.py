@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 
 # Remote states after which the model output exists: a failure then happened on the way to the index.
 INFERRED = frozenset({JobStateName.COMPLETED, JobStateName.PARTIALLY_COMPLETED})
+# Said in a failed job's reason when its index's load settings could not be restored (search/bulk_load.py).
+UNRESTORED = (
+    "the index's refresh_interval and number_of_replicas stay as the load set them until the next job into "
+    "it or `osbatch replay` restores them; the restore met"
+)
 
 
 def fail_job(
@@ -50,9 +55,9 @@ def fail_job(
     chunked: the pipeline chunks records, so its output was joined at PlanIngest like a joining backend's."""
     jobs, s3 = store.table, store.s3
     status = state.status
-    if index_load is not None:
-        # A failed load must not leave the index unrefreshed and without replicas.
-        index_load.end(jobs, state.job_id)
+    # A failed load must not leave the index unrefreshed and without replicas; a node that does not answer
+    # (the very failure, often) leaves that owed to the next job or replay, and the job still ends.
+    unrestored = index_load.end_or_owe(jobs, state.job_id) if index_load is not None else None
     reason: str | None
     if state.error is not None:
         # A step failed for good (its retries are spent); the remote job, if any, must not run on unobserved.
@@ -92,6 +97,9 @@ def fail_job(
             report = replace(
                 report, dead_lettered=report.dead_lettered + dropped, unaccounted=report.unaccounted - dropped
             )
+    if unrestored is not None:  # said after the dead letters, whose reason is the job's failure alone
+        ending = JobStatus(state=final, reason=f"{reason or final.value}; {UNRESTORED}: {unrestored}")
+        report = replace(report, reason=ending.reason)
     report = with_actuals(report, state, jobs=jobs, backend=backend)
     store_report(report, store, publish)
     # Failures and cancels free the slot too, and wake the next waiting job.
