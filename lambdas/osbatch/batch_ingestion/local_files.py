@@ -29,7 +29,7 @@ class LocalFiles:
         return {"Body": _Body(handle)}
 
     def upload_fileobj(
-        self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None, Config: Any = None
+        self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None, *, Config: Any = None
     ) -> None:
         path = _path(Bucket, Key)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -124,7 +124,7 @@ class _Rebucketed:
         return self._store.get_object(Bucket=self._bucket, Key=Key, Range=Range)
 
     def upload_fileobj(
-        self, Fileobj: object, Bucket: str, Key: str, ExtraArgs: object = None, Config: object = None
+        self, Fileobj: object, Bucket: str, Key: str, ExtraArgs: object = None, *, Config: object = None
     ) -> None:
         raise NotImplementedError("input files are read, never written")
 
