@@ -10,7 +10,7 @@ and stores dead letters in S3. Around it, in processes of their own so their mem
 - the node is a stand-in used only for this measurement (`serve_node`): it answers each bulk request
   after NODE_SECONDS with OpenSearch's per-item response, as a node that takes seconds per request
   does (so the writer keeps its requests in flight, as against the local node), or with a 429
-  `rejected_execution_exception` for every attempt of the request holding REFUSED_ID, whose 16,134
+  `rejected_execution_exception` for every attempt of the request holding the refused id, whose 16,134
   records are then dead-lettered, as at 1,000,000 records in bench/load.py.
 
 Figures: the peak over the imports' baseline, for the clean and the failing run at 100,000 and 125,000
@@ -21,6 +21,7 @@ records (48 and 60 MiB chunks: what one chunk was at 100,000 and at 1,000,000 re
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
@@ -44,8 +45,8 @@ from osbatch.config import BulkConfig  # noqa: E402
 
 DIM = 64
 SIZES = (100_000, 125_000)
+QUICK_SIZES = (40_000, 50_000)  # --quick: chunks of 19 and 24 MiB
 NODE_SECONDS = 1.0
-REFUSED_ID = doc_id(50_000)  # in the 4th request of a chunk
 GROWTH_TARGET = 1.2  # bench/load.py's target for 100,000 -> 1,000,000 records
 # Dead-lettering one failed request's records may cost at most this much memory per byte of the request
 # (sink.bulk.max_bytes): a 1 MiB spool and one 8 MiB upload part (44 MB, 5.2x, before both were bounded).
@@ -214,9 +215,9 @@ def _child(call: str) -> dict[str, Any]:
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-def one_run(s3_url: str, path: Path, failing: bool) -> Run:
+def one_run(s3_url: str, path: Path, refused: str) -> Run:
+    """refused: an id whose request the stand-in always refuses, or "" for a clean run."""
     port = _free_port()
-    refused = REFUSED_ID if failing else ""
     node_code = f"import bench.ingest_chunk_memory as m; m.serve_node({port}, {refused!r}, {NODE_SECONDS})"
     node = subprocess.Popen([sys.executable, "-c", node_code], cwd=ROOT, env=_env())
     try:
@@ -230,7 +231,7 @@ def one_run(s3_url: str, path: Path, failing: bool) -> Run:
     result = figures["result"]
     return Run(
         int(result["lines"]),
-        failing,
+        bool(refused),
         figures["base"],
         figures["peak"],
         result["indexed"],
@@ -238,7 +239,7 @@ def one_run(s3_url: str, path: Path, failing: bool) -> Run:
     )
 
 
-def main() -> bool:
+def main(sizes: tuple[int, int] = SIZES) -> bool:
     import boto3
 
     verdict = {True: "PASS", False: "FAIL"}
@@ -265,13 +266,14 @@ def main() -> bool:
         for bucket in ("bench-out", "bench-dlq"):
             s3.create_bucket(Bucket=bucket)
         with tempfile.TemporaryDirectory() as work:
-            for records in SIZES:
+            for records in sizes:
                 path = Path(work) / f"vectors-{records}.jsonl"
                 with path.open("wb") as out:
                     out.writelines(vector_lines(records, DIM))
                 s3.upload_file(str(path), "bench-out", path.name)
                 for failing in (False, True):
-                    run = one_run(s3_url, path, failing)
+                    # The refused request is the middle one of the smaller chunk (the 4th at 100,000).
+                    run = one_run(s3_url, path, doc_id(sizes[0] // 2) if failing else "")
                     runs[records, failing] = run
                     what = "one request refused to the end" if failing else "every request accepted"
                     print(
@@ -283,7 +285,7 @@ def main() -> bool:
     finally:
         server.terminate()
         server.wait()
-    small, large = SIZES
+    small, large = sizes
     correct = all(
         run.indexed + run.dead_lettered == run.records and (run.dead_lettered > 0) == run.failing
         for run in runs.values()
@@ -296,7 +298,7 @@ def main() -> bool:
         name = "with a request dead-lettered" if failing else "every request accepted"
         target = f"(target {GROWTH_TARGET}x): {verdict[ok]}"
         print(f"peak growth {small:,} -> {large:,} records, {name}: {growth:.2f}x {target}")
-    for records in SIZES:
+    for records in sizes:
         cost = runs[records, True].peak_mb / runs[records, False].peak_mb
         print(f"  (the failing run's peak at {records:,} records: {cost:.2f}x the clean run's)")
     request_mib = BulkConfig().max_bytes / 2**20
@@ -313,4 +315,6 @@ def main() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() else 1)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help=f"chunks of {QUICK_SIZES} records")
+    sys.exit(0 if main(QUICK_SIZES if parser.parse_args().quick else SIZES) else 1)
