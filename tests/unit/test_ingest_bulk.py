@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -683,3 +684,37 @@ def test_a_request_the_node_answered_with_an_error_does_not_take_it_as_gone() ->
 
     # Then the second request still gets all its retries: the node answered the first
     assert len(client.requests) == 8
+
+
+class RejectingEveryItem:
+    """Answers every document of every request with a mapping error, and keeps nothing of the requests (so
+    what the test measures is the writer's memory)."""
+
+    def bulk(self, *, body: bytes, index: str | None = None) -> Any:
+        return items(*([(400, MAPPER_ERROR)] * (body.count(b"\n") // 2)))
+
+
+def test_failures_handed_to_on_settled_are_not_kept_until_the_writer_closes() -> None:
+    # Given a writer whose failures a chunk dead-letters as each request settles (on_settled), requests of
+    # 16 KiB, and a cluster that refuses every document
+    max_bytes = 16 * 1024
+    failed: list[int] = []
+    bulk, _ = writer(
+        RejectingEveryItem(), max_bytes=max_bytes, on_settled=lambda s: failed.append(len(s.failures))
+    )
+    tracemalloc.start()
+    try:
+        # When 2,000 records of 1 KiB lines (125 requests' worth, about 2 MB of lines) are written
+        for n in range(2000):
+            raw = json.dumps({"_id": str(n), "pad": "x" * 1000}).encode()
+            bulk.add(MappedDoc(str(n), {"chunk": "a passage"}), RecordRef(n * 1024, n, raw))
+        failures = bulk.close()
+        held, _ = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # Then every record failed once, through on_settled, and the writer holds a few requests' worth at most
+    # (keeping the failures held 2.9 MB here): its memory does not grow with the records that failed
+    assert sum(failed) == 2000
+    assert held < 8 * max_bytes
+    assert failures == []

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -105,3 +106,24 @@ def test_adding_after_close_is_an_error(s3: Any) -> None:
     with pytest.raises(ValueError, match="would be lost"):
         writer.add(stage="map", reason="r", record={})
     assert writer.close() == 0
+
+
+def test_many_dead_letters_are_spooled_to_disk_not_held_in_memory(s3: Any) -> None:
+    # Given a writer, and a failed 8 MiB bulk request's worth of records (64-dim vectors, a 429's reason)
+    writer = new_writer(s3)
+    record = {"_id": "load-00000001", "vector": [0.1234] * 64}
+    reason = "HTTP 429 rejected_execution_exception: rejected execution of coordinating operation " * 2
+    tracemalloc.start()
+    try:
+        # When they are all added
+        for n in range(16_000):
+            writer.add(stage="index", reason=reason, record=record, line=n + 1, offset=n * 500)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    # Then about 9 MiB of letters went through at most 2 MiB of memory (the rest waits in a file for the
+    # upload), and all of them are stored
+    assert peak < 2 * 2**20
+    assert writer.close() == 16_000
+    assert len(stored(s3, writer.key)) == 16_000

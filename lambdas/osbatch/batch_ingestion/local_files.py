@@ -28,7 +28,9 @@ class LocalFiles:
         handle.seek(start)
         return {"Body": _Body(handle)}
 
-    def upload_fileobj(self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None) -> None:
+    def upload_fileobj(
+        self, Fileobj: Any, Bucket: str, Key: str, ExtraArgs: Any = None, *, Config: Any = None
+    ) -> None:
         path = _path(Bucket, Key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("wb") as out:

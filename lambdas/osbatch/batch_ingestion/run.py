@@ -123,7 +123,9 @@ class _Rebucketed:
     def get_object(self, *, Bucket: str, Key: str, Range: str) -> object:
         return self._store.get_object(Bucket=self._bucket, Key=Key, Range=Range)
 
-    def upload_fileobj(self, Fileobj: object, Bucket: str, Key: str, ExtraArgs: object = None) -> None:
+    def upload_fileobj(
+        self, Fileobj: object, Bucket: str, Key: str, ExtraArgs: object = None, *, Config: object = None
+    ) -> None:
         raise NotImplementedError("input files are read, never written")
 
     def delete_object(self, *, Bucket: str, Key: str) -> None:

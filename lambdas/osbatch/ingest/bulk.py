@@ -278,7 +278,8 @@ class BulkWriter:
         self._in_flight.append(self._pool.submit(self._send, batch, self._buffer_end))
 
     def close(self) -> list[Failure]:
-        """Send what is buffered and wait for every request; the failures of every request so far."""
+        """Send what is buffered and wait for every request; the failures of every request so far (with
+        on_settled: none, that callback had them)."""
         try:
             self.flush()
             while self._in_flight:
@@ -316,9 +317,12 @@ class BulkWriter:
         self.requests += settled.requests
         self.throttled += settled.throttled
         self.superseded += settled.superseded
-        self._failures.extend(settled.failures)
         if self._on_settled is not None:
+            # Handed over, not kept: a chunk dead-letters them as they settle, and keeping them too would
+            # hold every failed record's line until the chunk ends (memory growing with its failures).
             self._on_settled(settled)
+        else:
+            self._failures.extend(settled.failures)
 
     def _send(self, batch: list[_Pending], end: int) -> Settled:
         settled = self._send_documents(batch, end)

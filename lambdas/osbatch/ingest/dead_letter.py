@@ -9,13 +9,22 @@ from __future__ import annotations
 from tempfile import SpooledTemporaryFile
 from typing import Any, Literal
 
+from boto3.s3.transfer import TransferConfig
+
 from osbatch import jsonlines
 from osbatch.ingest.readers import ObjectStore
 
 # chunk: the record's text gives no passage, or more than max_chunk_limit (osbatch.chunking).
 Stage = Literal["parse", "chunk", "map", "index", "inference"]
-# Past this, the spool moves to /tmp: a chunk whose every record fails must not exhaust memory.
-SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
+# Past this, the spool moves to /tmp: a chunk whose every record fails must not exhaust memory. Small, because
+# a chunk's peak memory is its bulk requests' plus this: at 8 MiB, one failed request's 16,134 letters (64-dim
+# vectors) grew the process by 26 MB before the upload (docs/reliability.md, Load).
+SPOOL_MEMORY_BYTES = 1024 * 1024
+# s3transfer reads each part of a file object into memory, up to 10 parts of 8 MiB at once with its threads
+# (boto3 "S3 customization reference", TransferConfig:
+# docs.aws.amazon.com/boto3/latest/reference/customizations/s3.html): 18 MB more for 13.5 MiB of letters.
+# Without threads one part is read, sent and freed before the next.
+ONE_PART_AT_A_TIME = TransferConfig(use_threads=False)
 
 
 class DeadLetterWriter:
@@ -60,7 +69,11 @@ class DeadLetterWriter:
         if self.count:
             self._spool.seek(0)
             self._s3.upload_fileobj(
-                self._spool, self.bucket, self.key, ExtraArgs={"ContentType": "application/x-ndjson"}
+                self._spool,
+                self.bucket,
+                self.key,
+                ExtraArgs={"ContentType": "application/x-ndjson"},
+                Config=ONE_PART_AT_A_TIME,
             )
         else:
             self._s3.delete_object(Bucket=self.bucket, Key=self.key)
