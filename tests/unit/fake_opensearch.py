@@ -154,6 +154,12 @@ class Cluster:
 
     def __init__(self) -> None:
         self.docs: dict[str, dict[str, Any]] = {}
+        self.health_waits: list[str] = []
+
+    def health(self, *, index: str, **_: Any) -> dict[str, Any]:
+        """The cluster health API (`client.cluster.health`): every shard of this fake is always active."""
+        self.health_waits.append(index)
+        return {"status": "green", "timed_out": False}
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
         lines = body.decode().splitlines()

@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from opensearchpy.exceptions import RequestError
+from opensearchpy.exceptions import AuthorizationException, RequestError
 
 from osbatch.search.index import IndexMappingConflict, ensure_compatible_index, ensure_index
 from tests.unit.fake_opensearch import FakeClient, FakeIndices
@@ -34,9 +34,11 @@ def test_an_existing_index_is_left_alone() -> None:
     # When it is ensured
     created = ensure_index(client, "msmarco", MAPPING)
 
-    # Then nothing is created and no error escapes
+    # Then nothing is created and no error escapes, once its primary shards are active (a search of an
+    # index still recovering would answer 503)
     assert created is False
     assert client.indices.created == []
+    assert client.cluster.health_waits == ["msmarco"]
 
 
 def test_an_empty_mapping_creates_the_index_without_a_body() -> None:
@@ -166,3 +168,19 @@ def test_a_passage_layout_index_whose_parent_id_is_text_is_refused() -> None:
         IndexMappingConflict, match=r"parent_id\.type is 'text', the pipeline needs 'keyword'"
     ):
         ensure_compatible_index(client, "msmarco", wanted)
+
+
+def test_a_domain_that_refuses_cluster_health_still_gets_its_index_checked() -> None:
+    # Given an existing index on a domain whose access control refuses the cluster health API
+    client = FakeClient(FakeIndices(existing={"msmarco": {}}))
+
+    def refused(**_: Any) -> dict[str, Any]:
+        raise AuthorizationException(403, "security_exception", {})
+
+    client.cluster.health = refused  # type: ignore[method-assign]
+
+    # When it is ensured
+    created = ensure_index(client, "msmarco", MAPPING)
+
+    # Then the wait is skipped and nothing fails
+    assert created is False

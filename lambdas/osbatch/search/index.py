@@ -8,11 +8,14 @@ with another type or dimension for a mapped field would reject every document, s
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import suppress
 from typing import Any
 
-from opensearchpy.exceptions import RequestError
+from opensearchpy.exceptions import RequestError, TransportError
 
 ALREADY_EXISTS = "resource_already_exists_exception"
+# How long to wait for an existing index's primary shards before going on regardless.
+ACTIVE_SHARDS_TIMEOUT = "30s"
 # The properties of a field whose disagreement makes documents unindexable or vectors incomparable.
 CHECKED = (("type",), ("dimension",), ("method", "space_type"), ("space_type",))
 
@@ -31,9 +34,21 @@ def ensure_index(client: Any, index: str, body: dict[str, Any]) -> bool:
         client.indices.create(index=index, body=body or None)
     except RequestError as error:
         if error.error == ALREADY_EXISTS:
+            _wait_for_primaries(client, index)
             return False
         raise
     return True
+
+
+def _wait_for_primaries(client: Any, index: str) -> None:
+    """Wait until the index's primary shards are active (cluster health yellow), as index creation itself
+    waits for them. An index another job created a moment ago, or one the node is recovering after a
+    restart, otherwise answers the first search with 503 search_phase_execution_exception, which would fail
+    the job ("Cluster health", docs.opensearch.org/latest/api-reference/cluster-api/cluster-health/).
+    Best effort: a domain whose access control refuses cluster health, or a wait that times out, goes on,
+    and the search says what is wrong."""
+    with suppress(TransportError):
+        client.cluster.health(index=index, wait_for_status="yellow", timeout=ACTIVE_SHARDS_TIMEOUT)
 
 
 def ensure_compatible_index(client: Any, index: str, body: dict[str, Any]) -> bool:
