@@ -11,7 +11,7 @@ from typing import Any
 
 from opensearchpy.exceptions import NotFoundError, RequestError
 
-from tests.unit.fake_opensearch import FakeIndices
+from tests.unit.fake_opensearch import ClusterHealth, FakeIndices
 
 
 class FakeMlTransport:
@@ -83,4 +83,5 @@ class FakeMlTransport:
 class FakeSearchClient:
     def __init__(self) -> None:
         self.indices = FakeIndices()
+        self.cluster = ClusterHealth()
         self.transport = FakeMlTransport()

@@ -148,18 +148,24 @@ class FakeClient:
         ]
 
 
-class Cluster:
+class ClusterHealth:
+    """The cluster health API (`client.cluster.health`): every shard of these fakes is always active."""
+
+    def __init__(self) -> None:
+        self.health_waits: list[str] = []
+
+    def health(self, *, index: str, **_: Any) -> dict[str, Any]:
+        self.health_waits.append(index)
+        return {"status": "green", "timed_out": False}
+
+
+class Cluster(ClusterHealth):
     """Bulk `index` and `update` (+ `doc_as_upsert`) actions, applied as OpenSearch applies them: an update
     of a missing document without doc_as_upsert answers 404 document_missing_exception."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.docs: dict[str, dict[str, Any]] = {}
-        self.health_waits: list[str] = []
-
-    def health(self, *, index: str, **_: Any) -> dict[str, Any]:
-        """The cluster health API (`client.cluster.health`): every shard of this fake is always active."""
-        self.health_waits.append(index)
-        return {"status": "green", "timed_out": False}
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
         lines = body.decode().splitlines()
@@ -191,6 +197,7 @@ class KnnCluster:
         self.versions: dict[str, int] = {}
         self.requests = 0
         self.indices = FakeIndices()
+        self.cluster = ClusterHealth()
 
     def bulk(self, *, body: bytes, index: str | None = None) -> dict[str, Any]:
         self.requests += 1
