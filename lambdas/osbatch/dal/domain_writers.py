@@ -26,6 +26,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -144,14 +145,19 @@ class DomainWriters:
         seniority = sorted(leases, key=lambda held: (int(leases[held]), held))
         return seniority.index(writer) < int(item.get("limit", self._settings.initial))
 
-    def wait_turn(self, writer: str, *, deadline: float) -> float:
+    def wait_turn(
+        self, writer: str, *, deadline: float, serialized: AbstractContextManager[Any] | None = None
+    ) -> float:
         """Wait until `writer` may send a request (may_write), polling with jitter, and return the time its
         turn came (what `throttled` compares with the last halving); NoWriterSlot when its turn has not
-        come by `deadline` (the chunk is then retried later, from its checkpoint)."""
+        come by `deadline` (the chunk is then retried later, from its checkpoint). `serialized` is held
+        around each read, not while sleeping between them."""
         polls = retrying(SLOT_POLL, before_deadline(deadline, self._clock), hooks=self._hooks)
         for attempt in polls:
             with attempt:
-                if self.may_write(writer):
+                with serialized or nullcontext():
+                    allowed = self.may_write(writer)
+                if allowed:
                     return self._clock()
                 raise TryAgain
         raise NoWriterSlot(f"ingest writer {writer} paused for older writers past its deadline")
@@ -238,8 +244,8 @@ class WriterTurns:
         self._lock = threading.Lock()
 
     def wait_turn(self) -> float:
-        with self._lock:  # a second thread waiting here would wait for the same turn anyway
-            return self._writers.wait_turn(self._writer, deadline=self._deadline)
+        # The lock is not held while waiting: another thread may report its request's outcome meanwhile.
+        return self._writers.wait_turn(self._writer, deadline=self._deadline, serialized=self._lock)
 
     def throttled(self, turn: float) -> None:
         with self._lock:
