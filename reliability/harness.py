@@ -4,6 +4,7 @@ left in the index and the dead-letter bucket, and account for every record (reli
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -172,20 +173,34 @@ class Harness:
         )
         return bool(listing.get("Contents"))
 
-    def replay(self, job_id: str, scratch: Path) -> Any:
-        """`osbatch replay <job>`: re-ingest the job's ingest dead letters."""
+    def start_ingest(self, upload: Upload) -> tuple[list[tuple[str, str]], str]:
+        """Into a fresh index, one upload, waited on until PlanIngest wrote its first ingest plan (the Map
+        is about to bulk): what `upload` returns, and the job's id."""
+        self.fresh_index()
+        started = self.upload([upload])
+        ((job_id, _),) = started
+        self.wait_until(lambda: self.plan_written(job_id), what="the first ingest plan")
+        return started, job_id
+
+    def replay(self, job_id: str) -> str:
+        """`osbatch replay <job>`: re-ingest the job's ingest dead letters; what it did, as a note."""
         from cli.replay import replay_job
 
-        return replay_job(
-            job_id,
-            job_id=job_id,
-            config=self.config,
-            s3=self.s3,
-            bucket=self.stack.outputs["DeadLetterBucketName"],
-            opensearch=self.client,
-            resubmit_dir=scratch,
-            say=lambda _: None,
-            jobs=self.jobs,
+        with tempfile.TemporaryDirectory() as scratch:
+            report = replay_job(
+                job_id,
+                job_id=job_id,
+                config=self.config,
+                s3=self.s3,
+                bucket=self.stack.outputs["DeadLetterBucketName"],
+                opensearch=self.client,
+                resubmit_dir=Path(scratch),
+                say=lambda _: None,
+                jobs=self.jobs,
+            )
+        return (
+            f"osbatch replay: read {report.read}, indexed {report.indexed}, "
+            f"failed again {report.dead_lettered}"
         )
 
     def reports(self, job_ids: Sequence[str]) -> list[dict[str, Any]]:

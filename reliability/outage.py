@@ -13,10 +13,8 @@ from outside osbatch:
 
 from __future__ import annotations
 
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from local.aws import session
@@ -58,11 +56,8 @@ class Outcome:
 
 def node_outage(harness: Harness, scale: int) -> Outcome:
     uploads = [Upload("outage.jsonl", b"\n".join(good("outage", 1000 * scale)) + b"\n")]
-    harness.fresh_index()
     started_at = time.monotonic()
-    started = harness.upload(uploads)
-    ((job_id, _),) = started
-    harness.wait_until(lambda: harness.plan_written(job_id), what="the first ingest plan")
+    started, job_id = harness.start_ingest(uploads[0])
     stop_node(harness.runtime)
     try:
         ending = _wait_with_node_down(harness, job_id)
@@ -91,12 +86,7 @@ def node_outage(harness: Harness, scale: int) -> Outcome:
     if first.duplicated:
         broken.append(f"{first.duplicated} records duplicated before replay: {first.duplicated_examples[:3]}")
     if first.dead_lettered:
-        with tempfile.TemporaryDirectory() as scratch:
-            replayed = harness.replay(job_id, Path(scratch))
-        notes.append(
-            f"osbatch replay: read {replayed.read}, indexed {replayed.indexed}, "
-            f"failed again {replayed.dead_lettered}"
-        )
+        notes.append(harness.replay(job_id))
     notes.append(f"index settings after the replay: {index_settings(harness)}")
     tally = harness.tally(uploads, started, replayed=True)
     seconds = time.monotonic() - started_at

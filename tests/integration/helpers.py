@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -83,6 +84,24 @@ def wait_for_remote_jobs(jobs: JobTable, job_id: str) -> list[dict[str, Any]]:
         lambda: (jobs.get(job_id) or {}).get("remote_jobs"), what=f"the remote jobs of {job_id}"
     )
     return found
+
+
+def stop_held_job(
+    stack: Any, config: PipelineConfig, jobs: JobTable, name: str, records: int
+) -> tuple[str, dict[str, Any], str]:
+    """A job of `records` texts whose remote job the emulators hold in progress (the hold_jobs fault), so
+    its execution waits in WaitForJob, then stopped by an operator (StopExecution, never a Catch): the job's
+    id, its remote job, and the execution's ARN."""
+    set_faults(hold_jobs=True)
+    body = b"".join(
+        json.dumps({"_id": f"{name}-{n}", "text": f"passage {n}"}).encode() + b"\n" for n in range(records)
+    )
+    job_id = upload(stack, config, f"{name}-{time.time_ns()}.jsonl", body)
+    (remote,) = wait_for_remote_jobs(jobs, job_id)
+    execution = str(jobs.get(job_id)["execution_arn"])  # type: ignore[index]
+    sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
+    sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped by hand")
+    return job_id, remote, execution
 
 
 def wait_for_free_slots(jobs: JobTable, pipeline: str) -> None:

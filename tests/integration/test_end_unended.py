@@ -23,10 +23,8 @@ from tests.helpers import eventually
 from tests.integration.helpers import (
     dead_letters,
     report,
-    set_faults,
-    upload,
+    stop_held_job,
     wait_for_free_slots,
-    wait_for_remote_jobs,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("clean_faults")]
@@ -97,15 +95,8 @@ def test_a_job_whose_safety_net_event_was_dead_lettered_is_ended_by_the_command(
 ) -> None:
     # Given a job waiting on its Bedrock job (held in progress), whose execution is then stopped while the
     # safety net cannot reach fail-job
-    set_faults(hold_jobs=True)
-    body = b"".join(
-        json.dumps({"_id": f"unended-{n}", "text": f"passage {n}"}).encode() + b"\n" for n in range(RECORDS)
-    )
-    job_id = upload(stack, config, f"unended-{time.time_ns()}.jsonl", body)
-    (remote,) = wait_for_remote_jobs(jobs, job_id)
+    job_id, remote, arn = stop_held_job(stack, config, jobs, "unended", RECORDS)
     sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
-    arn = str(jobs.get(job_id)["execution_arn"])  # type: ignore[index]
-    sfn.stop_execution(executionArn=arn, error="Operator", cause="stopped by hand")
 
     def aborted() -> dict[str, Any] | None:
         found = sfn.describe_execution(executionArn=arn)

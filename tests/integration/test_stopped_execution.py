@@ -4,8 +4,6 @@ stopped and its slot given back."""
 
 from __future__ import annotations
 
-import json
-import time
 from typing import Any
 
 import pytest
@@ -17,11 +15,9 @@ from osbatch.dal import JobTable
 from tests.integration.helpers import (
     dead_letters,
     report,
-    set_faults,
-    upload,
+    stop_held_job,
     wait_for_end,
     wait_for_free_slots,
-    wait_for_remote_jobs,
 )
 
 # every test starts and ends with no faults set
@@ -35,16 +31,9 @@ def test_a_stopped_execution_fails_its_job_and_dead_letters_its_records(
 ) -> None:
     # Given a job whose Bedrock job stays in progress (the emulator's hold_jobs), so its execution waits in
     # WaitForJob
-    set_faults(hold_jobs=True)
-    body = b"".join(
-        json.dumps({"_id": f"aborted-{n}", "text": f"passage {n}"}).encode() + b"\n" for n in range(RECORDS)
-    )
-    job_id = upload(stack, config, f"aborted-{time.time_ns()}.jsonl", body)
-    (remote,) = wait_for_remote_jobs(jobs, job_id)
     # When an operator stops the execution
+    job_id, remote, execution = stop_held_job(stack, config, jobs, "aborted", RECORDS)
     sfn = session().client("stepfunctions", endpoint_url=AWS_URL)
-    execution = str(jobs.get(job_id)["execution_arn"])  # type: ignore[index]
-    sfn.stop_execution(executionArn=execution, error="Operator", cause="stopped by hand")
     job = wait_for_end(jobs, job_id)
     # Then the job is FAILED, naming the stop, and its records are all dead-lettered with that reason
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"

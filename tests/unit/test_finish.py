@@ -402,18 +402,24 @@ def test_a_job_the_service_failed_before_ingest_dead_letters_its_file_with_the_r
     assert letter["reason"].endswith("validation: bad input") and letter["record"]["records"] == 9
 
 
-def test_a_failed_load_still_restores_the_index_settings(
-    config: PipelineConfig, job: JobTable, s3: Any
-) -> None:
-    # Given a job whose PlanIngest relaxed a new index for loading
-    from osbatch.search.bulk_load import IndexLoad
-
+def relaxed_for_loading(config: PipelineConfig, job: JobTable, s3: Any) -> tuple[FakeClient, JobState]:
+    """A job whose PlanIngest relaxed a new index for loading: the cluster, and the state PlanIngest left."""
     cluster = FakeClient()
     s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
     backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
     state = plan_ingest(
         awaiting_plan(), pipeline=DeployedPipeline(config, backend, cluster), store=job_store(job, s3)
     )
+    return cluster, state
+
+
+def test_a_failed_load_still_restores_the_index_settings(
+    config: PipelineConfig, job: JobTable, s3: Any
+) -> None:
+    # Given a job whose PlanIngest relaxed a new index for loading
+    from osbatch.search.bulk_load import IndexLoad
+
+    cluster, state = relaxed_for_loading(config, job, s3)
     assert cluster.indices.settings["msmarco"]["refresh_interval"] == "-1"
 
     # When the Map fails and FailJob runs
@@ -591,12 +597,7 @@ def test_a_job_failed_while_the_node_is_down_still_ends_and_owes_the_restore(
     # the node stopped answering
     from osbatch.search.bulk_load import IndexLoad
 
-    cluster = FakeClient()
-    s3.put_object(Bucket="osb-out", Key="jobs/msmarco-1/output/p.out", Body=b'{"_id": 1}\n')
-    backend = ScriptedBackend(output_objects=[OutputObject("osb-out", "jobs/msmarco-1/output/p.out", 10)])
-    state = plan_ingest(
-        awaiting_plan(), pipeline=DeployedPipeline(config, backend, cluster), store=job_store(job, s3)
-    )
+    cluster, state = relaxed_for_loading(config, job, s3)
     cluster.indices.down = True
     failed = state.model_copy(update={"error": {"Error": "ConnectionError", "Cause": "the node went away"}})
 

@@ -151,6 +151,15 @@ def test_records_without_a_model_output_are_handed_back_and_failed_jobs_name_the
     assert "40 records of s3://in/a.jsonl were not indexed because their job failed" in said[-2]
 
 
+def failed_load_with_a_dead_letter(s3: Any, jobs: JobTable, index: str, saved: dict[str, str]) -> None:
+    """Job "j"'s load left its restore owed (`saved` kept, no job loading) and one record dead-lettered."""
+    jobs.join_bulk_load(index, "j")
+    jobs.save_bulk_load_settings(index, saved)
+    jobs.leave_bulk_load(index, "j")
+    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
+    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+
+
 def test_a_replay_first_restores_the_index_settings_a_failed_load_left(
     s3: Any, tmp_path: Any, jobs: JobTable
 ) -> None:
@@ -161,11 +170,9 @@ def test_a_replay_first_restores_the_index_settings_a_failed_load_left(
     config = parse_pipeline(pipeline_dict(sink=fixed_sink()))
     cluster = KnnCluster()
     cluster.indices.settings[config.sink.index] = {"refresh_interval": "-1", "number_of_replicas": "0"}
-    jobs.join_bulk_load(config.sink.index, "j")
-    jobs.save_bulk_load_settings(config.sink.index, {"refresh_interval": "5s", "number_of_replicas": "1"})
-    jobs.leave_bulk_load(config.sink.index, "j")
-    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
-    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+    failed_load_with_a_dead_letter(
+        s3, jobs, config.sink.index, {"refresh_interval": "5s", "number_of_replicas": "1"}
+    )
     said: list[str] = []
 
     # When the job is replayed with the node back
@@ -192,11 +199,7 @@ def test_a_replay_that_cannot_restore_the_settings_still_replays(
     config = parse_pipeline(pipeline_dict(sink=fixed_sink()))
     cluster = KnnCluster()
     cluster.indices.down = True
-    jobs.join_bulk_load(config.sink.index, "j")
-    jobs.save_bulk_load_settings(config.sink.index, {"refresh_interval": "5s"})
-    jobs.leave_bulk_load(config.sink.index, "j")
-    ingest = [dead_letter("index", {"_id": "1", "text": "a", "embedding": [1, 2, 3]}, line=1)]
-    s3.put_object(Bucket=DLQ, Key=dead_letter_key("j", INGEST_DEAD_LETTERS, 0), Body=b"\n".join(ingest))
+    failed_load_with_a_dead_letter(s3, jobs, config.sink.index, {"refresh_interval": "5s"})
     said: list[str] = []
 
     # When the job is replayed
